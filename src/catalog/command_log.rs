@@ -1,0 +1,71 @@
+//! The command log: every accepted statement that changes state, in a single-partition topic.
+//!
+//! A statement is appended before it takes effect; its offset is its command sequence number and
+//! names the query it starts. On start the server replays the log to rebuild the catalog.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use rdkafka::producer::FutureRecord;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    connectors::kafka::KafkaCluster,
+    error::{Result, SluiceError},
+};
+
+/// One entry of the log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Command {
+    pub statement: String,
+    /// Request properties in force for the statement (`auto.offset.reset`, …).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+pub struct CommandLog {
+    topic: String,
+    cluster: Arc<KafkaCluster>,
+}
+
+impl CommandLog {
+    pub async fn open(cluster: Arc<KafkaCluster>, service_id: &str) -> Result<Self> {
+        let topic = format!("_sluice-{service_id}_command_topic");
+        cluster
+            .ensure_topic(&topic, 1, 1, &[("retention.ms", "-1")])
+            .await?;
+        Ok(Self { topic, cluster })
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Appends a command and returns its sequence number once it is durable.
+    pub async fn append(&self, command: &Command) -> Result<i64> {
+        let value = serde_json::to_vec(command)?;
+        let delivery = self
+            .cluster
+            .producer()
+            .send(
+                FutureRecord::<str, [u8]>::to(&self.topic).payload(&value).partition(0),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| SluiceError::Kafka(e))?;
+        Ok(delivery.offset)
+    }
+
+    /// Every command so far, in order, with its sequence number.
+    pub async fn replay(&self) -> Result<Vec<(i64, Command)>> {
+        let cluster = self.cluster.clone();
+        let topic = self.topic.clone();
+        let records = tokio::task::spawn_blocking(move || cluster.read_partition_to_end(&topic))
+            .await
+            .map_err(|e| SluiceError::Internal(e.to_string()))??;
+        records
+            .into_iter()
+            .filter_map(|r| r.value.map(|v| (r.offset, v)))
+            .map(|(offset, value)| Ok((offset, serde_json::from_slice(&value)?)))
+            .collect()
+    }
+}

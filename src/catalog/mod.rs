@@ -1,0 +1,83 @@
+//! The catalog: the streams and persistent queries that exist, read from a snapshot behind a lock.
+//!
+//! It is changed only by applying commands from the command log, so every server that replays
+//! the log holds the same catalog.
+
+pub mod command_log;
+pub mod stream;
+pub mod types;
+
+use std::collections::BTreeMap;
+
+use parking_lot::RwLock;
+
+pub use stream::{Format, StreamDef};
+
+use crate::error::{Result, SluiceError};
+
+/// A persistent query as the catalog knows it.
+#[derive(Debug, Clone)]
+pub struct QueryDef {
+    pub id: String,
+    pub statement: String,
+    pub source: String,
+    pub sink: String,
+    pub sink_topic: String,
+    /// Properties in force when the query was created (`auto.offset.reset`, …).
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct CatalogState {
+    pub streams: BTreeMap<String, StreamDef>,
+    pub queries: BTreeMap<String, QueryDef>,
+}
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    state: RwLock<CatalogState>,
+}
+
+impl Catalog {
+    pub fn snapshot(&self) -> CatalogState {
+        self.state.read().clone()
+    }
+
+    pub fn stream(&self, name: &str) -> Result<StreamDef> {
+        self.state.read().streams.get(name).cloned().ok_or_else(|| {
+            SluiceError::NotFound(format!("Could not find STREAM/TABLE '{name}' in the Metastore"))
+        })
+    }
+
+    pub fn has_stream(&self, name: &str) -> bool {
+        self.state.read().streams.contains_key(name)
+    }
+
+    pub fn query(&self, id: &str) -> Option<QueryDef> {
+        self.state.read().queries.get(id).cloned()
+    }
+
+    pub fn put_stream(&self, stream: StreamDef) {
+        self.state.write().streams.insert(stream.name.clone(), stream);
+    }
+
+    pub fn remove_stream(&self, name: &str) -> Option<StreamDef> {
+        self.state.write().streams.remove(name)
+    }
+
+    pub fn put_query(&self, query: QueryDef) {
+        self.state.write().queries.insert(query.id.clone(), query);
+    }
+
+    pub fn remove_query(&self, id: &str) -> Option<QueryDef> {
+        self.state.write().queries.remove(id)
+    }
+
+    /// Queries reading from and writing into a stream.
+    pub fn queries_of(&self, stream: &str) -> (Vec<QueryDef>, Vec<QueryDef>) {
+        let state = self.state.read();
+        let reads = state.queries.values().filter(|q| q.source == stream).cloned().collect();
+        let writes = state.queries.values().filter(|q| q.sink == stream).cloned().collect();
+        (reads, writes)
+    }
+}

@@ -1,0 +1,204 @@
+//! A stream: a schema over a Kafka topic, with the formats of its keys and values.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use crate::{
+    catalog::types::SqlType,
+    error::{Result, SluiceError},
+    parser::{ColumnDef, Properties},
+};
+
+/// How a key or a value is laid out in a record's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Kafka,
+    Delimited,
+}
+
+impl Format {
+    pub fn parse(text: &str) -> Result<Format> {
+        match text.to_ascii_uppercase().as_str() {
+            "JSON" => Ok(Format::Json),
+            "KAFKA" => Ok(Format::Kafka),
+            "DELIMITED" => Ok(Format::Delimited),
+            "AVRO" | "PROTOBUF" | "PROTOBUF_NOSR" | "JSON_SR" | "NONE" => Err(
+                SluiceError::NotImplemented(format!("the {text} format; use JSON, KAFKA or DELIMITED")),
+            ),
+            _ => Err(SluiceError::Plan(format!(
+                "unknown format '{text}'; expected JSON, KAFKA or DELIMITED"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "JSON",
+            Format::Kafka => "KAFKA",
+            Format::Delimited => "DELIMITED",
+        }
+    }
+}
+
+/// Pseudo-columns every stream has besides its declared ones.
+pub const ROWTIME: &str = "ROWTIME";
+pub const ROWPARTITION: &str = "ROWPARTITION";
+pub const ROWOFFSET: &str = "ROWOFFSET";
+
+/// A declared or query-created stream.
+#[derive(Debug, Clone)]
+pub struct StreamDef {
+    pub name: String,
+    pub topic: String,
+    /// Key columns first, as ksqlDB orders them, then value columns.
+    pub columns: Vec<ColumnDef>,
+    pub key_format: Format,
+    pub value_format: Format,
+    pub value_delimiter: u8,
+    /// A value column whose BIGINT or TIMESTAMP value becomes ROWTIME.
+    pub timestamp_column: Option<String>,
+    /// The statement that created it, as the user wrote it.
+    pub statement: String,
+}
+
+impl StreamDef {
+    /// Builds a stream from its declaration, checking the properties ksqlDB checks.
+    pub fn from_declaration(
+        name: &str,
+        columns: Vec<ColumnDef>,
+        properties: &Properties,
+        default_topic: Option<&str>,
+        statement: &str,
+    ) -> Result<StreamDef> {
+        const KNOWN: [&str; 10] = [
+            "KAFKA_TOPIC",
+            "VALUE_FORMAT",
+            "KEY_FORMAT",
+            "FORMAT",
+            "PARTITIONS",
+            "REPLICAS",
+            "TIMESTAMP",
+            "VALUE_DELIMITER",
+            "WRAP_SINGLE_VALUE",
+            "RETENTION_MS",
+        ];
+        for (key, _) in &properties.0 {
+            if !KNOWN.contains(&key.to_ascii_uppercase().as_str()) {
+                return Err(SluiceError::Plan(format!(
+                    "Invalid config variable(s) in the WITH clause: {key}"
+                )));
+            }
+        }
+        let topic = match (properties.get("KAFKA_TOPIC"), default_topic) {
+            (Some(topic), _) => topic.as_text(),
+            (None, Some(default)) => default.to_string(),
+            (None, None) => {
+                return Err(SluiceError::Plan(
+                    "Missing required property \"KAFKA_TOPIC\" which has no default value.".into(),
+                ));
+            }
+        };
+        let format = properties.get("FORMAT").map(|f| f.as_text());
+        let value_format = match properties.get("VALUE_FORMAT").map(|f| f.as_text()).or(format.clone()) {
+            Some(f) => Format::parse(&f)?,
+            None if default_topic.is_some() => Format::Json,
+            None => {
+                return Err(SluiceError::Plan(
+                    "Statement is missing the 'VALUE_FORMAT' property from the WITH clause. Either provide one or set a default via the 'ksql.persistence.default.format.value' config.".into(),
+                ));
+            }
+        };
+        let key_format = match properties.get("KEY_FORMAT").map(|f| f.as_text()).or(format) {
+            Some(f) => Format::parse(&f)?,
+            None => Format::Kafka,
+        };
+        if key_format != Format::Kafka {
+            return Err(SluiceError::NotImplemented(format!(
+                "KEY_FORMAT {}; keys are read as KAFKA",
+                key_format.name()
+            )));
+        }
+        let value_delimiter = match properties.get("VALUE_DELIMITER").map(|d| d.as_text()) {
+            None => b',',
+            Some(d) if d.eq_ignore_ascii_case("TAB") => b'\t',
+            Some(d) if d.eq_ignore_ascii_case("SPACE") => b' ',
+            Some(d) if d.len() == 1 => d.as_bytes()[0],
+            Some(d) => {
+                return Err(SluiceError::Plan(format!(
+                    "VALUE_DELIMITER '{d}' must be a single character, TAB or SPACE"
+                )));
+            }
+        };
+        let mut seen = std::collections::HashSet::new();
+        for column in &columns {
+            if !seen.insert(column.name.clone()) {
+                return Err(SluiceError::Plan(format!(
+                    "Duplicate column names: {}",
+                    column.name
+                )));
+            }
+            if [ROWTIME, ROWPARTITION, ROWOFFSET].contains(&column.name.as_str()) {
+                return Err(SluiceError::Plan(format!(
+                    "'{}' is a reserved column name.",
+                    column.name
+                )));
+            }
+        }
+        if value_format == Format::Kafka && columns.iter().filter(|c| !c.key).count() > 1 {
+            return Err(SluiceError::Plan(
+                "The 'KAFKA' format only supports a single field. Got: more than one value column".into(),
+            ));
+        }
+        let timestamp_column = properties.get("TIMESTAMP").map(|t| t.as_text().to_ascii_uppercase());
+        if let Some(ts) = &timestamp_column {
+            match columns.iter().find(|c| &c.name == ts) {
+                Some(c) if matches!(c.data_type, SqlType::Bigint | SqlType::Timestamp) => {}
+                Some(_) => {
+                    return Err(SluiceError::Plan(format!(
+                        "Timestamp column, {ts}, should be LONG(INT64) or TIMESTAMP"
+                    )));
+                }
+                None => {
+                    return Err(SluiceError::Plan(format!(
+                        "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{ts}'"
+                    )));
+                }
+            }
+        }
+        let mut ordered: Vec<ColumnDef> = columns.iter().filter(|c| c.key).cloned().collect();
+        ordered.extend(columns.into_iter().filter(|c| !c.key));
+        Ok(StreamDef {
+            name: name.to_string(),
+            topic,
+            columns: ordered,
+            key_format,
+            value_format,
+            value_delimiter,
+            timestamp_column,
+            statement: statement.to_string(),
+        })
+    }
+
+    pub fn key_columns(&self) -> impl Iterator<Item = &ColumnDef> {
+        self.columns.iter().filter(|c| c.key)
+    }
+
+    pub fn value_columns(&self) -> impl Iterator<Item = &ColumnDef> {
+        self.columns.iter().filter(|c| !c.key)
+    }
+
+    /// The schema queries see: declared columns, then the pseudo-columns.
+    pub fn row_schema(&self) -> SchemaRef {
+        let mut fields: Vec<Field> = self
+            .columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.data_type.to_arrow(), true))
+            .collect();
+        fields.push(Field::new(ROWTIME, DataType::Int64, false));
+        fields.push(Field::new(ROWPARTITION, DataType::Int32, false));
+        fields.push(Field::new(ROWOFFSET, DataType::Int64, false));
+        Arc::new(Schema::new(fields))
+    }
+}

@@ -1,0 +1,151 @@
+//! Server configuration: built-in defaults, then a properties file, then environment and flags.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
+
+use crate::error::{Result, SluiceError};
+
+/// Everything `sluice-server` needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where the HTTP API listens.
+    pub listen: SocketAddr,
+    /// An external Kafka cluster; `None` starts the embedded broker.
+    pub bootstrap_servers: Option<String>,
+    /// Where the embedded broker listens when it is used.
+    pub broker_listen: SocketAddr,
+    /// Names the command topic and query groups, like `ksql.service.id`.
+    pub service_id: String,
+    /// Holds the embedded broker's log and any local state.
+    pub data_dir: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: ([127, 0, 0, 1], 8088).into(),
+            bootstrap_servers: None,
+            broker_listen: ([127, 0, 0, 1], 9092).into(),
+            service_id: "default_".to_string(),
+            data_dir: PathBuf::from("sluice-data"),
+        }
+    }
+}
+
+/// Settings given explicitly by flags or environment variables; they win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub bootstrap_servers: Option<String>,
+    pub broker_listen: Option<String>,
+    pub service_id: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ServerConfig {
+    /// Layers the optional properties file and the overrides over the defaults.
+    pub fn load(file: Option<&std::path::Path>, overrides: Overrides) -> Result<Self> {
+        let mut layered = BTreeMap::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                SluiceError::Config(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            layered = parse_properties(&text)?;
+        }
+        let mut set = |key: &str, value: Option<String>| {
+            if let Some(value) = value {
+                layered.insert(key.to_string(), value);
+            }
+        };
+        set("listeners", overrides.listen);
+        set("bootstrap.servers", overrides.bootstrap_servers);
+        set("broker.listen", overrides.broker_listen);
+        set("ksql.service.id", overrides.service_id);
+        set(
+            "data.dir",
+            overrides.data_dir.map(|p| p.to_string_lossy().into_owned()),
+        );
+
+        let mut config = ServerConfig::default();
+        for (key, value) in layered {
+            match key.as_str() {
+                "listeners" | "listen" => config.listen = parse_address(&key, &value)?,
+                "bootstrap.servers" => {
+                    config.bootstrap_servers = Some(value).filter(|v| !v.trim().is_empty())
+                }
+                "broker.listen" => config.broker_listen = parse_address(&key, &value)?,
+                "ksql.service.id" | "service.id" => config.service_id = value,
+                "data.dir" => config.data_dir = PathBuf::from(value),
+                other => {
+                    return Err(SluiceError::Config(format!(
+                        "unknown key '{other}' (known: listeners, bootstrap.servers, broker.listen, ksql.service.id, data.dir)"
+                    )));
+                }
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// Reads `key=value` lines as in ksqlDB's server properties; `#` and `!` start comments.
+fn parse_properties(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let (key, value) = line
+            .split_once(['=', ':'])
+            .ok_or_else(|| SluiceError::Config(format!("line {}: expected key=value", n + 1)))?;
+        map.insert(key.trim().to_string(), value.trim().to_string());
+    }
+    Ok(map)
+}
+
+/// Accepts `host:port` and ksqlDB's `http://host:port` listener form.
+fn parse_address(key: &str, value: &str) -> Result<SocketAddr> {
+    let bare = value
+        .trim()
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let bare = bare.replace("localhost", "127.0.0.1");
+    bare.parse().map_err(|_| {
+        SluiceError::Config(format!("{key}: '{value}' is not an address like 127.0.0.1:8088"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.properties");
+        std::fs::write(
+            &path,
+            "# comment\nlisteners=http://0.0.0.0:9000\nksql.service.id=grid_\n",
+        )
+        .unwrap();
+        let config = ServerConfig::load(
+            Some(&path),
+            Overrides {
+                service_id: Some("flag_".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(config.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(config.service_id, "flag_");
+        assert_eq!(config.broker_listen, "127.0.0.1:9092".parse().unwrap());
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.properties");
+        std::fs::write(&path, "listen.port=1\n").unwrap();
+        let err = ServerConfig::load(Some(&path), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("unknown key 'listen.port'"), "{err}");
+    }
+}

@@ -1,0 +1,234 @@
+//! Kafka through rdkafka: client settings, topic administration and offsets.
+
+pub mod offsets;
+
+use std::time::Duration;
+
+use rdkafka::{
+    ClientConfig,
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    consumer::{BaseConsumer, Consumer},
+    error::RDKafkaErrorCode,
+    producer::FutureProducer,
+};
+
+use crate::error::{Result, SluiceError};
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The Kafka cluster Sluice runs against, and the clients shared by every part of the server.
+pub struct KafkaCluster {
+    bootstrap_servers: String,
+    admin: AdminClient<DefaultClientContext>,
+    metadata: BaseConsumer,
+    producer: FutureProducer,
+}
+
+/// A topic and its partition count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub partitions: i32,
+    pub replicas: i32,
+}
+
+impl KafkaCluster {
+    pub fn connect(bootstrap_servers: &str) -> Result<Self> {
+        Ok(Self {
+            bootstrap_servers: bootstrap_servers.to_string(),
+            admin: client_config(bootstrap_servers).create()?,
+            metadata: client_config(bootstrap_servers).create()?,
+            producer: producer_config(bootstrap_servers).create()?,
+        })
+    }
+
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap_servers
+    }
+
+    /// The producer shared by statements that write single records.
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    /// Settings for a consumer that reads partitions it assigns itself (no group membership).
+    pub fn consumer_config(&self) -> ClientConfig {
+        let mut config = client_config(&self.bootstrap_servers);
+        config
+            .set("group.id", "sluice-unused")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("fetch.wait.max.ms", "50")
+            .set("auto.offset.reset", "earliest");
+        config
+    }
+
+    /// Settings for a producer that writes query output.
+    pub fn producer_config(&self) -> ClientConfig {
+        producer_config(&self.bootstrap_servers)
+    }
+
+    /// The topic's partitions, or `None` when it does not exist.
+    pub fn topic(&self, name: &str) -> Result<Option<TopicInfo>> {
+        let metadata = self.metadata.fetch_metadata(Some(name), METADATA_TIMEOUT)?;
+        Ok(metadata.topics().iter().find(|t| t.name() == name).and_then(|t| {
+            if t.error().is_some() || t.partitions().is_empty() {
+                None
+            } else {
+                Some(TopicInfo {
+                    name: name.to_string(),
+                    partitions: t.partitions().len() as i32,
+                    replicas: t.partitions().first().map_or(1, |p| p.replicas().len() as i32),
+                })
+            }
+        }))
+    }
+
+    /// Every topic, internal ones (starting with `_`) included.
+    pub fn topics(&self) -> Result<Vec<TopicInfo>> {
+        let metadata = self.metadata.fetch_metadata(None, METADATA_TIMEOUT)?;
+        let mut topics: Vec<TopicInfo> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .map(|t| TopicInfo {
+                name: t.name().to_string(),
+                partitions: t.partitions().len() as i32,
+                replicas: t.partitions().first().map_or(1, |p| p.replicas().len() as i32),
+            })
+            .collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(topics)
+    }
+
+    /// Creates the topic unless it exists; returns its partition count either way.
+    pub async fn ensure_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replicas: i32,
+        config: &[(&str, &str)],
+    ) -> Result<i32> {
+        if let Some(existing) = self.topic(name)? {
+            return Ok(existing.partitions);
+        }
+        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replicas));
+        for (key, value) in config {
+            topic = topic.set(key, value);
+        }
+        let results = self
+            .admin
+            .create_topics(&[topic], &AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT)))
+            .await?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(SluiceError::Execution(format!(
+                        "could not create topic {topic}: {code}"
+                    )));
+                }
+            }
+        }
+        self.wait_for_topic(name).await
+    }
+
+    async fn wait_for_topic(&self, name: &str) -> Result<i32> {
+        for _ in 0..100 {
+            if let Some(topic) = self.topic(name)? {
+                return Ok(topic.partitions);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(SluiceError::Execution(format!(
+            "topic {name} was created but does not appear in the cluster's metadata"
+        )))
+    }
+
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        let results = self
+            .admin
+            .delete_topics(&[name], &AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT)))
+            .await?;
+        for result in results {
+            if let Err((topic, code)) = result {
+                return Err(SluiceError::Execution(format!(
+                    "could not delete topic {topic}: {code}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The low and high watermark of every partition of a topic.
+    pub fn watermarks(&self, topic: &str, partitions: i32) -> Result<Vec<(i64, i64)>> {
+        (0..partitions)
+            .map(|p| Ok(self.metadata.fetch_watermarks(topic, p, METADATA_TIMEOUT)?))
+            .collect()
+    }
+}
+
+fn client_config(bootstrap_servers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap_servers)
+        .set("socket.keepalive.enable", "true")
+        .set("reconnect.backoff.ms", "100")
+        .set("reconnect.backoff.max.ms", "5000")
+        .set("log_level", "3");
+    config
+}
+
+fn producer_config(bootstrap_servers: &str) -> ClientConfig {
+    let mut config = client_config(bootstrap_servers);
+    config
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "500000")
+        .set("message.timeout.ms", "0")
+        .set("enable.idempotence", "false")
+        .set("partitioner", "murmur2_random");
+    config
+}
+
+/// A record read back from a single-partition internal topic.
+pub struct StoredRecord {
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+impl KafkaCluster {
+    /// Reads partition 0 of `topic` from the beginning to its current end. Blocking.
+    pub fn read_partition_to_end(&self, topic: &str) -> Result<Vec<StoredRecord>> {
+        use rdkafka::{Message, Offset, TopicPartitionList};
+        let (low, high) = self.metadata.fetch_watermarks(topic, 0, METADATA_TIMEOUT)?;
+        let mut records = Vec::new();
+        if high <= low {
+            return Ok(records);
+        }
+        let consumer: BaseConsumer = self.consumer_config().create()?;
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(topic, 0, Offset::Offset(low))?;
+        consumer.assign(&assignment)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while records.last().map_or(low, |r: &StoredRecord| r.offset + 1) < high {
+            if std::time::Instant::now() > deadline {
+                return Err(SluiceError::Execution(format!(
+                    "timed out reading {topic} up to offset {high}"
+                )));
+            }
+            if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+                let message = message?;
+                records.push(StoredRecord {
+                    offset: message.offset(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    value: message.payload().map(<[u8]>::to_vec),
+                });
+            }
+        }
+        Ok(records)
+    }
+}

@@ -1,0 +1,3 @@
+//! Connectors to the systems Sluice reads from and writes to.
+
+pub mod kafka;

@@ -1,0 +1,466 @@
+//! Decoding a batch of records into one Arrow batch; a record that does not fit is set aside.
+
+use std::{borrow::Cow, fmt, sync::Arc};
+
+use arrow::{
+    array::{
+        ArrayRef, BinaryBuilder, BooleanBuilder, Decimal128Builder, Float64Builder, Int32Builder,
+        Int64Builder, RecordBatch, StringBuilder, TimestampMillisecondBuilder,
+    },
+    datatypes::SchemaRef,
+};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::RawRecord;
+use crate::{
+    catalog::{Format, StreamDef, types::SqlType},
+    error::{Result, SluiceError},
+};
+
+/// The decoded rows of a batch and the records that could not be decoded.
+pub struct DecodedBatch {
+    /// Rows in the stream's row schema (declared columns, then pseudo-columns).
+    pub batch: RecordBatch,
+    /// For each row, the index of its record in the input.
+    pub rows: Vec<usize>,
+    /// Records that were skipped, by index, with the reason.
+    pub errors: Vec<(usize, String)>,
+}
+
+/// Decodes records of one stream. Built once per stream, reused for every batch.
+pub struct RecordDecoder {
+    schema: SchemaRef,
+    columns: Vec<ColumnSpec>,
+    value_format: Format,
+    delimiter: u8,
+    timestamp_column: Option<usize>,
+}
+
+struct ColumnSpec {
+    name: String,
+    data_type: SqlType,
+    key: bool,
+}
+
+/// One decoded value, borrowing from the record where it can.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(Cow<'a, str>),
+}
+
+impl RecordDecoder {
+    pub fn new(stream: &StreamDef) -> Result<Self> {
+        for column in &stream.columns {
+            if matches!(column.data_type, SqlType::Array(_) | SqlType::Map(_)) {
+                return Err(SluiceError::NotImplemented(format!(
+                    "decoding {} columns ({})",
+                    column.data_type, column.name
+                )));
+            }
+        }
+        let columns: Vec<ColumnSpec> = stream
+            .columns
+            .iter()
+            .map(|c| ColumnSpec {
+                name: c.name.clone(),
+                data_type: c.data_type.clone(),
+                key: c.key,
+            })
+            .collect();
+        let timestamp_column = stream
+            .timestamp_column
+            .as_ref()
+            .and_then(|ts| columns.iter().position(|c| &c.name == ts));
+        Ok(Self {
+            schema: stream.row_schema(),
+            columns,
+            value_format: stream.value_format,
+            delimiter: stream.value_delimiter,
+            timestamp_column,
+        })
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    pub fn decode(&self, records: &[RawRecord<'_>]) -> Result<DecodedBatch> {
+        let mut builders: Vec<Builder> = self
+            .columns
+            .iter()
+            .map(|c| Builder::new(&c.data_type, records.len()))
+            .collect();
+        let mut rowtime = Int64Builder::with_capacity(records.len());
+        let mut partition = Int32Builder::with_capacity(records.len());
+        let mut offset = Int64Builder::with_capacity(records.len());
+        let mut rows = Vec::with_capacity(records.len());
+        let mut errors = Vec::new();
+        let mut cells: Vec<Cell> = Vec::with_capacity(self.columns.len());
+        for (index, record) in records.iter().enumerate() {
+            cells.clear();
+            cells.resize(self.columns.len(), Cell::Null);
+            if let Err(reason) = self.decode_record(record, &mut cells) {
+                errors.push((index, reason));
+                continue;
+            }
+            let mut failed = None;
+            for (column, cell) in self.columns.iter().zip(&cells) {
+                if let Err(reason) = check(&column.data_type, cell) {
+                    failed = Some(format!("column {}: {reason}", column.name));
+                    break;
+                }
+            }
+            if let Some(reason) = failed {
+                errors.push((index, reason));
+                continue;
+            }
+            let mut time = record.timestamp;
+            for (i, (builder, cell)) in builders.iter_mut().zip(cells.drain(..)).enumerate() {
+                if Some(i) == self.timestamp_column {
+                    if let Cell::Int(ms) = cell {
+                        time = ms;
+                    }
+                }
+                builder.append(cell);
+            }
+            rowtime.append_value(time);
+            partition.append_value(record.partition);
+            offset.append_value(record.offset);
+            rows.push(index);
+        }
+        let mut arrays: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
+        arrays.push(Arc::new(rowtime.finish()));
+        arrays.push(Arc::new(partition.finish()));
+        arrays.push(Arc::new(offset.finish()));
+        Ok(DecodedBatch {
+            batch: RecordBatch::try_new(self.schema.clone(), arrays)?,
+            rows,
+            errors,
+        })
+    }
+
+    fn decode_record<'a>(
+        &self,
+        record: &RawRecord<'a>,
+        cells: &mut [Cell<'a>],
+    ) -> Result<(), String> {
+        for (i, column) in self.columns.iter().enumerate().filter(|(_, c)| c.key) {
+            if let Some(key) = record.key {
+                cells[i] = kafka_cell(&column.data_type, key)?;
+            }
+        }
+        let Some(value) = record.value else {
+            return Err("the record has no value (a tombstone)".into());
+        };
+        match self.value_format {
+            Format::Json => self.decode_json(value, cells),
+            Format::Kafka => {
+                if let Some(i) = self.columns.iter().position(|c| !c.key) {
+                    cells[i] = kafka_cell(&self.columns[i].data_type, value)?;
+                }
+                Ok(())
+            }
+            Format::Delimited => self.decode_delimited(value, cells),
+        }
+    }
+
+    fn decode_json<'a>(&self, value: &'a [u8], cells: &mut [Cell<'a>]) -> Result<(), String> {
+        let mut deserializer = serde_json::Deserializer::from_slice(value);
+        let single_value = self.columns.iter().filter(|c| !c.key).count() == 1;
+        let first = value.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        if first == Some(b'{') {
+            deserializer
+                .deserialize_map(RowVisitor {
+                    decoder: self,
+                    cells,
+                })
+                .map_err(|e| format!("Invalid JSON: {e}"))?;
+            deserializer.end().map_err(|e| format!("Invalid JSON: {e}"))
+        } else if single_value {
+            let i = self.columns.iter().position(|c| !c.key).unwrap_or(0);
+            let raw: &RawValue = serde_json::from_slice(value).map_err(|e| format!("Invalid JSON: {e}"))?;
+            cells[i] = json_cell(&self.columns[i].data_type, raw)?;
+            Ok(())
+        } else {
+            Err("Invalid JSON: expected a JSON object for the record's value".into())
+        }
+    }
+
+    fn decode_delimited<'a>(&self, value: &'a [u8], cells: &mut [Cell<'a>]) -> Result<(), String> {
+        let text = std::str::from_utf8(value).map_err(|_| "the value is not UTF-8".to_string())?;
+        let fields = split_delimited(text, self.delimiter as char);
+        let value_columns: Vec<usize> = (0..self.columns.len()).filter(|i| !self.columns[*i].key).collect();
+        if fields.len() != value_columns.len() {
+            return Err(format!(
+                "Unexpected field count, csvFields:{} schemaFields:{}",
+                fields.len(),
+                value_columns.len()
+            ));
+        }
+        for (i, field) in value_columns.into_iter().zip(fields) {
+            cells[i] = if field.is_empty() {
+                Cell::Null
+            } else {
+                text_cell(&self.columns[i].data_type, field)?
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Splits one delimited line, honouring double quotes as RFC 4180 does.
+fn split_delimited(line: &str, delimiter: char) -> Vec<Cow<'_, str>> {
+    let mut fields = Vec::new();
+    let mut rest = line;
+    loop {
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let mut value = String::new();
+            let mut chars = quoted.char_indices().peekable();
+            let mut end = quoted.len();
+            while let Some((i, c)) = chars.next() {
+                if c == '"' {
+                    if chars.peek().is_some_and(|(_, n)| *n == '"') {
+                        value.push('"');
+                        chars.next();
+                    } else {
+                        end = i + 1;
+                        break;
+                    }
+                } else {
+                    value.push(c);
+                }
+            }
+            fields.push(Cow::Owned(value));
+            rest = &quoted[end..];
+            match rest.strip_prefix(delimiter) {
+                Some(next) => rest = next,
+                None => break,
+            }
+        } else {
+            match rest.find(delimiter) {
+                Some(i) => {
+                    fields.push(Cow::Borrowed(&rest[..i]));
+                    rest = &rest[i + delimiter.len_utf8()..];
+                }
+                None => {
+                    fields.push(Cow::Borrowed(rest.trim_end_matches(['\r', '\n'])));
+                    break;
+                }
+            }
+        }
+    }
+    fields
+}
+
+struct RowVisitor<'d, 'c, 'a> {
+    decoder: &'d RecordDecoder,
+    cells: &'c mut [Cell<'a>],
+}
+
+impl<'de, 'd, 'c> Visitor<'de> for RowVisitor<'d, 'c, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let column = self
+                .decoder
+                .columns
+                .iter()
+                .position(|c| !c.key && c.name.eq_ignore_ascii_case(&key));
+            match column {
+                Some(i) => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    self.cells[i] = json_cell(&self.decoder.columns[i].data_type, raw)
+                        .map_err(de::Error::custom)?;
+                }
+                None => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Converts one JSON value to a cell of the column's type, coercing as ksqlDB does.
+fn json_cell<'a>(data_type: &SqlType, raw: &'a RawValue) -> Result<Cell<'a>, String> {
+    let text = raw.get();
+    let first = text.as_bytes().first().copied().unwrap_or(b'n');
+    if text == "null" {
+        return Ok(Cell::Null);
+    }
+    match data_type {
+        SqlType::String => Ok(Cell::Text(match first {
+            b'"' => json_string(text)?,
+            _ => Cow::Borrowed(text),
+        })),
+        _ => match first {
+            b'"' => text_cell(data_type, json_string(text)?),
+            b't' | b'f' if *data_type == SqlType::Boolean => Ok(Cell::Bool(first == b't')),
+            b'-' | b'0'..=b'9' => text_cell(data_type, Cow::Borrowed(text)),
+            _ => Err(format!("cannot read {text} as {data_type}")),
+        },
+    }
+}
+
+/// A JSON string literal's content, unescaped only when it has escapes.
+fn json_string(literal: &str) -> Result<Cow<'_, str>, String> {
+    let inner = &literal[1..literal.len() - 1];
+    if inner.contains('\\') {
+        serde_json::from_str::<String>(literal)
+            .map(Cow::Owned)
+            .map_err(|e| e.to_string())
+    } else {
+        Ok(Cow::Borrowed(inner))
+    }
+}
+
+/// Reads text (a delimited field, a quoted JSON number, a JSON number) as the column's type.
+fn text_cell<'a>(data_type: &SqlType, text: Cow<'a, str>) -> Result<Cell<'a>, String> {
+    let trimmed = text.trim();
+    let fail = || format!("cannot read '{trimmed}' as {data_type}");
+    Ok(match data_type {
+        SqlType::String => Cell::Text(text),
+        SqlType::Boolean => match trimmed.to_ascii_lowercase().as_str() {
+            "true" => Cell::Bool(true),
+            "false" => Cell::Bool(false),
+            _ => return Err(fail()),
+        },
+        SqlType::Integer | SqlType::Bigint | SqlType::Timestamp => {
+            Cell::Int(trimmed.parse::<i64>().map_err(|_| fail())?)
+        }
+        SqlType::Double => Cell::Float(trimmed.parse::<f64>().map_err(|_| fail())?),
+        SqlType::Decimal { .. } => {
+            trimmed.parse::<f64>().map_err(|_| fail())?;
+            Cell::Text(text)
+        }
+        SqlType::Bytes => Cell::Text(text),
+        SqlType::Array(_) | SqlType::Map(_) => return Err(fail()),
+    })
+}
+
+/// Reads a key or value in the KAFKA format: UTF-8 text or big-endian numbers.
+fn kafka_cell<'a>(data_type: &SqlType, bytes: &'a [u8]) -> Result<Cell<'a>, String> {
+    let sized = |n: usize| -> Result<&[u8], String> {
+        if bytes.len() == n {
+            Ok(bytes)
+        } else {
+            Err(format!("expected {n} bytes for a KAFKA {data_type}, found {}", bytes.len()))
+        }
+    };
+    Ok(match data_type {
+        SqlType::String | SqlType::Bytes => Cell::Text(String::from_utf8_lossy(bytes)),
+        SqlType::Integer => Cell::Int(i32::from_be_bytes(sized(4)?.try_into().unwrap_or_default()) as i64),
+        SqlType::Bigint | SqlType::Timestamp => {
+            Cell::Int(i64::from_be_bytes(sized(8)?.try_into().unwrap_or_default()))
+        }
+        SqlType::Double => Cell::Float(f64::from_be_bytes(sized(8)?.try_into().unwrap_or_default())),
+        other => return Err(format!("the KAFKA format cannot hold {other}")),
+    })
+}
+
+/// Checks a cell fits its column (an INTEGER must fit 32 bits, a DECIMAL its precision).
+fn check(data_type: &SqlType, cell: &Cell) -> Result<(), String> {
+    match (data_type, cell) {
+        (SqlType::Integer, Cell::Int(v)) if i32::try_from(*v).is_err() => {
+            Err(format!("{v} does not fit an INTEGER"))
+        }
+        (SqlType::Decimal { precision, scale }, Cell::Text(t)) => {
+            decimal_value(t, *precision, *scale).map(|_| ())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn decimal_value(text: &str, precision: u8, scale: i8) -> Result<i128, String> {
+    arrow::compute::kernels::cast_utils::parse_decimal::<arrow::datatypes::Decimal128Type>(
+        text.trim(),
+        precision,
+        scale,
+    )
+    .map_err(|e| e.to_string())
+}
+
+enum Builder {
+    Bool(BooleanBuilder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    Float64(Float64Builder),
+    Text(StringBuilder),
+    Binary(BinaryBuilder),
+    Timestamp(TimestampMillisecondBuilder),
+    Decimal(Decimal128Builder, u8, i8),
+}
+
+impl Builder {
+    fn new(data_type: &SqlType, capacity: usize) -> Builder {
+        match data_type {
+            SqlType::Boolean => Builder::Bool(BooleanBuilder::with_capacity(capacity)),
+            SqlType::Integer => Builder::Int32(Int32Builder::with_capacity(capacity)),
+            SqlType::Bigint => Builder::Int64(Int64Builder::with_capacity(capacity)),
+            SqlType::Double => Builder::Float64(Float64Builder::with_capacity(capacity)),
+            SqlType::String | SqlType::Array(_) | SqlType::Map(_) => {
+                Builder::Text(StringBuilder::with_capacity(capacity, capacity * 32))
+            }
+            SqlType::Bytes => Builder::Binary(BinaryBuilder::with_capacity(capacity, capacity * 32)),
+            SqlType::Timestamp => Builder::Timestamp(TimestampMillisecondBuilder::with_capacity(capacity)),
+            SqlType::Decimal { precision, scale } => Builder::Decimal(
+                Decimal128Builder::with_capacity(capacity),
+                *precision,
+                *scale,
+            ),
+        }
+    }
+
+    /// Appends a cell already checked against the column's type.
+    fn append(&mut self, cell: Cell) {
+        match (self, cell) {
+            (Builder::Bool(b), Cell::Bool(v)) => b.append_value(v),
+            (Builder::Int32(b), Cell::Int(v)) => b.append_value(v as i32),
+            (Builder::Int64(b), Cell::Int(v)) => b.append_value(v),
+            (Builder::Float64(b), Cell::Float(v)) => b.append_value(v),
+            (Builder::Float64(b), Cell::Int(v)) => b.append_value(v as f64),
+            (Builder::Text(b), Cell::Text(v)) => b.append_value(v),
+            (Builder::Binary(b), Cell::Text(v)) => b.append_value(v.as_bytes()),
+            (Builder::Timestamp(b), Cell::Int(v)) => b.append_value(v),
+            (Builder::Decimal(b, p, s), Cell::Text(v)) => match decimal_value(&v, *p, *s) {
+                Ok(d) => b.append_value(d),
+                Err(_) => b.append_null(),
+            },
+            (Builder::Bool(b), _) => b.append_null(),
+            (Builder::Int32(b), _) => b.append_null(),
+            (Builder::Int64(b), _) => b.append_null(),
+            (Builder::Float64(b), _) => b.append_null(),
+            (Builder::Text(b), _) => b.append_null(),
+            (Builder::Binary(b), _) => b.append_null(),
+            (Builder::Timestamp(b), _) => b.append_null(),
+            (Builder::Decimal(b, _, _), _) => b.append_null(),
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            Builder::Bool(mut b) => Arc::new(b.finish()),
+            Builder::Int32(mut b) => Arc::new(b.finish()),
+            Builder::Int64(mut b) => Arc::new(b.finish()),
+            Builder::Float64(mut b) => Arc::new(b.finish()),
+            Builder::Text(mut b) => Arc::new(b.finish()),
+            Builder::Binary(mut b) => Arc::new(b.finish()),
+            Builder::Timestamp(mut b) => Arc::new(b.finish()),
+            Builder::Decimal(mut b, p, s) => Arc::new(
+                b.finish()
+                    .with_precision_and_scale(p, s)
+                    .expect("precision and scale were checked when the stream was declared"),
+            ),
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Encoding Arrow rows as record values (JSON, KAFKA, DELIMITED) and as JSON for push queries.
+
+use std::io::Write;
+
+use arrow::{
+    array::{
+        Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Decimal128Array, Float64Array,
+        Int32Array, Int64Array, StringArray, TimestampMillisecondArray,
+    },
+    datatypes::{DataType, TimeUnit},
+};
+
+use crate::error::{Result, SluiceError};
+
+/// One column of a batch, downcast once, that writes a row's value.
+pub enum ColumnWriter<'a> {
+    Bool(&'a BooleanArray),
+    Int32(&'a Int32Array),
+    Int64(&'a Int64Array),
+    Float64(&'a Float64Array),
+    Text(&'a StringArray),
+    Binary(&'a BinaryArray),
+    Timestamp(&'a TimestampMillisecondArray),
+    Decimal(&'a Decimal128Array),
+    Null,
+    /// Any other type: rendered through Arrow's display formatting.
+    Other(&'a ArrayRef),
+}
+
+impl<'a> ColumnWriter<'a> {
+    pub fn new(array: &'a ArrayRef) -> ColumnWriter<'a> {
+        match array.data_type() {
+            DataType::Boolean => ColumnWriter::Bool(array.as_boolean()),
+            DataType::Int32 => ColumnWriter::Int32(array.as_primitive()),
+            DataType::Int64 => ColumnWriter::Int64(array.as_primitive()),
+            DataType::Float64 => ColumnWriter::Float64(array.as_primitive()),
+            DataType::Utf8 => ColumnWriter::Text(array.as_string()),
+            DataType::Binary => ColumnWriter::Binary(array.as_binary()),
+            DataType::Timestamp(TimeUnit::Millisecond, None) => {
+                ColumnWriter::Timestamp(array.as_primitive())
+            }
+            DataType::Decimal128(_, _) => ColumnWriter::Decimal(array.as_primitive()),
+            DataType::Null => ColumnWriter::Null,
+            _ => ColumnWriter::Other(array),
+        }
+    }
+
+    pub fn is_null(&self, row: usize) -> bool {
+        match self {
+            ColumnWriter::Bool(a) => a.is_null(row),
+            ColumnWriter::Int32(a) => a.is_null(row),
+            ColumnWriter::Int64(a) => a.is_null(row),
+            ColumnWriter::Float64(a) => a.is_null(row),
+            ColumnWriter::Text(a) => a.is_null(row),
+            ColumnWriter::Binary(a) => a.is_null(row),
+            ColumnWriter::Timestamp(a) => a.is_null(row),
+            ColumnWriter::Decimal(a) => a.is_null(row),
+            ColumnWriter::Null => true,
+            ColumnWriter::Other(a) => a.is_null(row),
+        }
+    }
+
+    /// Writes the row's value as JSON.
+    pub fn write_json(&self, row: usize, out: &mut Vec<u8>) {
+        if self.is_null(row) {
+            out.extend_from_slice(b"null");
+            return;
+        }
+        match self {
+            ColumnWriter::Bool(a) => out.extend_from_slice(if a.value(row) { b"true" } else { b"false" }),
+            ColumnWriter::Int32(a) => write_display(out, a.value(row)),
+            ColumnWriter::Int64(a) => write_display(out, a.value(row)),
+            ColumnWriter::Timestamp(a) => write_display(out, a.value(row)),
+            ColumnWriter::Float64(a) => {
+                let v = a.value(row);
+                if v.is_finite() {
+                    let _ = serde_json::to_writer(&mut *out, &v);
+                } else {
+                    out.extend_from_slice(b"null");
+                }
+            }
+            ColumnWriter::Text(a) => {
+                let _ = serde_json::to_writer(&mut *out, a.value(row));
+            }
+            ColumnWriter::Binary(a) => {
+                use base64::Engine;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(a.value(row));
+                let _ = serde_json::to_writer(&mut *out, &encoded);
+            }
+            ColumnWriter::Decimal(a) => out.extend_from_slice(a.value_as_string(row).as_bytes()),
+            ColumnWriter::Null => out.extend_from_slice(b"null"),
+            ColumnWriter::Other(a) => {
+                let text = arrow::util::display::array_value_to_string(a, row).unwrap_or_default();
+                let _ = serde_json::to_writer(&mut *out, &text);
+            }
+        }
+    }
+
+    /// Writes the row's value as plain text (DELIMITED fields, KAFKA strings, keys).
+    pub fn write_text(&self, row: usize, out: &mut Vec<u8>) {
+        match self {
+            ColumnWriter::Text(a) => out.extend_from_slice(a.value(row).as_bytes()),
+            ColumnWriter::Binary(a) => out.extend_from_slice(a.value(row)),
+            _ if self.is_null(row) => {}
+            ColumnWriter::Other(a) => out.extend_from_slice(
+                arrow::util::display::array_value_to_string(a, row)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            ),
+            _ => self.write_json(row, out),
+        }
+    }
+}
+
+fn write_display(out: &mut Vec<u8>, value: impl std::fmt::Display) {
+    let _ = write!(out, "{value}");
+}
+
+/// Writes a value in the KAFKA format: UTF-8 text, or big-endian numbers.
+pub fn encode_kafka_value(column: &ColumnWriter, row: usize, out: &mut Vec<u8>) -> Result<()> {
+    if column.is_null(row) {
+        return Ok(());
+    }
+    match column {
+        ColumnWriter::Int32(a) => out.extend_from_slice(&a.value(row).to_be_bytes()),
+        ColumnWriter::Int64(a) => out.extend_from_slice(&a.value(row).to_be_bytes()),
+        ColumnWriter::Timestamp(a) => out.extend_from_slice(&a.value(row).to_be_bytes()),
+        ColumnWriter::Float64(a) => out.extend_from_slice(&a.value(row).to_be_bytes()),
+        ColumnWriter::Text(_) | ColumnWriter::Binary(_) => column.write_text(row, out),
+        _ => {
+            return Err(SluiceError::Plan(
+                "the KAFKA format holds only STRING, INTEGER, BIGINT and DOUBLE values".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Casts arrays of narrower Arrow types that DataFusion may produce to the ones Sluice stores.
+pub fn normalize_array(array: ArrayRef) -> Result<ArrayRef> {
+    let target = match array.data_type() {
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 | DataType::UInt16 => DataType::Int32,
+        DataType::UInt32 | DataType::UInt64 => DataType::Int64,
+        DataType::Float16 | DataType::Float32 => DataType::Float64,
+        DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
+        DataType::LargeBinary | DataType::BinaryView => DataType::Binary,
+        DataType::Timestamp(_, _) => DataType::Timestamp(TimeUnit::Millisecond, None),
+        _ => return Ok(array),
+    };
+    Ok(arrow::compute::cast(&array, &target)?)
+}

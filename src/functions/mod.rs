@@ -1,0 +1,54 @@
+//! Scalar functions of ksqlDB's dialect, as DataFusion UDFs, and the processing-error channel
+//! through which a function reports a row it could not evaluate.
+//!
+//! ksqlDB does not fail a query when a function throws on one record: it logs a processing error
+//! and uses a default (NULL in a projection, false in `WHERE`). A function here returns NULL for
+//! that row and reports it with [`report_row_error`]; the runtime collects the reports around each
+//! evaluation with [`collect_row_errors`] and counts them on the query.
+
+pub mod json;
+pub mod json_path;
+
+use std::{cell::RefCell, sync::Arc};
+
+use datafusion::{execution::FunctionRegistry, logical_expr::ScalarUDF, prelude::SessionContext};
+
+use crate::error::Result;
+
+thread_local! {
+    static ROW_ERRORS: RefCell<Option<Vec<(usize, String)>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f`, returning what it returned and the row errors functions reported meanwhile.
+pub fn collect_row_errors<T>(f: impl FnOnce() -> T) -> (T, Vec<(usize, String)>) {
+    let outer = ROW_ERRORS.with(|e| e.borrow_mut().replace(Vec::new()));
+    let value = f();
+    let errors = ROW_ERRORS.with(|e| std::mem::replace(&mut *e.borrow_mut(), outer));
+    (value, errors.unwrap_or_default())
+}
+
+/// Reports that row `row` of the batch being evaluated failed; a no-op outside a collection.
+pub fn report_row_error(row: usize, message: impl FnOnce() -> String) {
+    ROW_ERRORS.with(|e| {
+        if let Some(errors) = e.borrow_mut().as_mut() {
+            errors.push((row, message()));
+        }
+    });
+}
+
+/// Registers ksqlDB's functions, and ksqlDB's names for DataFusion's own, in a session.
+pub fn register_all(ctx: &SessionContext) -> Result<()> {
+    for udf in json::functions() {
+        ctx.register_udf(udf);
+    }
+    let aliases: [(&str, &[&str]); 3] = [
+        ("upper", &["ucase"]),
+        ("lower", &["lcase"]),
+        ("character_length", &["len"]),
+    ];
+    for (name, extra) in aliases {
+        let existing: Arc<ScalarUDF> = ctx.udf(name)?;
+        ctx.register_udf(existing.as_ref().clone().with_aliases(extra.iter().copied()));
+    }
+    Ok(())
+}

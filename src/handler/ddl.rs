@@ -1,0 +1,405 @@
+//! Statements that change the catalog: CREATE STREAM, CSAS, INSERT INTO, DROP STREAM, TERMINATE.
+//!
+//! `validate` checks a statement against the catalog before it is logged; `apply` makes it take
+//! effect, both when it is first run and when the command log is replayed.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::{Engine, entity};
+use crate::{
+    catalog::{QueryDef, StreamDef},
+    error::{Result, SluiceError},
+    parser::{
+        ColumnDef, CreateStream, CreateStreamAsSelect, DropStream, InsertValues, KsqlParser,
+        ParsedStatement, Select, Statement, Terminate,
+    },
+    planner::{ContinuousPlan, QueryPlanner},
+    runtime::{OffsetReset, sink::QuerySink},
+};
+
+/// Checks that `parsed` can be applied to the catalog as it stands.
+pub async fn validate(
+    engine: &Engine,
+    parsed: &ParsedStatement,
+    properties: &BTreeMap<String, String>,
+) -> Result<()> {
+    match &parsed.statement {
+        Statement::CreateStream(create) => {
+            if engine.catalog.has_stream(&create.name) && !create.if_not_exists && !create.or_replace {
+                return Err(SluiceError::Plan(format!(
+                    "Cannot add stream '{}': A stream with the same name already exists",
+                    create.name
+                )));
+            }
+            let stream = declared_stream(create, &parsed.text)?;
+            crate::format::RecordDecoder::new(&stream)?;
+            if engine.cluster.topic(&stream.topic)?.is_none() && create.properties.get("PARTITIONS").is_none() {
+                return Err(SluiceError::Plan(format!(
+                    "Topic '{}' does not exist. If you want to create a new topic for the stream/table please re-run the statement providing the required 'PARTITIONS' configuration in the WITH clause (and optionally 'REPLICAS'). For example: CREATE STREAM {} (...) WITH (KAFKA_TOPIC='{}', PARTITIONS=2, REPLICAS=1, ...);",
+                    stream.topic, create.name, stream.topic
+                )));
+            }
+            Ok(())
+        }
+        Statement::CreateStreamAsSelect(csas) => {
+            if engine.catalog.has_stream(&csas.name) && !csas.if_not_exists {
+                return Err(SluiceError::Plan(format!(
+                    "Cannot add stream '{}': A stream with the same name already exists",
+                    csas.name
+                )));
+            }
+            OffsetReset::from_properties(properties)?;
+            let plan = QueryPlanner::plan(&engine.catalog, &csas.select).await?;
+            sink_stream(csas, &plan, &parsed.text)?;
+            Ok(())
+        }
+        Statement::InsertSelect(insert) => {
+            let target = engine.catalog.stream(&insert.target)?;
+            OffsetReset::from_properties(properties)?;
+            let plan = QueryPlanner::plan(&engine.catalog, &insert.select).await?;
+            check_insert_schema(&target, &plan)
+        }
+        Statement::DropStream(drop) => {
+            if !engine.catalog.has_stream(&drop.name) {
+                return if drop.if_exists {
+                    Ok(())
+                } else {
+                    Err(SluiceError::NotFound(format!(
+                        "Stream {} does not exist.",
+                        drop.name
+                    )))
+                };
+            }
+            let (reads, _) = engine.catalog.queries_of(&drop.name);
+            if !reads.is_empty() {
+                let ids: Vec<&str> = reads.iter().map(|q| q.id.as_str()).collect();
+                return Err(SluiceError::Plan(format!(
+                    "Cannot drop {}.\nThe following queries read from this source: [{}].\nYou need to terminate them before dropping {}.",
+                    drop.name,
+                    ids.join(", "),
+                    drop.name
+                )));
+            }
+            Ok(())
+        }
+        Statement::Terminate(Terminate::Query(id)) => match engine.catalog.query(id) {
+            Some(_) => Ok(()),
+            None => Err(SluiceError::NotFound(format!("Unknown queryId: {id}"))),
+        },
+        Statement::Terminate(Terminate::All) => Ok(()),
+        other => Err(SluiceError::Internal(format!("{other} is not a catalog command"))),
+    }
+}
+
+/// Applies a logged statement; `run` starts what it starts (false while replaying the log).
+pub async fn apply(
+    engine: &Engine,
+    parsed: &ParsedStatement,
+    properties: &BTreeMap<String, String>,
+    seq: i64,
+    run: bool,
+) -> Result<Value> {
+    let text = &parsed.text;
+    match &parsed.statement {
+        Statement::CreateStream(create) => {
+            if engine.catalog.has_stream(&create.name) && create.if_not_exists {
+                return Ok(entity::command_status(text, "stream", &create.name, "Stream already exists", None, seq));
+            }
+            let stream = declared_stream(create, text)?;
+            if run {
+                let partitions = number(create.properties.get("PARTITIONS"), 1)?;
+                let replicas = number(create.properties.get("REPLICAS"), 1)?;
+                engine.cluster.ensure_topic(&stream.topic, partitions, replicas, &[]).await?;
+            }
+            engine.catalog.put_stream(stream);
+            Ok(entity::command_status(text, "stream", &create.name, "Stream created", None, seq))
+        }
+        Statement::CreateStreamAsSelect(csas) => {
+            if engine.catalog.has_stream(&csas.name) && csas.if_not_exists {
+                return Ok(entity::command_status(text, "stream", &csas.name, "Stream already exists", None, seq));
+            }
+            let plan = QueryPlanner::plan(&engine.catalog, &csas.select).await?;
+            let (sink, partitions, replicas) = sink_stream(csas, &plan, text)?;
+            let partitions = match partitions {
+                Some(p) => p,
+                None => engine.cluster.topic(&plan.source.topic)?.map_or(1, |t| t.partitions),
+            };
+            if run {
+                engine.cluster.ensure_topic(&sink.topic, partitions, replicas, &[]).await?;
+            }
+            let query = QueryDef {
+                id: format!("CSAS_{}_{seq}", csas.name),
+                statement: text.clone(),
+                source: plan.source.name.clone(),
+                sink: sink.name.clone(),
+                sink_topic: sink.topic.clone(),
+                properties: properties.clone(),
+            };
+            engine.catalog.put_stream(sink);
+            register_query(engine, query, plan, run).await.map(|id| {
+                entity::command_status(text, "stream", &csas.name, &format!("Created query with ID {id}"), Some(&id), seq)
+            })
+        }
+        Statement::InsertSelect(insert) => {
+            let target = engine.catalog.stream(&insert.target)?;
+            let plan = QueryPlanner::plan(&engine.catalog, &insert.select).await?;
+            let query = QueryDef {
+                id: format!("INSERTQUERY_{seq}"),
+                statement: text.clone(),
+                source: plan.source.name.clone(),
+                sink: target.name.clone(),
+                sink_topic: target.topic.clone(),
+                properties: properties.clone(),
+            };
+            register_query(engine, query, plan, run).await.map(|id| {
+                entity::command_status(text, "stream", &insert.target, &format!("Created query with ID {id}"), Some(&id), seq)
+            })
+        }
+        Statement::DropStream(drop) => drop_stream(engine, drop, text, seq, run).await,
+        Statement::Terminate(terminate) => {
+            let ids: Vec<String> = match terminate {
+                Terminate::Query(id) => vec![id.clone()],
+                Terminate::All => engine.catalog.snapshot().queries.into_keys().collect(),
+            };
+            for id in &ids {
+                terminate_query(engine, id, run).await?;
+            }
+            Ok(serde_json::json!({
+                "@type": "currentStatus",
+                "statementText": text,
+                "commandId": format!("terminate/{}/execute", match terminate { Terminate::Query(id) => id.as_str(), Terminate::All => "ALL" }),
+                "commandStatus": {"status": "SUCCESS", "message": "Query terminated.", "queryId": null},
+                "commandSequenceNumber": seq,
+                "warnings": []
+            }))
+        }
+        other => Err(SluiceError::Internal(format!("{other} is not a catalog command"))),
+    }
+}
+
+/// Adds a query to the catalog and, unless replaying, starts it from `auto.offset.reset`.
+async fn register_query(engine: &Engine, query: QueryDef, plan: ContinuousPlan, run: bool) -> Result<String> {
+    let id = query.id.clone();
+    engine.catalog.put_query(query.clone());
+    if run {
+        let reset = OffsetReset::from_properties(&query.properties)?;
+        let start = engine.queries.start_offsets(&plan.source.topic, reset)?;
+        engine.queries.offsets().commit(&id, &start).await?;
+        start_planned(engine, &query, plan, start)?;
+    }
+    Ok(id)
+}
+
+/// Starts a catalogued query from its committed offsets (after a replay).
+pub async fn start_query(engine: &Engine, query: &QueryDef) -> Result<()> {
+    let parsed = KsqlParser::parse_one(&query.statement)?;
+    let select: &Select = match &parsed.statement {
+        Statement::CreateStreamAsSelect(csas) => &csas.select,
+        Statement::InsertSelect(insert) => &insert.select,
+        other => return Err(SluiceError::Internal(format!("query {} is {other}", query.id))),
+    };
+    let plan = QueryPlanner::plan(&engine.catalog, select).await?;
+    let start = match engine.queries.offsets().get(&query.id) {
+        Some(start) => start,
+        None => {
+            let reset = OffsetReset::from_properties(&query.properties)?;
+            engine.queries.start_offsets(&plan.source.topic, reset)?
+        }
+    };
+    start_planned(engine, query, plan, start)
+}
+
+fn start_planned(
+    engine: &Engine,
+    query: &QueryDef,
+    mut plan: ContinuousPlan,
+    start: crate::connectors::kafka::offsets::PartitionOffsets,
+) -> Result<()> {
+    let sink = engine.catalog.stream(&query.sink)?;
+    plan.forwards_value &= sink.value_format == plan.source.value_format;
+    let partitions = engine.cluster.topic(&sink.topic)?.map_or(1, |t| t.partitions);
+    let names = plan.output_schema.fields().iter().map(|f| f.name().clone()).collect();
+    let output = QuerySink::Topic {
+        producer: engine.cluster.producer().clone(),
+        topic: sink.topic.clone(),
+        partitions,
+        format: sink.value_format,
+        delimiter: sink.value_delimiter,
+        names,
+    };
+    engine.queries.start_persistent(&query.id, plan, output, start)?;
+    Ok(())
+}
+
+async fn terminate_query(engine: &Engine, id: &str, run: bool) -> Result<()> {
+    if let Some(query) = engine.catalog.remove_query(id) {
+        engine.queries.stop_persistent(id, &query.source);
+        if run {
+            engine.queries.offsets().forget(id).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn drop_stream(engine: &Engine, drop: &DropStream, text: &str, seq: i64, run: bool) -> Result<Value> {
+    let command_id = format!("stream/`{}`/drop", drop.name);
+    let Some(stream) = engine.catalog.stream(&drop.name).ok() else {
+        return Ok(entity::command_done(text, command_id, &format!("Source `{}` does not exist.", drop.name), seq));
+    };
+    let (_, writes) = engine.catalog.queries_of(&drop.name);
+    for query in writes {
+        terminate_query(engine, &query.id, run).await?;
+    }
+    engine.catalog.remove_stream(&drop.name);
+    if run && drop.delete_topic {
+        engine.cluster.delete_topic(&stream.topic).await?;
+    }
+    Ok(entity::command_done(text, command_id, &format!("Source `{}` (topic: {}) was dropped.", drop.name, stream.topic), seq))
+}
+
+fn declared_stream(create: &CreateStream, text: &str) -> Result<StreamDef> {
+    StreamDef::from_declaration(&create.name, create.columns.clone(), &create.properties, None, text)
+}
+
+/// The stream a CSAS creates, with the partitions and replicas asked for.
+fn sink_stream(csas: &CreateStreamAsSelect, plan: &ContinuousPlan, text: &str) -> Result<(StreamDef, Option<i32>, i32)> {
+    let mut properties = csas.properties.clone();
+    if properties.get("VALUE_FORMAT").is_none() && properties.get("FORMAT").is_none() {
+        properties.0.push((
+            "VALUE_FORMAT".into(),
+            crate::parser::PropertyValue::String(plan.source.value_format.name().into()),
+        ));
+    }
+    let columns = plan
+        .output_schema
+        .fields()
+        .iter()
+        .map(|f| {
+            Ok(ColumnDef {
+                name: f.name().clone(),
+                data_type: crate::catalog::types::SqlType::from_arrow(f.data_type())?,
+                key: plan.partition_by.is_none() && plan.source.key_columns().any(|k| &k.name == f.name()),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let stream = StreamDef::from_declaration(&csas.name, columns, &properties, Some(&csas.name), text)?;
+    let partitions = csas.properties.get("PARTITIONS").map(|p| number(Some(p), 1)).transpose()?;
+    let replicas = number(csas.properties.get("REPLICAS"), 1)?;
+    Ok((stream, partitions, replicas))
+}
+
+fn check_insert_schema(target: &StreamDef, plan: &ContinuousPlan) -> Result<()> {
+    let wanted: Vec<(&str, arrow::datatypes::DataType)> = target
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.data_type.to_arrow()))
+        .collect();
+    let got: Vec<(&str, arrow::datatypes::DataType)> = plan
+        .output_schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().as_str(), f.data_type().clone()))
+        .collect();
+    if wanted != got {
+        return Err(SluiceError::Plan(format!(
+            "Incompatible schema between results and sink. Result schema is {}, but sink schema is {}.",
+            describe_columns(&got),
+            describe_columns(&wanted)
+        )));
+    }
+    Ok(())
+}
+
+fn describe_columns(columns: &[(&str, arrow::datatypes::DataType)]) -> String {
+    columns
+        .iter()
+        .map(|(n, t)| format!("`{n}` {t}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn number(value: Option<&crate::parser::PropertyValue>, default: i32) -> Result<i32> {
+    match value {
+        None => Ok(default),
+        Some(v) => v.as_text().parse().map_err(|_| {
+            SluiceError::Plan(format!("'{}' is not a whole number", v.as_text()))
+        }),
+    }
+}
+
+/// `INSERT INTO s VALUES (...)`: encodes one row in the stream's format and produces it.
+pub async fn insert_values(engine: &Engine, insert: &InsertValues) -> Result<()> {
+    use sqlparser::ast::{Expr, UnaryOperator, Value as SqlValue};
+    let stream = engine.catalog.stream(&insert.target)?;
+    let names: Vec<String> = match &insert.columns {
+        Some(columns) => columns.clone(),
+        None => stream.columns.iter().map(|c| c.name.clone()).collect(),
+    };
+    if names.len() != insert.values.len() {
+        return Err(SluiceError::Plan(format!(
+            "Expected a value for each column. Expected Columns: [{}]. Got [{}]",
+            names.join(", "),
+            insert.values.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let mut key = None;
+    let mut object = serde_json::Map::new();
+    for (name, expr) in names.iter().zip(&insert.values) {
+        let column = stream
+            .columns
+            .iter()
+            .find(|c| &c.name == name)
+            .ok_or_else(|| SluiceError::Plan(format!("Column name {name} does not exist.")))?;
+        let value: Value = match expr {
+            Expr::Value(v) => match &v.value {
+                SqlValue::Number(n, _) => serde_json::from_str(n).map_err(|_| SluiceError::Plan(format!("bad number {n}")))?,
+                SqlValue::SingleQuotedString(s) => Value::String(s.clone()),
+                SqlValue::Boolean(b) => Value::Bool(*b),
+                SqlValue::Null => Value::Null,
+                other => return Err(SluiceError::NotImplemented(format!("the value {other} in INSERT VALUES"))),
+            },
+            Expr::UnaryOp { op: UnaryOperator::Minus, expr } => match expr.as_ref() {
+                Expr::Value(v) => match &v.value {
+                    SqlValue::Number(n, _) => serde_json::from_str(&format!("-{n}")).map_err(|_| SluiceError::Plan(format!("bad number -{n}")))?,
+                    _ => return Err(SluiceError::Plan(format!("cannot negate {expr}"))),
+                },
+                _ => return Err(SluiceError::Plan(format!("cannot negate {expr}"))),
+            },
+            other => return Err(SluiceError::NotImplemented(format!("the expression {other} in INSERT VALUES"))),
+        };
+        if column.key {
+            key = Some(match &value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+        } else {
+            object.insert(column.name.clone(), value);
+        }
+    }
+    let payload = match stream.value_format {
+        crate::catalog::Format::Json => serde_json::to_vec(&object)?,
+        crate::catalog::Format::Kafka | crate::catalog::Format::Delimited => object
+            .values()
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(&(stream.value_delimiter as char).to_string())
+            .into_bytes(),
+    };
+    let mut record = rdkafka::producer::FutureRecord::<str, [u8]>::to(&stream.topic).payload(&payload);
+    if let Some(key) = &key {
+        record = record.key(key);
+    }
+    engine
+        .cluster
+        .producer()
+        .send(record, std::time::Duration::from_secs(30))
+        .await
+        .map_err(|(e, _)| SluiceError::Kafka(e))?;
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! The ksqlDB entities `/ksql` answers with, shaped exactly as ksqlDB's REST model.
+
+use serde_json::{Value, json};
+
+use crate::{
+    catalog::{QueryDef, StreamDef},
+    connectors::kafka::TopicInfo,
+    runtime::QueryStatus,
+};
+
+pub fn command_status(statement: &str, kind: &str, name: &str, message: &str, query_id: Option<&str>, seq: i64) -> Value {
+    json!({
+        "@type": "currentStatus",
+        "statementText": statement,
+        "commandId": format!("{kind}/`{name}`/create"),
+        "commandStatus": {"status": "SUCCESS", "message": message, "queryId": query_id},
+        "commandSequenceNumber": seq,
+        "warnings": []
+    })
+}
+
+pub fn command_done(statement: &str, command_id: String, message: &str, seq: i64) -> Value {
+    json!({
+        "@type": "currentStatus",
+        "statementText": statement,
+        "commandId": command_id,
+        "commandStatus": {"status": "SUCCESS", "message": message, "queryId": null},
+        "commandSequenceNumber": seq,
+        "warnings": []
+    })
+}
+
+pub fn streams(statement: &str, streams: &[StreamDef]) -> Value {
+    let list: Vec<Value> = streams
+        .iter()
+        .map(|s| json!({
+            "type": "STREAM",
+            "name": s.name,
+            "topic": s.topic,
+            "keyFormat": s.key_format.name(),
+            "valueFormat": s.value_format.name(),
+            "isWindowed": false
+        }))
+        .collect();
+    json!({"@type": "streams", "statementText": statement, "streams": list, "warnings": []})
+}
+
+pub fn topics(statement: &str, topics: &[TopicInfo]) -> Value {
+    let list: Vec<Value> = topics
+        .iter()
+        .map(|t| json!({"name": t.name, "replicaInfo": vec![t.replicas; t.partitions as usize]}))
+        .collect();
+    json!({"@type": "kafka_topics", "statementText": statement, "topics": list, "warnings": []})
+}
+
+/// ksqlDB's `RunningQuery`, with Sluice's processing statistics.
+pub fn running_query(query: &QueryDef, status: Option<&QueryStatus>) -> Value {
+    let state = status.map_or("UNKNOWN", |s| s.state().name());
+    json!({
+        "queryString": query.statement,
+        "sinks": [query.sink],
+        "sinkKafkaTopics": [query.sink_topic],
+        "id": query.id,
+        "statusCount": {state: 1},
+        "queryType": "PERSISTENT",
+        "state": state
+    })
+}
+
+pub fn queries(statement: &str, queries: &[(QueryDef, Option<std::sync::Arc<QueryStatus>>)]) -> Value {
+    let list: Vec<Value> = queries.iter().map(|(q, s)| running_query(q, s.as_deref())).collect();
+    json!({"@type": "queries", "statementText": statement, "queries": list, "warnings": []})
+}
+
+/// Processing statistics of a query in ksqlDB's `statistics`/`errorStats` text form, plus the
+/// last error with where its record was.
+pub fn query_statistics(status: &QueryStatus) -> (String, String) {
+    let (records_in, records_out, errors) = status.counts();
+    let statistics = format!("records-in: {records_in}, records-out: {records_out}");
+    let mut error_stats = format!("processing-errors: {errors}");
+    if let Some(last) = status.last_error() {
+        error_stats.push_str(&format!(
+            ", last-error: {} (topic {}, partition {}, offset {})",
+            last.message, last.topic, last.partition, last.offset
+        ));
+    }
+    if let crate::runtime::QueryState::Error(cause) = status.state() {
+        error_stats.push_str(&format!(", state: ERROR: {cause}"));
+    }
+    (statistics, error_stats)
+}

@@ -1,0 +1,159 @@
+//! Statements that only read: SHOW/LIST and DESCRIBE.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::{Engine, entity};
+use crate::{
+    catalog::StreamDef,
+    error::Result,
+    parser::{Describe, ParsedStatement, Show, ShowKind},
+};
+
+pub fn show(
+    engine: &Engine,
+    parsed: &ParsedStatement,
+    show: &Show,
+    properties: &BTreeMap<String, String>,
+) -> Result<Value> {
+    let text = &parsed.text;
+    let snapshot = engine.catalog.snapshot();
+    Ok(match show.kind {
+        ShowKind::Streams => {
+            let streams: Vec<StreamDef> = snapshot.streams.into_values().collect();
+            if show.extended {
+                let descriptions: Vec<Value> = streams
+                    .iter()
+                    .map(|s| source_description(engine, s, true))
+                    .collect::<Result<_>>()?;
+                json!({"@type": "source_descriptions", "statementText": text, "sourceDescriptions": descriptions, "warnings": []})
+            } else {
+                entity::streams(text, &streams)
+            }
+        }
+        ShowKind::Tables => json!({"@type": "tables", "statementText": text, "tables": [], "warnings": []}),
+        ShowKind::Topics => {
+            let topics: Vec<_> = engine
+                .cluster
+                .topics()?
+                .into_iter()
+                .filter(|t| !t.name.starts_with('_'))
+                .collect();
+            entity::topics(text, &topics)
+        }
+        ShowKind::Queries => {
+            let queries: Vec<_> = snapshot
+                .queries
+                .into_values()
+                .map(|q| {
+                    let status = engine.queries.status(&q.id);
+                    (q, status)
+                })
+                .collect();
+            entity::queries(text, &queries)
+        }
+        ShowKind::Properties => {
+            let mut list = vec![
+                json!({"name": "ksql.service.id", "scope": "KSQL", "value": engine.config.service_id}),
+                json!({"name": "bootstrap.servers", "scope": "KSQL", "value": engine.cluster.bootstrap_servers()}),
+            ];
+            list.extend(properties.iter().map(|(k, v)| json!({"name": k, "scope": "SESSION", "value": v})));
+            json!({"@type": "properties", "statementText": text, "properties": list, "overwrittenProperties": properties.keys().collect::<Vec<_>>(), "defaultProperties": [], "warnings": []})
+        }
+    })
+}
+
+pub fn describe(engine: &Engine, parsed: &ParsedStatement, describe: &Describe) -> Result<Value> {
+    let text = &parsed.text;
+    match &describe.name {
+        Some(name) => {
+            let stream = engine.catalog.stream(name)?;
+            Ok(json!({
+                "@type": "sourceDescription",
+                "statementText": text,
+                "sourceDescription": source_description(engine, &stream, describe.extended)?,
+                "warnings": []
+            }))
+        }
+        None => {
+            let descriptions: Vec<Value> = engine
+                .catalog
+                .snapshot()
+                .streams
+                .values()
+                .map(|s| source_description(engine, s, describe.extended))
+                .collect::<Result<_>>()?;
+            Ok(json!({"@type": "source_descriptions", "statementText": text, "sourceDescriptions": descriptions, "warnings": []}))
+        }
+    }
+}
+
+fn source_description(engine: &Engine, stream: &StreamDef, extended: bool) -> Result<Value> {
+    let (reads, writes) = engine.catalog.queries_of(&stream.name);
+    let running = |queries: &[crate::catalog::QueryDef]| -> Vec<Value> {
+        queries
+            .iter()
+            .map(|q| entity::running_query(q, engine.queries.status(&q.id).as_deref()))
+            .collect()
+    };
+    let fields: Vec<Value> = stream
+        .columns
+        .iter()
+        .map(|c| {
+            let mut field = json!({"name": c.name, "schema": {"type": type_name(&c.data_type), "fields": null, "memberSchema": null}});
+            if c.key {
+                field["type"] = json!("KEY");
+            }
+            field
+        })
+        .collect();
+    let topic = engine.cluster.topic(&stream.topic)?;
+    let (mut statistics, mut error_stats) = (String::new(), String::new());
+    if extended {
+        let mut stats = Vec::new();
+        let mut errors = Vec::new();
+        for query in reads.iter().chain(&writes) {
+            if let Some(status) = engine.queries.status(&query.id) {
+                let (s, e) = entity::query_statistics(&status);
+                stats.push(format!("{}: {s}", query.id));
+                errors.push(format!("{}: {e}", query.id));
+            }
+        }
+        statistics = stats.join("; ");
+        error_stats = errors.join("; ");
+    }
+    Ok(json!({
+        "name": stream.name,
+        "windowType": null,
+        "readQueries": running(&reads),
+        "writeQueries": running(&writes),
+        "fields": fields,
+        "type": "STREAM",
+        "timestamp": stream.timestamp_column.clone().unwrap_or_default(),
+        "statistics": statistics,
+        "errorStats": error_stats,
+        "extended": extended,
+        "keyFormat": stream.key_format.name(),
+        "valueFormat": stream.value_format.name(),
+        "topic": stream.topic,
+        "partitions": topic.as_ref().map_or(0, |t| t.partitions),
+        "replication": topic.as_ref().map_or(0, |t| t.replicas),
+        "statement": stream.statement,
+        "queryOffsetSummaries": [],
+        "sourceConstraints": [],
+        "clusterStatistics": [],
+        "clusterErrorStats": []
+    }))
+}
+
+/// ksqlDB's `SqlBaseType` name of a column type.
+fn type_name(data_type: &crate::catalog::types::SqlType) -> String {
+    use crate::catalog::types::SqlType;
+    match data_type {
+        SqlType::Array(_) => "ARRAY".into(),
+        SqlType::Map(_) => "MAP".into(),
+        SqlType::Decimal { .. } => "DECIMAL".into(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,15 @@
+//! Sluice: a streaming SQL engine for Kafka that speaks ksqlDB's dialect and REST API.
+
+pub mod broker;
+pub mod catalog;
+pub mod connectors;
+pub mod config;
+pub mod error;
+pub mod format;
+pub mod handler;
+pub mod functions;
+pub mod parser;
+pub mod planner;
+pub mod runtime;
+
+pub use error::{Result, SluiceError};

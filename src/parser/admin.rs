@@ -1,0 +1,244 @@
+//! Metadata and lifecycle statements: `SHOW`/`LIST`, `DESCRIBE`, `TERMINATE`, `PRINT`, `SET`, `UNSET`.
+
+use std::fmt;
+
+use sqlparser::tokenizer::Token;
+
+use super::{Cursor, Statement, display_ident};
+use crate::error::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShowKind {
+    Streams,
+    Tables,
+    Topics,
+    Queries,
+    Properties,
+}
+
+/// Lists objects of one kind.
+///
+/// ```text
+/// SHOW | LIST  STREAMS | TABLES | TOPICS | QUERIES | PROPERTIES  [EXTENDED];
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Show {
+    pub kind: ShowKind,
+    pub extended: bool,
+}
+
+impl fmt::Display for Show {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            ShowKind::Streams => "STREAMS",
+            ShowKind::Tables => "TABLES",
+            ShowKind::Topics => "TOPICS",
+            ShowKind::Queries => "QUERIES",
+            ShowKind::Properties => "PROPERTIES",
+        };
+        write!(f, "SHOW {kind}{}", if self.extended { " EXTENDED" } else { "" })
+    }
+}
+
+/// Describes one stream, or every stream.
+///
+/// ```text
+/// DESCRIBE [EXTENDED] name;   DESCRIBE STREAMS [EXTENDED];
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Describe {
+    /// `None` is `DESCRIBE STREAMS`.
+    pub name: Option<String>,
+    pub extended: bool,
+}
+
+impl fmt::Display for Describe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DESCRIBE ")?;
+        match &self.name {
+            Some(name) => write!(
+                f,
+                "{}{}",
+                if self.extended { "EXTENDED " } else { "" },
+                display_ident(name)
+            ),
+            None => write!(f, "STREAMS{}", if self.extended { " EXTENDED" } else { "" }),
+        }
+    }
+}
+
+/// Stops a persistent query, or all of them.
+///
+/// ```text
+/// TERMINATE query_id;   TERMINATE ALL;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Terminate {
+    Query(String),
+    All,
+}
+
+impl fmt::Display for Terminate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Terminate::Query(id) => write!(f, "TERMINATE {id}"),
+            Terminate::All => write!(f, "TERMINATE ALL"),
+        }
+    }
+}
+
+/// Shows a topic's records as they arrive.
+///
+/// ```text
+/// PRINT topic [FROM BEGINNING] [INTERVAL n] [LIMIT n];
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Print {
+    pub topic: String,
+    /// A quoted name is matched exactly; an unquoted one ignoring case.
+    pub quoted: bool,
+    pub from_beginning: bool,
+    pub interval: u64,
+    pub limit: Option<u64>,
+}
+
+impl fmt::Display for Print {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.quoted {
+            write!(f, "PRINT '{}'", self.topic)?;
+        } else {
+            write!(f, "PRINT {}", self.topic)?;
+        }
+        if self.from_beginning {
+            write!(f, " FROM BEGINNING")?;
+        }
+        if self.interval > 1 {
+            write!(f, " INTERVAL {}", self.interval)?;
+        }
+        if let Some(limit) = self.limit {
+            write!(f, " LIMIT {limit}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Sets a property for the following statements of the request or session.
+///
+/// ```text
+/// SET 'auto.offset.reset' = 'earliest';
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetProperty {
+    pub name: String,
+    pub value: String,
+}
+
+impl fmt::Display for SetProperty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SET '{}'='{}'", self.name, self.value)
+    }
+}
+
+/// Clears a property set with `SET`.
+///
+/// ```text
+/// UNSET 'auto.offset.reset';
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsetProperty {
+    pub name: String,
+}
+
+impl fmt::Display for UnsetProperty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UNSET '{}'", self.name)
+    }
+}
+
+pub(super) fn parse_show(cursor: &mut Cursor) -> Result<Statement> {
+    cursor.advance();
+    let kind = match cursor.peek_word().as_deref() {
+        Some("STREAMS") => ShowKind::Streams,
+        Some("TABLES") => ShowKind::Tables,
+        Some("TOPICS") => ShowKind::Topics,
+        Some("QUERIES") => ShowKind::Queries,
+        Some("PROPERTIES") => ShowKind::Properties,
+        _ => return Err(cursor.error("STREAMS, TABLES, TOPICS, QUERIES or PROPERTIES")),
+    };
+    cursor.advance();
+    let extended = cursor.eat_word("EXTENDED");
+    Ok(Statement::Show(Show { kind, extended }))
+}
+
+pub(super) fn parse_describe(cursor: &mut Cursor) -> Result<Statement> {
+    cursor.expect_word("DESCRIBE")?;
+    if cursor.eat_word("STREAMS") {
+        let extended = cursor.eat_word("EXTENDED");
+        return Ok(Statement::Describe(Describe {
+            name: None,
+            extended,
+        }));
+    }
+    let extended = cursor.peek_nth(1).is_some_and(|t| t.token != Token::SemiColon)
+        && cursor.eat_word("EXTENDED");
+    let name = cursor.identifier("the name of a stream to describe")?;
+    Ok(Statement::Describe(Describe {
+        name: Some(name),
+        extended,
+    }))
+}
+
+pub(super) fn parse_terminate(cursor: &mut Cursor) -> Result<Statement> {
+    cursor.expect_word("TERMINATE")?;
+    if cursor.eat_word("ALL") {
+        return Ok(Statement::Terminate(Terminate::All));
+    }
+    let id = cursor.identifier("a query id such as CSAS_SENSOR_ID_3_5, or ALL")?;
+    Ok(Statement::Terminate(Terminate::Query(id)))
+}
+
+pub(super) fn parse_print(cursor: &mut Cursor) -> Result<Statement> {
+    cursor.expect_word("PRINT")?;
+    let (topic, quoted) = match cursor.peek().map(|t| t.token.clone()) {
+        Some(Token::SingleQuotedString(s)) => {
+            cursor.advance();
+            (s, true)
+        }
+        Some(Token::Word(w)) => {
+            cursor.advance();
+            (w.value.clone(), w.quote_style.is_some())
+        }
+        _ => return Err(cursor.error("the name of a topic to print")),
+    };
+    let from_beginning = cursor.eat_words(&["FROM", "BEGINNING"]);
+    let mut interval = 1;
+    if cursor.eat_word("INTERVAL") || cursor.eat_word("SAMPLE") {
+        interval = cursor.number("a whole number after INTERVAL")?.max(1);
+    }
+    let limit = if cursor.eat_word("LIMIT") {
+        Some(cursor.number("a whole number after LIMIT")?)
+    } else {
+        None
+    };
+    Ok(Statement::Print(Print {
+        topic,
+        quoted,
+        from_beginning,
+        interval,
+        limit,
+    }))
+}
+
+pub(super) fn parse_set(cursor: &mut Cursor) -> Result<Statement> {
+    cursor.expect_word("SET")?;
+    let name = cursor.string_literal("a quoted property name, as in SET 'auto.offset.reset'='earliest'")?;
+    cursor.expect(&Token::Eq, "'=' after the property name")?;
+    let value = cursor.string_literal("a quoted property value")?;
+    Ok(Statement::Set(SetProperty { name, value }))
+}
+
+pub(super) fn parse_unset(cursor: &mut Cursor) -> Result<Statement> {
+    cursor.expect_word("UNSET")?;
+    let name = cursor.string_literal("a quoted property name, as in UNSET 'auto.offset.reset'")?;
+    Ok(Statement::Unset(UnsetProperty { name }))
+}

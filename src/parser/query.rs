@@ -1,0 +1,230 @@
+//! `SELECT … EMIT CHANGES`, `INSERT INTO … SELECT` and `INSERT INTO … VALUES`.
+
+use std::fmt;
+
+use sqlparser::{
+    ast::{Expr, Query},
+    tokenizer::{Token, TokenWithSpan},
+};
+
+use super::{Cursor, Statement, cursor::with_sqlparser, display_ident};
+use crate::error::{Result, SluiceError};
+
+/// A query over a stream. sqlparser parses the `SELECT … FROM … WHERE …` part; the ksqlDB
+/// clauses around it are taken out first so they cannot be mistaken for a table alias.
+///
+/// ```text
+/// SELECT items FROM stream [WHERE condition] [PARTITION BY expression] [EMIT CHANGES] [LIMIT n]
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Select {
+    pub query: Query,
+    pub partition_by: Option<Expr>,
+    pub emit_changes: bool,
+    pub limit: Option<u64>,
+}
+
+impl fmt::Display for Select {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.query)?;
+        if let Some(partition_by) = &self.partition_by {
+            write!(f, " PARTITION BY {partition_by}")?;
+        }
+        if self.emit_changes {
+            write!(f, " EMIT CHANGES")?;
+        }
+        if let Some(limit) = self.limit {
+            write!(f, " LIMIT {limit}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A persistent query writing into an existing stream.
+///
+/// ```text
+/// INSERT INTO stream SELECT ... [EMIT CHANGES];
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsertSelect {
+    pub target: String,
+    pub select: Select,
+}
+
+impl fmt::Display for InsertSelect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "INSERT INTO {} {}", display_ident(&self.target), self.select)
+    }
+}
+
+/// Writes one record into a stream's topic.
+///
+/// ```text
+/// INSERT INTO stream [(column, ...)] VALUES (value, ...);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsertValues {
+    pub target: String,
+    pub columns: Option<Vec<String>>,
+    pub values: Vec<Expr>,
+}
+
+impl fmt::Display for InsertValues {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "INSERT INTO {} ", display_ident(&self.target))?;
+        if let Some(columns) = &self.columns {
+            let names: Vec<String> = columns.iter().map(|c| display_ident(c)).collect();
+            write!(f, "({}) ", names.join(", "))?;
+        }
+        let values: Vec<String> = self.values.iter().map(ToString::to_string).collect();
+        write!(f, "VALUES ({})", values.join(", "))
+    }
+}
+
+pub(super) fn parse_select(cursor: &mut Cursor) -> Result<Select> {
+    if !cursor.peek_word_is("SELECT") {
+        return Err(cursor.error("SELECT"));
+    }
+    let tokens = cursor.rest_of_statement();
+    let clauses = split_ksql_clauses(tokens)?;
+    let query = with_sqlparser(clauses.query, |p| p.parse_query())?;
+    let partition_by = match clauses.partition_by {
+        Some(tokens) => Some(with_sqlparser(tokens, |p| p.parse_expr())?),
+        None => None,
+    };
+    Ok(Select {
+        query: *query,
+        partition_by,
+        emit_changes: clauses.emit_changes,
+        limit: clauses.limit,
+    })
+}
+
+struct KsqlClauses {
+    query: Vec<TokenWithSpan>,
+    partition_by: Option<Vec<TokenWithSpan>>,
+    emit_changes: bool,
+    limit: Option<u64>,
+}
+
+fn word(token: &TokenWithSpan) -> Option<String> {
+    match &token.token {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    }
+}
+
+/// Takes `PARTITION BY`, `EMIT CHANGES` and a trailing `LIMIT n` out of a query's tokens.
+fn split_ksql_clauses(tokens: Vec<TokenWithSpan>) -> Result<KsqlClauses> {
+    let mut clauses = KsqlClauses {
+        query: Vec::new(),
+        partition_by: None,
+        emit_changes: false,
+        limit: None,
+    };
+    let mut depth = 0i32;
+    let mut i = 0;
+    while i < tokens.len() {
+        let token = &tokens[i];
+        match token.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ => {}
+        }
+        let next_word = tokens.get(i + 1).and_then(word);
+        match (depth, word(token).as_deref(), next_word.as_deref()) {
+            (0, Some("EMIT"), Some("CHANGES")) => {
+                clauses.emit_changes = true;
+                i += 2;
+            }
+            (0, Some("EMIT"), Some("FINAL")) => {
+                return Err(SluiceError::NotImplemented(
+                    "EMIT FINAL; it applies to windowed aggregations".into(),
+                ));
+            }
+            (0, Some("PARTITION"), Some("BY")) => {
+                let start = i + 2;
+                let mut end = start;
+                let mut inner = 0i32;
+                while end < tokens.len() {
+                    match tokens[end].token {
+                        Token::LParen => inner += 1,
+                        Token::RParen => inner -= 1,
+                        _ => {}
+                    }
+                    let stop = inner == 0
+                        && matches!(
+                            word(&tokens[end]).as_deref(),
+                            Some("EMIT" | "LIMIT" | "GROUP" | "HAVING" | "WINDOW")
+                        );
+                    if stop {
+                        break;
+                    }
+                    end += 1;
+                }
+                clauses.partition_by = Some(tokens[start..end].to_vec());
+                i = end;
+            }
+            (0, Some("LIMIT"), _) => {
+                match tokens.get(i + 1).map(|t| &t.token) {
+                    Some(Token::Number(n, _)) if n.parse::<u64>().is_ok() => {
+                        clauses.limit = n.parse().ok();
+                    }
+                    _ => {
+                        let mut rest = Cursor::new(tokens[i + 1..].to_vec());
+                        return Err(rest.number("a whole number after LIMIT").unwrap_err());
+                    }
+                }
+                i += 2;
+            }
+            _ => {
+                clauses.query.push(token.clone());
+                i += 1;
+            }
+        }
+    }
+    Ok(clauses)
+}
+
+pub(super) fn parse_insert(cursor: &mut Cursor) -> Result<Statement> {
+    cursor.expect_word("INSERT")?;
+    cursor.expect_word("INTO")?;
+    let target = cursor.identifier("the name of the stream to insert into")?;
+    if cursor.eat_word("WITH") {
+        return Err(SluiceError::NotImplemented(
+            "WITH (QUERY_ID=...) on INSERT INTO".into(),
+        ));
+    }
+    if cursor.peek_word_is("SELECT") {
+        let select = parse_select(cursor)?;
+        return Ok(Statement::InsertSelect(InsertSelect { target, select }));
+    }
+    let columns = if cursor.eat(&Token::LParen) {
+        let mut names = Vec::new();
+        loop {
+            names.push(cursor.identifier("a column name")?);
+            if !cursor.eat(&Token::Comma) {
+                break;
+            }
+        }
+        cursor.expect(&Token::RParen, "',' or ')' after a column name")?;
+        Some(names)
+    } else {
+        None
+    };
+    if !cursor.eat_word("VALUES") {
+        return Err(cursor.error("SELECT, VALUES or a column list after the stream name"));
+    }
+    let tokens = cursor.rest_of_statement();
+    let values = with_sqlparser(tokens, |p| {
+        p.expect_token(&Token::LParen)?;
+        let values = p.parse_comma_separated(|p| p.parse_expr())?;
+        p.expect_token(&Token::RParen)?;
+        Ok(values)
+    })?;
+    Ok(Statement::InsertValues(InsertValues {
+        target,
+        columns,
+        values,
+    }))
+}

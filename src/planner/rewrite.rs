@@ -1,0 +1,131 @@
+//! Rewrites a ksqlDB `SELECT` into the SQL DataFusion plans: identifiers upper-cased as ksqlDB
+//! reads them, `*` expanded to the declared columns, unnamed expressions named `KSQL_COL_n`.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Expr, GroupByExpr, Ident, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, TableFactor,
+    visit_expressions_mut,
+};
+
+use crate::{
+    catalog::{Catalog, StreamDef},
+    error::{Result, SluiceError},
+    parser::{Select, normalize_ident},
+};
+
+pub struct Rewritten {
+    pub query: Query,
+    pub source: StreamDef,
+    pub partition_by: Option<Expr>,
+    /// The projection is exactly `*`.
+    pub is_star: bool,
+}
+
+pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
+    let mut query = select.query.clone();
+    if query.with.is_some() || query.order_by.is_some() || query.limit_clause.is_some() || query.fetch.is_some() {
+        return Err(SluiceError::NotImplemented(
+            "WITH, ORDER BY and OFFSET in a streaming query".into(),
+        ));
+    }
+    let SetExpr::Select(body) = query.body.as_mut() else {
+        return Err(SluiceError::NotImplemented(
+            "UNION, VALUES and nested queries in a streaming query".into(),
+        ));
+    };
+    if body.from.len() != 1 || !body.from[0].joins.is_empty() {
+        return Err(SluiceError::NotImplemented(
+            "joins; a query reads from exactly one stream".into(),
+        ));
+    }
+    if !matches!(&body.group_by, GroupByExpr::Expressions(e, _) if e.is_empty()) || body.having.is_some() {
+        return Err(SluiceError::NotImplemented(
+            "GROUP BY and aggregations (they need tables)".into(),
+        ));
+    }
+    if body.distinct.is_some() {
+        return Err(SluiceError::NotImplemented("SELECT DISTINCT".into()));
+    }
+    let TableFactor::Table { name, alias, .. } = &mut body.from[0].relation else {
+        return Err(SluiceError::NotImplemented(
+            "reading from anything but a stream name".into(),
+        ));
+    };
+    let source_name = name
+        .0
+        .last()
+        .and_then(ObjectNamePart::as_ident)
+        .map(normalize_ident)
+        .ok_or_else(|| SluiceError::Plan("the FROM clause names no stream".into()))?;
+    let source = catalog.stream(&source_name)?;
+    *name = ObjectName::from(vec![quoted(&source.name)]);
+    if let Some(alias) = alias {
+        alias.name = quoted(&normalize_ident(&alias.name));
+    }
+
+    let is_star = body.projection.len() == 1 && matches!(body.projection[0], SelectItem::Wildcard(_));
+    let mut projection = Vec::new();
+    let mut unnamed = 0;
+    for item in std::mem::take(&mut body.projection) {
+        match item {
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(_, _) => {
+                projection.extend(source.columns.iter().map(|c| {
+                    SelectItem::UnnamedExpr(Expr::Identifier(quoted(&c.name)))
+                }));
+            }
+            SelectItem::UnnamedExpr(expr) => match &expr {
+                Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
+                    projection.push(SelectItem::UnnamedExpr(expr))
+                }
+                _ => {
+                    let alias = quoted(&format!("KSQL_COL_{unnamed}"));
+                    unnamed += 1;
+                    projection.push(SelectItem::ExprWithAlias { expr, alias });
+                }
+            },
+            SelectItem::ExprWithAlias { expr, alias } => projection.push(SelectItem::ExprWithAlias {
+                expr,
+                alias: quoted(&normalize_ident(&alias)),
+            }),
+            SelectItem::ExprWithAliases { .. } => {
+                return Err(SluiceError::NotImplemented("multiple aliases for one expression".into()));
+            }
+        }
+    }
+    body.projection = projection;
+
+    let _ = visit_expressions_mut(&mut query, |expr| {
+        upper_case_identifiers(expr);
+        ControlFlow::<()>::Continue(())
+    });
+    let partition_by = select.partition_by.clone().map(|mut expr| {
+        let _ = visit_expressions_mut(&mut expr, |e| {
+            upper_case_identifiers(e);
+            ControlFlow::<()>::Continue(())
+        });
+        expr
+    });
+    Ok(Rewritten {
+        query,
+        source,
+        partition_by,
+        is_star,
+    })
+}
+
+fn quoted(name: &str) -> Ident {
+    Ident::with_quote('"', name)
+}
+
+fn upper_case_identifiers(expr: &mut Expr) {
+    match expr {
+        Expr::Identifier(ident) => *ident = quoted(&normalize_ident(ident)),
+        Expr::CompoundIdentifier(parts) => {
+            for ident in parts.iter_mut() {
+                *ident = quoted(&normalize_ident(ident));
+            }
+        }
+        _ => {}
+    }
+}

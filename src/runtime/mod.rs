@@ -1,0 +1,154 @@
+//! The query runtime: shared scans that read each source topic once and run every query over it.
+
+pub mod operator;
+pub mod scan;
+pub mod sink;
+pub mod status;
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use parking_lot::Mutex;
+use tokio::runtime::Handle;
+
+pub use status::{QueryState, QueryStatus};
+
+use crate::{
+    connectors::kafka::{KafkaCluster, offsets::{OffsetStore, PartitionOffsets}},
+    error::{Result, SluiceError},
+    planner::ContinuousPlan,
+};
+use scan::{ScanHandle, ScanQuery};
+use sink::QuerySink;
+
+/// Where a new query starts reading, as `auto.offset.reset` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
+}
+
+impl OffsetReset {
+    pub fn from_properties(properties: &BTreeMap<String, String>) -> Result<OffsetReset> {
+        match properties.get("auto.offset.reset").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("latest") => Ok(OffsetReset::Latest),
+            Some("earliest") => Ok(OffsetReset::Earliest),
+            Some(other) => Err(SluiceError::Plan(format!(
+                "Invalid value {other} for configuration auto.offset.reset: String must be one of: latest, earliest, none"
+            ))),
+        }
+    }
+}
+
+/// Runs persistent and push queries; persistent ones over the same stream share one scan.
+pub struct QueryManager {
+    cluster: Arc<KafkaCluster>,
+    offsets: Arc<OffsetStore>,
+    runtime: Handle,
+    shared: Mutex<BTreeMap<String, ScanHandle>>,
+    statuses: Mutex<BTreeMap<String, Arc<QueryStatus>>>,
+}
+
+impl QueryManager {
+    pub fn new(cluster: Arc<KafkaCluster>, offsets: Arc<OffsetStore>) -> Self {
+        Self {
+            cluster,
+            offsets,
+            runtime: Handle::current(),
+            shared: Mutex::new(BTreeMap::new()),
+            statuses: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn offsets(&self) -> &Arc<OffsetStore> {
+        &self.offsets
+    }
+
+    /// The positions a new query starts from, per partition of its source topic.
+    pub fn start_offsets(&self, topic: &str, reset: OffsetReset) -> Result<PartitionOffsets> {
+        let partitions = self
+            .cluster
+            .topic(topic)?
+            .ok_or_else(|| SluiceError::Plan(format!("Kafka topic does not exist: {topic}")))?
+            .partitions;
+        let marks = self.cluster.watermarks(topic, partitions)?;
+        Ok(marks
+            .into_iter()
+            .enumerate()
+            .map(|(p, (low, high))| {
+                (p as i32, if reset == OffsetReset::Earliest { low } else { high })
+            })
+            .collect())
+    }
+
+    /// Starts a persistent query from `start` in the scan of its source topic.
+    pub fn start_persistent(
+        &self,
+        id: &str,
+        plan: ContinuousPlan,
+        sink: QuerySink,
+        start: PartitionOffsets,
+    ) -> Result<Arc<QueryStatus>> {
+        let status = Arc::new(QueryStatus::new());
+        let stream = plan.source.clone();
+        let query = ScanQuery::new(id, plan, sink, status.clone(), start, true);
+        let mut shared = self.shared.lock();
+        let scan = match shared.get(&stream.name) {
+            Some(scan) if scan.is_alive() => scan,
+            _ => {
+                let scan = ScanHandle::spawn(
+                    &stream,
+                    self.cluster.clone(),
+                    self.offsets.clone(),
+                    self.runtime.clone(),
+                )?;
+                shared.insert(stream.name.clone(), scan);
+                &shared[&stream.name]
+            }
+        };
+        scan.add(query);
+        self.statuses.lock().insert(id.to_string(), status.clone());
+        Ok(status)
+    }
+
+    /// Stops a persistent query; its committed offsets stay until [`OffsetStore::forget`].
+    pub fn stop_persistent(&self, id: &str, source: &str) {
+        if let Some(scan) = self.shared.lock().get(source) {
+            scan.remove(id);
+        }
+        if let Some(status) = self.statuses.lock().remove(id) {
+            status.set_state(QueryState::Terminated);
+        }
+    }
+
+    pub fn status(&self, id: &str) -> Option<Arc<QueryStatus>> {
+        self.statuses.lock().get(id).cloned()
+    }
+
+    /// Starts a push query in a scan of its own; rows arrive on the returned sink's channel.
+    pub fn start_transient(
+        &self,
+        id: &str,
+        plan: ContinuousPlan,
+        sink: QuerySink,
+        reset: OffsetReset,
+    ) -> Result<ScanHandle> {
+        let start = self.start_offsets(&plan.source.topic, reset)?;
+        let status = Arc::new(QueryStatus::new());
+        let scan = ScanHandle::spawn(
+            &plan.source,
+            self.cluster.clone(),
+            self.offsets.clone(),
+            self.runtime.clone(),
+        )?;
+        scan.add(ScanQuery::new(id, plan, sink, status, start, false));
+        Ok(scan)
+    }
+
+    /// Stops every scan, flushing and committing what was processed.
+    pub fn shutdown(&self) {
+        let scans: Vec<ScanHandle> = std::mem::take(&mut *self.shared.lock()).into_values().collect();
+        for scan in scans {
+            scan.stop();
+        }
+    }
+}

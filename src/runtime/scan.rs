@@ -1,0 +1,364 @@
+//! A shared scan: one consumer over a source topic, one decode per record, every query attached
+//! to it evaluated on the decoded batch.
+//!
+//! Each query keeps its own next offset per partition; the consumer reads from the smallest, and
+//! a query sees a record only at or past its own offset. So a query can join or leave a running
+//! scan, start earlier or later than the others, and none of them sees a record twice.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use arrow::array::BooleanArray;
+use rdkafka::{
+    Message, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer},
+    message::BorrowedMessage,
+};
+use tokio::runtime::Handle;
+use tracing::{debug, warn};
+
+use super::{
+    QueryState, QueryStatus, operator,
+    sink::{OutputRow, QuerySink},
+    status::ProcessingError,
+};
+use crate::{
+    connectors::kafka::{KafkaCluster, offsets::{OffsetStore, PartitionOffsets}},
+    error::{Result, SluiceError},
+    catalog::StreamDef,
+    format::{RawRecord, RecordDecoder},
+    planner::ContinuousPlan,
+};
+
+const MAX_BATCH: usize = 8192;
+const POLL_WAIT: Duration = Duration::from_millis(100);
+const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A query running inside a scan.
+pub struct ScanQuery {
+    id: String,
+    plan: ContinuousPlan,
+    sink: QuerySink,
+    status: Arc<QueryStatus>,
+    next: PartitionOffsets,
+    persistent: bool,
+    emitted: u64,
+    dirty: bool,
+}
+
+impl ScanQuery {
+    pub fn new(
+        id: &str,
+        plan: ContinuousPlan,
+        sink: QuerySink,
+        status: Arc<QueryStatus>,
+        start: PartitionOffsets,
+        persistent: bool,
+    ) -> Self {
+        Self {
+            id: id.to_string(),
+            plan,
+            sink,
+            status,
+            next: start,
+            persistent,
+            emitted: 0,
+            dirty: false,
+        }
+    }
+}
+
+enum Control {
+    Add(Box<ScanQuery>),
+    Remove(String),
+    Stop,
+}
+
+/// The handle of a scan's thread.
+pub struct ScanHandle {
+    control: mpsc::Sender<Control>,
+    alive: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ScanHandle {
+    /// Starts a scan of `stream`'s topic; queries join it with [`ScanHandle::add`].
+    pub fn spawn(
+        stream: &StreamDef,
+        cluster: Arc<KafkaCluster>,
+        offsets: Arc<OffsetStore>,
+        runtime: Handle,
+    ) -> Result<ScanHandle> {
+        let topic = stream.topic.as_str();
+        let decoder = RecordDecoder::new(stream)?;
+        let consumer: BaseConsumer = cluster.consumer_config().create()?;
+        let (control, receiver) = mpsc::channel();
+        let alive = Arc::new(AtomicBool::new(true));
+        let scan = Scan {
+            topic: topic.to_string(),
+            decoder,
+            consumer,
+            offsets,
+            runtime,
+            queries: Vec::new(),
+            control: receiver,
+            last_commit: Instant::now(),
+        };
+        let flag = alive.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("scan-{topic}"))
+            .spawn(move || {
+                scan.run();
+                flag.store(false, Ordering::SeqCst);
+            })?;
+        Ok(ScanHandle {
+            control,
+            alive,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    pub fn add(&self, query: ScanQuery) {
+        let _ = self.control.send(Control::Add(Box::new(query)));
+    }
+
+    pub fn remove(&self, id: &str) {
+        let _ = self.control.send(Control::Remove(id.to_string()));
+    }
+
+    /// Stops the scan after its current batch, committing what it processed.
+    pub fn stop(mut self) {
+        let _ = self.control.send(Control::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ScanHandle {
+    fn drop(&mut self) {
+        let _ = self.control.send(Control::Stop);
+    }
+}
+
+struct Scan {
+    topic: String,
+    decoder: RecordDecoder,
+    consumer: BaseConsumer,
+    offsets: Arc<OffsetStore>,
+    runtime: Handle,
+    queries: Vec<ScanQuery>,
+    control: mpsc::Receiver<Control>,
+    last_commit: Instant,
+}
+
+impl Scan {
+    fn run(mut self) {
+        let mut reassign = false;
+        loop {
+            let wait = if self.queries.is_empty() { Some(POLL_WAIT) } else { None };
+            let message = match wait {
+                Some(wait) => self.control.recv_timeout(wait).ok(),
+                None => self.control.try_recv().ok(),
+            };
+            if let Some(message) = message {
+                match message {
+                    Control::Add(query) => self.queries.push(*query),
+                    Control::Remove(id) => {
+                        self.commit(true);
+                        self.queries.retain(|q| q.id != id);
+                    }
+                    Control::Stop => {
+                        self.commit(true);
+                        return;
+                    }
+                }
+                reassign = true;
+                continue;
+            }
+            if self.queries.is_empty() {
+                continue;
+            }
+            if reassign {
+                if let Err(e) = self.assign() {
+                    warn!(topic = %self.topic, error = %e, "could not assign partitions; retrying");
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+                reassign = false;
+            }
+            if let Err(e) = self.process_batch() {
+                warn!(topic = %self.topic, error = %e, "scan batch failed; retrying");
+                for q in &self.queries {
+                    q.status.set_state(QueryState::Error(e.to_string()));
+                }
+                std::thread::sleep(Duration::from_secs(1));
+                reassign = true;
+            }
+            self.commit(false);
+            self.queries.retain(|q| q.status.state() != QueryState::Terminated);
+        }
+    }
+
+    /// Points the consumer at the smallest next offset of any query, per partition.
+    fn assign(&mut self) -> Result<()> {
+        let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
+        for query in &self.queries {
+            for (partition, offset) in &query.next {
+                positions
+                    .entry(*partition)
+                    .and_modify(|o| *o = (*o).min(*offset))
+                    .or_insert(*offset);
+            }
+        }
+        let mut assignment = TopicPartitionList::new();
+        for (partition, offset) in positions {
+            assignment.add_partition_offset(&self.topic, partition, Offset::Offset(offset))?;
+        }
+        self.consumer.assign(&assignment)?;
+        debug!(topic = %self.topic, ?assignment, "scan assigned");
+        Ok(())
+    }
+
+    fn poll_batch(consumer: &BaseConsumer) -> Result<Vec<BorrowedMessage<'_>>> {
+        let mut messages = Vec::new();
+        let mut wait = POLL_WAIT;
+        while messages.len() < MAX_BATCH {
+            match consumer.poll(wait) {
+                Some(Ok(message)) => messages.push(message),
+                Some(Err(e)) => {
+                    if messages.is_empty() {
+                        return Err(e.into());
+                    }
+                    break;
+                }
+                None => break,
+            }
+            wait = Duration::ZERO;
+        }
+        Ok(messages)
+    }
+
+    fn process_batch(&mut self) -> Result<()> {
+        let messages = Self::poll_batch(&self.consumer)?;
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<RawRecord> = messages
+            .iter()
+            .map(|m| RawRecord {
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp: m.timestamp().to_millis().unwrap_or_default(),
+                key: m.key(),
+                value: m.payload(),
+            })
+            .collect();
+        let decoded = self.decoder.decode(&records)?;
+        let mut deliveries = Vec::new();
+        let topic = self.topic.clone();
+        for query in &mut self.queries {
+            if query.status.state() == QueryState::Terminated {
+                continue;
+            }
+            let eligible_records: Vec<bool> = records
+                .iter()
+                .map(|r| r.offset >= query.next.get(&r.partition).copied().unwrap_or(0))
+                .collect();
+            let count = eligible_records.iter().filter(|e| **e).count();
+            if count == 0 {
+                continue;
+            }
+            let eligible_rows = (count < records.len())
+                .then(|| BooleanArray::from_iter(decoded.rows.iter().map(|r| Some(eligible_records[*r]))));
+            let evaluated = operator::evaluate(&query.plan, &decoded.batch, eligible_rows.as_ref())?;
+            let failed = decoded
+                .errors
+                .iter()
+                .filter(|(i, _)| eligible_records[*i])
+                .map(|(i, m)| (*i, m.clone()))
+                .chain(evaluated.errors.iter().map(|(row, m)| (decoded.rows[*row], m.clone())));
+            for (index, message) in failed {
+                let r = &records[index];
+                query.status.record_error(ProcessingError {
+                    message,
+                    topic: topic.clone(),
+                    partition: r.partition,
+                    offset: r.offset,
+                    timestamp_ms: r.timestamp,
+                });
+            }
+            let mut rows: Vec<OutputRow> = evaluated
+                .rows
+                .iter()
+                .enumerate()
+                .map(|(row, decoded_row)| OutputRow {
+                    record: &records[decoded.rows[*decoded_row]],
+                    row,
+                })
+                .collect();
+            if let Some(limit) = query.plan.limit {
+                rows.truncate(limit.saturating_sub(query.emitted) as usize);
+            }
+            match query.sink.write(&rows, &evaluated.columns, evaluated.keys.as_ref(), query.plan.forwards_value) {
+                Ok(mut sent) => deliveries.append(&mut sent),
+                Err(SluiceError::Execution(_)) if !query.persistent => {
+                    query.status.set_state(QueryState::Terminated);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            query.emitted += rows.len() as u64;
+            query.status.records_in.fetch_add(count as u64, Ordering::Relaxed);
+            query.status.records_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
+            for (record, eligible) in records.iter().zip(&eligible_records) {
+                if *eligible {
+                    query.next.insert(record.partition, record.offset + 1);
+                }
+            }
+            query.dirty = true;
+            if query.plan.limit.is_some_and(|l| query.emitted >= l) {
+                query.status.set_state(QueryState::Terminated);
+            }
+        }
+        for delivery in deliveries {
+            match self.runtime.block_on(delivery) {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(SluiceError::Kafka(e)),
+                Err(_) => return Err(SluiceError::Execution("a delivery was cancelled".into())),
+            }
+        }
+        for query in &self.queries {
+            if query.status.state() != QueryState::Terminated {
+                query.status.set_state(QueryState::Running);
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the persistent queries' positions, at most every [`COMMIT_INTERVAL`] unless forced.
+    fn commit(&mut self, force: bool) {
+        if !force && self.last_commit.elapsed() < COMMIT_INTERVAL {
+            return;
+        }
+        self.last_commit = Instant::now();
+        for query in self.queries.iter_mut().filter(|q| q.persistent && q.dirty) {
+            match self.runtime.block_on(self.offsets.commit(&query.id, &query.next)) {
+                Ok(()) => query.dirty = false,
+                Err(e) => warn!(query = %query.id, error = %e, "could not commit offsets; will retry"),
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Where a query's rows go: a Kafka topic in the sink stream's format, or a push query's client.
+
+use std::time::Duration;
+
+use arrow::array::ArrayRef;
+use rdkafka::producer::{FutureProducer, FutureRecord, future_producer::DeliveryFuture};
+use tokio::sync::mpsc;
+
+use crate::{
+    catalog::Format,
+    error::{Result, SluiceError},
+    format::{ColumnWriter, RawRecord, encode_kafka_value},
+};
+
+/// An output row ready to encode: where it came from and its projected values.
+pub struct OutputRow<'a> {
+    pub record: &'a RawRecord<'a>,
+    /// Row index into the projected columns.
+    pub row: usize,
+}
+
+pub enum QuerySink {
+    /// Records into a topic.
+    Topic {
+        producer: FutureProducer,
+        topic: String,
+        partitions: i32,
+        format: Format,
+        delimiter: u8,
+        names: Vec<String>,
+    },
+    /// JSON arrays of column values, one per row, to a push query's response.
+    Rows(mpsc::Sender<Vec<u8>>),
+}
+
+impl QuerySink {
+    /// Writes the rows of one batch; returns the deliveries to await before committing offsets.
+    pub fn write(
+        &self,
+        rows: &[OutputRow<'_>],
+        columns: &[ArrayRef],
+        keys: Option<&ArrayRef>,
+        forward_value: bool,
+    ) -> Result<Vec<DeliveryFuture>> {
+        let writers: Vec<ColumnWriter> = columns.iter().map(ColumnWriter::new).collect();
+        let key_writer = keys.map(ColumnWriter::new);
+        match self {
+            QuerySink::Topic {
+                producer,
+                topic,
+                partitions,
+                format,
+                delimiter,
+                names,
+            } => {
+                let mut deliveries = Vec::with_capacity(rows.len());
+                let mut value = Vec::with_capacity(256);
+                let mut key = Vec::new();
+                for out in rows {
+                    value.clear();
+                    let payload: Option<&[u8]> = if forward_value {
+                        out.record.value
+                    } else {
+                        encode_value(*format, *delimiter, names, &writers, out.row, &mut value)?;
+                        Some(&value)
+                    };
+                    let key_bytes: Option<&[u8]> = match &key_writer {
+                        Some(w) if !w.is_null(out.row) => {
+                            key.clear();
+                            w.write_text(out.row, &mut key);
+                            Some(&key)
+                        }
+                        Some(_) => None,
+                        None => out.record.key,
+                    };
+                    let mut record = FutureRecord::<[u8], [u8]>::to(topic).timestamp(out.record.timestamp);
+                    if let Some(p) = payload {
+                        record = record.payload(p);
+                    }
+                    if let Some(k) = key_bytes {
+                        record = record.key(k);
+                    }
+                    if key_writer.is_none() && out.record.partition < *partitions {
+                        record = record.partition(out.record.partition);
+                    }
+                    deliveries.push(send(producer, record)?);
+                }
+                Ok(deliveries)
+            }
+            QuerySink::Rows(sender) => {
+                for out in rows {
+                    let mut row = Vec::with_capacity(128);
+                    row.push(b'[');
+                    for (i, w) in writers.iter().enumerate() {
+                        if i > 0 {
+                            row.push(b',');
+                        }
+                        w.write_json(out.row, &mut row);
+                    }
+                    row.push(b']');
+                    if sender.blocking_send(row).is_err() {
+                        return Err(SluiceError::Execution("the push query's client went away".into()));
+                    }
+                }
+                Ok(Vec::new())
+            }
+        }
+    }
+}
+
+/// Queues a record, waiting while the producer's queue is full rather than dropping it.
+fn send(producer: &FutureProducer, mut record: FutureRecord<'_, [u8], [u8]>) -> Result<DeliveryFuture> {
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((rdkafka::error::KafkaError::MessageProduction(
+                rdkafka::types::RDKafkaErrorCode::QueueFull,
+            ), returned)) => {
+                record = returned;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((e, _)) => return Err(SluiceError::Kafka(e)),
+        }
+    }
+}
+
+fn encode_value(
+    format: Format,
+    delimiter: u8,
+    names: &[String],
+    writers: &[ColumnWriter],
+    row: usize,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    match format {
+        Format::Json => {
+            out.push(b'{');
+            for (i, (name, w)) in names.iter().zip(writers).enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, name)?;
+                out.push(b':');
+                w.write_json(row, out);
+            }
+            out.push(b'}');
+        }
+        Format::Kafka => {
+            if let Some(w) = writers.first() {
+                encode_kafka_value(w, row, out)?;
+            }
+        }
+        Format::Delimited => {
+            for (i, w) in writers.iter().enumerate() {
+                if i > 0 {
+                    out.push(delimiter);
+                }
+                w.write_text(row, out);
+            }
+        }
+    }
+    Ok(())
+}

@@ -11,5 +11,6 @@ pub mod functions;
 pub mod parser;
 pub mod planner;
 pub mod runtime;
+pub mod server;
 
 pub use error::{Result, SluiceError};

@@ -1,1 +1,96 @@
-fn main() {}
+//! `sluice-server`: the Sluice server, with the embedded broker when no Kafka cluster is given.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
+use clap::Parser;
+use sluice::{broker::EmbeddedBroker, config::{Overrides, ServerConfig}, handler::Engine, server};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// A streaming SQL engine for Kafka that speaks ksqlDB's dialect and REST API.
+#[derive(Debug, Parser)]
+#[command(name = "sluice-server", version)]
+struct Args {
+    /// Address of the HTTP API [default: 127.0.0.1:8088]
+    #[arg(long, env = "SLUICE_LISTEN")]
+    listen: Option<String>,
+    /// Kafka cluster to use; without it the embedded broker starts
+    #[arg(long, env = "SLUICE_BOOTSTRAP_SERVERS")]
+    bootstrap_servers: Option<String>,
+    /// Address of the embedded broker [default: 127.0.0.1:9092]
+    #[arg(long, env = "SLUICE_BROKER_LISTEN")]
+    broker_listen: Option<String>,
+    /// Names the command topic, like ksql.service.id [default: default_]
+    #[arg(long, env = "SLUICE_SERVICE_ID")]
+    service_id: Option<String>,
+    /// Where the embedded broker keeps its log [default: sluice-data]
+    #[arg(long, env = "SLUICE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// A properties file (listeners, bootstrap.servers, ksql.service.id, data.dir, broker.listen)
+    #[arg(long, env = "SLUICE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tansu_broker=warn,tansu_storage=warn,tansu_service=warn,tansu_sans_io=warn,libsql=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let config = ServerConfig::load(
+        args.config.as_deref(),
+        Overrides {
+            listen: args.listen,
+            bootstrap_servers: args.bootstrap_servers,
+            broker_listen: args.broker_listen,
+            service_id: args.service_id,
+            data_dir: args.data_dir,
+        },
+    )?;
+    let broker = match &config.bootstrap_servers {
+        Some(_) => None,
+        None => Some(
+            EmbeddedBroker::start(config.broker_listen, &config.data_dir)
+                .await
+                .context("starting the embedded broker")?,
+        ),
+    };
+    let bootstrap = match (&config.bootstrap_servers, &broker) {
+        (Some(servers), _) => servers.clone(),
+        (None, Some(broker)) => broker.bootstrap_servers(),
+        (None, None) => unreachable!("the embedded broker starts when no cluster is given"),
+    };
+    let listen: SocketAddr = config.listen;
+    let engine = Engine::start(config, &bootstrap)
+        .await
+        .with_context(|| format!("connecting to Kafka at {bootstrap}"))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    server::serve(engine.clone(), listen, shutdown).await?;
+    info!("shutting down");
+    tokio::task::spawn_blocking(move || engine.shutdown()).await?;
+    if let Some(broker) = broker {
+        broker.stop();
+    }
+    Ok(())
+}
+
+/// Cancels on the first Ctrl-C or SIGTERM; a second one exits at once.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    shutdown.cancel();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    std::process::exit(130);
+}

@@ -55,7 +55,7 @@ impl QueryPlanner {
         let ctx = SessionContext::new();
         functions::register_all(&ctx)?;
         ctx.register_table(
-            source.name.as_str(),
+            datafusion::common::TableReference::bare(source.name.clone()),
             Arc::new(EmptyTable::new(source.row_schema())),
         )?;
         let state = ctx.state();

@@ -128,10 +128,11 @@ impl QueryManager {
     pub fn start_transient(
         &self,
         id: &str,
-        plan: ContinuousPlan,
+        mut plan: ContinuousPlan,
         sink: QuerySink,
         reset: OffsetReset,
     ) -> Result<ScanHandle> {
+        plan.forwards_value = false;
         let start = self.start_offsets(&plan.source.topic, reset)?;
         let status = Arc::new(QueryStatus::new());
         let scan = ScanHandle::spawn(

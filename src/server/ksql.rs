@@ -1,0 +1,95 @@
+//! `POST /ksql`, `GET /info` and `GET /healthcheck`.
+
+use std::collections::BTreeMap;
+
+use axum::{Json, extract::State, http::StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{AppError, AppState};
+
+/// ksqlDB's `KsqlRequest`; unknown fields are ignored.
+#[derive(Debug, Deserialize)]
+pub struct KsqlRequest {
+    pub ksql: String,
+    #[serde(default, rename = "streamsProperties")]
+    pub streams_properties: BTreeMap<String, Value>,
+    #[serde(default, rename = "sessionVariables")]
+    pub session_variables: BTreeMap<String, Value>,
+}
+
+/// Property values arrive as JSON strings, numbers or booleans; Sluice keeps them as text.
+pub fn property_text(properties: &BTreeMap<String, Value>) -> BTreeMap<String, String> {
+    properties
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), text)
+        })
+        .collect()
+}
+
+/// Replaces `${name}` with session variables, as ksqlDB does before parsing.
+pub fn substitute(sql: &str, variables: &BTreeMap<String, Value>) -> String {
+    let mut text = sql.to_string();
+    for (name, value) in variables {
+        let value = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        for pattern in [format!("${{{name}}}"), format!("${{{}}}", name.to_ascii_uppercase()), format!("${{{}}}", name.to_ascii_lowercase())] {
+            text = text.replace(&pattern, &value);
+        }
+    }
+    text
+}
+
+pub async fn ksql(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Vec<Value>>, AppError> {
+    let request: KsqlRequest = serde_json::from_slice(&body)
+        .map_err(|e| AppError::BadRequest(format!("Invalid request body: {e}")))?;
+    let sql = substitute(&request.ksql, &request.session_variables);
+    let properties = property_text(&request.streams_properties);
+    let entities = state.engine.execute(&sql, &properties).await?;
+    Ok(Json(entities))
+}
+
+pub async fn info(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "KsqlServerInfo": {
+            "version": "0.29.0",
+            "kafkaClusterId": "sluice",
+            "ksqlServiceId": state.engine.config.service_id,
+            "serverStatus": "RUNNING",
+            "sluiceVersion": env!("CARGO_PKG_VERSION")
+        }
+    }))
+}
+
+pub async fn healthcheck(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let engine = state.engine.clone();
+    let kafka = tokio::task::spawn_blocking(move || engine.cluster.topic(engine.commands.topic()))
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .flatten()
+        .is_some();
+    let status = if kafka { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (
+        status,
+        Json(json!({
+            "isHealthy": kafka,
+            "details": {
+                "metastore": {"isHealthy": true},
+                "kafka": {"isHealthy": kafka},
+                "commandRunner": {"isHealthy": true}
+            },
+            "serverState": if kafka { "READY" } else { "ERROR" }
+        })),
+    )
+}

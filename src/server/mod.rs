@@ -1,0 +1,53 @@
+//! The HTTP API: ksqlDB's REST endpoints on one port, HTTP/1.1 and cleartext HTTP/2.
+
+mod error;
+mod ksql;
+mod query;
+
+use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{Router, routing::{get, post}};
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use error::AppError;
+
+use crate::{error::Result, handler::Engine};
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    /// Running push queries by id, for `/close-query`.
+    pub push_queries: Arc<Mutex<BTreeMap<String, CancellationToken>>>,
+}
+
+pub fn router(engine: Arc<Engine>) -> Router {
+    let state = AppState {
+        engine,
+        push_queries: Arc::new(Mutex::new(BTreeMap::new())),
+    };
+    Router::new()
+        .route("/ksql", post(ksql::ksql))
+        .route("/info", get(ksql::info))
+        .route("/healthcheck", get(ksql::healthcheck))
+        .route("/query", post(query::query))
+        .route("/query-stream", post(query::query_stream))
+        .route("/close-query", post(query::close_query))
+        .with_state(state)
+}
+
+/// Serves the API until `shutdown` is cancelled, then drains for at most five seconds.
+pub async fn serve(engine: Arc<Engine>, address: SocketAddr, shutdown: CancellationToken) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    info!(%address, "HTTP API listening");
+    let drained = shutdown.clone();
+    let server = axum::serve(listener, router(engine))
+        .with_graceful_shutdown(async move { drained.cancelled().await });
+    tokio::select! {
+        result = server => result?,
+        _ = async { shutdown.cancelled().await; tokio::time::sleep(Duration::from_secs(5)).await } => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! Push queries: `POST /query`, `POST /query-stream` and `POST /close-query`.
+//!
+//! Each row is written as its own chunk, in the format the `Accept` header picks: ksqlDB's
+//! StreamedRow array, the delimited format (one JSON value per line) or one JSON array.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    body::{Body, Bytes},
+    extract::State,
+    http::{HeaderMap, header},
+    response::Response,
+};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{AppError, AppState, ksql::{property_text, substitute}};
+use crate::{
+    catalog::types::SqlType,
+    parser::{KsqlParser, Statement},
+    planner::QueryPlanner,
+    runtime::{OffsetReset, sink::QuerySink},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    StreamedRow,
+    Delimited,
+    JsonArray,
+}
+
+#[derive(Debug, Deserialize)]
+struct LegacyQueryRequest {
+    ksql: String,
+    #[serde(default, rename = "streamsProperties")]
+    streams_properties: BTreeMap<String, Value>,
+    #[serde(default, rename = "sessionVariables")]
+    session_variables: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct QueryStreamArgs {
+    sql: String,
+    #[serde(default)]
+    properties: BTreeMap<String, Value>,
+    #[serde(default, rename = "sessionVariables")]
+    session_variables: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CloseQuery {
+    #[serde(rename = "queryId")]
+    query_id: String,
+}
+
+fn accept(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(',').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+pub async fn query(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
+    let request: LegacyQueryRequest = serde_json::from_slice(&body)
+        .map_err(|e| AppError::BadRequest(format!("Invalid request body: {e}")))?;
+    let layout = match accept(&headers).as_deref() {
+        Some("*/*") | Some("application/vnd.ksqlapi.delimited.v1") => Layout::Delimited,
+        _ => Layout::StreamedRow,
+    };
+    let sql = substitute(&request.ksql, &request.session_variables);
+    run(state, &sql, property_text(&request.streams_properties), layout).await
+}
+
+pub async fn query_stream(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
+    let request: QueryStreamArgs = serde_json::from_slice(&body)
+        .map_err(|e| AppError::BadRequest(format!("Invalid request body: {e}")))?;
+    let layout = match accept(&headers).as_deref() {
+        Some("application/json") => Layout::JsonArray,
+        Some("application/vnd.ksql.v1+json") => Layout::StreamedRow,
+        _ => Layout::Delimited,
+    };
+    let sql = substitute(&request.sql, &request.session_variables);
+    run(state, &sql, property_text(&request.properties), layout).await
+}
+
+pub async fn close_query(State(state): State<AppState>, body: Bytes) -> Result<Response, AppError> {
+    let request: CloseQuery = serde_json::from_slice(&body)
+        .map_err(|e| AppError::BadRequest(format!("Invalid request body: {e}")))?;
+    match state.push_queries.lock().remove(&request.query_id) {
+        Some(token) => {
+            token.cancel();
+            Ok(Response::new(Body::empty()))
+        }
+        None => Err(AppError::BadRequest(format!("No query with id {}", request.query_id))),
+    }
+}
+
+async fn run(state: AppState, sql: &str, mut properties: BTreeMap<String, String>, layout: Layout) -> Result<Response, AppError> {
+    let statements = KsqlParser::parse(sql).map_err(|e| AppError::from(e).with_statement(sql))?;
+    let mut select = None;
+    for parsed in statements {
+        match parsed.statement {
+            Statement::Set(set) => {
+                properties.insert(set.name, set.value);
+            }
+            Statement::Unset(unset) => {
+                properties.remove(&unset.name);
+            }
+            Statement::Select(s) if select.is_none() => select = Some((s, parsed.text)),
+            Statement::Print(_) => {
+                return Err(AppError::from(crate::error::SluiceError::NotImplemented("PRINT".into())).with_statement(sql));
+            }
+            other => {
+                return Err(AppError::Statement {
+                    message: format!("Only a SELECT can be sent to this endpoint, not: {other}"),
+                    statement_text: parsed.text,
+                    entities: Vec::new(),
+                });
+            }
+        }
+    }
+    let Some((select, text)) = select else {
+        return Err(AppError::Statement {
+            message: "The request holds no SELECT statement.".into(),
+            statement_text: sql.to_string(),
+            entities: Vec::new(),
+        });
+    };
+    let engine = state.engine.clone();
+    let plan = QueryPlanner::plan(&engine.catalog, &select)
+        .await
+        .map_err(|e| AppError::from(e).with_statement(&text))?;
+    let reset = OffsetReset::from_properties(&properties).map_err(|e| AppError::from(e).with_statement(&text))?;
+    let query_id = format!("transient_{}_{}", plan.source.name, rand_id());
+    let names: Vec<String> = plan.output_schema.fields().iter().map(|f| f.name().clone()).collect();
+    let types: Vec<String> = plan
+        .output_schema
+        .fields()
+        .iter()
+        .map(|f| SqlType::from_arrow(f.data_type()).map_or("STRING".into(), |t| t.to_string()))
+        .collect();
+    let limit = plan.limit;
+    let (sender, receiver) = mpsc::channel::<Vec<u8>>(1024);
+    let scan = {
+        let engine = engine.clone();
+        let id = query_id.clone();
+        tokio::task::spawn_blocking(move || engine.queries.start_transient(&id, plan, QuerySink::Rows(sender), reset))
+            .await
+            .map_err(|e| AppError::Server(e.to_string()))?
+            .map_err(|e| AppError::from(e).with_statement(&text))?
+    };
+    let token = CancellationToken::new();
+    state.push_queries.lock().insert(query_id.clone(), token.clone());
+
+    let header = match layout {
+        Layout::StreamedRow => {
+            let schema: Vec<String> = names.iter().zip(&types).map(|(n, t)| format!("`{n}` {t}")).collect();
+            format!("[{}", json!({"header": {"queryId": query_id, "schema": schema.join(", ")}}))
+        }
+        Layout::Delimited => format!("{}\n", json!({"queryId": query_id, "columnNames": names, "columnTypes": types})),
+        Layout::JsonArray => format!("[{}", json!({"queryId": query_id, "columnNames": names, "columnTypes": types})),
+    };
+    let registry = state.push_queries.clone();
+    let id = query_id.clone();
+    let rows = futures::stream::unfold((receiver, token, scan, 0u64), move |(mut receiver, token, scan, count)| async move {
+        tokio::select! {
+            row = receiver.recv() => row.map(|row| ((row, count + 1), (receiver, token, scan, count + 1))),
+            _ = token.cancelled() => None,
+        }
+    });
+    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(header)) })
+        .chain(rows.map(move |(row, _)| {
+            let chunk = match layout {
+                Layout::StreamedRow => {
+                    let mut c = b",\n{\"row\":{\"columns\":".to_vec();
+                    c.extend_from_slice(&row);
+                    c.extend_from_slice(b"}}");
+                    c
+                }
+                Layout::Delimited => {
+                    let mut c = row;
+                    c.push(b'\n');
+                    c
+                }
+                Layout::JsonArray => {
+                    let mut c = b",".to_vec();
+                    c.extend_from_slice(&row);
+                    c
+                }
+            };
+            Ok(Bytes::from(chunk))
+        }))
+        .chain(futures::stream::once(async move {
+            registry.lock().remove(&id);
+            let end: &str = match layout {
+                Layout::StreamedRow if limit.is_some() => ",\n{\"finalMessage\":\"Limit Reached\"}\n]\n",
+                Layout::StreamedRow => ",\n{\"finalMessage\":\"Query Completed\"}\n]\n",
+                Layout::Delimited => "",
+                Layout::JsonArray => "]",
+            };
+            Ok(Bytes::from(end))
+        }));
+    let content_type = match layout {
+        Layout::StreamedRow => "application/vnd.ksql.v1+json",
+        Layout::Delimited => "application/vnd.ksqlapi.delimited.v1",
+        Layout::JsonArray => "application/json",
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from_stream(body))
+        .map_err(|e| AppError::Server(e.to_string()))
+}
+
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    hasher.finish() >> 1
+}

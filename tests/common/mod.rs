@@ -1,0 +1,216 @@
+//! Test harness: a real Kafka-protocol broker (embedded Tansu on SQLite) and the real
+//! `sluice-server` binary, each on a free 127.0.0.1 port, and an independent Kafka client.
+
+#![allow(dead_code)]
+
+use std::{
+    net::{SocketAddr, TcpListener},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use rdkafka::{
+    ClientConfig, Message, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer},
+    producer::{FutureProducer, FutureRecord},
+};
+use serde_json::{Value, json};
+use sluice::broker::EmbeddedBroker;
+use tempfile::TempDir;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct TestBroker {
+    pub bootstrap: String,
+    broker: Option<EmbeddedBroker>,
+    _dir: TempDir,
+}
+
+impl TestBroker {
+    pub async fn start() -> TestBroker {
+        let dir = tempfile::tempdir().unwrap();
+        let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let broker = EmbeddedBroker::start(address, dir.path()).await.expect("broker starts");
+        TestBroker {
+            bootstrap: broker.bootstrap_servers(),
+            broker: Some(broker),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        if let Some(b) = self.broker.take() {
+            b.stop();
+        }
+    }
+}
+
+/// A `sluice-server` process against the test broker; killed when dropped.
+pub struct SluiceServer {
+    pub url: String,
+    pub port: u16,
+    bootstrap: String,
+    data_dir: PathBuf,
+    child: Option<Child>,
+    client: reqwest::Client,
+}
+
+impl SluiceServer {
+    pub async fn start(bootstrap: &str, data_dir: PathBuf) -> SluiceServer {
+        let port = free_port();
+        let mut server = SluiceServer {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            bootstrap: bootstrap.to_string(),
+            data_dir,
+            child: None,
+            client: reqwest::Client::new(),
+        };
+        server.spawn().await;
+        server
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice-server"))
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["--bootstrap-servers", &self.bootstrap])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("sluice-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(r) = self.client.get(format!("{}/info", self.url)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("sluice-server did not answer /info within 60 s");
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    /// POSTs `/ksql`; returns the status and the JSON body.
+    pub async fn ksql(&self, sql: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/ksql", self.url))
+            .json(&json!({"ksql": sql, "streamsProperties": {"auto.offset.reset": "earliest"}}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    pub async fn ksql_ok(&self, sql: &str) -> Value {
+        let (status, body) = self.ksql(sql).await;
+        assert_eq!(status, 200, "{sql} failed: {body}");
+        body
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+}
+
+impl Drop for SluiceServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .unwrap()
+}
+
+pub async fn produce(producer: &FutureProducer, topic: &str, key: &str, value: &str) {
+    producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(value),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("record is produced");
+}
+
+/// A PowerGrid record as the seed's producer writes it.
+pub fn powergrid_record(sensor: u32, n: u32) -> String {
+    let payload = json!({"sensor_id": sensor, "modality": 400 + n, "unit": "MW", "temporal_aspect": "real_time"});
+    json!({
+        "payload": payload.to_string(),
+        "correlation_id": format!("{sensor:02}-{n:06}"),
+        "created_at": 1694902173.12 + n as f64,
+        "schema_version": 1
+    })
+    .to_string()
+}
+
+/// Reads `topic` from the beginning until `expected` records arrived or `timeout` passed.
+pub fn read_topic(bootstrap: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<(Option<String>, String)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "sluice-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let deadline = Instant::now() + timeout;
+    let partitions = loop {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).unwrap();
+        let count = metadata.topics().first().map_or(0, |t| t.partitions().len());
+        if count > 0 || Instant::now() > deadline {
+            break count;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        assignment.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut records = Vec::new();
+    while records.len() < expected && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            records.push((
+                m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+            ));
+        }
+    }
+    let settle = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < settle {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            records.push((
+                m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+            ));
+        }
+    }
+    records
+}

@@ -1,0 +1,169 @@
+//! The PowerGrid routing of the seed, verbatim, through the HTTP API against a real broker.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{SluiceServer, TestBroker, powergrid_record, produce, producer, read_topic};
+use futures::StreamExt;
+use serde_json::Value;
+
+const CREATE_INGESTION: &str = "CREATE
+STREAM STREAM_INGESTION (
+  payload STRING,
+  correlation_id STRING,
+  created_at DOUBLE,
+  schema_version INTEGER
+) WITH (KAFKA_TOPIC = 'INGESTION', VALUE_FORMAT = 'JSON');";
+
+fn route_sensor(id: u32) -> String {
+    format!(
+        "CREATE
+STREAM SENSOR_ID_{id} AS
+SELECT *
+FROM STREAM_INGESTION
+WHERE EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') = '{id}';"
+    )
+}
+
+async fn create_ingestion_topic(broker: &TestBroker) {
+    let cluster = sluice::connectors::kafka::KafkaCluster::connect(&broker.bootstrap).unwrap();
+    cluster.ensure_topic("INGESTION", 3, 1, &[]).await.unwrap();
+}
+
+async fn describe_extended(server: &SluiceServer, stream: &str) -> Value {
+    let body = server.ksql_ok(&format!("DESCRIBE EXTENDED {stream};")).await;
+    body[0]["sourceDescription"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_record_lands_in_exactly_its_sensors_topic_and_survives_a_restart() {
+    let broker = TestBroker::start().await;
+    create_ingestion_topic(&broker).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+
+    let created = server.ksql_ok(CREATE_INGESTION).await;
+    assert_eq!(created[0]["commandStatus"]["message"], "Stream created");
+    for id in 1..=6 {
+        let body = server.ksql_ok(&route_sensor(id)).await;
+        let query_id = body[0]["commandStatus"]["queryId"].as_str().unwrap().to_string();
+        assert!(query_id.starts_with(&format!("CSAS_SENSOR_ID_{id}_")), "{query_id}");
+    }
+
+    let producer = producer(&broker.bootstrap);
+    let per_sensor = 20;
+    for n in 0..per_sensor {
+        for sensor in 1..=6 {
+            produce(&producer, "INGESTION", &sensor.to_string(), &powergrid_record(sensor, n)).await;
+        }
+    }
+    produce(&producer, "INGESTION", "9", r#"{"payload": "{not json", "correlation_id": "x", "created_at": 1.0, "schema_version": 1}"#).await;
+    produce(&producer, "INGESTION", "9", "this is not JSON at all").await;
+
+    for sensor in 1..=6u32 {
+        let records = read_topic(&broker.bootstrap, &format!("SENSOR_ID_{sensor}"), per_sensor as usize, Duration::from_secs(60));
+        assert_eq!(records.len(), per_sensor as usize, "sensor {sensor} got {} records", records.len());
+        let mut seen: Vec<String> = Vec::new();
+        for (key, value) in &records {
+            assert_eq!(key.as_deref(), Some(sensor.to_string().as_str()));
+            let parsed: Value = serde_json::from_str(value).unwrap();
+            let payload: Value = serde_json::from_str(parsed["payload"].as_str().unwrap()).unwrap();
+            assert_eq!(payload["sensor_id"], sensor);
+            seen.push(parsed["correlation_id"].as_str().unwrap().to_string());
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), per_sensor as usize, "sensor {sensor} has duplicates");
+        let original = powergrid_record(sensor, 0);
+        assert!(records.iter().any(|(_, v)| *v == original), "values are forwarded intact");
+    }
+
+    let description = describe_extended(&server, "SENSOR_ID_3").await;
+    let errors = description["errorStats"].as_str().unwrap();
+    assert!(errors.contains("processing-errors: 2"), "{errors}");
+    assert!(errors.contains("topic INGESTION"), "{errors}");
+
+    // Records produced while the server is down are routed once it is back.
+    server.kill();
+    for sensor in 1..=6 {
+        produce(&producer, "INGESTION", &sensor.to_string(), &powergrid_record(sensor, 1000)).await;
+    }
+    server.restart().await;
+    let queries = server.ksql_ok("SHOW QUERIES;").await;
+    assert_eq!(queries[0]["queries"].as_array().unwrap().len(), 6);
+    for sensor in 1..=6u32 {
+        let records = read_topic(&broker.bootstrap, &format!("SENSOR_ID_{sensor}"), per_sensor as usize + 1, Duration::from_secs(60));
+        let wanted = powergrid_record(sensor, 1000);
+        assert_eq!(records.iter().filter(|(_, v)| *v == wanted).count(), 1, "sensor {sensor} after restart");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invalid_statements_get_a_40001_with_line_and_column() {
+    let broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+
+    let (status, body) = server.ksql("CREATE STREAM S (A STRING)\nWITH KAFKA_TOPIC='t';").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error_code"], 40001);
+    assert_eq!(body["@type"], "statement_error");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("line 2:6"), "{message}");
+    assert!(message.contains("expected '(' to open the WITH properties"), "{message}");
+
+    let (status, body) = server.ksql("DESCRIBE NOPE;").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["message"], "Could not find STREAM/TABLE 'NOPE' in the Metastore");
+
+    let (status, body) = server.ksql("SELECT * FROM NOPE EMIT CHANGES;").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error_code"], 40002);
+
+    let info: Value = server.client().get(format!("{}/info", server.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(info["KsqlServerInfo"]["ksqlServiceId"], "default_");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_push_query_streams_rows_in_the_delimited_format() {
+    let broker = TestBroker::start().await;
+    create_ingestion_topic(&broker).await;
+    let data = tempfile::tempdir().unwrap();
+    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    server.ksql_ok(CREATE_INGESTION).await;
+    server.ksql_ok(&route_sensor(3)).await;
+    let producer = producer(&broker.bootstrap);
+    for n in 0..3 {
+        produce(&producer, "INGESTION", "3", &powergrid_record(3, n)).await;
+        produce(&producer, "INGESTION", "4", &powergrid_record(4, n)).await;
+    }
+    let response = server
+        .client()
+        .post(format!("{}/query-stream", server.url))
+        .json(&serde_json::json!({
+            "sql": "SELECT * FROM SENSOR_ID_3 EMIT CHANGES LIMIT 3;",
+            "properties": {"auto.offset.reset": "earliest"}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = String::new();
+    let mut stream = response.bytes_stream();
+    let read = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(chunk) = stream.next().await {
+            body.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+    });
+    read.await.expect("the push query ends at its LIMIT");
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 4, "{body}");
+    let header: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(header["columnNames"], serde_json::json!(["PAYLOAD", "CORRELATION_ID", "CREATED_AT", "SCHEMA_VERSION"]));
+    assert!(header["queryId"].as_str().unwrap().starts_with("transient_SENSOR_ID_3_"));
+    for line in &lines[1..] {
+        let row: Value = serde_json::from_str(line).unwrap();
+        assert!(row[0].as_str().unwrap().contains("\"sensor_id\":3"), "{line}");
+    }
+}

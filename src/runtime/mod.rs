@@ -2,6 +2,7 @@
 
 pub mod operator;
 pub mod scan;
+pub mod shared;
 pub mod sink;
 pub mod status;
 

@@ -5,6 +5,10 @@ use arrow::{
     compute::{filter_record_batch, kernels::boolean::and, prep_null_mask_filter},
 };
 
+use std::sync::Arc;
+
+use datafusion::physical_expr::PhysicalExpr;
+
 use crate::{error::Result, format::encode::normalize_array, functions, planner::ContinuousPlan};
 
 /// The rows a query produces from one batch.
@@ -20,13 +24,15 @@ pub struct Evaluated {
 }
 
 /// Runs `plan` over `batch`, considering only the rows `eligible` marks (all when `None`).
+/// `filter` replaces the plan's filter when the scan rewrote it to read shared columns.
 pub fn evaluate(
     plan: &ContinuousPlan,
+    filter: Option<&Arc<dyn PhysicalExpr>>,
     batch: &RecordBatch,
     eligible: Option<&BooleanArray>,
 ) -> Result<Evaluated> {
     let mut errors = Vec::new();
-    let mask = match &plan.filter {
+    let mask = match filter.or(plan.filter.as_ref()) {
         Some(filter) => {
             let (value, mut filter_errors) = functions::collect_row_errors(|| {
                 filter

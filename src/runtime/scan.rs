@@ -25,8 +25,11 @@ use rdkafka::{
 use tokio::runtime::Handle;
 use tracing::{debug, warn};
 
+use datafusion::physical_expr::PhysicalExpr;
+
 use super::{
     QueryState, QueryStatus, operator,
+    shared::SharedExprs,
     sink::{OutputRow, QuerySink},
     status::ProcessingError,
 };
@@ -109,6 +112,8 @@ impl ScanHandle {
             offsets,
             runtime,
             queries: Vec::new(),
+            shared: SharedExprs::default(),
+            filters: Vec::new(),
             control: receiver,
             last_commit: Instant::now(),
         };
@@ -160,6 +165,9 @@ struct Scan {
     offsets: Arc<OffsetStore>,
     runtime: Handle,
     queries: Vec<ScanQuery>,
+    /// Function calls the queries' filters share, and each query's filter rewritten to read them.
+    shared: SharedExprs,
+    filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
     control: mpsc::Receiver<Control>,
     last_commit: Instant,
 }
@@ -186,6 +194,7 @@ impl Scan {
                     }
                 }
                 reassign = true;
+                self.share_expressions();
                 continue;
             }
             if self.queries.is_empty() {
@@ -208,8 +217,19 @@ impl Scan {
                 reassign = true;
             }
             self.commit(false);
+            let before = self.queries.len();
             self.queries.retain(|q| q.status.state() != QueryState::Terminated);
+            if self.queries.len() != before {
+                self.share_expressions();
+            }
         }
+    }
+
+    fn share_expressions(&mut self) {
+        let plans: Vec<&ContinuousPlan> = self.queries.iter().map(|q| &q.plan).collect();
+        let (shared, filters) = SharedExprs::plan(&plans, self.decoder.schema().fields().len());
+        self.shared = shared;
+        self.filters = filters;
     }
 
     /// Points the consumer at the smallest next offset of any query, per partition.
@@ -267,9 +287,13 @@ impl Scan {
             })
             .collect();
         let decoded = self.decoder.decode(&records)?;
+        let shared = (!self.shared.is_empty())
+            .then(|| self.shared.evaluate(&decoded.batch))
+            .transpose()?;
+        let batch = shared.as_ref().map_or(&decoded.batch, |s| &s.batch);
         let mut deliveries = Vec::new();
         let topic = self.topic.clone();
-        for query in &mut self.queries {
+        for (index, query) in self.queries.iter_mut().enumerate() {
             if query.status.state() == QueryState::Terminated {
                 continue;
             }
@@ -283,13 +307,27 @@ impl Scan {
             }
             let eligible_rows = (count < records.len())
                 .then(|| BooleanArray::from_iter(decoded.rows.iter().map(|r| Some(eligible_records[*r]))));
-            let evaluated = operator::evaluate(&query.plan, &decoded.batch, eligible_rows.as_ref())?;
+            let filter = self.filters.get(index).and_then(Option::as_ref);
+            let evaluated = operator::evaluate(&query.plan, filter, batch, eligible_rows.as_ref())?;
+            let shared_errors = shared.iter().flat_map(|s| {
+                s.errors
+                    .iter()
+                    .zip(&self.shared.users)
+                    .filter(|(_, users)| users.contains(&index))
+                    .flat_map(|(errors, _)| errors.iter())
+            });
             let failed = decoded
                 .errors
                 .iter()
-                .filter(|(i, _)| eligible_records[*i])
                 .map(|(i, m)| (*i, m.clone()))
-                .chain(evaluated.errors.iter().map(|(row, m)| (decoded.rows[*row], m.clone())));
+                .chain(
+                    evaluated
+                        .errors
+                        .iter()
+                        .chain(shared_errors)
+                        .map(|(row, m)| (decoded.rows[*row], m.clone())),
+                )
+                .filter(|(i, _)| eligible_records[*i]);
             for (index, message) in failed {
                 let r = &records[index];
                 query.status.record_error(ProcessingError {

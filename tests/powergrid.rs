@@ -166,4 +166,20 @@ async fn a_push_query_streams_rows_in_the_delimited_format() {
         let row: Value = serde_json::from_str(line).unwrap();
         assert!(row[0].as_str().unwrap().contains("\"sensor_id\":3"), "{line}");
     }
+
+    let printed = server
+        .client()
+        .post(format!("{}/query-stream", server.url))
+        .json(&serde_json::json!({"sql": "PRINT ingestion FROM BEGINNING LIMIT 2;"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(printed.status(), 200);
+    let text = tokio::time::timeout(Duration::from_secs(60), printed.text()).await.unwrap().unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert_eq!(lines[0], "Key format: KAFKA_STRING");
+    assert_eq!(lines[1], "Value format: JSON or KAFKA_STRING");
+    assert!(lines[2].starts_with("rowtime: "), "{}", lines[2]);
+    assert!(lines[2].contains(", value: {\"payload\""), "{}", lines[2]);
 }

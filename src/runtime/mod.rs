@@ -1,6 +1,7 @@
 //! The query runtime: shared scans that read each source topic once and run every query over it.
 
 pub mod operator;
+pub mod print;
 pub mod scan;
 pub mod shared;
 pub mod sink;

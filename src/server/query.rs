@@ -110,9 +110,7 @@ async fn run(state: AppState, sql: &str, mut properties: BTreeMap<String, String
                 properties.remove(&unset.name);
             }
             Statement::Select(s) if select.is_none() => select = Some((s, parsed.text)),
-            Statement::Print(_) => {
-                return Err(AppError::from(crate::error::SluiceError::NotImplemented("PRINT".into())).with_statement(sql));
-            }
+            Statement::Print(print) => return print_topic(state, print, &parsed.text).await,
             other => {
                 return Err(AppError::Statement {
                     message: format!("Only a SELECT can be sent to this endpoint, not: {other}"),
@@ -163,16 +161,19 @@ async fn run(state: AppState, sql: &str, mut properties: BTreeMap<String, String
         Layout::Delimited => format!("{}\n", json!({"queryId": query_id, "columnNames": names, "columnTypes": types})),
         Layout::JsonArray => format!("[{}", json!({"queryId": query_id, "columnNames": names, "columnTypes": types})),
     };
-    let registry = state.push_queries.clone();
-    let id = query_id.clone();
-    let rows = futures::stream::unfold((receiver, token, scan, 0u64), move |(mut receiver, token, scan, count)| async move {
+    let registered = Registered {
+        registry: state.push_queries.clone(),
+        id: query_id.clone(),
+        _scan: scan,
+    };
+    let rows = futures::stream::unfold((receiver, token, registered), move |(mut receiver, token, registered)| async move {
         tokio::select! {
-            row = receiver.recv() => row.map(|row| ((row, count + 1), (receiver, token, scan, count + 1))),
+            row = receiver.recv() => row.map(|row| (row, (receiver, token, registered))),
             _ = token.cancelled() => None,
         }
     });
     let body = futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(header)) })
-        .chain(rows.map(move |(row, _)| {
+        .chain(rows.map(move |row| {
             let chunk = match layout {
                 Layout::StreamedRow => {
                     let mut c = b",\n{\"row\":{\"columns\":".to_vec();
@@ -194,7 +195,6 @@ async fn run(state: AppState, sql: &str, mut properties: BTreeMap<String, String
             Ok(Bytes::from(chunk))
         }))
         .chain(futures::stream::once(async move {
-            registry.lock().remove(&id);
             let end: &str = match layout {
                 Layout::StreamedRow if limit.is_some() => ",\n{\"finalMessage\":\"Limit Reached\"}\n]\n",
                 Layout::StreamedRow => ",\n{\"finalMessage\":\"Query Completed\"}\n]\n",
@@ -212,6 +212,55 @@ async fn run(state: AppState, sql: &str, mut properties: BTreeMap<String, String
         .header(header::CONTENT_TYPE, content_type)
         .body(Body::from_stream(body))
         .map_err(|e| AppError::Server(e.to_string()))
+}
+
+/// Streams `PRINT` lines, one per chunk, until the limit or the client goes away.
+async fn print_topic(state: AppState, print: crate::parser::Print, text: &str) -> Result<Response, AppError> {
+    let cluster = state.engine.cluster.clone();
+    let (sender, receiver) = mpsc::channel::<String>(1024);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::task::spawn_blocking(move || {
+        let topic = crate::runtime::print::resolve_topic(&cluster, &print)?;
+        crate::runtime::print::start(cluster, topic, print, sender, flag)
+    })
+    .await
+    .map_err(|e| AppError::Server(e.to_string()))?
+    .map_err(|e| AppError::from(e).with_statement(text))?;
+    let guard = StopOnDrop(stop);
+    let lines = futures::stream::unfold((receiver, guard), |(mut receiver, guard)| async move {
+        receiver
+            .recv()
+            .await
+            .map(|line| (Ok::<_, std::io::Error>(Bytes::from(line + "\n")), (receiver, guard)))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from_stream(lines))
+        .map_err(|e| AppError::Server(e.to_string()))
+}
+
+/// A running push query: its scan stops and its id is forgotten when the response is dropped,
+/// whether it ended or the client went away.
+struct Registered {
+    registry: std::sync::Arc<parking_lot::Mutex<BTreeMap<String, CancellationToken>>>,
+    id: String,
+    _scan: crate::runtime::scan::ScanHandle,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.id);
+    }
+}
+
+/// Tells a printing thread to stop when the response is dropped.
+struct StopOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 fn rand_id() -> u64 {

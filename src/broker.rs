@@ -4,16 +4,17 @@ use std::{net::SocketAddr, path::Path};
 
 use tansu_broker::{broker::Broker, coordinator::group::administrator::Controller};
 use tansu_storage::StorageContainer;
-use tokio::task::JoinHandle;
 use tracing::{error, info};
 use url::Url;
 
 use crate::error::{Result, SluiceError};
 
-/// A running in-process broker; dropping it leaves it running, [`EmbeddedBroker::stop`] ends it.
+/// A running in-process broker on a runtime of its own, so that blocking Kafka calls made by
+/// the server's tasks can never starve the broker they are waiting for.
 pub struct EmbeddedBroker {
     address: SocketAddr,
-    task: JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl EmbeddedBroker {
@@ -25,33 +26,74 @@ impl EmbeddedBroker {
         let storage = sqlite_url(&data_dir.join("broker.db"))?;
         let listener = Url::parse(&format!("tcp://{address}"))
             .map_err(|e| SluiceError::Config(format!("broker address {address}: {e}")))?;
-        let mut broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
-            .node_id(tansu_broker::NODE_ID)
-            .cluster_id("sluice")
-            .incarnation_id(uuid_from_address(address))
-            .advertised_listener(listener.clone())
-            .storage(storage)
-            .listener(listener)
-            .silent(true)
-            .build()
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready, started) = tokio::sync::oneshot::channel::<Result<()>>();
+        let thread = std::thread::Builder::new()
+            .name("embedded-broker".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("broker")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = ready.send(Err(e.into()));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let built = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
+                        .node_id(tansu_broker::NODE_ID)
+                        .cluster_id("sluice")
+                        .incarnation_id(uuid::Uuid::from_u128(u128::from(address.port())))
+                        .advertised_listener(listener.clone())
+                        .storage(storage)
+                        .listener(listener)
+                        .silent(true)
+                        .build()
+                        .await;
+                    let mut broker = match built {
+                        Ok(broker) => broker,
+                        Err(e) => {
+                            let _ = ready.send(Err(SluiceError::Execution(format!("embedded broker: {e:?}"))));
+                            return;
+                        }
+                    };
+                    let serve = tokio::spawn(async move {
+                        if let Err(e) = broker.serve(tokio::time::Instant::now()).await {
+                            error!(error = ?e, "embedded broker stopped");
+                        }
+                    });
+                    let _ = ready.send(wait_until_listening(address).await);
+                    let _ = stopped.await;
+                    serve.abort();
+                });
+            })?;
+        started
             .await
-            .map_err(|e| SluiceError::Execution(format!("embedded broker: {e:?}")))?;
-        let task = tokio::spawn(async move {
-            if let Err(e) = broker.serve(tokio::time::Instant::now()).await {
-                error!(error = ?e, "embedded broker stopped");
-            }
-        });
-        wait_until_listening(address).await?;
+            .map_err(|_| SluiceError::Execution("the embedded broker's thread ended".into()))??;
         info!(%address, "embedded Kafka broker listening");
-        Ok(Self { address, task })
+        Ok(Self {
+            address,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 
     pub fn bootstrap_servers(&self) -> String {
         self.address.to_string()
     }
 
-    pub fn stop(self) {
-        self.task.abort();
+    /// Stops the broker and waits for its runtime to end.
+    pub fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -64,10 +106,6 @@ fn sqlite_url(path: &Path) -> Result<Url> {
     let rest = absolute.to_string_lossy();
     Url::parse(&format!("sqlite:{climb}{}", rest.trim_start_matches('/')))
         .map_err(|e| SluiceError::Config(format!("broker storage path {}: {e}", path.display())))
-}
-
-fn uuid_from_address(address: SocketAddr) -> uuid::Uuid {
-    uuid::Uuid::from_u128(u128::from(address.port()))
 }
 
 async fn wait_until_listening(address: SocketAddr) -> Result<()> {

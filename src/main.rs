@@ -35,6 +35,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,tansu_broker=warn,tansu_storage=warn,tansu_service=warn,tansu_sans_io=warn,libsql=warn".into()),

@@ -72,6 +72,11 @@ pub async fn validate(
                     )))
                 };
             }
+            if drop.delete_topic && engine.config.bootstrap_servers.is_none() {
+                return Err(SluiceError::NotImplemented(
+                    "DELETE TOPIC on the embedded broker: Tansu 0.6.0 deletes the metadata of every topic when it deletes one (tansu-storage src/sql/topic_delete_by.sql). Drop the stream without DELETE TOPIC; its topic stays".into(),
+                ));
+            }
             let (reads, _) = engine.catalog.queries_of(&drop.name);
             if !reads.is_empty() {
                 let ids: Vec<&str> = reads.iter().map(|q| q.id.as_str()).collect();

@@ -54,7 +54,9 @@ impl Drop for TestBroker {
 pub struct SluiceServer {
     pub url: String,
     pub port: u16,
-    bootstrap: String,
+    /// `--bootstrap-servers`, or the embedded broker's listen address when it runs one.
+    pub bootstrap: String,
+    embedded: bool,
     data_dir: PathBuf,
     child: Option<Child>,
     client: reqwest::Client,
@@ -62,11 +64,21 @@ pub struct SluiceServer {
 
 impl SluiceServer {
     pub async fn start(bootstrap: &str, data_dir: PathBuf) -> SluiceServer {
+        Self::launch(bootstrap.to_string(), false, data_dir).await
+    }
+
+    /// A server running its own embedded broker on a free port, as `sluice-server` does by default.
+    pub async fn start_embedded(data_dir: PathBuf) -> SluiceServer {
+        Self::launch(format!("127.0.0.1:{}", free_port()), true, data_dir).await
+    }
+
+    async fn launch(bootstrap: String, embedded: bool, data_dir: PathBuf) -> SluiceServer {
         let port = free_port();
         let mut server = SluiceServer {
             url: format!("http://127.0.0.1:{port}"),
             port,
-            bootstrap: bootstrap.to_string(),
+            bootstrap,
+            embedded,
             data_dir,
             child: None,
             client: reqwest::Client::new(),
@@ -76,9 +88,10 @@ impl SluiceServer {
     }
 
     async fn spawn(&mut self) {
+        let broker_flag = if self.embedded { "--broker-listen" } else { "--bootstrap-servers" };
         let child = Command::new(env!("CARGO_BIN_EXE_sluice-server"))
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            .args(["--bootstrap-servers", &self.bootstrap])
+            .args([broker_flag, &self.bootstrap])
             .arg("--data-dir")
             .arg(&self.data_dir)
             .env("RUST_LOG", "warn")
@@ -105,6 +118,27 @@ impl SluiceServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// SIGTERM, then waits for the process to exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else { return false };
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// Starts the process again after [`SluiceServer::kill`] or [`SluiceServer::terminate`].
+    pub async fn start_again(&mut self) {
+        self.spawn().await;
     }
 
     pub async fn restart(&mut self) {

@@ -183,3 +183,88 @@ async fn a_push_query_streams_rows_in_the_delimited_format() {
     assert!(lines[2].starts_with("rowtime: "), "{}", lines[2]);
     assert!(lines[2].contains(", value: {\"payload\""), "{}", lines[2]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn legacy_query_endpoint_streams_rows_and_close_query_ends_a_push_query() {
+    let broker = TestBroker::start().await;
+    create_ingestion_topic(&broker).await;
+    let data = tempfile::tempdir().unwrap();
+    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    server.ksql_ok(CREATE_INGESTION).await;
+    server
+        .ksql_ok("CREATE STREAM BY_CORRELATION AS SELECT CORRELATION_ID, EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') AS SENSOR FROM STREAM_INGESTION PARTITION BY CORRELATION_ID;")
+        .await;
+    let producer = producer(&broker.bootstrap);
+    for n in 0..2 {
+        produce(&producer, "INGESTION", "5", &powergrid_record(5, n)).await;
+    }
+    let rekeyed = read_topic(&broker.bootstrap, "BY_CORRELATION", 2, Duration::from_secs(60));
+    let mut rekeyed: Vec<_> = rekeyed.into_iter().collect();
+    rekeyed.sort();
+    assert_eq!(
+        rekeyed,
+        vec![
+            (Some("05-000000".to_string()), r#"{"CORRELATION_ID":"05-000000","SENSOR":"5"}"#.to_string()),
+            (Some("05-000001".to_string()), r#"{"CORRELATION_ID":"05-000001","SENSOR":"5"}"#.to_string()),
+        ]
+    );
+
+    // /query without an Accept header answers in ksqlDB's StreamedRow array.
+    let response = server
+        .client()
+        .post(format!("{}/query", server.url))
+        .header("Accept", "application/vnd.ksql.v1+json")
+        .json(&serde_json::json!({
+            "ksql": "SELECT SENSOR FROM BY_CORRELATION EMIT CHANGES LIMIT 2;",
+            "streamsProperties": {"auto.offset.reset": "earliest"}
+        }))
+        .send()
+        .await
+        .unwrap();
+    let text = tokio::time::timeout(Duration::from_secs(60), response.text()).await.unwrap().unwrap();
+    let rows: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(rows[0]["header"]["schema"], "`SENSOR` STRING");
+    assert_eq!(rows[1]["row"]["columns"], serde_json::json!(["5"]));
+    assert_eq!(rows[2]["row"]["columns"], serde_json::json!(["5"]));
+    assert_eq!(rows[3]["finalMessage"], "Limit Reached");
+
+    // A push query without LIMIT runs until /close-query names it.
+    let response = server
+        .client()
+        .post(format!("{}/query-stream", server.url))
+        .header("Accept", "application/json")
+        .json(&serde_json::json!({"sql": "SELECT * FROM BY_CORRELATION EMIT CHANGES;"}))
+        .send()
+        .await
+        .unwrap();
+    let mut stream = response.bytes_stream();
+    let first = String::from_utf8(stream.next().await.unwrap().unwrap().to_vec()).unwrap();
+    let header: Value = serde_json::from_str(first.trim_start_matches('[')).unwrap();
+    let query_id = header["queryId"].as_str().unwrap().to_string();
+    let closed = server
+        .client()
+        .post(format!("{}/close-query", server.url))
+        .json(&serde_json::json!({"queryId": query_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 200);
+    let rest = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut rest = String::new();
+        while let Some(chunk) = stream.next().await {
+            rest.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+        rest
+    })
+    .await
+    .expect("the response ends once the query is closed");
+    assert_eq!(rest, "]");
+    let again = server
+        .client()
+        .post(format!("{}/close-query", server.url))
+        .json(&serde_json::json!({"queryId": query_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 400);
+}

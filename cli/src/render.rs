@@ -1,0 +1,147 @@
+//! Shows the server's answers as the ksqlDB CLI does: aligned tables, or JSON.
+
+use serde_json::Value;
+
+/// Lays out rows under headers, every column as wide as its widest cell.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!(" {c:<w$} "))
+            .collect();
+        padded.join("|").trim_end().to_string()
+    };
+    let rule: String = widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("-");
+    let mut out = vec![line(headers.to_vec()), rule.clone()];
+    for row in rows {
+        out.push(line(row.iter().map(String::as_str).collect()));
+    }
+    out.push(rule);
+    out.join("\n")
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// One entity of a `/ksql` answer, as a table where ksqlDB's CLI shows one.
+pub fn entity(entity: &Value) -> String {
+    match entity["@type"].as_str().unwrap_or_default() {
+        "currentStatus" => table(&["Message"], &[vec![text(&entity["commandStatus"]["message"])]]),
+        "streams" => {
+            let rows: Vec<Vec<String>> = entity["streams"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| vec![text(&s["name"]), text(&s["topic"]), text(&s["keyFormat"]), text(&s["valueFormat"]), text(&s["isWindowed"])])
+                .collect();
+            table(&["Stream Name", "Kafka Topic", "Key Format", "Value Format", "Windowed"], &rows)
+        }
+        "queries" => {
+            let rows: Vec<Vec<String>> = entity["queries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|q| vec![text(&q["id"]), text(&q["queryType"]), text(&q["state"]), text(&q["sinks"][0]), text(&q["sinkKafkaTopics"][0]), text(&q["queryString"]).replace('\n', " ")])
+                .collect();
+            table(&["Query ID", "Query Type", "Status", "Sink Name", "Sink Kafka Topic", "Query String"], &rows)
+        }
+        "kafka_topics" => {
+            let rows: Vec<Vec<String>> = entity["topics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    let replicas = t["replicaInfo"].as_array().cloned().unwrap_or_default();
+                    vec![text(&t["name"]), replicas.len().to_string(), replicas.iter().map(text).collect::<Vec<_>>().join(" ")]
+                })
+                .collect();
+            table(&["Kafka Topic", "Partitions", "Partition Replicas"], &rows)
+        }
+        "sourceDescription" => describe(&entity["sourceDescription"]),
+        "source_descriptions" => entity["sourceDescriptions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(describe)
+            .collect::<Vec<_>>()
+            .join("\n\n"),
+        _ => serde_json::to_string_pretty(entity).unwrap_or_default(),
+    }
+}
+
+fn describe(source: &Value) -> String {
+    let fields: Vec<Vec<String>> = source["fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let key = if f["type"] == "KEY" { "  (key)" } else { "" };
+            vec![text(&f["name"]), format!("{}{key}", text(&f["schema"]["type"]))]
+        })
+        .collect();
+    let mut out = format!(
+        "Name                 : {}\nType                 : STREAM\nKafka topic          : {} (partitions: {}, replication: {})\nKey format           : {}\nValue format         : {}\n",
+        text(&source["name"]),
+        text(&source["topic"]),
+        text(&source["partitions"]),
+        text(&source["replication"]),
+        text(&source["keyFormat"]),
+        text(&source["valueFormat"]),
+    );
+    out.push_str(&table(&["Field", "Type"], &fields));
+    if source["extended"] == true {
+        out.push_str(&format!(
+            "\n\nStatistics           : {}\nErrors               : {}",
+            text(&source["statistics"]),
+            text(&source["errorStats"])
+        ));
+    }
+    out
+}
+
+/// A row of a push query, aligned under the column names.
+pub fn row(cells: &[Value], widths: &[usize]) -> String {
+    let padded: Vec<String> = cells
+        .iter()
+        .zip(widths)
+        .map(|(c, w)| format!("{:<w$}", text(c)))
+        .collect();
+    format!("|{}|", padded.join("|"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_streams_is_an_aligned_table() {
+        let entity = serde_json::json!({"@type": "streams", "streams": [
+            {"name": "SENSOR_ID_3", "topic": "SENSOR_ID_3", "keyFormat": "KAFKA", "valueFormat": "JSON", "isWindowed": false}
+        ]});
+        assert_eq!(
+            entity_lines(&entity),
+            vec![
+                " Stream Name | Kafka Topic | Key Format | Value Format | Windowed",
+                "------------------------------------------------------------------",
+                " SENSOR_ID_3 | SENSOR_ID_3 | KAFKA      | JSON         | false",
+                "------------------------------------------------------------------",
+            ]
+        );
+    }
+
+    fn entity_lines(value: &Value) -> Vec<String> {
+        entity(value).lines().map(str::to_string).collect()
+    }
+}

@@ -1,0 +1,96 @@
+//! `sluice -f` and `sluice -e` against a real server (in-process here) on a real broker.
+
+use std::{net::TcpListener, process::Command};
+
+use sluice::{broker::EmbeddedBroker, config::ServerConfig, handler::Engine, server};
+use tokio_util::sync::CancellationToken;
+
+fn free_address() -> std::net::SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// A broker and a server running inside the test; returns the server's URL.
+async fn start_server(dir: &std::path::Path) -> (String, EmbeddedBroker, CancellationToken) {
+    let broker = EmbeddedBroker::start(free_address(), dir).await.unwrap();
+    let config = ServerConfig {
+        listen: free_address(),
+        bootstrap_servers: Some(broker.bootstrap_servers()),
+        ..ServerConfig::default()
+    };
+    let listen = config.listen;
+    let engine = Engine::start(config, &broker.bootstrap_servers()).await.unwrap();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(server::serve(engine, listen, shutdown.clone()));
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(listen).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    (format!("http://{listen}"), broker, shutdown)
+}
+
+fn sluice(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_script_runs_until_its_first_error_and_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, broker, shutdown) = start_server(dir.path()).await;
+    let script = dir.path().join("pipeline.sql");
+    std::fs::write(
+        &script,
+        "-- the ingestion stream\nCREATE STREAM STREAM_INGESTION (payload STRING, correlation_id STRING, created_at DOUBLE, schema_version INTEGER)\n  WITH (KAFKA_TOPIC = '${topic}', VALUE_FORMAT = 'JSON', PARTITIONS = 1);\n\nCREATE STREAM SENSOR_ID_3 AS\n  SELEC * FROM STREAM_INGESTION;\nCREATE STREAM NEVER_RUN AS SELECT * FROM STREAM_INGESTION;\n",
+    )
+    .unwrap();
+    let script_path = script.to_str().unwrap().to_string();
+    let server_url = url.clone();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        sluice(&["--server", &server_url, "--define", "topic=INGESTION", "-f", &script_path])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("Stream created"), "{stdout}");
+    assert!(
+        stderr.starts_with(&format!("{}:6:3: Syntax error at line 2:3: expected SELECT, but found 'SELEC'", script.display())),
+        "{stderr}"
+    );
+
+    let server_url = url.clone();
+    let (code, stdout, stderr) =
+        tokio::task::spawn_blocking(move || sluice(&["--server", &server_url, "-e", "SHOW STREAMS; SHOW TOPICS;"]))
+            .await
+            .unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(" STREAM_INGESTION | INGESTION   | KAFKA      | JSON         | false"), "{stdout}");
+    assert!(!stdout.contains("NEVER_RUN"), "{stdout}");
+    assert!(stdout.contains(" INGESTION   | 1          | 1"), "{stdout}");
+
+    let server_url = url.clone();
+    let (_, stdout, _) = tokio::task::spawn_blocking(move || {
+        sluice(&["--server", &server_url, "--output", "json", "-e", "SHOW STREAMS;"])
+    })
+    .await
+    .unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(parsed["@type"], "streams");
+
+    shutdown.cancel();
+    broker.stop();
+}
+
+#[test]
+fn an_unreachable_server_is_a_plain_message_not_a_trace() {
+    let port = free_address().port();
+    let (code, _, stderr) = sluice(&["--server", &format!("http://127.0.0.1:{port}"), "-e", "SHOW STREAMS;"]);
+    assert_eq!(code, 1);
+    assert!(stderr.starts_with(&format!("cannot reach the server at http://127.0.0.1:{port}")), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -241,13 +241,7 @@ async fn legacy_query_endpoint_streams_rows_and_close_query_ends_a_push_query() 
     let first = String::from_utf8(stream.next().await.unwrap().unwrap().to_vec()).unwrap();
     let header: Value = serde_json::from_str(first.trim_start_matches('[')).unwrap();
     let query_id = header["queryId"].as_str().unwrap().to_string();
-    let closed = server
-        .client()
-        .post(format!("{}/close-query", server.url))
-        .json(&serde_json::json!({"queryId": query_id}))
-        .send()
-        .await
-        .unwrap();
+    let closed = server.close_query(&query_id).await;
     assert_eq!(closed.status(), 200);
     let rest = tokio::time::timeout(Duration::from_secs(30), async {
         let mut rest = String::new();
@@ -259,12 +253,6 @@ async fn legacy_query_endpoint_streams_rows_and_close_query_ends_a_push_query() 
     .await
     .expect("the response ends once the query is closed");
     assert_eq!(rest, "]");
-    let again = server
-        .client()
-        .post(format!("{}/close-query", server.url))
-        .json(&serde_json::json!({"queryId": query_id}))
-        .send()
-        .await
-        .unwrap();
+    let again = server.close_query(&query_id).await;
     assert_eq!(again.status(), 400);
 }

@@ -131,6 +131,19 @@ impl fmt::Display for Properties {
     }
 }
 
+/// `CREATE [OR REPLACE] STREAM [IF NOT EXISTS] `, the start both CREATE STREAM forms share.
+fn write_create_stream(f: &mut fmt::Formatter<'_>, or_replace: bool, if_not_exists: bool) -> fmt::Result {
+    write!(f, "CREATE ")?;
+    if or_replace {
+        write!(f, "OR REPLACE ")?;
+    }
+    write!(f, "STREAM ")?;
+    if if_not_exists {
+        write!(f, "IF NOT EXISTS ")?;
+    }
+    Ok(())
+}
+
 /// Declares a stream over an existing or new topic.
 ///
 /// ```text
@@ -148,14 +161,7 @@ pub struct CreateStream {
 
 impl fmt::Display for CreateStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CREATE ")?;
-        if self.or_replace {
-            write!(f, "OR REPLACE ")?;
-        }
-        write!(f, "STREAM ")?;
-        if self.if_not_exists {
-            write!(f, "IF NOT EXISTS ")?;
-        }
+        write_create_stream(f, self.or_replace, self.if_not_exists)?;
         let columns: Vec<String> = self.columns.iter().map(ToString::to_string).collect();
         write!(
             f,
@@ -183,14 +189,7 @@ pub struct CreateStreamAsSelect {
 
 impl fmt::Display for CreateStreamAsSelect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CREATE ")?;
-        if self.or_replace {
-            write!(f, "OR REPLACE ")?;
-        }
-        write!(f, "STREAM ")?;
-        if self.if_not_exists {
-            write!(f, "IF NOT EXISTS ")?;
-        }
+        write_create_stream(f, self.or_replace, self.if_not_exists)?;
         write!(f, "{} ", display_ident(&self.name))?;
         if !self.properties.is_empty() {
             write!(f, "{} ", self.properties)?;

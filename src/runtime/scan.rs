@@ -335,7 +335,6 @@ impl Scan {
                     topic: topic.clone(),
                     partition: r.partition,
                     offset: r.offset,
-                    timestamp_ms: r.timestamp,
                 });
             }
             let mut rows: Vec<OutputRow> = evaluated

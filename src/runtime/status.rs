@@ -28,7 +28,6 @@ pub struct ProcessingError {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
-    pub timestamp_ms: i64,
 }
 
 #[derive(Debug)]

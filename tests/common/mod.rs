@@ -165,6 +165,16 @@ impl SluiceServer {
         body
     }
 
+    /// POSTs `/close-query` for a push query.
+    pub async fn close_query(&self, query_id: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/close-query", self.url))
+            .json(&json!({"queryId": query_id}))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }

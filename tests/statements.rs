@@ -96,3 +96,42 @@ async fn the_embedded_broker_keeps_streams_and_records_across_a_graceful_restart
     let streams = server.ksql_ok("SHOW STREAMS;").await;
     assert_eq!(streams[0]["streams"].as_array().unwrap().len(), 2, "nothing was dropped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreachable_broker_shows_on_queries_and_nothing_is_lost_when_it_returns() {
+    let mut broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    server.ksql_ok("CREATE STREAM NOTES (TEXT STRING) WITH (KAFKA_TOPIC='notes', VALUE_FORMAT='JSON', PARTITIONS=1);").await;
+    server.ksql_ok("CREATE STREAM SHOUTS AS SELECT UCASE(TEXT) AS TEXT FROM NOTES;").await;
+    server.ksql_ok("INSERT INTO NOTES (TEXT) VALUES ('one');").await;
+    assert_eq!(read_topic(&broker.bootstrap, "SHOUTS", 1, Duration::from_secs(60)).len(), 1);
+
+    broker.stop();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let state = loop {
+        let queries = server.ksql_ok("SHOW QUERIES;").await;
+        let state = queries[0]["queries"][0]["state"].as_str().unwrap().to_string();
+        if state == "ERROR" || std::time::Instant::now() > deadline {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(state, "ERROR", "a query whose broker is gone says so");
+
+    broker.start_again().await;
+    let producer = common::producer(&broker.bootstrap);
+    common::produce(&producer, "notes", "k", r#"{"text": "two"}"#).await;
+    let shouts = read_topic(&broker.bootstrap, "SHOUTS", 2, Duration::from_secs(90));
+    let values: Vec<&str> = shouts.iter().map(|(_, v)| v.as_str()).collect();
+    assert_eq!(values, vec![r#"{"TEXT":"ONE"}"#, r#"{"TEXT":"TWO"}"#]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let queries = server.ksql_ok("SHOW QUERIES;").await;
+        if queries[0]["queries"][0]["state"] == "RUNNING" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the query returns to RUNNING: {queries}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

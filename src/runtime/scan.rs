@@ -19,7 +19,9 @@ use std::{
 use arrow::array::BooleanArray;
 use rdkafka::{
     Message, Offset, TopicPartitionList,
-    consumer::{BaseConsumer, Consumer},
+    client::ClientContext,
+    consumer::{BaseConsumer, Consumer, ConsumerContext},
+    error::KafkaError,
     message::BorrowedMessage,
 };
 use tokio::runtime::Handle;
@@ -44,6 +46,9 @@ use crate::{
 const MAX_BATCH: usize = 8192;
 const POLL_WAIT: Duration = Duration::from_millis(100);
 const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
+/// A failing scan (Kafka unreachable, say) retries after this, doubling up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// A query running inside a scan.
 pub struct ScanQuery {
@@ -102,7 +107,9 @@ impl ScanHandle {
     ) -> Result<ScanHandle> {
         let topic = stream.topic.as_str();
         let decoder = RecordDecoder::new(stream)?;
-        let consumer: BaseConsumer = cluster.consumer_config().create()?;
+        let consumer: BaseConsumer<ScanContext> = cluster
+            .consumer_config()
+            .create_with_context(ScanContext::default())?;
         let (control, receiver) = mpsc::channel();
         let alive = Arc::new(AtomicBool::new(true));
         let scan = Scan {
@@ -158,10 +165,26 @@ impl Drop for ScanHandle {
     }
 }
 
+/// Keeps the last client-level error librdkafka reports (all brokers down, say), which never
+/// reaches `poll`, so the scan can show it on its queries.
+#[derive(Default)]
+struct ScanContext {
+    connection_error: parking_lot::Mutex<Option<String>>,
+}
+
+impl ClientContext for ScanContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        warn!(%error, reason, "Kafka client error");
+        *self.connection_error.lock() = Some(format!("{error}: {reason}"));
+    }
+}
+
+impl ConsumerContext for ScanContext {}
+
 struct Scan {
     topic: String,
     decoder: RecordDecoder,
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<ScanContext>,
     offsets: Arc<OffsetStore>,
     runtime: Handle,
     queries: Vec<ScanQuery>,
@@ -175,6 +198,7 @@ struct Scan {
 impl Scan {
     fn run(mut self) {
         let mut reassign = false;
+        let mut backoff = MIN_BACKOFF;
         loop {
             let wait = if self.queries.is_empty() { Some(POLL_WAIT) } else { None };
             let message = match wait {
@@ -200,21 +224,21 @@ impl Scan {
             if self.queries.is_empty() {
                 continue;
             }
-            if reassign {
-                if let Err(e) = self.assign() {
-                    warn!(topic = %self.topic, error = %e, "could not assign partitions; retrying");
-                    std::thread::sleep(Duration::from_secs(1));
-                    continue;
-                }
+            let outcome = if reassign { self.assign() } else { Ok(()) }.and_then(|()| {
                 reassign = false;
-            }
-            if let Err(e) = self.process_batch() {
-                warn!(topic = %self.topic, error = %e, "scan batch failed; retrying");
-                for q in &self.queries {
-                    q.status.set_state(QueryState::Error(e.to_string()));
+                self.process_batch()
+            });
+            match outcome {
+                Ok(()) => backoff = MIN_BACKOFF,
+                Err(e) => {
+                    warn!(topic = %self.topic, error = %e, retry_in = ?backoff, "scan failed; retrying");
+                    for q in &self.queries {
+                        q.status.set_state(QueryState::Error(e.to_string()));
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    reassign = true;
                 }
-                std::thread::sleep(Duration::from_secs(1));
-                reassign = true;
             }
             self.commit(false);
             let before = self.queries.len();
@@ -252,7 +276,7 @@ impl Scan {
         Ok(())
     }
 
-    fn poll_batch(consumer: &BaseConsumer) -> Result<Vec<BorrowedMessage<'_>>> {
+    fn poll_batch(consumer: &BaseConsumer<ScanContext>) -> Result<Vec<BorrowedMessage<'_>>> {
         let mut messages = Vec::new();
         let mut wait = POLL_WAIT;
         while messages.len() < MAX_BATCH {
@@ -274,8 +298,20 @@ impl Scan {
     fn process_batch(&mut self) -> Result<()> {
         let messages = Self::poll_batch(&self.consumer)?;
         if messages.is_empty() {
+            let cause = self.consumer.context().connection_error.lock().take();
+            let failing = self.queries.iter().any(|q| matches!(q.status.state(), QueryState::Error(_)));
+            if cause.is_some() || failing {
+                match self.consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(2)) {
+                    Err(e) => {
+                        let cause = cause.unwrap_or_else(|| e.to_string());
+                        return Err(SluiceError::Execution(format!("cannot reach Kafka: {cause}")));
+                    }
+                    Ok(_) => self.mark_running(),
+                }
+            }
             return Ok(());
         }
+        self.consumer.context().connection_error.lock().take();
         let records: Vec<RawRecord> = messages
             .iter()
             .map(|m| RawRecord {
@@ -377,12 +413,16 @@ impl Scan {
                 Err(_) => return Err(SluiceError::Execution("a delivery was cancelled".into())),
             }
         }
+        self.mark_running();
+        Ok(())
+    }
+
+    fn mark_running(&self) {
         for query in &self.queries {
             if query.status.state() != QueryState::Terminated {
                 query.status.set_state(QueryState::Running);
             }
         }
-        Ok(())
     }
 
     /// Records the persistent queries' positions, at most every [`COMMIT_INTERVAL`] unless forced.

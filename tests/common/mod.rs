@@ -26,7 +26,7 @@ pub fn free_port() -> u16 {
 pub struct TestBroker {
     pub bootstrap: String,
     broker: Option<EmbeddedBroker>,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl TestBroker {
@@ -37,8 +37,21 @@ impl TestBroker {
         TestBroker {
             bootstrap: broker.bootstrap_servers(),
             broker: Some(broker),
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// Stops the broker; its log stays for [`TestBroker::start_again`].
+    pub fn stop(&mut self) {
+        if let Some(b) = self.broker.take() {
+            b.stop();
+        }
+    }
+
+    /// Starts the broker again on the same address with the same log.
+    pub async fn start_again(&mut self) {
+        let address: SocketAddr = self.bootstrap.parse().unwrap();
+        self.broker = Some(EmbeddedBroker::start(address, self.dir.path()).await.expect("broker restarts"));
     }
 }
 

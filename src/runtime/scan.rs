@@ -328,6 +328,7 @@ impl Scan {
             .transpose()?;
         let batch = shared.as_ref().map_or(&decoded.batch, |s| &s.batch);
         let mut deliveries = Vec::new();
+        let mut advanced = Vec::with_capacity(self.queries.len());
         let topic = self.topic.clone();
         for (index, query) in self.queries.iter_mut().enumerate() {
             if query.status.state() == QueryState::Terminated {
@@ -396,12 +397,13 @@ impl Scan {
             query.emitted += rows.len() as u64;
             query.status.records_in.fetch_add(count as u64, Ordering::Relaxed);
             query.status.records_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
+            let mut next = query.next.clone();
             for (record, eligible) in records.iter().zip(&eligible_records) {
                 if *eligible {
-                    query.next.insert(record.partition, record.offset + 1);
+                    next.insert(record.partition, record.offset + 1);
                 }
             }
-            query.dirty = true;
+            advanced.push((index, next));
             if query.plan.limit.is_some_and(|l| query.emitted >= l) {
                 query.status.set_state(QueryState::Terminated);
             }
@@ -412,6 +414,13 @@ impl Scan {
                 Ok(Err((e, _))) => return Err(SluiceError::Kafka(e)),
                 Err(_) => return Err(SluiceError::Execution("a delivery was cancelled".into())),
             }
+        }
+        // Positions move only once every output of the batch is in Kafka, so a failed batch is
+        // read again rather than lost.
+        for (index, next) in advanced {
+            let query = &mut self.queries[index];
+            query.next = next;
+            query.dirty = true;
         }
         self.mark_running();
         Ok(())

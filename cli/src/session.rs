@@ -292,6 +292,8 @@ impl Session {
             Err(refusal) => return Ok(Err(failure_of(refusal.message))),
         };
         let mut lines = Box::pin(lines);
+        // Listening from here on, so a Ctrl-C between two rows is not missed.
+        let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         let mut query_id = None;
         let mut widths: Vec<usize> = Vec::new();
         loop {
@@ -317,7 +319,7 @@ impl Session {
                         _ => println!("{line}"),
                     }
                 }
-                _ = tokio::signal::ctrl_c() => {
+                _ = interrupt.recv() => {
                     if let Some(id) = &query_id {
                         self.client.close_query(id).await?;
                     }

@@ -1,34 +1,10 @@
 //! `sluice -f` and `sluice -e` against a real server (in-process here) on a real broker.
 
-use std::{net::TcpListener, process::Command};
+mod common;
 
-use sluice::{broker::EmbeddedBroker, config::ServerConfig, handler::Engine, server};
-use tokio_util::sync::CancellationToken;
+use std::process::Command;
 
-fn free_address() -> std::net::SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-/// A broker and a server running inside the test; returns the server's URL.
-async fn start_server(dir: &std::path::Path) -> (String, EmbeddedBroker, CancellationToken) {
-    let broker = EmbeddedBroker::start(free_address(), dir).await.unwrap();
-    let config = ServerConfig {
-        listen: free_address(),
-        bootstrap_servers: Some(broker.bootstrap_servers()),
-        ..ServerConfig::default()
-    };
-    let listen = config.listen;
-    let engine = Engine::start(config, &broker.bootstrap_servers()).await.unwrap();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(server::serve(engine, listen, shutdown.clone()));
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(listen).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    (format!("http://{listen}"), broker, shutdown)
-}
+use common::{free_address, start_server};
 
 fn sluice(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().unwrap();

@@ -1,0 +1,33 @@
+//! A broker and a sluice-server running inside the test process, for driving the client.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+
+use sluice::{broker::EmbeddedBroker, config::ServerConfig, handler::Engine, server};
+use tokio_util::sync::CancellationToken;
+
+pub fn free_address() -> std::net::SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// A broker and a server running inside the test; returns the server's URL.
+pub async fn start_server(dir: &std::path::Path) -> (String, EmbeddedBroker, CancellationToken) {
+    let broker = EmbeddedBroker::start(free_address(), dir).await.unwrap();
+    let config = ServerConfig {
+        listen: free_address(),
+        bootstrap_servers: Some(broker.bootstrap_servers()),
+        ..ServerConfig::default()
+    };
+    let listen = config.listen;
+    let engine = Engine::start(config, &broker.bootstrap_servers()).await.unwrap();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(server::serve(engine, listen, shutdown.clone()));
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(listen).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    (format!("http://{listen}"), broker, shutdown)
+}

@@ -72,7 +72,7 @@ impl KafkaCluster {
 
     /// The topic's partitions, or `None` when it does not exist.
     pub fn topic(&self, name: &str) -> Result<Option<TopicInfo>> {
-        let metadata = self.metadata.fetch_metadata(Some(name), METADATA_TIMEOUT)?;
+        let metadata = blocking(|| self.metadata.fetch_metadata(Some(name), METADATA_TIMEOUT))?;
         Ok(metadata.topics().iter().find(|t| t.name() == name).and_then(|t| {
             if t.error().is_some() || t.partitions().is_empty() {
                 None
@@ -88,7 +88,7 @@ impl KafkaCluster {
 
     /// Every topic, internal ones (starting with `_`) included.
     pub fn topics(&self) -> Result<Vec<TopicInfo>> {
-        let metadata = self.metadata.fetch_metadata(None, METADATA_TIMEOUT)?;
+        let metadata = blocking(|| self.metadata.fetch_metadata(None, METADATA_TIMEOUT))?;
         let mut topics: Vec<TopicInfo> = metadata
             .topics()
             .iter()
@@ -165,8 +165,19 @@ impl KafkaCluster {
     /// The low and high watermark of every partition of a topic.
     pub fn watermarks(&self, topic: &str, partitions: i32) -> Result<Vec<(i64, i64)>> {
         (0..partitions)
-            .map(|p| Ok(self.metadata.fetch_watermarks(topic, p, METADATA_TIMEOUT)?))
+            .map(|p| Ok(blocking(|| self.metadata.fetch_watermarks(topic, p, METADATA_TIMEOUT))?))
             .collect()
+    }
+}
+
+/// Runs a blocking librdkafka call; on a multi-threaded runtime the worker hands its other
+/// tasks away first, so a slow broker cannot stall the HTTP API.
+fn blocking<T>(call: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(call)
+        }
+        _ => call(),
     }
 }
 

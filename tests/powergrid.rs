@@ -31,6 +31,16 @@ async fn create_ingestion_topic(broker: &TestBroker) {
     cluster.ensure_topic("INGESTION", 3, 1, &[]).await.unwrap();
 }
 
+/// A broker with a 3-partition `INGESTION` topic and a server where `STREAM_INGESTION` exists.
+async fn start_with_ingestion() -> (TestBroker, tempfile::TempDir, SluiceServer) {
+    let broker = TestBroker::start().await;
+    create_ingestion_topic(&broker).await;
+    let data = tempfile::tempdir().unwrap();
+    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    server.ksql_ok(CREATE_INGESTION).await;
+    (broker, data, server)
+}
+
 async fn describe_extended(server: &SluiceServer, stream: &str) -> Value {
     let body = server.ksql_ok(&format!("DESCRIBE EXTENDED {stream};")).await;
     body[0]["sourceDescription"].clone()
@@ -127,11 +137,7 @@ async fn invalid_statements_get_a_40001_with_line_and_column() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_push_query_streams_rows_in_the_delimited_format() {
-    let broker = TestBroker::start().await;
-    create_ingestion_topic(&broker).await;
-    let data = tempfile::tempdir().unwrap();
-    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
-    server.ksql_ok(CREATE_INGESTION).await;
+    let (broker, _data, server) = start_with_ingestion().await;
     server.ksql_ok(&route_sensor(3)).await;
     let producer = producer(&broker.bootstrap);
     for n in 0..3 {
@@ -186,11 +192,7 @@ async fn a_push_query_streams_rows_in_the_delimited_format() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn legacy_query_endpoint_streams_rows_and_close_query_ends_a_push_query() {
-    let broker = TestBroker::start().await;
-    create_ingestion_topic(&broker).await;
-    let data = tempfile::tempdir().unwrap();
-    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
-    server.ksql_ok(CREATE_INGESTION).await;
+    let (broker, _data, server) = start_with_ingestion().await;
     server
         .ksql_ok("CREATE STREAM BY_CORRELATION AS SELECT CORRELATION_ID, EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') AS SENSOR FROM STREAM_INGESTION PARTITION BY CORRELATION_ID;")
         .await;

@@ -72,13 +72,8 @@ pub async fn info(State(state): State<AppState>) -> Json<Value> {
 }
 
 pub async fn healthcheck(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let engine = state.engine.clone();
-    let kafka = tokio::task::spawn_blocking(move || engine.cluster.topic(engine.commands.topic()))
-        .await
-        .ok()
-        .and_then(|r| r.ok())
-        .flatten()
-        .is_some();
+    let engine = &state.engine;
+    let kafka = matches!(engine.cluster.topic(engine.commands.topic()), Ok(Some(_)));
     let status = if kafka { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (
         status,

@@ -142,14 +142,10 @@ async fn run(state: AppState, sql: &str, mut properties: BTreeMap<String, String
         .collect();
     let limit = plan.limit;
     let (sender, receiver) = mpsc::channel::<Vec<u8>>(1024);
-    let scan = {
-        let engine = engine.clone();
-        let id = query_id.clone();
-        tokio::task::spawn_blocking(move || engine.queries.start_transient(&id, plan, QuerySink::Rows(sender), reset))
-            .await
-            .map_err(|e| AppError::Server(e.to_string()))?
-            .map_err(|e| AppError::from(e).with_statement(&text))?
-    };
+    let scan = engine
+        .queries
+        .start_transient(&query_id, plan, QuerySink::Rows(sender), reset)
+        .map_err(|e| AppError::from(e).with_statement(&text))?;
     let token = CancellationToken::new();
     state.push_queries.lock().insert(query_id.clone(), token.clone());
 

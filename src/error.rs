@@ -63,6 +63,10 @@ pub enum SluiceError {
     Json(#[from] serde_json::Error),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("HDFS error: {0}")]
+    Hdfs(#[from] hdfs_native::HdfsError),
+    #[error("Parquet error: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
     /// A broken invariant inside Sluice: a bug, never the user's fault.
     #[error("Internal error: {0}")]
     Internal(String),

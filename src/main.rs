@@ -73,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(stop_on_signal(shutdown.clone()));
     server::serve(engine.clone(), listen, shutdown).await?;
     info!("shutting down");
+    engine.connectors.shutdown().await;
     tokio::task::spawn_blocking(move || engine.shutdown()).await?;
     if let Some(broker) = broker {
         broker.stop();

@@ -19,6 +19,9 @@ fn production(statement: &Statement) -> &'static str {
         Statement::Print(_) => "print",
         Statement::Set(_) => "set",
         Statement::Unset(_) => "unset",
+        Statement::CreateConnector(_) => "create_connector",
+        Statement::DropConnector(_) => "drop_connector",
+        Statement::DescribeConnector(_) => "describe_connector",
     }
 }
 
@@ -42,10 +45,10 @@ fn every_grammar_example_parses_to_its_production_and_round_trips() {
         files += 1;
     }
     let ebnf = std::fs::read_to_string(dir.parent().unwrap().join("ksql.ebnf")).unwrap();
-    for statement in ["create_stream", "create_stream_as", "insert_select", "insert_values", "select", "show", "describe", "drop_stream", "terminate", "print", "set", "unset"] {
+    for statement in ["create_stream", "create_stream_as", "insert_select", "insert_values", "select", "show", "describe", "drop_stream", "terminate", "print", "set", "unset", "create_connector", "drop_connector", "describe_connector"] {
         assert!(ebnf.contains(&format!("\n{statement} ")), "ksql.ebnf lacks {statement}");
     }
-    assert_eq!(files, 12, "one example file per production");
+    assert_eq!(files, 15, "one example file per production");
 }
 
 #[test]

@@ -1,9 +1,10 @@
-//! The catalog: the streams and persistent queries that exist, read from a snapshot behind a lock.
+//! The catalog: the streams, persistent queries and connectors that exist, read from a snapshot behind a lock.
 //!
 //! It is changed only by applying commands from the command log, so every server that replays
 //! the log holds the same catalog.
 
 pub mod command_log;
+pub mod connector;
 pub mod stream;
 pub mod types;
 
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 
 use parking_lot::RwLock;
 
+pub use connector::ConnectorDef;
 pub use stream::{Format, StreamDef};
 
 use crate::error::{Result, SluiceError};
@@ -31,6 +33,7 @@ pub struct QueryDef {
 pub struct CatalogState {
     pub streams: BTreeMap<String, StreamDef>,
     pub queries: BTreeMap<String, QueryDef>,
+    pub connectors: BTreeMap<String, ConnectorDef>,
 }
 
 #[derive(Debug, Default)]
@@ -71,6 +74,27 @@ impl Catalog {
 
     pub fn remove_query(&self, id: &str) -> Option<QueryDef> {
         self.state.write().queries.remove(id)
+    }
+
+    /// The connector named `name`: an exact match, else the one match ignoring case.
+    pub fn connector(&self, name: &str) -> Option<ConnectorDef> {
+        let state = self.state.read();
+        if let Some(found) = state.connectors.get(name) {
+            return Some(found.clone());
+        }
+        let mut matches = state.connectors.values().filter(|c| c.name.eq_ignore_ascii_case(name));
+        match (matches.next(), matches.next()) {
+            (Some(only), None) => Some(only.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn put_connector(&self, connector: ConnectorDef) {
+        self.state.write().connectors.insert(connector.name.clone(), connector);
+    }
+
+    pub fn remove_connector(&self, name: &str) -> Option<ConnectorDef> {
+        self.state.write().connectors.remove(name)
     }
 
     /// Queries reading from and writing into a stream.

@@ -1,3 +1,4 @@
 //! Connectors to the systems Sluice reads from and writes to.
 
+pub mod hdfs;
 pub mod kafka;

@@ -1,4 +1,5 @@
-//! Statements that change the catalog: CREATE STREAM, CSAS, INSERT INTO, DROP STREAM, TERMINATE.
+//! Statements that change the catalog: CREATE STREAM, CSAS, INSERT INTO, DROP STREAM, TERMINATE,
+//! CREATE/DROP CONNECTOR.
 //!
 //! `validate` checks a statement against the catalog before it is logged; `apply` makes it take
 //! effect, both when it is first run and when the command log is replayed.
@@ -7,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{Engine, entity};
+use super::{Engine, connector, entity};
 use crate::{
     catalog::{QueryDef, StreamDef},
     error::{Result, SluiceError},
@@ -16,7 +17,7 @@ use crate::{
         ParsedStatement, Select, Statement, Terminate,
     },
     planner::{ContinuousPlan, QueryPlanner},
-    runtime::{OffsetReset, sink::QuerySink},
+    runtime::{OffsetReset, connectors::ConnectorManager, sink::QuerySink},
 };
 
 /// Checks that `parsed` can be applied to the catalog as it stands.
@@ -94,6 +95,18 @@ pub async fn validate(
             None => Err(SluiceError::NotFound(format!("Unknown queryId: {id}"))),
         },
         Statement::Terminate(Terminate::All) => Ok(()),
+        Statement::CreateConnector(create) => {
+            if engine.catalog.connector(&create.name).is_some() && !create.if_not_exists {
+                return Err(SluiceError::Plan(format!("Connector {} already exists", create.name)));
+            }
+            ConnectorManager::validate(&connector::definition(create))?;
+            Ok(())
+        }
+        Statement::DropConnector(drop) => match engine.catalog.connector(&drop.name) {
+            Some(_) => Ok(()),
+            None if drop.if_exists => Ok(()),
+            None => Err(SluiceError::NotFound(format!("Connector {} does not exist.", drop.name))),
+        },
         other => Err(SluiceError::Internal(format!("{other} is not a catalog command"))),
     }
 }
@@ -179,6 +192,26 @@ pub async fn apply(
                 "commandSequenceNumber": seq,
                 "warnings": []
             }))
+        }
+        Statement::CreateConnector(create) => {
+            if engine.catalog.connector(&create.name).is_some() && create.if_not_exists {
+                let mut answer = connector::created(text, &connector::definition(create));
+                answer["warnings"] = serde_json::json!([{"message": format!("Connector {} already exists", create.name)}]);
+                return Ok(answer);
+            }
+            let definition = connector::definition(create);
+            engine.catalog.put_connector(definition.clone());
+            if run {
+                engine.connectors.start(&definition).await?;
+            }
+            Ok(connector::created(text, &definition))
+        }
+        Statement::DropConnector(drop) => {
+            if let Some(existing) = engine.catalog.connector(&drop.name) {
+                engine.catalog.remove_connector(&existing.name);
+                engine.connectors.stop(&existing.name).await;
+            }
+            Ok(connector::dropped(text, &drop.name))
         }
         other => Err(SluiceError::Internal(format!("{other} is not a catalog command"))),
     }

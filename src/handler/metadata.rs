@@ -1,14 +1,14 @@
-//! Statements that only read: SHOW/LIST and DESCRIBE.
+//! Statements that only read: SHOW/LIST and DESCRIBE, of streams, queries and connectors.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{Engine, entity};
+use super::{Engine, connector, entity};
 use crate::{
     catalog::StreamDef,
-    error::Result,
-    parser::{Describe, ParsedStatement, Show, ShowKind},
+    error::{Result, SluiceError},
+    parser::{Describe, DescribeConnector, ParsedStatement, Show, ShowKind},
 };
 
 pub fn show(
@@ -61,6 +61,7 @@ pub fn show(
             list.extend(properties.iter().map(|(k, v)| json!({"name": k, "scope": "SESSION", "value": v})));
             json!({"@type": "properties", "statementText": text, "properties": list, "overwrittenProperties": properties.keys().collect::<Vec<_>>(), "defaultProperties": [], "warnings": []})
         }
+        ShowKind::Connectors => connector::list(engine, text),
     })
 }
 
@@ -87,6 +88,14 @@ pub fn describe(engine: &Engine, parsed: &ParsedStatement, describe: &Describe) 
             Ok(json!({"@type": "source_descriptions", "statementText": text, "sourceDescriptions": descriptions, "warnings": []}))
         }
     }
+}
+
+pub fn describe_connector(engine: &Engine, parsed: &ParsedStatement, describe: &DescribeConnector) -> Result<Value> {
+    let found = engine
+        .catalog
+        .connector(&describe.name)
+        .ok_or_else(|| SluiceError::NotFound(format!("Connector {} does not exist.", describe.name)))?;
+    Ok(connector::description(engine, &parsed.text, &found))
 }
 
 fn source_description(engine: &Engine, stream: &StreamDef, extended: bool) -> Result<Value> {

@@ -1,6 +1,7 @@
 //! Statement handling: one `execute` that validates a statement, appends it to the command log
 //! when it changes state, applies it, and answers with ksqlDB's entities.
 
+pub mod connector;
 pub mod ddl;
 pub mod entity;
 pub mod metadata;
@@ -16,7 +17,7 @@ use crate::{
     connectors::kafka::{KafkaCluster, offsets::OffsetStore},
     error::{Result, SluiceError},
     parser::{KsqlParser, ParsedStatement, Statement},
-    runtime::QueryManager,
+    runtime::{QueryManager, connectors::ConnectorManager},
 };
 
 /// A statement that failed, with the entities of the statements before it that succeeded.
@@ -29,26 +30,29 @@ pub struct StatementFailure {
     pub is_query: bool,
 }
 
-/// The server's engine: catalog, Kafka, command log and running queries.
+/// The server's engine: catalog, Kafka, command log, running queries and connectors.
 pub struct Engine {
     pub config: ServerConfig,
-    pub catalog: Catalog,
+    pub catalog: Arc<Catalog>,
     pub cluster: Arc<KafkaCluster>,
     pub commands: CommandLog,
     pub queries: QueryManager,
+    pub connectors: ConnectorManager,
     /// State-changing statements are applied one at a time, in command-log order.
     write: tokio::sync::Mutex<()>,
 }
 
 impl Engine {
-    /// Connects to Kafka, replays the command log and resumes every persistent query.
+    /// Connects to Kafka, replays the command log and resumes every persistent query and connector.
     pub async fn start(config: ServerConfig, bootstrap_servers: &str) -> Result<Arc<Engine>> {
         let cluster = Arc::new(KafkaCluster::connect(bootstrap_servers)?);
         let commands = CommandLog::open(cluster.clone(), &config.service_id).await?;
         let offsets = Arc::new(OffsetStore::open(cluster.clone(), &config.service_id).await?);
+        let catalog = Arc::new(Catalog::default());
         let engine = Arc::new(Engine {
             config,
-            catalog: Catalog::default(),
+            connectors: ConnectorManager::new(cluster.clone(), catalog.clone()),
+            catalog,
             queries: QueryManager::new(cluster.clone(), offsets),
             cluster,
             commands,
@@ -79,7 +83,13 @@ impl Engine {
                 warn!(query = %query.id, error = %e, "could not resume query");
             }
         }
-        info!(commands = count, queries = queries.len(), "command log replayed");
+        let connectors: Vec<_> = self.catalog.snapshot().connectors.into_values().collect();
+        for connector in &connectors {
+            if let Err(e) = self.connectors.start(connector).await {
+                warn!(connector = %connector.name, error = %e, "could not resume connector");
+            }
+        }
+        info!(commands = count, queries = queries.len(), connectors = connectors.len(), "command log replayed");
         Ok(())
     }
 
@@ -131,6 +141,7 @@ impl Engine {
             }
             Statement::Show(show) => metadata::show(self, parsed, show, properties).map(Some),
             Statement::Describe(describe) => metadata::describe(self, parsed, describe).map(Some),
+            Statement::DescribeConnector(describe) => metadata::describe_connector(self, parsed, describe).map(Some),
             Statement::InsertValues(insert) => {
                 ddl::insert_values(self, insert).await?;
                 Ok(None)

@@ -14,12 +14,13 @@ pub enum ShowKind {
     Topics,
     Queries,
     Properties,
+    Connectors,
 }
 
 /// Lists objects of one kind.
 ///
 /// ```text
-/// SHOW | LIST  STREAMS | TABLES | TOPICS | QUERIES | PROPERTIES  [EXTENDED];
+/// SHOW | LIST  STREAMS | TABLES | TOPICS | QUERIES | PROPERTIES | CONNECTORS  [EXTENDED];
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Show {
@@ -35,6 +36,7 @@ impl fmt::Display for Show {
             ShowKind::Topics => "TOPICS",
             ShowKind::Queries => "QUERIES",
             ShowKind::Properties => "PROPERTIES",
+            ShowKind::Connectors => "CONNECTORS",
         };
         write!(f, "SHOW {kind}{}", if self.extended { " EXTENDED" } else { "" })
     }
@@ -163,7 +165,8 @@ pub(super) fn parse_show(cursor: &mut Cursor) -> Result<Statement> {
         Some("TOPICS") => ShowKind::Topics,
         Some("QUERIES") => ShowKind::Queries,
         Some("PROPERTIES") => ShowKind::Properties,
-        _ => return Err(cursor.error("STREAMS, TABLES, TOPICS, QUERIES or PROPERTIES")),
+        Some("CONNECTORS") => ShowKind::Connectors,
+        _ => return Err(cursor.error("STREAMS, TABLES, TOPICS, QUERIES, PROPERTIES or CONNECTORS")),
     };
     cursor.advance();
     let extended = cursor.eat_word("EXTENDED");
@@ -172,6 +175,9 @@ pub(super) fn parse_show(cursor: &mut Cursor) -> Result<Statement> {
 
 pub(super) fn parse_describe(cursor: &mut Cursor) -> Result<Statement> {
     cursor.expect_word("DESCRIBE")?;
+    if cursor.peek_word_is("CONNECTOR") && cursor.peek_nth(1).is_some_and(|t| t.token != Token::SemiColon) {
+        return super::connector::parse_describe_connector(cursor);
+    }
     if cursor.eat_word("STREAMS") {
         let extended = cursor.eat_word("EXTENDED");
         return Ok(Statement::Describe(Describe {

@@ -5,6 +5,7 @@
 //! expression are handed to sqlparser. Words that are not sqlparser keywords are matched by value.
 
 mod admin;
+mod connector;
 mod cursor;
 mod query;
 mod stream;
@@ -17,6 +18,7 @@ use sqlparser::{
 };
 
 pub use admin::{Describe, Print, SetProperty, Show, ShowKind, Terminate, UnsetProperty};
+pub use connector::{ConnectorKind, CreateConnector, DescribeConnector, DropConnector};
 pub use cursor::Cursor;
 pub use query::{InsertSelect, InsertValues, Select};
 pub use stream::{ColumnDef, CreateStream, CreateStreamAsSelect, DropStream, Properties, PropertyValue};
@@ -38,6 +40,9 @@ pub enum Statement {
     Print(Print),
     Set(SetProperty),
     Unset(UnsetProperty),
+    CreateConnector(CreateConnector),
+    DropConnector(DropConnector),
+    DescribeConnector(DescribeConnector),
 }
 
 impl fmt::Display for Statement {
@@ -55,6 +60,9 @@ impl fmt::Display for Statement {
             Statement::Print(s) => s.fmt(f),
             Statement::Set(s) => s.fmt(f),
             Statement::Unset(s) => s.fmt(f),
+            Statement::CreateConnector(s) => s.fmt(f),
+            Statement::DropConnector(s) => s.fmt(f),
+            Statement::DescribeConnector(s) => s.fmt(f),
         }
     }
 }

@@ -73,7 +73,7 @@ impl Properties {
         self.0.is_empty()
     }
 
-    fn parse(cursor: &mut Cursor) -> Result<Properties> {
+    pub(super) fn parse(cursor: &mut Cursor) -> Result<Properties> {
         cursor.expect(&Token::LParen, "'(' to open the WITH properties")?;
         let mut properties = Vec::new();
         loop {
@@ -120,8 +120,9 @@ impl fmt::Display for Properties {
             .0
             .iter()
             .map(|(k, v)| {
-                if k.contains('.') {
-                    format!("'{k}'={v}")
+                let bare = k.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+                if !bare {
+                    format!("'{}'={v}", k.replace('\'', "''"))
                 } else {
                     format!("{k}={v}")
                 }
@@ -226,6 +227,12 @@ impl fmt::Display for DropStream {
 
 pub(super) fn parse_create(cursor: &mut Cursor) -> Result<Statement> {
     cursor.expect_word("CREATE")?;
+    let connector_ahead = cursor.peek_nth(1).is_some_and(|t| {
+        matches!(&t.token, sqlparser::tokenizer::Token::Word(w) if w.value.eq_ignore_ascii_case("CONNECTOR"))
+    });
+    if cursor.peek_word_is("SINK") || (cursor.peek_word_is("SOURCE") && connector_ahead) {
+        return super::connector::parse_create_connector(cursor);
+    }
     let or_replace = cursor.eat_words(&["OR", "REPLACE"]);
     cursor.eat_word("SOURCE");
     if cursor.peek_word_is("TABLE") {
@@ -344,6 +351,9 @@ pub(super) fn parse_drop(cursor: &mut Cursor) -> Result<Statement> {
     cursor.expect_word("DROP")?;
     if cursor.peek_word_is("TABLE") {
         return Err(SluiceError::NotImplemented("tables (DROP TABLE)".into()));
+    }
+    if cursor.peek_word_is("CONNECTOR") {
+        return super::connector::parse_drop_connector(cursor);
     }
     cursor.expect_word("STREAM")?;
     let if_exists = cursor.eat_words(&["IF", "EXISTS"]);

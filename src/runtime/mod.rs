@@ -1,5 +1,6 @@
 //! The query runtime: shared scans that read each source topic once and run every query over it.
 
+pub mod connectors;
 pub mod operator;
 pub mod print;
 pub mod scan;

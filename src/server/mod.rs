@@ -1,5 +1,7 @@
-//! The HTTP API: ksqlDB's REST endpoints on one port, HTTP/1.1 and cleartext HTTP/2.
+//! The HTTP API: ksqlDB's REST endpoints and Kafka Connect's `/connectors` on one port,
+//! HTTP/1.1 and cleartext HTTP/2.
 
+mod connect;
 mod error;
 mod ksql;
 mod query;
@@ -35,6 +37,14 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/query", post(query::query))
         .route("/query-stream", post(query::query_stream))
         .route("/close-query", post(query::close_query))
+        .route("/connectors", get(connect::list).post(connect::create))
+        .route("/connectors/{name}", get(connect::get_info).delete(connect::delete))
+        .route("/connectors/{name}/config", get(connect::get_config).put(connect::put_config))
+        .route("/connectors/{name}/status", get(connect::status))
+        .route("/connectors/{name}/tasks", get(connect::tasks))
+        .route("/connectors/{name}/topics", get(connect::topics))
+        .route("/connectors/{name}/restart", post(connect::restart))
+        .route("/connectors/{name}/tasks/{task}/restart", post(connect::restart))
         .with_state(state)
 }
 

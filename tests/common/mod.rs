@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 use sluice::broker::EmbeddedBroker;
 use tempfile::TempDir;
 
+pub mod hdfs;
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

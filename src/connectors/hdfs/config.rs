@@ -1,0 +1,354 @@
+//! The HDFS sink's configuration: Kafka Connect's keys and defaults, each pulled explicitly;
+//! a key nobody reads is rejected by name.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use regex::Regex;
+
+use crate::error::{Result, SluiceError};
+
+pub const CONNECTOR_CLASSES: [&str; 2] = ["io.confluent.connect.hdfs.HdfsSinkConnector", "HdfsSinkConnector"];
+
+/// How records become file content, from `format.class`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// One JSON value per line, `.json`.
+    Json,
+    /// One value's text per line, `.txt`.
+    String,
+    /// Columns of the stream declared over the topic, `.parquet`.
+    Parquet,
+}
+
+impl FileFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileFormat::Json => ".json",
+            FileFormat::String => ".txt",
+            FileFormat::Parquet => ".parquet",
+        }
+    }
+}
+
+/// How a record value's bytes are read, from `value.converter` and its `schemas.enable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueConverter {
+    /// JSON; with `schemas.enable` the value is a `{"schema":…,"payload":…}` envelope.
+    Json { schemas: bool },
+    /// UTF-8 text.
+    String,
+    /// Raw bytes (base64 when written as JSON).
+    ByteArray,
+}
+
+/// Which topics a sink reads.
+#[derive(Debug, Clone)]
+pub enum TopicSelection {
+    List(Vec<String>),
+    Regex(Regex),
+}
+
+impl TopicSelection {
+    pub fn matches(&self, topic: &str) -> bool {
+        match self {
+            TopicSelection::List(topics) => topics.iter().any(|t| t == topic),
+            TopicSelection::Regex(regex) => regex.is_match(topic),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HdfsSinkConfig {
+    pub topics: TopicSelection,
+    pub store_url: String,
+    pub topics_dir: String,
+    pub flush_size: u64,
+    pub rotate_interval: Option<Duration>,
+    pub rotate_schedule_interval: Option<Duration>,
+    pub format: FileFormat,
+    pub value_converter: ValueConverter,
+    pub offset_pad: usize,
+    pub tasks_max: u32,
+    pub retry_backoff: Duration,
+}
+
+/// Keys Connect's workers or other converters read that change nothing in what this sink
+/// writes; accepted so that configs written for Connect work as they are. `logs.dir` is among
+/// them: a commit here is one atomic rename of a file whose name carries its offsets, so
+/// recovery needs no write-ahead log.
+const INERT_KEYS: [&str; 15] = [
+    "name",
+    "logs.dir",
+    "key.converter",
+    "key.converter.schemas.enable",
+    "key.converter.schema.registry.url",
+    "value.converter.schema.registry.url",
+    "locale",
+    "timezone",
+    "shutdown.timeout.ms",
+    "schema.compatibility",
+    "hadoop.conf.dir",
+    "hadoop.home",
+    "errors.tolerance",
+    "errors.log.enable",
+    "errors.log.include.messages",
+];
+
+impl HdfsSinkConfig {
+    /// Reads a config given as Connect's string map; names the first offending key.
+    pub fn from_map(config: &BTreeMap<String, String>) -> Result<HdfsSinkConfig> {
+        let mut keys = Keys { config, used: Vec::new() };
+        let class = keys.required("connector.class")?;
+        if !CONNECTOR_CLASSES.contains(&class.as_str()) {
+            return Err(SluiceError::Config(format!(
+                "connector.class '{class}' is not a connector Sluice runs; use 'io.confluent.connect.hdfs.HdfsSinkConnector'"
+            )));
+        }
+        let topics = match (keys.get("topics"), keys.get("topics.regex")) {
+            (Some(_), Some(_)) => {
+                return Err(SluiceError::Config("set either topics or topics.regex, not both".into()));
+            }
+            (Some(list), None) => {
+                let topics: Vec<String> =
+                    list.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect();
+                if topics.is_empty() {
+                    return Err(SluiceError::Config("topics is empty".into()));
+                }
+                TopicSelection::List(topics)
+            }
+            (None, Some(pattern)) => TopicSelection::Regex(
+                Regex::new(&format!("^(?:{pattern})$"))
+                    .map_err(|e| SluiceError::Config(format!("topics.regex '{pattern}' is not a valid regex: {e}")))?,
+            ),
+            (None, None) => return Err(SluiceError::Config("topics or topics.regex is required".into())),
+        };
+        let store_url = match (keys.get("store.url"), keys.get("hdfs.url")) {
+            (Some(url), _) | (None, Some(url)) => url.trim_end_matches('/').to_string(),
+            (None, None) => return Err(SluiceError::Config("store.url (or hdfs.url) is required".into())),
+        };
+        let flush_size = keys.number("flush.size")?.ok_or_else(|| {
+            SluiceError::Config("flush.size is required: the number of records per file".into())
+        })?;
+        if flush_size < 1 {
+            return Err(SluiceError::Config("flush.size must be at least 1".into()));
+        }
+        let rotate_interval = keys.interval("rotate.interval.ms")?;
+        let rotate_schedule_interval = keys.interval("rotate.schedule.interval.ms")?;
+        if rotate_schedule_interval.is_some() {
+            match config.get("timezone").map(String::as_str) {
+                Some("UTC" | "GMT" | "Etc/UTC") => {}
+                Some(other) => {
+                    return Err(SluiceError::NotImplemented(format!(
+                        "timezone '{other}' for rotate.schedule.interval.ms; Sluice aligns scheduled rotation to UTC, set timezone=UTC"
+                    )));
+                }
+                None => {
+                    return Err(SluiceError::Config(
+                        "rotate.schedule.interval.ms requires timezone (e.g. UTC)".into(),
+                    ));
+                }
+            }
+        }
+        let format = match keys.get("format.class").as_deref() {
+            Some("io.confluent.connect.hdfs.json.JsonFormat") => FileFormat::Json,
+            Some("io.confluent.connect.hdfs.string.StringFormat") => FileFormat::String,
+            Some("io.confluent.connect.hdfs.parquet.ParquetFormat") => FileFormat::Parquet,
+            Some(other) => {
+                return Err(SluiceError::Config(format!(
+                    "format.class '{other}' is not supported; use io.confluent.connect.hdfs.json.JsonFormat, io.confluent.connect.hdfs.string.StringFormat or io.confluent.connect.hdfs.parquet.ParquetFormat"
+                )));
+            }
+            None => {
+                return Err(SluiceError::Config(
+                    "format.class is required (Connect's default, AvroFormat, is not supported): use io.confluent.connect.hdfs.json.JsonFormat, io.confluent.connect.hdfs.string.StringFormat or io.confluent.connect.hdfs.parquet.ParquetFormat".into(),
+                ));
+            }
+        };
+        let value_converter = match keys.get("value.converter").as_deref() {
+            Some("org.apache.kafka.connect.json.JsonConverter") => ValueConverter::Json {
+                schemas: keys.boolean("value.converter.schemas.enable")?.unwrap_or(true),
+            },
+            None => ValueConverter::Json {
+                schemas: keys.boolean("value.converter.schemas.enable")?.unwrap_or(false),
+            },
+            Some("org.apache.kafka.connect.storage.StringConverter") => ValueConverter::String,
+            Some("org.apache.kafka.connect.converters.ByteArrayConverter") => ValueConverter::ByteArray,
+            Some(other) => {
+                return Err(SluiceError::Config(format!(
+                    "value.converter '{other}' is not supported; use org.apache.kafka.connect.json.JsonConverter, org.apache.kafka.connect.storage.StringConverter or org.apache.kafka.connect.converters.ByteArrayConverter"
+                )));
+            }
+        };
+        if let Some(class) = keys.get("partitioner.class") {
+            if !class.ends_with(".partitioner.DefaultPartitioner") {
+                return Err(SluiceError::NotImplemented(format!(
+                    "partitioner.class '{class}'; Sluice writes the DefaultPartitioner layout (partition=<N>)"
+                )));
+            }
+        }
+        if let Some(extractor) = keys.get("timestamp.extractor") {
+            if extractor != "Wallclock" {
+                return Err(SluiceError::NotImplemented(format!(
+                    "timestamp.extractor '{extractor}'; rotate.interval.ms is measured in wall-clock time"
+                )));
+            }
+        }
+        if keys.boolean("hive.integration")?.unwrap_or(false) {
+            return Err(SluiceError::NotImplemented("hive.integration=true".into()));
+        }
+        let offset_pad = keys.number("filename.offset.zero.pad.width")?.unwrap_or(10);
+        let tasks_max = keys.number("tasks.max")?.unwrap_or(1);
+        if tasks_max < 1 {
+            return Err(SluiceError::Config("tasks.max must be at least 1".into()));
+        }
+        let retry_backoff = Duration::from_millis(keys.number("retry.backoff.ms")?.unwrap_or(5000) as u64);
+        let parsed = HdfsSinkConfig {
+            topics,
+            store_url,
+            topics_dir: keys.get("topics.dir").unwrap_or_else(|| "topics".into()),
+            flush_size: flush_size as u64,
+            rotate_interval,
+            rotate_schedule_interval,
+            format,
+            value_converter,
+            offset_pad: offset_pad as usize,
+            tasks_max: tasks_max as u32,
+            retry_backoff,
+        };
+        for key in INERT_KEYS {
+            keys.get(key);
+        }
+        keys.reject_unused()?;
+        Ok(parsed)
+    }
+}
+
+/// Reads keys of a config, remembering which were read.
+struct Keys<'a> {
+    config: &'a BTreeMap<String, String>,
+    used: Vec<&'a str>,
+}
+
+impl<'a> Keys<'a> {
+    fn get(&mut self, key: &str) -> Option<String> {
+        let (k, v) = self.config.get_key_value(key)?;
+        self.used.push(k.as_str());
+        Some(v.trim().to_string())
+    }
+
+    fn required(&mut self, key: &str) -> Result<String> {
+        self.get(key).ok_or_else(|| SluiceError::Config(format!("{key} is required")))
+    }
+
+    fn number(&mut self, key: &str) -> Result<Option<i64>> {
+        self.get(key)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| SluiceError::Config(format!("{key} must be a whole number, not '{v}'")))
+            })
+            .transpose()
+    }
+
+    /// A `*.ms` interval where `-1` (or any negative) means off.
+    fn interval(&mut self, key: &str) -> Result<Option<Duration>> {
+        Ok(self.number(key)?.filter(|ms| *ms > 0).map(|ms| Duration::from_millis(ms as u64)))
+    }
+
+    fn boolean(&mut self, key: &str) -> Result<Option<bool>> {
+        self.get(key)
+            .map(|v| match v.to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(SluiceError::Config(format!("{key} must be true or false, not '{v}'"))),
+            })
+            .transpose()
+    }
+
+    fn reject_unused(&self) -> Result<()> {
+        let unknown: Vec<&str> = self
+            .config
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !self.used.contains(k))
+            .collect();
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(SluiceError::Config(format!(
+                "unknown options for the HDFS sink: {}",
+                unknown.join(", ")
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_seed_sensor_config_is_accepted_verbatim() {
+        let parsed = HdfsSinkConfig::from_map(&config(&[
+            ("connector.class", "io.confluent.connect.hdfs.HdfsSinkConnector"),
+            ("tasks.max", "1"),
+            ("topics", "SENSOR_ID_1"),
+            ("hdfs.url", "hdfs://namenode:9000"),
+            ("flush.size", "3"),
+            ("format.class", "io.confluent.connect.hdfs.json.JsonFormat"),
+            ("topics.dir", "/grid-wattage/sensor1"),
+            ("key.converter", "org.apache.kafka.connect.storage.StringConverter"),
+            ("value.converter", "org.apache.kafka.connect.json.JsonConverter"),
+            ("key.converter.schemas.enable", "false"),
+            ("value.converter.schemas.enable", "false"),
+        ]))
+        .unwrap();
+        assert_eq!(parsed.flush_size, 3);
+        assert_eq!(parsed.format, FileFormat::Json);
+        assert_eq!(parsed.value_converter, ValueConverter::Json { schemas: false });
+        assert_eq!(parsed.topics_dir, "/grid-wattage/sensor1");
+        assert_eq!(parsed.offset_pad, 10);
+        assert!(parsed.topics.matches("SENSOR_ID_1"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let base = [
+            ("connector.class", "HdfsSinkConnector"),
+            ("topics", "T"),
+            ("store.url", "file:///tmp/x"),
+            ("format.class", "io.confluent.connect.hdfs.string.StringFormat"),
+        ];
+        let missing = HdfsSinkConfig::from_map(&config(&base)).unwrap_err().to_string();
+        assert!(missing.contains("flush.size is required"), "{missing}");
+        let mut with = base.to_vec();
+        with.extend([("flush.size", "x")]);
+        let invalid = HdfsSinkConfig::from_map(&config(&with)).unwrap_err().to_string();
+        assert!(invalid.contains("flush.size must be a whole number"), "{invalid}");
+        with.pop();
+        with.extend([("flush.size", "2"), ("flush.sise", "3")]);
+        let unknown = HdfsSinkConfig::from_map(&config(&with)).unwrap_err().to_string();
+        assert!(unknown.contains("unknown options for the HDFS sink: flush.sise"), "{unknown}");
+        let class = HdfsSinkConfig::from_map(&config(&[("connector.class", "io.example.Nope")]))
+            .unwrap_err()
+            .to_string();
+        assert!(class.contains("connector.class 'io.example.Nope'"), "{class}");
+    }
+
+    #[test]
+    fn topics_regex_matches_whole_names() {
+        let parsed = HdfsSinkConfig::from_map(&config(&[
+            ("connector.class", "HdfsSinkConnector"),
+            ("topics.regex", "SENSOR_ID_[0-9]+"),
+            ("store.url", "file:///tmp/x"),
+            ("flush.size", "1"),
+            ("format.class", "io.confluent.connect.hdfs.json.JsonFormat"),
+        ]))
+        .unwrap();
+        assert!(parsed.topics.matches("SENSOR_ID_12"));
+        assert!(!parsed.topics.matches("SENSOR_ID_1X"));
+    }
+}

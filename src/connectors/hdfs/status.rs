@@ -1,0 +1,81 @@
+//! What a running sink reports: its state (RUNNING, or FAILED with the cause while it retries)
+//! and, per topic-partition, the last committed offset, the log end, files and bytes written.
+
+use std::collections::BTreeMap;
+
+use parking_lot::Mutex;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkState {
+    Running,
+    /// Failed with this cause; the task retries with backoff.
+    Failed(String),
+    Stopped,
+}
+
+impl SinkState {
+    /// Connect's name for the state.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SinkState::Running => "RUNNING",
+            SinkState::Failed(_) => "FAILED",
+            SinkState::Stopped => "UNASSIGNED",
+        }
+    }
+}
+
+/// Progress of one topic-partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionProgress {
+    /// The last offset in a committed file, if any.
+    pub committed: Option<i64>,
+    /// The partition's log end offset when last looked at.
+    pub log_end: i64,
+    pub files: u64,
+    pub bytes: u64,
+    pub records: u64,
+}
+
+impl PartitionProgress {
+    /// Records in the log not yet in a committed file.
+    pub fn lag(&self) -> i64 {
+        (self.log_end - self.committed.map_or(0, |c| c + 1)).max(0)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct SinkStatus {
+    state: Mutex<Option<SinkState>>,
+    partitions: Mutex<BTreeMap<(String, i32), PartitionProgress>>,
+    skipped: Mutex<(u64, Option<String>)>,
+}
+
+impl SinkStatus {
+    pub fn state(&self) -> SinkState {
+        self.state.lock().clone().unwrap_or(SinkState::Running)
+    }
+
+    pub fn set_state(&self, state: SinkState) {
+        *self.state.lock() = Some(state);
+    }
+
+    pub fn partitions(&self) -> BTreeMap<(String, i32), PartitionProgress> {
+        self.partitions.lock().clone()
+    }
+
+    pub fn update(&self, topic: &str, partition: i32, change: impl FnOnce(&mut PartitionProgress)) {
+        change(self.partitions.lock().entry((topic.to_string(), partition)).or_default());
+    }
+
+    /// A record whose value could not be read was left out of the files.
+    pub fn record_skip(&self, reason: String) {
+        let mut skipped = self.skipped.lock();
+        skipped.0 += 1;
+        skipped.1 = Some(reason);
+    }
+
+    /// How many records were left out, and why the last one was.
+    pub fn skipped(&self) -> (u64, Option<String>) {
+        self.skipped.lock().clone()
+    }
+}

@@ -1,0 +1,164 @@
+//! Connector statements and views: CREATE/DROP/DESCRIBE/SHOW CONNECTORS as ksqlDB answers
+//! them, and the same connectors in Kafka Connect's REST shapes (`ConnectorInfo`,
+//! `ConnectorStateInfo`), with Sluice's per-partition progress added.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::Engine;
+use crate::{
+    catalog::ConnectorDef,
+    connectors::hdfs::{SinkState, SinkStatus},
+    parser::{CreateConnector, Properties, PropertyValue, display_ident},
+};
+
+/// The catalog entry a `CREATE … CONNECTOR` statement makes.
+pub fn definition(create: &CreateConnector) -> ConnectorDef {
+    ConnectorDef {
+        name: create.name.clone(),
+        kind: create.kind,
+        config: create
+            .properties
+            .0
+            .iter()
+            .filter(|(k, _)| k != "name")
+            .map(|(k, v)| (k.clone(), v.as_text()))
+            .collect(),
+    }
+}
+
+/// The `CREATE SINK CONNECTOR` statement for a config posted to Connect's REST API.
+pub fn create_statement(name: &str, config: &BTreeMap<String, String>) -> String {
+    let properties = Properties(
+        config
+            .iter()
+            .filter(|(k, _)| k.as_str() != "name")
+            .map(|(k, v)| (k.clone(), PropertyValue::String(v.clone())))
+            .collect(),
+    );
+    format!("CREATE SINK CONNECTOR {} {properties};", display_ident(name))
+}
+
+/// The `DROP CONNECTOR` statement for a REST `DELETE`.
+pub fn drop_statement(name: &str) -> String {
+    format!("DROP CONNECTOR {};", display_ident(name))
+}
+
+fn connect_type(connector: &ConnectorDef) -> String {
+    connector.kind.as_str().to_ascii_lowercase()
+}
+
+fn worker_id(engine: &Engine) -> String {
+    engine.config.listen.to_string()
+}
+
+/// Connect's `ConnectorInfo`.
+pub fn info(connector: &ConnectorDef) -> Value {
+    let mut config: serde_json::Map<String, Value> =
+        connector.config.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    config.insert("name".into(), json!(connector.name));
+    json!({
+        "name": connector.name,
+        "config": config,
+        "tasks": [{"connector": connector.name, "task": 0}],
+        "type": connect_type(connector)
+    })
+}
+
+/// Connect's config map, `name` included.
+pub fn config(connector: &ConnectorDef) -> Value {
+    info(connector)["config"].clone()
+}
+
+/// Connect's `ConnectorStateInfo`, plus `progress`: per topic-partition the last committed
+/// offset, the lag behind the log end, and the files, bytes and records written.
+pub fn state_info(engine: &Engine, connector: &ConnectorDef) -> Value {
+    let status = engine.connectors.status(&connector.name);
+    let state = status.as_deref().map_or(SinkState::Stopped, SinkStatus::state);
+    let mut task = json!({"id": 0, "state": state.name(), "worker_id": worker_id(engine)});
+    if let SinkState::Failed(cause) = &state {
+        task["trace"] = json!(cause);
+    }
+    let connector_state = if matches!(state, SinkState::Stopped) { "UNASSIGNED" } else { "RUNNING" };
+    let progress: Vec<Value> = status
+        .as_deref()
+        .map(|s| s.partitions())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|((topic, partition), p)| {
+            json!({
+                "topic": topic,
+                "partition": partition,
+                "committedOffset": p.committed,
+                "logEndOffset": p.log_end,
+                "lag": p.lag(),
+                "files": p.files,
+                "bytes": p.bytes,
+                "records": p.records
+            })
+        })
+        .collect();
+    let (skipped, last_skip) = status.as_deref().map_or((0, None), SinkStatus::skipped);
+    json!({
+        "name": connector.name,
+        "connector": {"state": connector_state, "worker_id": worker_id(engine)},
+        "tasks": [task],
+        "type": connect_type(connector),
+        "progress": progress,
+        "skippedRecords": skipped,
+        "lastSkipped": last_skip
+    })
+}
+
+/// ksqlDB's one-line state, `RUNNING (1/1 tasks RUNNING)`.
+fn state_summary(engine: &Engine, connector: &ConnectorDef) -> String {
+    let state = engine
+        .connectors
+        .status(&connector.name)
+        .map_or(SinkState::Stopped, |s| s.state());
+    let running = usize::from(state == SinkState::Running);
+    format!("RUNNING ({running}/1 tasks RUNNING)")
+}
+
+/// ksqlDB's `connector_list`.
+pub fn list(engine: &Engine, statement: &str) -> Value {
+    let connectors: Vec<Value> = engine
+        .catalog
+        .snapshot()
+        .connectors
+        .values()
+        .map(|c| {
+            json!({
+                "name": c.name,
+                "type": connect_type(c),
+                "className": c.class(),
+                "state": state_summary(engine, c)
+            })
+        })
+        .collect();
+    json!({"@type": "connector_list", "statementText": statement, "warnings": [], "connectors": connectors})
+}
+
+/// ksqlDB's `connector_description`.
+pub fn description(engine: &Engine, statement: &str, connector: &ConnectorDef) -> Value {
+    json!({
+        "@type": "connector_description",
+        "statementText": statement,
+        "connectorClass": connector.class(),
+        "status": state_info(engine, connector),
+        "sources": [],
+        "topics": connector.topics(),
+        "warnings": []
+    })
+}
+
+/// ksqlDB's answer to `CREATE … CONNECTOR`.
+pub fn created(statement: &str, connector: &ConnectorDef) -> Value {
+    json!({"@type": "connector_info", "statementText": statement, "info": info(connector), "warnings": []})
+}
+
+/// ksqlDB's answer to `DROP CONNECTOR`.
+pub fn dropped(statement: &str, name: &str) -> Value {
+    json!({"@type": "drop_connector", "statementText": statement, "connectorName": name, "warnings": []})
+}

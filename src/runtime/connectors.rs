@@ -1,0 +1,80 @@
+//! Runs the catalog's connectors: one task per connector, started when it is created or the
+//! command log is replayed, stopped when it is dropped, restarted on request.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use parking_lot::Mutex;
+
+use crate::{
+    catalog::{Catalog, ConnectorDef},
+    connectors::{
+        hdfs::{HdfsSinkConfig, RunningSink, SinkStatus},
+        kafka::KafkaCluster,
+    },
+    error::{Result, SluiceError},
+    parser::ConnectorKind,
+};
+
+pub struct ConnectorManager {
+    cluster: Arc<KafkaCluster>,
+    catalog: Arc<Catalog>,
+    running: Mutex<BTreeMap<String, RunningSink>>,
+}
+
+impl ConnectorManager {
+    pub fn new(cluster: Arc<KafkaCluster>, catalog: Arc<Catalog>) -> Self {
+        Self {
+            cluster,
+            catalog,
+            running: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Checks a connector's config without starting it; the error names the offending key.
+    pub fn validate(connector: &ConnectorDef) -> Result<HdfsSinkConfig> {
+        match connector.kind {
+            ConnectorKind::Sink => HdfsSinkConfig::from_map(&connector.config),
+            ConnectorKind::Source => Err(SluiceError::NotImplemented("source connectors".into())),
+        }
+    }
+
+    /// Starts `connector`, replacing a running one of the same name.
+    pub async fn start(&self, connector: &ConnectorDef) -> Result<()> {
+        let config = Self::validate(connector)?;
+        let sink = RunningSink::start(&connector.name, config, self.cluster.clone(), self.catalog.clone());
+        let previous = self.running.lock().insert(connector.name.clone(), sink);
+        if let Some(previous) = previous {
+            previous.stop().await;
+        }
+        Ok(())
+    }
+
+    pub async fn stop(&self, name: &str) {
+        let sink = self.running.lock().remove(name);
+        if let Some(sink) = sink {
+            sink.stop().await;
+        }
+    }
+
+    /// Stops and starts a connector; it recovers from what its store has committed.
+    pub async fn restart(&self, name: &str) -> Result<()> {
+        let connector = self
+            .catalog
+            .connector(name)
+            .ok_or_else(|| SluiceError::NotFound(format!("Connector {name} not found")))?;
+        self.stop(&connector.name).await;
+        self.start(&connector).await
+    }
+
+    pub fn status(&self, name: &str) -> Option<Arc<SinkStatus>> {
+        self.running.lock().get(name).map(|s| s.status.clone())
+    }
+
+    /// Stops every connector (server shutdown).
+    pub async fn shutdown(&self) {
+        let sinks = std::mem::take(&mut *self.running.lock());
+        for (_, sink) in sinks {
+            sink.stop().await;
+        }
+    }
+}

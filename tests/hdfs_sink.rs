@@ -1,0 +1,384 @@
+//! The HDFS sink against a real Apache Hadoop NameNode and DataNode: the seed's connectors by
+//! SQL and by Connect's REST API, exactly-once across SIGKILLs, and catching up after HDFS
+//! was down. What landed is read back with Hadoop's own `hdfs dfs`.
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use common::{SluiceServer, TestBroker, hdfs::HdfsCluster, powergrid_record, produce, producer};
+use serde_json::{Value, json};
+
+const CREATE_INGESTION: &str = "CREATE
+STREAM STREAM_INGESTION (
+  payload STRING,
+  correlation_id STRING,
+  created_at DOUBLE,
+  schema_version INTEGER
+) WITH (KAFKA_TOPIC = 'INGESTION', VALUE_FORMAT = 'JSON');";
+
+/// The seed's `curl -X POST …/connectors` body for one sensor, as written but for the NameNode.
+fn seed_sensor_request(id: u32, hdfs_url: &str) -> String {
+    r#"{
+    "name": "hdfs-sink-sensor-<ID NUMBER>",
+    "config": {
+        "connector.class": "io.confluent.connect.hdfs.HdfsSinkConnector",
+        "tasks.max": "1",
+        "topics": "SENSOR_ID_<ID NUMBER>",
+        "hdfs.url": "hdfs://namenode:9000",
+        "flush.size": "3",
+        "format.class": "io.confluent.connect.hdfs.json.JsonFormat",
+        "topics.dir": "/grid-wattage/sensor<ID NUMBER>",
+        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "key.converter.schemas.enable": "false",
+        "value.converter.schemas.enable": "false"
+    }
+}"#
+    .replace("<ID NUMBER>", &id.to_string())
+    .replace("hdfs://namenode:9000", hdfs_url)
+}
+
+/// The seed's `UNORGANIZED` connector body, as written but for the NameNode.
+fn seed_unorganized_request(hdfs_url: &str) -> String {
+    r#"{
+    "name": "hdfs-sink-unorganized",
+    "config": {
+        "connector.class": "io.confluent.connect.hdfs.HdfsSinkConnector",
+        "tasks.max": "1",
+        "topics": "UNORGANIZED",
+        "hdfs.url": "hdfs://namenode:9000",
+        "topics.dir": "/unorganized",
+        "flush.size": "1",
+        "rotate.interval.ms": "10000",
+        "format.class": "io.confluent.connect.hdfs.string.StringFormat",
+        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+        "key.converter.schemas.enable": "false",
+        "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+        "value.converter.schemas.enable": "false"
+    }
+}"#
+    .replace("hdfs://namenode:9000", hdfs_url)
+}
+
+/// The same sensor connector as a `CREATE SINK CONNECTOR` statement.
+fn sensor_statement(id: u32, hdfs_url: &str) -> String {
+    format!(
+        "CREATE SINK CONNECTOR `hdfs-sink-sensor-{id}` WITH (
+    'connector.class' = 'io.confluent.connect.hdfs.HdfsSinkConnector',
+    'tasks.max' = '1',
+    'topics' = 'SENSOR_ID_{id}',
+    'hdfs.url' = '{hdfs_url}',
+    'flush.size' = '3',
+    'format.class' = 'io.confluent.connect.hdfs.json.JsonFormat',
+    'topics.dir' = '/grid-wattage/sensor{id}',
+    'key.converter' = 'org.apache.kafka.connect.storage.StringConverter',
+    'value.converter' = 'org.apache.kafka.connect.json.JsonConverter',
+    'key.converter.schemas.enable' = 'false',
+    'value.converter.schemas.enable' = 'false'
+);"
+    )
+}
+
+async fn post_connector(server: &SluiceServer, body: &str) -> (u16, Value) {
+    let response = server
+        .client()
+        .post(format!("{}/connectors", server.url))
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn connector_status(server: &SluiceServer, name: &str) -> Value {
+    let response = server
+        .client()
+        .get(format!("{}/connectors/{name}/status", server.url))
+        .send()
+        .await
+        .unwrap();
+    response.json().await.unwrap()
+}
+
+/// Waits until the connector has committed `expected` records in all and lags behind by none.
+async fn wait_committed(server: &SluiceServer, name: &str, expected: u64, timeout: Duration) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = connector_status(server, name).await;
+        let progress = status["progress"].as_array().cloned().unwrap_or_default();
+        let committed: u64 = progress
+            .iter()
+            .map(|p| p["committedOffset"].as_i64().map_or(0, |c| c as u64 + 1))
+            .sum();
+        let lag: i64 = progress.iter().map(|p| p["lag"].as_i64().unwrap_or(1)).sum();
+        if committed >= expected && lag == 0 && !progress.is_empty() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{name} did not commit {expected} records in time: {status}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn seed_connectors_by_sql_and_by_curl_land_the_seed_folder_tree_exactly_once() {
+    let hdfs = HdfsCluster::start().await;
+    let broker = TestBroker::start().await;
+    let cluster = sluice::connectors::kafka::KafkaCluster::connect(&broker.bootstrap).unwrap();
+    cluster.ensure_topic("INGESTION", 3, 1, &[]).await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    server.ksql_ok(CREATE_INGESTION).await;
+    server
+        .ksql_ok("CREATE STREAM UNORGANIZED_TEXT (LINE STRING) WITH (KAFKA_TOPIC='UNORGANIZED', VALUE_FORMAT='KAFKA', PARTITIONS=1);")
+        .await;
+    for id in 1..=6 {
+        server
+            .ksql_ok(&format!(
+                "CREATE STREAM SENSOR_ID_{id} AS SELECT * FROM STREAM_INGESTION WHERE EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') = '{id}';"
+            ))
+            .await;
+    }
+
+    // Sensors 1–3 by SQL; sensors 4–6 and UNORGANIZED by the seed's curl bodies.
+    for id in 1..=3 {
+        let body = server.ksql_ok(&sensor_statement(id, &hdfs.url)).await;
+        assert_eq!(body[0]["@type"], "connector_info", "{body}");
+        assert_eq!(body[0]["info"]["name"], format!("hdfs-sink-sensor-{id}"));
+    }
+    for id in 4..=6 {
+        let (status, body) = post_connector(&server, &seed_sensor_request(id, &hdfs.url)).await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["name"], format!("hdfs-sink-sensor-{id}"));
+        assert_eq!(body["config"]["flush.size"], "3");
+        assert_eq!(body["type"], "sink");
+    }
+    let (status, body) = post_connector(&server, &seed_unorganized_request(&hdfs.url)).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = post_connector(&server, &seed_sensor_request(4, &hdfs.url)).await;
+    assert_eq!(status, 409, "a second POST of the same name conflicts: {body}");
+
+    let producer = producer(&broker.bootstrap);
+    let per_sensor = 9u32;
+    let mut expected: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for n in 0..per_sensor {
+        for sensor in 1..=6 {
+            let record = powergrid_record(sensor, n);
+            produce(&producer, "INGESTION", &sensor.to_string(), &record).await;
+            expected.entry(sensor).or_default().push(record);
+        }
+    }
+    let lines = ["grid frequency nominal", "transformer 7 humming", "line 3 \"overload\" cleared"];
+    for line in lines {
+        produce(&producer, "UNORGANIZED", "log", line).await;
+    }
+
+    for id in 1..=6 {
+        let status = wait_committed(&server, &format!("hdfs-sink-sensor-{id}"), per_sensor as u64, Duration::from_secs(90)).await;
+        assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
+    }
+    wait_committed(&server, "hdfs-sink-unorganized", lines.len() as u64, Duration::from_secs(60)).await;
+
+    let listed = server.ksql_ok("SHOW CONNECTORS;").await;
+    let names: Vec<&str> = listed[0]["connectors"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 7, "{listed}");
+    assert!(listed[0]["connectors"][0]["state"].as_str().unwrap().starts_with("RUNNING"), "{listed}");
+    let described = server.ksql_ok("DESCRIBE CONNECTOR `hdfs-sink-sensor-2`;").await;
+    assert_eq!(described[0]["@type"], "connector_description");
+    assert_eq!(described[0]["connectorClass"], "io.confluent.connect.hdfs.HdfsSinkConnector");
+    assert_eq!(described[0]["topics"], json!(["SENSOR_ID_2"]));
+
+    // Hadoop's own client sees the seed's tree: one partition per sensor (its key), files of
+    // three records with inclusive, zero-padded offsets, and nothing left in progress.
+    let files = hdfs.list_files("/grid-wattage");
+    for sensor in 1..=6u32 {
+        let sensor_files: Vec<&String> = files.iter().filter(|f| f.contains(&format!("/SENSOR_ID_{sensor}/"))).collect();
+        assert_eq!(sensor_files.len(), 3, "{files:?}");
+        let partition_dir = sensor_files[0].rsplit_once('/').unwrap().0.to_string();
+        let partition = partition_dir.rsplit_once("partition=").unwrap().1;
+        assert!(partition_dir.starts_with(&format!("/grid-wattage/sensor{sensor}/SENSOR_ID_{sensor}/partition=")));
+        let names: Vec<String> = sensor_files.iter().map(|f| f.rsplit_once('/').unwrap().1.to_string()).collect();
+        assert_eq!(
+            names,
+            vec![
+                format!("SENSOR_ID_{sensor}+{partition}+0000000000+0000000002.json"),
+                format!("SENSOR_ID_{sensor}+{partition}+0000000003+0000000005.json"),
+                format!("SENSOR_ID_{sensor}+{partition}+0000000006+0000000008.json"),
+            ]
+        );
+        let content = hdfs.shell(&["-cat", &format!("{partition_dir}/*")]);
+        let mut got: Vec<&str> = content.lines().collect();
+        let mut want: Vec<&str> = expected[&sensor].iter().map(String::as_str).collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "sensor {sensor}: every record exactly once");
+    }
+    assert!(files.iter().all(|f| !f.contains("+tmp")), "{files:?}");
+
+    let unorganized = hdfs.list_files("/unorganized");
+    assert_eq!(
+        unorganized,
+        vec![
+            "/unorganized/UNORGANIZED/partition=0/UNORGANIZED+0+0000000000+0000000000.txt",
+            "/unorganized/UNORGANIZED/partition=0/UNORGANIZED+0+0000000001+0000000001.txt",
+            "/unorganized/UNORGANIZED/partition=0/UNORGANIZED+0+0000000002+0000000002.txt",
+        ]
+    );
+    let text = hdfs.shell(&["-cat", "/unorganized/UNORGANIZED/partition=0/UNORGANIZED+0+0000000002+0000000002.txt"]);
+    assert_eq!(text, "line 3 \"overload\" cleared\n");
+
+    // The REST views and DELETE.
+    let config: Value = server
+        .client()
+        .get(format!("{}/connectors/hdfs-sink-unorganized/config", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["format.class"], "io.confluent.connect.hdfs.string.StringFormat");
+    assert_eq!(config["name"], "hdfs-sink-unorganized");
+    let names: Value = server.client().get(format!("{}/connectors", server.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(names.as_array().unwrap().len(), 7, "{names}");
+    let deleted = server
+        .client()
+        .delete(format!("{}/connectors/hdfs-sink-sensor-6", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    let missing = server
+        .client()
+        .get(format!("{}/connectors/hdfs-sink-sensor-6/status", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(body, json!({"error_code": 404, "message": "Connector hdfs-sink-sensor-6 not found"}));
+}
+
+/// Every record of `topic_dir` read back through `hdfs dfs -cat`, checked to be laid out in
+/// contiguous files with no gap and no overlap per partition.
+fn read_back(hdfs: &HdfsCluster, topic_dir: &str) -> Vec<String> {
+    let files = hdfs.list_files(topic_dir);
+    let mut by_partition: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    for file in &files {
+        assert!(!file.contains("+tmp"), "an in-progress file was left behind: {file}");
+        let (dir, name) = file.rsplit_once('/').unwrap();
+        let parts: Vec<&str> = name.trim_end_matches(".json").split('+').collect();
+        by_partition
+            .entry(dir.to_string())
+            .or_default()
+            .push((parts[2].parse().unwrap(), parts[3].parse().unwrap()));
+    }
+    for (dir, mut ranges) in by_partition {
+        ranges.sort();
+        let mut next = 0;
+        for (start, end) in ranges {
+            assert_eq!(start, next, "{dir}: files must follow each other without gap or overlap");
+            next = end + 1;
+        }
+    }
+    hdfs.shell(&["-cat", &format!("{topic_dir}/*/*")]).lines().map(str::to_string).collect()
+}
+
+async fn create_flow_sink(server: &SluiceServer, hdfs_url: &str, extra: &str) {
+    server
+        .ksql_ok("CREATE STREAM FLOW (ID BIGINT, WATTS DOUBLE) WITH (KAFKA_TOPIC='FLOW', VALUE_FORMAT='JSON', PARTITIONS=2);")
+        .await;
+    server
+        .ksql_ok(&format!(
+            "CREATE SINK CONNECTOR FLOW_SINK WITH ('connector.class'='HdfsSinkConnector', 'topics'='FLOW', 'hdfs.url'='{hdfs_url}', 'topics.dir'='/flow', 'flush.size'='7', 'rotate.interval.ms'='1000', 'format.class'='io.confluent.connect.hdfs.json.JsonFormat', 'value.converter'='org.apache.kafka.connect.json.JsonConverter', 'value.converter.schemas.enable'='false'{extra});"
+        ))
+        .await;
+}
+
+fn flow_record(id: u64) -> String {
+    json!({"ID": id, "WATTS": id as f64 / 4.0}).to_string()
+}
+
+fn assert_each_once(lines: &[String], count: u64) {
+    let mut ids: Vec<u64> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["ID"].as_u64().unwrap())
+        .collect();
+    ids.sort();
+    let want: Vec<u64> = (0..count).collect();
+    assert_eq!(ids, want, "every record exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_while_records_flow_leaves_every_record_in_hdfs_exactly_once() {
+    let hdfs = HdfsCluster::start().await;
+    let broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    create_flow_sink(&server, &hdfs.url, "").await;
+
+    let total = 1200u64;
+    let bootstrap = broker.bootstrap.clone();
+    let flow = tokio::spawn(async move {
+        let producer = producer(&bootstrap);
+        for id in 0..total {
+            produce(&producer, "FLOW", &(id % 5).to_string(), &flow_record(id)).await;
+            if id % 40 == 39 {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+            }
+        }
+    });
+    for round in 0..4u64 {
+        tokio::time::sleep(Duration::from_millis(900 + 350 * round)).await;
+        server.kill();
+        server.start_again().await;
+    }
+    flow.await.unwrap();
+    let status = wait_committed(&server, "FLOW_SINK", total, Duration::from_secs(120)).await;
+    assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
+
+    assert_each_once(&read_back(&hdfs, "/flow/FLOW"), total);
+    assert_eq!(hdfs.open_files(), "", "no file may stay open for write (a lease) after recovery");
+    let leftovers: Vec<String> = hdfs.list_files("/flow").into_iter().filter(|f| f.contains("+tmp")).collect();
+    assert!(leftovers.is_empty(), "in-progress files left behind: {leftovers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sink_with_hdfs_down_loses_nothing_and_catches_up() {
+    let mut hdfs = HdfsCluster::start().await;
+    let broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    create_flow_sink(&server, &hdfs.url, ", 'retry.backoff.ms'='500'").await;
+    let producer = producer(&broker.bootstrap);
+    for id in 0..70 {
+        produce(&producer, "FLOW", &(id % 5).to_string(), &flow_record(id)).await;
+    }
+    wait_committed(&server, "FLOW_SINK", 70, Duration::from_secs(60)).await;
+
+    hdfs.stop_namenode();
+    for id in 70..140 {
+        produce(&producer, "FLOW", &(id % 5).to_string(), &flow_record(id)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let failed = loop {
+        let status = connector_status(&server, "FLOW_SINK").await;
+        if status["tasks"][0]["state"] == "FAILED" {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the sink never reported HDFS down: {status}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(failed["tasks"][0]["trace"].as_str().unwrap().contains("retrying"), "{failed}");
+
+    hdfs.start_namenode();
+    hdfs.wait_writable().await;
+    let status = wait_committed(&server, "FLOW_SINK", 140, Duration::from_secs(120)).await;
+    assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
+    assert_each_once(&read_back(&hdfs, "/flow/FLOW"), 140);
+}

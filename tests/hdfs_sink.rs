@@ -382,3 +382,130 @@ async fn a_sink_with_hdfs_down_loses_nothing_and_catches_up() {
     assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
     assert_each_once(&read_back(&hdfs, "/flow/FLOW"), 140);
 }
+
+/// Names of the files under `dir` on the local file system, recursively, relative to `dir`.
+fn local_files(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(entry.path());
+            } else {
+                found.push(entry.path().strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+async fn wait_for_files(dir: &std::path::Path, count: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let files: Vec<String> = local_files(dir).into_iter().filter(|f| !f.contains("+tmp")).collect();
+        if files.len() >= count {
+            return files;
+        }
+        assert!(Instant::now() < deadline, "expected {count} files under {}, found {files:?}", dir.display());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_store_gets_the_same_layout_skips_bad_records_and_writes_parquet_columns() {
+    let broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let landing = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", landing.path().display());
+    let mut server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    server
+        .ksql_ok("CREATE STREAM METER (ID BIGINT, WATTS DOUBLE) WITH (KAFKA_TOPIC='METER', VALUE_FORMAT='JSON', PARTITIONS=1);")
+        .await;
+    let sink = |name: &str, dir: &str, format: &str, flush: u32| {
+        format!(
+            "CREATE SINK CONNECTOR {name} WITH ('connector.class'='HdfsSinkConnector', 'topics'='METER', 'store.url'='{url}', 'topics.dir'='{dir}', 'flush.size'='{flush}', 'format.class'='io.confluent.connect.hdfs.{format}', 'value.converter'='org.apache.kafka.connect.json.JsonConverter', 'value.converter.schemas.enable'='false');"
+        )
+    };
+    server.ksql_ok(&sink("METER_JSON", "json", "json.JsonFormat", 4)).await;
+    server.ksql_ok(&sink("METER_PARQUET", "parquet", "parquet.ParquetFormat", 9)).await;
+
+    let producer = producer(&broker.bootstrap);
+    for (n, value) in [0, 1, -1, 2, 3, 4, 5, 6, 7].into_iter().enumerate() {
+        let record = if value < 0 { "{not json".to_string() } else { flow_record(value as u64).replace("ID", "id") };
+        produce(&producer, "METER", &n.to_string(), &record).await;
+    }
+    let json_dir = landing.path().join("json");
+    assert_eq!(
+        wait_for_files(&json_dir, 2).await,
+        vec![
+            "METER/partition=0/METER+0+0000000000+0000000004.json",
+            "METER/partition=0/METER+0+0000000005+0000000008.json"
+        ]
+    );
+    let first = std::fs::read_to_string(json_dir.join("METER/partition=0/METER+0+0000000000+0000000004.json")).unwrap();
+    assert_eq!(first.lines().count(), 4, "the malformed record is skipped: {first}");
+    let status = connector_status(&server, "METER_JSON").await;
+    assert_eq!(status["skippedRecords"], 1, "{status}");
+    assert!(status["lastSkipped"].as_str().unwrap().contains("offset 2"), "{status}");
+
+    let parquet_files = wait_for_files(&landing.path().join("parquet"), 1).await;
+    assert_eq!(parquet_files, vec!["METER/partition=0/METER+0+0000000000+0000000008.parquet"]);
+    let file = std::fs::File::open(landing.path().join("parquet").join(&parquet_files[0])).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    let mut ids = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        assert_eq!(batch.schema().field(0).name(), "ID");
+        assert_eq!(batch.schema().field(1).name(), "WATTS");
+        let column = batch.column(0).as_any().downcast_ref::<arrow::array::Int64Array>().unwrap();
+        ids.extend(column.iter().map(Option::unwrap));
+    }
+    assert_eq!(ids, (0..8).collect::<Vec<i64>>());
+
+    // Connectors come back after a restart and continue where their files end.
+    server.restart().await;
+    let listed = server.ksql_ok("SHOW CONNECTORS;").await;
+    assert_eq!(listed[0]["connectors"].as_array().unwrap().len(), 2, "{listed}");
+    for n in 8..12 {
+        produce(&producer, "METER", &n.to_string(), &flow_record(n)).await;
+    }
+    let files = wait_for_files(&json_dir, 3).await;
+    assert_eq!(files[2], "METER/partition=0/METER+0+0000000009+0000000012.json");
+
+    server.ksql_ok("DROP CONNECTOR METER_PARQUET;").await;
+    let listed = server.ksql_ok("SHOW CONNECTORS;").await;
+    assert_eq!(listed[0]["connectors"].as_array().unwrap().len(), 1, "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_connector_configs_are_refused_with_the_key_named() {
+    let broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    let base = "'connector.class'='io.confluent.connect.hdfs.HdfsSinkConnector', 'topics'='T', 'hdfs.url'='hdfs://127.0.0.1:1', 'format.class'='io.confluent.connect.hdfs.json.JsonFormat'";
+    for (extra, message) in [
+        ("", "flush.size is required"),
+        (", 'flush.size'='three'", "flush.size must be a whole number, not 'three'"),
+        (", 'flush.size'='3', 'flush.szie'='3'", "unknown options for the HDFS sink: flush.szie"),
+        (", 'flush.size'='3', 'partitioner.class'='io.confluent.connect.storage.partitioner.FieldPartitioner'", "partitioner.class"),
+    ] {
+        let (status, body) = server
+            .ksql(&format!("CREATE SINK CONNECTOR C WITH ({base}{extra});"))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body["message"].as_str().unwrap().contains(message), "{message}: {body}");
+    }
+    let (status, body) = server
+        .ksql("CREATE SINK CONNECTOR C WITH ('connector.class'='io.example.FtpSink', 'topics'='T');")
+        .await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("connector.class 'io.example.FtpSink'"), "{body}");
+    let (status, body) = post_connector(&server, r#"{"name": "c", "config": {"connector.class": "HdfsSinkConnector", "topics": "T"}}"#).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error_code"], 400);
+    assert!(body["message"].as_str().unwrap().contains("store.url (or hdfs.url) is required"), "{body}");
+    let (status, body) = server.ksql("DROP CONNECTOR NOPE;").await;
+    assert_eq!(status, 400, "{body}");
+    server.ksql_ok("DROP CONNECTOR IF EXISTS NOPE;").await;
+}

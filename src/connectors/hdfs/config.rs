@@ -164,12 +164,13 @@ impl HdfsSinkConfig {
                 ));
             }
         };
+        let schemas = keys.boolean("value.converter.schemas.enable")?;
         let value_converter = match keys.get("value.converter").as_deref() {
             Some("org.apache.kafka.connect.json.JsonConverter") => ValueConverter::Json {
-                schemas: keys.boolean("value.converter.schemas.enable")?.unwrap_or(true),
+                schemas: schemas.unwrap_or(true),
             },
             None => ValueConverter::Json {
-                schemas: keys.boolean("value.converter.schemas.enable")?.unwrap_or(false),
+                schemas: schemas.unwrap_or(false),
             },
             Some("org.apache.kafka.connect.storage.StringConverter") => ValueConverter::String,
             Some("org.apache.kafka.connect.converters.ByteArrayConverter") => ValueConverter::ByteArray,

@@ -1,6 +1,7 @@
 //! `sluice`: the interactive SQL REPL and script runner for sluice-server, over its HTTP API.
 
 mod client;
+mod migrate;
 mod render;
 mod session;
 mod split;
@@ -17,7 +18,7 @@ use session::{Output, Session};
 #[command(name = "sluice", version)]
 struct Args {
     /// The server's HTTP address
-    #[arg(long, default_value = "http://localhost:8088", env = "SLUICE_SERVER")]
+    #[arg(long, default_value = "http://localhost:8088", env = "SLUICE_SERVER", global = true)]
     server: String,
     /// Runs the statements of a file, stopping at the first that fails
     #[arg(short = 'f', long = "file")]
@@ -26,11 +27,47 @@ struct Args {
     #[arg(short = 'e', long = "execute")]
     execute: Option<String>,
     /// Defines a variable used as ${name}, as `DEFINE name = 'value';` does
-    #[arg(short = 'd', long = "define", value_name = "NAME=VALUE")]
+    #[arg(short = 'd', long = "define", value_name = "NAME=VALUE", global = true)]
     define: Vec<String>,
     /// How answers are shown
     #[arg(long, value_enum, default_value = "tabular", ignore_case = true)]
     output: Output,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// SQL in version control: `V000001__name.sql` files applied once each, in version order
+    #[command(subcommand)]
+    Migrate(Migrate),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Migrate {
+    /// Creates the next version's empty file in DIR
+    New {
+        name: String,
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Applies the migrations not applied yet, in version order; a second run does nothing
+    Apply {
+        /// Stops after this version (`3` or `V000003`)
+        #[arg(long, value_parser = parse_version)]
+        until: Option<u32>,
+        dir: PathBuf,
+    },
+    /// Lists applied and pending migrations, as recorded on the server
+    Info { dir: PathBuf },
+    /// Fails when an applied migration's file was edited or removed
+    Validate { dir: PathBuf },
+}
+
+fn parse_version(text: &str) -> Result<u32, String> {
+    text.trim_start_matches(['V', 'v'])
+        .parse()
+        .map_err(|_| format!("'{text}' is not a version such as 3 or V000003"))
 }
 
 #[tokio::main]
@@ -47,12 +84,27 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<i32> {
+    let defines: Vec<(String, String)> = args
+        .define
+        .iter()
+        .map(|definition| {
+            definition
+                .split_once('=')
+                .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
+                .ok_or_else(|| anyhow::anyhow!("--define takes NAME=VALUE, not '{definition}'"))
+        })
+        .collect::<Result<_>>()?;
+    if let Some(Command::Migrate(action)) = &args.command {
+        return match action {
+            Migrate::New { name, dir } => migrate::new_file(name, dir),
+            Migrate::Apply { until, dir } => migrate::apply(&args.server, dir, *until, &defines).await,
+            Migrate::Info { dir } => migrate::info(&args.server, dir).await,
+            Migrate::Validate { dir } => migrate::validate(&args.server, dir).await,
+        };
+    }
     let mut session = Session::new(&args.server, args.output);
-    for definition in &args.define {
-        let (name, value) = definition
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--define takes NAME=VALUE, not '{definition}'"))?;
-        session.define(name.trim(), value.trim());
+    for (name, value) in &defines {
+        session.define(name, value);
     }
     if let Some(file) = &args.file {
         return session.run_file(file).await;

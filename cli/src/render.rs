@@ -77,6 +77,18 @@ pub fn entity(entity: &Value) -> String {
             .map(describe)
             .collect::<Vec<_>>()
             .join("\n\n"),
+        "connector_list" => {
+            let rows: Vec<Vec<String>> = entity["connectors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| vec![text(&c["name"]), text(&c["type"]).to_uppercase(), text(&c["className"]), text(&c["state"])])
+                .collect();
+            table(&["Connector Name", "Type", "Class", "Status"], &rows)
+        }
+        "connector_description" => describe_connector(entity),
+        "connector_info" => table(&["Message"], &[vec![format!("Created connector {}", text(&entity["info"]["name"]))]]),
+        "drop_connector" => table(&["Message"], &[vec![format!("Dropped connector \"{}\"", text(&entity["connectorName"]))]]),
         _ => serde_json::to_string_pretty(entity).unwrap_or_default(),
     }
 }
@@ -144,4 +156,37 @@ mod tests {
     fn entity_lines(value: &Value) -> Vec<String> {
         entity(value).lines().map(str::to_string).collect()
     }
+}
+
+/// `DESCRIBE CONNECTOR`: the connector, its task, and each partition's progress.
+fn describe_connector(entity: &Value) -> String {
+    let status = &entity["status"];
+    let task = &status["tasks"][0];
+    let mut out = format!(
+        "Name                 : {}\nClass                : {}\nType                 : {}\nState                : {}\nWorkerId             : {}\nTask state           : {}\n",
+        text(&status["name"]),
+        text(&entity["connectorClass"]),
+        text(&status["type"]),
+        text(&status["connector"]["state"]),
+        text(&status["connector"]["worker_id"]),
+        text(&task["state"]),
+    );
+    if !task["trace"].is_null() {
+        out.push_str(&format!("Trace                : {}\n", text(&task["trace"])));
+    }
+    out.push_str(&format!("Skipped records      : {}\n", text(&status["skippedRecords"])));
+    let rows: Vec<Vec<String>> = status["progress"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            ["topic", "partition", "committedOffset", "lag", "files", "bytes", "records"]
+                .iter()
+                .map(|k| text(&p[*k]))
+                .collect()
+        })
+        .collect();
+    out.push('\n');
+    out.push_str(&table(&["Topic", "Partition", "Committed", "Lag", "Files", "Bytes", "Records"], &rows));
+    out
 }

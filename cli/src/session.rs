@@ -30,6 +30,8 @@ pub struct Session {
     output: Output,
     variables: BTreeMap<String, String>,
     properties: BTreeMap<String, String>,
+    /// `SPOOL file`: everything shown is also written here, statements included.
+    spool: Option<std::fs::File>,
 }
 
 /// Why a statement did not run, and where in its text the server says the problem is.
@@ -44,13 +46,15 @@ const KEYWORDS: &[&str] = &[
     "INSERT", "INTO", "VALUES", "SHOW", "LIST", "STREAMS", "TOPICS", "QUERIES", "PROPERTIES", "DESCRIBE",
     "EXTENDED", "DROP", "DELETE", "TOPIC", "TERMINATE", "ALL", "PRINT", "BEGINNING", "SET", "UNSET",
     "DEFINE", "UNDEFINE", "WITH", "KAFKA_TOPIC", "VALUE_FORMAT", "PARTITIONS", "EXTRACTJSONFIELD",
-    "RUN", "SCRIPT", "OUTPUT", "JSON", "TABULAR", "EXIT", "HELP",
+    "RUN", "SCRIPT", "OUTPUT", "JSON", "TABULAR", "EXIT", "HELP", "SPOOL", "OFF", "CONNECTOR",
+    "CONNECTORS", "SINK",
 ];
 
 const HELP: &str = "Statements end with ';' and may span lines. Besides ksqlDB's statements:
   DEFINE name = 'value';   UNDEFINE name;   ${name} is replaced in later statements
   RUN SCRIPT 'file.sql';   runs a file's statements
   OUTPUT JSON; / OUTPUT TABULAR;   how answers are shown
+  SPOOL 'file.txt'; / SPOOL OFF;   copies statements and answers to a file
   SET 'auto.offset.reset' = 'earliest';   applies to the statements after it
   help, exit (or Ctrl-D). Ctrl-C stops a running push query.";
 
@@ -90,6 +94,7 @@ impl Session {
             output,
             variables: BTreeMap::new(),
             properties: BTreeMap::new(),
+            spool: None,
         }
     }
 
@@ -118,7 +123,9 @@ impl Session {
                     Some((l, c)) => (piece.line + l - 1, c),
                     None => (piece.line, piece.column),
                 };
-                eprintln!("{origin}:{line}:{column}: {}", failure.message);
+                let shown = format!("{origin}:{line}:{column}: {}", failure.message);
+                eprintln!("{shown}");
+                self.spool_line(&shown);
                 return Ok(1);
             }
         }
@@ -175,7 +182,11 @@ impl Session {
                     for piece in pieces {
                         match Box::pin(self.run_statement(&piece.text)).await {
                             Ok(Ok(())) => {}
-                            Ok(Err(failure)) => show_failure(&piece.text, &failure),
+                            Ok(Err(failure)) => {
+                                let shown = failure_text(&piece.text, &failure);
+                                eprintln!("{shown}");
+                                self.spool_line(&shown);
+                            }
                             Err(e) => eprintln!("{e:#}"),
                         }
                     }
@@ -213,6 +224,7 @@ impl Session {
     /// Runs one statement: client commands here, queries streamed, the rest through `/ksql`.
     async fn run_statement(&mut self, statement: &str) -> Result<Result<(), Failure>> {
         let text = self.substitute(statement);
+        self.spool_line(&format!("sluice> {}", text.trim()));
         let words: Vec<String> = text
             .trim_end_matches(';')
             .split_whitespace()
@@ -238,8 +250,27 @@ impl Session {
                 match words.get(1).map(|w| w.to_ascii_uppercase()).as_deref() {
                     Some("JSON") => self.output = Output::Json,
                     Some("TABULAR") => self.output = Output::Tabular,
-                    _ => println!("Output format: {:?}", self.output),
+                    _ => self.say(&format!("Output format: {:?}", self.output)),
                 }
+                Ok(Ok(()))
+            }
+            "SPOOL" => {
+                let target = words[1..].join(" ");
+                let target = target.trim_matches('\'');
+                if target.is_empty() {
+                    return Ok(Err(plain("SPOOL takes a file name, or OFF")));
+                }
+                if target.eq_ignore_ascii_case("OFF") {
+                    self.spool = None;
+                    return Ok(Ok(()));
+                }
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(target)
+                    .with_context(|| format!("cannot open {target} to spool to"))?;
+                self.spool = Some(file);
+                self.say(&format!("Session will be spooled to {target}"));
                 Ok(Ok(()))
             }
             "RUN" if words.get(1).is_some_and(|w| w.eq_ignore_ascii_case("SCRIPT")) => {
@@ -255,11 +286,11 @@ impl Session {
                 match (first.as_str(), quoted.as_slice()) {
                     ("SET", [name, value, ..]) => {
                         self.properties.insert(name.to_string(), value.to_string());
-                        println!("Successfully changed local property '{name}' to '{value}'.");
+                        self.say(&format!("Successfully changed local property '{name}' to '{value}'."));
                     }
                     ("UNSET", [name, ..]) => {
                         self.properties.remove(*name);
-                        println!("Successfully unset local property '{name}'.");
+                        self.say(&format!("Successfully unset local property '{name}'."));
                     }
                     _ => return Ok(Err(plain("SET takes 'property' = 'value'; UNSET takes 'property'"))),
                 }
@@ -272,8 +303,8 @@ impl Session {
                     Answer::Entities(entities) => {
                         for entity in entities {
                             match self.output {
-                                Output::Json => println!("{}", serde_json::to_string_pretty(&entity)?),
-                                Output::Tabular => println!("{}\n", render::entity(&entity)),
+                                Output::Json => self.say(&serde_json::to_string_pretty(&entity)?),
+                                Output::Tabular => self.say(&format!("{}\n", render::entity(&entity))),
                             }
                         }
                         Ok(Ok(()))
@@ -285,7 +316,7 @@ impl Session {
     }
 
     /// Streams a push query or PRINT until it ends or Ctrl-C, which closes it on the server.
-    async fn stream(&self, text: &str) -> Result<Result<(), Failure>> {
+    async fn stream(&mut self, text: &str) -> Result<Result<(), Failure>> {
         let properties = serde_json::to_value(&self.properties)?;
         let lines = match self.client.stream(text, &properties).await? {
             Ok(lines) => lines,
@@ -310,25 +341,41 @@ impl Session {
                                 widths = names.iter().map(|n| n.len().max(12)).collect();
                                 let cells: Vec<Value> = names.iter().cloned().map(Value::String).collect();
                                 let rule = format!("+{}+", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("+"));
-                                println!("{rule}\n{}\n{rule}", render::row(&cells, &widths));
+                                self.say(&format!("{rule}\n{}\n{rule}", render::row(&cells, &widths)));
                             } else {
-                                println!("{line}");
+                                self.say(&line);
                             }
                         }
-                        Some(Value::Array(cells)) if self.output == Output::Tabular => println!("{}", render::row(&cells, &widths)),
-                        _ => println!("{line}"),
+                        Some(Value::Array(cells)) if self.output == Output::Tabular => self.say(&render::row(&cells, &widths)),
+                        _ => self.say(&line),
                     }
                 }
                 _ = interrupt.recv() => {
                     if let Some(id) = &query_id {
                         self.client.close_query(id).await?;
                     }
-                    println!("Query terminated");
+                    self.say("Query terminated");
                     break;
                 }
             }
         }
         Ok(Ok(()))
+    }
+
+    /// Shows a line of output, and spools it.
+    fn say(&mut self, text: &str) {
+        println!("{text}");
+        self.spool_line(text);
+    }
+
+    fn spool_line(&mut self, text: &str) {
+        if let Some(file) = &mut self.spool {
+            use std::io::Write;
+            if let Err(e) = writeln!(file, "{text}") {
+                eprintln!("spooling stopped: {e}");
+                self.spool = None;
+            }
+        }
     }
 
     /// Replaces `${name}` with defined variables, names ignoring case as ksqlDB does.
@@ -373,12 +420,13 @@ fn failure_of(message: String) -> Failure {
     Failure { message, at }
 }
 
-/// Prints the error, and for a syntax error the statement line with a caret under the column.
-fn show_failure(statement: &str, failure: &Failure) {
-    eprintln!("{}", failure.message);
+/// The error, and for a syntax error the statement line with a caret under the column.
+fn failure_text(statement: &str, failure: &Failure) -> String {
+    let mut shown = failure.message.clone();
     if let Some((line, column)) = failure.at {
         if let Some(text) = statement.lines().nth(line.saturating_sub(1)) {
-            eprintln!("  {text}\n  {}^", " ".repeat(column.saturating_sub(1)));
+            shown.push_str(&format!("\n  {text}\n  {}^", " ".repeat(column.saturating_sub(1))));
         }
     }
+    shown
 }

@@ -128,15 +128,22 @@ impl QueryManager {
     }
 
     /// Starts a push query in a scan of its own; rows arrive on the returned sink's channel.
+    /// A pull query (`bounded`) reads from the earliest offsets to the log ends as they are
+    /// now, then completes.
     pub fn start_transient(
         &self,
         id: &str,
         mut plan: ContinuousPlan,
         sink: QuerySink,
         reset: OffsetReset,
+        bounded: bool,
     ) -> Result<ScanHandle> {
         plan.forwards_value = false;
+        let reset = if bounded { OffsetReset::Earliest } else { reset };
         let start = self.start_offsets(&plan.source.topic, reset)?;
+        let until = bounded
+            .then(|| self.start_offsets(&plan.source.topic, OffsetReset::Latest))
+            .transpose()?;
         let status = Arc::new(QueryStatus::new());
         let scan = ScanHandle::spawn(
             &plan.source,
@@ -144,7 +151,11 @@ impl QueryManager {
             self.offsets.clone(),
             self.runtime.clone(),
         )?;
-        scan.add(ScanQuery::new(id, plan, sink, status, start, false));
+        let query = ScanQuery::new(id, plan, sink, status, start, false);
+        scan.add(match until {
+            Some(until) => query.until(until),
+            None => query,
+        });
         Ok(scan)
     }
 

@@ -57,12 +57,37 @@ pub struct ScanQuery {
     sink: QuerySink,
     status: Arc<QueryStatus>,
     next: PartitionOffsets,
+    /// For a pull query over a stream: the log ends when it started; it completes there.
+    until: Option<PartitionOffsets>,
     persistent: bool,
     emitted: u64,
     dirty: bool,
 }
 
 impl ScanQuery {
+    /// Makes the query complete once it has read every partition up to `until` (exclusive).
+    pub fn until(mut self, until: PartitionOffsets) -> Self {
+        self.until = Some(until);
+        self
+    }
+
+    /// Whether a bounded query has read everything it was to read.
+    fn is_complete(&self) -> bool {
+        self.until.as_ref().is_some_and(|until| {
+            until
+                .iter()
+                .all(|(partition, end)| self.next.get(partition).copied().unwrap_or(0) >= *end)
+        })
+    }
+
+    fn wants(&self, record: &RawRecord<'_>) -> bool {
+        record.offset >= self.next.get(&record.partition).copied().unwrap_or(0)
+            && self
+                .until
+                .as_ref()
+                .is_none_or(|until| record.offset < until.get(&record.partition).copied().unwrap_or(0))
+    }
+
     pub fn new(
         id: &str,
         plan: ContinuousPlan,
@@ -77,6 +102,7 @@ impl ScanQuery {
             sink,
             status,
             next: start,
+            until: None,
             persistent,
             emitted: 0,
             dirty: false,
@@ -241,6 +267,11 @@ impl Scan {
                 }
             }
             self.commit(false);
+            for query in &self.queries {
+                if query.is_complete() {
+                    query.status.set_state(QueryState::Terminated);
+                }
+            }
             let before = self.queries.len();
             self.queries.retain(|q| q.status.state() != QueryState::Terminated);
             if self.queries.len() != before {
@@ -334,10 +365,7 @@ impl Scan {
             if query.status.state() == QueryState::Terminated {
                 continue;
             }
-            let eligible_records: Vec<bool> = records
-                .iter()
-                .map(|r| r.offset >= query.next.get(&r.partition).copied().unwrap_or(0))
-                .collect();
+            let eligible_records: Vec<bool> = records.iter().map(|r| query.wants(r)).collect();
             let count = eligible_records.iter().filter(|e| **e).count();
             if count == 0 {
                 continue;

@@ -12,10 +12,16 @@ use super::{AppError, AppState};
 #[derive(Debug, Deserialize)]
 pub struct KsqlRequest {
     pub ksql: String,
-    #[serde(default, rename = "streamsProperties")]
+    #[serde(default, deserialize_with = "null_as_empty", rename = "streamsProperties")]
     pub streams_properties: BTreeMap<String, Value>,
-    #[serde(default, rename = "sessionVariables")]
+    #[serde(default, deserialize_with = "null_as_empty", rename = "sessionVariables")]
     pub session_variables: BTreeMap<String, Value>,
+}
+
+/// A map field that a client may also send as `null`, as ksqlDB's Jackson model allows.
+pub fn null_as_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, Value>, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<BTreeMap<String, Value>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// Property values arrive as JSON strings, numbers or booleans; Sluice keeps them as text.

@@ -35,18 +35,18 @@ enum Layout {
 #[derive(Debug, Deserialize)]
 struct LegacyQueryRequest {
     ksql: String,
-    #[serde(default, rename = "streamsProperties")]
+    #[serde(default, deserialize_with = "super::ksql::null_as_empty", rename = "streamsProperties")]
     streams_properties: BTreeMap<String, Value>,
-    #[serde(default, rename = "sessionVariables")]
+    #[serde(default, deserialize_with = "super::ksql::null_as_empty", rename = "sessionVariables")]
     session_variables: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]
 struct QueryStreamArgs {
     sql: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::ksql::null_as_empty")]
     properties: BTreeMap<String, Value>,
-    #[serde(default, rename = "sessionVariables")]
+    #[serde(default, deserialize_with = "super::ksql::null_as_empty", rename = "sessionVariables")]
     session_variables: BTreeMap<String, Value>,
 }
 
@@ -144,7 +144,7 @@ async fn run(state: AppState, sql: &str, mut properties: BTreeMap<String, String
     let (sender, receiver) = mpsc::channel::<Vec<u8>>(1024);
     let scan = engine
         .queries
-        .start_transient(&query_id, plan, QuerySink::Rows(sender), reset)
+        .start_transient(&query_id, plan, QuerySink::Rows(sender), reset, !select.emit_changes)
         .map_err(|e| AppError::from(e).with_statement(&text))?;
     let token = CancellationToken::new();
     state.push_queries.lock().insert(query_id.clone(), token.clone());

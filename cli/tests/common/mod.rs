@@ -7,6 +7,14 @@ use std::net::TcpListener;
 use sluice::{broker::EmbeddedBroker, config::ServerConfig, handler::Engine, server};
 use tokio_util::sync::CancellationToken;
 
+/// The real Hadoop NameNode and DataNode harness of the server's tests.
+#[path = "../../../tests/common/hdfs.rs"]
+pub mod hdfs;
+
+pub fn free_port() -> u16 {
+    free_address().port()
+}
+
 pub fn free_address() -> std::net::SocketAddr {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }

@@ -126,6 +126,11 @@ impl HdfsSinkConfig {
             (Some(url), _) | (None, Some(url)) => url.trim_end_matches('/').to_string(),
             (None, None) => return Err(SluiceError::Config("store.url (or hdfs.url) is required".into())),
         };
+        if !(store_url.starts_with("hdfs://") || store_url.starts_with("file:///")) {
+            return Err(SluiceError::Config(format!(
+                "store.url (or hdfs.url) '{store_url}' must be hdfs://host:port or file:///path"
+            )));
+        }
         let flush_size = keys.number("flush.size")?.ok_or_else(|| {
             SluiceError::Config("flush.size is required: the number of records per file".into())
         })?;

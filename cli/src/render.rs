@@ -123,6 +123,11 @@ fn describe(source: &Value) -> String {
     out
 }
 
+/// The horizontal rule above and below streamed rows.
+pub fn rule(widths: &[usize]) -> String {
+    format!("+{}+", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("+"))
+}
+
 /// A row of a push query, aligned under the column names.
 pub fn row(cells: &[Value], widths: &[usize]) -> String {
     let padded: Vec<String> = cells

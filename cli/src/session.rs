@@ -340,7 +340,7 @@ impl Session {
                             if self.output == Output::Tabular {
                                 widths = names.iter().map(|n| n.len().max(12)).collect();
                                 let cells: Vec<Value> = names.iter().cloned().map(Value::String).collect();
-                                let rule = format!("+{}+", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("+"));
+                                let rule = render::rule(&widths);
                                 self.say(&format!("{rule}\n{}\n{rule}", render::row(&cells, &widths)));
                             } else {
                                 self.say(&line);
@@ -358,6 +358,9 @@ impl Session {
                     break;
                 }
             }
+        }
+        if self.output == Output::Tabular && !widths.is_empty() {
+            self.say(&render::rule(&widths));
         }
         Ok(Ok(()))
     }

@@ -58,6 +58,26 @@ async fn a_script_runs_until_its_first_error_and_names_file_line_and_column() {
     let parsed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(parsed["@type"], "streams");
 
+    // SPOOL copies statements and answers until SPOOL OFF; a SELECT without EMIT CHANGES reads
+    // the stream to its current end and returns.
+    let spool = dir.path().join("session.txt");
+    let statements = format!(
+        "INSERT INTO STREAM_INGESTION (payload, correlation_id, created_at, schema_version) VALUES ('{{}}', 'c-17', 1.5, 1); SPOOL '{}'; SHOW STREAMS; SELECT CORRELATION_ID FROM STREAM_INGESTION; SPOOL OFF; SHOW TOPICS;",
+        spool.display()
+    );
+    let server_url = url.clone();
+    let (code, stdout, stderr) =
+        tokio::task::spawn_blocking(move || sluice(&["--server", &server_url, "-e", &statements]))
+            .await
+            .unwrap();
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let spooled = std::fs::read_to_string(&spool).unwrap();
+    assert!(spooled.contains("sluice> SHOW STREAMS;"), "{spooled}");
+    assert!(spooled.contains(" STREAM_INGESTION | INGESTION"), "{spooled}");
+    assert!(spooled.contains("|c-17"), "the pull query's row: {spooled}");
+    assert!(!spooled.contains("Partition Replicas"), "nothing after SPOOL OFF: {spooled}");
+    assert!(stdout.contains("Partition Replicas"), "{stdout}");
+
     shutdown.cancel();
     broker.stop();
 }

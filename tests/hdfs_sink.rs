@@ -9,16 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{SluiceServer, TestBroker, hdfs::HdfsCluster, powergrid_record, produce, producer};
+use common::{CREATE_INGESTION, SluiceServer, TestBroker, hdfs::HdfsCluster, powergrid_record, produce, producer};
 use serde_json::{Value, json};
-
-const CREATE_INGESTION: &str = "CREATE
-STREAM STREAM_INGESTION (
-  payload STRING,
-  correlation_id STRING,
-  created_at DOUBLE,
-  schema_version INTEGER
-) WITH (KAFKA_TOPIC = 'INGESTION', VALUE_FORMAT = 'JSON');";
 
 /// The seed's `curl -X POST …/connectors` body for one sensor, as written but for the NameNode.
 fn seed_sensor_request(id: u32, hdfs_url: &str) -> String {

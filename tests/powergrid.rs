@@ -4,17 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{SluiceServer, TestBroker, powergrid_record, produce, producer, read_topic};
+use common::{CREATE_INGESTION, SluiceServer, TestBroker, powergrid_record, produce, producer, read_topic};
 use futures::StreamExt;
 use serde_json::Value;
-
-const CREATE_INGESTION: &str = "CREATE
-STREAM STREAM_INGESTION (
-  payload STRING,
-  correlation_id STRING,
-  created_at DOUBLE,
-  schema_version INTEGER
-) WITH (KAFKA_TOPIC = 'INGESTION', VALUE_FORMAT = 'JSON');";
 
 fn route_sensor(id: u32) -> String {
     format!(

@@ -114,10 +114,7 @@ pub async fn apply(server: &str, dir: &Path, until: Option<u32>, defines: &[(Str
 
 /// `sluice migrate info DIR`: applied and pending versions.
 pub async fn info(server: &str, dir: &Path) -> Result<i32> {
-    let client = Client::new(server);
-    ensure_events(&client).await?;
-    let applied = history(&client).await?;
-    let on_disk: BTreeMap<u32, MigrationFile> = files(dir)?.into_iter().map(|f| (f.version, f)).collect();
+    let (applied, on_disk) = state(server, dir).await?;
     let mut versions: Vec<u32> = applied.keys().chain(on_disk.keys()).copied().collect();
     versions.sort();
     versions.dedup();
@@ -144,10 +141,7 @@ pub async fn info(server: &str, dir: &Path) -> Result<i32> {
 
 /// `sluice migrate validate DIR`: fails when an applied file was edited or removed.
 pub async fn validate(server: &str, dir: &Path) -> Result<i32> {
-    let client = Client::new(server);
-    ensure_events(&client).await?;
-    let applied = history(&client).await?;
-    let on_disk: BTreeMap<u32, MigrationFile> = files(dir)?.into_iter().map(|f| (f.version, f)).collect();
+    let (applied, on_disk) = state(server, dir).await?;
     let mut problems = Vec::new();
     for (version, record) in applied.iter().filter(|(_, r)| r.state == "MIGRATED") {
         match on_disk.get(version) {
@@ -170,6 +164,15 @@ pub async fn validate(server: &str, dir: &Path) -> Result<i32> {
         }
         Ok(1)
     }
+}
+
+/// What the server recorded, and the files of `dir`, both by version.
+async fn state(server: &str, dir: &Path) -> Result<(BTreeMap<u32, Applied>, BTreeMap<u32, MigrationFile>)> {
+    let client = Client::new(server);
+    ensure_events(&client).await?;
+    let applied = history(&client).await?;
+    let on_disk = files(dir)?.into_iter().map(|f| (f.version, f)).collect();
+    Ok((applied, on_disk))
 }
 
 /// The migration files of `dir`, by version; two files of one version are an error.

@@ -10,7 +10,10 @@ use arrow::{
     datatypes::{DataType, TimeUnit},
 };
 
-use crate::error::{Result, SluiceError};
+use crate::{
+    catalog::Format,
+    error::{Result, SluiceError},
+};
 
 /// One column of a batch, downcast once, that writes a row's value.
 pub enum ColumnWriter<'a> {
@@ -148,4 +151,44 @@ pub fn normalize_array(array: ArrayRef) -> Result<ArrayRef> {
         _ => return Ok(array),
     };
     Ok(arrow::compute::cast(&array, &target)?)
+}
+
+/// One row's value in `format`: a JSON object of `names`, the single KAFKA column, or the
+/// delimited columns.
+pub fn encode_row(
+    format: Format,
+    delimiter: u8,
+    names: &[String],
+    writers: &[ColumnWriter],
+    row: usize,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    match format {
+        Format::Json => {
+            out.push(b'{');
+            for (i, (name, w)) in names.iter().zip(writers).enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, name)?;
+                out.push(b':');
+                w.write_json(row, out);
+            }
+            out.push(b'}');
+        }
+        Format::Kafka => {
+            if let Some(w) = writers.first() {
+                encode_kafka_value(w, row, out)?;
+            }
+        }
+        Format::Delimited => {
+            for (i, w) in writers.iter().enumerate() {
+                if i > 0 {
+                    out.push(delimiter);
+                }
+                w.write_text(row, out);
+            }
+        }
+    }
+    Ok(())
 }

@@ -4,7 +4,7 @@ pub mod decode;
 pub mod encode;
 
 pub use decode::{DecodedBatch, RecordDecoder};
-pub use encode::{ColumnWriter, encode_kafka_value};
+pub use encode::{ColumnWriter, encode_kafka_value, encode_row};
 
 /// A Kafka record as read, borrowed from the consumer's buffers.
 #[derive(Debug, Clone, Copy)]

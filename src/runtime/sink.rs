@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use crate::{
     catalog::Format,
     error::{Result, SluiceError},
-    format::{ColumnWriter, RawRecord, encode_kafka_value},
+    format::{ColumnWriter, RawRecord, encode_row},
 };
 
 /// An output row ready to encode: where it came from and its projected values.
@@ -61,7 +61,7 @@ impl QuerySink {
                     let payload: Option<&[u8]> = if forward_value {
                         out.record.value
                     } else {
-                        encode_value(*format, *delimiter, names, &writers, out.row, &mut value)?;
+                        encode_row(*format, *delimiter, names, &writers, out.row, &mut value)?;
                         Some(&value)
                     };
                     let key_bytes: Option<&[u8]> = match &key_writer {
@@ -122,42 +122,4 @@ fn send(producer: &FutureProducer, mut record: FutureRecord<'_, [u8], [u8]>) -> 
             Err((e, _)) => return Err(SluiceError::Kafka(e)),
         }
     }
-}
-
-fn encode_value(
-    format: Format,
-    delimiter: u8,
-    names: &[String],
-    writers: &[ColumnWriter],
-    row: usize,
-    out: &mut Vec<u8>,
-) -> Result<()> {
-    match format {
-        Format::Json => {
-            out.push(b'{');
-            for (i, (name, w)) in names.iter().zip(writers).enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                serde_json::to_writer(&mut *out, name)?;
-                out.push(b':');
-                w.write_json(row, out);
-            }
-            out.push(b'}');
-        }
-        Format::Kafka => {
-            if let Some(w) = writers.first() {
-                encode_kafka_value(w, row, out)?;
-            }
-        }
-        Format::Delimited => {
-            for (i, w) in writers.iter().enumerate() {
-                if i > 0 {
-                    out.push(delimiter);
-                }
-                w.write_text(row, out);
-            }
-        }
-    }
-    Ok(())
 }

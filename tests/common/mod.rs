@@ -219,6 +219,15 @@ pub async fn produce(producer: &FutureProducer, topic: &str, key: &str, value: &
         .expect("record is produced");
 }
 
+/// The seed's statement declaring the stream over `INGESTION`, verbatim.
+pub const CREATE_INGESTION: &str = "CREATE
+STREAM STREAM_INGESTION (
+  payload STRING,
+  correlation_id STRING,
+  created_at DOUBLE,
+  schema_version INTEGER
+) WITH (KAFKA_TOPIC = 'INGESTION', VALUE_FORMAT = 'JSON');";
+
 /// A PowerGrid record as the seed's producer writes it.
 pub fn powergrid_record(sensor: u32, n: u32) -> String {
     let payload = json!({"sensor_id": sensor, "modality": 400 + n, "unit": "MW", "temporal_aspect": "real_time"});

@@ -1,0 +1,120 @@
+//! Micro-benchmarks of the routing hot path on seed-shaped records (the PowerGrid record: an
+//! escaped-JSON `payload` string and three more fields), one 8192-record batch per iteration:
+//! JSON → Arrow decode, `EXTRACTJSONFIELD` over the batch, six-sensor filter-and-route with the
+//! shared extraction, and Arrow → JSON encode. Throughput is reported in records per second.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sluice::{
+    catalog::{Catalog, Format, StreamDef},
+    format::{ColumnWriter, RawRecord, RecordDecoder, encode_row},
+    parser::{KsqlParser, Statement},
+    planner::{ContinuousPlan, QueryPlanner},
+    runtime::{operator, shared::SharedExprs},
+};
+
+const BATCH: usize = 8192;
+const CREATE_INGESTION: &str = "CREATE STREAM STREAM_INGESTION (payload STRING, correlation_id STRING, created_at DOUBLE, schema_version INTEGER) WITH (KAFKA_TOPIC = 'INGESTION', VALUE_FORMAT = 'JSON');";
+
+/// Records as the seed's producer writes them, sensors 1–6 in turn.
+fn seed_values() -> Vec<String> {
+    (0..BATCH)
+        .map(|n| {
+            let sensor = n % 6 + 1;
+            let payload = format!(
+                "{{\"sensor_id\": {sensor}, \"modality\": {}, \"unit\": \"MW\", \"temporal_aspect\": \"real_time\"}}",
+                400 + n % 97
+            );
+            serde_json::json!({
+                "payload": payload,
+                "correlation_id": format!("{sensor:02}-{n:06}"),
+                "created_at": 1694902173.12 + n as f64,
+                "schema_version": 1
+            })
+            .to_string()
+        })
+        .collect()
+}
+
+fn ingestion() -> (Catalog, StreamDef) {
+    let parsed = KsqlParser::parse_one(CREATE_INGESTION).unwrap();
+    let Statement::CreateStream(create) = &parsed.statement else { unreachable!("a CREATE STREAM") };
+    let stream =
+        StreamDef::from_declaration(&create.name, create.columns.clone(), &create.properties, None, CREATE_INGESTION).unwrap();
+    let catalog = Catalog::default();
+    catalog.put_stream(stream.clone());
+    (catalog, stream)
+}
+
+fn plan(catalog: &Catalog, sql: &str) -> ContinuousPlan {
+    let Statement::CreateStreamAsSelect(csas) = KsqlParser::parse_one(sql).unwrap().statement else {
+        unreachable!("a CSAS")
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(QueryPlanner::plan(catalog, &csas.select)).unwrap()
+}
+
+fn records(values: &[String]) -> Vec<RawRecord<'_>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| RawRecord { partition: 0, offset: i as i64, timestamp: 0, key: None, value: Some(v.as_bytes()) })
+        .collect()
+}
+
+fn hot_path(c: &mut Criterion) {
+    let (catalog, stream) = ingestion();
+    let decoder = RecordDecoder::new(&stream).unwrap();
+    let values = seed_values();
+    let raw = records(&values);
+    let decoded = decoder.decode(&raw).unwrap();
+
+    let mut group = c.benchmark_group("routing");
+    group.throughput(Throughput::Elements(BATCH as u64));
+
+    group.bench_function("decode_json_to_arrow", |b| b.iter(|| black_box(decoder.decode(black_box(&raw)).unwrap())));
+
+    let extract = plan(
+        &catalog,
+        "CREATE STREAM S AS SELECT EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') AS SENSOR FROM STREAM_INGESTION;",
+    );
+    group.bench_function("extractjsonfield_sensor_id", |b| {
+        b.iter(|| black_box(operator::evaluate(&extract, None, black_box(&decoded.batch), None).unwrap()))
+    });
+
+    let routes: Vec<ContinuousPlan> = (1..=6)
+        .map(|id| {
+            plan(
+                &catalog,
+                &format!("CREATE STREAM SENSOR_ID_{id} AS SELECT * FROM STREAM_INGESTION WHERE EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') = '{id}';"),
+            )
+        })
+        .collect();
+    let (shared, filters) = SharedExprs::plan(&routes.iter().collect::<Vec<_>>(), decoder.schema().fields().len());
+    group.bench_function("route_six_sensors", |b| {
+        b.iter(|| {
+            let augmented = shared.evaluate(black_box(&decoded.batch)).unwrap();
+            for (route, filter) in routes.iter().zip(&filters) {
+                black_box(operator::evaluate(route, filter.as_ref(), &augmented.batch, None).unwrap());
+            }
+        })
+    });
+
+    let names: Vec<String> = decoded.batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+    group.bench_function("encode_arrow_to_json", |b| {
+        b.iter(|| {
+            let writers: Vec<ColumnWriter> = decoded.batch.columns().iter().map(ColumnWriter::new).collect();
+            let mut value = Vec::with_capacity(256);
+            for row in 0..decoded.batch.num_rows() {
+                value.clear();
+                encode_row(Format::Json, b',', &names, &writers, row, &mut value).unwrap();
+                black_box(&value);
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, hot_path);
+criterion_main!(benches);

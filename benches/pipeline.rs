@@ -1,0 +1,481 @@
+//! The end-to-end benchmark: the PowerGrid routing over a real broker, Sluice against a
+//! hand-written rdkafka loop in the same run, and the HDFS sink against raw hdfs-native writes.
+//!
+//! `cargo bench --bench pipeline` (records: `SLUICE_BENCH_RECORDS`, default 1,000,000). The
+//! broker runs in a process of its own (this binary re-run with `broker`), so each routing
+//! process's CPU time (from `/proc/<pid>/stat`) and peak RSS (`VmHWM`) are its own. Every run
+//! checks its output counts, so a fast wrong run cannot pass.
+
+#[path = "../tests/common/hdfs.rs"]
+#[allow(dead_code)]
+mod hdfs;
+
+use std::{
+    borrow::Cow,
+    collections::BTreeMap,
+    net::TcpListener,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use rdkafka::{
+    ClientConfig, Message, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer},
+    producer::{BaseProducer, BaseRecord, Producer},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sluice::connectors::kafka::KafkaCluster;
+
+const SENSORS: u32 = 6;
+/// Linux's clock tick, the unit of `/proc/<pid>/stat` CPU times.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    match args.first().map(String::as_str) {
+        Some("broker") => run_broker(&args[1], &args[2]),
+        Some("baseline") => run_baseline(&args[1], args[2].parse().unwrap()),
+        _ => tokio::runtime::Runtime::new().unwrap().block_on(orchestrate()),
+    }
+}
+
+/// The broker process: embedded Tansu until killed.
+fn run_broker(address: &str, dir: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let _broker = sluice::broker::EmbeddedBroker::start(address.parse().unwrap(), Path::new(dir))
+            .await
+            .unwrap();
+        std::future::pending::<()>().await
+    });
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    payload: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    sensor_id: u32,
+}
+
+/// The baseline: consume `INGESTION`, parse `payload` out of each value and `sensor_id` out of
+/// it, produce the record unchanged to `BASE_SENSOR_<id>` — the least the routing costs with
+/// librdkafka. Prints its own wall time, CPU time and peak RSS as JSON.
+fn run_baseline(bootstrap: &str, records: u64) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "baseline")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..3 {
+        assignment.add_partition_offset("INGESTION", partition, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let topics: Vec<String> = (1..=SENSORS).map(|s| format!("BASE_SENSOR_{s}")).collect();
+    let (start, cpu_start) = (Instant::now(), cpu_seconds("self"));
+    let mut seen = 0;
+    while seen < records {
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else { continue };
+        seen += 1;
+        let Some(value) = message.payload() else { continue };
+        let Ok(envelope) = serde_json::from_slice::<Envelope>(value) else { continue };
+        let Ok(payload) = serde_json::from_str::<Payload>(&envelope.payload) else { continue };
+        let Some(topic) = topics.get(payload.sensor_id as usize - 1) else { continue };
+        let mut record = BaseRecord::to(topic).payload(value).partition(message.partition());
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        while let Err((_, rejected)) = producer.send(record) {
+            producer.poll(Duration::from_millis(1));
+            record = rejected;
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    println!(
+        "{}",
+        json!({"wall": start.elapsed().as_secs_f64(), "cpu": cpu_seconds("self") - cpu_start, "rss_mb": peak_rss_mb("self")})
+    );
+}
+
+/// User + system CPU seconds of a process (`self` or a pid).
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / TICKS_PER_SECOND
+}
+
+fn peak_rss_mb(pid: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// One measured run.
+struct Run {
+    name: &'static str,
+    records: u64,
+    wall: f64,
+    cpu: f64,
+    rss_mb: f64,
+}
+
+impl Run {
+    fn per_cpu_second(&self) -> f64 {
+        self.records as f64 / self.cpu.max(0.01)
+    }
+}
+
+/// The sum of the log ends of `topics` (all partitions).
+fn records_in(cluster: &KafkaCluster, topics: &[String]) -> u64 {
+    topics
+        .iter()
+        .map(|t| match cluster.topic(t) {
+            Ok(Some(info)) => cluster
+                .watermarks(t, info.partitions)
+                .map_or(0, |marks| marks.iter().map(|(_, high)| *high as u64).sum()),
+            _ => 0,
+        })
+        .sum()
+}
+
+fn wait_for_records(cluster: &KafkaCluster, topics: &[String], expected: u64, timeout: Duration) -> Instant {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let count = records_in(cluster, topics);
+        if count >= expected {
+            assert_eq!(count, expected, "{topics:?} hold more records than were routed to them");
+            return Instant::now();
+        }
+        assert!(Instant::now() < deadline, "{topics:?} reached {count} of {expected} records");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A PowerGrid record as the seed's producer writes it.
+fn powergrid_record(sensor: u32, n: u64) -> String {
+    let payload = format!(
+        "{{\"sensor_id\": {sensor}, \"modality\": {}, \"unit\": \"MW\", \"temporal_aspect\": \"real_time\"}}",
+        400 + n % 97
+    );
+    json!({"payload": payload, "correlation_id": format!("{sensor:02}-{n:06}"), "created_at": 1694902173.12 + n as f64, "schema_version": 1})
+        .to_string()
+}
+
+fn producer(bootstrap: &str) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap()
+}
+
+fn send(producer: &BaseProducer, topic: &str, key: &str, value: &str) {
+    let mut record = BaseRecord::to(topic).key(key).payload(value);
+    while let Err((_, rejected)) = producer.send(record) {
+        producer.poll(Duration::from_millis(5));
+        record = rejected;
+    }
+    producer.poll(Duration::ZERO);
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    client: reqwest::Client,
+}
+
+impl Server {
+    async fn start(bootstrap: &str, service_id: &str, dir: &Path) -> Server {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice-server"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--bootstrap-servers", bootstrap, "--service-id", service_id])
+            .arg("--data-dir")
+            .arg(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("sluice-server starts");
+        let server = Server { child, url: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new() };
+        for _ in 0..600 {
+            if server.client.get(format!("{}/info", server.url)).send().await.is_ok() {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("sluice-server did not start");
+    }
+
+    async fn ksql(&self, sql: &str, offset_reset: &str) -> Value {
+        let response = self
+            .client
+            .post(format!("{}/ksql", self.url))
+            .json(&json!({"ksql": sql, "streamsProperties": {"auto.offset.reset": offset_reset}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{sql}");
+        response.json().await.unwrap()
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const CREATE_INGESTION: &str = "CREATE STREAM STREAM_INGESTION (payload STRING, correlation_id STRING, created_at DOUBLE, schema_version INTEGER) WITH (KAFKA_TOPIC = '{topic}', VALUE_FORMAT = 'JSON');";
+
+fn route(name: &str, sensor: u32) -> String {
+    format!("CREATE STREAM {name} AS SELECT * FROM STREAM_INGESTION WHERE EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') = '{sensor}';")
+}
+
+/// Sluice routing the preloaded `INGESTION` with `sensors` CSAS queries.
+async fn sluice_run(name: &'static str, bootstrap: &str, cluster: &KafkaCluster, records: u64, sensors: &[u32], prefix: &str) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(bootstrap, &format!("bench_{prefix}"), dir.path()).await;
+    server.ksql(&CREATE_INGESTION.replace("{topic}", "INGESTION"), "earliest").await;
+    let (start, cpu_start) = (Instant::now(), cpu_seconds(&server.pid()));
+    for sensor in sensors {
+        server.ksql(&route(&format!("{prefix}_{sensor}"), *sensor), "earliest").await;
+    }
+    let topics: Vec<String> = sensors.iter().map(|s| format!("{prefix}_{s}")).collect();
+    let expected = records / SENSORS as u64 * sensors.len() as u64;
+    let end = wait_for_records(cluster, &topics, expected, Duration::from_secs(1800));
+    Run {
+        name,
+        records,
+        wall: (end - start).as_secs_f64(),
+        cpu: cpu_seconds(&server.pid()) - cpu_start,
+        rss_mb: peak_rss_mb(&server.pid()),
+    }
+}
+
+/// Produce-to-output latency of the six routing queries at a fixed rate.
+async fn latency(bootstrap: &str, rate: u64, seconds: u64) -> (f64, f64, usize) {
+    let cluster = KafkaCluster::connect(bootstrap).unwrap();
+    cluster.ensure_topic("LIVE", 3, 1, &[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(bootstrap, "bench_latency", dir.path()).await;
+    server.ksql(&CREATE_INGESTION.replace("{topic}", "LIVE"), "latest").await;
+    for sensor in 1..=SENSORS {
+        server.ksql(&route(&format!("LIVE_{sensor}"), sensor), "latest").await;
+    }
+    let topics: Vec<String> = (1..=SENSORS).map(|s| format!("LIVE_{s}")).collect();
+    let expected = (rate * seconds) as usize;
+    let reader_bootstrap = bootstrap.to_string();
+    let reader = std::thread::spawn(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &reader_bootstrap)
+            .set("group.id", "latency")
+            .set("fetch.wait.max.ms", "5")
+            .create()
+            .unwrap();
+        let mut assignment = TopicPartitionList::new();
+        for topic in &topics {
+            for partition in 0..3 {
+                assignment.add_partition_offset(topic, partition, Offset::Beginning).unwrap();
+            }
+        }
+        consumer.assign(&assignment).unwrap();
+        let mut latencies = Vec::with_capacity(expected);
+        let deadline = Instant::now() + Duration::from_secs(seconds + 60);
+        while latencies.len() < expected && Instant::now() < deadline {
+            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) {
+                let sent = message.timestamp().to_millis().unwrap_or_default();
+                latencies.push(now_millis() - sent);
+            }
+        }
+        latencies
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let producer = producer(bootstrap);
+    let start = Instant::now();
+    for n in 0..rate * seconds {
+        let due = start + Duration::from_micros(n * 1_000_000 / rate);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let sensor = (n % SENSORS as u64) as u32 + 1;
+        send(&producer, "LIVE", &sensor.to_string(), &powergrid_record(sensor, n));
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let mut latencies = reader.join().unwrap();
+    drop(server);
+    assert_eq!(latencies.len(), expected, "every record routed during the latency run");
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)] as f64;
+    (at(0.50), at(0.99), latencies.len())
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// The HDFS sink writing the preloaded `INGESTION` against raw hdfs-native writes of the same
+/// bytes in files of the same size, both to the same real HDFS.
+async fn sink_run(bootstrap: &str, records: u64, bytes: u64) -> (Run, Run) {
+    let hdfs = hdfs::HdfsCluster::start().await;
+    let flush = 50_000u64.min(records / 3).max(1);
+
+    let client = hdfs_native::ClientBuilder::new().with_url(&hdfs.url).build().unwrap();
+    let chunk = vec![b'x'; (bytes / records * flush) as usize];
+    let files = records.div_ceil(flush);
+    let (start, cpu_start) = (Instant::now(), cpu_seconds("self"));
+    for file in 0..files {
+        let mut writer = client
+            .create(&format!("/raw/file-{file}"), hdfs_native::WriteOptions::default().create_parent(true))
+            .await
+            .unwrap();
+        writer.write_bytes(bytes::Bytes::from(chunk.clone())).await.unwrap();
+        writer.close().await.unwrap();
+    }
+    let raw = Run { name: "raw hdfs-native writes", records, wall: start.elapsed().as_secs_f64(), cpu: cpu_seconds("self") - cpu_start, rss_mb: 0.0 };
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(bootstrap, "bench_sink", dir.path()).await;
+    let (start, cpu_start) = (Instant::now(), cpu_seconds(&server.pid()));
+    server
+        .ksql(
+            &format!(
+                "CREATE SINK CONNECTOR BENCH_SINK WITH ('connector.class'='HdfsSinkConnector', 'topics'='INGESTION', 'hdfs.url'='{}', 'flush.size'='{flush}', 'format.class'='io.confluent.connect.hdfs.string.StringFormat', 'value.converter'='org.apache.kafka.connect.storage.StringConverter');",
+                hdfs.url
+            ),
+            "earliest",
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let committed_at = loop {
+        let status: Value = server
+            .client
+            .get(format!("{}/connectors/BENCH_SINK/status", server.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let written: u64 = status["progress"].as_array().into_iter().flatten().map(|p| p["records"].as_u64().unwrap_or(0)).sum();
+        if written + 3 * flush > records && status["progress"].as_array().is_some_and(|p| p.iter().all(|p| p["lag"].as_i64() < Some(flush as i64))) {
+            break (Instant::now(), written);
+        }
+        assert!(Instant::now() < deadline, "the sink did not keep up: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (end, written) = committed_at;
+    let sink = Run { name: "Sluice HDFS sink", records: written, wall: (end - start).as_secs_f64(), cpu: cpu_seconds(&server.pid()) - cpu_start, rss_mb: peak_rss_mb(&server.pid()) };
+    (raw, sink)
+}
+
+async fn orchestrate() {
+    let records: u64 = std::env::var("SLUICE_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let records = records / SENSORS as u64 * SENSORS as u64;
+    let broker_dir = tempfile::tempdir().unwrap();
+    let bootstrap = format!("127.0.0.1:{}", free_port());
+    let mut broker = Command::new(std::env::current_exe().unwrap())
+        .args(["broker", &bootstrap, broker_dir.path().to_str().unwrap()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cluster = KafkaCluster::connect(&bootstrap).unwrap();
+    cluster.ensure_topic("INGESTION", 3, 1, &[]).await.unwrap();
+
+    eprintln!("preloading {records} PowerGrid records into INGESTION (3 partitions)…");
+    let start = Instant::now();
+    let preload = producer(&bootstrap);
+    let mut bytes = 0;
+    for n in 0..records {
+        let sensor = (n % SENSORS as u64) as u32 + 1;
+        let value = powergrid_record(sensor, n);
+        bytes += value.len() as u64 + 1;
+        send(&preload, "INGESTION", &sensor.to_string(), &value);
+    }
+    preload.flush(Duration::from_secs(300)).unwrap();
+    wait_for_records(&cluster, &["INGESTION".to_string()], records, Duration::from_secs(600));
+    eprintln!("preloaded in {:.1} s", start.elapsed().as_secs_f64());
+
+    eprintln!("(a) baseline rdkafka loop…");
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["baseline", &bootstrap, &records.to_string()])
+        .output()
+        .unwrap();
+    let measured: Value = serde_json::from_slice(&output.stdout).expect("the baseline reports its figures");
+    let base_topics: Vec<String> = (1..=SENSORS).map(|s| format!("BASE_SENSOR_{s}")).collect();
+    wait_for_records(&cluster, &base_topics, records, Duration::from_secs(60));
+    let baseline = Run {
+        name: "(a) baseline rdkafka loop",
+        records,
+        wall: measured["wall"].as_f64().unwrap(),
+        cpu: measured["cpu"].as_f64().unwrap(),
+        rss_mb: measured["rss_mb"].as_f64().unwrap(),
+    };
+    eprintln!("(b) Sluice, six CSAS…");
+    let six = sluice_run("(b) Sluice, six CSAS", &bootstrap, &cluster, records, &[1, 2, 3, 4, 5, 6], "SIX").await;
+    eprintln!("(c) Sluice, one CSAS…");
+    let one = sluice_run("(c) Sluice, one CSAS", &bootstrap, &cluster, records, &[3], "ONE").await;
+    eprintln!("latency at 10,000 records/s…");
+    let (p50, p99, measured_rows) = latency(&bootstrap, 10_000, 10).await;
+    eprintln!("HDFS sink against raw hdfs-native writes…");
+    let (raw, sink) = sink_run(&bootstrap, records, bytes).await;
+    let _ = broker.kill();
+    let _ = broker.wait();
+
+    println!("\n{records} PowerGrid records, 3 partitions, {:.1} MB of values\n", bytes as f64 / 1e6);
+    println!("| run | records/s wall | records per CPU-second | CPU s | peak RSS MB |");
+    println!("|---|---|---|---|---|");
+    for run in [&baseline, &six, &one, &raw, &sink] {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} | {:.0} |",
+            run.name,
+            run.records as f64 / run.wall,
+            run.per_cpu_second(),
+            run.cpu,
+            run.rss_mb
+        );
+    }
+    let mut ratios = BTreeMap::new();
+    ratios.insert("six CSAS / baseline, records per CPU-second", six.per_cpu_second() / baseline.per_cpu_second());
+    ratios.insert("six CSAS / one CSAS, CPU per input record", six.cpu / one.cpu.max(0.01));
+    ratios.insert(
+        "HDFS sink / raw hdfs-native, records (bytes) per second wall",
+        (sink.records as f64 / sink.wall.max(0.001)) / (raw.records as f64 / raw.wall.max(0.001)),
+    );
+    println!();
+    for (name, ratio) in ratios {
+        println!("{name}: {ratio:.2}");
+    }
+    println!("produce-to-output latency at 10,000 records/s over six CSAS ({measured_rows} records): p50 {p50:.0} ms, p99 {p99:.0} ms");
+}

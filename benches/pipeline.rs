@@ -189,7 +189,7 @@ fn powergrid_record(sensor: u32, n: u64) -> String {
 fn producer(bootstrap: &str) -> BaseProducer {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "20")
+        .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "1000000")
         .create()
@@ -267,6 +267,9 @@ async fn sluice_run(name: &'static str, bootstrap: &str, cluster: &KafkaCluster,
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(bootstrap, &format!("bench_{prefix}"), dir.path()).await;
     server.ksql(&CREATE_INGESTION.replace("{topic}", "INGESTION"), "earliest").await;
+    for sensor in sensors {
+        cluster.ensure_topic(&format!("{prefix}_{sensor}"), 3, 1, &[]).await.unwrap();
+    }
     let (start, cpu_start) = (Instant::now(), cpu_seconds(&server.pid()));
     for sensor in sensors {
         server.ksql(&route(&format!("{prefix}_{sensor}"), *sensor), "earliest").await;
@@ -428,12 +431,15 @@ async fn orchestrate() {
     eprintln!("preloaded in {:.1} s", start.elapsed().as_secs_f64());
 
     eprintln!("(a) baseline rdkafka loop…");
+    let base_topics: Vec<String> = (1..=SENSORS).map(|s| format!("BASE_SENSOR_{s}")).collect();
+    for topic in &base_topics {
+        cluster.ensure_topic(topic, 3, 1, &[]).await.unwrap();
+    }
     let output = Command::new(std::env::current_exe().unwrap())
         .args(["baseline", &bootstrap, &records.to_string()])
         .output()
         .unwrap();
     let measured: Value = serde_json::from_slice(&output.stdout).expect("the baseline reports its figures");
-    let base_topics: Vec<String> = (1..=SENSORS).map(|s| format!("BASE_SENSOR_{s}")).collect();
     wait_for_records(&cluster, &base_topics, records, Duration::from_secs(60));
     let baseline = Run {
         name: "(a) baseline rdkafka loop",

@@ -6,7 +6,7 @@
 //! scan, start earlier or later than the others, and none of them sees a record twice.
 
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::BTreeMap,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -23,7 +23,6 @@ use rdkafka::{
     consumer::{BaseConsumer, Consumer, ConsumerContext},
     error::KafkaError,
     message::BorrowedMessage,
-    producer::future_producer::DeliveryFuture,
 };
 use tokio::runtime::Handle;
 use tracing::{debug, warn};
@@ -45,8 +44,6 @@ use crate::{
 };
 
 const MAX_BATCH: usize = 8192;
-/// Batches whose deliveries may still be in flight while the scan reads on.
-const MAX_IN_FLIGHT: usize = 4;
 const POLL_WAIT: Duration = Duration::from_millis(100);
 const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 /// A failing scan (Kafka unreachable, say) retries after this, doubling up to [`MAX_BACKOFF`].
@@ -60,9 +57,6 @@ pub struct ScanQuery {
     sink: QuerySink,
     status: Arc<QueryStatus>,
     next: PartitionOffsets,
-    /// The positions whose every output is in Kafka: what is committed, and where a failed
-    /// scan starts again.
-    confirmed: PartitionOffsets,
     /// For a pull query over a stream: the log ends when it started; it completes there.
     until: Option<PartitionOffsets>,
     persistent: bool,
@@ -107,7 +101,6 @@ impl ScanQuery {
             plan,
             sink,
             status,
-            confirmed: start.clone(),
             next: start,
             until: None,
             persistent,
@@ -156,7 +149,6 @@ impl ScanHandle {
             filters: Vec::new(),
             control: receiver,
             last_commit: Instant::now(),
-            in_flight: VecDeque::new(),
         };
         let flag = alive.clone();
         let thread = std::thread::Builder::new()
@@ -227,14 +219,6 @@ struct Scan {
     filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
     control: mpsc::Receiver<Control>,
     last_commit: Instant,
-    /// Batches produced but not yet acknowledged, oldest first.
-    in_flight: VecDeque<InFlight>,
-}
-
-/// A batch's deliveries, and the positions its queries reach once they all succeed.
-struct InFlight {
-    deliveries: Vec<DeliveryFuture>,
-    positions: Vec<(String, PartitionOffsets)>,
 }
 
 impl Scan {
@@ -251,12 +235,10 @@ impl Scan {
                 match message {
                     Control::Add(query) => self.queries.push(*query),
                     Control::Remove(id) => {
-                        self.settle_all();
                         self.commit(true);
                         self.queries.retain(|q| q.id != id);
                     }
                     Control::Stop => {
-                        self.settle_all();
                         self.commit(true);
                         return;
                     }
@@ -279,7 +261,6 @@ impl Scan {
                     for q in &self.queries {
                         q.status.set_state(QueryState::Error(e.to_string()));
                     }
-                    self.rewind();
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     reassign = true;
@@ -359,7 +340,7 @@ impl Scan {
                     Ok(_) => self.mark_running(),
                 }
             }
-            return self.settle(0);
+            return Ok(());
         }
         self.consumer.context().connection_error.lock().take();
         let records: Vec<RawRecord> = messages
@@ -455,57 +436,22 @@ impl Scan {
                 query.status.set_state(QueryState::Terminated);
             }
         }
-        // Reading moves on at once, while the batch's deliveries are in flight; positions are
-        // confirmed (and committed) only once every output of the batch is in Kafka, so a failed
-        // batch is read again rather than lost.
-        let mut positions = Vec::with_capacity(advanced.len());
+        for delivery in deliveries {
+            match self.runtime.block_on(delivery) {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(SluiceError::Kafka(e)),
+                Err(_) => return Err(SluiceError::Execution("a delivery was cancelled".into())),
+            }
+        }
+        // Positions move only once every output of the batch is in Kafka, so a failed batch is
+        // read again rather than lost.
         for (index, next) in advanced {
             let query = &mut self.queries[index];
-            query.next = next.clone();
-            positions.push((query.id.clone(), next));
+            query.next = next;
+            query.dirty = true;
         }
-        self.in_flight.push_back(InFlight { deliveries, positions });
-        self.settle(MAX_IN_FLIGHT)?;
         self.mark_running();
         Ok(())
-    }
-
-    /// Waits for the oldest batches until at most `keep` are in flight, confirming the
-    /// positions of each batch whose deliveries all succeeded.
-    fn settle(&mut self, keep: usize) -> Result<()> {
-        while self.in_flight.len() > keep {
-            let Some(batch) = self.in_flight.pop_front() else { break };
-            for delivery in batch.deliveries {
-                match self.runtime.block_on(delivery) {
-                    Ok(Ok(_)) => {}
-                    Ok(Err((e, _))) => return Err(SluiceError::Kafka(e)),
-                    Err(_) => return Err(SluiceError::Execution("a delivery was cancelled".into())),
-                }
-            }
-            for (id, position) in batch.positions {
-                if let Some(query) = self.queries.iter_mut().find(|q| q.id == id) {
-                    query.confirmed = position;
-                    query.dirty = true;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Waits for every batch in flight (before a query leaves or the scan stops).
-    fn settle_all(&mut self) {
-        if let Err(e) = self.settle(0) {
-            warn!(topic = %self.topic, error = %e, "a delivery failed; those records will be read again");
-            self.rewind();
-        }
-    }
-
-    /// Forgets what is in flight and reads again from the confirmed positions.
-    fn rewind(&mut self) {
-        self.in_flight.clear();
-        for query in &mut self.queries {
-            query.next = query.confirmed.clone();
-        }
     }
 
     fn mark_running(&self) {
@@ -523,7 +469,7 @@ impl Scan {
         }
         self.last_commit = Instant::now();
         for query in self.queries.iter_mut().filter(|q| q.persistent && q.dirty) {
-            match self.runtime.block_on(self.offsets.commit(&query.id, &query.confirmed)) {
+            match self.runtime.block_on(self.offsets.commit(&query.id, &query.next)) {
                 Ok(()) => query.dirty = false,
                 Err(e) => warn!(query = %query.id, error = %e, "could not commit offsets; will retry"),
             }

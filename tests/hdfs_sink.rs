@@ -501,3 +501,54 @@ async fn bad_connector_configs_are_refused_with_the_key_named() {
     assert_eq!(status, 400, "{body}");
     server.ksql_ok("DROP CONNECTOR IF EXISTS NOPE;").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn put_config_creates_then_replaces_and_restart_recovers_from_the_store() {
+    let broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let landing = tempfile::tempdir().unwrap();
+    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    server
+        .ksql_ok("CREATE STREAM PUT_ME (LINE STRING) WITH (KAFKA_TOPIC='PUT_ME', VALUE_FORMAT='KAFKA', PARTITIONS=1);")
+        .await;
+    let config = |flush: &str| {
+        json!({
+            "connector.class": "io.confluent.connect.hdfs.HdfsSinkConnector",
+            "topics": "PUT_ME",
+            "store.url": format!("file://{}", landing.path().display()),
+            "flush.size": flush,
+            "format.class": "io.confluent.connect.hdfs.string.StringFormat",
+            "value.converter": "org.apache.kafka.connect.storage.StringConverter"
+        })
+    };
+    let url = format!("{}/connectors/put-me/config", server.url);
+    let created = server.client().put(&url).json(&config("2")).send().await.unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let replaced = server.client().put(&url).json(&config("3")).send().await.unwrap();
+    assert_eq!(replaced.status().as_u16(), 200);
+    let body: Value = replaced.json().await.unwrap();
+    assert_eq!(body["config"]["flush.size"], "3");
+    let shown: Value = server.client().get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(shown["flush.size"], "3");
+
+    let producer = producer(&broker.bootstrap);
+    for n in 0..3 {
+        produce(&producer, "PUT_ME", "k", &format!("line {n}")).await;
+    }
+    let dir = landing.path().join("topics");
+    assert_eq!(wait_for_files(&dir, 1).await, vec!["PUT_ME/partition=0/PUT_ME+0+0000000000+0000000002.txt"]);
+    let restarted = server
+        .client()
+        .post(format!("{}/connectors/put-me/restart", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(restarted.status().as_u16(), 204);
+    for n in 3..6 {
+        produce(&producer, "PUT_ME", "k", &format!("line {n}")).await;
+    }
+    let files = wait_for_files(&dir, 2).await;
+    assert_eq!(files[1], "PUT_ME/partition=0/PUT_ME+0+0000000003+0000000005.txt", "{files:?}");
+    let status = wait_committed(&server, "put-me", 6, Duration::from_secs(30)).await;
+    assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
+}

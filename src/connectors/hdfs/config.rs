@@ -68,7 +68,6 @@ pub struct HdfsSinkConfig {
     pub format: FileFormat,
     pub value_converter: ValueConverter,
     pub offset_pad: usize,
-    pub tasks_max: u32,
     pub retry_backoff: Duration,
 }
 
@@ -203,8 +202,8 @@ impl HdfsSinkConfig {
             return Err(SluiceError::NotImplemented("hive.integration=true".into()));
         }
         let offset_pad = keys.number("filename.offset.zero.pad.width")?.unwrap_or(10);
-        let tasks_max = keys.number("tasks.max")?.unwrap_or(1);
-        if tasks_max < 1 {
+        // One task runs all partitions of a connector; `tasks.max` is checked, not used.
+        if keys.number("tasks.max")?.is_some_and(|tasks| tasks < 1) {
             return Err(SluiceError::Config("tasks.max must be at least 1".into()));
         }
         let retry_backoff = Duration::from_millis(keys.number("retry.backoff.ms")?.unwrap_or(5000) as u64);
@@ -218,7 +217,6 @@ impl HdfsSinkConfig {
             format,
             value_converter,
             offset_pad: offset_pad as usize,
-            tasks_max: tasks_max as u32,
             retry_backoff,
         };
         for key in INERT_KEYS {

@@ -10,21 +10,21 @@ use super::Engine;
 use crate::{
     catalog::ConnectorDef,
     connectors::hdfs::{SinkState, SinkStatus},
-    parser::{CreateConnector, Properties, PropertyValue, display_ident},
+    parser::{ConnectorKind, CreateConnector, Properties, PropertyValue, display_ident},
 };
 
 /// The catalog entry a `CREATE … CONNECTOR` statement makes.
 pub fn definition(create: &CreateConnector) -> ConnectorDef {
+    let config = create.properties.0.iter().map(|(k, v)| (k.clone(), v.as_text()));
+    from_config(&create.name, create.kind, config)
+}
+
+/// A connector from Connect's string config; its `name` key is the connector's name, not config.
+pub fn from_config(name: &str, kind: ConnectorKind, config: impl IntoIterator<Item = (String, String)>) -> ConnectorDef {
     ConnectorDef {
-        name: create.name.clone(),
-        kind: create.kind,
-        config: create
-            .properties
-            .0
-            .iter()
-            .filter(|(k, _)| k != "name")
-            .map(|(k, v)| (k.clone(), v.as_text()))
-            .collect(),
+        name: name.to_string(),
+        kind,
+        config: config.into_iter().filter(|(k, _)| k != "name").collect(),
     }
 }
 

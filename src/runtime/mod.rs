@@ -68,6 +68,12 @@ impl QueryManager {
 
     /// The positions a new query starts from, per partition of its source topic.
     pub fn start_offsets(&self, topic: &str, reset: OffsetReset) -> Result<PartitionOffsets> {
+        let (earliest, latest) = self.log_bounds(topic)?;
+        Ok(if reset == OffsetReset::Earliest { earliest } else { latest })
+    }
+
+    /// Each partition's first and next offsets, from one watermark fetch.
+    fn log_bounds(&self, topic: &str) -> Result<(PartitionOffsets, PartitionOffsets)> {
         let partitions = self
             .cluster
             .topic(topic)?
@@ -77,10 +83,8 @@ impl QueryManager {
         Ok(marks
             .into_iter()
             .enumerate()
-            .map(|(p, (low, high))| {
-                (p as i32, if reset == OffsetReset::Earliest { low } else { high })
-            })
-            .collect())
+            .map(|(p, (low, high))| ((p as i32, low), (p as i32, high)))
+            .unzip())
     }
 
     /// Starts a persistent query from `start` in the scan of its source topic.
@@ -139,11 +143,12 @@ impl QueryManager {
         bounded: bool,
     ) -> Result<ScanHandle> {
         plan.forwards_value = false;
-        let reset = if bounded { OffsetReset::Earliest } else { reset };
-        let start = self.start_offsets(&plan.source.topic, reset)?;
-        let until = bounded
-            .then(|| self.start_offsets(&plan.source.topic, OffsetReset::Latest))
-            .transpose()?;
+        let (start, until) = if bounded {
+            let (earliest, latest) = self.log_bounds(&plan.source.topic)?;
+            (earliest, Some(latest))
+        } else {
+            (self.start_offsets(&plan.source.topic, reset)?, None)
+        };
         let status = Arc::new(QueryStatus::new());
         let scan = ScanHandle::spawn(
             &plan.source,

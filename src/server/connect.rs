@@ -146,11 +146,7 @@ pub async fn put_config(
             "Connector name configuration must match connector name in request".into(),
         ));
     }
-    let candidate = ConnectorDef {
-        name: name.clone(),
-        kind: ConnectorKind::Sink,
-        config: config.iter().filter(|(k, _)| k.as_str() != "name").map(|(k, v)| (k.clone(), v.clone())).collect(),
-    };
+    let candidate = connector::from_config(&name, ConnectorKind::Sink, config.clone());
     ConnectorManager::validate(&candidate).map_err(|e| ConnectError(StatusCode::BAD_REQUEST, e.to_string()))?;
     let existed = state.engine.catalog.connector(&name).is_some_and(|c| c.name == name);
     let mut sql = String::new();

@@ -551,4 +551,44 @@ async fn put_config_creates_then_replaces_and_restart_recovers_from_the_store() 
     assert_eq!(files[1], "PUT_ME/partition=0/PUT_ME+0+0000000003+0000000005.txt", "{files:?}");
     let status = wait_committed(&server, "put-me", 6, Duration::from_secs(30)).await;
     assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
+
+    let get = |path: &str| server.client().get(format!("{}{path}", server.url)).send();
+    let expanded: Value = get("/connectors?expand=status").await.unwrap().json().await.unwrap();
+    assert_eq!(expanded["put-me"]["status"]["tasks"][0]["state"], "RUNNING", "{expanded}");
+    let tasks: Value = get("/connectors/put-me/tasks").await.unwrap().json().await.unwrap();
+    assert_eq!(tasks[0]["id"], json!({"connector": "put-me", "task": 0}), "{tasks}");
+    assert_eq!(tasks[0]["config"]["flush.size"], "3", "{tasks}");
+    let topics: Value = get("/connectors/put-me/topics").await.unwrap().json().await.unwrap();
+    assert_eq!(topics, json!({"put-me": {"topics": ["PUT_ME"]}}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn topics_regex_picks_up_matching_topics_and_scheduled_rotation_commits_partial_files() {
+    let broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let landing = tempfile::tempdir().unwrap();
+    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    server
+        .ksql_ok(&format!(
+            "CREATE SINK CONNECTOR GRID WITH ('connector.class'='HdfsSinkConnector', 'topics.regex'='GRID_[0-9]+', 'store.url'='file://{}', 'flush.size'='1000', 'rotate.schedule.interval.ms'='10000', 'timezone'='UTC', 'format.class'='io.confluent.connect.hdfs.string.StringFormat', 'value.converter'='org.apache.kafka.connect.storage.StringConverter');",
+            landing.path().display()
+        ))
+        .await;
+    for topic in ["GRID_1", "GRID_2", "GRIDX"] {
+        server
+            .ksql_ok(&format!("CREATE STREAM {topic} (LINE STRING) WITH (KAFKA_TOPIC='{topic}', VALUE_FORMAT='KAFKA', PARTITIONS=1);"))
+            .await;
+    }
+    let producer = producer(&broker.bootstrap);
+    for topic in ["GRID_1", "GRID_2", "GRIDX"] {
+        for n in 0..2 {
+            produce(&producer, topic, "k", &format!("{topic} {n}")).await;
+        }
+    }
+    let files = wait_for_files(&landing.path().join("topics"), 2).await;
+    assert_eq!(
+        files,
+        vec!["GRID_1/partition=0/GRID_1+0+0000000000+0000000001.txt", "GRID_2/partition=0/GRID_2+0+0000000000+0000000001.txt"],
+        "two records each, committed by the schedule long before flush.size; GRIDX does not match"
+    );
 }

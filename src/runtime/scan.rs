@@ -4,9 +4,13 @@
 //! Each query keeps its own next offset per partition; the consumer reads from the smallest, and
 //! a query sees a record only at or past its own offset. So a query can join or leave a running
 //! scan, start earlier or later than the others, and none of them sees a record twice.
+//!
+//! Output is pipelined: a few batches may wait for their delivery reports while the next one is
+//! read and evaluated. A query's committed position moves only when a batch is wholly in Kafka,
+//! in batch order; after a failure every query goes back to its committed position.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, VecDeque},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -36,7 +40,11 @@ use super::{
     status::ProcessingError,
 };
 use crate::{
-    connectors::kafka::{KafkaCluster, offsets::{OffsetStore, PartitionOffsets}},
+    connectors::kafka::{
+        KafkaCluster,
+        delivery::{BatchDeliveries, BatchProducer},
+        offsets::{OffsetStore, PartitionOffsets},
+    },
     error::{Result, SluiceError},
     catalog::StreamDef,
     format::{RawRecord, RecordDecoder},
@@ -45,6 +53,11 @@ use crate::{
 
 const MAX_BATCH: usize = 8192;
 const POLL_WAIT: Duration = Duration::from_millis(100);
+/// How long a batch keeps filling after its first record: big batches keep the cost per record
+/// down, a short wait keeps latency down.
+const FILL_WAIT: Duration = Duration::from_millis(20);
+/// Batches whose output may be waiting for delivery reports at once.
+const MAX_IN_FLIGHT: usize = 4;
 const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 /// A failing scan (Kafka unreachable, say) retries after this, doubling up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
@@ -56,7 +69,10 @@ pub struct ScanQuery {
     plan: ContinuousPlan,
     sink: QuerySink,
     status: Arc<QueryStatus>,
+    /// Past the last record whose output is in Kafka: what is committed.
     next: PartitionOffsets,
+    /// Past the last record evaluated, whose output may still be in flight.
+    sent: PartitionOffsets,
     /// For a pull query over a stream: the log ends when it started; it completes there.
     until: Option<PartitionOffsets>,
     persistent: bool,
@@ -81,7 +97,7 @@ impl ScanQuery {
     }
 
     fn wants(&self, record: &RawRecord<'_>) -> bool {
-        record.offset >= self.next.get(&record.partition).copied().unwrap_or(0)
+        record.offset >= self.sent.get(&record.partition).copied().unwrap_or(0)
             && self
                 .until
                 .as_ref()
@@ -101,6 +117,7 @@ impl ScanQuery {
             plan,
             sink,
             status,
+            sent: start.clone(),
             next: start,
             until: None,
             persistent,
@@ -108,6 +125,12 @@ impl ScanQuery {
             dirty: false,
         }
     }
+}
+
+/// A batch whose output is on its way to Kafka, and where each query stands once it is there.
+struct InFlight {
+    deliveries: Arc<BatchDeliveries>,
+    positions: Vec<(String, PartitionOffsets)>,
 }
 
 enum Control {
@@ -144,7 +167,9 @@ impl ScanHandle {
             consumer,
             offsets,
             runtime,
+            producer: cluster.output_producer().clone(),
             queries: Vec::new(),
+            in_flight: VecDeque::new(),
             shared: SharedExprs::default(),
             filters: Vec::new(),
             control: receiver,
@@ -213,7 +238,10 @@ struct Scan {
     consumer: BaseConsumer<ScanContext>,
     offsets: Arc<OffsetStore>,
     runtime: Handle,
+    /// The producer the queries' topic sinks share; the scan serves its delivery reports.
+    producer: Arc<BatchProducer>,
     queries: Vec<ScanQuery>,
+    in_flight: VecDeque<InFlight>,
     /// Function calls the queries' filters share, and each query's filter rewritten to read them.
     shared: SharedExprs,
     filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
@@ -232,6 +260,9 @@ impl Scan {
                 None => self.control.try_recv().ok(),
             };
             if let Some(message) = message {
+                if let Err(e) = self.settle(0) {
+                    self.rewind(&e);
+                }
                 match message {
                     Control::Add(query) => self.queries.push(*query),
                     Control::Remove(id) => {
@@ -252,15 +283,14 @@ impl Scan {
             }
             let outcome = if reassign { self.assign() } else { Ok(()) }.and_then(|()| {
                 reassign = false;
-                self.process_batch()
+                self.process_batch()?;
+                self.settle(MAX_IN_FLIGHT)
             });
             match outcome {
                 Ok(()) => backoff = MIN_BACKOFF,
                 Err(e) => {
+                    self.rewind(&e);
                     warn!(topic = %self.topic, error = %e, retry_in = ?backoff, "scan failed; retrying");
-                    for q in &self.queries {
-                        q.status.set_state(QueryState::Error(e.to_string()));
-                    }
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     reassign = true;
@@ -272,11 +302,45 @@ impl Scan {
                     query.status.set_state(QueryState::Terminated);
                 }
             }
-            let before = self.queries.len();
-            self.queries.retain(|q| q.status.state() != QueryState::Terminated);
-            if self.queries.len() != before {
+            if self.queries.iter().any(|q| q.status.state() == QueryState::Terminated) {
+                if let Err(e) = self.settle(0) {
+                    self.rewind(&e);
+                    reassign = true;
+                }
+                self.commit(true);
+                self.queries.retain(|q| q.status.state() != QueryState::Terminated);
                 self.share_expressions();
             }
+        }
+    }
+
+    /// Moves positions for the batches whose output is all in Kafka, in batch order, first
+    /// waiting for the oldest ones until at most `keep` remain in flight.
+    fn settle(&mut self, keep: usize) -> Result<()> {
+        self.producer.poll();
+        while let Some(front) = self.in_flight.front() {
+            if self.in_flight.len() <= keep && !front.deliveries.is_settled() {
+                break;
+            }
+            self.producer.wait(&front.deliveries)?;
+            let settled = self.in_flight.pop_front().expect("the front batch");
+            for (id, position) in settled.positions {
+                if let Some(query) = self.queries.iter_mut().find(|q| q.id == id) {
+                    query.next = position;
+                    query.dirty = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After a failure: forgets the batches in flight and puts every query back at its committed
+    /// position, so what was not confirmed is read and written again rather than lost.
+    fn rewind(&mut self, error: &SluiceError) {
+        self.in_flight.clear();
+        for query in &mut self.queries {
+            query.sent = query.next.clone();
+            query.status.set_state(QueryState::Error(error.to_string()));
         }
     }
 
@@ -291,7 +355,7 @@ impl Scan {
     fn assign(&mut self) -> Result<()> {
         let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
         for query in &self.queries {
-            for (partition, offset) in &query.next {
+            for (partition, offset) in &query.sent {
                 positions
                     .entry(*partition)
                     .and_modify(|o| *o = (*o).min(*offset))
@@ -307,9 +371,12 @@ impl Scan {
         Ok(())
     }
 
+    /// Up to [`MAX_BATCH`] records: waits up to [`POLL_WAIT`] for the first, then at most
+    /// [`FILL_WAIT`] more for the rest.
     fn poll_batch(consumer: &BaseConsumer<ScanContext>) -> Result<Vec<BorrowedMessage<'_>>> {
         let mut messages = Vec::new();
         let mut wait = POLL_WAIT;
+        let mut filled_by = None;
         while messages.len() < MAX_BATCH {
             match consumer.poll(wait) {
                 Some(Ok(message)) => messages.push(message),
@@ -321,7 +388,8 @@ impl Scan {
                 }
                 None => break,
             }
-            wait = Duration::ZERO;
+            let deadline = *filled_by.get_or_insert_with(|| Instant::now() + FILL_WAIT);
+            wait = deadline.saturating_duration_since(Instant::now());
         }
         Ok(messages)
     }
@@ -358,8 +426,8 @@ impl Scan {
             .then(|| self.shared.evaluate(&decoded.batch))
             .transpose()?;
         let batch = shared.as_ref().map_or(&decoded.batch, |s| &s.batch);
-        let mut deliveries = Vec::new();
-        let mut advanced = Vec::with_capacity(self.queries.len());
+        let deliveries = Arc::new(BatchDeliveries::default());
+        let mut positions = Vec::with_capacity(self.queries.len());
         let topic = self.topic.clone();
         for (index, query) in self.queries.iter_mut().enumerate() {
             if query.status.state() == QueryState::Terminated {
@@ -414,8 +482,8 @@ impl Scan {
             if let Some(limit) = query.plan.limit {
                 rows.truncate(limit.saturating_sub(query.emitted) as usize);
             }
-            match query.sink.write(&rows, &evaluated.columns, evaluated.keys.as_ref(), query.plan.forwards_value) {
-                Ok(mut sent) => deliveries.append(&mut sent),
+            match query.sink.write(&rows, &evaluated.columns, evaluated.keys.as_ref(), query.plan.forwards_value, &deliveries) {
+                Ok(()) => {}
                 Err(SluiceError::Execution(_)) if !query.persistent => {
                     query.status.set_state(QueryState::Terminated);
                     continue;
@@ -425,31 +493,17 @@ impl Scan {
             query.emitted += rows.len() as u64;
             query.status.records_in.fetch_add(count as u64, Ordering::Relaxed);
             query.status.records_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
-            let mut next = query.next.clone();
             for (record, eligible) in records.iter().zip(&eligible_records) {
                 if *eligible {
-                    next.insert(record.partition, record.offset + 1);
+                    query.sent.insert(record.partition, record.offset + 1);
                 }
             }
-            advanced.push((index, next));
+            positions.push((query.id.clone(), query.sent.clone()));
             if query.plan.limit.is_some_and(|l| query.emitted >= l) {
                 query.status.set_state(QueryState::Terminated);
             }
         }
-        for delivery in deliveries {
-            match self.runtime.block_on(delivery) {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(SluiceError::Kafka(e)),
-                Err(_) => return Err(SluiceError::Execution("a delivery was cancelled".into())),
-            }
-        }
-        // Positions move only once every output of the batch is in Kafka, so a failed batch is
-        // read again rather than lost.
-        for (index, next) in advanced {
-            let query = &mut self.queries[index];
-            query.next = next;
-            query.dirty = true;
-        }
+        self.in_flight.push_back(InFlight { deliveries, positions });
         self.mark_running();
         Ok(())
     }

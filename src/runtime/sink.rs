@@ -1,13 +1,13 @@
 //! Where a query's rows go: a Kafka topic in the sink stream's format, or a push query's client.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use arrow::array::ArrayRef;
-use rdkafka::producer::{FutureProducer, FutureRecord, future_producer::DeliveryFuture};
 use tokio::sync::mpsc;
 
 use crate::{
     catalog::Format,
+    connectors::kafka::delivery::{self, BatchDeliveries, BatchProducer},
     error::{Result, SluiceError},
     format::{ColumnWriter, RawRecord, encode_row},
 };
@@ -22,7 +22,7 @@ pub struct OutputRow<'a> {
 pub enum QuerySink {
     /// Records into a topic.
     Topic {
-        producer: FutureProducer,
+        producer: Arc<BatchProducer>,
         topic: String,
         partitions: i32,
         format: Format,
@@ -34,14 +34,16 @@ pub enum QuerySink {
 }
 
 impl QuerySink {
-    /// Writes the rows of one batch; returns the deliveries to await before committing offsets.
+    /// Writes the rows of one batch; records sent to a topic count in `batch`, which settles
+    /// once Kafka has them all.
     pub fn write(
         &self,
         rows: &[OutputRow<'_>],
         columns: &[ArrayRef],
         keys: Option<&ArrayRef>,
         forward_value: bool,
-    ) -> Result<Vec<DeliveryFuture>> {
+        batch: &Arc<BatchDeliveries>,
+    ) -> Result<()> {
         let writers: Vec<ColumnWriter> = columns.iter().map(ColumnWriter::new).collect();
         let key_writer = keys.map(ColumnWriter::new);
         match self {
@@ -53,7 +55,6 @@ impl QuerySink {
                 delimiter,
                 names,
             } => {
-                let mut deliveries = Vec::with_capacity(rows.len());
                 let mut value = Vec::with_capacity(256);
                 let mut key = Vec::new();
                 for out in rows {
@@ -73,7 +74,7 @@ impl QuerySink {
                         Some(_) => None,
                         None => out.record.key,
                     };
-                    let mut record = FutureRecord::<[u8], [u8]>::to(topic).timestamp(out.record.timestamp);
+                    let mut record = delivery::record(topic, batch).timestamp(out.record.timestamp);
                     if let Some(p) = payload {
                         record = record.payload(p);
                     }
@@ -83,9 +84,9 @@ impl QuerySink {
                     if key_writer.is_none() && out.record.partition < *partitions {
                         record = record.partition(out.record.partition);
                     }
-                    deliveries.push(send(producer, record)?);
+                    producer.send(batch, record)?;
                 }
-                Ok(deliveries)
+                Ok(())
             }
             QuerySink::Rows(sender) => {
                 for out in rows {
@@ -102,24 +103,8 @@ impl QuerySink {
                         return Err(SluiceError::Execution("the push query's client went away".into()));
                     }
                 }
-                Ok(Vec::new())
+                Ok(())
             }
-        }
-    }
-}
-
-/// Queues a record, waiting while the producer's queue is full rather than dropping it.
-fn send(producer: &FutureProducer, mut record: FutureRecord<'_, [u8], [u8]>) -> Result<DeliveryFuture> {
-    loop {
-        match producer.send_result(record) {
-            Ok(delivery) => return Ok(delivery),
-            Err((rdkafka::error::KafkaError::MessageProduction(
-                rdkafka::types::RDKafkaErrorCode::QueueFull,
-            ), returned)) => {
-                record = returned;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err((e, _)) => return Err(SluiceError::Kafka(e)),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Kafka through rdkafka: client settings, topic administration and offsets.
 
+pub mod delivery;
 pub mod offsets;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use rdkafka::{
     ClientConfig,
@@ -15,6 +16,8 @@ use rdkafka::{
 
 use crate::error::{Result, SluiceError};
 
+use delivery::BatchProducer;
+
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The Kafka cluster Sluice runs against, and the clients shared by every part of the server.
@@ -23,6 +26,7 @@ pub struct KafkaCluster {
     admin: AdminClient<DefaultClientContext>,
     metadata: BaseConsumer,
     producer: FutureProducer,
+    output: Arc<BatchProducer>,
 }
 
 /// A topic and its partition count.
@@ -40,6 +44,7 @@ impl KafkaCluster {
             admin: client_config(bootstrap_servers).create()?,
             metadata: client_config(bootstrap_servers).create()?,
             producer: producer_config(bootstrap_servers).create()?,
+            output: Arc::new(BatchProducer::new(&producer_config(bootstrap_servers))?),
         })
     }
 
@@ -65,9 +70,9 @@ impl KafkaCluster {
         config
     }
 
-    /// Settings for a producer that writes query output.
-    pub fn producer_config(&self) -> ClientConfig {
-        producer_config(&self.bootstrap_servers)
+    /// The producer shared by the queries that write to topics.
+    pub fn output_producer(&self) -> &Arc<BatchProducer> {
+        &self.output
     }
 
     /// The topic's partitions, or `None` when it does not exist.

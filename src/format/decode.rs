@@ -1,6 +1,6 @@
 //! Decoding a batch of records into one Arrow batch; a record that does not fit is set aside.
 
-use std::{borrow::Cow, fmt, sync::Arc};
+use std::{borrow::Cow, fmt, ops::Range, sync::Arc};
 
 use arrow::{
     array::{
@@ -51,6 +51,8 @@ enum Cell<'a> {
     Int(i64),
     Float(f64),
     Text(Cow<'a, str>),
+    /// A JSON string with escapes, unescaped into the record's scratch text at this range.
+    Unescaped(Range<usize>),
 }
 
 impl RecordDecoder {
@@ -101,10 +103,12 @@ impl RecordDecoder {
         let mut rows = Vec::with_capacity(records.len());
         let mut errors = Vec::new();
         let mut cells: Vec<Cell> = Vec::with_capacity(self.columns.len());
+        let mut scratch = String::new();
         for (index, record) in records.iter().enumerate() {
             cells.clear();
             cells.resize(self.columns.len(), Cell::Null);
-            if let Err(reason) = self.decode_record(record, &mut cells) {
+            scratch.clear();
+            if let Err(reason) = self.decode_record(record, &mut cells, &mut scratch) {
                 errors.push((index, reason));
                 continue;
             }
@@ -126,7 +130,7 @@ impl RecordDecoder {
                         time = ms;
                     }
                 }
-                builder.append(cell);
+                builder.append(cell, &scratch);
             }
             rowtime.append_value(time);
             partition.append_value(record.partition);
@@ -148,6 +152,7 @@ impl RecordDecoder {
         &self,
         record: &RawRecord<'a>,
         cells: &mut [Cell<'a>],
+        scratch: &mut String,
     ) -> Result<(), String> {
         for (i, column) in self.columns.iter().enumerate().filter(|(_, c)| c.key) {
             if let Some(key) = record.key {
@@ -158,7 +163,7 @@ impl RecordDecoder {
             return Err("the record has no value (a tombstone)".into());
         };
         match self.value_format {
-            Format::Json => self.decode_json(value, cells),
+            Format::Json => self.decode_json(value, cells, scratch),
             Format::Kafka => {
                 if let Some(i) = self.columns.iter().position(|c| !c.key) {
                     cells[i] = kafka_cell(&self.columns[i].data_type, value)?;
@@ -169,7 +174,12 @@ impl RecordDecoder {
         }
     }
 
-    fn decode_json<'a>(&self, value: &'a [u8], cells: &mut [Cell<'a>]) -> Result<(), String> {
+    fn decode_json<'a>(
+        &self,
+        value: &'a [u8],
+        cells: &mut [Cell<'a>],
+        scratch: &mut String,
+    ) -> Result<(), String> {
         let mut deserializer = serde_json::Deserializer::from_slice(value);
         let single_value = self.columns.iter().filter(|c| !c.key).count() == 1;
         let first = value.iter().find(|b| !b.is_ascii_whitespace()).copied();
@@ -178,13 +188,14 @@ impl RecordDecoder {
                 .deserialize_map(RowVisitor {
                     decoder: self,
                     cells,
+                    scratch,
                 })
                 .map_err(|e| format!("Invalid JSON: {e}"))?;
             deserializer.end().map_err(|e| format!("Invalid JSON: {e}"))
         } else if single_value {
             let i = self.columns.iter().position(|c| !c.key).unwrap_or(0);
             let raw: &RawValue = serde_json::from_slice(value).map_err(|e| format!("Invalid JSON: {e}"))?;
-            cells[i] = json_cell(&self.columns[i].data_type, raw)?;
+            cells[i] = json_cell(&self.columns[i].data_type, raw, scratch)?;
             Ok(())
         } else {
             Err("Invalid JSON: expected a JSON object for the record's value".into())
@@ -260,6 +271,7 @@ fn split_delimited(line: &str, delimiter: char) -> Vec<Cow<'_, str>> {
 struct RowVisitor<'d, 'c, 'a> {
     decoder: &'d RecordDecoder,
     cells: &'c mut [Cell<'a>],
+    scratch: &'c mut String,
 }
 
 impl<'de, 'd, 'c> Visitor<'de> for RowVisitor<'d, 'c, 'de> {
@@ -279,7 +291,7 @@ impl<'de, 'd, 'c> Visitor<'de> for RowVisitor<'d, 'c, 'de> {
             match column {
                 Some(i) => {
                     let raw: &'de RawValue = map.next_value()?;
-                    self.cells[i] = json_cell(&self.decoder.columns[i].data_type, raw)
+                    self.cells[i] = json_cell(&self.decoder.columns[i].data_type, raw, self.scratch)
                         .map_err(de::Error::custom)?;
                 }
                 None => {
@@ -291,18 +303,24 @@ impl<'de, 'd, 'c> Visitor<'de> for RowVisitor<'d, 'c, 'de> {
     }
 }
 
-/// Converts one JSON value to a cell of the column's type, coercing as ksqlDB does.
-fn json_cell<'a>(data_type: &SqlType, raw: &'a RawValue) -> Result<Cell<'a>, String> {
+/// Converts one JSON value to a cell of the column's type, coercing as ksqlDB does. A STRING
+/// with escapes is unescaped into `scratch`, so decoding allocates nothing per record.
+fn json_cell<'a>(data_type: &SqlType, raw: &'a RawValue, scratch: &mut String) -> Result<Cell<'a>, String> {
     let text = raw.get();
     let first = text.as_bytes().first().copied().unwrap_or(b'n');
     if text == "null" {
         return Ok(Cell::Null);
     }
     match data_type {
-        SqlType::String => Ok(Cell::Text(match first {
-            b'"' => json_string(text)?,
-            _ => Cow::Borrowed(text),
-        })),
+        SqlType::String => Ok(match first {
+            b'"' if text.contains('\\') => {
+                let start = scratch.len();
+                unescape(&text[1..text.len() - 1], scratch)?;
+                Cell::Unescaped(start..scratch.len())
+            }
+            b'"' => Cell::Text(Cow::Borrowed(&text[1..text.len() - 1])),
+            _ => Cell::Text(Cow::Borrowed(text)),
+        }),
         _ => match first {
             b'"' => text_cell(data_type, json_string(text)?),
             b't' | b'f' if *data_type == SqlType::Boolean => Ok(Cell::Bool(first == b't')),
@@ -310,6 +328,46 @@ fn json_cell<'a>(data_type: &SqlType, raw: &'a RawValue) -> Result<Cell<'a>, Str
             _ => Err(format!("cannot read {text} as {data_type}")),
         },
     }
+}
+
+/// Appends the content of a JSON string literal (without its quotes; already validated by the
+/// parser) to `out`, unescaped.
+fn unescape(escaped: &str, out: &mut String) -> Result<(), String> {
+    let mut rest = escaped;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let mut chars = rest[at + 1..].chars();
+        let code = chars.next().ok_or("a JSON string ends in a lone backslash")?;
+        let mut consumed = 1 + code.len_utf8();
+        match code {
+            'n' => out.push('\n'),
+            't' => out.push('\t'),
+            'r' => out.push('\r'),
+            'b' => out.push('\u{8}'),
+            'f' => out.push('\u{c}'),
+            'u' => {
+                let unit = |at: usize| -> Result<u32, String> {
+                    rest.get(at..at + 4)
+                        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                        .ok_or_else(|| "a JSON string has a bad \\u escape".to_string())
+                };
+                let high = unit(at + 2)?;
+                consumed = 6;
+                let scalar = if (0xD800..0xDC00).contains(&high) && rest[at + 6..].starts_with("\\u") {
+                    let low = unit(at + 8)?;
+                    consumed = 12;
+                    0x10000 + ((high - 0xD800) << 10) + (low.wrapping_sub(0xDC00) & 0x3FF)
+                } else {
+                    high
+                };
+                out.push(char::from_u32(scalar).unwrap_or(char::REPLACEMENT_CHARACTER));
+            }
+            other => out.push(other),
+        }
+        rest = &rest[at + consumed..];
+    }
+    out.push_str(rest);
+    Ok(())
 }
 
 /// A JSON string literal's content, unescaped only when it has escapes.
@@ -421,9 +479,11 @@ impl Builder {
         }
     }
 
-    /// Appends a cell already checked against the column's type.
-    fn append(&mut self, cell: Cell) {
+    /// Appends a cell already checked against the column's type; `scratch` holds the record's
+    /// unescaped strings.
+    fn append(&mut self, cell: Cell, scratch: &str) {
         match (self, cell) {
+            (Builder::Text(b), Cell::Unescaped(range)) => b.append_value(&scratch[range]),
             (Builder::Bool(b), Cell::Bool(v)) => b.append_value(v),
             (Builder::Int32(b), Cell::Int(v)) => b.append_value(v as i32),
             (Builder::Int64(b), Cell::Int(v)) => b.append_value(v),
@@ -461,6 +521,26 @@ impl Builder {
                     .with_precision_and_scale(p, s)
                     .expect("precision and scale were checked when the stream was declared"),
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unescape;
+
+    #[test]
+    fn unescape_agrees_with_serde_json() {
+        for literal in [
+            r#""{\"sensor_id\": 3, \"unit\": \"MW\"}""#,
+            r#""tab\there\\back\/slash\r\n""#,
+            r#""caf\u00e9 \ud83d\ude00 \b\f""#,
+            r#""no escapes""#,
+        ] {
+            let mut out = String::from("kept ");
+            unescape(&literal[1..literal.len() - 1], &mut out).unwrap();
+            let expected: String = serde_json::from_str(literal).unwrap();
+            assert_eq!(out, format!("kept {expected}"));
         }
     }
 }

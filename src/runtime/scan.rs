@@ -42,7 +42,7 @@ use super::{
 use crate::{
     connectors::kafka::{
         KafkaCluster,
-        delivery::{BatchDeliveries, BatchProducer},
+        delivery::BatchDeliveries,
         offsets::{OffsetStore, PartitionOffsets},
     },
     error::{Result, SluiceError},
@@ -167,7 +167,6 @@ impl ScanHandle {
             consumer,
             offsets,
             runtime,
-            producer: cluster.output_producer().clone(),
             queries: Vec::new(),
             in_flight: VecDeque::new(),
             shared: SharedExprs::default(),
@@ -238,8 +237,6 @@ struct Scan {
     consumer: BaseConsumer<ScanContext>,
     offsets: Arc<OffsetStore>,
     runtime: Handle,
-    /// The producer the queries' topic sinks share; the scan serves its delivery reports.
-    producer: Arc<BatchProducer>,
     queries: Vec<ScanQuery>,
     in_flight: VecDeque<InFlight>,
     /// Function calls the queries' filters share, and each query's filter rewritten to read them.
@@ -317,12 +314,11 @@ impl Scan {
     /// Moves positions for the batches whose output is all in Kafka, in batch order, first
     /// waiting for the oldest ones until at most `keep` remain in flight.
     fn settle(&mut self, keep: usize) -> Result<()> {
-        self.producer.poll();
         while let Some(front) = self.in_flight.front() {
             if self.in_flight.len() <= keep && !front.deliveries.is_settled() {
                 break;
             }
-            self.producer.wait(&front.deliveries)?;
+            front.deliveries.wait()?;
             let settled = self.in_flight.pop_front().expect("the front batch");
             for (id, position) in settled.positions {
                 if let Some(query) = self.queries.iter_mut().find(|q| q.id == id) {

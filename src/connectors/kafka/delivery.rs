@@ -1,7 +1,6 @@
 //! The producer behind query output: each record names the batch it belongs to, and delivery
 //! reports count that batch down, so a scan learns when a whole batch is in Kafka without a
-//! future, a channel or an allocation per record. The scans poll it themselves (no polling
-//! thread): after each batch they send, and while they wait for an old batch to settle.
+//! future, a channel or an allocation per record.
 
 use std::{
     sync::{
@@ -11,23 +10,19 @@ use std::{
     time::Duration,
 };
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use rdkafka::{
     ClientConfig, ClientContext,
     error::{KafkaError, RDKafkaErrorCode},
-    producer::{BaseProducer, BaseRecord, DeliveryResult, ProducerContext},
+    producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer},
 };
-
-/// The pause between two looks at the delivery reports while waiting for a batch. (librdkafka's
-/// queue poll with a timeout returns early again and again under load, so waiting inside it
-/// spins; a short sleep does not.)
-const DELIVERY_PAUSE: Duration = Duration::from_millis(1);
 
 /// The records of one batch still waiting for their delivery report, and the first failure.
 #[derive(Default)]
 pub struct BatchDeliveries {
     pending: AtomicUsize,
     failure: Mutex<Option<KafkaError>>,
+    settled: Condvar,
 }
 
 impl BatchDeliveries {
@@ -35,7 +30,10 @@ impl BatchDeliveries {
         if let Err(e) = result {
             self.failure.lock().get_or_insert(e);
         }
-        self.pending.fetch_sub(1, Ordering::AcqRel);
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let _failure = self.failure.lock();
+            self.settled.notify_all();
+        }
     }
 
     /// Whether every record sent so far has its delivery report.
@@ -43,9 +41,13 @@ impl BatchDeliveries {
         self.pending.load(Ordering::Acquire) == 0
     }
 
-    /// The first failure among the settled records.
-    fn outcome(&self) -> Result<(), KafkaError> {
-        self.failure.lock().take().map_or(Ok(()), Err)
+    /// Waits for the delivery report of every record sent so far; the first failure, if any.
+    pub fn wait(&self) -> Result<(), KafkaError> {
+        let mut failure = self.failure.lock();
+        while self.pending.load(Ordering::Acquire) != 0 {
+            self.settled.wait(&mut failure);
+        }
+        failure.take().map_or(Ok(()), Err)
     }
 }
 
@@ -62,9 +64,9 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
-/// A producer whose deliveries are counted per batch.
+/// A producer (its own thread serves the delivery reports) whose deliveries are counted per batch.
 pub struct BatchProducer {
-    producer: BaseProducer<DeliveryContext>,
+    producer: ThreadedProducer<DeliveryContext>,
 }
 
 impl BatchProducer {
@@ -88,30 +90,13 @@ impl BatchProducer {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     record = returned;
-                    self.producer.poll(Duration::ZERO);
-                    std::thread::sleep(DELIVERY_PAUSE);
+                    std::thread::sleep(Duration::from_millis(5));
                 }
                 Err((e, _)) => {
                     batch.settle(Err(e.clone()));
                     return Err(e);
                 }
             }
-        }
-    }
-
-    /// Serves the delivery reports that have arrived, without waiting.
-    pub fn poll(&self) {
-        self.producer.poll(Duration::ZERO);
-    }
-
-    /// Serves delivery reports until every record of `batch` has one; the first failure, if any.
-    pub fn wait(&self, batch: &BatchDeliveries) -> Result<(), KafkaError> {
-        loop {
-            self.producer.poll(Duration::ZERO);
-            if batch.is_settled() {
-                return batch.outcome();
-            }
-            std::thread::sleep(DELIVERY_PAUSE);
         }
     }
 }

@@ -81,10 +81,9 @@ impl BatchProducer {
     pub fn send(
         &self,
         batch: &Arc<BatchDeliveries>,
-        record: BaseRecord<'_, [u8], [u8], Arc<BatchDeliveries>>,
+        mut record: BaseRecord<'_, [u8], [u8], Arc<BatchDeliveries>>,
     ) -> Result<(), KafkaError> {
         batch.pending.fetch_add(1, Ordering::AcqRel);
-        let mut record = record;
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),

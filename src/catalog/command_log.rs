@@ -3,9 +3,8 @@
 //! A statement is appended before it takes effect; its offset is its command sequence number and
 //! names the query it starts. On start the server replays the log to rebuild the catalog.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc};
 
-use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -43,16 +42,8 @@ impl CommandLog {
     /// Appends a command and returns its sequence number once it is durable.
     pub async fn append(&self, command: &Command) -> Result<i64> {
         let value = serde_json::to_vec(command)?;
-        let delivery = self
-            .cluster
-            .producer()
-            .send(
-                FutureRecord::<str, [u8]>::to(&self.topic).payload(&value).partition(0),
-                Duration::from_secs(30),
-            )
-            .await
-            .map_err(|(e, _)| SluiceError::Kafka(e))?;
-        Ok(delivery.offset)
+        let (_, offset) = self.cluster.producer().send(&self.topic, Some(0), None, Some(&value)).await?;
+        Ok(offset)
     }
 
     /// Every command so far, in order, with its sequence number.

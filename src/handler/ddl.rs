@@ -429,15 +429,10 @@ pub async fn insert_values(engine: &Engine, insert: &InsertValues) -> Result<()>
             .join(&(stream.value_delimiter as char).to_string())
             .into_bytes(),
     };
-    let mut record = rdkafka::producer::FutureRecord::<str, [u8]>::to(&stream.topic).payload(&payload);
-    if let Some(key) = &key {
-        record = record.key(key);
-    }
     engine
         .cluster
         .producer()
-        .send(record, std::time::Duration::from_secs(30))
-        .await
-        .map_err(|(e, _)| SluiceError::Kafka(e))?;
+        .send(&stream.topic, None, key.as_ref().map(String::as_bytes), Some(&payload))
+        .await?;
     Ok(())
 }

@@ -96,6 +96,15 @@ impl ScanQuery {
         })
     }
 
+    /// Whether the query wants every record of a batch spanning `span` (per partition, its
+    /// first and last offset): the common case, decided without looking at each record.
+    fn wants_all(&self, span: &BTreeMap<i32, (i64, i64)>) -> bool {
+        self.until.is_none()
+            && span
+                .iter()
+                .all(|(partition, (first, _))| self.sent.get(partition).copied().unwrap_or(0) <= *first)
+    }
+
     fn wants(&self, record: &RawRecord<'_>) -> bool {
         record.offset >= self.sent.get(&record.partition).copied().unwrap_or(0)
             && self
@@ -417,6 +426,15 @@ impl Scan {
                 value: m.payload(),
             })
             .collect();
+        let mut span: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
+        for record in &records {
+            span.entry(record.partition)
+                .and_modify(|(first, last)| {
+                    *first = (*first).min(record.offset);
+                    *last = (*last).max(record.offset);
+                })
+                .or_insert((record.offset, record.offset));
+        }
         let decoded = self.decoder.decode(&records)?;
         let shared = (!self.shared.is_empty())
             .then(|| self.shared.evaluate(&decoded.batch))
@@ -429,13 +447,17 @@ impl Scan {
             if query.status.state() == QueryState::Terminated {
                 continue;
             }
-            let eligible_records: Vec<bool> = records.iter().map(|r| query.wants(r)).collect();
-            let count = eligible_records.iter().filter(|e| **e).count();
+            let eligible_records: Option<Vec<bool>> =
+                (!query.wants_all(&span)).then(|| records.iter().map(|r| query.wants(r)).collect());
+            let eligible = |record: usize| eligible_records.as_ref().is_none_or(|e| e[record]);
+            let count = eligible_records
+                .as_ref()
+                .map_or(records.len(), |e| e.iter().filter(|e| **e).count());
             if count == 0 {
                 continue;
             }
             let eligible_rows = (count < records.len())
-                .then(|| BooleanArray::from_iter(decoded.rows.iter().map(|r| Some(eligible_records[*r]))));
+                .then(|| BooleanArray::from_iter(decoded.rows.iter().map(|r| Some(eligible(*r)))));
             let filter = self.filters.get(index).and_then(Option::as_ref);
             let evaluated = operator::evaluate(&query.plan, filter, batch, eligible_rows.as_ref())?;
             let shared_errors = shared.iter().flat_map(|s| {
@@ -456,7 +478,7 @@ impl Scan {
                         .chain(shared_errors)
                         .map(|(row, m)| (decoded.rows[*row], m.clone())),
                 )
-                .filter(|(i, _)| eligible_records[*i]);
+                .filter(|(i, _)| eligible(*i));
             for (index, message) in failed {
                 let r = &records[index];
                 query.status.record_error(ProcessingError {
@@ -489,9 +511,18 @@ impl Scan {
             query.emitted += rows.len() as u64;
             query.status.records_in.fetch_add(count as u64, Ordering::Relaxed);
             query.status.records_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
-            for (record, eligible) in records.iter().zip(&eligible_records) {
-                if *eligible {
-                    query.sent.insert(record.partition, record.offset + 1);
+            match &eligible_records {
+                None => {
+                    for (partition, (_, last)) in &span {
+                        query.sent.insert(*partition, last + 1);
+                    }
+                }
+                Some(eligible_records) => {
+                    for (record, eligible) in records.iter().zip(eligible_records) {
+                        if *eligible {
+                            query.sent.insert(record.partition, record.offset + 1);
+                        }
+                    }
                 }
             }
             positions.push((query.id.clone(), query.sent.clone()));

@@ -14,8 +14,10 @@ use parking_lot::{Condvar, Mutex};
 use rdkafka::{
     ClientConfig, ClientContext,
     error::{KafkaError, RDKafkaErrorCode},
-    producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer},
+    producer::{BaseRecord, DeliveryResult, ProducerContext},
 };
+
+use super::producer::ReportedProducer;
 
 /// The records of one batch still waiting for their delivery report, and the first failure.
 #[derive(Default)]
@@ -64,15 +66,15 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
-/// A producer (its own thread serves the delivery reports) whose deliveries are counted per batch.
+/// A producer whose deliveries are counted per batch.
 pub struct BatchProducer {
-    producer: ThreadedProducer<DeliveryContext>,
+    producer: ReportedProducer<DeliveryContext>,
 }
 
 impl BatchProducer {
     pub fn new(config: &ClientConfig) -> Result<Self, KafkaError> {
         Ok(Self {
-            producer: config.create_with_context(DeliveryContext)?,
+            producer: ReportedProducer::new(config, DeliveryContext)?,
         })
     }
 

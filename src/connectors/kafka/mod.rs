@@ -2,6 +2,7 @@
 
 pub mod delivery;
 pub mod offsets;
+pub mod producer;
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,12 +12,12 @@ use rdkafka::{
     client::DefaultClientContext,
     consumer::{BaseConsumer, Consumer},
     error::RDKafkaErrorCode,
-    producer::FutureProducer,
 };
 
 use crate::error::{Result, SluiceError};
 
 use delivery::BatchProducer;
+use producer::RecordProducer;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -25,7 +26,7 @@ pub struct KafkaCluster {
     bootstrap_servers: String,
     admin: AdminClient<DefaultClientContext>,
     metadata: BaseConsumer,
-    producer: FutureProducer,
+    producer: RecordProducer,
     output: Arc<BatchProducer>,
 }
 
@@ -43,7 +44,7 @@ impl KafkaCluster {
             bootstrap_servers: bootstrap_servers.to_string(),
             admin: client_config(bootstrap_servers).create()?,
             metadata: client_config(bootstrap_servers).create()?,
-            producer: producer_config(bootstrap_servers).create()?,
+            producer: RecordProducer::new(&producer_config(bootstrap_servers))?,
             output: Arc::new(BatchProducer::new(&producer_config(bootstrap_servers))?),
         })
     }
@@ -53,7 +54,7 @@ impl KafkaCluster {
     }
 
     /// The producer shared by statements that write single records.
-    pub fn producer(&self) -> &FutureProducer {
+    pub fn producer(&self) -> &RecordProducer {
         &self.producer
     }
 

@@ -1,10 +1,9 @@
 //! Where each query has got to: the next offset to process per partition, kept in a compacted
 //! topic so that a restarted server resumes every query exactly where its output was flushed.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc};
 
 use parking_lot::Mutex;
-use rdkafka::producer::FutureRecord;
 
 use super::KafkaCluster;
 use crate::error::{Result, SluiceError};
@@ -60,26 +59,15 @@ impl OffsetStore {
         let value = serde_json::to_vec(offsets)?;
         self.cluster
             .producer()
-            .send(
-                FutureRecord::to(&self.topic).key(owner).payload(&value),
-                Duration::from_secs(30),
-            )
-            .await
-            .map_err(|(e, _)| SluiceError::Kafka(e))?;
+            .send(&self.topic, None, Some(owner.as_bytes()), Some(&value))
+            .await?;
         self.committed.lock().insert(owner.to_string(), offsets.clone());
         Ok(())
     }
 
     /// Forgets an owner's offsets (a tombstone, so compaction drops them).
     pub async fn forget(&self, owner: &str) -> Result<()> {
-        self.cluster
-            .producer()
-            .send(
-                FutureRecord::<str, [u8]>::to(&self.topic).key(owner),
-                Duration::from_secs(30),
-            )
-            .await
-            .map_err(|(e, _)| SluiceError::Kafka(e))?;
+        self.cluster.producer().send(&self.topic, None, Some(owner.as_bytes()), None).await?;
         self.committed.lock().remove(owner);
         Ok(())
     }

@@ -40,7 +40,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     match args.first().map(String::as_str) {
         Some("broker") => run_broker(&args[1], &args[2]),
-        Some("baseline") => run_baseline(&args[1], args[2].parse().unwrap()),
+        Some("baseline") => run_baseline(&args[1], args[2].parse().unwrap(), &args[3], &args[4]),
         _ => tokio::runtime::Runtime::new().unwrap().block_on(orchestrate()),
     }
 }
@@ -67,10 +67,11 @@ struct Payload {
     sensor_id: u32,
 }
 
-/// The baseline: consume `INGESTION`, parse `payload` out of each value and `sensor_id` out of
-/// it, produce the record unchanged to `BASE_SENSOR_<id>` — the least the routing costs with
-/// librdkafka. Prints its own wall time, CPU time and peak RSS as JSON.
-fn run_baseline(bootstrap: &str, records: u64) {
+/// The baseline: consume `input` (3 partitions) from the beginning, parse `payload` out of each
+/// value and `sensor_id` out of it, produce the record unchanged (timestamp included) to
+/// `<output_prefix><id>` — the least the routing costs with librdkafka. Stops after `records`
+/// records and prints its own wall time, CPU time and peak RSS as JSON.
+fn run_baseline(bootstrap: &str, records: u64, input: &str, output_prefix: &str) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "baseline")
@@ -87,10 +88,10 @@ fn run_baseline(bootstrap: &str, records: u64) {
         .unwrap();
     let mut assignment = TopicPartitionList::new();
     for partition in 0..3 {
-        assignment.add_partition_offset("INGESTION", partition, Offset::Beginning).unwrap();
+        assignment.add_partition_offset(input, partition, Offset::Beginning).unwrap();
     }
     consumer.assign(&assignment).unwrap();
-    let topics: Vec<String> = (1..=SENSORS).map(|s| format!("BASE_SENSOR_{s}")).collect();
+    let topics: Vec<String> = (1..=SENSORS).map(|s| format!("{output_prefix}{s}")).collect();
     let (start, cpu_start) = (Instant::now(), cpu_seconds("self"));
     let mut seen = 0;
     while seen < records {
@@ -101,6 +102,9 @@ fn run_baseline(bootstrap: &str, records: u64) {
         let Ok(payload) = serde_json::from_str::<Payload>(&envelope.payload) else { continue };
         let Some(topic) = topics.get(payload.sensor_id as usize - 1) else { continue };
         let mut record = BaseRecord::to(topic).payload(value).partition(message.partition());
+        if let Some(timestamp) = message.timestamp().to_millis() {
+            record = record.timestamp(timestamp);
+        }
         if let Some(key) = message.key() {
             record = record.key(key);
         }
@@ -286,25 +290,56 @@ async fn sluice_run(name: &'static str, bootstrap: &str, cluster: &KafkaCluster,
     }
 }
 
-/// Produce-to-output latency at a fixed rate: through the six routing queries, or (`routed`
-/// false) the broker's own floor, produce to consume of the same topic with nothing between.
-async fn latency(bootstrap: &str, rate: u64, seconds: u64, routed: bool) -> (f64, f64, usize) {
+/// What a latency run measures between the producer and the reader.
+#[derive(Clone, Copy)]
+enum Hop {
+    /// Nothing: the reader consumes the topic produced to, the broker's own floor.
+    Broker,
+    /// The baseline loop routing to six topics: the floor of a consume-and-produce hop.
+    Baseline,
+    /// The six CSAS queries in `sluice-server`.
+    Sluice,
+}
+
+/// Produce-to-output latency at a fixed rate, each record timed from its producer timestamp
+/// (which the routing keeps) to when the reader sees it.
+async fn latency(bootstrap: &str, rate: u64, seconds: u64, hop: Hop) -> (f64, f64, usize) {
     let cluster = KafkaCluster::connect(bootstrap).unwrap();
-    let input = if routed { "LIVE" } else { "FLOOR" };
+    let expected = (rate * seconds) as usize;
+    let (input, output_prefix) = match hop {
+        Hop::Broker => ("FLOOR", ""),
+        Hop::Baseline => ("LIVE_BASE", "BASE_LIVE_"),
+        Hop::Sluice => ("LIVE", "LIVE_"),
+    };
     cluster.ensure_topic(input, 3, 1, &[]).await.unwrap();
+    let outputs: Vec<String> = (1..=SENSORS).map(|s| format!("{output_prefix}{s}")).collect();
     let dir = tempfile::tempdir().unwrap();
     let mut server = None;
-    let mut topics = vec![input.to_string()];
-    if routed {
-        let routing = Server::start(bootstrap, "bench_latency", dir.path()).await;
-        routing.ksql(&CREATE_INGESTION.replace("{topic}", input), "latest").await;
-        for sensor in 1..=SENSORS {
-            routing.ksql(&route(&format!("LIVE_{sensor}"), sensor), "latest").await;
+    let mut baseline = None;
+    let topics = match hop {
+        Hop::Broker => vec![input.to_string()],
+        Hop::Baseline => {
+            for topic in &outputs {
+                cluster.ensure_topic(topic, 3, 1, &[]).await.unwrap();
+            }
+            let child = Command::new(std::env::current_exe().unwrap())
+                .args(["baseline", bootstrap, &expected.to_string(), input, output_prefix])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            baseline = Some(child);
+            outputs
         }
-        topics = (1..=SENSORS).map(|s| format!("LIVE_{s}")).collect();
-        server = Some(routing);
-    }
-    let expected = (rate * seconds) as usize;
+        Hop::Sluice => {
+            let routing = Server::start(bootstrap, "bench_latency", dir.path()).await;
+            routing.ksql(&CREATE_INGESTION.replace("{topic}", input), "latest").await;
+            for (sensor, topic) in (1..=SENSORS).zip(&outputs) {
+                routing.ksql(&route(topic, sensor), "latest").await;
+            }
+            server = Some(routing);
+            outputs
+        }
+    };
     let reader_bootstrap = bootstrap.to_string();
     let reader = std::thread::spawn(move || {
         let consumer: BaseConsumer = ClientConfig::new()
@@ -344,6 +379,9 @@ async fn latency(bootstrap: &str, rate: u64, seconds: u64, routed: bool) -> (f64
     producer.flush(Duration::from_secs(30)).unwrap();
     let mut latencies = reader.join().unwrap();
     drop(server);
+    if let Some(mut child) = baseline {
+        assert!(child.wait().unwrap().success(), "the baseline loop routed every record");
+    }
     assert_eq!(latencies.len(), expected, "every record routed during the latency run");
     latencies.sort_unstable();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)] as f64;
@@ -443,7 +481,7 @@ async fn orchestrate() {
         cluster.ensure_topic(topic, 3, 1, &[]).await.unwrap();
     }
     let output = Command::new(std::env::current_exe().unwrap())
-        .args(["baseline", &bootstrap, &records.to_string()])
+        .args(["baseline", &bootstrap, &records.to_string(), "INGESTION", "BASE_SENSOR_"])
         .output()
         .unwrap();
     let measured: Value = serde_json::from_slice(&output.stdout).expect("the baseline reports its figures");
@@ -459,9 +497,10 @@ async fn orchestrate() {
     let six = sluice_run("(b) Sluice, six CSAS", &bootstrap, &cluster, records, &[1, 2, 3, 4, 5, 6], "SIX").await;
     eprintln!("(c) Sluice, one CSAS…");
     let one = sluice_run("(c) Sluice, one CSAS", &bootstrap, &cluster, records, &[3], "ONE").await;
-    eprintln!("latency at 10,000 records/s: the broker alone, then through the six CSAS…");
-    let (floor_p50, floor_p99, _) = latency(&bootstrap, 10_000, 10, false).await;
-    let (p50, p99, measured_rows) = latency(&bootstrap, 10_000, 10, true).await;
+    eprintln!("latency at 10,000 records/s: the broker alone, the baseline loop, the six CSAS…");
+    let (floor_p50, floor_p99, _) = latency(&bootstrap, 10_000, 10, Hop::Broker).await;
+    let (base_p50, base_p99, _) = latency(&bootstrap, 10_000, 10, Hop::Baseline).await;
+    let (p50, p99, measured_rows) = latency(&bootstrap, 10_000, 10, Hop::Sluice).await;
     eprintln!("HDFS sink against raw hdfs-native writes…");
     let (raw, sink) = sink_run(&bootstrap, records, bytes).await;
     let _ = broker.kill();
@@ -492,5 +531,6 @@ async fn orchestrate() {
         println!("{name}: {ratio:.2}");
     }
     println!("produce-to-output latency at 10,000 records/s over six CSAS ({measured_rows} records): p50 {p50:.0} ms, p99 {p99:.0} ms");
+    println!("the baseline loop's produce-to-output latency at 10,000 records/s: p50 {base_p50:.0} ms, p99 {base_p99:.0} ms");
     println!("the broker's own produce-to-consume latency at 10,000 records/s (one hop; routing makes two): p50 {floor_p50:.0} ms, p99 {floor_p99:.0} ms");
 }

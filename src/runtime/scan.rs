@@ -377,24 +377,37 @@ impl Scan {
     }
 
     /// Up to [`MAX_BATCH`] records: waits up to [`POLL_WAIT`] for the first, then at most
-    /// [`FILL_WAIT`] more for the rest.
+    /// [`FILL_WAIT`] more for the rest. Records already fetched are taken without a wait (and
+    /// without reading the clock per record).
     fn poll_batch(consumer: &BaseConsumer<ScanContext>) -> Result<Vec<BorrowedMessage<'_>>> {
         let mut messages = Vec::new();
-        let mut wait = POLL_WAIT;
-        let mut filled_by = None;
+        let mut filled_by: Option<Instant> = None;
         while messages.len() < MAX_BATCH {
-            match consumer.poll(wait) {
-                Some(Ok(message)) => messages.push(message),
-                Some(Err(e)) => {
+            let polled = match consumer.poll(Duration::ZERO) {
+                Some(polled) => polled,
+                None => {
+                    let wait = filled_by.map_or(POLL_WAIT, |by| by.saturating_duration_since(Instant::now()));
+                    if wait.is_zero() {
+                        break;
+                    }
+                    match consumer.poll(wait) {
+                        Some(polled) => polled,
+                        None => break,
+                    }
+                }
+            };
+            match polled {
+                Ok(message) => {
+                    filled_by.get_or_insert_with(|| Instant::now() + FILL_WAIT);
+                    messages.push(message);
+                }
+                Err(e) => {
                     if messages.is_empty() {
                         return Err(e.into());
                     }
                     break;
                 }
-                None => break,
             }
-            let deadline = *filled_by.get_or_insert_with(|| Instant::now() + FILL_WAIT);
-            wait = deadline.saturating_duration_since(Instant::now());
         }
         Ok(messages)
     }

@@ -40,7 +40,11 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     match args.first().map(String::as_str) {
         Some("broker") => run_broker(&args[1], &args[2]),
-        Some("baseline") => run_baseline(&args[1], args[2].parse().unwrap(), &args[3], &args[4]),
+        Some("baseline") => {
+            let only = args.get(5).map(|sensor| sensor.parse().unwrap());
+            run_baseline(&args[1], args[2].parse().unwrap(), &args[3], &args[4], only)
+        }
+        Some("read") => run_read(&args[1], args[2].parse().unwrap(), &args[3]),
         _ => tokio::runtime::Runtime::new().unwrap().block_on(orchestrate()),
     }
 }
@@ -69,9 +73,10 @@ struct Payload {
 
 /// The baseline: consume `input` (3 partitions) from the beginning, parse `payload` out of each
 /// value and `sensor_id` out of it, produce the record unchanged (timestamp included) to
-/// `<output_prefix><id>` — the least the routing costs with librdkafka. Stops after `records`
-/// records and prints its own wall time, CPU time and peak RSS as JSON.
-fn run_baseline(bootstrap: &str, records: u64, input: &str, output_prefix: &str) {
+/// `<output_prefix><id>` (only sensor `only`'s records, when given) — the least the routing costs
+/// with librdkafka. Stops after `records` records and prints its own wall time, CPU time and
+/// peak RSS as JSON.
+fn run_baseline(bootstrap: &str, records: u64, input: &str, output_prefix: &str, only: Option<u32>) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "baseline")
@@ -100,6 +105,9 @@ fn run_baseline(bootstrap: &str, records: u64, input: &str, output_prefix: &str)
         let Some(value) = message.payload() else { continue };
         let Ok(envelope) = serde_json::from_slice::<Envelope>(value) else { continue };
         let Ok(payload) = serde_json::from_str::<Payload>(&envelope.payload) else { continue };
+        if only.is_some_and(|sensor| sensor != payload.sensor_id) {
+            continue;
+        }
         let Some(topic) = topics.get(payload.sensor_id as usize - 1) else { continue };
         let mut record = BaseRecord::to(topic).payload(value).partition(message.partition());
         if let Some(timestamp) = message.timestamp().to_millis() {
@@ -118,6 +126,36 @@ fn run_baseline(bootstrap: &str, records: u64, input: &str, output_prefix: &str)
     println!(
         "{}",
         json!({"wall": start.elapsed().as_secs_f64(), "cpu": cpu_seconds("self") - cpu_start, "rss_mb": peak_rss_mb("self")})
+    );
+}
+
+/// Only reading: consume `topic` (3 partitions) from the beginning until `records` records have
+/// arrived — how fast the broker feeds a reader, the ceiling for the HDFS sink. Prints its
+/// figures as JSON like the baseline.
+fn run_read(bootstrap: &str, records: u64, topic: &str) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "read")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..3 {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let (start, cpu_start) = (Instant::now(), cpu_seconds("self"));
+    let (mut seen, mut bytes) = (0, 0);
+    while seen < records {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            seen += 1;
+            bytes += message.payload_len();
+        }
+    }
+    println!(
+        "{}",
+        json!({"wall": start.elapsed().as_secs_f64(), "cpu": cpu_seconds("self") - cpu_start, "rss_mb": peak_rss_mb("self"), "bytes": bytes})
     );
 }
 
@@ -266,6 +304,31 @@ fn route(name: &str, sensor: u32) -> String {
     format!("CREATE STREAM {name} AS SELECT * FROM STREAM_INGESTION WHERE EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') = '{sensor}';")
 }
 
+/// The baseline loop over the preloaded `INGESTION`, in a process of its own, routing every
+/// sensor or only `only`.
+async fn baseline_run(name: &'static str, bootstrap: &str, cluster: &KafkaCluster, records: u64, only: Option<u32>, prefix: &str) -> Run {
+    let topics: Vec<String> = (1..=SENSORS).map(|s| format!("{prefix}{s}")).collect();
+    for topic in &topics {
+        cluster.ensure_topic(topic, 3, 1, &[]).await.unwrap();
+    }
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command.args(["baseline", bootstrap, &records.to_string(), "INGESTION", prefix]);
+    if let Some(sensor) = only {
+        command.arg(sensor.to_string());
+    }
+    let output = command.output().unwrap();
+    let measured: Value = serde_json::from_slice(&output.stdout).expect("the baseline reports its figures");
+    let routed = if only.is_some() { records / SENSORS as u64 } else { records };
+    wait_for_records(cluster, &topics, routed, Duration::from_secs(60));
+    Run {
+        name,
+        records,
+        wall: measured["wall"].as_f64().unwrap(),
+        cpu: measured["cpu"].as_f64().unwrap(),
+        rss_mb: measured["rss_mb"].as_f64().unwrap(),
+    }
+}
+
 /// Sluice routing the preloaded `INGESTION` with `sensors` CSAS queries.
 async fn sluice_run(name: &'static str, bootstrap: &str, cluster: &KafkaCluster, records: u64, sensors: &[u32], prefix: &str) -> Run {
     let dir = tempfile::tempdir().unwrap();
@@ -307,10 +370,11 @@ async fn latency(bootstrap: &str, rate: u64, seconds: u64, hop: Hop) -> (f64, f6
     let cluster = KafkaCluster::connect(bootstrap).unwrap();
     let expected = (rate * seconds) as usize;
     let (input, output_prefix) = match hop {
-        Hop::Broker => ("FLOOR", ""),
-        Hop::Baseline => ("LIVE_BASE", "BASE_LIVE_"),
-        Hop::Sluice => ("LIVE", "LIVE_"),
+        Hop::Broker => (format!("FLOOR_{rate}"), String::new()),
+        Hop::Baseline => (format!("LIVE_BASE_{rate}"), format!("BASE_LIVE_{rate}_")),
+        Hop::Sluice => (format!("LIVE_{rate}"), format!("LIVE_{rate}_")),
     };
+    let input = input.as_str();
     cluster.ensure_topic(input, 3, 1, &[]).await.unwrap();
     let outputs: Vec<String> = (1..=SENSORS).map(|s| format!("{output_prefix}{s}")).collect();
     let dir = tempfile::tempdir().unwrap();
@@ -323,7 +387,7 @@ async fn latency(bootstrap: &str, rate: u64, seconds: u64, hop: Hop) -> (f64, f6
                 cluster.ensure_topic(topic, 3, 1, &[]).await.unwrap();
             }
             let child = Command::new(std::env::current_exe().unwrap())
-                .args(["baseline", bootstrap, &expected.to_string(), input, output_prefix])
+                .args(["baseline", bootstrap, &expected.to_string(), input, &output_prefix])
                 .stdout(Stdio::null())
                 .spawn()
                 .unwrap();
@@ -331,7 +395,7 @@ async fn latency(bootstrap: &str, rate: u64, seconds: u64, hop: Hop) -> (f64, f6
             outputs
         }
         Hop::Sluice => {
-            let routing = Server::start(bootstrap, "bench_latency", dir.path()).await;
+            let routing = Server::start(bootstrap, &format!("bench_latency_{rate}"), dir.path()).await;
             routing.ksql(&CREATE_INGESTION.replace("{topic}", input), "latest").await;
             for (sensor, topic) in (1..=SENSORS).zip(&outputs) {
                 routing.ksql(&route(topic, sensor), "latest").await;
@@ -475,19 +539,16 @@ async fn orchestrate() {
     wait_for_records(&cluster, &["INGESTION".to_string()], records, Duration::from_secs(600));
     eprintln!("preloaded in {:.1} s", start.elapsed().as_secs_f64());
 
-    eprintln!("(a) baseline rdkafka loop…");
-    let base_topics: Vec<String> = (1..=SENSORS).map(|s| format!("BASE_SENSOR_{s}")).collect();
-    for topic in &base_topics {
-        cluster.ensure_topic(topic, 3, 1, &[]).await.unwrap();
-    }
+    eprintln!("(a) baseline rdkafka loop, six sensors, then one…");
+    let baseline = baseline_run("(a) baseline rdkafka loop", &bootstrap, &cluster, records, None, "BASE_SENSOR_").await;
+    let baseline_one = baseline_run("(a1) baseline, sensor 3 only", &bootstrap, &cluster, records, Some(3), "BASE_ONE_").await;
     let output = Command::new(std::env::current_exe().unwrap())
-        .args(["baseline", &bootstrap, &records.to_string(), "INGESTION", "BASE_SENSOR_"])
+        .args(["read", &bootstrap, &records.to_string(), "INGESTION"])
         .output()
         .unwrap();
-    let measured: Value = serde_json::from_slice(&output.stdout).expect("the baseline reports its figures");
-    wait_for_records(&cluster, &base_topics, records, Duration::from_secs(60));
-    let baseline = Run {
-        name: "(a) baseline rdkafka loop",
+    let measured: Value = serde_json::from_slice(&output.stdout).expect("the reader reports its figures");
+    let read = Run {
+        name: "rdkafka consume only (the broker's read rate)",
         records,
         wall: measured["wall"].as_f64().unwrap(),
         cpu: measured["cpu"].as_f64().unwrap(),
@@ -497,10 +558,14 @@ async fn orchestrate() {
     let six = sluice_run("(b) Sluice, six CSAS", &bootstrap, &cluster, records, &[1, 2, 3, 4, 5, 6], "SIX").await;
     eprintln!("(c) Sluice, one CSAS…");
     let one = sluice_run("(c) Sluice, one CSAS", &bootstrap, &cluster, records, &[3], "ONE").await;
-    eprintln!("latency at 10,000 records/s: the broker alone, the baseline loop, the six CSAS…");
-    let (floor_p50, floor_p99, _) = latency(&bootstrap, 10_000, 10, Hop::Broker).await;
-    let (base_p50, base_p99, _) = latency(&bootstrap, 10_000, 10, Hop::Baseline).await;
-    let (p50, p99, measured_rows) = latency(&bootstrap, 10_000, 10, Hop::Sluice).await;
+    let mut latencies = Vec::new();
+    for rate in [10_000, 1_000] {
+        eprintln!("latency at {rate} records/s: the broker alone, the baseline loop, the six CSAS…");
+        for (name, hop) in [("broker alone (one hop)", Hop::Broker), ("baseline loop", Hop::Baseline), ("Sluice, six CSAS", Hop::Sluice)] {
+            let (p50, p99, measured) = latency(&bootstrap, rate, 10, hop).await;
+            latencies.push((rate, name, p50, p99, measured));
+        }
+    }
     eprintln!("HDFS sink against raw hdfs-native writes…");
     let (raw, sink) = sink_run(&bootstrap, records, bytes).await;
     let _ = broker.kill();
@@ -509,7 +574,7 @@ async fn orchestrate() {
     println!("\n{records} PowerGrid records, 3 partitions, {:.1} MB of values\n", bytes as f64 / 1e6);
     println!("| run | records/s wall | records per CPU-second | CPU s | peak RSS MB |");
     println!("|---|---|---|---|---|");
-    for run in [&baseline, &six, &one, &raw, &sink] {
+    for run in [&baseline, &baseline_one, &six, &one, &read, &raw, &sink] {
         println!(
             "| {} | {:.0} | {:.0} | {:.2} | {:.0} |",
             run.name,
@@ -522,6 +587,8 @@ async fn orchestrate() {
     let mut ratios = BTreeMap::new();
     ratios.insert("six CSAS / baseline, records per CPU-second", six.per_cpu_second() / baseline.per_cpu_second());
     ratios.insert("six CSAS / one CSAS, CPU per input record", six.cpu / one.cpu.max(0.01));
+    ratios.insert("baseline six sensors / one sensor, CPU per input record", baseline.cpu / baseline_one.cpu.max(0.01));
+    ratios.insert("HDFS sink / consume only, records per second wall", (sink.records as f64 / sink.wall.max(0.001)) / (read.records as f64 / read.wall.max(0.001)));
     ratios.insert(
         "HDFS sink / raw hdfs-native, records (bytes) per second wall",
         (sink.records as f64 / sink.wall.max(0.001)) / (raw.records as f64 / raw.wall.max(0.001)),
@@ -530,7 +597,9 @@ async fn orchestrate() {
     for (name, ratio) in ratios {
         println!("{name}: {ratio:.2}");
     }
-    println!("produce-to-output latency at 10,000 records/s over six CSAS ({measured_rows} records): p50 {p50:.0} ms, p99 {p99:.0} ms");
-    println!("the baseline loop's produce-to-output latency at 10,000 records/s: p50 {base_p50:.0} ms, p99 {base_p99:.0} ms");
-    println!("the broker's own produce-to-consume latency at 10,000 records/s (one hop; routing makes two): p50 {floor_p50:.0} ms, p99 {floor_p99:.0} ms");
+    println!("\n| produce-to-output latency | records/s | records | p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|");
+    for (rate, name, p50, p99, measured) in latencies {
+        println!("| {name} | {rate} | {measured} | {p50:.0} | {p99:.0} |");
+    }
 }

@@ -55,7 +55,7 @@ const MAX_BATCH: usize = 8192;
 const POLL_WAIT: Duration = Duration::from_millis(100);
 /// How long a batch keeps filling after its first record: big batches keep the cost per record
 /// down, a short wait keeps latency down.
-const FILL_WAIT: Duration = Duration::from_millis(20);
+const FILL_WAIT: Duration = Duration::from_millis(5);
 /// Batches whose output may be waiting for delivery reports at once.
 const MAX_IN_FLIGHT: usize = 4;
 const COMMIT_INTERVAL: Duration = Duration::from_millis(500);

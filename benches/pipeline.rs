@@ -77,25 +77,8 @@ struct Payload {
 /// with librdkafka. Stops after `records` records and prints its own wall time, CPU time and
 /// peak RSS as JSON.
 fn run_baseline(bootstrap: &str, records: u64, input: &str, output_prefix: &str, only: Option<u32>) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "baseline")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "50")
-        .create()
-        .unwrap();
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "5")
-        .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..3 {
-        assignment.add_partition_offset(input, partition, Offset::Beginning).unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
+    let consumer = reader_from_start(bootstrap, "baseline", input);
+    let producer = producer(bootstrap);
     let topics: Vec<String> = (1..=SENSORS).map(|s| format!("{output_prefix}{s}")).collect();
     let (start, cpu_start) = (Instant::now(), cpu_seconds("self"));
     let mut seen = 0;
@@ -133,18 +116,7 @@ fn run_baseline(bootstrap: &str, records: u64, input: &str, output_prefix: &str,
 /// arrived — how fast the broker feeds a reader, the ceiling for the HDFS sink. Prints its
 /// figures as JSON like the baseline.
 fn run_read(bootstrap: &str, records: u64, topic: &str) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "read")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "50")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..3 {
-        assignment.add_partition_offset(topic, partition, Offset::Beginning).unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
+    let consumer = reader_from_start(bootstrap, "read", topic);
     let (start, cpu_start) = (Instant::now(), cpu_seconds("self"));
     let (mut seen, mut bytes) = (0, 0);
     while seen < records {
@@ -157,6 +129,23 @@ fn run_read(bootstrap: &str, records: u64, topic: &str) {
         "{}",
         json!({"wall": start.elapsed().as_secs_f64(), "cpu": cpu_seconds("self") - cpu_start, "rss_mb": peak_rss_mb("self"), "bytes": bytes})
     );
+}
+
+/// A consumer of `topic`'s three partitions from the beginning, with the scans' fetch wait.
+fn reader_from_start(bootstrap: &str, group: &str, topic: &str) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..3 {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    consumer
 }
 
 /// User + system CPU seconds of a process (`self` or a pid).

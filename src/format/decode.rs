@@ -374,9 +374,9 @@ fn unescape(escaped: &str, out: &mut String) -> Result<(), String> {
 fn json_string(literal: &str) -> Result<Cow<'_, str>, String> {
     let inner = &literal[1..literal.len() - 1];
     if inner.contains('\\') {
-        serde_json::from_str::<String>(literal)
-            .map(Cow::Owned)
-            .map_err(|e| e.to_string())
+        let mut text = String::new();
+        unescape(inner, &mut text)?;
+        Ok(Cow::Owned(text))
     } else {
         Ok(Cow::Borrowed(inner))
     }

@@ -2,12 +2,9 @@
 //! reports count that batch down, so a scan learns when a whole batch is in Kafka without a
 //! future, a channel or an allocation per record.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
 };
 
 use parking_lot::{Condvar, Mutex};
@@ -17,7 +14,7 @@ use rdkafka::{
     producer::{BaseRecord, DeliveryResult, ProducerContext},
 };
 
-use super::producer::ReportedProducer;
+use super::producer::{QUEUE_RETRY, ReportedProducer};
 
 /// The records of one batch still waiting for their delivery report, and the first failure.
 #[derive(Default)]
@@ -91,7 +88,7 @@ impl BatchProducer {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     record = returned;
-                    std::thread::sleep(Duration::from_millis(5));
+                    std::thread::sleep(QUEUE_RETRY);
                 }
                 Err((e, _)) => {
                     batch.settle(Err(e.clone()));

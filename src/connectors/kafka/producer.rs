@@ -25,7 +25,8 @@ use tokio::sync::oneshot;
 const REPORT_WAIT: Duration = Duration::from_secs(1);
 /// How long a single record waits for room in a full producer queue before failing.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
-const QUEUE_RETRY: Duration = Duration::from_millis(5);
+/// How long a sender waits before offering a record to a full producer queue again.
+pub(super) const QUEUE_RETRY: Duration = Duration::from_millis(5);
 
 /// A producer whose delivery reports (handed to its context) a thread of its own serves. The
 /// thread ends within [`REPORT_WAIT`] of the producer being dropped.

@@ -21,13 +21,7 @@ use std::{
 };
 
 use arrow::array::BooleanArray;
-use rdkafka::{
-    Message, Offset, TopicPartitionList,
-    client::ClientContext,
-    consumer::{BaseConsumer, Consumer, ConsumerContext},
-    error::KafkaError,
-    message::BorrowedMessage,
-};
+use rdkafka::{Offset, TopicPartitionList, consumer::Consumer};
 use tokio::runtime::Handle;
 use tracing::{debug, warn};
 
@@ -43,6 +37,7 @@ use crate::{
     connectors::kafka::{
         KafkaCluster,
         delivery::BatchDeliveries,
+        fetch::BatchConsumer,
         offsets::{OffsetStore, PartitionOffsets},
     },
     error::{Result, SluiceError},
@@ -165,9 +160,7 @@ impl ScanHandle {
     ) -> Result<ScanHandle> {
         let topic = stream.topic.as_str();
         let decoder = RecordDecoder::new(stream)?;
-        let consumer: BaseConsumer<ScanContext> = cluster
-            .consumer_config()
-            .create_with_context(ScanContext::default())?;
+        let consumer = BatchConsumer::new(cluster.consumer_config().create()?)?;
         let (control, receiver) = mpsc::channel();
         let alive = Arc::new(AtomicBool::new(true));
         let scan = Scan {
@@ -224,26 +217,10 @@ impl Drop for ScanHandle {
     }
 }
 
-/// Keeps the last client-level error librdkafka reports (all brokers down, say), which never
-/// reaches `poll`, so the scan can show it on its queries.
-#[derive(Default)]
-struct ScanContext {
-    connection_error: parking_lot::Mutex<Option<String>>,
-}
-
-impl ClientContext for ScanContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        warn!(%error, reason, "Kafka client error");
-        *self.connection_error.lock() = Some(format!("{error}: {reason}"));
-    }
-}
-
-impl ConsumerContext for ScanContext {}
-
 struct Scan {
     topic: String,
     decoder: RecordDecoder,
-    consumer: BaseConsumer<ScanContext>,
+    consumer: BatchConsumer,
     offsets: Arc<OffsetStore>,
     runtime: Handle,
     queries: Vec<ScanQuery>,
@@ -376,46 +353,10 @@ impl Scan {
         Ok(())
     }
 
-    /// Up to [`MAX_BATCH`] records: waits up to [`POLL_WAIT`] for the first, then at most
-    /// [`FILL_WAIT`] more for the rest. Records already fetched are taken without a wait (and
-    /// without reading the clock per record).
-    fn poll_batch(consumer: &BaseConsumer<ScanContext>) -> Result<Vec<BorrowedMessage<'_>>> {
-        let mut messages = Vec::new();
-        let mut filled_by: Option<Instant> = None;
-        while messages.len() < MAX_BATCH {
-            let polled = match consumer.poll(Duration::ZERO) {
-                Some(polled) => polled,
-                None => {
-                    let wait = filled_by.map_or(POLL_WAIT, |by| by.saturating_duration_since(Instant::now()));
-                    if wait.is_zero() {
-                        break;
-                    }
-                    match consumer.poll(wait) {
-                        Some(polled) => polled,
-                        None => break,
-                    }
-                }
-            };
-            match polled {
-                Ok(message) => {
-                    filled_by.get_or_insert_with(|| Instant::now() + FILL_WAIT);
-                    messages.push(message);
-                }
-                Err(e) => {
-                    if messages.is_empty() {
-                        return Err(e.into());
-                    }
-                    break;
-                }
-            }
-        }
-        Ok(messages)
-    }
-
     fn process_batch(&mut self) -> Result<()> {
-        let messages = Self::poll_batch(&self.consumer)?;
-        if messages.is_empty() {
-            let cause = self.consumer.context().connection_error.lock().take();
+        let fetched = self.consumer.fetch(MAX_BATCH, POLL_WAIT, FILL_WAIT)?;
+        if fetched.is_empty() {
+            let cause = self.consumer.take_client_error();
             let failing = self.queries.iter().any(|q| matches!(q.status.state(), QueryState::Error(_)));
             if cause.is_some() || failing {
                 match self.consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(2)) {
@@ -428,17 +369,8 @@ impl Scan {
             }
             return Ok(());
         }
-        self.consumer.context().connection_error.lock().take();
-        let records: Vec<RawRecord> = messages
-            .iter()
-            .map(|m| RawRecord {
-                partition: m.partition(),
-                offset: m.offset(),
-                timestamp: m.timestamp().to_millis().unwrap_or_default(),
-                key: m.key(),
-                value: m.payload(),
-            })
-            .collect();
+        self.consumer.take_client_error();
+        let records: Vec<RawRecord> = fetched.records().collect();
         let mut span: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
         for record in &records {
             span.entry(record.partition)

@@ -1,6 +1,7 @@
 //! Kafka through rdkafka: client settings, topic administration and offsets.
 
 pub mod delivery;
+pub mod fetch;
 pub mod offsets;
 pub mod producer;
 

@@ -260,8 +260,7 @@ fn start_planned(
     let partitions = engine.cluster.topic(&sink.topic)?.map_or(1, |t| t.partitions);
     let names = plan.output_schema.fields().iter().map(|f| f.name().clone()).collect();
     let output = QuerySink::Topic {
-        producer: engine.cluster.output_producer().clone(),
-        topic: sink.topic.clone(),
+        topic: engine.cluster.output_producer().topic(&sink.topic)?,
         partitions,
         format: sink.value_format,
         delimiter: sink.value_delimiter,

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     catalog::Format,
-    connectors::kafka::delivery::{self, BatchDeliveries, BatchProducer},
+    connectors::kafka::delivery::{BatchDeliveries, OutputRecord, OutputTopic},
     error::{Result, SluiceError},
     format::{ColumnWriter, RawRecord, encode_row},
 };
@@ -22,8 +22,7 @@ pub struct OutputRow<'a> {
 pub enum QuerySink {
     /// Records into a topic.
     Topic {
-        producer: Arc<BatchProducer>,
-        topic: String,
+        topic: OutputTopic,
         partitions: i32,
         format: Format,
         delimiter: u8,
@@ -48,7 +47,6 @@ impl QuerySink {
         let key_writer = keys.map(ColumnWriter::new);
         match self {
             QuerySink::Topic {
-                producer,
                 topic,
                 partitions,
                 format,
@@ -74,17 +72,13 @@ impl QuerySink {
                         Some(_) => None,
                         None => out.record.key,
                     };
-                    let mut record = delivery::record(topic, batch).timestamp(out.record.timestamp);
-                    if let Some(p) = payload {
-                        record = record.payload(p);
-                    }
-                    if let Some(k) = key_bytes {
-                        record = record.key(k);
-                    }
-                    if key_writer.is_none() && out.record.partition < *partitions {
-                        record = record.partition(out.record.partition);
-                    }
-                    producer.send(batch, record)?;
+                    let record = OutputRecord {
+                        partition: (key_writer.is_none() && out.record.partition < *partitions).then_some(out.record.partition),
+                        key: key_bytes,
+                        value: payload,
+                        timestamp: out.record.timestamp,
+                    };
+                    topic.send(batch, &record)?;
                 }
                 Ok(())
             }

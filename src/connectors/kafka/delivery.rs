@@ -2,19 +2,27 @@
 //! reports count that batch down, so a scan learns when a whole batch is in Kafka without a
 //! future, a channel or an allocation per record.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
+use std::{
+    ffi::{CString, c_void},
+    ptr::{self, NonNull},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use parking_lot::{Condvar, Mutex};
 use rdkafka::{
     ClientConfig, ClientContext,
+    bindings as rdsys,
     error::{KafkaError, RDKafkaErrorCode},
-    producer::{BaseRecord, DeliveryResult, ProducerContext},
+    producer::{DeliveryResult, Producer, ProducerContext},
 };
 
 use super::producer::{QUEUE_RETRY, ReportedProducer};
+
+/// librdkafka's `RD_KAFKA_PARTITION_UA`: the partitioner picks the partition.
+const PARTITION_UNASSIGNED: i32 = -1;
 
 /// The records of one batch still waiting for their delivery report, and the first failure.
 #[derive(Default)]
@@ -75,31 +83,96 @@ impl BatchProducer {
         })
     }
 
-    /// Queues a record as part of `batch`, waiting while the producer's queue is full rather
-    /// than dropping it.
-    pub fn send(
-        &self,
-        batch: &Arc<BatchDeliveries>,
-        mut record: BaseRecord<'_, [u8], [u8], Arc<BatchDeliveries>>,
-    ) -> Result<(), KafkaError> {
+    /// The output topic `name`, to send records to.
+    pub fn topic(self: &Arc<Self>, name: &str) -> Result<OutputTopic, KafkaError> {
+        let c_name = CString::new(name).map_err(|_| KafkaError::ClientCreation(format!("topic name {name:?} holds a NUL")))?;
+        // SAFETY: a valid client and NUL-terminated name; the handle is released in `drop`.
+        let handle = unsafe { rdsys::rd_kafka_topic_new(self.producer.client().native_ptr(), c_name.as_ptr(), ptr::null_mut()) };
+        let handle = NonNull::new(handle).ok_or_else(|| KafkaError::ClientCreation(format!("no handle for topic {name}")))?;
+        Ok(OutputTopic {
+            name: name.to_string(),
+            handle,
+            producer: Arc::clone(self),
+        })
+    }
+}
+
+/// One record for an [`OutputTopic`]; `partition` `None` leaves the choice to the partitioner.
+pub struct OutputRecord<'a> {
+    pub partition: Option<i32>,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub timestamp: i64,
+}
+
+/// A topic queries write to, named by its librdkafka handle: sending a record neither copies
+/// the topic's name nor looks the topic up.
+pub struct OutputTopic {
+    name: String,
+    handle: NonNull<rdsys::rd_kafka_topic_t>,
+    producer: Arc<BatchProducer>,
+}
+
+// SAFETY: librdkafka topic handles may be used from any thread; released once, on drop.
+unsafe impl Send for OutputTopic {}
+unsafe impl Sync for OutputTopic {}
+
+impl OutputTopic {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Queues a copy of `record` as part of `batch`, waiting while the producer's queue is full
+    /// rather than dropping it.
+    pub fn send(&self, batch: &Arc<BatchDeliveries>, record: &OutputRecord<'_>) -> Result<(), KafkaError> {
         batch.pending.fetch_add(1, Ordering::AcqRel);
+        let opaque = Arc::into_raw(Arc::clone(batch)).cast_mut().cast::<c_void>();
+        let bytes = |data: Option<&[u8]>| rdsys::rd_kafka_vu_s__bindgen_ty_1 {
+            mem: rdsys::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 {
+                ptr: data.map_or(ptr::null_mut(), |d| d.as_ptr().cast_mut().cast()),
+                size: data.map_or(0, <[u8]>::len),
+            },
+        };
+        let fields = [
+            (rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_RKT, rdsys::rd_kafka_vu_s__bindgen_ty_1 { rkt: self.handle.as_ptr() }),
+            (rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_PARTITION, rdsys::rd_kafka_vu_s__bindgen_ty_1 { i32_: record.partition.unwrap_or(PARTITION_UNASSIGNED) }),
+            (rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_MSGFLAGS, rdsys::rd_kafka_vu_s__bindgen_ty_1 { i: rdsys::RD_KAFKA_MSG_F_COPY }),
+            (rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_VALUE, bytes(record.value)),
+            (rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_KEY, bytes(record.key)),
+            (rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_OPAQUE, rdsys::rd_kafka_vu_s__bindgen_ty_1 { ptr: opaque }),
+            (rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_TIMESTAMP, rdsys::rd_kafka_vu_s__bindgen_ty_1 { i64_: record.timestamp }),
+        ]
+        .map(|(vtype, u)| rdsys::rd_kafka_vu_t { vtype, u });
+        let client = self.producer.producer.client().native_ptr();
         loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                    record = returned;
-                    std::thread::sleep(QUEUE_RETRY);
-                }
-                Err((e, _)) => {
-                    batch.settle(Err(e.clone()));
-                    return Err(e);
-                }
+            // SAFETY: every field points at data that outlives the call (librdkafka copies the
+            // key and value); on success the opaque is handed back with the delivery report.
+            let error = unsafe { rdsys::rd_kafka_produceva(client, fields.as_ptr(), fields.len()) };
+            if error.is_null() {
+                return Ok(());
             }
+            // SAFETY: a non-null error is ours to read and release.
+            let code = unsafe {
+                let code = rdsys::rd_kafka_error_code(error);
+                rdsys::rd_kafka_error_destroy(error);
+                RDKafkaErrorCode::from(code)
+            };
+            if code == RDKafkaErrorCode::QueueFull {
+                std::thread::sleep(QUEUE_RETRY);
+                continue;
+            }
+            // SAFETY: the record was not queued, so the reference given as its opaque is still ours.
+            drop(unsafe { Arc::from_raw(opaque.cast::<BatchDeliveries>()) });
+            let error = KafkaError::MessageProduction(code);
+            batch.settle(Err(error.clone()));
+            return Err(error);
         }
     }
 }
 
-/// A record of `batch` for `topic`, to fill in and pass to [`BatchProducer::send`].
-pub fn record<'a>(topic: &'a str, batch: &Arc<BatchDeliveries>) -> BaseRecord<'a, [u8], [u8], Arc<BatchDeliveries>> {
-    BaseRecord::with_opaque_to(topic, Arc::clone(batch))
+impl Drop for OutputTopic {
+    fn drop(&mut self) {
+        // SAFETY: the handle taken in `BatchProducer::topic`, released once; its producer lives.
+        unsafe { rdsys::rd_kafka_topic_destroy(self.handle.as_ptr()) };
+    }
 }

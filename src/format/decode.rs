@@ -180,9 +180,11 @@ impl RecordDecoder {
         cells: &mut [Cell<'a>],
         scratch: &mut String,
     ) -> Result<(), String> {
-        let mut deserializer = serde_json::Deserializer::from_slice(value);
+        // Validated once here, so serde_json's text reader checks no string's UTF-8 again.
+        let value = std::str::from_utf8(value).map_err(|e| format!("Invalid JSON: the value is not UTF-8 text ({e})"))?;
+        let mut deserializer = serde_json::Deserializer::from_str(value);
         let single_value = self.columns.iter().filter(|c| !c.key).count() == 1;
-        let first = value.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        let first = value.bytes().find(|b| !b.is_ascii_whitespace());
         if first == Some(b'{') {
             deserializer
                 .deserialize_map(RowVisitor {
@@ -194,7 +196,7 @@ impl RecordDecoder {
             deserializer.end().map_err(|e| format!("Invalid JSON: {e}"))
         } else if single_value {
             let i = self.columns.iter().position(|c| !c.key).unwrap_or(0);
-            let raw: &RawValue = serde_json::from_slice(value).map_err(|e| format!("Invalid JSON: {e}"))?;
+            let raw: &RawValue = serde_json::from_str(value).map_err(|e| format!("Invalid JSON: {e}"))?;
             cells[i] = json_cell(&self.columns[i].data_type, raw, scratch)?;
             Ok(())
         } else {

@@ -90,7 +90,6 @@ impl BatchProducer {
         let handle = unsafe { rdsys::rd_kafka_topic_new(self.producer.client().native_ptr(), c_name.as_ptr(), ptr::null_mut()) };
         let handle = NonNull::new(handle).ok_or_else(|| KafkaError::ClientCreation(format!("no handle for topic {name}")))?;
         Ok(OutputTopic {
-            name: name.to_string(),
             handle,
             producer: Arc::clone(self),
         })
@@ -108,7 +107,6 @@ pub struct OutputRecord<'a> {
 /// A topic queries write to, named by its librdkafka handle: sending a record neither copies
 /// the topic's name nor looks the topic up.
 pub struct OutputTopic {
-    name: String,
     handle: NonNull<rdsys::rd_kafka_topic_t>,
     producer: Arc<BatchProducer>,
 }
@@ -118,10 +116,6 @@ unsafe impl Send for OutputTopic {}
 unsafe impl Sync for OutputTopic {}
 
 impl OutputTopic {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// Queues a copy of `record` as part of `batch`, waiting while the producer's queue is full
     /// rather than dropping it.
     pub fn send(&self, batch: &Arc<BatchDeliveries>, record: &OutputRecord<'_>) -> Result<(), KafkaError> {

@@ -161,10 +161,6 @@ pub struct Fetched<'c> {
 }
 
 impl Fetched<'_> {
-    pub fn len(&self) -> usize {
-        self.messages.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
     }

@@ -137,7 +137,7 @@ fn reader_from_start(bootstrap: &str, group: &str, topic: &str) -> BaseConsumer 
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
+        .set("fetch.wait.max.ms", "50")
         .create()
         .unwrap();
     let mut assignment = TopicPartitionList::new();

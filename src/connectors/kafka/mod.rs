@@ -67,7 +67,7 @@ impl KafkaCluster {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
-            .set("fetch.wait.max.ms", "10")
+            .set("fetch.wait.max.ms", "50")
             .set("auto.offset.reset", "earliest");
         config
     }

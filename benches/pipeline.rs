@@ -176,6 +176,17 @@ struct Run {
 }
 
 impl Run {
+    /// A run whose figures a child process printed as JSON (`wall`, `cpu`, `rss_mb`).
+    fn reported(name: &'static str, records: u64, measured: &Value) -> Run {
+        Run {
+            name,
+            records,
+            wall: measured["wall"].as_f64().unwrap(),
+            cpu: measured["cpu"].as_f64().unwrap(),
+            rss_mb: measured["rss_mb"].as_f64().unwrap(),
+        }
+    }
+
     fn per_cpu_second(&self) -> f64 {
         self.records as f64 / self.cpu.max(0.01)
     }
@@ -309,13 +320,7 @@ async fn baseline_run(name: &'static str, bootstrap: &str, cluster: &KafkaCluste
     let measured: Value = serde_json::from_slice(&output.stdout).expect("the baseline reports its figures");
     let routed = if only.is_some() { records / SENSORS as u64 } else { records };
     wait_for_records(cluster, &topics, routed, Duration::from_secs(60));
-    Run {
-        name,
-        records,
-        wall: measured["wall"].as_f64().unwrap(),
-        cpu: measured["cpu"].as_f64().unwrap(),
-        rss_mb: measured["rss_mb"].as_f64().unwrap(),
-    }
+    Run::reported(name, records, &measured)
 }
 
 /// Sluice routing the preloaded `INGESTION` with `sensors` CSAS queries.
@@ -536,13 +541,7 @@ async fn orchestrate() {
         .output()
         .unwrap();
     let measured: Value = serde_json::from_slice(&output.stdout).expect("the reader reports its figures");
-    let read = Run {
-        name: "rdkafka consume only (the broker's read rate)",
-        records,
-        wall: measured["wall"].as_f64().unwrap(),
-        cpu: measured["cpu"].as_f64().unwrap(),
-        rss_mb: measured["rss_mb"].as_f64().unwrap(),
-    };
+    let read = Run::reported("rdkafka consume only (the broker's read rate)", records, &measured);
     eprintln!("(b) Sluice, six CSAS…");
     let six = sluice_run("(b) Sluice, six CSAS", &bootstrap, &cluster, records, &[1, 2, 3, 4, 5, 6], "SIX").await;
     eprintln!("(c) Sluice, one CSAS…");

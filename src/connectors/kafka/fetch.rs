@@ -60,7 +60,6 @@ impl BatchConsumer {
     /// `first_wait`; then at most `fill_wait` more for the rest of the batch. A consumer error
     /// among them fails the whole batch, so no record is taken past one that failed.
     pub fn fetch(&self, max: usize, first_wait: Duration, fill_wait: Duration) -> Result<Fetched<'_>, KafkaError> {
-        self.serve_client_events();
         let mut fetched = Fetched {
             messages: Vec::with_capacity(max),
             consumer: PhantomData,
@@ -73,15 +72,16 @@ impl BatchConsumer {
         if !fetched.messages.is_empty() && room > 0 {
             self.take(&mut fetched, room, fill_wait);
         }
+        self.serve_client_events();
         match fetched.failure() {
             Some(error) => Err(error),
             None => Ok(fetched),
         }
     }
 
-    /// The last client-level error since the previous call (all brokers down, say).
+    /// The last client-level error (all brokers down, say) served by a fetch since the previous
+    /// call.
     pub fn take_client_error(&self) -> Option<String> {
-        self.serve_client_events();
         self.client_error.borrow_mut().take()
     }
 
@@ -145,7 +145,6 @@ impl Deref for BatchConsumer {
 
 impl Drop for BatchConsumer {
     fn drop(&mut self) {
-        self.serve_client_events();
         // SAFETY: the references taken in `new`, each released once; the consumer is still alive.
         // Forwarding the main queue back hands what waits on it, and whatever reaches it later,
         // to the consumer's close, which serves its queue until librdkafka lets go of every

@@ -99,3 +99,12 @@ macro_rules! plan_err {
 macro_rules! not_impl_err {
     ($($arg:tt)*) => { Err($crate::error::SluiceError::NotImplemented(format!($($arg)*))) };
 }
+
+/// The message a panic carried, for a task that reports it instead of dying silently.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}

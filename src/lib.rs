@@ -10,6 +10,7 @@ pub mod handler;
 pub mod functions;
 pub mod parser;
 pub mod planner;
+pub mod properties;
 pub mod runtime;
 pub mod server;
 

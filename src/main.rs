@@ -6,7 +6,11 @@ use anyhow::Context;
 use clap::Parser;
 use sluice::{broker::EmbeddedBroker, config::{Overrides, ServerConfig}, handler::Engine, server};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
+
+/// How long queries and connectors get to stop after the HTTP API has drained; what is not
+/// committed by then is redone on restart.
+const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// A streaming SQL engine for Kafka that speaks ksqlDB's dialect and REST API.
 #[derive(Debug, Parser)]
@@ -73,8 +77,14 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(stop_on_signal(shutdown.clone()));
     server::serve(engine.clone(), listen, shutdown).await?;
     info!("shutting down");
-    engine.connectors.shutdown().await;
-    tokio::task::spawn_blocking(move || engine.shutdown()).await?;
+    let stopped = tokio::time::timeout(SHUTDOWN_LIMIT, async {
+        engine.connectors.shutdown().await;
+        tokio::task::spawn_blocking(move || engine.shutdown()).await
+    })
+    .await;
+    if stopped.is_err() {
+        warn!("shutdown took longer than {SHUTDOWN_LIMIT:?}; exiting with work uncommitted, to be redone on restart");
+    }
     if let Some(broker) = broker {
         broker.stop();
     }

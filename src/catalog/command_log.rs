@@ -21,6 +21,13 @@ pub struct Command {
     pub properties: BTreeMap<String, String>,
 }
 
+/// A command-log entry that is not a command.
+#[derive(Debug, Clone)]
+pub struct UnreadableCommand {
+    pub text: String,
+    pub error: String,
+}
+
 pub struct CommandLog {
     topic: String,
     cluster: Arc<KafkaCluster>,
@@ -46,17 +53,24 @@ impl CommandLog {
         Ok(offset)
     }
 
-    /// Every command so far, in order, with its sequence number.
-    pub async fn replay(&self) -> Result<Vec<(i64, Command)>> {
+    /// Every entry so far, in order, with its sequence number: the command, or why the entry
+    /// cannot be read as one (with its text).
+    pub async fn replay(&self) -> Result<Vec<(i64, Result<Command, UnreadableCommand>)>> {
         let cluster = self.cluster.clone();
         let topic = self.topic.clone();
         let records = tokio::task::spawn_blocking(move || cluster.read_partition_to_end(&topic))
             .await
             .map_err(|e| SluiceError::Internal(e.to_string()))??;
-        records
+        Ok(records
             .into_iter()
             .filter_map(|r| r.value.map(|v| (r.offset, v)))
-            .map(|(offset, value)| Ok((offset, serde_json::from_slice(&value)?)))
-            .collect()
+            .map(|(offset, value)| {
+                let command = serde_json::from_slice(&value).map_err(|e| UnreadableCommand {
+                    text: String::from_utf8_lossy(&value).into_owned(),
+                    error: format!("the command log entry is not a command: {e}"),
+                });
+                (offset, command)
+            })
+            .collect())
     }
 }

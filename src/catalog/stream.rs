@@ -181,6 +181,16 @@ impl StreamDef {
         })
     }
 
+    /// What reading the stream depends on: its topic and how its records are decoded. Two
+    /// streams with one identity can share a scan; a stream dropped and declared again over
+    /// another topic or schema has another identity, whatever its name.
+    pub fn source_identity(&self) -> String {
+        format!(
+            "{:?}",
+            (&self.topic, &self.columns, self.key_format, self.value_format, self.value_delimiter, &self.timestamp_column)
+        )
+    }
+
     pub fn key_columns(&self) -> impl Iterator<Item = &ColumnDef> {
         self.columns.iter().filter(|c| c.key)
     }

@@ -2,3 +2,4 @@
 
 pub mod hdfs;
 pub mod kafka;
+pub mod source;

@@ -17,7 +17,8 @@ use crate::{
         ParsedStatement, Select, Statement, Terminate,
     },
     planner::{ContinuousPlan, QueryPlanner},
-    runtime::{OffsetReset, connectors::ConnectorManager, sink::QuerySink},
+    connectors::kafka::offsets::Checkpoint,
+    runtime::{OffsetReset, connectors::ConnectorManager, origin::Guarantee, sink::QuerySink},
 };
 
 /// Checks that `parsed` can be applied to the catalog as it stands.
@@ -52,6 +53,7 @@ pub async fn validate(
                 )));
             }
             OffsetReset::from_properties(properties)?;
+            Guarantee::from_properties(properties)?;
             let plan = QueryPlanner::plan(&engine.catalog, &csas.select).await?;
             sink_stream(csas, &plan, &parsed.text)?;
             Ok(())
@@ -59,6 +61,7 @@ pub async fn validate(
         Statement::InsertSelect(insert) => {
             let target = engine.catalog.stream(&insert.target)?;
             OffsetReset::from_properties(properties)?;
+            Guarantee::from_properties(properties)?;
             let plan = QueryPlanner::plan(&engine.catalog, &insert.select).await?;
             check_insert_schema(&target, &plan)
         }
@@ -223,7 +226,10 @@ async fn register_query(engine: &Engine, query: QueryDef, plan: ContinuousPlan, 
     engine.catalog.put_query(query.clone());
     if run {
         let reset = OffsetReset::from_properties(&query.properties)?;
-        let start = engine.queries.start_offsets(&plan.source.topic, reset)?;
+        let start = Checkpoint {
+            input: engine.queries.start_offsets(&plan.source.topic, reset)?,
+            output: Some(engine.queries.output_ends(&query.sink_topic)?),
+        };
         engine.queries.offsets().commit(&id, &start).await?;
         start_planned(engine, &query, plan, start)?;
     }
@@ -243,36 +249,36 @@ pub async fn start_query(engine: &Engine, query: &QueryDef) -> Result<()> {
         Some(start) => start,
         None => {
             let reset = OffsetReset::from_properties(&query.properties)?;
-            engine.queries.start_offsets(&plan.source.topic, reset)?
+            Checkpoint {
+                input: engine.queries.start_offsets(&plan.source.topic, reset)?,
+                output: None,
+            }
         }
     };
     start_planned(engine, query, plan, start)
 }
 
-fn start_planned(
-    engine: &Engine,
-    query: &QueryDef,
-    mut plan: ContinuousPlan,
-    start: crate::connectors::kafka::offsets::PartitionOffsets,
-) -> Result<()> {
+fn start_planned(engine: &Engine, query: &QueryDef, mut plan: ContinuousPlan, start: Checkpoint) -> Result<()> {
     let sink = engine.catalog.stream(&query.sink)?;
     plan.forwards_value &= sink.value_format == plan.source.value_format;
     let partitions = engine.cluster.topic(&sink.topic)?.map_or(1, |t| t.partitions);
     let names = plan.output_schema.fields().iter().map(|f| f.name().clone()).collect();
     let output = QuerySink::Topic {
+        name: sink.topic.clone(),
         topic: engine.cluster.output_producer().topic(&sink.topic)?,
         partitions,
         format: sink.value_format,
         delimiter: sink.value_delimiter,
         names,
     };
-    engine.queries.start_persistent(&query.id, plan, output, start)?;
+    let guarantee = Guarantee::from_properties(&query.properties)?;
+    engine.queries.start_persistent(&query.id, plan, output, start, guarantee)?;
     Ok(())
 }
 
 async fn terminate_query(engine: &Engine, id: &str, run: bool) -> Result<()> {
-    if let Some(query) = engine.catalog.remove_query(id) {
-        engine.queries.stop_persistent(id, &query.source);
+    if engine.catalog.remove_query(id).is_some() {
+        engine.queries.stop_persistent(id);
         if run {
             engine.queries.offsets().forget(id).await?;
         }

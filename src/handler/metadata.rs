@@ -9,6 +9,7 @@ use crate::{
     catalog::StreamDef,
     error::{Result, SluiceError},
     parser::{Describe, DescribeConnector, ParsedStatement, Show, ShowKind},
+    properties,
 };
 
 pub fn show(
@@ -56,10 +57,18 @@ pub fn show(
         ShowKind::Properties => {
             let mut list = vec![
                 json!({"name": "ksql.service.id", "scope": "KSQL", "value": engine.config.service_id}),
-                json!({"name": "bootstrap.servers", "scope": "KSQL", "value": engine.cluster.bootstrap_servers()}),
+                json!({"name": "ksql.streams.bootstrap.servers", "scope": "KSQL", "value": engine.cluster.bootstrap_servers()}),
             ];
-            list.extend(properties.iter().map(|(k, v)| json!({"name": k, "scope": "SESSION", "value": v})));
-            json!({"@type": "properties", "statementText": text, "properties": list, "overwrittenProperties": properties.keys().collect::<Vec<_>>(), "defaultProperties": [], "warnings": []})
+            let mut defaults = Vec::new();
+            for (name, default) in properties::DEFAULTS {
+                if !properties.contains_key(name) {
+                    list.push(json!({"name": properties::display_name(name), "scope": "KSQL", "value": default}));
+                    defaults.push(properties::display_name(name));
+                }
+            }
+            list.extend(properties.iter().map(|(k, v)| json!({"name": properties::display_name(k), "scope": "SESSION", "value": v})));
+            let overwritten: Vec<String> = properties.keys().map(|k| properties::display_name(k)).collect();
+            json!({"@type": "properties", "statementText": text, "properties": list, "overwrittenProperties": overwritten, "defaultProperties": defaults, "warnings": []})
         }
         ShowKind::Connectors => connector::list(engine, text),
     })

@@ -12,12 +12,17 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::{
-    catalog::{Catalog, command_log::{Command, CommandLog}},
+    catalog::{Catalog, StreamDef, command_log::{Command, CommandLog}},
     config::ServerConfig,
     connectors::kafka::{KafkaCluster, offsets::OffsetStore},
     error::{Result, SluiceError},
     parser::{KsqlParser, ParsedStatement, Statement},
-    runtime::{QueryManager, connectors::ConnectorManager},
+    properties,
+    runtime::{
+        QueryManager,
+        connectors::ConnectorManager,
+        processing_log::{self, ProcessingLog},
+    },
 };
 
 /// A statement that failed, with the entities of the statements before it that succeeded.
@@ -40,6 +45,17 @@ pub struct Engine {
     pub connectors: ConnectorManager,
     /// State-changing statements are applied one at a time, in command-log order.
     write: tokio::sync::Mutex<()>,
+    /// Command-log entries that could not be applied on replay: the server serves the rest and
+    /// reports itself degraded.
+    replay_failures: parking_lot::Mutex<Vec<ReplayFailure>>,
+}
+
+/// A logged statement the server could not apply when it replayed the command log.
+#[derive(Debug, Clone)]
+pub struct ReplayFailure {
+    pub sequence: i64,
+    pub statement: String,
+    pub error: String,
 }
 
 impl Engine {
@@ -48,15 +64,18 @@ impl Engine {
         let cluster = Arc::new(KafkaCluster::connect(bootstrap_servers)?);
         let commands = CommandLog::open(cluster.clone(), &config.service_id).await?;
         let offsets = Arc::new(OffsetStore::open(cluster.clone(), &config.service_id).await?);
+        let log = Arc::new(ProcessingLog::new(cluster.clone(), &config.service_id, tokio::runtime::Handle::current()));
+        cluster.ensure_topic(log.topic(), 1, 1, &[]).await?;
         let catalog = Arc::new(Catalog::default());
         let engine = Arc::new(Engine {
             config,
             connectors: ConnectorManager::new(cluster.clone(), catalog.clone()),
             catalog,
-            queries: QueryManager::new(cluster.clone(), offsets),
+            queries: QueryManager::new(cluster.clone(), offsets, log),
             cluster,
             commands,
             write: tokio::sync::Mutex::new(()),
+            replay_failures: parking_lot::Mutex::new(Vec::new()),
         });
         engine.replay().await?;
         Ok(engine)
@@ -66,21 +85,27 @@ impl Engine {
         let commands = self.commands.replay().await?;
         let count = commands.len();
         for (seq, command) in commands {
-            let parsed = match KsqlParser::parse_one(&command.statement) {
-                Ok(parsed) => parsed,
-                Err(e) => {
-                    warn!(seq, error = %e, "skipping a command that no longer parses");
+            let command = match command {
+                Ok(command) => command,
+                Err(unreadable) => {
+                    self.replay_failed(seq, &unreadable.text, &SluiceError::Internal(unreadable.error));
                     continue;
                 }
             };
-            if let Err(e) = ddl::apply(self, &parsed, &command.properties, seq, false).await {
-                warn!(seq, statement = %command.statement, error = %e, "a command failed on replay");
+            let properties = properties::normalize(&command.properties).unwrap_or(command.properties);
+            let applied = match KsqlParser::parse_one(&command.statement) {
+                Ok(parsed) => ddl::apply(self, &parsed, &properties, seq, false).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = applied {
+                self.replay_failed(seq, &command.statement, &e);
             }
         }
+        self.declare_processing_log()?;
         let queries: Vec<_> = self.catalog.snapshot().queries.into_values().collect();
         for query in &queries {
             if let Err(e) = ddl::start_query(self, query).await {
-                warn!(query = %query.id, error = %e, "could not resume query");
+                self.replay_failed(-1, &query.statement, &e);
             }
         }
         let connectors: Vec<_> = self.catalog.snapshot().connectors.into_values().collect();
@@ -90,6 +115,35 @@ impl Engine {
             }
         }
         info!(commands = count, queries = queries.len(), connectors = connectors.len(), "command log replayed");
+        Ok(())
+    }
+
+    fn replay_failed(&self, sequence: i64, statement: &str, error: &SluiceError) {
+        warn!(sequence, statement, error = %error, "a command could not be applied on replay");
+        self.replay_failures.lock().push(ReplayFailure {
+            sequence,
+            statement: statement.to_string(),
+            error: error.to_string(),
+        });
+    }
+
+    /// The logged statements that could not be applied when the server started.
+    pub fn replay_failures(&self) -> Vec<ReplayFailure> {
+        self.replay_failures.lock().clone()
+    }
+
+    /// Declares the stream over the processing log, unless the command log declared one.
+    fn declare_processing_log(&self) -> Result<()> {
+        if self.catalog.has_stream(processing_log::STREAM_NAME) {
+            return Ok(());
+        }
+        let declaration = self.queries.processing_log().declaration();
+        let parsed = KsqlParser::parse_one(&declaration)?;
+        let Statement::CreateStream(create) = &parsed.statement else {
+            return Err(SluiceError::Internal("the processing log's declaration is not a CREATE STREAM".into()));
+        };
+        let stream = StreamDef::from_declaration(&create.name, create.columns.clone(), &create.properties, None, &declaration)?;
+        self.catalog.put_stream(stream);
         Ok(())
     }
 
@@ -105,7 +159,12 @@ impl Engine {
             entities: Vec::new(),
             is_query: false,
         })?;
-        let mut properties = request_properties.clone();
+        let mut properties = properties::normalize(request_properties).map_err(|error| StatementFailure {
+            error,
+            statement_text: sql.trim().to_string(),
+            entities: Vec::new(),
+            is_query: false,
+        })?;
         let mut entities = Vec::new();
         for statement in parsed {
             match self.execute_one(&statement, &mut properties).await {
@@ -132,11 +191,11 @@ impl Engine {
     ) -> Result<Option<Value>> {
         match &parsed.statement {
             Statement::Set(set) => {
-                properties.insert(set.name.clone(), set.value.clone());
+                properties::set(properties, &set.name, &set.value)?;
                 Ok(None)
             }
             Statement::Unset(unset) => {
-                properties.remove(&unset.name);
+                properties::unset(properties, &unset.name)?;
                 Ok(None)
             }
             Statement::Show(show) => metadata::show(self, parsed, show, properties).map(Some),

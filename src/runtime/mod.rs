@@ -1,8 +1,12 @@
-//! The query runtime: shared scans that read each source topic once and run every query over it.
+//! The query runtime: shared scans that read each source once and run every query over it,
+//! supervised, with exactly-once output.
 
 pub mod connectors;
+pub mod fault;
 pub mod operator;
+pub mod origin;
 pub mod print;
+pub mod processing_log;
 pub mod scan;
 pub mod shared;
 pub mod sink;
@@ -16,11 +20,17 @@ use tokio::runtime::Handle;
 pub use status::{QueryState, QueryStatus};
 
 use crate::{
-    connectors::kafka::{KafkaCluster, offsets::{OffsetStore, PartitionOffsets}},
+    connectors::kafka::{
+        KafkaCluster,
+        offsets::{Checkpoint, OffsetStore, OutputPositions, PartitionOffsets},
+        source::KafkaSource,
+    },
     error::{Result, SluiceError},
     planner::ContinuousPlan,
 };
-use scan::{ScanHandle, ScanQuery};
+use processing_log::ProcessingLog;
+use origin::Guarantee;
+use scan::{Durability, ScanHandle, ScanQuery};
 use sink::QuerySink;
 
 /// Where a new query starts reading, as `auto.offset.reset` says.
@@ -47,19 +57,29 @@ pub struct QueryManager {
     cluster: Arc<KafkaCluster>,
     offsets: Arc<OffsetStore>,
     runtime: Handle,
+    log: Arc<ProcessingLog>,
+    /// Running scans of persistent queries, by their source's identity.
     shared: Mutex<BTreeMap<String, ScanHandle>>,
+    /// The identity of each persistent query's scan.
+    placement: Mutex<BTreeMap<String, String>>,
     statuses: Mutex<BTreeMap<String, Arc<QueryStatus>>>,
 }
 
 impl QueryManager {
-    pub fn new(cluster: Arc<KafkaCluster>, offsets: Arc<OffsetStore>) -> Self {
+    pub fn new(cluster: Arc<KafkaCluster>, offsets: Arc<OffsetStore>, log: Arc<ProcessingLog>) -> Self {
         Self {
             cluster,
             offsets,
             runtime: Handle::current(),
+            log,
             shared: Mutex::new(BTreeMap::new()),
+            placement: Mutex::new(BTreeMap::new()),
             statuses: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    pub fn processing_log(&self) -> &Arc<ProcessingLog> {
+        &self.log
     }
 
     pub fn offsets(&self) -> &Arc<OffsetStore> {
@@ -70,6 +90,12 @@ impl QueryManager {
     pub fn start_offsets(&self, topic: &str, reset: OffsetReset) -> Result<PartitionOffsets> {
         let (earliest, latest) = self.log_bounds(topic)?;
         Ok(if reset == OffsetReset::Earliest { earliest } else { latest })
+    }
+
+    /// Where output written from now on starts in `topic`: each partition's end.
+    pub fn output_ends(&self, topic: &str) -> Result<OutputPositions> {
+        let (_, ends) = self.log_bounds(topic)?;
+        Ok(OutputPositions::from([(topic.to_string(), ends)]))
     }
 
     /// Each partition's first and next offsets, from one watermark fetch.
@@ -93,34 +119,51 @@ impl QueryManager {
         id: &str,
         plan: ContinuousPlan,
         sink: QuerySink,
-        start: PartitionOffsets,
+        start: Checkpoint,
+        guarantee: Guarantee,
     ) -> Result<Arc<QueryStatus>> {
-        let status = Arc::new(QueryStatus::new());
+        let status = Arc::new(QueryStatus::new(id, self.log.clone()));
         let stream = plan.source.clone();
-        let query = ScanQuery::new(id, plan, sink, status.clone(), start, true);
+        let durability = Durability {
+            guarantee,
+            output: start.output,
+        };
+        let query = ScanQuery::new(id, plan, sink, status.clone(), start.input, Some(durability));
+        let identity = stream.source_identity();
         let mut shared = self.shared.lock();
-        let scan = match shared.get(&stream.name) {
+        let scan = match shared.get(&identity) {
             Some(scan) if scan.is_alive() => scan,
             _ => {
+                let source = Box::new(KafkaSource::new(self.cluster.clone(), &stream.topic)?);
                 let scan = ScanHandle::spawn(
                     &stream,
+                    source,
                     self.cluster.clone(),
-                    self.offsets.clone(),
+                    Some(self.offsets.clone()),
                     self.runtime.clone(),
                 )?;
-                shared.insert(stream.name.clone(), scan);
-                &shared[&stream.name]
+                shared.insert(identity.clone(), scan);
+                &shared[&identity]
             }
         };
         scan.add(query);
+        self.placement.lock().insert(id.to_string(), identity);
         self.statuses.lock().insert(id.to_string(), status.clone());
         Ok(status)
     }
 
-    /// Stops a persistent query; its committed offsets stay until [`OffsetStore::forget`].
-    pub fn stop_persistent(&self, id: &str, source: &str) {
-        if let Some(scan) = self.shared.lock().get(source) {
-            scan.remove(id);
+    /// Stops a persistent query; its committed offsets stay until [`OffsetStore::forget`]. A
+    /// scan left with no query stops too.
+    pub fn stop_persistent(&self, id: &str) {
+        let mut placement = self.placement.lock();
+        if let Some(identity) = placement.remove(id) {
+            let mut shared = self.shared.lock();
+            if let Some(scan) = shared.get(&identity) {
+                scan.remove(id);
+            }
+            if !placement.values().any(|i| *i == identity) {
+                shared.remove(&identity);
+            }
         }
         if let Some(status) = self.statuses.lock().remove(id) {
             status.set_state(QueryState::Terminated);
@@ -149,14 +192,10 @@ impl QueryManager {
         } else {
             (self.start_offsets(&plan.source.topic, reset)?, None)
         };
-        let status = Arc::new(QueryStatus::new());
-        let scan = ScanHandle::spawn(
-            &plan.source,
-            self.cluster.clone(),
-            self.offsets.clone(),
-            self.runtime.clone(),
-        )?;
-        let query = ScanQuery::new(id, plan, sink, status, start, false);
+        let status = Arc::new(QueryStatus::new(id, self.log.clone()));
+        let source = Box::new(KafkaSource::new(self.cluster.clone(), &plan.source.topic)?);
+        let scan = ScanHandle::spawn(&plan.source, source, self.cluster.clone(), None, self.runtime.clone())?;
+        let query = ScanQuery::new(id, plan, sink, status, start, None);
         scan.add(match until {
             Some(until) => query.until(until),
             None => query,
@@ -164,9 +203,13 @@ impl QueryManager {
         Ok(scan)
     }
 
-    /// Stops every scan, flushing and committing what was processed.
+    /// Stops every scan, flushing and committing what was processed; all stop at once, so the
+    /// time it takes is one scan's bounded stop, not their sum.
     pub fn shutdown(&self) {
         let scans: Vec<ScanHandle> = std::mem::take(&mut *self.shared.lock()).into_values().collect();
+        for scan in &scans {
+            scan.request_stop();
+        }
         for scan in scans {
             scan.stop();
         }

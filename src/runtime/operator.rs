@@ -1,8 +1,13 @@
 //! Evaluates a continuous plan over one decoded batch: filter, then projection and key.
+//!
+//! An error is a row's, never the batch's: when an expression fails over a whole batch (a CAST
+//! of `'abc'` to INTEGER, an integer division by zero), it is evaluated again row by row, and
+//! only the rows that fail take ksqlDB's default — false in `WHERE` (the row is dropped), NULL
+//! in a projected column or a `PARTITION BY` key — and are reported with their message.
 
 use arrow::{
-    array::{Array, ArrayRef, BooleanArray, RecordBatch},
-    compute::{filter_record_batch, kernels::boolean::and, prep_null_mask_filter},
+    array::{Array, ArrayRef, BooleanArray, RecordBatch, new_null_array},
+    compute::{concat, filter_record_batch, kernels::boolean::and, prep_null_mask_filter},
 };
 
 use std::sync::Arc;
@@ -19,7 +24,7 @@ pub struct Evaluated {
     pub columns: Vec<ArrayRef>,
     /// The new key of each output row, with `PARTITION BY`.
     pub keys: Option<ArrayRef>,
-    /// Decoded rows that functions could not evaluate (they still count as processed).
+    /// Decoded rows that could not be evaluated (they still count as processed).
     pub errors: Vec<(usize, String)>,
 }
 
@@ -34,13 +39,8 @@ pub fn evaluate(
     let mut errors = Vec::new();
     let mask = match filter.or(plan.filter.as_ref()) {
         Some(filter) => {
-            let (value, mut filter_errors) = functions::collect_row_errors(|| {
-                filter
-                    .evaluate(batch)
-                    .and_then(|v| v.into_array(batch.num_rows()))
-            });
-            errors.append(&mut filter_errors);
-            let value = value?;
+            let (value, filter_errors) = evaluate_rows(filter, batch)?;
+            errors.extend(filter_errors);
             let passed = value
                 .as_any()
                 .downcast_ref::<BooleanArray>()
@@ -64,26 +64,20 @@ pub fn evaluate(
     if let Some(eligible) = eligible {
         errors.retain(|(row, _)| *row < eligible.len() && eligible.value(*row));
     }
-    let (columns, projection_errors) = functions::collect_row_errors(|| -> Result<Vec<ArrayRef>> {
-        if plan.forwards_value {
-            return Ok(Vec::new());
+    let mut columns = Vec::with_capacity(plan.projection.len());
+    if !plan.forwards_value {
+        for column in &plan.projection {
+            let (array, column_errors) = evaluate_rows(&column.expr, &filtered)?;
+            errors.extend(column_errors.into_iter().map(|(i, m)| (rows[i], m)));
+            columns.push(normalize_array(array)?);
         }
-        plan.projection
-            .iter()
-            .map(|c| {
-                let array = c.expr.evaluate(&filtered)?.into_array(filtered.num_rows())?;
-                normalize_array(array)
-            })
-            .collect()
-    });
-    let columns = columns?;
-    errors.extend(
-        projection_errors
-            .into_iter()
-            .filter_map(|(i, m)| rows.get(i).map(|r| (*r, m))),
-    );
+    }
     let keys = match &plan.partition_by {
-        Some(expr) => Some(expr.evaluate(&filtered)?.into_array(filtered.num_rows())?),
+        Some(expr) => {
+            let (keys, key_errors) = evaluate_rows(expr, &filtered)?;
+            errors.extend(key_errors.into_iter().map(|(i, m)| (rows[i], m)));
+            Some(keys)
+        }
         None => None,
     };
     Ok(Evaluated {
@@ -92,4 +86,122 @@ pub fn evaluate(
         keys,
         errors,
     })
+}
+
+/// Evaluates `expr` over every row of `batch`: the value of each row, NULL for a row that
+/// failed, and the failed rows with their messages. A batch-wide failure is retried row by
+/// row, so one bad row costs the others nothing but the retry.
+pub fn evaluate_rows(expr: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> Result<(ArrayRef, Vec<(usize, String)>)> {
+    let rows = batch.num_rows();
+    let (value, errors) = functions::collect_row_errors(|| expr.evaluate(batch).and_then(|v| v.into_array(rows)));
+    if let Ok(array) = value {
+        return Ok((array, errors));
+    }
+    let data_type = expr.data_type(&batch.schema())?;
+    let mut errors = Vec::new();
+    let mut parts: Vec<ArrayRef> = Vec::with_capacity(rows);
+    for row in 0..rows {
+        let one = batch.slice(row, 1);
+        let (value, row_errors) = functions::collect_row_errors(|| expr.evaluate(&one).and_then(|v| v.into_array(1)));
+        errors.extend(row_errors.into_iter().map(|(_, m)| (row, m)));
+        match value {
+            Ok(array) if array.data_type() == &data_type => parts.push(array),
+            Ok(array) => parts.push(arrow::compute::cast(&array, &data_type)?),
+            Err(e) => {
+                errors.push((row, row_error_message(&e)));
+                parts.push(new_null_array(&data_type, 1));
+            }
+        }
+    }
+    let parts: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+    let array = if parts.is_empty() { new_null_array(&data_type, 0) } else { concat(&parts)? };
+    Ok((array, errors))
+}
+
+/// DataFusion's message for a row's failure, without its category prefixes.
+fn row_error_message(error: &datafusion::error::DataFusionError) -> String {
+    let message = error.strip_backtrace();
+    let mut text = message.as_str();
+    for prefix in ["Arrow error: ", "Execution error: ", "Compute error: ", "Cast error: ", "Optimizer rule"] {
+        text = text.trim_start_matches(prefix);
+    }
+    format!("Error computing expression: {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::{
+        array::{AsArray, Int32Array, StringArray},
+        datatypes::{DataType, Field, Int32Type, Schema},
+    };
+    use datafusion::{
+        logical_expr::Operator,
+        physical_expr::expressions::{BinaryExpr, CastExpr, Column, Literal},
+        scalar::ScalarValue,
+    };
+
+    use super::*;
+
+    fn batch() -> RecordBatch {
+        let schema = Schema::new(vec![Field::new("V", DataType::Utf8, true), Field::new("D", DataType::Int32, true)]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from(vec![Some("1"), Some("abc"), Some("3")])),
+                Arc::new(Int32Array::from(vec![Some(5), Some(0), Some(2)])),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_failing_cast_is_null_for_its_row_only() {
+        let expr: Arc<dyn PhysicalExpr> = Arc::new(CastExpr::new(Arc::new(Column::new("V", 0)), DataType::Int32, None));
+        let (values, errors) = evaluate_rows(&expr, &batch()).unwrap();
+        let values = values.as_primitive::<Int32Type>();
+        assert_eq!(values.iter().collect::<Vec<_>>(), vec![Some(1), None, Some(3)]);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].0, 1);
+        assert!(errors[0].1.contains("abc"), "{}", errors[0].1);
+    }
+
+    #[test]
+    fn a_division_by_zero_is_null_for_its_row_only() {
+        let hundred: Arc<dyn PhysicalExpr> = Arc::new(Literal::new(ScalarValue::Int32(Some(100))));
+        let expr: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(hundred, Operator::Divide, Arc::new(Column::new("D", 1))));
+        let (values, errors) = evaluate_rows(&expr, &batch()).unwrap();
+        assert_eq!(values.as_primitive::<Int32Type>().iter().collect::<Vec<_>>(), vec![Some(20), None, Some(50)]);
+        assert_eq!(errors.iter().map(|(r, _)| *r).collect::<Vec<_>>(), vec![1]);
+        assert!(errors[0].1.to_lowercase().contains("divide by zero"), "{}", errors[0].1);
+    }
+
+    fn stream() -> crate::catalog::StreamDef {
+        let sql = "CREATE STREAM S (V STRING, D INTEGER) WITH (KAFKA_TOPIC = 's', VALUE_FORMAT = 'JSON');";
+        let parsed = crate::parser::KsqlParser::parse_one(sql).unwrap();
+        let crate::parser::Statement::CreateStream(create) = &parsed.statement else { panic!("not a CREATE STREAM") };
+        crate::catalog::StreamDef::from_declaration(&create.name, create.columns.clone(), &create.properties, None, sql).unwrap()
+    }
+
+    #[test]
+    fn a_failing_filter_drops_its_row_and_keeps_the_others() {
+        let schema = batch().schema();
+        let greater: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
+            Arc::new(CastExpr::new(Arc::new(Column::new("V", 0)), DataType::Int32, None)),
+            Operator::Gt,
+            Arc::new(Literal::new(ScalarValue::Int32(Some(0)))),
+        ));
+        let plan = ContinuousPlan {
+            source: stream(),
+            filter: Some(greater),
+            projection: vec![crate::planner::OutputColumn { name: "V".into(), expr: Arc::new(Column::new("V", 0)) }],
+            output_schema: schema,
+            forwards_value: false,
+            partition_by: None,
+            limit: None,
+        };
+        let evaluated = evaluate(&plan, None, &batch(), None).unwrap();
+        assert_eq!(evaluated.rows, vec![0, 2]);
+        assert_eq!(evaluated.columns[0].as_string::<i32>().iter().collect::<Vec<_>>(), vec![Some("1"), Some("3")]);
+        assert_eq!(evaluated.errors.iter().map(|(r, _)| *r).collect::<Vec<_>>(), vec![1]);
+    }
 }

@@ -1,16 +1,22 @@
-//! A shared scan: one consumer over a source topic, one decode per record, every query attached
-//! to it evaluated on the decoded batch.
+//! A shared scan: one source read once, one decode per record, every query attached to it
+//! evaluated on the decoded batch.
 //!
-//! Each query keeps its own next offset per partition; the consumer reads from the smallest, and
+//! Each query keeps its own next offset per partition; the source reads from the smallest, and
 //! a query sees a record only at or past its own offset. So a query can join or leave a running
 //! scan, start earlier or later than the others, and none of them sees a record twice.
+//! Partitions added to the source are found within [`DISCOVERY_INTERVAL`] and read from their
+//! start.
 //!
 //! Output is pipelined: a few batches may wait for their delivery reports while the next one is
 //! read and evaluated. A query's committed position moves only when a batch is wholly in Kafka,
-//! in batch order; after a failure every query goes back to its committed position.
+//! in batch order. After any failure, a panic included, every query shows ERROR, goes back to its
+//! committed position and, when exactly once, reads back what it wrote past it (see
+//! [`super::origin`]) before it processes again. No wait on Kafka is unbounded: control messages
+//! (a query leaving, the scan stopping) are served throughout.
 
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
+    panic::{self, AssertUnwindSafe},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -21,26 +27,25 @@ use std::{
 };
 
 use arrow::array::BooleanArray;
-use rdkafka::{Offset, TopicPartitionList, consumer::Consumer};
 use tokio::runtime::Handle;
-use tracing::{debug, warn};
+use tracing::{info, warn};
 
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::{
-    QueryState, QueryStatus, operator,
+    QueryState, QueryStatus, fault, operator,
+    origin::{self, Guarantee, Written},
     shared::SharedExprs,
     sink::{OutputRow, QuerySink},
-    status::ProcessingError,
+    status::{ErrorKind, ProcessingError},
 };
 use crate::{
-    connectors::kafka::{
+    connectors::{source::Source, kafka::{
         KafkaCluster,
         delivery::BatchDeliveries,
-        fetch::BatchConsumer,
-        offsets::{OffsetStore, PartitionOffsets},
-    },
-    error::{Result, SluiceError},
+        offsets::{Checkpoint, OffsetStore, OutputPositions, PartitionOffsets},
+    }},
+    error::{Result, SluiceError, panic_message},
     catalog::StreamDef,
     format::{RawRecord, RecordDecoder},
     planner::ContinuousPlan,
@@ -48,15 +53,18 @@ use crate::{
 
 const MAX_BATCH: usize = 8192;
 const POLL_WAIT: Duration = Duration::from_millis(100);
-/// How long a batch keeps filling after its first record: big batches keep the cost per record
-/// down, a short wait keeps latency down.
-const FILL_WAIT: Duration = Duration::from_millis(5);
+/// How often a scan looks for partitions added to its source.
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
 /// Batches whose output may be waiting for delivery reports at once.
 const MAX_IN_FLIGHT: usize = 4;
 const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 /// A failing scan (Kafka unreachable, say) retries after this, doubling up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a query leaving, or the scan stopping, waits for output still on its way to Kafka.
+const SETTLE_LIMIT: Duration = Duration::from_secs(10);
+/// How long a commit of positions may wait for Kafka before it is retried later.
+const COMMIT_LIMIT: Duration = Duration::from_secs(10);
 
 /// A query running inside a scan.
 pub struct ScanQuery {
@@ -71,8 +79,24 @@ pub struct ScanQuery {
     /// For a pull query over a stream: the log ends when it started; it completes there.
     until: Option<PartitionOffsets>,
     persistent: bool,
+    /// Persistent queries only: what the query promises about its output.
+    guarantee: Option<Guarantee>,
+    /// Where output of input past `next` may start (exactly once), `None` when unknown.
+    output: Option<OutputPositions>,
+    /// Input past `next` whose output a read-back found already written: skipped.
+    written: Written,
+    /// False until the query's output is read back after a (re)start; it processes nothing
+    /// before.
+    restored: bool,
     emitted: u64,
     dirty: bool,
+}
+
+/// How a persistent query's progress survives a restart.
+pub struct Durability {
+    pub guarantee: Guarantee,
+    /// From its checkpoint: where its output past the checkpoint may start.
+    pub output: Option<OutputPositions>,
 }
 
 impl ScanQuery {
@@ -95,6 +119,7 @@ impl ScanQuery {
     /// first and last offset): the common case, decided without looking at each record.
     fn wants_all(&self, span: &BTreeMap<i32, (i64, i64)>) -> bool {
         self.until.is_none()
+            && self.written.is_empty()
             && span
                 .iter()
                 .all(|(partition, (first, _))| self.sent.get(partition).copied().unwrap_or(0) <= *first)
@@ -102,6 +127,7 @@ impl ScanQuery {
 
     fn wants(&self, record: &RawRecord<'_>) -> bool {
         record.offset >= self.sent.get(&record.partition).copied().unwrap_or(0)
+            && !self.written.contains(record.partition, record.offset)
             && self
                 .until
                 .as_ref()
@@ -114,8 +140,9 @@ impl ScanQuery {
         sink: QuerySink,
         status: Arc<QueryStatus>,
         start: PartitionOffsets,
-        persistent: bool,
+        durability: Option<Durability>,
     ) -> Self {
+        let guarantee = durability.as_ref().map(|d| d.guarantee);
         Self {
             id: id.to_string(),
             plan,
@@ -124,9 +151,28 @@ impl ScanQuery {
             sent: start.clone(),
             next: start,
             until: None,
-            persistent,
+            persistent: durability.is_some(),
+            restored: guarantee != Some(Guarantee::ExactlyOnce),
+            guarantee,
+            output: durability.and_then(|d| d.output),
+            written: Written::default(),
             emitted: 0,
             dirty: false,
+        }
+    }
+
+    fn exactly_once(&self) -> bool {
+        self.guarantee == Some(Guarantee::ExactlyOnce)
+    }
+
+    /// Records where a settled batch's output landed, for the next checkpoint.
+    fn note_written(&mut self, written: &HashMap<String, BTreeMap<i32, i64>>) {
+        let (Some(output), Some(topic)) = (self.output.as_mut(), self.sink.topic_name()) else { return };
+        let Some(partitions) = written.get(topic) else { return };
+        let known = output.entry(topic.to_string()).or_default();
+        for (partition, end) in partitions {
+            let position = known.entry(*partition).or_insert(*end);
+            *position = (*position).max(*end);
         }
     }
 }
@@ -151,30 +197,36 @@ pub struct ScanHandle {
 }
 
 impl ScanHandle {
-    /// Starts a scan of `stream`'s topic; queries join it with [`ScanHandle::add`].
+    /// Starts a scan of `stream` reading `source`; queries join it with [`ScanHandle::add`].
+    /// `offsets` keeps persistent queries' checkpoints (push queries have none).
     pub fn spawn(
         stream: &StreamDef,
+        source: Box<dyn Source>,
         cluster: Arc<KafkaCluster>,
-        offsets: Arc<OffsetStore>,
+        offsets: Option<Arc<OffsetStore>>,
         runtime: Handle,
     ) -> Result<ScanHandle> {
         let topic = stream.topic.as_str();
         let decoder = RecordDecoder::new(stream)?;
-        let consumer = BatchConsumer::new(cluster.consumer_config().create()?)?;
         let (control, receiver) = mpsc::channel();
         let alive = Arc::new(AtomicBool::new(true));
         let scan = Scan {
             topic: topic.to_string(),
             decoder,
-            consumer,
+            source,
             offsets,
             runtime,
+            cluster,
             queries: Vec::new(),
             in_flight: VecDeque::new(),
+            draining: Vec::new(),
             shared: SharedExprs::default(),
             filters: Vec::new(),
             control: receiver,
             last_commit: Instant::now(),
+            last_discovery: None,
+            reassign: false,
+            backoff: MIN_BACKOFF,
         };
         let flag = alive.clone();
         let thread = std::thread::Builder::new()
@@ -202,9 +254,14 @@ impl ScanHandle {
         let _ = self.control.send(Control::Remove(id.to_string()));
     }
 
-    /// Stops the scan after its current batch, committing what it processed.
-    pub fn stop(mut self) {
+    /// Asks the scan to stop after its current batch, committing what it processed.
+    pub fn request_stop(&self) {
         let _ = self.control.send(Control::Stop);
+    }
+
+    /// Stops the scan and waits until it has.
+    pub fn stop(mut self) {
+        self.request_stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -220,63 +277,80 @@ impl Drop for ScanHandle {
 struct Scan {
     topic: String,
     decoder: RecordDecoder,
-    consumer: BatchConsumer,
-    offsets: Arc<OffsetStore>,
+    source: Box<dyn Source>,
+    offsets: Option<Arc<OffsetStore>>,
     runtime: Handle,
+    cluster: Arc<KafkaCluster>,
     queries: Vec<ScanQuery>,
     in_flight: VecDeque<InFlight>,
+    /// Deliveries of batches given up after a failure; exactly-once queries read their output
+    /// back only once these have all settled.
+    draining: Vec<Arc<BatchDeliveries>>,
     /// Function calls the queries' filters share, and each query's filter rewritten to read them.
     shared: SharedExprs,
     filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
     control: mpsc::Receiver<Control>,
     last_commit: Instant,
+    /// When the source's partitions were last counted; `None` when due now.
+    last_discovery: Option<Instant>,
+    /// The source must be pointed at the queries' positions again before the next fetch.
+    reassign: bool,
+    /// How long the next failure waits before the scan starts over.
+    backoff: Duration,
 }
 
 impl Scan {
+    /// Serves the scan until it is stopped. A panic anywhere in it is caught: its queries show
+    /// ERROR with the cause, and after a backoff the scan starts over from their committed
+    /// positions, as after any other failure.
     fn run(mut self) {
-        let mut reassign = false;
-        let mut backoff = MIN_BACKOFF;
         loop {
-            let wait = if self.queries.is_empty() { Some(POLL_WAIT) } else { None };
-            let message = match wait {
-                Some(wait) => self.control.recv_timeout(wait).ok(),
-                None => self.control.try_recv().ok(),
-            };
-            if let Some(message) = message {
-                if let Err(e) = self.settle(0) {
-                    self.rewind(&e);
-                }
-                match message {
-                    Control::Add(query) => self.queries.push(*query),
-                    Control::Remove(id) => {
-                        self.commit(true);
-                        self.queries.retain(|q| q.id != id);
-                    }
-                    Control::Stop => {
-                        self.commit(true);
+            match panic::catch_unwind(AssertUnwindSafe(|| self.serve())) {
+                Ok(()) => return,
+                Err(panic) => {
+                    let error = SluiceError::Internal(format!("the query task panicked: {}", panic_message(&*panic)));
+                    if self.recover(&error) {
                         return;
                     }
                 }
-                reassign = true;
-                self.share_expressions();
+            }
+        }
+    }
+
+    /// Reads, evaluates and writes until a `Stop` arrives.
+    fn serve(&mut self) {
+        loop {
+            let message = if self.queries.is_empty() {
+                self.control.recv_timeout(POLL_WAIT).ok()
+            } else {
+                self.control.try_recv().ok()
+            };
+            if let Some(message) = message {
+                if self.apply(message) {
+                    return;
+                }
                 continue;
             }
             if self.queries.is_empty() {
                 continue;
             }
-            let outcome = if reassign { self.assign() } else { Ok(()) }.and_then(|()| {
-                reassign = false;
-                self.process_batch()?;
-                self.settle(MAX_IN_FLIGHT)
+            let outcome = self
+                .restore()
+                .and_then(|()| self.discover())
+                .and_then(|()| if self.reassign { self.assign() } else { Ok(()) })
+                .and_then(|()| {
+                self.reassign = false;
+                if self.in_flight.len() < MAX_IN_FLIGHT {
+                    self.process_batch()?;
+                }
+                self.settle(MAX_IN_FLIGHT - 1, POLL_WAIT)
             });
             match outcome {
-                Ok(()) => backoff = MIN_BACKOFF,
+                Ok(()) => self.backoff = MIN_BACKOFF,
                 Err(e) => {
-                    self.rewind(&e);
-                    warn!(topic = %self.topic, error = %e, retry_in = ?backoff, "scan failed; retrying");
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    reassign = true;
+                    if self.recover(&e) {
+                        return;
+                    }
                 }
             }
             self.commit(false);
@@ -286,9 +360,8 @@ impl Scan {
                 }
             }
             if self.queries.iter().any(|q| q.status.state() == QueryState::Terminated) {
-                if let Err(e) = self.settle(0) {
+                if let Err(e) = self.settle(0, SETTLE_LIMIT) {
                     self.rewind(&e);
-                    reassign = true;
                 }
                 self.commit(true);
                 self.queries.retain(|q| q.status.state() != QueryState::Terminated);
@@ -297,18 +370,71 @@ impl Scan {
         }
     }
 
+    /// Applies a control message; true when the scan is to stop. What is still in flight when
+    /// a query leaves or the scan stops gets [`SETTLE_LIMIT`] to reach Kafka; what does not is
+    /// left uncommitted, to be redone when the query next starts.
+    fn apply(&mut self, message: Control) -> bool {
+        if let Err(e) = self.settle(0, SETTLE_LIMIT) {
+            self.rewind(&e);
+        }
+        match message {
+            Control::Add(query) => {
+                self.queries.push(*query);
+                self.last_discovery = None;
+            }
+            Control::Remove(id) => {
+                self.commit(true);
+                self.queries.retain(|q| q.id != id);
+            }
+            Control::Stop => {
+                self.commit(true);
+                return true;
+            }
+        }
+        self.reassign = true;
+        self.share_expressions();
+        false
+    }
+
+    /// After a failure: every query back to its committed position and shown in ERROR, then a
+    /// backoff during which control messages are still served. True when told to stop.
+    fn recover(&mut self, error: &SluiceError) -> bool {
+        self.rewind(error);
+        warn!(topic = %self.topic, error = %error, retry_in = ?self.backoff, "scan failed; retrying");
+        let until = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        self.reassign = true;
+        while let Some(wait) = until.checked_duration_since(Instant::now()) {
+            match self.control.recv_timeout(wait) {
+                Ok(message) => {
+                    if self.apply(message) {
+                        return true;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return true,
+            }
+        }
+        false
+    }
+
     /// Moves positions for the batches whose output is all in Kafka, in batch order, first
-    /// waiting for the oldest ones until at most `keep` remain in flight.
-    fn settle(&mut self, keep: usize) -> Result<()> {
+    /// waiting up to `limit` for the oldest ones until at most `keep` remain in flight.
+    fn settle(&mut self, keep: usize, limit: Duration) -> Result<()> {
+        let deadline = Instant::now() + limit;
         while let Some(front) = self.in_flight.front() {
             if self.in_flight.len() <= keep && !front.deliveries.is_settled() {
                 break;
             }
-            front.deliveries.wait()?;
+            if !front.deliveries.wait_until(deadline)? {
+                break;
+            }
             let settled = self.in_flight.pop_front().expect("the front batch");
+            let written = settled.deliveries.written();
             for (id, position) in settled.positions {
                 if let Some(query) = self.queries.iter_mut().find(|q| q.id == id) {
                     query.next = position;
+                    query.note_written(&written);
                     query.dirty = true;
                 }
             }
@@ -319,11 +445,34 @@ impl Scan {
     /// After a failure: forgets the batches in flight and puts every query back at its committed
     /// position, so what was not confirmed is read and written again rather than lost.
     fn rewind(&mut self, error: &SluiceError) {
-        self.in_flight.clear();
+        self.draining.extend(self.in_flight.drain(..).map(|b| b.deliveries));
         for query in &mut self.queries {
             query.sent = query.next.clone();
+            query.written = Written::default();
+            query.restored = !query.exactly_once();
             query.status.set_state(QueryState::Error(error.to_string()));
         }
+    }
+
+    /// Reads back the output of every exactly-once query that has not been since it (re)started,
+    /// once nothing it sent before is still on its way to Kafka.
+    fn restore(&mut self) -> Result<()> {
+        if self.queries.iter().all(|q| q.restored) {
+            return Ok(());
+        }
+        self.draining.retain(|d| !d.is_settled());
+        if !self.draining.is_empty() {
+            return Err(SluiceError::Execution(
+                "waiting for output sent before the failure to reach Kafka".into(),
+            ));
+        }
+        for query in self.queries.iter_mut().filter(|q| !q.restored) {
+            let topics: Vec<String> = query.sink.topic_name().into_iter().map(str::to_string).collect();
+            query.written = origin::read_back(&self.cluster, &query.id, &query.next, query.output.as_ref(), &topics)?;
+            query.restored = true;
+            self.reassign = true;
+        }
+        Ok(())
     }
 
     fn share_expressions(&mut self) {
@@ -333,7 +482,7 @@ impl Scan {
         self.filters = filters;
     }
 
-    /// Points the consumer at the smallest next offset of any query, per partition.
+    /// Points the source at the smallest next offset of any query, per partition.
     fn assign(&mut self) -> Result<()> {
         let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
         for query in &self.queries {
@@ -344,33 +493,62 @@ impl Scan {
                     .or_insert(*offset);
             }
         }
-        let mut assignment = TopicPartitionList::new();
-        for (partition, offset) in positions {
-            assignment.add_partition_offset(&self.topic, partition, Offset::Offset(offset))?;
+        self.source.assign(&positions)
+    }
+
+    /// Looks for partitions added to the source, at most every [`DISCOVERY_INTERVAL`] and at
+    /// once after a query joined; every unbounded query reads a partition it has no position in
+    /// from the partition's earliest offset.
+    fn discover(&mut self) -> Result<()> {
+        if self.last_discovery.is_some_and(|at| at.elapsed() < DISCOVERY_INTERVAL) {
+            return Ok(());
         }
-        self.consumer.assign(&assignment)?;
-        debug!(topic = %self.topic, ?assignment, "scan assigned");
+        self.last_discovery = Some(Instant::now());
+        let count = self.source.partitions()?;
+        for partition in 0..count {
+            let missing = self
+                .queries
+                .iter()
+                .any(|q| q.until.is_none() && !q.sent.contains_key(&partition));
+            if !missing {
+                continue;
+            }
+            let earliest = self.source.earliest(partition)?;
+            for query in self.queries.iter_mut().filter(|q| q.until.is_none()) {
+                if !query.sent.contains_key(&partition) {
+                    info!(topic = %self.topic, query = %query.id, partition, "reading a new partition from its start");
+                    query.sent.insert(partition, earliest);
+                    query.next.insert(partition, earliest);
+                    query.dirty = true;
+                }
+            }
+            self.reassign = true;
+        }
         Ok(())
     }
 
     fn process_batch(&mut self) -> Result<()> {
-        let fetched = self.consumer.fetch(MAX_BATCH, POLL_WAIT, FILL_WAIT)?;
-        if fetched.is_empty() {
-            let cause = self.consumer.take_client_error();
+        let fetched = self.source.fetch(MAX_BATCH, POLL_WAIT)?;
+        let records: Vec<RawRecord> = fetched.records();
+        if records.is_empty() {
+            drop(records);
+            drop(fetched);
+            let cause = self.source.take_problem();
             let failing = self.queries.iter().any(|q| matches!(q.status.state(), QueryState::Error(_)));
             if cause.is_some() || failing {
-                match self.consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(2)) {
+                match self.source.probe() {
                     Err(e) => {
-                        let cause = cause.unwrap_or_else(|| e.to_string());
-                        return Err(SluiceError::Execution(format!("cannot reach Kafka: {cause}")));
+                        return Err(match cause {
+                            Some(cause) => SluiceError::Execution(format!("cannot reach Kafka: {cause}")),
+                            None => e,
+                        });
                     }
-                    Ok(_) => self.mark_running(),
+                    Ok(()) => self.mark_running(),
                 }
             }
             return Ok(());
         }
-        self.consumer.take_client_error();
-        let records: Vec<RawRecord> = fetched.records().collect();
+        fault::panic_if_injected(&records);
         let mut span: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
         for record in &records {
             span.entry(record.partition)
@@ -389,7 +567,7 @@ impl Scan {
         let mut positions = Vec::with_capacity(self.queries.len());
         let topic = self.topic.clone();
         for (index, query) in self.queries.iter_mut().enumerate() {
-            if query.status.state() == QueryState::Terminated {
+            if !query.restored || query.status.state() == QueryState::Terminated {
                 continue;
             }
             let eligible_records: Option<Vec<bool>> =
@@ -415,23 +593,17 @@ impl Scan {
             let failed = decoded
                 .errors
                 .iter()
-                .map(|(i, m)| (*i, m.clone()))
+                .map(|(i, m)| (ErrorKind::Deserialization, *i, m))
                 .chain(
                     evaluated
                         .errors
                         .iter()
                         .chain(shared_errors)
-                        .map(|(row, m)| (decoded.rows[*row], m.clone())),
+                        .map(|(row, m)| (ErrorKind::RecordProcessing, decoded.rows[*row], m)),
                 )
-                .filter(|(i, _)| eligible(*i));
-            for (index, message) in failed {
-                let r = &records[index];
-                query.status.record_error(ProcessingError {
-                    message,
-                    topic: topic.clone(),
-                    partition: r.partition,
-                    offset: r.offset,
-                });
+                .filter(|(_, i, _)| eligible(*i));
+            for (kind, index, message) in failed {
+                record_error(&query.status, kind, message, &topic, &records[index]);
             }
             let mut rows: Vec<OutputRow> = evaluated
                 .rows
@@ -445,17 +617,22 @@ impl Scan {
             if let Some(limit) = query.plan.limit {
                 rows.truncate(limit.saturating_sub(query.emitted) as usize);
             }
-            match query.sink.write(&rows, &evaluated.columns, evaluated.keys.as_ref(), query.plan.forwards_value, &deliveries) {
-                Ok(()) => {}
+            let origin = query.exactly_once().then_some(query.id.as_str());
+            let unwritten = match query.sink.write(&rows, &evaluated.columns, evaluated.keys.as_ref(), query.plan.forwards_value, origin, &deliveries) {
+                Ok(unwritten) => unwritten,
                 Err(SluiceError::Execution(_)) if !query.persistent => {
                     query.status.set_state(QueryState::Terminated);
                     continue;
                 }
                 Err(e) => return Err(e),
+            };
+            for (row, message) in &unwritten {
+                record_error(&query.status, ErrorKind::Serialization, message, &topic, rows[*row].record);
             }
-            query.emitted += rows.len() as u64;
+            let written = rows.len() - unwritten.len();
+            query.emitted += written as u64;
             query.status.records_in.fetch_add(count as u64, Ordering::Relaxed);
-            query.status.records_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
+            query.status.records_out.fetch_add(written as u64, Ordering::Relaxed);
             match &eligible_records {
                 None => {
                     for (partition, (_, last)) in &span {
@@ -470,11 +647,16 @@ impl Scan {
                     }
                 }
             }
+            if !query.written.is_empty() {
+                query.written.forget_before(&query.sent);
+            }
             positions.push((query.id.clone(), query.sent.clone()));
             if query.plan.limit.is_some_and(|l| query.emitted >= l) {
                 query.status.set_state(QueryState::Terminated);
             }
         }
+        drop(records);
+        drop(fetched);
         self.in_flight.push_back(InFlight { deliveries, positions });
         self.mark_running();
         Ok(())
@@ -494,11 +676,156 @@ impl Scan {
             return;
         }
         self.last_commit = Instant::now();
-        for query in self.queries.iter_mut().filter(|q| q.persistent && q.dirty) {
-            match self.runtime.block_on(self.offsets.commit(&query.id, &query.next)) {
-                Ok(()) => query.dirty = false,
-                Err(e) => warn!(query = %query.id, error = %e, "could not commit offsets; will retry"),
-            }
+        let Some(offsets) = &self.offsets else { return };
+        let dirty: Vec<&mut ScanQuery> = self.queries.iter_mut().filter(|q| q.persistent && q.dirty).collect();
+        if dirty.is_empty() {
+            return;
         }
+        let commits = dirty.into_iter().map(|query| async move {
+            let checkpoint = Checkpoint {
+                input: query.next.clone(),
+                output: query.output.clone(),
+            };
+            match tokio::time::timeout(COMMIT_LIMIT, offsets.commit(&query.id, &checkpoint)).await {
+                Ok(Ok(())) => query.dirty = false,
+                Ok(Err(e)) => warn!(query = %query.id, error = %e, "could not commit offsets; will retry"),
+                Err(_) => warn!(query = %query.id, "committing offsets timed out; will retry"),
+            }
+        });
+        self.runtime.block_on(futures::future::join_all(commits));
+    }
+}
+
+/// Counts a record a query skipped and writes it to the processing log.
+fn record_error(status: &QueryStatus, kind: ErrorKind, message: &str, topic: &str, record: &RawRecord<'_>) {
+    let error = ProcessingError {
+        kind,
+        message: message.to_string(),
+        topic: topic.to_string(),
+        partition: record.partition,
+        offset: record.offset,
+    };
+    status.record_error(error, record.value);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex as StdMutex;
+
+    use tokio::sync::mpsc as tokio_mpsc;
+
+    use super::*;
+    use crate::{
+        catalog::Catalog,
+        connectors::source::SourceBatch,
+        parser::{KsqlParser, Statement},
+        planner::QueryPlanner,
+        runtime::processing_log::ProcessingLog,
+    };
+
+    /// A log in memory: partitions of record values, which the test appends to.
+    type Log = Arc<StdMutex<Vec<Vec<String>>>>;
+
+    /// A [`Source`] over a [`Log`], standing in for a Kafka topic that gains a partition (which
+    /// the embedded broker cannot do).
+    struct MemorySource {
+        log: Log,
+        positions: BTreeMap<i32, i64>,
+    }
+
+    struct MemoryBatch(Vec<(i32, i64, String)>);
+
+    impl SourceBatch for MemoryBatch {
+        fn records(&self) -> Vec<RawRecord<'_>> {
+            self.0
+                .iter()
+                .map(|(partition, offset, value)| RawRecord {
+                    partition: *partition,
+                    offset: *offset,
+                    timestamp: 0,
+                    key: None,
+                    value: Some(value.as_bytes()),
+                })
+                .collect()
+        }
+    }
+
+    impl Source for MemorySource {
+        fn partitions(&mut self) -> Result<i32> {
+            Ok(self.log.lock().unwrap().len() as i32)
+        }
+
+        fn earliest(&mut self, _partition: i32) -> Result<i64> {
+            Ok(0)
+        }
+
+        fn assign(&mut self, positions: &BTreeMap<i32, i64>) -> Result<()> {
+            self.positions = positions.clone();
+            Ok(())
+        }
+
+        fn fetch(&mut self, max: usize, wait: Duration) -> Result<Box<dyn SourceBatch + '_>> {
+            let mut taken = Vec::new();
+            let log = self.log.lock().unwrap();
+            for (partition, next) in self.positions.iter_mut() {
+                let Some(records) = log.get(*partition as usize) else { continue };
+                while (*next as usize) < records.len() && taken.len() < max {
+                    taken.push((*partition, *next, records[*next as usize].clone()));
+                    *next += 1;
+                }
+            }
+            drop(log);
+            if taken.is_empty() {
+                std::thread::sleep(wait.min(Duration::from_millis(20)));
+            }
+            Ok(Box::new(MemoryBatch(taken)))
+        }
+
+        fn take_problem(&mut self) -> Option<String> {
+            None
+        }
+
+        fn probe(&mut self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn next(received: &mut tokio_mpsc::Receiver<Vec<u8>>) -> String {
+        let row = tokio::time::timeout(Duration::from_secs(15), received.recv()).await.unwrap().unwrap();
+        String::from_utf8(row).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_partition_added_to_the_source_is_read_from_its_start() {
+        let sql = "CREATE STREAM S (A STRING) WITH (KAFKA_TOPIC = 's', VALUE_FORMAT = 'JSON');";
+        let parsed = KsqlParser::parse_one(sql).unwrap();
+        let Statement::CreateStream(create) = &parsed.statement else { panic!("not a CREATE STREAM") };
+        let stream = StreamDef::from_declaration(&create.name, create.columns.clone(), &create.properties, None, sql).unwrap();
+        let catalog = Catalog::default();
+        catalog.put_stream(stream.clone());
+        let Statement::Select(select) = KsqlParser::parse_one("SELECT A FROM S EMIT CHANGES;").unwrap().statement else {
+            panic!("not a SELECT")
+        };
+        let mut plan = QueryPlanner::plan(&catalog, &select).await.unwrap();
+        plan.forwards_value = false;
+
+        let log: Log = Arc::new(StdMutex::new(vec![vec![r#"{"A": "first"}"#.to_string()]]));
+        let source = MemorySource {
+            log: log.clone(),
+            positions: BTreeMap::new(),
+        };
+        let cluster = Arc::new(KafkaCluster::connect("127.0.0.1:9").unwrap());
+        let runtime = Handle::current();
+        let processing_log = Arc::new(ProcessingLog::new(cluster.clone(), "test_", runtime.clone()));
+        let scan = ScanHandle::spawn(&stream, Box::new(source), cluster, None, runtime).unwrap();
+        let (rows, mut received) = tokio_mpsc::channel(16);
+        let status = Arc::new(QueryStatus::new("push", processing_log));
+        let query = ScanQuery::new("push", plan, QuerySink::Rows(rows), status, BTreeMap::from([(0, 0)]), None);
+        scan.add(query);
+
+        assert_eq!(next(&mut received).await, r#"["first"]"#);
+        log.lock().unwrap().push(vec![r#"{"A": "in a new partition"}"#.to_string()]);
+        assert_eq!(next(&mut received).await, r#"["in a new partition"]"#);
+        tokio::task::spawn_blocking(move || scan.stop()).await.unwrap();
     }
 }

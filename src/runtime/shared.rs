@@ -16,7 +16,8 @@ use datafusion::{
     physical_expr::{PhysicalExpr, ScalarFunctionExpr, expressions::Column},
 };
 
-use crate::{error::Result, functions, planner::ContinuousPlan};
+use super::operator::evaluate_rows;
+use crate::{error::Result, planner::ContinuousPlan};
 
 /// The hoisted expressions of a scan and which queries use each.
 #[derive(Debug, Default)]
@@ -92,10 +93,7 @@ impl SharedExprs {
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
         let mut errors = Vec::with_capacity(self.exprs.len());
         for (i, expr) in self.exprs.iter().enumerate() {
-            let (value, row_errors) = functions::collect_row_errors(|| {
-                expr.evaluate(batch).and_then(|v| v.into_array(batch.num_rows()))
-            });
-            let array = value?;
+            let (array, row_errors) = evaluate_rows(expr, batch)?;
             fields.push(Arc::new(Field::new(shared_name(i), array.data_type().clone(), true)));
             columns.push(array);
             errors.push(row_errors);

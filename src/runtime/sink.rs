@@ -22,6 +22,7 @@ pub struct OutputRow<'a> {
 pub enum QuerySink {
     /// Records into a topic.
     Topic {
+        name: String,
         topic: OutputTopic,
         partitions: i32,
         format: Format,
@@ -33,34 +34,49 @@ pub enum QuerySink {
 }
 
 impl QuerySink {
+    /// The topic the query writes to, if it writes to one.
+    pub fn topic_name(&self) -> Option<&str> {
+        match self {
+            QuerySink::Topic { name, .. } => Some(name),
+            QuerySink::Rows(_) => None,
+        }
+    }
+
     /// Writes the rows of one batch; records sent to a topic count in `batch`, which settles
-    /// once Kafka has them all.
+    /// once Kafka has them all. A row that cannot be encoded is skipped and returned with its
+    /// message (its index in `rows`); an `Err` is a failure of the whole batch.
     pub fn write(
         &self,
         rows: &[OutputRow<'_>],
         columns: &[ArrayRef],
         keys: Option<&ArrayRef>,
         forward_value: bool,
+        origin: Option<&str>,
         batch: &Arc<BatchDeliveries>,
-    ) -> Result<()> {
+    ) -> Result<Vec<(usize, String)>> {
         let writers: Vec<ColumnWriter> = columns.iter().map(ColumnWriter::new).collect();
         let key_writer = keys.map(ColumnWriter::new);
         match self {
             QuerySink::Topic {
                 topic,
                 partitions,
+                name: _,
                 format,
                 delimiter,
                 names,
             } => {
                 let mut value = Vec::with_capacity(256);
                 let mut key = Vec::new();
-                for out in rows {
+                let mut header = Vec::new();
+                let mut failed = Vec::new();
+                for (index, out) in rows.iter().enumerate() {
                     value.clear();
                     let payload: Option<&[u8]> = if forward_value {
                         out.record.value
+                    } else if let Err(e) = encode_row(*format, *delimiter, names, &writers, out.row, &mut value) {
+                        failed.push((index, format!("Error serializing row: {e}")));
+                        continue;
                     } else {
-                        encode_row(*format, *delimiter, names, &writers, out.row, &mut value)?;
                         Some(&value)
                     };
                     let key_bytes: Option<&[u8]> = match &key_writer {
@@ -72,7 +88,12 @@ impl QuerySink {
                         Some(_) => None,
                         None => out.record.key,
                     };
+                    if let Some(query) = origin {
+                        header.clear();
+                        super::origin::encode(query, out.record.partition, out.record.offset, &mut header);
+                    }
                     let record = OutputRecord {
+                        origin: origin.map(|_| header.as_slice()),
                         partition: (key_writer.is_none() && out.record.partition < *partitions).then_some(out.record.partition),
                         key: key_bytes,
                         value: payload,
@@ -80,7 +101,7 @@ impl QuerySink {
                     };
                     topic.send(batch, &record)?;
                 }
-                Ok(())
+                Ok(failed)
             }
             QuerySink::Rows(sender) => {
                 for out in rows {
@@ -97,7 +118,7 @@ impl QuerySink {
                         return Err(SluiceError::Execution("the push query's client went away".into()));
                     }
                 }
-                Ok(())
+                Ok(Vec::new())
             }
         }
     }

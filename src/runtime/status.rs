@@ -1,8 +1,13 @@
 //! What a running query reports: its state, record counts and last processing error.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use parking_lot::Mutex;
+
+use super::processing_log::ProcessingLog;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueryState {
@@ -21,17 +26,31 @@ impl QueryState {
     }
 }
 
+/// Which step failed on a record, as ksqlDB's processing log tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The record's bytes could not be read in the stream's format.
+    Deserialization,
+    /// An expression could not be evaluated on the row.
+    RecordProcessing,
+    /// The output row could not be written in the sink's format.
+    Serialization,
+}
+
 /// A record a query could not process, and where it was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessingError {
+    pub kind: ErrorKind,
     pub message: String,
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
 }
 
-#[derive(Debug)]
 pub struct QueryStatus {
+    /// The query's id, naming it in the processing log.
+    id: String,
+    log: Arc<ProcessingLog>,
     state: Mutex<QueryState>,
     pub records_in: AtomicU64,
     pub records_out: AtomicU64,
@@ -39,15 +58,12 @@ pub struct QueryStatus {
     last_error: Mutex<Option<ProcessingError>>,
 }
 
-impl Default for QueryStatus {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl QueryStatus {
-    pub fn new() -> Self {
+    /// The status of query `id`, whose processing errors go to `log` as well.
+    pub fn new(id: &str, log: Arc<ProcessingLog>) -> Self {
         Self {
+            id: id.to_string(),
+            log,
             state: Mutex::new(QueryState::Running),
             records_in: AtomicU64::new(0),
             records_out: AtomicU64::new(0),
@@ -64,8 +80,11 @@ impl QueryStatus {
         *self.state.lock() = state;
     }
 
-    pub fn record_error(&self, error: ProcessingError) {
+    /// Counts a record the query skipped, keeps it as the last error and writes it to the
+    /// processing log with the record's bytes.
+    pub fn record_error(&self, error: ProcessingError, record: Option<&[u8]>) {
         self.processing_errors.fetch_add(1, Ordering::Relaxed);
+        self.log.write(&self.id, &error, record);
         *self.last_error.lock() = Some(error);
     }
 

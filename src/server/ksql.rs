@@ -66,31 +66,39 @@ pub async fn ksql(
 }
 
 pub async fn info(State(state): State<AppState>) -> Json<Value> {
+    let engine = &state.engine;
     Json(json!({
         "KsqlServerInfo": {
-            "version": "0.29.0",
-            "kafkaClusterId": "sluice",
-            "ksqlServiceId": state.engine.config.service_id,
-            "serverStatus": "RUNNING",
-            "sluiceVersion": env!("CARGO_PKG_VERSION")
+            "version": env!("CARGO_PKG_VERSION"),
+            "kafkaClusterId": engine.cluster.cluster_id().unwrap_or_default(),
+            "ksqlServiceId": engine.config.service_id,
+            "serverStatus": if engine.replay_failures().is_empty() { "RUNNING" } else { "DEGRADED" },
         }
     }))
 }
 
+/// ksqlDB's health check; a command-log entry that could not be applied makes the server
+/// unhealthy (503) while it goes on serving everything else, and is named here.
 pub async fn healthcheck(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let engine = &state.engine;
     let kafka = matches!(engine.cluster.topic(engine.commands.topic()), Ok(Some(_)));
-    let status = if kafka { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let failures: Vec<Value> = engine
+        .replay_failures()
+        .into_iter()
+        .map(|f| json!({"commandSequenceNumber": f.sequence, "statement": f.statement, "error": f.error}))
+        .collect();
+    let commands = failures.is_empty();
+    let healthy = kafka && commands;
     (
-        status,
+        if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE },
         Json(json!({
-            "isHealthy": kafka,
+            "isHealthy": healthy,
             "details": {
                 "metastore": {"isHealthy": true},
                 "kafka": {"isHealthy": kafka},
-                "commandRunner": {"isHealthy": true}
+                "commandRunner": {"isHealthy": commands, "failedCommands": failures}
             },
-            "serverState": if kafka { "READY" } else { "ERROR" }
+            "serverState": if !kafka { "ERROR" } else if commands { "READY" } else { "DEGRADED" }
         })),
     )
 }

@@ -22,6 +22,7 @@ use crate::{
     catalog::types::SqlType,
     parser::{KsqlParser, Statement},
     planner::QueryPlanner,
+    properties,
     runtime::{OffsetReset, sink::QuerySink},
 };
 
@@ -98,16 +99,17 @@ pub async fn close_query(State(state): State<AppState>, body: Bytes) -> Result<R
     }
 }
 
-async fn run(state: AppState, sql: &str, mut properties: BTreeMap<String, String>, layout: Layout) -> Result<Response, AppError> {
+async fn run(state: AppState, sql: &str, properties: BTreeMap<String, String>, layout: Layout) -> Result<Response, AppError> {
+    let mut properties = properties::normalize(&properties).map_err(|e| AppError::from(e).with_statement(sql))?;
     let statements = KsqlParser::parse(sql).map_err(|e| AppError::from(e).with_statement(sql))?;
     let mut select = None;
     for parsed in statements {
         match parsed.statement {
             Statement::Set(set) => {
-                properties.insert(set.name, set.value);
+                properties::set(&mut properties, &set.name, &set.value).map_err(|e| AppError::from(e).with_statement(&parsed.text))?;
             }
             Statement::Unset(unset) => {
-                properties.remove(&unset.name);
+                properties::unset(&mut properties, &unset.name).map_err(|e| AppError::from(e).with_statement(&parsed.text))?;
             }
             Statement::Select(s) if select.is_none() => select = Some((s, parsed.text)),
             Statement::Print(print) => return print_topic(state, print, &parsed.text).await,

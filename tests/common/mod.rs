@@ -73,6 +73,7 @@ pub struct SluiceServer {
     pub bootstrap: String,
     embedded: bool,
     data_dir: PathBuf,
+    env: Vec<(String, String)>,
     child: Option<Child>,
     client: reqwest::Client,
 }
@@ -87,17 +88,31 @@ impl SluiceServer {
         Self::launch(format!("127.0.0.1:{}", free_port()), true, data_dir).await
     }
 
-    async fn launch(bootstrap: String, embedded: bool, data_dir: PathBuf) -> SluiceServer {
+    /// A server against `bootstrap` with extra environment (a test hook such as
+    /// `SLUICE_INJECT_PANIC`).
+    pub async fn start_with_env(bootstrap: &str, data_dir: PathBuf, env: &[(&str, &str)]) -> SluiceServer {
+        let mut server = Self::unstarted(bootstrap.to_string(), false, data_dir);
+        server.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        server.spawn().await;
+        server
+    }
+
+    fn unstarted(bootstrap: String, embedded: bool, data_dir: PathBuf) -> SluiceServer {
         let port = free_port();
-        let mut server = SluiceServer {
+        SluiceServer {
             url: format!("http://127.0.0.1:{port}"),
             port,
             bootstrap,
             embedded,
             data_dir,
+            env: Vec::new(),
             child: None,
             client: reqwest::Client::new(),
-        };
+        }
+    }
+
+    async fn launch(bootstrap: String, embedded: bool, data_dir: PathBuf) -> SluiceServer {
+        let mut server = Self::unstarted(bootstrap, embedded, data_dir);
         server.spawn().await;
         server
     }
@@ -110,6 +125,7 @@ impl SluiceServer {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .env("RUST_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -139,7 +155,7 @@ impl SluiceServer {
     pub fn terminate(&mut self) -> bool {
         let Some(mut child) = self.child.take() else { return false };
         let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
                 return status.success();

@@ -7,9 +7,12 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
+    panic::AssertUnwindSafe,
     sync::Arc,
     time::Duration,
 };
+
+use futures::FutureExt;
 
 use rdkafka::{
     Message, Offset, TopicPartitionList,
@@ -28,7 +31,7 @@ use super::{
 use crate::{
     catalog::Catalog,
     connectors::kafka::KafkaCluster,
-    error::Result,
+    error::{Result, SluiceError, panic_message},
     format::RawRecord,
 };
 
@@ -55,7 +58,11 @@ impl SinkTask {
     pub async fn run(self) {
         let mut backoff = self.config.retry_backoff;
         loop {
-            match self.session().await {
+            let outcome = AssertUnwindSafe(self.session())
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(SluiceError::Internal(format!("the sink task panicked: {}", panic_message(&panic)))));
+            match outcome {
                 Ok(()) => {
                     self.status.set_state(SinkState::Stopped);
                     return;

@@ -3,8 +3,10 @@
 //! future, a channel or an allocation per record.
 
 use std::{
-    ffi::{CString, c_void},
+    collections::{BTreeMap, HashMap},
+    ffi::{CStr, CString, c_void},
     ptr::{self, NonNull},
+    time::Instant,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -16,6 +18,7 @@ use rdkafka::{
     ClientConfig, ClientContext,
     bindings as rdsys,
     error::{KafkaError, RDKafkaErrorCode},
+    Message,
     producer::{DeliveryResult, Producer, ProducerContext},
 };
 
@@ -24,23 +27,47 @@ use super::producer::{QUEUE_RETRY, ReportedProducer};
 /// librdkafka's `RD_KAFKA_PARTITION_UA`: the partitioner picks the partition.
 const PARTITION_UNASSIGNED: i32 = -1;
 
-/// The records of one batch still waiting for their delivery report, and the first failure.
+/// The records of one batch still waiting for their delivery report, the first failure, and
+/// where the delivered ones landed.
 #[derive(Default)]
 pub struct BatchDeliveries {
     pending: AtomicUsize,
     failure: Mutex<Option<KafkaError>>,
     settled: Condvar,
+    /// By topic and partition, the offset past the last record of the batch delivered there.
+    written: Mutex<HashMap<String, BTreeMap<i32, i64>>>,
 }
 
 impl BatchDeliveries {
-    fn settle(&self, result: Result<(), KafkaError>) {
-        if let Err(e) = result {
-            self.failure.lock().get_or_insert(e);
+    fn delivered(&self, topic: &str, partition: i32, offset: i64) {
+        {
+            let mut written = self.written.lock();
+            if !written.contains_key(topic) {
+                written.insert(topic.to_string(), BTreeMap::new());
+            }
+            if let Some(partitions) = written.get_mut(topic) {
+                let end = partitions.entry(partition).or_insert(0);
+                *end = (*end).max(offset + 1);
+            }
         }
+        self.count_down();
+    }
+
+    fn failed(&self, error: KafkaError) {
+        self.failure.lock().get_or_insert(error);
+        self.count_down();
+    }
+
+    fn count_down(&self) {
         if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
             let _failure = self.failure.lock();
             self.settled.notify_all();
         }
+    }
+
+    /// Where the batch's records landed: by topic and partition, the offset past its last one.
+    pub fn written(&self) -> HashMap<String, BTreeMap<i32, i64>> {
+        self.written.lock().clone()
     }
 
     /// Whether every record sent so far has its delivery report.
@@ -48,13 +75,16 @@ impl BatchDeliveries {
         self.pending.load(Ordering::Acquire) == 0
     }
 
-    /// Waits for the delivery report of every record sent so far; the first failure, if any.
-    pub fn wait(&self) -> Result<(), KafkaError> {
+    /// Waits until `deadline` for the delivery report of every record sent so far: whether they
+    /// all came, or the first failure.
+    pub fn wait_until(&self, deadline: Instant) -> Result<bool, KafkaError> {
         let mut failure = self.failure.lock();
         while self.pending.load(Ordering::Acquire) != 0 {
-            self.settled.wait(&mut failure);
+            if self.settled.wait_until(&mut failure, deadline).timed_out() {
+                return Ok(false);
+            }
         }
-        failure.take().map_or(Ok(()), Err)
+        failure.take().map_or(Ok(true), Err)
     }
 }
 
@@ -67,7 +97,10 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Arc<BatchDeliveries>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<BatchDeliveries>) {
-        batch.settle(result.as_ref().map(|_| ()).map_err(|(e, _)| e.clone()));
+        match result {
+            Ok(message) => batch.delivered(message.topic(), message.partition(), message.offset()),
+            Err((e, _)) => batch.failed(e.clone()),
+        }
     }
 }
 
@@ -102,7 +135,12 @@ pub struct OutputRecord<'a> {
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
     pub timestamp: i64,
+    /// The value of the record's [`ORIGIN_HEADER`], when it carries one.
+    pub origin: Option<&'a [u8]>,
 }
+
+/// The header naming the query and the source record an output record came from.
+pub const ORIGIN_HEADER: &CStr = c"sluice.origin";
 
 /// A topic queries write to, named by its librdkafka handle: sending a record neither copies
 /// the topic's name nor looks the topic up.
@@ -135,13 +173,24 @@ impl OutputTopic {
             (rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_KEY, bytes(record.key)),
             (rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_OPAQUE, rdsys::rd_kafka_vu_s__bindgen_ty_1 { ptr: opaque }),
             (rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_TIMESTAMP, rdsys::rd_kafka_vu_s__bindgen_ty_1 { i64_: record.timestamp }),
+            (
+                rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_HEADER,
+                rdsys::rd_kafka_vu_s__bindgen_ty_1 {
+                    header: rdsys::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_2 {
+                        name: ORIGIN_HEADER.as_ptr(),
+                        val: record.origin.map_or(ptr::null(), |o| o.as_ptr().cast()),
+                        size: record.origin.map_or(0, |o| o.len() as isize),
+                    },
+                },
+            ),
         ]
         .map(|(vtype, u)| rdsys::rd_kafka_vu_t { vtype, u });
+        let count = if record.origin.is_some() { fields.len() } else { fields.len() - 1 };
         let client = self.producer.producer.client().native_ptr();
         loop {
             // SAFETY: every field points at data that outlives the call (librdkafka copies the
             // key and value); on success the opaque is handed back with the delivery report.
-            let error = unsafe { rdsys::rd_kafka_produceva(client, fields.as_ptr(), fields.len()) };
+            let error = unsafe { rdsys::rd_kafka_produceva(client, fields.as_ptr(), count) };
             if error.is_null() {
                 return Ok(());
             }
@@ -158,7 +207,7 @@ impl OutputTopic {
             // SAFETY: the record was not queued, so the reference given as its opaque is still ours.
             drop(unsafe { Arc::from_raw(opaque.cast::<BatchDeliveries>()) });
             let error = KafkaError::MessageProduction(code);
-            batch.settle(Err(error.clone()));
+            batch.failed(error.clone());
             return Err(error);
         }
     }

@@ -4,6 +4,7 @@ pub mod delivery;
 pub mod fetch;
 pub mod offsets;
 pub mod producer;
+pub mod source;
 
 use std::{sync::Arc, time::Duration};
 
@@ -21,6 +22,10 @@ use delivery::BatchProducer;
 use producer::RecordProducer;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a single record (a command, a position, an `INSERT`) may wait for Kafka before its
+/// statement fails, so no statement hangs while Kafka is away. Query output waits as long as it
+/// takes: it is never dropped.
+const RECORD_TIMEOUT_MS: &str = "20000";
 
 /// The Kafka cluster Sluice runs against, and the clients shared by every part of the server.
 pub struct KafkaCluster {
@@ -45,8 +50,12 @@ impl KafkaCluster {
             bootstrap_servers: bootstrap_servers.to_string(),
             admin: client_config(bootstrap_servers).create()?,
             metadata: client_config(bootstrap_servers).create()?,
-            producer: RecordProducer::new(&producer_config(bootstrap_servers))?,
-            output: Arc::new(BatchProducer::new(&producer_config(bootstrap_servers))?),
+            // Query output is idempotent (no duplicate from the client's own retries, order
+            // kept per partition: what exactly-once output stands on) and never times out, so an
+            // outage never makes the idempotent producer fatal. The single-record producer times
+            // out instead, and so stays non-idempotent.
+            producer: RecordProducer::new(producer_config(bootstrap_servers).set("message.timeout.ms", RECORD_TIMEOUT_MS))?,
+            output: Arc::new(BatchProducer::new(producer_config(bootstrap_servers).set("enable.idempotence", "true"))?),
         })
     }
 
@@ -169,6 +178,23 @@ impl KafkaCluster {
         Ok(())
     }
 
+    /// The cluster's id, as its brokers report it.
+    pub fn cluster_id(&self) -> Option<String> {
+        blocking(|| {
+            let client = self.metadata.client().native_ptr();
+            // SAFETY: a live client; the returned string is ours to free with rd_kafka_mem_free.
+            unsafe {
+                let id = rdkafka::bindings::rd_kafka_clusterid(client, METADATA_TIMEOUT.as_millis() as i32);
+                if id.is_null() {
+                    return None;
+                }
+                let text = std::ffi::CStr::from_ptr(id).to_string_lossy().into_owned();
+                rdkafka::bindings::rd_kafka_mem_free(client, id.cast());
+                Some(text)
+            }
+        })
+    }
+
     /// The low and high watermark of every partition of a topic.
     pub fn watermarks(&self, topic: &str, partitions: i32) -> Result<Vec<(i64, i64)>> {
         (0..partitions)
@@ -210,6 +236,60 @@ fn producer_config(bootstrap_servers: &str) -> ClientConfig {
         .set("partitioner", "murmur2_random");
     config
 }
+
+/// A range of a topic partition to read back: from `from` up to `until` (exclusive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRange {
+    pub topic: String,
+    pub partition: i32,
+    pub from: i64,
+    pub until: i64,
+}
+
+impl KafkaCluster {
+    /// Reads every record of `ranges` with one consumer, handing each to `visit`, and returns
+    /// once every range is read. Blocking; fails after [`READ_BACK_LIMIT`].
+    pub fn read_ranges(&self, ranges: &[PartitionRange], mut visit: impl FnMut(&rdkafka::message::BorrowedMessage<'_>)) -> Result<()> {
+        use rdkafka::{Message, Offset, TopicPartitionList};
+        let mut remaining: std::collections::HashMap<(String, i32), i64> = ranges
+            .iter()
+            .filter(|r| r.from < r.until)
+            .map(|r| ((r.topic.clone(), r.partition), r.until))
+            .collect();
+        if remaining.is_empty() {
+            return Ok(());
+        }
+        let consumer: BaseConsumer = self.consumer_config().create()?;
+        let mut assignment = TopicPartitionList::new();
+        for range in ranges.iter().filter(|r| r.from < r.until) {
+            assignment.add_partition_offset(&range.topic, range.partition, Offset::Offset(range.from))?;
+        }
+        consumer.assign(&assignment)?;
+        let deadline = std::time::Instant::now() + READ_BACK_LIMIT;
+        while !remaining.is_empty() {
+            if std::time::Instant::now() > deadline {
+                return Err(SluiceError::Execution(format!(
+                    "timed out reading back {} partition(s) after {READ_BACK_LIMIT:?}",
+                    remaining.len()
+                )));
+            }
+            let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
+            let message = message?;
+            let key = (message.topic().to_string(), message.partition());
+            let Some(until) = remaining.get(&key).copied() else { continue };
+            if message.offset() < until {
+                visit(&message);
+            }
+            if message.offset() + 1 >= until {
+                remaining.remove(&key);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How long reading back a range of records may take before it fails (and is retried).
+const READ_BACK_LIMIT: Duration = Duration::from_secs(60);
 
 /// A record read back from a single-partition internal topic.
 pub struct StoredRecord {

@@ -1,9 +1,12 @@
-//! Where each query has got to: the next offset to process per partition, kept in a compacted
-//! topic so that a restarted server resumes every query exactly where its output was flushed.
+//! Where each query has got to, per source partition: the next offset to process, and where in
+//! its output topics the output of that offset onwards may start. Kept in a compacted topic,
+//! one record per (query, partition), so a restarted server resumes every query where its output
+//! was flushed, reads back what it wrote after that, and partitions commit independently.
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 
 use super::KafkaCluster;
 use crate::error::{Result, SluiceError};
@@ -11,10 +14,32 @@ use crate::error::{Result, SluiceError};
 /// Next offset to read, by partition.
 pub type PartitionOffsets = BTreeMap<i32, i64>;
 
+/// By output topic and partition: an offset at or before which a query's output past its
+/// checkpoint starts.
+pub type OutputPositions = BTreeMap<String, BTreeMap<i32, i64>>;
+
+/// What a query has done, as committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The next offset to process, per source partition.
+    pub input: PartitionOffsets,
+    /// Where output written after `input` may start; `None` when not recorded (a checkpoint
+    /// from before output positions were kept), meaning anywhere in the output topics.
+    pub output: Option<OutputPositions>,
+}
+
+/// One (query, partition) record of the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct PartitionCheckpoint {
+    offset: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    output: Option<OutputPositions>,
+}
+
 pub struct OffsetStore {
     topic: String,
     cluster: Arc<KafkaCluster>,
-    committed: Mutex<BTreeMap<String, PartitionOffsets>>,
+    committed: Mutex<BTreeMap<String, BTreeMap<i32, PartitionCheckpoint>>>,
 }
 
 impl OffsetStore {
@@ -29,19 +54,12 @@ impl OffsetStore {
         let records = tokio::task::spawn_blocking(move || reader.read_partition_to_end(&name))
             .await
             .map_err(|e| SluiceError::Internal(e.to_string()))??;
-        let mut committed = BTreeMap::new();
+        let mut committed: BTreeMap<String, BTreeMap<i32, PartitionCheckpoint>> = BTreeMap::new();
         for record in records {
             let Some(key) = record.key.and_then(|k| String::from_utf8(k).ok()) else {
                 continue;
             };
-            match record.value {
-                Some(value) => {
-                    committed.insert(key, serde_json::from_slice::<PartitionOffsets>(&value)?);
-                }
-                None => {
-                    committed.remove(&key);
-                }
-            }
+            apply_record(&mut committed, &key, record.value.as_deref())?;
         }
         Ok(Self {
             topic,
@@ -50,25 +68,154 @@ impl OffsetStore {
         })
     }
 
-    pub fn get(&self, owner: &str) -> Option<PartitionOffsets> {
-        self.committed.lock().get(owner).cloned()
+    pub fn get(&self, owner: &str) -> Option<Checkpoint> {
+        self.committed.lock().get(owner).map(|partitions| {
+            let input = partitions.iter().map(|(p, c)| (*p, c.offset)).collect();
+            let mut output: Option<OutputPositions> = Some(BTreeMap::new());
+            for checkpoint in partitions.values() {
+                output = match (output, &checkpoint.output) {
+                    (Some(merged), Some(positions)) => Some(lower_bounds(merged, positions)),
+                    _ => None,
+                };
+            }
+            Checkpoint { input, output }
+        })
     }
 
-    /// Durably records `offsets` for `owner` (a query or connector id).
-    pub async fn commit(&self, owner: &str, offsets: &PartitionOffsets) -> Result<()> {
-        let value = serde_json::to_vec(offsets)?;
-        self.cluster
-            .producer()
-            .send(&self.topic, None, Some(owner.as_bytes()), Some(&value))
-            .await?;
-        self.committed.lock().insert(owner.to_string(), offsets.clone());
+    /// Durably records `checkpoint` for `owner` (a query id): one record per source partition
+    /// whose checkpoint changed, sent together.
+    pub async fn commit(&self, owner: &str, checkpoint: &Checkpoint) -> Result<()> {
+        let changed: Vec<(i32, PartitionCheckpoint)> = {
+            let committed = self.committed.lock();
+            let previous = committed.get(owner);
+            checkpoint
+                .input
+                .iter()
+                .map(|(p, offset)| {
+                    (*p, PartitionCheckpoint {
+                        offset: *offset,
+                        output: checkpoint.output.clone(),
+                    })
+                })
+                .filter(|(p, c)| previous.and_then(|prev| prev.get(p)) != Some(c))
+                .collect()
+        };
+        let sends = changed.iter().map(|(partition, c)| async move {
+            let value = serde_json::to_vec(c)?;
+            let key = partition_key(owner, *partition);
+            self.cluster.producer().send(&self.topic, None, Some(key.as_bytes()), Some(&value)).await?;
+            Ok::<_, SluiceError>(())
+        });
+        for sent in futures::future::join_all(sends).await {
+            sent?;
+        }
+        let mut committed = self.committed.lock();
+        let entry = committed.entry(owner.to_string()).or_default();
+        entry.extend(changed);
         Ok(())
     }
 
-    /// Forgets an owner's offsets (a tombstone, so compaction drops them).
+    /// Forgets an owner's positions (tombstones, so compaction drops them).
     pub async fn forget(&self, owner: &str) -> Result<()> {
+        let partitions: Vec<i32> = self.committed.lock().get(owner).map(|p| p.keys().copied().collect()).unwrap_or_default();
+        for partition in partitions {
+            let key = partition_key(owner, partition);
+            self.cluster.producer().send(&self.topic, None, Some(key.as_bytes()), None).await?;
+        }
         self.cluster.producer().send(&self.topic, None, Some(owner.as_bytes()), None).await?;
         self.committed.lock().remove(owner);
         Ok(())
+    }
+}
+
+fn partition_key(owner: &str, partition: i32) -> String {
+    format!("{owner}/{partition}")
+}
+
+/// Applies one record of the store: `owner/partition` keys hold a partition's checkpoint; a key
+/// without a partition is the older form, a whole query's offsets in one map.
+fn apply_record(committed: &mut BTreeMap<String, BTreeMap<i32, PartitionCheckpoint>>, key: &str, value: Option<&[u8]>) -> Result<()> {
+    let split = key.rsplit_once('/').and_then(|(owner, p)| p.parse::<i32>().ok().map(|p| (owner, p)));
+    match (split, value) {
+        (Some((owner, partition)), Some(value)) => {
+            let checkpoint: PartitionCheckpoint = serde_json::from_slice(value)?;
+            committed.entry(owner.to_string()).or_default().insert(partition, checkpoint);
+        }
+        (Some((owner, partition)), None) => {
+            if let Some(partitions) = committed.get_mut(owner) {
+                partitions.remove(&partition);
+                if partitions.is_empty() {
+                    committed.remove(owner);
+                }
+            }
+        }
+        (None, Some(value)) => {
+            let offsets: PartitionOffsets = serde_json::from_slice(value)?;
+            let partitions = offsets
+                .into_iter()
+                .map(|(p, offset)| (p, PartitionCheckpoint { offset, output: None }))
+                .collect();
+            committed.insert(key.to_string(), partitions);
+        }
+        (None, None) => {
+            committed.remove(key);
+        }
+    }
+    Ok(())
+}
+
+/// The smaller position of the two for every output partition either names.
+fn lower_bounds(mut merged: OutputPositions, other: &OutputPositions) -> OutputPositions {
+    for (topic, partitions) in other {
+        let entry = merged.entry(topic.clone()).or_default();
+        for (p, offset) in partitions {
+            entry.entry(*p).and_modify(|o| *o = (*o).min(*offset)).or_insert(*offset);
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(records: &[(&str, Option<&str>)]) -> BTreeMap<String, BTreeMap<i32, PartitionCheckpoint>> {
+        let mut committed = BTreeMap::new();
+        for (key, value) in records {
+            apply_record(&mut committed, key, value.map(str::as_bytes)).unwrap();
+        }
+        committed
+    }
+
+    #[test]
+    fn partitions_are_kept_apart_and_the_older_form_is_read() {
+        let committed = store(&[
+            ("CSAS_A_1", Some(r#"{"0": 5, "1": 7}"#)),
+            ("CSAS_B_2/0", Some(r#"{"offset": 3, "output": {"B": {"0": 10}}}"#)),
+            ("CSAS_B_2/1", Some(r#"{"offset": 4, "output": {"B": {"0": 12, "1": 2}}}"#)),
+        ]);
+        assert_eq!(committed["CSAS_A_1"][&1], PartitionCheckpoint { offset: 7, output: None });
+        assert_eq!(committed["CSAS_B_2"][&0].offset, 3);
+        assert_eq!(committed["CSAS_B_2"][&1].offset, 4);
+    }
+
+    #[test]
+    fn tombstones_remove_a_partition_then_the_query() {
+        let committed = store(&[
+            ("Q/0", Some(r#"{"offset": 1}"#)),
+            ("Q/1", Some(r#"{"offset": 2}"#)),
+            ("Q/0", None),
+        ]);
+        assert_eq!(committed["Q"].keys().copied().collect::<Vec<_>>(), vec![1]);
+        let committed = store(&[("Q/0", Some(r#"{"offset": 1}"#)), ("Q/0", None)]);
+        assert!(committed.is_empty());
+    }
+
+    #[test]
+    fn the_output_positions_of_a_query_are_the_lowest_of_its_partitions() {
+        let a: OutputPositions = serde_json::from_str(r#"{"B": {"0": 10}}"#).unwrap();
+        let b: OutputPositions = serde_json::from_str(r#"{"B": {"0": 12, "1": 2}}"#).unwrap();
+        let merged = lower_bounds(lower_bounds(BTreeMap::new(), &a), &b);
+        assert_eq!(merged["B"], BTreeMap::from([(0, 10), (1, 2)]));
     }
 }

@@ -56,8 +56,10 @@ fn routed(bootstrap: &str, topic: &str, expected: usize, within: Duration) -> Ve
     records
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn six_routing_queries_write_every_record_exactly_once_across_five_kills() {
+/// Creates the ingestion stream and `queries`, feeds every sensor's records while killing the
+/// server [`KILLS`] times, then checks each sensor's routed topic holds each record once, in
+/// key order.
+async fn route_across_kills(queries: &[String]) {
     let broker = TestBroker::start().await;
     sluice::connectors::kafka::KafkaCluster::connect(&broker.bootstrap)
         .unwrap()
@@ -67,12 +69,8 @@ async fn six_routing_queries_write_every_record_exactly_once_across_five_kills()
     let data = tempfile::tempdir().unwrap();
     let mut server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
     server.ksql_ok(CREATE_INGESTION).await;
-    for id in 1..=SENSORS {
-        server
-            .ksql_ok(&format!(
-                "CREATE STREAM SENSOR_ID_{id} AS SELECT * FROM STREAM_INGESTION WHERE EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') = '{id}';"
-            ))
-            .await;
+    for query in queries {
+        server.ksql_ok(query).await;
     }
 
     let bootstrap = broker.bootstrap.clone();
@@ -115,4 +113,20 @@ async fn six_routing_queries_write_every_record_exactly_once_across_five_kills()
             }
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn six_routing_queries_write_every_record_exactly_once_across_five_kills() {
+    let queries: Vec<String> = (1..=SENSORS)
+        .map(|id| {
+            format!("CREATE STREAM SENSOR_ID_{id} AS SELECT * FROM STREAM_INGESTION WHERE EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') = '{id}';")
+        })
+        .collect();
+    route_across_kills(&queries).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_statement_routes_every_sensor_exactly_once_across_five_kills() {
+    let route = "CREATE STREAM SENSORS WITH (KAFKA_TOPIC = 'SENSOR_ID_{SENSOR}') AS SELECT *, EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') AS SENSOR FROM STREAM_INGESTION;";
+    route_across_kills(&[route.to_string()]).await;
 }

@@ -300,3 +300,40 @@ async fn a_command_that_can_no_longer_be_applied_leaves_the_server_serving_and_d
     assert_eq!(info["KsqlServerInfo"]["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(info["KsqlServerInfo"]["serverStatus"], "DEGRADED");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_statement_routes_each_sensor_to_its_own_topic_even_sensors_that_appear_later() {
+    let broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    server.ksql_ok("CREATE STREAM READINGS (PAYLOAD STRING) WITH (KAFKA_TOPIC='readings', VALUE_FORMAT='JSON', PARTITIONS=3);").await;
+    let (status, body) = server
+        .ksql("CREATE STREAM BAD WITH (KAFKA_TOPIC = 'SENSOR_ID_{NOPE}') AS SELECT PAYLOAD FROM READINGS;")
+        .await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("NOPE"), "{body}");
+    server
+        .ksql_ok("CREATE STREAM SENSORS WITH (KAFKA_TOPIC = 'SENSOR_ID_{SENSOR}') AS SELECT PAYLOAD, EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') AS SENSOR FROM READINGS;")
+        .await;
+    let (status, body) = server.ksql("CREATE STREAM COPY AS SELECT * FROM SENSORS;").await;
+    assert_eq!(status, 400, "{body}");
+
+    let producer = producer(&broker.bootstrap);
+    let reading = |sensor: &str| json!({"PAYLOAD": format!(r#"{{"sensor_id": {sensor}}}"#)}).to_string();
+    produce(&producer, "readings", "a", &reading("1")).await;
+    produce(&producer, "readings", "b", &reading("\"no/good\"")).await;
+    produce(&producer, "readings", "c", &json!({"PAYLOAD": "{}"}).to_string()).await;
+    produce(&producer, "readings", "d", &reading("2")).await;
+    assert_eq!(read_topic(&broker.bootstrap, "SENSOR_ID_1", 1, Duration::from_secs(60)).len(), 1);
+    assert_eq!(read_topic(&broker.bootstrap, "SENSOR_ID_2", 1, Duration::from_secs(60)).len(), 1);
+
+    produce(&producer, "readings", "e", &reading("77")).await;
+    let late = read_topic(&broker.bootstrap, "SENSOR_ID_77", 1, Duration::from_secs(60));
+    assert_eq!(late, vec![(Some("e".into()), r#"{"PAYLOAD":"{\"sensor_id\": 77}","SENSOR":"77"}"#.to_string())]);
+    let cluster = sluice::connectors::kafka::KafkaCluster::connect(&broker.bootstrap).unwrap();
+    assert_eq!(cluster.topic("SENSOR_ID_77").unwrap().unwrap().partitions, 3, "created with the source's partitions");
+
+    let errors = wait_for_state(&server, "SENSORS", "RUNNING", Duration::from_secs(5)).await;
+    assert!(errors.contains("processing-errors: 2,"), "{errors}");
+    assert!(errors.contains("cannot be named"), "{errors}");
+}

@@ -6,6 +6,7 @@
 pub mod command_log;
 pub mod connector;
 pub mod stream;
+pub mod topic_template;
 pub mod types;
 
 use std::collections::BTreeMap;

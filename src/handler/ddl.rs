@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{Engine, connector, entity};
 use crate::{
-    catalog::{QueryDef, StreamDef},
+    catalog::{QueryDef, StreamDef, topic_template::TopicTemplate},
     error::{Result, SluiceError},
     parser::{
         ColumnDef, CreateStream, CreateStreamAsSelect, DropStream, InsertValues, KsqlParser,
@@ -18,7 +18,12 @@ use crate::{
     },
     planner::{ContinuousPlan, QueryPlanner},
     connectors::kafka::offsets::Checkpoint,
-    runtime::{OffsetReset, connectors::ConnectorManager, origin::Guarantee, sink::QuerySink},
+    runtime::{
+        OffsetReset,
+        connectors::ConnectorManager,
+        origin::Guarantee,
+        sink::{Destination, QuerySink, Router, TopicSink},
+    },
 };
 
 /// Checks that `parsed` can be applied to the catalog as it stands.
@@ -36,6 +41,12 @@ pub async fn validate(
                 )));
             }
             let stream = declared_stream(create, &parsed.text)?;
+            if TopicTemplate::parse(&stream.topic)?.is_some() {
+                return Err(SluiceError::Plan(format!(
+                    "KAFKA_TOPIC '{}' names a topic per record, which only a query's output can do: use CREATE STREAM … AS SELECT",
+                    stream.topic
+                )));
+            }
             crate::format::RecordDecoder::new(&stream)?;
             if engine.cluster.topic(&stream.topic)?.is_none() && create.properties.get("PARTITIONS").is_none() {
                 return Err(SluiceError::Plan(format!(
@@ -55,7 +66,10 @@ pub async fn validate(
             OffsetReset::from_properties(properties)?;
             Guarantee::from_properties(properties)?;
             let plan = QueryPlanner::plan(&engine.catalog, &csas.select).await?;
-            sink_stream(csas, &plan, &parsed.text)?;
+            let (sink, _, _) = sink_stream(csas, &plan, &parsed.text)?;
+            if let Some(template) = TopicTemplate::parse(&sink.topic)? {
+                template_columns(&template, &plan)?;
+            }
             Ok(())
         }
         Statement::InsertSelect(insert) => {
@@ -147,7 +161,7 @@ pub async fn apply(
                 Some(p) => p,
                 None => engine.cluster.topic(&plan.source.topic)?.map_or(1, |t| t.partitions),
             };
-            if run {
+            if run && TopicTemplate::parse(&sink.topic)?.is_none() {
                 engine.cluster.ensure_topic(&sink.topic, partitions, replicas, &[]).await?;
             }
             let query = QueryDef {
@@ -261,16 +275,25 @@ pub async fn start_query(engine: &Engine, query: &QueryDef) -> Result<()> {
 fn start_planned(engine: &Engine, query: &QueryDef, mut plan: ContinuousPlan, start: Checkpoint) -> Result<()> {
     let sink = engine.catalog.stream(&query.sink)?;
     plan.forwards_value &= sink.value_format == plan.source.value_format;
-    let partitions = engine.cluster.topic(&sink.topic)?.map_or(1, |t| t.partitions);
-    let names = plan.output_schema.fields().iter().map(|f| f.name().clone()).collect();
-    let output = QuerySink::Topic {
-        name: sink.topic.clone(),
-        topic: engine.cluster.output_producer().topic(&sink.topic)?,
-        partitions,
+    let destination = match TopicTemplate::parse(&sink.topic)? {
+        None => Destination::Fixed {
+            name: sink.topic.clone(),
+            topic: engine.cluster.output_producer().topic(&sink.topic)?,
+            partitions: engine.cluster.topic(&sink.topic)?.map_or(1, |t| t.partitions),
+        },
+        Some(template) => {
+            plan.forwards_value = false;
+            let columns = template_columns(&template, &plan)?;
+            let partitions = engine.cluster.topic(&plan.source.topic)?.map_or(1, |t| t.partitions);
+            Destination::Routed(Router::new(template, columns, engine.cluster.clone(), tokio::runtime::Handle::current(), partitions))
+        }
+    };
+    let output = QuerySink::Topic(TopicSink {
+        destination,
         format: sink.value_format,
         delimiter: sink.value_delimiter,
-        names,
-    };
+        names: plan.output_schema.fields().iter().map(|f| f.name().clone()).collect(),
+    });
     let guarantee = Guarantee::from_properties(&query.properties)?;
     engine.queries.start_persistent(&query.id, plan, output, start, guarantee)?;
     Ok(())
@@ -300,6 +323,24 @@ async fn drop_stream(engine: &Engine, drop: &DropStream, text: &str, seq: i64, r
         engine.cluster.delete_topic(&stream.topic).await?;
     }
     Ok(entity::command_done(text, command_id, &format!("Source `{}` (topic: {}) was dropped.", drop.name, stream.topic), seq))
+}
+
+/// The output columns a topic template reads, by position; an error names a missing one.
+fn template_columns(template: &TopicTemplate, plan: &ContinuousPlan) -> Result<Vec<usize>> {
+    template
+        .columns()
+        .map(|column| {
+            plan.output_schema
+                .fields()
+                .iter()
+                .position(|f| f.name().eq_ignore_ascii_case(column))
+                .ok_or_else(|| {
+                    SluiceError::Plan(format!(
+                        "KAFKA_TOPIC names a topic by {column}, which is not a column of the query's output"
+                    ))
+                })
+        })
+        .collect()
 }
 
 fn declared_stream(create: &CreateStream, text: &str) -> Result<StreamDef> {

@@ -10,6 +10,7 @@ use crate::{
     error::{Result, SluiceError},
     parser::{Describe, DescribeConnector, ParsedStatement, Show, ShowKind},
     properties,
+    runtime::processing_log,
 };
 
 pub fn show(
@@ -22,7 +23,13 @@ pub fn show(
     let snapshot = engine.catalog.snapshot();
     Ok(match show.kind {
         ShowKind::Streams => {
-            let streams: Vec<StreamDef> = snapshot.streams.into_values().collect();
+            // The processing log's stream is there to query, but listed no more than ksqlDB
+            // lists KSQL_PROCESSING_LOG by default (it creates none unless configured to).
+            let streams: Vec<StreamDef> = snapshot
+                .streams
+                .into_values()
+                .filter(|s| s.name != processing_log::STREAM_NAME)
+                .collect();
             if show.extended {
                 let descriptions: Vec<Value> = streams
                     .iter()

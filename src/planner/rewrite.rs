@@ -9,7 +9,7 @@ use sqlparser::ast::{
 };
 
 use crate::{
-    catalog::{Catalog, StreamDef},
+    catalog::{Catalog, StreamDef, topic_template::TopicTemplate},
     error::{Result, SluiceError},
     parser::{Select, normalize_ident},
 };
@@ -59,6 +59,12 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
         .map(normalize_ident)
         .ok_or_else(|| SluiceError::Plan("the FROM clause names no stream".into()))?;
     let source = catalog.stream(&source_name)?;
+    if TopicTemplate::parse(&source.topic)?.is_some() {
+        return Err(SluiceError::NotImplemented(format!(
+            "reading {source_name}, whose records go to a topic per value of {}; declare a stream over the topics to read",
+            source.topic
+        )));
+    }
     *name = ObjectName::from(vec![quoted(&source.name)]);
     if let Some(alias) = alias {
         alias.name = quoted(&normalize_ident(&alias.name));

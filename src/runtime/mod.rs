@@ -20,6 +20,7 @@ use tokio::runtime::Handle;
 pub use status::{QueryState, QueryStatus};
 
 use crate::{
+    catalog::topic_template::TopicTemplate,
     connectors::kafka::{
         KafkaCluster,
         offsets::{Checkpoint, OffsetStore, OutputPositions, PartitionOffsets},
@@ -92,10 +93,20 @@ impl QueryManager {
         Ok(if reset == OffsetReset::Earliest { earliest } else { latest })
     }
 
-    /// Where output written from now on starts in `topic`: each partition's end.
+    /// Where output written from now on starts in `topic` (or, for a template, in every
+    /// existing topic it can name): each partition's end.
     pub fn output_ends(&self, topic: &str) -> Result<OutputPositions> {
-        let (_, ends) = self.log_bounds(topic)?;
-        Ok(OutputPositions::from([(topic.to_string(), ends)]))
+        let topics = match TopicTemplate::parse(topic)? {
+            None => vec![topic.to_string()],
+            Some(template) => self.cluster.topics()?.into_iter().map(|t| t.name).filter(|n| template.matches(n)).collect(),
+        };
+        topics
+            .into_iter()
+            .map(|topic| {
+                let (_, ends) = self.log_bounds(&topic)?;
+                Ok((topic, ends))
+            })
+            .collect()
     }
 
     /// Each partition's first and next offsets, from one watermark fetch.

@@ -23,7 +23,9 @@ pub struct ProcessingLog {
 }
 
 impl ProcessingLog {
-    /// The log of service `service_id`, on the topic ksqlDB would name `<id>ksql_processing_log`.
+    /// The log of service `service_id`, on an internal topic (ksqlDB's is
+    /// `<id>ksql_processing_log`; like Sluice's other internal topics, this one starts with `_`
+    /// and `SHOW TOPICS` leaves it out).
     pub fn new(cluster: Arc<KafkaCluster>, service_id: &str, runtime: Handle) -> Self {
         Self {
             topic: topic_name(service_id),
@@ -61,7 +63,7 @@ impl ProcessingLog {
 }
 
 pub fn topic_name(service_id: &str) -> String {
-    format!("{service_id}sluice_processing_log")
+    format!("_sluice-{service_id}_processing_log")
 }
 
 fn now_millis() -> i64 {
@@ -69,7 +71,7 @@ fn now_millis() -> i64 {
 }
 
 /// One log entry as ksqlDB writes it (`type` 0 deserialization, 1 record processing,
-/// 3 serialization), with the record's topic, partition and offset beside.
+/// 2 production, 3 serialization), with the record's topic, partition and offset beside.
 fn entry(query: &str, error: &ProcessingError, record: Option<&[u8]>, time: i64) -> Value {
     let text = record.map(|r| String::from_utf8_lossy(r).into_owned());
     let (kind, detail) = match error.kind {
@@ -84,6 +86,7 @@ fn entry(query: &str, error: &ProcessingError, record: Option<&[u8]>, time: i64)
             }),
         ),
         ErrorKind::RecordProcessing => (1, json!({"errorMessage": error.message, "record": text, "cause": []})),
+        ErrorKind::Production => (2, json!({"errorMessage": error.message})),
         ErrorKind::Serialization => (
             3,
             json!({"target": "value", "errorMessage": error.message, "record": text, "cause": [], "topic": error.topic}),
@@ -98,7 +101,7 @@ fn entry(query: &str, error: &ProcessingError, record: Option<&[u8]>, time: i64)
             "type": kind,
             "deserializationError": slot(0),
             "recordProcessingError": slot(1),
-            "productionError": null,
+            "productionError": slot(2),
             "serializationError": slot(3),
             "kafkaStreamsThreadError": null,
             "topic": error.topic,

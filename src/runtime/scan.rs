@@ -167,12 +167,16 @@ impl ScanQuery {
 
     /// Records where a settled batch's output landed, for the next checkpoint.
     fn note_written(&mut self, written: &HashMap<String, BTreeMap<i32, i64>>) {
-        let (Some(output), Some(topic)) = (self.output.as_mut(), self.sink.topic_name()) else { return };
-        let Some(partitions) = written.get(topic) else { return };
-        let known = output.entry(topic.to_string()).or_default();
-        for (partition, end) in partitions {
-            let position = known.entry(*partition).or_insert(*end);
-            *position = (*position).max(*end);
+        let Some(output) = self.output.as_mut() else { return };
+        for (topic, partitions) in written {
+            if !self.sink.writes_to(topic) {
+                continue;
+            }
+            let known = output.entry(topic.clone()).or_default();
+            for (partition, end) in partitions {
+                let position = known.entry(*partition).or_insert(*end);
+                *position = (*position).max(*end);
+            }
         }
     }
 }
@@ -467,7 +471,7 @@ impl Scan {
             ));
         }
         for query in self.queries.iter_mut().filter(|q| !q.restored) {
-            let topics: Vec<String> = query.sink.topic_name().into_iter().map(str::to_string).collect();
+            let topics = query.sink.output_topics(&self.cluster)?;
             query.written = origin::read_back(&self.cluster, &query.id, &query.next, query.output.as_ref(), &topics)?;
             query.restored = true;
             self.reassign = true;
@@ -626,8 +630,8 @@ impl Scan {
                 }
                 Err(e) => return Err(e),
             };
-            for (row, message) in &unwritten {
-                record_error(&query.status, ErrorKind::Serialization, message, &topic, rows[*row].record);
+            for (row, kind, message) in &unwritten {
+                record_error(&query.status, *kind, message, &topic, rows[*row].record);
             }
             let written = rows.len() - unwritten.len();
             query.emitted += written as u64;

@@ -1,13 +1,18 @@
-//! Where a query's rows go: a Kafka topic in the sink stream's format, or a push query's client.
+//! Where a query's rows go: a Kafka topic in the sink stream's format — one topic, or one per
+//! row named by a [`TopicTemplate`] — or a push query's client.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use arrow::array::ArrayRef;
-use tokio::sync::mpsc;
+use tokio::{runtime::Handle, sync::mpsc};
 
+use super::status::ErrorKind;
 use crate::{
-    catalog::Format,
-    connectors::kafka::delivery::{BatchDeliveries, OutputRecord, OutputTopic},
+    catalog::{Format, topic_template::TopicTemplate},
+    connectors::kafka::{
+        KafkaCluster,
+        delivery::{BatchDeliveries, OutputRecord, OutputTopic},
+    },
     error::{Result, SluiceError},
     format::{ColumnWriter, RawRecord, encode_row},
 };
@@ -19,90 +24,112 @@ pub struct OutputRow<'a> {
     pub row: usize,
 }
 
+/// A row the sink skipped: its index in the rows given, what failed, and why.
+pub type Unwritten = (usize, ErrorKind, String);
+
 pub enum QuerySink {
-    /// Records into a topic.
-    Topic {
-        name: String,
-        topic: OutputTopic,
-        partitions: i32,
-        format: Format,
-        delimiter: u8,
-        names: Vec<String>,
-    },
+    /// Records into Kafka.
+    Topic(TopicSink),
     /// JSON arrays of column values, one per row, to a push query's response.
     Rows(mpsc::Sender<Vec<u8>>),
 }
 
-impl QuerySink {
-    /// The topic the query writes to, if it writes to one.
-    pub fn topic_name(&self) -> Option<&str> {
-        match self {
-            QuerySink::Topic { name, .. } => Some(name),
-            QuerySink::Rows(_) => None,
+/// Records in the sink stream's format, to its topic or topics.
+pub struct TopicSink {
+    pub destination: Destination,
+    pub format: Format,
+    pub delimiter: u8,
+    /// The output columns' names, for JSON.
+    pub names: Vec<String>,
+}
+
+pub enum Destination {
+    /// One topic.
+    Fixed {
+        name: String,
+        topic: OutputTopic,
+        partitions: i32,
+    },
+    /// A topic per row, created when first named, with the source's partition count.
+    Routed(Router),
+}
+
+/// Names each row's topic from its columns and keeps a handle per topic named so far.
+pub struct Router {
+    template: TopicTemplate,
+    /// The projected columns the template reads, in its order.
+    columns: Vec<usize>,
+    cluster: Arc<KafkaCluster>,
+    runtime: Handle,
+    partitions: i32,
+    topics: HashMap<Vec<u8>, (OutputTopic, i32)>,
+}
+
+impl Router {
+    pub fn new(template: TopicTemplate, columns: Vec<usize>, cluster: Arc<KafkaCluster>, runtime: Handle, partitions: i32) -> Self {
+        Self {
+            template,
+            columns,
+            cluster,
+            runtime,
+            partitions,
+            topics: HashMap::new(),
         }
     }
 
-    /// Writes the rows of one batch; records sent to a topic count in `batch`, which settles
-    /// once Kafka has them all. A row that cannot be encoded is skipped and returned with its
-    /// message (its index in `rows`); an `Err` is a failure of the whole batch.
+    /// The topic named `name`, created first if it does not exist. Blocking.
+    fn topic(&mut self, name: &[u8]) -> Result<&(OutputTopic, i32)> {
+        if !self.topics.contains_key(name) {
+            let text = String::from_utf8_lossy(name).into_owned();
+            let partitions = self
+                .runtime
+                .block_on(self.cluster.ensure_topic(&text, self.partitions, 1, &[]))?;
+            let topic = self.cluster.output_producer().topic(&text)?;
+            self.topics.insert(name.to_vec(), (topic, partitions));
+        }
+        Ok(&self.topics[name])
+    }
+}
+
+impl QuerySink {
+    /// Whether output sent to `topic` is this query's.
+    pub fn writes_to(&self, topic: &str) -> bool {
+        match self {
+            QuerySink::Topic(TopicSink { destination: Destination::Fixed { name, .. }, .. }) => name == topic,
+            QuerySink::Topic(TopicSink { destination: Destination::Routed(router), .. }) => router.template.matches(topic),
+            QuerySink::Rows(_) => false,
+        }
+    }
+
+    /// Every topic the query may have written to. Blocking.
+    pub fn output_topics(&self, cluster: &KafkaCluster) -> Result<Vec<String>> {
+        Ok(match self {
+            QuerySink::Topic(TopicSink { destination: Destination::Fixed { name, .. }, .. }) => vec![name.clone()],
+            QuerySink::Topic(TopicSink { destination: Destination::Routed(router), .. }) => cluster
+                .topics()?
+                .into_iter()
+                .map(|t| t.name)
+                .filter(|name| router.template.matches(name))
+                .collect(),
+            QuerySink::Rows(_) => Vec::new(),
+        })
+    }
+
+    /// Writes the rows of one batch; records sent to Kafka count in `batch`, which settles
+    /// once Kafka has them all. A row that cannot be encoded or routed is skipped and returned;
+    /// an `Err` is a failure of the whole batch.
     pub fn write(
-        &self,
+        &mut self,
         rows: &[OutputRow<'_>],
         columns: &[ArrayRef],
         keys: Option<&ArrayRef>,
         forward_value: bool,
         origin: Option<&str>,
         batch: &Arc<BatchDeliveries>,
-    ) -> Result<Vec<(usize, String)>> {
+    ) -> Result<Vec<Unwritten>> {
         let writers: Vec<ColumnWriter> = columns.iter().map(ColumnWriter::new).collect();
-        let key_writer = keys.map(ColumnWriter::new);
         match self {
-            QuerySink::Topic {
-                topic,
-                partitions,
-                name: _,
-                format,
-                delimiter,
-                names,
-            } => {
-                let mut value = Vec::with_capacity(256);
-                let mut key = Vec::new();
-                let mut header = Vec::new();
-                let mut failed = Vec::new();
-                for (index, out) in rows.iter().enumerate() {
-                    value.clear();
-                    let payload: Option<&[u8]> = if forward_value {
-                        out.record.value
-                    } else if let Err(e) = encode_row(*format, *delimiter, names, &writers, out.row, &mut value) {
-                        failed.push((index, format!("Error serializing row: {e}")));
-                        continue;
-                    } else {
-                        Some(&value)
-                    };
-                    let key_bytes: Option<&[u8]> = match &key_writer {
-                        Some(w) if !w.is_null(out.row) => {
-                            key.clear();
-                            w.write_text(out.row, &mut key);
-                            Some(&key)
-                        }
-                        Some(_) => None,
-                        None => out.record.key,
-                    };
-                    if let Some(query) = origin {
-                        header.clear();
-                        super::origin::encode(query, out.record.partition, out.record.offset, &mut header);
-                    }
-                    let record = OutputRecord {
-                        origin: origin.map(|_| header.as_slice()),
-                        partition: (key_writer.is_none() && out.record.partition < *partitions).then_some(out.record.partition),
-                        key: key_bytes,
-                        value: payload,
-                        timestamp: out.record.timestamp,
-                    };
-                    topic.send(batch, &record)?;
-                }
-                Ok(failed)
-            }
+            QuerySink::Topic(sink) => sink.write(rows, &writers, keys, forward_value, origin, batch),
             QuerySink::Rows(sender) => {
                 for out in rows {
                     let mut row = Vec::with_capacity(128);
@@ -121,5 +148,79 @@ impl QuerySink {
                 Ok(Vec::new())
             }
         }
+    }
+}
+
+impl TopicSink {
+    fn write(
+        &mut self,
+        rows: &[OutputRow<'_>],
+        writers: &[ColumnWriter],
+        keys: Option<&ArrayRef>,
+        forward_value: bool,
+        origin: Option<&str>,
+        batch: &Arc<BatchDeliveries>,
+    ) -> Result<Vec<Unwritten>> {
+        let key_writer = keys.map(ColumnWriter::new);
+        let mut value = Vec::with_capacity(256);
+        let mut key = Vec::new();
+        let mut header = Vec::new();
+        let mut name = Vec::new();
+        let mut failed = Vec::new();
+        for (index, out) in rows.iter().enumerate() {
+            value.clear();
+            let payload: Option<&[u8]> = if forward_value {
+                out.record.value
+            } else if let Err(e) = encode_row(self.format, self.delimiter, &self.names, writers, out.row, &mut value) {
+                failed.push((index, ErrorKind::Serialization, format!("Error serializing row: {e}")));
+                continue;
+            } else {
+                Some(&value)
+            };
+            let (topic, partitions) = match &mut self.destination {
+                Destination::Fixed { topic, partitions, .. } => (&*topic, *partitions),
+                Destination::Routed(router) => {
+                    let named = router.template.render(
+                        |i, out_name| {
+                            let writer = &writers[router.columns[i]];
+                            if writer.is_null(out.row) {
+                                return false;
+                            }
+                            writer.write_text(out.row, out_name);
+                            true
+                        },
+                        &mut name,
+                    );
+                    if let Err(message) = named {
+                        failed.push((index, ErrorKind::Production, message));
+                        continue;
+                    }
+                    let (topic, partitions) = router.topic(&name)?;
+                    (topic, *partitions)
+                }
+            };
+            let key_bytes: Option<&[u8]> = match &key_writer {
+                Some(w) if !w.is_null(out.row) => {
+                    key.clear();
+                    w.write_text(out.row, &mut key);
+                    Some(&key)
+                }
+                Some(_) => None,
+                None => out.record.key,
+            };
+            if let Some(query) = origin {
+                header.clear();
+                super::origin::encode(query, out.record.partition, out.record.offset, &mut header);
+            }
+            let record = OutputRecord {
+                origin: origin.map(|_| header.as_slice()),
+                partition: (key_writer.is_none() && out.record.partition < partitions).then_some(out.record.partition),
+                key: key_bytes,
+                value: payload,
+                timestamp: out.record.timestamp,
+            };
+            topic.send(batch, &record)?;
+        }
+        Ok(failed)
     }
 }

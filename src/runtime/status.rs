@@ -35,6 +35,8 @@ pub enum ErrorKind {
     RecordProcessing,
     /// The output row could not be written in the sink's format.
     Serialization,
+    /// The output record could not be produced (its topic cannot be named, say).
+    Production,
 }
 
 /// A record a query could not process, and where it was.

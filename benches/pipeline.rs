@@ -275,10 +275,14 @@ impl Server {
     }
 
     async fn ksql(&self, sql: &str, offset_reset: &str) -> Value {
+        self.ksql_with(sql, json!({"auto.offset.reset": offset_reset})).await
+    }
+
+    async fn ksql_with(&self, sql: &str, properties: Value) -> Value {
         let response = self
             .client
             .post(format!("{}/ksql", self.url))
-            .json(&json!({"ksql": sql, "streamsProperties": {"auto.offset.reset": offset_reset}}))
+            .json(&json!({"ksql": sql, "streamsProperties": properties}))
             .send()
             .await
             .unwrap();
@@ -323,17 +327,41 @@ async fn baseline_run(name: &'static str, bootstrap: &str, cluster: &KafkaCluste
     Run::reported(name, records, &measured)
 }
 
-/// Sluice routing the preloaded `INGESTION` with `sensors` CSAS queries.
-async fn sluice_run(name: &'static str, bootstrap: &str, cluster: &KafkaCluster, records: u64, sensors: &[u32], prefix: &str) -> Run {
+/// How a Sluice run routes the preloaded `INGESTION`.
+enum Routing<'a> {
+    /// One CSAS per sensor in the list, sent one after another.
+    PerSensor(&'a [u32]),
+    /// One CSAS whose `KAFKA_TOPIC` names a topic per sensor.
+    OneStatement,
+}
+
+/// Sluice routing the preloaded `INGESTION` from earliest, the queries created one after
+/// another as a user creates them, with `processing.guarantee` `guarantee`.
+async fn sluice_run(name: &'static str, bootstrap: &str, cluster: &KafkaCluster, records: u64, routing: Routing<'_>, guarantee: &str, prefix: &str) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(bootstrap, &format!("bench_{prefix}"), dir.path()).await;
     server.ksql(&CREATE_INGESTION.replace("{topic}", "INGESTION"), "earliest").await;
-    for sensor in sensors {
+    let sensors: Vec<u32> = match routing {
+        Routing::PerSensor(sensors) => sensors.to_vec(),
+        Routing::OneStatement => (1..=SENSORS).collect(),
+    };
+    for sensor in &sensors {
         cluster.ensure_topic(&format!("{prefix}_{sensor}"), 3, 1, &[]).await.unwrap();
     }
+    let properties = json!({"auto.offset.reset": "earliest", "processing.guarantee": guarantee});
     let (start, cpu_start) = (Instant::now(), cpu_seconds(&server.pid()));
-    for sensor in sensors {
-        server.ksql(&route(&format!("{prefix}_{sensor}"), *sensor), "earliest").await;
+    match routing {
+        Routing::PerSensor(_) => {
+            for sensor in &sensors {
+                server.ksql_with(&route(&format!("{prefix}_{sensor}"), *sensor), properties.clone()).await;
+            }
+        }
+        Routing::OneStatement => {
+            let sql = format!(
+                "CREATE STREAM {prefix} WITH (KAFKA_TOPIC = '{prefix}_{{SENSOR}}') AS SELECT *, EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') AS SENSOR FROM STREAM_INGESTION;"
+            );
+            server.ksql_with(&sql, properties).await;
+        }
     }
     let topics: Vec<String> = sensors.iter().map(|s| format!("{prefix}_{s}")).collect();
     let expected = records / SENSORS as u64 * sensors.len() as u64;
@@ -542,10 +570,15 @@ async fn orchestrate() {
         .unwrap();
     let measured: Value = serde_json::from_slice(&output.stdout).expect("the reader reports its figures");
     let read = Run::reported("rdkafka consume only (the broker's read rate)", records, &measured);
-    eprintln!("(b) Sluice, six CSAS…");
-    let six = sluice_run("(b) Sluice, six CSAS", &bootstrap, &cluster, records, &[1, 2, 3, 4, 5, 6], "SIX").await;
+    let all: Vec<u32> = (1..=SENSORS).collect();
+    eprintln!("(b) Sluice, six CSAS, exactly once…");
+    let six = sluice_run("(b) Sluice, six CSAS (exactly once)", &bootstrap, &cluster, records, Routing::PerSensor(&all), "exactly_once", "SIX").await;
+    eprintln!("(b2) Sluice, six CSAS, at least once…");
+    let six_alo = sluice_run("(b2) Sluice, six CSAS (at least once)", &bootstrap, &cluster, records, Routing::PerSensor(&all), "at_least_once", "ALO").await;
     eprintln!("(c) Sluice, one CSAS…");
-    let one = sluice_run("(c) Sluice, one CSAS", &bootstrap, &cluster, records, &[3], "ONE").await;
+    let one = sluice_run("(c) Sluice, one CSAS", &bootstrap, &cluster, records, Routing::PerSensor(&[3]), "exactly_once", "ONE").await;
+    eprintln!("(d) Sluice, one statement routing every sensor…");
+    let routed = sluice_run("(d) Sluice, one statement, every sensor", &bootstrap, &cluster, records, Routing::OneStatement, "exactly_once", "ROUTED").await;
     let mut latencies = Vec::new();
     for rate in [10_000, 1_000] {
         eprintln!("latency at {rate} records/s: the broker alone, the baseline loop, the six CSAS…");
@@ -562,7 +595,7 @@ async fn orchestrate() {
     println!("\n{records} PowerGrid records, 3 partitions, {:.1} MB of values\n", bytes as f64 / 1e6);
     println!("| run | records/s wall | records per CPU-second | CPU s | peak RSS MB |");
     println!("|---|---|---|---|---|");
-    for run in [&baseline, &baseline_one, &six, &one, &read, &raw, &sink] {
+    for run in [&baseline, &baseline_one, &six, &six_alo, &one, &routed, &read, &raw, &sink] {
         println!(
             "| {} | {:.0} | {:.0} | {:.2} | {:.0} |",
             run.name,
@@ -575,6 +608,8 @@ async fn orchestrate() {
     let mut ratios = BTreeMap::new();
     ratios.insert("six CSAS / baseline, records per CPU-second", six.per_cpu_second() / baseline.per_cpu_second());
     ratios.insert("six CSAS / one CSAS, CPU per input record", six.cpu / one.cpu.max(0.01));
+    ratios.insert("six CSAS, exactly once / at least once, CPU", six.cpu / six_alo.cpu.max(0.01));
+    ratios.insert("one statement / six CSAS, CPU per input record", routed.cpu / six.cpu.max(0.01));
     ratios.insert("baseline six sensors / one sensor, CPU per input record", baseline.cpu / baseline_one.cpu.max(0.01));
     ratios.insert("HDFS sink / consume only, records per second wall", (sink.records as f64 / sink.wall.max(0.001)) / (read.records as f64 / read.wall.max(0.001)));
     ratios.insert(

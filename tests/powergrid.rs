@@ -136,25 +136,7 @@ async fn a_push_query_streams_rows_in_the_delimited_format() {
         produce(&producer, "INGESTION", "3", &powergrid_record(3, n)).await;
         produce(&producer, "INGESTION", "4", &powergrid_record(4, n)).await;
     }
-    let response = server
-        .client()
-        .post(format!("{}/query-stream", server.url))
-        .json(&serde_json::json!({
-            "sql": "SELECT * FROM SENSOR_ID_3 EMIT CHANGES LIMIT 3;",
-            "properties": {"auto.offset.reset": "earliest"}
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let mut body = String::new();
-    let mut stream = response.bytes_stream();
-    let read = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(chunk) = stream.next().await {
-            body.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-        }
-    });
-    read.await.expect("the push query ends at its LIMIT");
+    let body = server.push_query_to_limit("SELECT * FROM SENSOR_ID_3 EMIT CHANGES LIMIT 3;").await;
     let lines: Vec<&str> = body.lines().collect();
     assert_eq!(lines.len(), 4, "{body}");
     let header: Value = serde_json::from_str(lines[0]).unwrap();

@@ -8,7 +8,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{SluiceServer, TestBroker, produce, producer, read_topic};
-use futures::StreamExt;
 use serde_json::{Value, json};
 
 /// The state and error statistics of the query writing `sink`, from `SHOW QUERIES` and
@@ -41,23 +40,7 @@ async fn wait_for_state(server: &SluiceServer, sink: &str, wanted: &str, within:
 
 /// Runs a push query to its LIMIT and returns its rows.
 async fn push_rows(server: &SluiceServer, sql: &str) -> Vec<Value> {
-    let response = server
-        .client()
-        .post(format!("{}/query-stream", server.url))
-        .json(&json!({"sql": sql, "properties": {"auto.offset.reset": "earliest"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let mut body = String::new();
-    let mut stream = response.bytes_stream();
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(chunk) = stream.next().await {
-            body.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{sql} did not reach its LIMIT: {body}"));
+    let body = server.push_query_to_limit(sql).await;
     body.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 

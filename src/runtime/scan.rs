@@ -343,12 +343,12 @@ impl Scan {
                 .and_then(|()| self.discover())
                 .and_then(|()| if self.reassign { self.assign() } else { Ok(()) })
                 .and_then(|()| {
-                self.reassign = false;
-                if self.in_flight.len() < MAX_IN_FLIGHT {
-                    self.process_batch()?;
-                }
-                self.settle(MAX_IN_FLIGHT - 1, POLL_WAIT)
-            });
+                    self.reassign = false;
+                    if self.in_flight.len() < MAX_IN_FLIGHT {
+                        self.process_batch()?;
+                    }
+                    self.settle(MAX_IN_FLIGHT - 1, POLL_WAIT)
+                });
             match outcome {
                 Ok(()) => self.backoff = MIN_BACKOFF,
                 Err(e) => {

@@ -196,6 +196,30 @@ impl SluiceServer {
         body
     }
 
+    /// Runs a push query that ends at its LIMIT through `/query-stream` (from earliest) and
+    /// returns the whole response: the header line, then a line per row.
+    pub async fn push_query_to_limit(&self, sql: &str) -> String {
+        use futures::StreamExt;
+        let response = self
+            .client
+            .post(format!("{}/query-stream", self.url))
+            .json(&json!({"sql": sql, "properties": {"auto.offset.reset": "earliest"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let mut body = String::new();
+        let mut stream = response.bytes_stream();
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(chunk) = stream.next().await {
+                body.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{sql} did not reach its LIMIT within 60 s: {body}"));
+        body
+    }
+
     /// POSTs `/close-query` for a push query.
     pub async fn close_query(&self, query_id: &str) -> reqwest::Response {
         self.client

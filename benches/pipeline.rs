@@ -331,6 +331,8 @@ async fn baseline_run(name: &'static str, bootstrap: &str, cluster: &KafkaCluste
 enum Routing<'a> {
     /// One CSAS per sensor in the list, sent one after another.
     PerSensor(&'a [u32]),
+    /// The six CSAS sent as a user at a prompt sends them: a pause before each next one.
+    Typed(Duration),
     /// One CSAS whose `KAFKA_TOPIC` names a topic per sensor.
     OneStatement,
 }
@@ -343,7 +345,7 @@ async fn sluice_run(name: &'static str, bootstrap: &str, cluster: &KafkaCluster,
     server.ksql(&CREATE_INGESTION.replace("{topic}", "INGESTION"), "earliest").await;
     let sensors: Vec<u32> = match routing {
         Routing::PerSensor(sensors) => sensors.to_vec(),
-        Routing::OneStatement => (1..=SENSORS).collect(),
+        Routing::Typed(_) | Routing::OneStatement => (1..=SENSORS).collect(),
     };
     for sensor in &sensors {
         cluster.ensure_topic(&format!("{prefix}_{sensor}"), 3, 1, &[]).await.unwrap();
@@ -353,6 +355,14 @@ async fn sluice_run(name: &'static str, bootstrap: &str, cluster: &KafkaCluster,
     match routing {
         Routing::PerSensor(_) => {
             for sensor in &sensors {
+                server.ksql_with(&route(&format!("{prefix}_{sensor}"), *sensor), properties.clone()).await;
+            }
+        }
+        Routing::Typed(pause) => {
+            for sensor in &sensors {
+                if *sensor > 1 {
+                    tokio::time::sleep(pause).await;
+                }
                 server.ksql_with(&route(&format!("{prefix}_{sensor}"), *sensor), properties.clone()).await;
             }
         }
@@ -579,6 +589,8 @@ async fn orchestrate() {
     let one = sluice_run("(c) Sluice, one CSAS", &bootstrap, &cluster, records, Routing::PerSensor(&[3]), "exactly_once", "ONE").await;
     eprintln!("(d) Sluice, one statement routing every sensor…");
     let routed = sluice_run("(d) Sluice, one statement, every sensor", &bootstrap, &cluster, records, Routing::OneStatement, "exactly_once", "ROUTED").await;
+    eprintln!("(e) Sluice, six CSAS typed two seconds apart…");
+    let typed = sluice_run("(e) Sluice, six CSAS typed 2 s apart", &bootstrap, &cluster, records, Routing::Typed(Duration::from_secs(2)), "exactly_once", "TYPED").await;
     let mut latencies = Vec::new();
     for rate in [10_000, 1_000] {
         eprintln!("latency at {rate} records/s: the broker alone, the baseline loop, the six CSAS…");
@@ -595,7 +607,7 @@ async fn orchestrate() {
     println!("\n{records} PowerGrid records, 3 partitions, {:.1} MB of values\n", bytes as f64 / 1e6);
     println!("| run | records/s wall | records per CPU-second | CPU s | peak RSS MB |");
     println!("|---|---|---|---|---|");
-    for run in [&baseline, &baseline_one, &six, &six_alo, &one, &routed, &read, &raw, &sink] {
+    for run in [&baseline, &baseline_one, &six, &six_alo, &one, &routed, &typed, &read, &raw, &sink] {
         println!(
             "| {} | {:.0} | {:.0} | {:.2} | {:.0} |",
             run.name,

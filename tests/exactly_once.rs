@@ -130,3 +130,30 @@ async fn one_statement_routes_every_sensor_exactly_once_across_five_kills() {
     let route = "CREATE STREAM SENSORS WITH (KAFKA_TOPIC = 'SENSOR_ID_{SENSOR}') AS SELECT *, EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') AS SENSOR FROM STREAM_INGESTION;";
     route_across_kills(&[route.to_string()]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_checkpoint_from_before_output_positions_still_resumes_exactly_once() {
+    let broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    server.ksql_ok("CREATE STREAM S (A STRING) WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON', PARTITIONS=1);").await;
+    let created = server.ksql_ok("CREATE STREAM COPY AS SELECT A FROM S;").await;
+    let query = created[0]["commandStatus"]["queryId"].as_str().unwrap().to_string();
+    let producer = producer(&broker.bootstrap);
+    for n in 0..3 {
+        produce(&producer, "s", "k", &format!(r#"{{"A": "r{n}"}}"#)).await;
+    }
+    assert_eq!(common::read_topic(&broker.bootstrap, "COPY", 3, Duration::from_secs(60)).len(), 3);
+    server.kill();
+
+    // What an earlier version committed: one record per query, offsets only, here from before
+    // the three records were routed.
+    let offsets = "_sluice-default__offsets";
+    produce(&producer, offsets, &format!("{query}/0"), r#"{"offset": 0}"#).await;
+    produce(&producer, offsets, &query, r#"{"0": 0}"#).await;
+    server.start_again().await;
+    produce(&producer, "s", "k", r#"{"A": "r3"}"#).await;
+    let copied = common::read_topic(&broker.bootstrap, "COPY", 4, Duration::from_secs(60));
+    let values: Vec<&str> = copied.iter().map(|(_, v)| v.as_str()).collect();
+    assert_eq!(values, vec![r#"{"A":"r0"}"#, r#"{"A":"r1"}"#, r#"{"A":"r2"}"#, r#"{"A":"r3"}"#]);
+}

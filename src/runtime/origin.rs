@@ -93,6 +93,13 @@ impl Written {
     }
 }
 
+/// What a read-back found: the source records whose output is there, and where each output
+/// partition ended when it was read.
+pub struct ReadBack {
+    pub written: Written,
+    pub ends: OutputPositions,
+}
+
 /// Reads what query `query` wrote to `topics` past `output` (from each partition's start where
 /// no position is known) and returns the source records at or after `input` it came from.
 /// Blocking.
@@ -102,7 +109,7 @@ pub fn read_back(
     input: &PartitionOffsets,
     output: Option<&OutputPositions>,
     topics: &[String],
-) -> Result<Written> {
+) -> Result<ReadBack> {
     let mut ranges = Vec::new();
     for topic in topics {
         let Some(info) = cluster.topic(topic)? else { continue };
@@ -120,6 +127,10 @@ pub fn read_back(
             });
         }
     }
+    let mut ends = OutputPositions::new();
+    for range in &ranges {
+        ends.entry(range.topic.clone()).or_default().insert(range.partition, range.until);
+    }
     let mut written = Written::default();
     cluster.read_ranges(&ranges, |message| {
         let Some(headers) = message.headers() else { return };
@@ -135,7 +146,7 @@ pub fn read_back(
             }
         }
     })?;
-    Ok(written)
+    Ok(ReadBack { written, ends })
 }
 
 #[cfg(test)]

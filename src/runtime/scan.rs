@@ -472,7 +472,13 @@ impl Scan {
         }
         for query in self.queries.iter_mut().filter(|q| !q.restored) {
             let topics = query.sink.output_topics(&self.cluster)?;
-            query.written = origin::read_back(&self.cluster, &query.id, &query.next, query.output.as_ref(), &topics)?;
+            let found = origin::read_back(&self.cluster, &query.id, &query.next, query.output.as_ref(), &topics)?;
+            // A checkpoint without output positions (from before they were kept) gets them as
+            // soon as nothing past its input is in the output: read-backs then start there.
+            if query.output.is_none() && found.written.is_empty() {
+                query.output = Some(found.ends);
+            }
+            query.written = found.written;
             query.restored = true;
             self.reassign = true;
         }

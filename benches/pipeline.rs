@@ -173,6 +173,17 @@ struct Run {
     wall: f64,
     cpu: f64,
     rss_mb: f64,
+    /// The broker's CPU seconds over the run: what a server on the embedded broker would also
+    /// spend in its own process.
+    broker_cpu: f64,
+}
+
+/// Runs `run`, adding the CPU the broker (process `broker`) spent meanwhile to its figures.
+async fn with_broker_cpu(broker: &str, run: impl std::future::Future<Output = Run>) -> Run {
+    let before = cpu_seconds(broker);
+    let mut measured = run.await;
+    measured.broker_cpu = cpu_seconds(broker) - before;
+    measured
 }
 
 impl Run {
@@ -184,6 +195,7 @@ impl Run {
             wall: measured["wall"].as_f64().unwrap(),
             cpu: measured["cpu"].as_f64().unwrap(),
             rss_mb: measured["rss_mb"].as_f64().unwrap(),
+            broker_cpu: 0.0,
         }
     }
 
@@ -382,6 +394,7 @@ async fn sluice_run(name: &'static str, bootstrap: &str, cluster: &KafkaCluster,
         wall: (end - start).as_secs_f64(),
         cpu: cpu_seconds(&server.pid()) - cpu_start,
         rss_mb: peak_rss_mb(&server.pid()),
+        broker_cpu: 0.0,
     }
 }
 
@@ -506,7 +519,7 @@ async fn sink_run(bootstrap: &str, records: u64, bytes: u64) -> (Run, Run) {
         writer.write_bytes(bytes::Bytes::from(chunk.clone())).await.unwrap();
         writer.close().await.unwrap();
     }
-    let raw = Run { name: "raw hdfs-native writes", records, wall: start.elapsed().as_secs_f64(), cpu: cpu_seconds("self") - cpu_start, rss_mb: 0.0 };
+    let raw = Run { name: "raw hdfs-native writes", records, wall: start.elapsed().as_secs_f64(), cpu: cpu_seconds("self") - cpu_start, rss_mb: 0.0, broker_cpu: 0.0 };
 
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(bootstrap, "bench_sink", dir.path()).await;
@@ -539,7 +552,7 @@ async fn sink_run(bootstrap: &str, records: u64, bytes: u64) -> (Run, Run) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let (end, written) = committed_at;
-    let sink = Run { name: "Sluice HDFS sink", records: written, wall: (end - start).as_secs_f64(), cpu: cpu_seconds(&server.pid()) - cpu_start, rss_mb: peak_rss_mb(&server.pid()) };
+    let sink = Run { name: "Sluice HDFS sink", records: written, wall: (end - start).as_secs_f64(), cpu: cpu_seconds(&server.pid()) - cpu_start, rss_mb: peak_rss_mb(&server.pid()), broker_cpu: 0.0 };
     (raw, sink)
 }
 
@@ -553,6 +566,7 @@ async fn orchestrate() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    let broker_pid = broker.id().to_string();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let cluster = KafkaCluster::connect(&bootstrap).unwrap();
     cluster.ensure_topic("INGESTION", 3, 1, &[]).await.unwrap();
@@ -572,8 +586,8 @@ async fn orchestrate() {
     eprintln!("preloaded in {:.1} s", start.elapsed().as_secs_f64());
 
     eprintln!("(a) baseline rdkafka loop, six sensors, then one…");
-    let baseline = baseline_run("(a) baseline rdkafka loop", &bootstrap, &cluster, records, None, "BASE_SENSOR_").await;
-    let baseline_one = baseline_run("(a1) baseline, sensor 3 only", &bootstrap, &cluster, records, Some(3), "BASE_ONE_").await;
+    let baseline = with_broker_cpu(&broker_pid, baseline_run("(a) baseline rdkafka loop", &bootstrap, &cluster, records, None, "BASE_SENSOR_")).await;
+    let baseline_one = with_broker_cpu(&broker_pid, baseline_run("(a1) baseline, sensor 3 only", &bootstrap, &cluster, records, Some(3), "BASE_ONE_")).await;
     let output = Command::new(std::env::current_exe().unwrap())
         .args(["read", &bootstrap, &records.to_string(), "INGESTION"])
         .output()
@@ -582,15 +596,15 @@ async fn orchestrate() {
     let read = Run::reported("rdkafka consume only (the broker's read rate)", records, &measured);
     let all: Vec<u32> = (1..=SENSORS).collect();
     eprintln!("(b) Sluice, six CSAS, exactly once…");
-    let six = sluice_run("(b) Sluice, six CSAS (exactly once)", &bootstrap, &cluster, records, Routing::PerSensor(&all), "exactly_once", "SIX").await;
+    let six = with_broker_cpu(&broker_pid, sluice_run("(b) Sluice, six CSAS (exactly once)", &bootstrap, &cluster, records, Routing::PerSensor(&all), "exactly_once", "SIX")).await;
     eprintln!("(b2) Sluice, six CSAS, at least once…");
-    let six_alo = sluice_run("(b2) Sluice, six CSAS (at least once)", &bootstrap, &cluster, records, Routing::PerSensor(&all), "at_least_once", "ALO").await;
+    let six_alo = with_broker_cpu(&broker_pid, sluice_run("(b2) Sluice, six CSAS (at least once)", &bootstrap, &cluster, records, Routing::PerSensor(&all), "at_least_once", "ALO")).await;
     eprintln!("(c) Sluice, one CSAS…");
-    let one = sluice_run("(c) Sluice, one CSAS", &bootstrap, &cluster, records, Routing::PerSensor(&[3]), "exactly_once", "ONE").await;
+    let one = with_broker_cpu(&broker_pid, sluice_run("(c) Sluice, one CSAS", &bootstrap, &cluster, records, Routing::PerSensor(&[3]), "exactly_once", "ONE")).await;
     eprintln!("(d) Sluice, one statement routing every sensor…");
-    let routed = sluice_run("(d) Sluice, one statement, every sensor", &bootstrap, &cluster, records, Routing::OneStatement, "exactly_once", "ROUTED").await;
+    let routed = with_broker_cpu(&broker_pid, sluice_run("(d) Sluice, one statement, every sensor", &bootstrap, &cluster, records, Routing::OneStatement, "exactly_once", "ROUTED")).await;
     eprintln!("(e) Sluice, six CSAS typed two seconds apart…");
-    let typed = sluice_run("(e) Sluice, six CSAS typed 2 s apart", &bootstrap, &cluster, records, Routing::Typed(Duration::from_secs(2)), "exactly_once", "TYPED").await;
+    let typed = with_broker_cpu(&broker_pid, sluice_run("(e) Sluice, six CSAS typed 2 s apart", &bootstrap, &cluster, records, Routing::Typed(Duration::from_secs(2)), "exactly_once", "TYPED")).await;
     let mut latencies = Vec::new();
     for rate in [10_000, 1_000] {
         eprintln!("latency at {rate} records/s: the broker alone, the baseline loop, the six CSAS…");
@@ -605,16 +619,17 @@ async fn orchestrate() {
     let _ = broker.wait();
 
     println!("\n{records} PowerGrid records, 3 partitions, {:.1} MB of values\n", bytes as f64 / 1e6);
-    println!("| run | records/s wall | records per CPU-second | CPU s | peak RSS MB |");
-    println!("|---|---|---|---|---|");
+    println!("| run | records/s wall | records per CPU-second | CPU s | peak RSS MB | broker CPU s |");
+    println!("|---|---|---|---|---|---|");
     for run in [&baseline, &baseline_one, &six, &six_alo, &one, &routed, &typed, &read, &raw, &sink] {
         println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {:.0} |",
+            "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} |",
             run.name,
             run.records as f64 / run.wall,
             run.per_cpu_second(),
             run.cpu,
-            run.rss_mb
+            run.rss_mb,
+            run.broker_cpu
         );
     }
     let mut ratios = BTreeMap::new();

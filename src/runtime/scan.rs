@@ -338,9 +338,9 @@ impl Scan {
             if self.queries.is_empty() {
                 continue;
             }
+            self.discover();
             let outcome = self
                 .restore()
-                .and_then(|()| self.discover())
                 .and_then(|()| if self.reassign { self.assign() } else { Ok(()) })
                 .and_then(|()| {
                     self.reassign = false;
@@ -508,12 +508,19 @@ impl Scan {
 
     /// Looks for partitions added to the source, at most every [`DISCOVERY_INTERVAL`] and at
     /// once after a query joined; every unbounded query reads a partition it has no position in
-    /// from the partition's earliest offset.
-    fn discover(&mut self) -> Result<()> {
+    /// from the partition's earliest offset. A look that fails (a broker too busy to answer in
+    /// time, say) is only logged and tried again at the next interval: it stops no query.
+    fn discover(&mut self) {
         if self.last_discovery.is_some_and(|at| at.elapsed() < DISCOVERY_INTERVAL) {
-            return Ok(());
+            return;
         }
         self.last_discovery = Some(Instant::now());
+        if let Err(e) = self.add_new_partitions() {
+            warn!(topic = %self.topic, error = %e, "could not look for new partitions; will look again");
+        }
+    }
+
+    fn add_new_partitions(&mut self) -> Result<()> {
         let count = self.source.partitions()?;
         for partition in 0..count {
             let missing = self

@@ -197,9 +197,12 @@ impl KafkaCluster {
 
     /// The low and high watermark of every partition of a topic.
     pub fn watermarks(&self, topic: &str, partitions: i32) -> Result<Vec<(i64, i64)>> {
-        (0..partitions)
-            .map(|p| Ok(blocking(|| self.metadata.fetch_watermarks(topic, p, METADATA_TIMEOUT))?))
-            .collect()
+        (0..partitions).map(|p| self.watermark(topic, p)).collect()
+    }
+
+    /// The low and high watermark of one partition.
+    pub fn watermark(&self, topic: &str, partition: i32) -> Result<(i64, i64)> {
+        Ok(blocking(|| self.metadata.fetch_watermarks(topic, partition, METADATA_TIMEOUT))?)
     }
 }
 

@@ -38,15 +38,15 @@ impl KafkaSource {
 }
 
 impl Source for KafkaSource {
+    // Partition counts and log starts are asked on the cluster's metadata connection: on the
+    // consumer's own, a request queues behind fetches, which a busy broker may take seconds to
+    // answer.
     fn partitions(&mut self) -> Result<i32> {
-        let metadata = self.consumer.fetch_metadata(Some(&self.topic), METADATA_WAIT)?;
-        let topic = metadata.topics().iter().find(|t| t.name() == self.topic);
-        Ok(topic.filter(|t| t.error().is_none()).map_or(0, |t| t.partitions().len() as i32))
+        Ok(self.cluster.topic(&self.topic)?.map_or(0, |t| t.partitions))
     }
 
     fn earliest(&mut self, partition: i32) -> Result<i64> {
-        let (low, _) = self.consumer.fetch_watermarks(&self.topic, partition, METADATA_WAIT)?;
-        Ok(low)
+        Ok(self.cluster.watermark(&self.topic, partition)?.0)
     }
 
     fn assign(&mut self, positions: &BTreeMap<i32, i64>) -> Result<()> {

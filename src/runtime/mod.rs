@@ -166,9 +166,9 @@ impl QueryManager {
     /// Stops a persistent query; its committed offsets stay until [`OffsetStore::forget`]. A
     /// scan left with no query stops too.
     pub fn stop_persistent(&self, id: &str) {
+        let mut shared = self.shared.lock();
         let mut placement = self.placement.lock();
         if let Some(identity) = placement.remove(id) {
-            let mut shared = self.shared.lock();
             if let Some(scan) = shared.get(&identity) {
                 scan.remove(id);
             }

@@ -17,6 +17,10 @@ pub struct ServerConfig {
     pub service_id: String,
     /// Holds the embedded broker's log and any local state.
     pub data_dir: PathBuf,
+    /// Push queries running at once before another is refused, like `ksql.max.push.queries`.
+    pub max_push_queries: usize,
+    /// The largest request body the HTTP API reads; a larger one gets 413.
+    pub max_request_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -27,6 +31,8 @@ impl Default for ServerConfig {
             broker_listen: ([127, 0, 0, 1], 9092).into(),
             service_id: "default_".to_string(),
             data_dir: PathBuf::from("sluice-data"),
+            max_push_queries: 100,
+            max_request_bytes: 4 << 20,
         }
     }
 }
@@ -39,6 +45,8 @@ pub struct Overrides {
     pub broker_listen: Option<String>,
     pub service_id: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub max_push_queries: Option<String>,
+    pub max_request_bytes: Option<String>,
 }
 
 impl ServerConfig {
@@ -64,6 +72,8 @@ impl ServerConfig {
             "data.dir",
             overrides.data_dir.map(|p| p.to_string_lossy().into_owned()),
         );
+        set("ksql.max.push.queries", overrides.max_push_queries);
+        set("sluice.http.max.request.bytes", overrides.max_request_bytes);
 
         let mut config = ServerConfig::default();
         for (key, value) in layered {
@@ -75,9 +85,11 @@ impl ServerConfig {
                 "broker.listen" => config.broker_listen = parse_address(&key, &value)?,
                 "ksql.service.id" | "service.id" => config.service_id = value,
                 "data.dir" => config.data_dir = PathBuf::from(value),
+                "ksql.max.push.queries" => config.max_push_queries = parse_count(&key, &value)?,
+                "sluice.http.max.request.bytes" => config.max_request_bytes = parse_count(&key, &value)?,
                 other => {
                     return Err(SluiceError::Config(format!(
-                        "unknown key '{other}' (known: listeners, bootstrap.servers, broker.listen, ksql.service.id, data.dir)"
+                        "unknown key '{other}' (known: listeners, bootstrap.servers, broker.listen, ksql.service.id, data.dir, ksql.max.push.queries, sluice.http.max.request.bytes)"
                     )));
                 }
             }
@@ -100,6 +112,16 @@ fn parse_properties(text: &str) -> Result<BTreeMap<String, String>> {
         map.insert(key.trim().to_string(), value.trim().to_string());
     }
     Ok(map)
+}
+
+/// A positive whole number.
+fn parse_count(key: &str, value: &str) -> Result<usize> {
+    value
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| SluiceError::Config(format!("{key}: '{value}' is not a whole number above 0")))
 }
 
 /// Accepts `host:port` and ksqlDB's `http://host:port` listener form.
@@ -147,5 +169,17 @@ mod tests {
         std::fs::write(&path, "listen.port=1\n").unwrap();
         let err = ServerConfig::load(Some(&path), Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("unknown key 'listen.port'"), "{err}");
+    }
+
+    #[test]
+    fn limits_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("limits.properties");
+        std::fs::write(&path, "ksql.max.push.queries=3\nsluice.http.max.request.bytes=1024\n").unwrap();
+        let config = ServerConfig::load(Some(&path), Overrides::default()).unwrap();
+        assert_eq!((config.max_push_queries, config.max_request_bytes), (3, 1024));
+        std::fs::write(&path, "ksql.max.push.queries=-1\n").unwrap();
+        let err = ServerConfig::load(Some(&path), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("ksql.max.push.queries: '-1'"), "{err}");
     }
 }

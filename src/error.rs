@@ -53,6 +53,9 @@ pub enum SluiceError {
     /// Running a query or a connector failed.
     #[error("Execution error: {0}")]
     Execution(String),
+    /// A record that cannot be processed, where the configuration says not to skip it.
+    #[error("Bad record: {0}")]
+    BadRecord(String),
     #[error("Kafka error: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("DataFusion error: {0}")]

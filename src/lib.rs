@@ -8,6 +8,8 @@ pub mod error;
 pub mod format;
 pub mod handler;
 pub mod functions;
+#[cfg(test)]
+mod fuzzing;
 pub mod parser;
 pub mod planner;
 pub mod properties;

@@ -31,7 +31,14 @@ struct Args {
     /// Where the embedded broker keeps its log [default: sluice-data]
     #[arg(long, env = "SLUICE_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// A properties file (listeners, bootstrap.servers, ksql.service.id, data.dir, broker.listen)
+    /// Push queries running at once, like ksql.max.push.queries [default: 100]
+    #[arg(long, env = "SLUICE_MAX_PUSH_QUERIES")]
+    max_push_queries: Option<String>,
+    /// The largest request body read, in bytes (sluice.http.max.request.bytes) [default: 4194304]
+    #[arg(long, env = "SLUICE_MAX_REQUEST_BYTES")]
+    max_request_bytes: Option<String>,
+    /// A properties file (listeners, bootstrap.servers, ksql.service.id, data.dir, broker.listen,
+    /// ksql.max.push.queries, sluice.http.max.request.bytes)
     #[arg(long, env = "SLUICE_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -54,6 +61,8 @@ async fn main() -> anyhow::Result<()> {
             broker_listen: args.broker_listen,
             service_id: args.service_id,
             data_dir: args.data_dir,
+            max_push_queries: args.max_push_queries,
+            max_request_bytes: args.max_request_bytes,
         },
     )?;
     let broker = match &config.bootstrap_servers {

@@ -414,13 +414,14 @@ async fn a_file_store_gets_the_same_layout_skips_bad_records_and_writes_parquet_
     server
         .ksql_ok("CREATE STREAM METER (ID BIGINT, WATTS DOUBLE) WITH (KAFKA_TOPIC='METER', VALUE_FORMAT='JSON', PARTITIONS=1);")
         .await;
-    let sink = |name: &str, dir: &str, format: &str, flush: u32| {
+    let sink = |name: &str, dir: &str, format: &str, flush: u32, tolerance: &str| {
         format!(
-            "CREATE SINK CONNECTOR {name} WITH ('connector.class'='HdfsSinkConnector', 'topics'='METER', 'store.url'='{url}', 'topics.dir'='{dir}', 'flush.size'='{flush}', 'format.class'='io.confluent.connect.hdfs.{format}', 'value.converter'='org.apache.kafka.connect.json.JsonConverter', 'value.converter.schemas.enable'='false');"
+            "CREATE SINK CONNECTOR {name} WITH ('connector.class'='HdfsSinkConnector', 'topics'='METER', 'store.url'='{url}', 'topics.dir'='{dir}', 'flush.size'='{flush}', 'format.class'='io.confluent.connect.hdfs.{format}', 'value.converter'='org.apache.kafka.connect.json.JsonConverter', 'value.converter.schemas.enable'='false', 'errors.tolerance'='{tolerance}');"
         )
     };
-    server.ksql_ok(&sink("METER_JSON", "json", "json.JsonFormat", 4)).await;
-    server.ksql_ok(&sink("METER_PARQUET", "parquet", "parquet.ParquetFormat", 9)).await;
+    server.ksql_ok(&sink("METER_JSON", "json", "json.JsonFormat", 4, "all")).await;
+    server.ksql_ok(&sink("METER_PARQUET", "parquet", "parquet.ParquetFormat", 9, "all")).await;
+    server.ksql_ok(&sink("METER_STRICT", "strict", "json.JsonFormat", 2, "none")).await;
 
     let producer = producer(&broker.bootstrap);
     for (n, value) in [0, 1, -1, 2, 3, 4, 5, 6, 7].into_iter().enumerate() {
@@ -440,6 +441,22 @@ async fn a_file_store_gets_the_same_layout_skips_bad_records_and_writes_parquet_
     let status = connector_status(&server, "METER_JSON").await;
     assert_eq!(status["skippedRecords"], 1, "{status}");
     assert!(status["lastSkipped"].as_str().unwrap().contains("offset 2"), "{status}");
+
+    // Without tolerance, as in Connect, the task stops at the bad record and stays FAILED:
+    // the file before it is committed, nothing after it is written.
+    let strict = wait_for_files(&landing.path().join("strict"), 1).await;
+    assert_eq!(strict, vec!["METER/partition=0/METER+0+0000000000+0000000001.json"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = connector_status(&server, "METER_STRICT").await;
+        if status["tasks"][0]["state"] == "FAILED" || Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status["tasks"][0]["state"], "FAILED", "{status}");
+    assert!(status["tasks"][0]["trace"].as_str().unwrap_or_default().contains("offset 2"), "{status}");
+    server.ksql_ok("DROP CONNECTOR METER_STRICT;").await;
 
     let parquet_files = wait_for_files(&landing.path().join("parquet"), 1).await;
     assert_eq!(parquet_files, vec!["METER/partition=0/METER+0+0000000000+0000000008.parquet"]);

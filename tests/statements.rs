@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{SluiceServer, TestBroker, read_topic};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kafka_and_delimited_streams_with_keys_route_and_drop() {
@@ -39,7 +39,8 @@ async fn kafka_and_delimited_streams_with_keys_route_and_drop() {
     rows.sort();
     assert_eq!(
         rows,
-        vec![(Some("1".into()), "1,Node1,150000".into()), (Some("4".into()), "4,Node4,160000".into())]
+        vec![(Some("1".into()), "Node1,150000".into()), (Some("4".into()), "Node4,160000".into())],
+        "the key column is the record's key, not a field of its value"
     );
 
     let description = server.ksql_ok("DESCRIBE BIG;").await;
@@ -134,4 +135,151 @@ async fn an_unreachable_broker_shows_on_queries_and_nothing_is_lost_when_it_retu
         assert!(std::time::Instant::now() < deadline, "the query returns to RUNNING: {queries}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The rows of a push query that ends at its LIMIT, as JSON arrays.
+async fn rows(server: &SluiceServer, sql: &str) -> Vec<Value> {
+    let body = server.push_query_to_limit(sql).await;
+    body.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn inserted_values_read_back_unchanged_through_queries_in_every_format() {
+    let broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    server.ksql_ok("CREATE STREAM NOTES (K STRING KEY, TEXT STRING, N INTEGER) WITH (KAFKA_TOPIC='notes', VALUE_FORMAT='DELIMITED', PARTITIONS=1);").await;
+    server.ksql_ok("CREATE STREAM NUMS (K INTEGER KEY, V DOUBLE) WITH (KAFKA_TOPIC='nums', FORMAT='KAFKA', PARTITIONS=1);").await;
+    server.ksql_ok("CREATE STREAM BIGS (K BIGINT KEY, V BIGINT) WITH (KAFKA_TOPIC='bigs', FORMAT='KAFKA', PARTITIONS=1);").await;
+    server
+        .ksql_ok("SET 'auto.offset.reset'='earliest'; CREATE STREAM NOTES_COPY AS SELECT K, TEXT, N FROM NOTES; CREATE STREAM NUMS_COPY AS SELECT K, V FROM NUMS; CREATE STREAM BIGS_COPY AS SELECT K, V FROM BIGS;")
+        .await;
+    server.ksql_ok(r#"INSERT INTO NOTES (N, K, TEXT) VALUES (7, 'k1', 'a,b "quoted"');"#).await;
+    server.ksql_ok("INSERT INTO NOTES (K, TEXT, N) VALUES ('k2', ' padded ', -2147483648);").await;
+    server.ksql_ok("INSERT INTO NUMS VALUES (-3, 1796167415.3241541);").await;
+    server.ksql_ok("INSERT INTO BIGS VALUES (9000000000, -9223372036854775807);").await;
+
+    let notes = read_topic(&broker.bootstrap, "NOTES_COPY", 2, Duration::from_secs(60));
+    assert_eq!(
+        notes,
+        vec![
+            (Some("k1".into()), r#""a,b ""quoted""",7"#.into()),
+            (Some("k2".into()), r#"" padded ",-2147483648"#.into()),
+        ]
+    );
+    assert_eq!(
+        rows(&server, "SELECT * FROM NOTES_COPY EMIT CHANGES LIMIT 2;").await,
+        vec![json!(["k1", "a,b \"quoted\"", 7]), json!(["k2", " padded ", -2147483648i64])]
+    );
+    let nums = read_topic(&broker.bootstrap, "NUMS_COPY", 1, Duration::from_secs(60));
+    let lossy = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    assert_eq!(nums, vec![(Some(lossy(&(-3i32).to_be_bytes())), lossy(&1796167415.3241541f64.to_be_bytes()))]);
+    assert_eq!(rows(&server, "SELECT * FROM NUMS_COPY EMIT CHANGES LIMIT 1;").await, vec![json!([-3, 1796167415.3241541])]);
+    assert_eq!(
+        rows(&server, "SELECT K, V FROM BIGS_COPY EMIT CHANGES LIMIT 1;").await,
+        vec![json!([9000000000i64, -9223372036854775807i64])]
+    );
+
+    let (status, body) = server.ksql("INSERT INTO NUMS (K, V) VALUES ('x', 1.0);").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error_code"], 40001);
+    assert!(body["message"].as_str().unwrap().contains("Expected type INTEGER for field K but got STRING(x)"), "{body}");
+    let (status, body) = server.ksql("CREATE STREAM FLAGS (F BOOLEAN) WITH (KAFKA_TOPIC='flags', VALUE_FORMAT='KAFKA', PARTITIONS=1);").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("The 'KAFKA' format does not support type 'BOOLEAN'"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_are_bounded_and_malformed_ones_get_ksqldb_errors() {
+    let broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let server = SluiceServer::start_with_env(&broker.bootstrap, data.path().to_path_buf(), &[("SLUICE_MAX_PUSH_QUERIES", "2")]).await;
+    let post = |path: &str, body: Vec<u8>| {
+        server
+            .client()
+            .post(format!("{}{path}", server.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let big = format!("{{\"ksql\": \"SHOW STREAMS; -- {}\"}}", "x".repeat(10 << 20)).into_bytes();
+    for path in ["/ksql", "/query-stream", "/connectors"] {
+        let response = post(path, big.clone()).await.unwrap();
+        assert_eq!(response.status().as_u16(), 413, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["message"].as_str().unwrap().contains("larger than the server's limit"), "{path}: {body}");
+    }
+    let big: Value = post("/ksql", b"{\"ksql\": \"SHOW".to_vec()).await.unwrap().json().await.unwrap();
+    assert_eq!(big["error_code"], 40000, "invalid JSON: {big}");
+    for (path, body) in [("/ksql", r#"{"ksql": 5}"#), ("/ksql", r#"{}"#), ("/query-stream", r#"{"sql": ["SELECT"]}"#), ("/close-query", r#"[]"#)] {
+        let response = post(path, body.as_bytes().to_vec()).await.unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{path} {body}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["error_code"], 40000, "{path} {body}: {answer}");
+    }
+    let response = post("/connectors", br#"{"name": 3}"#.to_vec()).await.unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+
+    // Push queries beyond ksql.max.push.queries are refused with ksqlDB's error; the server
+    // keeps serving, and a slot frees when a query's client goes away.
+    server.ksql_ok("CREATE STREAM S (A STRING) WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON', PARTITIONS=1);").await;
+    let open = || post("/query-stream", br#"{"sql": "SELECT * FROM S EMIT CHANGES;"}"#.to_vec());
+    let first = open().await.unwrap();
+    let second = open().await.unwrap();
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    let third = open().await.unwrap();
+    assert_eq!(third.status().as_u16(), 400);
+    let refused: Value = third.json().await.unwrap();
+    assert_eq!(refused, json!({"@type": "generic_error", "error_code": 40003, "message": "Maximum number of push queries exceeded"}));
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let again = open().await.unwrap();
+        if again.status().as_u16() == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the closed query's slot was never freed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    server.ksql_ok("SHOW STREAMS;").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn variables_from_the_request_and_define_are_substituted_and_shown() {
+    let broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    let ksql = |sql: &str| {
+        server
+            .client()
+            .post(format!("{}/ksql", server.url))
+            .json(&json!({"ksql": sql, "sessionVariables": {"format": "JSON"}}))
+            .send()
+    };
+    let answer: Value = ksql(
+        "DEFINE topic = 'grid_readings'; CREATE STREAM READINGS (V STRING) WITH (KAFKA_TOPIC='${topic}', VALUE_FORMAT='${FORMAT}', PARTITIONS=1); SHOW VARIABLES; UNDEFINE topic; SHOW VARIABLES; UNDEFINE nothing;",
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(answer[0]["commandStatus"]["status"], "SUCCESS", "{answer}");
+    assert_eq!(answer[0]["statementText"], "CREATE STREAM READINGS (V STRING) WITH (KAFKA_TOPIC='grid_readings', VALUE_FORMAT='JSON', PARTITIONS=1);");
+    assert_eq!(answer[1]["@type"], "variables");
+    assert_eq!(answer[1]["variables"], json!([{"name": "format", "value": "JSON"}, {"name": "topic", "value": "grid_readings"}]));
+    assert_eq!(answer[2]["variables"], json!([{"name": "format", "value": "JSON"}]));
+    assert_eq!(answer[3]["@type"], "warning_entity");
+    assert_eq!(answer[3]["message"], "Cannot undefine variable 'nothing' which was never defined");
+    let described = server.ksql_ok("DESCRIBE READINGS EXTENDED;").await;
+    assert_eq!(described[0]["sourceDescription"]["topic"], "grid_readings");
+    assert_eq!(described[0]["sourceDescription"]["extended"], true);
+
+    // A syntax error in a later statement stops the request before anything runs, and points
+    // into the request's text.
+    let (status, body) = server.ksql("CREATE STREAM NEVER (V STRING) WITH (KAFKA_TOPIC='never', VALUE_FORMAT='JSON', PARTITIONS=1);\nSHOW STREAMZ;").await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().starts_with("Syntax error at line 2:6"), "{body}");
+    let streams = server.ksql_ok("SHOW STREAMS;").await;
+    assert_eq!(streams[0]["streams"].as_array().unwrap().len(), 1, "{streams}");
 }

@@ -37,12 +37,12 @@ impl Client {
         Ok(response.json().await?)
     }
 
-    /// Runs statements through `/ksql`.
-    pub async fn ksql(&self, sql: &str, properties: &Value) -> Result<Answer> {
+    /// Runs statements through `/ksql`, with the session's properties and variables.
+    pub async fn ksql(&self, sql: &str, properties: &Value, variables: &Value) -> Result<Answer> {
         let response = self
             .http
             .post(format!("{}/ksql", self.base))
-            .json(&json!({"ksql": sql, "streamsProperties": properties}))
+            .json(&json!({"ksql": sql, "streamsProperties": properties, "sessionVariables": variables}))
             .send()
             .await
             .with_context(|| format!("cannot reach the server at {}", self.base))?;

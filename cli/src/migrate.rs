@@ -204,7 +204,7 @@ fn parse_name(file_name: &str) -> Option<(u32, String)> {
 }
 
 async fn ensure_events(client: &Client) -> Result<()> {
-    match client.ksql(CREATE_EVENTS, &Value::Null).await? {
+    match client.ksql(CREATE_EVENTS, &Value::Null, &Value::Null).await? {
         Answer::Entities(_) => Ok(()),
         Answer::Refused(refusal) => bail!("cannot create the MIGRATION_EVENTS stream: {}", refusal.message),
     }
@@ -283,7 +283,7 @@ async fn record(
         "INSERT INTO MIGRATION_EVENTS (VERSION_KEY, VERSION, NAME, STATE, CHECKSUM, STARTED_ON, COMPLETED_ON, PREVIOUS, ERROR_REASON) VALUES ({});",
         values.iter().map(|v| quote(v)).collect::<Vec<_>>().join(", ")
     );
-    match client.ksql(&sql, &Value::Null).await? {
+    match client.ksql(&sql, &Value::Null, &Value::Null).await? {
         Answer::Entities(_) => Ok(()),
         Answer::Refused(refusal) => bail!("cannot record the migration's state: {}", refusal.message),
     }

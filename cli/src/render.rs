@@ -87,6 +87,16 @@ pub fn entity(entity: &Value) -> String {
             table(&["Connector Name", "Type", "Class", "Status"], &rows)
         }
         "connector_description" => describe_connector(entity),
+        "variables" => {
+            let rows: Vec<Vec<String>> = entity["variables"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| vec![text(&v["name"]), text(&v["value"])])
+                .collect();
+            table(&["Variable Name", "Value"], &rows)
+        }
+        "warning_entity" => text(&entity["message"]),
         "connector_info" => table(&["Message"], &[vec![format!("Created connector {}", text(&entity["info"]["name"]))]]),
         "drop_connector" => table(&["Message"], &[vec![format!("Dropped connector \"{}\"", text(&entity["connectorName"]))]]),
         _ => serde_json::to_string_pretty(entity).unwrap_or_default(),

@@ -209,7 +209,7 @@ impl Session {
     /// Keywords, stream names and topic names, for tab completion.
     async fn completions(&self) -> Vec<String> {
         let mut words: Vec<String> = KEYWORDS.iter().map(|k| k.to_string()).collect();
-        if let Ok(Answer::Entities(entities)) = self.client.ksql("SHOW STREAMS; SHOW TOPICS;", &Value::Null).await {
+        if let Ok(Answer::Entities(entities)) = self.client.ksql("SHOW STREAMS; SHOW TOPICS;", &Value::Null, &Value::Null).await {
             for entity in entities {
                 for item in entity["streams"].as_array().into_iter().chain(entity["topics"].as_array()).flatten() {
                     if let Some(name) = item["name"].as_str() {
@@ -299,7 +299,8 @@ impl Session {
             "SELECT" | "PRINT" => self.stream(&text).await,
             _ => {
                 let properties = serde_json::to_value(&self.properties)?;
-                match self.client.ksql(&text, &properties).await? {
+                let variables = serde_json::to_value(&self.variables)?;
+                match self.client.ksql(&text, &properties, &variables).await? {
                     Answer::Entities(entities) => {
                         for entity in entities {
                             match self.output {

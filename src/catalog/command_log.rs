@@ -49,7 +49,7 @@ impl CommandLog {
     /// Appends a command and returns its sequence number once it is durable.
     pub async fn append(&self, command: &Command) -> Result<i64> {
         let value = serde_json::to_vec(command)?;
-        let (_, offset) = self.cluster.producer().send(&self.topic, Some(0), None, Some(&value)).await?;
+        let (_, offset) = self.cluster.producer().send(&self.topic, Some(0), None, Some(&value), None).await?;
         Ok(offset)
     }
 

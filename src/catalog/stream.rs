@@ -40,6 +40,29 @@ impl Format {
             Format::Delimited => "DELIMITED",
         }
     }
+
+    /// Why a column of `data_type` cannot be held in this format, if it cannot: ksqlDB's rule
+    /// that KAFKA holds one INTEGER, BIGINT, DOUBLE, STRING or BYTES, and DELIMITED no nested
+    /// types.
+    pub fn refuses(self, data_type: &SqlType) -> Option<String> {
+        let refused = match self {
+            Format::Json => false,
+            Format::Kafka => !matches!(
+                data_type,
+                SqlType::Integer | SqlType::Bigint | SqlType::Double | SqlType::String | SqlType::Bytes
+            ),
+            Format::Delimited => matches!(data_type, SqlType::Array(_) | SqlType::Map(_)),
+        };
+        refused.then(|| {
+            let base = match data_type {
+                SqlType::Array(_) => "ARRAY".to_string(),
+                SqlType::Map(_) => "MAP".to_string(),
+                SqlType::Decimal { .. } => "DECIMAL".to_string(),
+                other => other.to_string(),
+            };
+            format!("The '{}' format does not support type '{base}'", self.name())
+        })
+    }
 }
 
 /// Pseudo-columns every stream has besides its declared ones.
@@ -145,6 +168,17 @@ impl StreamDef {
                     column.name
                 )));
             }
+        }
+        for column in &columns {
+            let format = if column.key { key_format } else { value_format };
+            if let Some(reason) = format.refuses(&column.data_type) {
+                return Err(SluiceError::Plan(format!("{reason}, column: `{}`", column.name)));
+            }
+        }
+        if key_format == Format::Kafka && columns.iter().filter(|c| c.key).count() > 1 {
+            return Err(SluiceError::Plan(
+                "The 'KAFKA' format only supports a single field. Got: more than one key column".into(),
+            ));
         }
         if value_format == Format::Kafka && columns.iter().filter(|c| !c.key).count() > 1 {
             return Err(SluiceError::Plan(

@@ -1,6 +1,6 @@
 //! Encoding Arrow rows as record values (JSON, KAFKA, DELIMITED) and as JSON for push queries.
 
-use std::io::Write;
+use std::{borrow::Cow, io::Write};
 
 use arrow::{
     array::{
@@ -119,7 +119,8 @@ fn write_display(out: &mut Vec<u8>, value: impl std::fmt::Display) {
     let _ = write!(out, "{value}");
 }
 
-/// Writes a value in the KAFKA format: UTF-8 text, or big-endian numbers.
+/// Writes a key or value in the KAFKA format: UTF-8 text, raw bytes or big-endian numbers, as
+/// Kafka's own serializers do. NULL writes nothing (the caller sends no bytes).
 pub fn encode_kafka_value(column: &ColumnWriter, row: usize, out: &mut Vec<u8>) -> Result<()> {
     if column.is_null(row) {
         return Ok(());
@@ -127,16 +128,56 @@ pub fn encode_kafka_value(column: &ColumnWriter, row: usize, out: &mut Vec<u8>) 
     match column {
         ColumnWriter::Int32(a) => out.extend_from_slice(&a.value(row).to_be_bytes()),
         ColumnWriter::Int64(a) => out.extend_from_slice(&a.value(row).to_be_bytes()),
-        ColumnWriter::Timestamp(a) => out.extend_from_slice(&a.value(row).to_be_bytes()),
         ColumnWriter::Float64(a) => out.extend_from_slice(&a.value(row).to_be_bytes()),
-        ColumnWriter::Text(_) | ColumnWriter::Binary(_) => column.write_text(row, out),
+        ColumnWriter::Text(a) => out.extend_from_slice(a.value(row).as_bytes()),
+        ColumnWriter::Binary(a) => out.extend_from_slice(a.value(row)),
         _ => {
             return Err(SluiceError::Plan(
-                "the KAFKA format holds only STRING, INTEGER, BIGINT and DOUBLE values".into(),
+                "the KAFKA format holds only STRING, INTEGER, BIGINT, DOUBLE and BYTES values".into(),
             ));
         }
     }
     Ok(())
+}
+
+/// Writes one DELIMITED field as ksqlDB's serializer (Apache Commons CSV, minimal quoting)
+/// does: quoted when it holds the delimiter, a quote or a line break, starts with a character
+/// at or below `#`, ends in whitespace, or is empty at the start of the line; quotes doubled.
+/// NULL is an empty field. BYTES are base64, DECIMAL plain digits.
+fn write_delimited_field(column: &ColumnWriter, row: usize, delimiter: u8, first: bool, out: &mut Vec<u8>) {
+    use base64::Engine;
+    let text: Cow<'_, [u8]> = match column {
+        _ if column.is_null(row) => Cow::Borrowed(&[]),
+        ColumnWriter::Text(a) => Cow::Borrowed(a.value(row).as_bytes()),
+        ColumnWriter::Binary(a) => {
+            Cow::Owned(base64::engine::general_purpose::STANDARD.encode(a.value(row)).into_bytes())
+        }
+        _ => {
+            let mut scratch = Vec::new();
+            column.write_text(row, &mut scratch);
+            Cow::Owned(scratch)
+        }
+    };
+    let quote = match (text.first(), text.last()) {
+        (Some(&start), Some(&end)) => {
+            start <= b'#'
+                || end <= b' '
+                || text.iter().any(|&b| b == delimiter || b == b'"' || b == b'\n' || b == b'\r')
+        }
+        _ => first,
+    };
+    if !quote {
+        out.extend_from_slice(&text);
+        return;
+    }
+    out.push(b'"');
+    for &b in text.iter() {
+        if b == b'"' {
+            out.push(b'"');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
 }
 
 /// Casts arrays of narrower Arrow types that DataFusion may produce to the ones Sluice stores.
@@ -153,8 +194,9 @@ pub fn normalize_array(array: ArrayRef) -> Result<ArrayRef> {
     Ok(arrow::compute::cast(&array, &target)?)
 }
 
-/// One row's value in `format`: a JSON object of `names`, the single KAFKA column, or the
-/// delimited columns.
+/// One row's value in `format` from the value columns' `writers`: a JSON object of `names`,
+/// the single KAFKA column, or the delimited columns. `false` when the row has no value: its
+/// single KAFKA column is NULL, which Kafka carries as a record without a value.
 pub fn encode_row(
     format: Format,
     delimiter: u8,
@@ -162,7 +204,7 @@ pub fn encode_row(
     writers: &[ColumnWriter],
     row: usize,
     out: &mut Vec<u8>,
-) -> Result<()> {
+) -> Result<bool> {
     match format {
         Format::Json => {
             out.push(b'{');
@@ -178,6 +220,9 @@ pub fn encode_row(
         }
         Format::Kafka => {
             if let Some(w) = writers.first() {
+                if w.is_null(row) {
+                    return Ok(false);
+                }
                 encode_kafka_value(w, row, out)?;
             }
         }
@@ -186,9 +231,9 @@ pub fn encode_row(
                 if i > 0 {
                     out.push(delimiter);
                 }
-                w.write_text(row, out);
+                write_delimited_field(w, row, delimiter, i == 0, out);
             }
         }
     }
-    Ok(())
+    Ok(true)
 }

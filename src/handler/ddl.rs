@@ -10,10 +10,10 @@ use serde_json::Value;
 
 use super::{Engine, connector, entity};
 use crate::{
-    catalog::{QueryDef, StreamDef, topic_template::TopicTemplate},
+    catalog::{Format, QueryDef, StreamDef, topic_template::TopicTemplate},
     error::{Result, SluiceError},
     parser::{
-        ColumnDef, CreateStream, CreateStreamAsSelect, DropStream, InsertValues, KsqlParser,
+        ColumnDef, CreateStream, CreateStreamAsSelect, DropStream, KsqlParser,
         ParsedStatement, Select, Statement, Terminate,
     },
     planner::{ContinuousPlan, QueryPlanner},
@@ -274,7 +274,8 @@ pub async fn start_query(engine: &Engine, query: &QueryDef) -> Result<()> {
 
 fn start_planned(engine: &Engine, query: &QueryDef, mut plan: ContinuousPlan, start: Checkpoint) -> Result<()> {
     let sink = engine.catalog.stream(&query.sink)?;
-    plan.forwards_value &= sink.value_format == plan.source.value_format;
+    plan.forwards_value &= sink.value_format == plan.source.value_format
+        && (sink.value_format != Format::Delimited || sink.value_delimiter == plan.source.value_delimiter);
     let destination = match TopicTemplate::parse(&sink.topic)? {
         None => Destination::Fixed {
             name: sink.topic.clone(),
@@ -288,11 +289,20 @@ fn start_planned(engine: &Engine, query: &QueryDef, mut plan: ContinuousPlan, st
             Destination::Routed(Router::new(template, columns, engine.cluster.clone(), tokio::runtime::Handle::current(), partitions))
         }
     };
+    let (value_columns, names): (Vec<usize>, Vec<String>) = plan
+        .output_schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !sink.key_columns().any(|k| &k.name == f.name()))
+        .map(|(i, f)| (i, f.name().clone()))
+        .unzip();
     let output = QuerySink::Topic(TopicSink {
         destination,
         format: sink.value_format,
         delimiter: sink.value_delimiter,
-        names: plan.output_schema.fields().iter().map(|f| f.name().clone()).collect(),
+        value_columns,
+        names,
     });
     let guarantee = Guarantee::from_properties(&query.properties)?;
     engine.queries.start_persistent(&query.id, plan, output, start, guarantee)?;
@@ -411,74 +421,4 @@ fn number(value: Option<&crate::parser::PropertyValue>, default: i32) -> Result<
             SluiceError::Plan(format!("'{}' is not a whole number", v.as_text()))
         }),
     }
-}
-
-/// `INSERT INTO s VALUES (...)`: encodes one row in the stream's format and produces it.
-pub async fn insert_values(engine: &Engine, insert: &InsertValues) -> Result<()> {
-    use sqlparser::ast::{Expr, UnaryOperator, Value as SqlValue};
-    let stream = engine.catalog.stream(&insert.target)?;
-    let names: Vec<String> = match &insert.columns {
-        Some(columns) => columns.clone(),
-        None => stream.columns.iter().map(|c| c.name.clone()).collect(),
-    };
-    if names.len() != insert.values.len() {
-        return Err(SluiceError::Plan(format!(
-            "Expected a value for each column. Expected Columns: [{}]. Got [{}]",
-            names.join(", "),
-            insert.values.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-        )));
-    }
-    let mut key = None;
-    let mut object = serde_json::Map::new();
-    for (name, expr) in names.iter().zip(&insert.values) {
-        let column = stream
-            .columns
-            .iter()
-            .find(|c| &c.name == name)
-            .ok_or_else(|| SluiceError::Plan(format!("Column name {name} does not exist.")))?;
-        let value: Value = match expr {
-            Expr::Value(v) => match &v.value {
-                SqlValue::Number(n, _) => serde_json::from_str(n).map_err(|_| SluiceError::Plan(format!("bad number {n}")))?,
-                SqlValue::SingleQuotedString(s) => Value::String(s.clone()),
-                SqlValue::Boolean(b) => Value::Bool(*b),
-                SqlValue::Null => Value::Null,
-                other => return Err(SluiceError::NotImplemented(format!("the value {other} in INSERT VALUES"))),
-            },
-            Expr::UnaryOp { op: UnaryOperator::Minus, expr } => match expr.as_ref() {
-                Expr::Value(v) => match &v.value {
-                    SqlValue::Number(n, _) => serde_json::from_str(&format!("-{n}")).map_err(|_| SluiceError::Plan(format!("bad number -{n}")))?,
-                    _ => return Err(SluiceError::Plan(format!("cannot negate {expr}"))),
-                },
-                _ => return Err(SluiceError::Plan(format!("cannot negate {expr}"))),
-            },
-            other => return Err(SluiceError::NotImplemented(format!("the expression {other} in INSERT VALUES"))),
-        };
-        if column.key {
-            key = Some(match &value {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            });
-        } else {
-            object.insert(column.name.clone(), value);
-        }
-    }
-    let payload = match stream.value_format {
-        crate::catalog::Format::Json => serde_json::to_vec(&object)?,
-        crate::catalog::Format::Kafka | crate::catalog::Format::Delimited => object
-            .values()
-            .map(|v| match v {
-                Value::String(s) => s.clone(),
-                Value::Null => String::new(),
-                other => other.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join(&(stream.value_delimiter as char).to_string())
-            .into_bytes(),
-    };
-    engine
-        .cluster
-        .producer()
-        .send(&stream.topic, None, key.as_ref().map(String::as_bytes), Some(&payload))
-        .await?;
-    Ok(())
 }

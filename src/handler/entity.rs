@@ -30,6 +30,17 @@ pub fn command_done(statement: &str, command_id: String, message: &str, seq: i64
     })
 }
 
+/// ksqlDB's `WarningEntity`: the statement did nothing, and why.
+pub fn warning(statement: &str, message: &str) -> Value {
+    json!({"@type": "warning_entity", "statementText": statement, "message": message, "warnings": []})
+}
+
+/// ksqlDB's `VariablesList`.
+pub fn variables(statement: &str, variables: &std::collections::BTreeMap<String, String>) -> Value {
+    let list: Vec<Value> = variables.iter().map(|(name, value)| json!({"name": name, "value": value})).collect();
+    json!({"@type": "variables", "statementText": statement, "variables": list, "warnings": []})
+}
+
 pub fn streams(statement: &str, streams: &[StreamDef]) -> Value {
     let list: Vec<Value> = streams
         .iter()

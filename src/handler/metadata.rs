@@ -8,7 +8,7 @@ use super::{Engine, connector, entity};
 use crate::{
     catalog::StreamDef,
     error::{Result, SluiceError},
-    parser::{Describe, DescribeConnector, ParsedStatement, Show, ShowKind},
+    parser::{Describe, DescribeConnector, DescribeTarget, ParsedStatement, Show, ShowKind},
     properties,
     runtime::processing_log,
 };
@@ -18,6 +18,7 @@ pub fn show(
     parsed: &ParsedStatement,
     show: &Show,
     properties: &BTreeMap<String, String>,
+    variables: &BTreeMap<String, String>,
 ) -> Result<Value> {
     let text = &parsed.text;
     let snapshot = engine.catalog.snapshot();
@@ -78,13 +79,21 @@ pub fn show(
             json!({"@type": "properties", "statementText": text, "properties": list, "overwrittenProperties": overwritten, "defaultProperties": defaults, "warnings": []})
         }
         ShowKind::Connectors => connector::list(engine, text),
+        ShowKind::Variables => entity::variables(text, variables),
     })
 }
 
 pub fn describe(engine: &Engine, parsed: &ParsedStatement, describe: &Describe) -> Result<Value> {
     let text = &parsed.text;
-    match &describe.name {
-        Some(name) => {
+    let descriptions = |streams: Vec<StreamDef>| -> Result<Value> {
+        let descriptions: Vec<Value> = streams
+            .iter()
+            .map(|s| source_description(engine, s, describe.extended))
+            .collect::<Result<_>>()?;
+        Ok(json!({"@type": "source_descriptions", "statementText": text, "sourceDescriptions": descriptions, "warnings": []}))
+    };
+    match &describe.target {
+        DescribeTarget::Source(name) => {
             let stream = engine.catalog.stream(name)?;
             Ok(json!({
                 "@type": "sourceDescription",
@@ -93,16 +102,17 @@ pub fn describe(engine: &Engine, parsed: &ParsedStatement, describe: &Describe) 
                 "warnings": []
             }))
         }
-        None => {
-            let descriptions: Vec<Value> = engine
+        DescribeTarget::Streams => descriptions(
+            engine
                 .catalog
                 .snapshot()
                 .streams
-                .values()
-                .map(|s| source_description(engine, s, describe.extended))
-                .collect::<Result<_>>()?;
-            Ok(json!({"@type": "source_descriptions", "statementText": text, "sourceDescriptions": descriptions, "warnings": []}))
-        }
+                .into_values()
+                .filter(|s| s.name != processing_log::STREAM_NAME)
+                .collect(),
+        ),
+        // Sluice has no tables yet: there is none to describe.
+        DescribeTarget::Tables => descriptions(Vec::new()),
     }
 }
 

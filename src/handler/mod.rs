@@ -4,6 +4,7 @@
 pub mod connector;
 pub mod ddl;
 pub mod entity;
+mod insert;
 pub mod metadata;
 
 use std::{collections::BTreeMap, sync::Arc};
@@ -16,7 +17,7 @@ use crate::{
     config::ServerConfig,
     connectors::kafka::{KafkaCluster, offsets::OffsetStore},
     error::{Result, SluiceError},
-    parser::{KsqlParser, ParsedStatement, Statement},
+    parser::{KsqlParser, ParsedStatement, Statement, variables},
     properties,
     runtime::{
         QueryManager,
@@ -147,27 +148,29 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs every statement of `sql` in order, stopping at the first failure.
+    /// Runs every statement of `sql` in order, stopping at the first failure. Every statement is
+    /// parsed (with `${name}` replaced by the request's and `DEFINE`d variables) before any runs.
     pub async fn execute(
         &self,
         sql: &str,
         request_properties: &BTreeMap<String, String>,
+        request_variables: &BTreeMap<String, String>,
     ) -> Result<Vec<Value>, StatementFailure> {
-        let parsed = KsqlParser::parse(sql).map_err(|error| StatementFailure {
+        let whole = |error| StatementFailure {
             error,
             statement_text: sql.trim().to_string(),
             entities: Vec::new(),
             is_query: false,
-        })?;
-        let mut properties = properties::normalize(request_properties).map_err(|error| StatementFailure {
-            error,
-            statement_text: sql.trim().to_string(),
-            entities: Vec::new(),
-            is_query: false,
-        })?;
+        };
+        let parsed = parse_with_variables(sql, request_variables).map_err(whole)?;
+        let mut properties = properties::normalize(request_properties).map_err(whole)?;
+        let mut session = Session {
+            properties: &mut properties,
+            variables: request_variables.clone(),
+        };
         let mut entities = Vec::new();
         for statement in parsed {
-            match self.execute_one(&statement, &mut properties).await {
+            match self.execute_one(&statement, &mut session).await {
                 Ok(Some(entity)) => entities.push(entity),
                 Ok(None) => {}
                 Err(error) => {
@@ -184,11 +187,8 @@ impl Engine {
         Ok(entities)
     }
 
-    async fn execute_one(
-        &self,
-        parsed: &ParsedStatement,
-        properties: &mut BTreeMap<String, String>,
-    ) -> Result<Option<Value>> {
+    async fn execute_one(&self, parsed: &ParsedStatement, session: &mut Session<'_>) -> Result<Option<Value>> {
+        let properties = &mut *session.properties;
         match &parsed.statement {
             Statement::Set(set) => {
                 properties::set(properties, &set.name, &set.value)?;
@@ -198,11 +198,20 @@ impl Engine {
                 properties::unset(properties, &unset.name)?;
                 Ok(None)
             }
-            Statement::Show(show) => metadata::show(self, parsed, show, properties).map(Some),
+            Statement::Define(define) => {
+                session.variables.insert(define.name.clone(), define.value.clone());
+                Ok(None)
+            }
+            Statement::Undefine(undefine) => Ok(session
+                .variables
+                .remove(&undefine.name)
+                .is_none()
+                .then(|| entity::warning(&parsed.text, &format!("Cannot undefine variable '{}' which was never defined", undefine.name)))),
+            Statement::Show(show) => metadata::show(self, parsed, show, properties, &session.variables).map(Some),
             Statement::Describe(describe) => metadata::describe(self, parsed, describe).map(Some),
             Statement::DescribeConnector(describe) => metadata::describe_connector(self, parsed, describe).map(Some),
             Statement::InsertValues(insert) => {
-                ddl::insert_values(self, insert).await?;
+                insert::insert_values(self, insert).await?;
                 Ok(None)
             }
             Statement::Select(_) | Statement::Print(_) => Err(SluiceError::Plan(
@@ -226,4 +235,33 @@ impl Engine {
     pub fn shutdown(&self) {
         self.queries.shutdown();
     }
+}
+
+/// What one request's statements share: its properties, changed by `SET` and `UNSET`, and its
+/// variables, changed by `DEFINE` and `UNDEFINE`.
+struct Session<'a> {
+    properties: &'a mut BTreeMap<String, String>,
+    variables: BTreeMap<String, String>,
+}
+
+/// Parses each statement of `sql` after replacing `${name}` with the variables defined at that
+/// point: the request's, then those its `DEFINE`s and `UNDEFINE`s set.
+fn parse_with_variables(sql: &str, variables: &BTreeMap<String, String>) -> Result<Vec<ParsedStatement>> {
+    let mut variables = variables.clone();
+    let mut parsed = Vec::new();
+    for piece in KsqlParser::split(sql)? {
+        let text = variables::substitute(&piece.text, &variables);
+        let statement = KsqlParser::parse_split(&text, piece.location)?;
+        match &statement.statement {
+            Statement::Define(define) => {
+                variables.insert(define.name.clone(), define.value.clone());
+            }
+            Statement::Undefine(undefine) => {
+                variables.remove(&undefine.name);
+            }
+            _ => {}
+        }
+        parsed.push(statement);
+    }
+    Ok(parsed)
 }

@@ -1,11 +1,12 @@
-//! Metadata and lifecycle statements: `SHOW`/`LIST`, `DESCRIBE`, `TERMINATE`, `PRINT`, `SET`, `UNSET`.
+//! Metadata and lifecycle statements: `SHOW`/`LIST`, `DESCRIBE`, `TERMINATE`, `PRINT`, `SET`,
+//! `UNSET`, `DEFINE`, `UNDEFINE`.
 
 use std::fmt;
 
 use sqlparser::tokenizer::Token;
 
 use super::{Cursor, Statement, display_ident};
-use crate::error::Result;
+use crate::error::{Result, SluiceError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShowKind {
@@ -15,12 +16,13 @@ pub enum ShowKind {
     Queries,
     Properties,
     Connectors,
+    Variables,
 }
 
 /// Lists objects of one kind.
 ///
 /// ```text
-/// SHOW | LIST  STREAMS | TABLES | TOPICS | QUERIES | PROPERTIES | CONNECTORS  [EXTENDED];
+/// SHOW | LIST  STREAMS | TABLES | TOPICS | QUERIES | PROPERTIES | CONNECTORS | VARIABLES  [EXTENDED];
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Show {
@@ -37,35 +39,41 @@ impl fmt::Display for Show {
             ShowKind::Queries => "QUERIES",
             ShowKind::Properties => "PROPERTIES",
             ShowKind::Connectors => "CONNECTORS",
+            ShowKind::Variables => "VARIABLES",
         };
         write!(f, "SHOW {kind}{}", if self.extended { " EXTENDED" } else { "" })
     }
 }
 
-/// Describes one stream, or every stream.
+/// Describes one stream, or every stream (or table).
 ///
 /// ```text
-/// DESCRIBE [EXTENDED] name;   DESCRIBE STREAMS [EXTENDED];
+/// DESCRIBE name [EXTENDED];   DESCRIBE EXTENDED name;   DESCRIBE STREAMS | TABLES [EXTENDED];
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Describe {
-    /// `None` is `DESCRIBE STREAMS`.
-    pub name: Option<String>,
+    pub target: DescribeTarget,
     pub extended: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DescribeTarget {
+    Source(String),
+    Streams,
+    Tables,
 }
 
 impl fmt::Display for Describe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DESCRIBE ")?;
-        match &self.name {
-            Some(name) => write!(
-                f,
-                "{}{}",
-                if self.extended { "EXTENDED " } else { "" },
-                display_ident(name)
-            ),
-            None => write!(f, "STREAMS{}", if self.extended { " EXTENDED" } else { "" }),
+        match &self.target {
+            DescribeTarget::Source(name) => write!(f, "DESCRIBE {}", display_ident(name))?,
+            DescribeTarget::Streams => write!(f, "DESCRIBE STREAMS")?,
+            DescribeTarget::Tables => write!(f, "DESCRIBE TABLES")?,
         }
+        if self.extended {
+            write!(f, " EXTENDED")?;
+        }
+        Ok(())
     }
 }
 
@@ -157,6 +165,39 @@ impl fmt::Display for UnsetProperty {
     }
 }
 
+/// Defines a variable that later statements use as `${name}`.
+///
+/// ```text
+/// DEFINE name = 'value';
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefineVariable {
+    pub name: String,
+    pub value: String,
+}
+
+impl fmt::Display for DefineVariable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DEFINE {} = '{}'", self.name, self.value.replace('\'', "''"))
+    }
+}
+
+/// Removes a variable defined with `DEFINE`.
+///
+/// ```text
+/// UNDEFINE name;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndefineVariable {
+    pub name: String,
+}
+
+impl fmt::Display for UndefineVariable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UNDEFINE {}", self.name)
+    }
+}
+
 pub(super) fn parse_show(cursor: &mut Cursor) -> Result<Statement> {
     cursor.advance();
     let kind = match cursor.peek_word().as_deref() {
@@ -166,7 +207,11 @@ pub(super) fn parse_show(cursor: &mut Cursor) -> Result<Statement> {
         Some("QUERIES") => ShowKind::Queries,
         Some("PROPERTIES") => ShowKind::Properties,
         Some("CONNECTORS") => ShowKind::Connectors,
-        _ => return Err(cursor.error("STREAMS, TABLES, TOPICS, QUERIES, PROPERTIES or CONNECTORS")),
+        Some("VARIABLES") => ShowKind::Variables,
+        Some(word @ ("FUNCTIONS" | "TYPES")) => {
+            return Err(SluiceError::NotImplemented(format!("SHOW {word}")));
+        }
+        _ => return Err(cursor.error("STREAMS, TABLES, TOPICS, QUERIES, PROPERTIES, CONNECTORS or VARIABLES")),
     };
     cursor.advance();
     let extended = cursor.eat_word("EXTENDED");
@@ -178,20 +223,47 @@ pub(super) fn parse_describe(cursor: &mut Cursor) -> Result<Statement> {
     if cursor.peek_word_is("CONNECTOR") && cursor.peek_nth(1).is_some_and(|t| t.token != Token::SemiColon) {
         return super::connector::parse_describe_connector(cursor);
     }
-    if cursor.eat_word("STREAMS") {
-        let extended = cursor.eat_word("EXTENDED");
-        return Ok(Statement::Describe(Describe {
-            name: None,
-            extended,
-        }));
-    }
-    let extended = cursor.peek_nth(1).is_some_and(|t| t.token != Token::SemiColon)
-        && cursor.eat_word("EXTENDED");
-    let name = cursor.identifier("the name of a stream to describe")?;
+    let leading = cursor.peek_nth(1).is_some_and(|t| t.token != Token::SemiColon) && cursor.eat_word("EXTENDED");
+    let target = if cursor.eat_word("STREAMS") {
+        DescribeTarget::Streams
+    } else if cursor.eat_word("TABLES") {
+        DescribeTarget::Tables
+    } else if cursor.peek_word_is("FUNCTION") && cursor.peek_nth(1).is_some_and(|t| t.token != Token::SemiColon) {
+        return Err(SluiceError::NotImplemented("DESCRIBE FUNCTION".into()));
+    } else {
+        DescribeTarget::Source(cursor.identifier("the name of a stream to describe")?)
+    };
+    let trailing = cursor.eat_word("EXTENDED");
     Ok(Statement::Describe(Describe {
-        name: Some(name),
-        extended,
+        target,
+        extended: leading || trailing,
     }))
+}
+
+pub(super) fn parse_define(cursor: &mut Cursor) -> Result<Statement> {
+    cursor.expect_word("DEFINE")?;
+    let name = variable_name(cursor)?;
+    cursor.expect(&Token::Eq, "'=' after the variable's name")?;
+    let value = cursor.string_literal("the variable's value in single quotes")?;
+    Ok(Statement::Define(DefineVariable { name, value }))
+}
+
+pub(super) fn parse_undefine(cursor: &mut Cursor) -> Result<Statement> {
+    cursor.expect_word("UNDEFINE")?;
+    let name = variable_name(cursor)?;
+    Ok(Statement::Undefine(UndefineVariable { name }))
+}
+
+/// A variable's name: a word, kept as written (`${name}` finds it ignoring case).
+fn variable_name(cursor: &mut Cursor) -> Result<String> {
+    match cursor.peek().map(|t| &t.token) {
+        Some(Token::Word(word)) => {
+            let name = word.value.clone();
+            cursor.advance();
+            Ok(name)
+        }
+        _ => Err(cursor.error("a variable name")),
+    }
 }
 
 pub(super) fn parse_terminate(cursor: &mut Cursor) -> Result<Statement> {

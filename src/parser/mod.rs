@@ -9,6 +9,7 @@ mod connector;
 mod cursor;
 mod query;
 mod stream;
+pub mod variables;
 
 use std::fmt;
 
@@ -17,7 +18,10 @@ use sqlparser::{
     tokenizer::{Token, Tokenizer},
 };
 
-pub use admin::{Describe, Print, SetProperty, Show, ShowKind, Terminate, UnsetProperty};
+pub use admin::{
+    DefineVariable, Describe, DescribeTarget, Print, SetProperty, Show, ShowKind, Terminate, UndefineVariable,
+    UnsetProperty,
+};
 pub use connector::{ConnectorKind, CreateConnector, DescribeConnector, DropConnector};
 pub use cursor::Cursor;
 pub use query::{InsertSelect, InsertValues, Select};
@@ -40,6 +44,8 @@ pub enum Statement {
     Print(Print),
     Set(SetProperty),
     Unset(UnsetProperty),
+    Define(DefineVariable),
+    Undefine(UndefineVariable),
     CreateConnector(CreateConnector),
     DropConnector(DropConnector),
     DescribeConnector(DescribeConnector),
@@ -60,11 +66,20 @@ impl fmt::Display for Statement {
             Statement::Print(s) => s.fmt(f),
             Statement::Set(s) => s.fmt(f),
             Statement::Unset(s) => s.fmt(f),
+            Statement::Define(s) => s.fmt(f),
+            Statement::Undefine(s) => s.fmt(f),
             Statement::CreateConnector(s) => s.fmt(f),
             Statement::DropConnector(s) => s.fmt(f),
             Statement::DescribeConnector(s) => s.fmt(f),
         }
     }
+}
+
+/// One statement's text, not yet parsed, and where it starts in the text it was split from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatementText {
+    pub text: String,
+    pub location: Location,
 }
 
 /// A statement with the exact text it was parsed from, `;` included.
@@ -81,21 +96,7 @@ pub struct KsqlParser;
 impl KsqlParser {
     /// Parses every statement of `sql`; each but the last must end with `;`.
     pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>> {
-        let dialect = GenericDialect {};
-        let tokens = Tokenizer::new(&dialect, sql)
-            .with_unescape(true)
-            .tokenize_with_location()
-            .map_err(|e| {
-                SluiceError::Parse(ParseError {
-                    location: Location {
-                        line: e.location.line,
-                        column: e.location.column,
-                    },
-                    found: "text that is not a SQL token".into(),
-                    expected: e.message.to_lowercase(),
-                })
-            })?;
-        let mut cursor = Cursor::new(tokens);
+        let mut cursor = Cursor::new(tokenize(sql)?);
         let mut statements = Vec::new();
         loop {
             while cursor.eat(&Token::SemiColon) {}
@@ -120,6 +121,57 @@ impl KsqlParser {
             });
         }
         Ok(statements)
+    }
+
+    /// Splits `sql` into its statements' texts at each `;` outside quotes and comments, without
+    /// parsing them: what `${name}` substitution is applied to, one statement at a time.
+    pub fn split(sql: &str) -> Result<Vec<StatementText>> {
+        let mut statements = Vec::new();
+        let mut start = None;
+        for token in tokenize(sql)? {
+            match token.token {
+                Token::Whitespace(_) => {}
+                Token::SemiColon => {
+                    if let Some(at) = start.take() {
+                        statements.push(StatementText {
+                            text: slice(sql, at, cursor::to_location(token.span.end)).to_string(),
+                            location: at,
+                        });
+                    }
+                }
+                _ => {
+                    start.get_or_insert(cursor::to_location(token.span.start));
+                }
+            }
+        }
+        if let Some(at) = start {
+            let end = Location { line: u64::MAX, column: 1 };
+            statements.push(StatementText {
+                text: slice(sql, at, end).to_string(),
+                location: at,
+            });
+        }
+        Ok(statements)
+    }
+
+    /// Parses one statement split from a longer text, where it started at `at`: a syntax
+    /// error's line and column point into the longer text.
+    pub fn parse_split(statement: &str, at: Location) -> Result<ParsedStatement> {
+        let shift = |l: Location| Location {
+            line: at.line + l.line - 1,
+            column: if l.line == 1 { at.column + l.column - 1 } else { l.column },
+        };
+        match Self::parse_one(statement) {
+            Ok(mut parsed) => {
+                parsed.location = shift(parsed.location);
+                Ok(parsed)
+            }
+            Err(SluiceError::Parse(mut error)) => {
+                error.location = shift(error.location);
+                Err(SluiceError::Parse(error))
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// Parses exactly one statement.
@@ -152,11 +204,33 @@ impl KsqlParser {
             "PRINT" => admin::parse_print(cursor),
             "SET" => admin::parse_set(cursor),
             "UNSET" => admin::parse_unset(cursor),
+            "DEFINE" => admin::parse_define(cursor),
+            "UNDEFINE" => admin::parse_undefine(cursor),
+            "EXPLAIN" | "PAUSE" | "RESUME" | "ALTER" | "ASSERT" => {
+                Err(SluiceError::NotImplemented(format!("{word} statements")))
+            }
             _ => Err(cursor.error(
-                "a statement such as CREATE, SELECT, INSERT, SHOW, DESCRIBE, DROP, TERMINATE, PRINT or SET",
+                "a statement such as CREATE, SELECT, INSERT, SHOW, DESCRIBE, DROP, TERMINATE, PRINT, SET or DEFINE",
             )),
         }
     }
+}
+
+/// The tokens of `sql`, or where it holds text that is no SQL token.
+fn tokenize(sql: &str) -> Result<Vec<sqlparser::tokenizer::TokenWithSpan>> {
+    Tokenizer::new(&GenericDialect {}, sql)
+        .with_unescape(true)
+        .tokenize_with_location()
+        .map_err(|e| {
+            SluiceError::Parse(ParseError {
+                location: Location {
+                    line: e.location.line,
+                    column: e.location.column,
+                },
+                found: "text that is not a SQL token".into(),
+                expected: e.message.to_lowercase(),
+            })
+        })
 }
 
 /// The text between two locations of `sql` (end exclusive).

@@ -55,7 +55,7 @@ impl ProcessingLog {
         let cluster = self.cluster.clone();
         let topic = self.topic.clone();
         self.runtime.spawn(async move {
-            if let Err(e) = cluster.producer().send(&topic, None, None, Some(value.as_bytes())).await {
+            if let Err(e) = cluster.producer().send(&topic, None, None, Some(value.as_bytes()), None).await {
                 warn!(topic, error = %e, "could not write to the processing log");
             }
         });

@@ -14,7 +14,7 @@ use crate::{
         delivery::{BatchDeliveries, OutputRecord, OutputTopic},
     },
     error::{Result, SluiceError},
-    format::{ColumnWriter, RawRecord, encode_row},
+    format::{ColumnWriter, RawRecord, encode_kafka_value, encode_row},
 };
 
 /// An output row ready to encode: where it came from and its projected values.
@@ -39,7 +39,9 @@ pub struct TopicSink {
     pub destination: Destination,
     pub format: Format,
     pub delimiter: u8,
-    /// The output columns' names, for JSON.
+    /// The projected columns that make the value (the sink's key columns are the key), in order.
+    pub value_columns: Vec<usize>,
+    /// Their names, for JSON.
     pub names: Vec<String>,
 }
 
@@ -127,10 +129,10 @@ impl QuerySink {
         origin: Option<&str>,
         batch: &Arc<BatchDeliveries>,
     ) -> Result<Vec<Unwritten>> {
-        let writers: Vec<ColumnWriter> = columns.iter().map(ColumnWriter::new).collect();
         match self {
-            QuerySink::Topic(sink) => sink.write(rows, &writers, keys, forward_value, origin, batch),
+            QuerySink::Topic(sink) => sink.write(rows, columns, keys, forward_value, origin, batch),
             QuerySink::Rows(sender) => {
+                let writers: Vec<ColumnWriter> = columns.iter().map(ColumnWriter::new).collect();
                 for out in rows {
                     let mut row = Vec::with_capacity(128);
                     row.push(b'[');
@@ -155,12 +157,19 @@ impl TopicSink {
     fn write(
         &mut self,
         rows: &[OutputRow<'_>],
-        writers: &[ColumnWriter],
+        columns: &[ArrayRef],
         keys: Option<&ArrayRef>,
         forward_value: bool,
         origin: Option<&str>,
         batch: &Arc<BatchDeliveries>,
     ) -> Result<Vec<Unwritten>> {
+        let writers: Vec<ColumnWriter> = columns.iter().map(ColumnWriter::new).collect();
+        // A forwarded value is the record's own; no projected column is computed for it.
+        let value_writers: Vec<ColumnWriter> = if forward_value {
+            Vec::new()
+        } else {
+            self.value_columns.iter().map(|&i| ColumnWriter::new(&columns[i])).collect()
+        };
         let key_writer = keys.map(ColumnWriter::new);
         let mut value = Vec::with_capacity(256);
         let mut key = Vec::new();
@@ -171,11 +180,15 @@ impl TopicSink {
             value.clear();
             let payload: Option<&[u8]> = if forward_value {
                 out.record.value
-            } else if let Err(e) = encode_row(self.format, self.delimiter, &self.names, writers, out.row, &mut value) {
-                failed.push((index, ErrorKind::Serialization, format!("Error serializing row: {e}")));
-                continue;
             } else {
-                Some(&value)
+                match encode_row(self.format, self.delimiter, &self.names, &value_writers, out.row, &mut value) {
+                    Ok(true) => Some(&value),
+                    Ok(false) => None,
+                    Err(e) => {
+                        failed.push((index, ErrorKind::Serialization, format!("Error serializing row: {e}")));
+                        continue;
+                    }
+                }
             };
             let (topic, partitions) = match &mut self.destination {
                 Destination::Fixed { topic, partitions, .. } => (&*topic, *partitions),
@@ -202,7 +215,10 @@ impl TopicSink {
             let key_bytes: Option<&[u8]> = match &key_writer {
                 Some(w) if !w.is_null(out.row) => {
                     key.clear();
-                    w.write_text(out.row, &mut key);
+                    if let Err(e) = encode_kafka_value(w, out.row, &mut key) {
+                        failed.push((index, ErrorKind::Serialization, format!("Error serializing key: {e}")));
+                        continue;
+                    }
                     Some(&key)
                 }
                 Some(_) => None,

@@ -13,7 +13,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
+use super::{AppState, body::ConnectBody};
 use crate::{
     catalog::ConnectorDef,
     handler::{StatementFailure, connector},
@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// Connect's error body: `{"error_code": <HTTP status>, "message": …}`.
-pub struct ConnectError(StatusCode, String);
+pub struct ConnectError(pub StatusCode, pub String);
 
 impl IntoResponse for ConnectError {
     fn into_response(self) -> Response {
@@ -52,7 +52,7 @@ fn find(state: &AppState, name: &str) -> Result<ConnectorDef, ConnectError> {
 }
 
 /// Connect takes config values as strings; numbers and booleans are accepted too.
-fn config_map(config: &serde_json::Map<String, Value>) -> Result<BTreeMap<String, String>, ConnectError> {
+pub(super) fn config_map(config: &serde_json::Map<String, Value>) -> Result<BTreeMap<String, String>, ConnectError> {
     config
         .iter()
         .map(|(k, v)| match v {
@@ -96,11 +96,11 @@ pub async fn list(State(state): State<AppState>, Query(params): Query<ListParams
 #[derive(Deserialize)]
 pub struct CreateRequest {
     name: Option<String>,
-    config: Option<serde_json::Map<String, Value>>,
+    pub(super) config: Option<serde_json::Map<String, Value>>,
 }
 
 /// `POST /connectors` with `{"name": …, "config": {…}}`: 201 and the connector's info.
-pub async fn create(State(state): State<AppState>, body: axum::body::Bytes) -> Answer {
+pub async fn create(State(state): State<AppState>, ConnectBody(body): ConnectBody) -> Answer {
     let request: CreateRequest = serde_json::from_slice(&body)
         .map_err(|e| ConnectError(StatusCode::BAD_REQUEST, format!("Invalid request body: {e}")))?;
     let name = request
@@ -118,7 +118,7 @@ pub async fn create(State(state): State<AppState>, body: axum::body::Bytes) -> A
         return Err(ConnectError(StatusCode::CONFLICT, format!("Connector {name} already exists")));
     }
     let sql = connector::create_statement(&name, &config);
-    state.engine.execute(&sql, &BTreeMap::new()).await?;
+    state.engine.execute(&sql, &BTreeMap::new(), &BTreeMap::new()).await?;
     let created = find(&state, &name)?;
     Ok((StatusCode::CREATED, Json(connector::info(&created))).into_response())
 }
@@ -137,8 +137,10 @@ pub async fn get_config(State(state): State<AppState>, Path(name): Path<String>)
 pub async fn put_config(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Json(body): Json<serde_json::Map<String, Value>>,
+    ConnectBody(body): ConnectBody,
 ) -> Answer {
+    let body: serde_json::Map<String, Value> = serde_json::from_slice(&body)
+        .map_err(|e| ConnectError(StatusCode::BAD_REQUEST, format!("Invalid request body: {e}")))?;
     let config = config_map(&body)?;
     if config.get("name").is_some_and(|n| *n != name) {
         return Err(ConnectError(
@@ -154,7 +156,7 @@ pub async fn put_config(
         sql.push_str(&connector::drop_statement(&name));
     }
     sql.push_str(&connector::create_statement(&name, &config));
-    state.engine.execute(&sql, &BTreeMap::new()).await?;
+    state.engine.execute(&sql, &BTreeMap::new(), &BTreeMap::new()).await?;
     let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(connector::info(&find(&state, &name)?))).into_response())
 }
@@ -183,7 +185,7 @@ pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> 
     let found = find(&state, &name)?;
     state
         .engine
-        .execute(&connector::drop_statement(&found.name), &BTreeMap::new())
+        .execute(&connector::drop_statement(&found.name), &BTreeMap::new(), &BTreeMap::new())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

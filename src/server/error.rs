@@ -21,6 +21,10 @@ pub enum AppError {
     QueryEndpoint { message: String, statement_text: String },
     /// 40000: a malformed request or an unknown id.
     BadRequest(String),
+    /// 40003: as many push queries run as the server allows.
+    TooManyPushQueries,
+    /// 41300: the request body is larger than the server reads.
+    TooLarge(usize),
     /// 50000: Sluice failed; the cause is logged, not shown.
     Server(String),
 }
@@ -89,6 +93,14 @@ impl AppError {
                 StatusCode::BAD_REQUEST,
                 json!({"@type": "generic_error", "error_code": 40000, "message": message}),
             ),
+            AppError::TooManyPushQueries => (
+                StatusCode::BAD_REQUEST,
+                json!({"@type": "generic_error", "error_code": 40003, "message": "Maximum number of push queries exceeded"}),
+            ),
+            AppError::TooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"@type": "generic_error", "error_code": 41300, "message": too_large(*limit)}),
+            ),
             AppError::Server(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({"@type": "generic_error", "error_code": 50000, "message": "The server failed to run the statement; see its log for the cause."}),
@@ -105,4 +117,9 @@ impl IntoResponse for AppError {
         let (status, body) = self.body();
         (status, Json(body)).into_response()
     }
+}
+
+/// Why a request body was refused for its size.
+pub fn too_large(limit: usize) -> String {
+    format!("The request body is larger than the server's limit of {limit} bytes (sluice.http.max.request.bytes)")
 }

@@ -6,7 +6,7 @@ use axum::{Json, extract::State, http::StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppError, AppState};
+use super::{AppError, AppState, body::KsqlBody};
 
 /// ksqlDB's `KsqlRequest`; unknown fields are ignored.
 #[derive(Debug, Deserialize)]
@@ -24,7 +24,8 @@ pub fn null_as_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resul
     Ok(Option::<BTreeMap<String, Value>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
-/// Property values arrive as JSON strings, numbers or booleans; Sluice keeps them as text.
+/// Property and variable values arrive as JSON strings, numbers or booleans; Sluice keeps
+/// them as text.
 pub fn property_text(properties: &BTreeMap<String, Value>) -> BTreeMap<String, String> {
     properties
         .iter()
@@ -38,30 +39,12 @@ pub fn property_text(properties: &BTreeMap<String, Value>) -> BTreeMap<String, S
         .collect()
 }
 
-/// Replaces `${name}` with session variables, as ksqlDB does before parsing.
-pub fn substitute(sql: &str, variables: &BTreeMap<String, Value>) -> String {
-    let mut text = sql.to_string();
-    for (name, value) in variables {
-        let value = match value {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        for pattern in [format!("${{{name}}}"), format!("${{{}}}", name.to_ascii_uppercase()), format!("${{{}}}", name.to_ascii_lowercase())] {
-            text = text.replace(&pattern, &value);
-        }
-    }
-    text
-}
-
-pub async fn ksql(
-    State(state): State<AppState>,
-    body: axum::body::Bytes,
-) -> Result<Json<Vec<Value>>, AppError> {
+pub async fn ksql(State(state): State<AppState>, KsqlBody(body): KsqlBody) -> Result<Json<Vec<Value>>, AppError> {
     let request: KsqlRequest = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("Invalid request body: {e}")))?;
-    let sql = substitute(&request.ksql, &request.session_variables);
     let properties = property_text(&request.streams_properties);
-    let entities = state.engine.execute(&sql, &properties).await?;
+    let variables = property_text(&request.session_variables);
+    let entities = state.engine.execute(&request.ksql, &properties, &variables).await?;
     Ok(Json(entities))
 }
 

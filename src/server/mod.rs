@@ -1,8 +1,11 @@
 //! The HTTP API: ksqlDB's REST endpoints and Kafka Connect's `/connectors` on one port,
 //! HTTP/1.1 and cleartext HTTP/2.
 
+mod body;
 mod connect;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod ksql;
 mod query;
 

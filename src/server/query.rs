@@ -17,10 +17,10 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{AppError, AppState, ksql::{property_text, substitute}};
+use super::{AppError, AppState, body::KsqlBody, ksql::property_text};
 use crate::{
     catalog::types::SqlType,
-    parser::{KsqlParser, Statement},
+    parser::{KsqlParser, Statement, variables::substitute},
     planner::QueryPlanner,
     properties,
     runtime::{OffsetReset, sink::QuerySink},
@@ -34,27 +34,27 @@ enum Layout {
 }
 
 #[derive(Debug, Deserialize)]
-struct LegacyQueryRequest {
-    ksql: String,
+pub(super) struct LegacyQueryRequest {
+    pub(super) ksql: String,
     #[serde(default, deserialize_with = "super::ksql::null_as_empty", rename = "streamsProperties")]
-    streams_properties: BTreeMap<String, Value>,
+    pub(super) streams_properties: BTreeMap<String, Value>,
     #[serde(default, deserialize_with = "super::ksql::null_as_empty", rename = "sessionVariables")]
-    session_variables: BTreeMap<String, Value>,
+    pub(super) session_variables: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]
-struct QueryStreamArgs {
-    sql: String,
+pub(super) struct QueryStreamArgs {
+    pub(super) sql: String,
     #[serde(default, deserialize_with = "super::ksql::null_as_empty")]
-    properties: BTreeMap<String, Value>,
+    pub(super) properties: BTreeMap<String, Value>,
     #[serde(default, deserialize_with = "super::ksql::null_as_empty", rename = "sessionVariables")]
-    session_variables: BTreeMap<String, Value>,
+    pub(super) session_variables: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct CloseQuery {
     #[serde(rename = "queryId")]
-    query_id: String,
+    pub(super) query_id: String,
 }
 
 fn accept(headers: &HeaderMap) -> Option<String> {
@@ -64,18 +64,18 @@ fn accept(headers: &HeaderMap) -> Option<String> {
         .map(|v| v.split(',').next().unwrap_or("").trim().to_ascii_lowercase())
 }
 
-pub async fn query(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
+pub async fn query(State(state): State<AppState>, headers: HeaderMap, KsqlBody(body): KsqlBody) -> Result<Response, AppError> {
     let request: LegacyQueryRequest = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("Invalid request body: {e}")))?;
     let layout = match accept(&headers).as_deref() {
         Some("*/*") | Some("application/vnd.ksqlapi.delimited.v1") => Layout::Delimited,
         _ => Layout::StreamedRow,
     };
-    let sql = substitute(&request.ksql, &request.session_variables);
+    let sql = substitute(&request.ksql, &property_text(&request.session_variables));
     run(state, &sql, property_text(&request.streams_properties), layout).await
 }
 
-pub async fn query_stream(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
+pub async fn query_stream(State(state): State<AppState>, headers: HeaderMap, KsqlBody(body): KsqlBody) -> Result<Response, AppError> {
     let request: QueryStreamArgs = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("Invalid request body: {e}")))?;
     let layout = match accept(&headers).as_deref() {
@@ -83,11 +83,11 @@ pub async fn query_stream(State(state): State<AppState>, headers: HeaderMap, bod
         Some("application/vnd.ksql.v1+json") => Layout::StreamedRow,
         _ => Layout::Delimited,
     };
-    let sql = substitute(&request.sql, &request.session_variables);
+    let sql = substitute(&request.sql, &property_text(&request.session_variables));
     run(state, &sql, property_text(&request.properties), layout).await
 }
 
-pub async fn close_query(State(state): State<AppState>, body: Bytes) -> Result<Response, AppError> {
+pub async fn close_query(State(state): State<AppState>, KsqlBody(body): KsqlBody) -> Result<Response, AppError> {
     let request: CloseQuery = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("Invalid request body: {e}")))?;
     match state.push_queries.lock().remove(&request.query_id) {
@@ -143,6 +143,9 @@ async fn run(state: AppState, sql: &str, properties: BTreeMap<String, String>, l
         .map(|f| SqlType::from_arrow(f.data_type()).map_or("STRING".into(), |t| t.to_string()))
         .collect();
     let limit = plan.limit;
+    if state.push_queries.lock().len() >= engine.config.max_push_queries {
+        return Err(AppError::TooManyPushQueries);
+    }
     let (sender, receiver) = mpsc::channel::<Vec<u8>>(1024);
     let scan = engine
         .queries

@@ -42,4 +42,15 @@ text = "".join(rows)
 lines = [json.loads(line) for line in text.splitlines() if line.strip()]
 assert lines[0]["columnNames"] == ["CORRELATION_ID", "SENSOR"], lines
 assert lines[1:] == [["c3", "3"], ["c3", "3"]], lines
+# ksql.utils finds a stream's queries through 'DESCRIBE <name> EXTENDED' (ksqlDB 0.20's form)
+# and drops it with them.
+from ksql.utils import drop_stream, get_dependent_queries
+
+reads, writes = get_dependent_queries(client, "SENSOR_ID_3")
+assert (reads, writes) == ([], [routed[0]["commandStatus"]["queryId"]]), (reads, writes)
+reads, writes = get_dependent_queries(client, "STREAM_INGESTION")
+assert writes == [] and reads == [routed[0]["commandStatus"]["queryId"]], (reads, writes)
+drop_stream(client, "SENSOR_ID_3")
+streams = client.ksql("SHOW STREAMS;")
+assert {s["name"] for s in streams[0]["streams"]} == {"STREAM_INGESTION"}, streams
 print("1 passed, 0 failed")

@@ -274,7 +274,7 @@ pub fn powergrid_record(sensor: u32, n: u32) -> String {
     json!({
         "payload": payload.to_string(),
         "correlation_id": format!("{sensor:02}-{n:06}"),
-        "created_at": 1694902173.12 + n as f64,
+        "created_at": 1796167415.3241541 + n as f64 * 0.0137,
         "schema_version": 1
     })
     .to_string()

@@ -7,6 +7,10 @@ use regex::Regex;
 
 use crate::error::{Result, SluiceError};
 
+/// The widest `filename.offset.zero.pad.width`: more than an offset's 19 digits pads nothing
+/// useful, and a wider one would only make names no store accepts.
+const MAX_PAD: i64 = 64;
+
 pub const CONNECTOR_CLASSES: [&str; 2] = ["io.confluent.connect.hdfs.HdfsSinkConnector", "HdfsSinkConnector"];
 
 /// How records become file content, from `format.class`.
@@ -69,13 +73,26 @@ pub struct HdfsSinkConfig {
     pub value_converter: ValueConverter,
     pub offset_pad: usize,
     pub retry_backoff: Duration,
+    /// Where `rotate.schedule.interval.ms` boundaries fall (Connect's `timezone`).
+    pub timezone: chrono_tz::Tz,
+    /// Whether a record that cannot be written is skipped (`all`) or stops the task (`none`).
+    pub errors_tolerance: ErrorsTolerance,
+}
+
+/// Connect's `errors.tolerance`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorsTolerance {
+    /// A bad record fails the task, which stays FAILED until restarted (Connect's default).
+    None,
+    /// A bad record is skipped and counted.
+    All,
 }
 
 /// Keys Connect's workers or other converters read that change nothing in what this sink
 /// writes; accepted so that configs written for Connect work as they are. `logs.dir` is among
 /// them: a commit here is one atomic rename of a file whose name carries its offsets, so
 /// recovery needs no write-ahead log.
-const INERT_KEYS: [&str; 15] = [
+const INERT_KEYS: [&str; 13] = [
     "name",
     "logs.dir",
     "key.converter",
@@ -83,12 +100,10 @@ const INERT_KEYS: [&str; 15] = [
     "key.converter.schema.registry.url",
     "value.converter.schema.registry.url",
     "locale",
-    "timezone",
     "shutdown.timeout.ms",
     "schema.compatibility",
     "hadoop.conf.dir",
     "hadoop.home",
-    "errors.tolerance",
     "errors.log.enable",
     "errors.log.include.messages",
 ];
@@ -138,21 +153,15 @@ impl HdfsSinkConfig {
         }
         let rotate_interval = keys.interval("rotate.interval.ms")?;
         let rotate_schedule_interval = keys.interval("rotate.schedule.interval.ms")?;
-        if rotate_schedule_interval.is_some() {
-            match config.get("timezone").map(String::as_str) {
-                Some("UTC" | "GMT" | "Etc/UTC") => {}
-                Some(other) => {
-                    return Err(SluiceError::NotImplemented(format!(
-                        "timezone '{other}' for rotate.schedule.interval.ms; Sluice aligns scheduled rotation to UTC, set timezone=UTC"
-                    )));
-                }
-                None => {
-                    return Err(SluiceError::Config(
-                        "rotate.schedule.interval.ms requires timezone (e.g. UTC)".into(),
-                    ));
-                }
+        let timezone = match keys.get("timezone") {
+            Some(name) => name.parse::<chrono_tz::Tz>().map_err(|_| {
+                SluiceError::Config(format!("timezone '{name}' is not a time zone of the tz database (e.g. UTC, Europe/Berlin)"))
+            })?,
+            None if rotate_schedule_interval.is_some() => {
+                return Err(SluiceError::Config("rotate.schedule.interval.ms requires timezone (e.g. UTC)".into()));
             }
-        }
+            None => chrono_tz::UTC,
+        };
         let format = match keys.get("format.class").as_deref() {
             Some("io.confluent.connect.hdfs.json.JsonFormat") => FileFormat::Json,
             Some("io.confluent.connect.hdfs.string.StringFormat") => FileFormat::String,
@@ -201,12 +210,17 @@ impl HdfsSinkConfig {
         if keys.boolean("hive.integration")?.unwrap_or(false) {
             return Err(SluiceError::NotImplemented("hive.integration=true".into()));
         }
-        let offset_pad = keys.number("filename.offset.zero.pad.width")?.unwrap_or(10);
+        let offset_pad = keys.number_in("filename.offset.zero.pad.width", 0, MAX_PAD)?.unwrap_or(10);
         // One task runs all partitions of a connector; `tasks.max` is checked, not used.
-        if keys.number("tasks.max")?.is_some_and(|tasks| tasks < 1) {
-            return Err(SluiceError::Config("tasks.max must be at least 1".into()));
-        }
-        let retry_backoff = Duration::from_millis(keys.number("retry.backoff.ms")?.unwrap_or(5000) as u64);
+        keys.number_in("tasks.max", 1, i64::from(i32::MAX))?;
+        let retry_backoff = Duration::from_millis(keys.number_in("retry.backoff.ms", 0, i64::MAX)?.unwrap_or(5000) as u64);
+        let errors_tolerance = match keys.get("errors.tolerance").as_deref() {
+            None | Some("none") => ErrorsTolerance::None,
+            Some("all") => ErrorsTolerance::All,
+            Some(other) => {
+                return Err(SluiceError::Config(format!("errors.tolerance must be none or all, not '{other}'")));
+            }
+        };
         let parsed = HdfsSinkConfig {
             topics,
             store_url,
@@ -218,6 +232,8 @@ impl HdfsSinkConfig {
             value_converter,
             offset_pad: offset_pad as usize,
             retry_backoff,
+            timezone,
+            errors_tolerance,
         };
         for key in INERT_KEYS {
             keys.get(key);
@@ -253,9 +269,25 @@ impl<'a> Keys<'a> {
             .transpose()
     }
 
-    /// A `*.ms` interval where `-1` (or any negative) means off.
+    /// A whole number from `min` to `max`.
+    fn number_in(&mut self, key: &str, min: i64, max: i64) -> Result<Option<i64>> {
+        match self.number(key)? {
+            Some(n) if !(min..=max).contains(&n) => Err(SluiceError::Config(if max == i64::MAX {
+                format!("{key} must be at least {min}, not {n}")
+            } else {
+                format!("{key} must be from {min} to {max}, not {n}")
+            })),
+            n => Ok(n),
+        }
+    }
+
+    /// A `*.ms` interval: `-1` (Connect's default) is off, any other value must be positive.
     fn interval(&mut self, key: &str) -> Result<Option<Duration>> {
-        Ok(self.number(key)?.filter(|ms| *ms > 0).map(|ms| Duration::from_millis(ms as u64)))
+        match self.number(key)? {
+            None | Some(-1) => Ok(None),
+            Some(ms) if ms > 0 => Ok(Some(Duration::from_millis(ms as u64))),
+            Some(ms) => Err(SluiceError::Config(format!("{key} must be -1 (off) or a positive number of milliseconds, not {ms}"))),
+        }
     }
 
     fn boolean(&mut self, key: &str) -> Result<Option<bool>> {
@@ -340,6 +372,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(class.contains("connector.class 'io.example.Nope'"), "{class}");
+    }
+
+    #[test]
+    fn numbers_are_range_checked_and_timezone_and_errors_tolerance_read() {
+        let base = [
+            ("connector.class", "HdfsSinkConnector"),
+            ("topics", "T"),
+            ("store.url", "file:///tmp/x"),
+            ("flush.size", "1"),
+            ("format.class", "io.confluent.connect.hdfs.json.JsonFormat"),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            HdfsSinkConfig::from_map(&config(&pairs))
+        };
+        for (key, value, said) in [
+            ("filename.offset.zero.pad.width", "-1", "filename.offset.zero.pad.width must be from 0 to 64, not -1"),
+            ("retry.backoff.ms", "-5", "retry.backoff.ms must be at least 0, not -5"),
+            ("tasks.max", "0", "tasks.max must be from 1 to"),
+            ("rotate.interval.ms", "-2", "rotate.interval.ms must be -1 (off)"),
+            ("timezone", "Mars/Olympus", "timezone 'Mars/Olympus'"),
+            ("errors.tolerance", "some", "errors.tolerance must be none or all"),
+        ] {
+            let error = with(&[(key, value)]).unwrap_err().to_string();
+            assert!(error.contains(said), "{key}={value}: {error}");
+        }
+        let parsed = with(&[("timezone", "Asia/Kolkata"), ("rotate.schedule.interval.ms", "3600000"), ("errors.tolerance", "all")]).unwrap();
+        assert_eq!(parsed.timezone, chrono_tz::Asia::Kolkata);
+        assert_eq!(parsed.errors_tolerance, ErrorsTolerance::All);
+        assert_eq!(with(&[]).unwrap().errors_tolerance, ErrorsTolerance::None, "Connect's default");
+        assert!(with(&[("rotate.schedule.interval.ms", "60000")]).unwrap_err().to_string().contains("requires timezone"));
     }
 
     #[test]

@@ -151,6 +151,20 @@ mod tests {
     }
 
     #[test]
+    fn doubles_are_written_as_the_values_read() {
+        // Timestamps as Python's time.time() prints them: 16 and 17 significant digits, where a
+        // parser that is not correctly rounded is off by one unit in the last place. The text
+        // may differ (two shortest forms can name one double); the value may not.
+        for i in 0..20_000u64 {
+            let created_at = 1796167415.3241541 + i as f64 * 0.000_137;
+            let record = format!("{{\"created_at\":{created_at}}}");
+            let written = line(FileFormat::Json, ValueConverter::Json { schemas: false }, record.as_bytes()).unwrap();
+            let number = written.trim_end().trim_start_matches("{\"created_at\":").trim_end_matches('}');
+            assert_eq!(number.parse::<f64>().unwrap().to_bits(), created_at.to_bits(), "{record} was written {written}");
+        }
+    }
+
+    #[test]
     fn converters_change_what_is_written() {
         let envelope = br#"{"schema":{"type":"string"},"payload":"hi"}"#;
         assert_eq!(line(FileFormat::Json, ValueConverter::Json { schemas: true }, envelope).unwrap(), "\"hi\"\n");

@@ -40,6 +40,8 @@ const DISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
 /// How often open files are checked against `rotate.interval.ms` and its schedule.
 const ROTATION_CHECK: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The shortest wait before a failed session is retried, so `retry.backoff.ms=0` cannot spin.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
 
 pub struct SinkTask {
     pub name: String,
@@ -54,9 +56,10 @@ pub struct SinkTask {
 type Writers = HashMap<String, BTreeMap<i32, PartitionWriter>>;
 
 impl SinkTask {
-    /// Runs sessions until cancelled, retrying failed ones with exponential backoff.
+    /// Runs sessions until cancelled, retrying failed ones with exponential backoff; a bad
+    /// record under `errors.tolerance=none` leaves the task FAILED until it is restarted.
     pub async fn run(self) {
-        let mut backoff = self.config.retry_backoff;
+        let mut backoff = self.config.retry_backoff.max(MIN_BACKOFF);
         loop {
             let outcome = AssertUnwindSafe(self.session())
                 .catch_unwind()
@@ -64,6 +67,13 @@ impl SinkTask {
                 .unwrap_or_else(|panic| Err(SluiceError::Internal(format!("the sink task panicked: {}", panic_message(&panic)))));
             match outcome {
                 Ok(()) => {
+                    self.status.set_state(SinkState::Stopped);
+                    return;
+                }
+                Err(SluiceError::BadRecord(reason)) => {
+                    warn!(connector = %self.name, %reason, "sink stopped at a bad record");
+                    self.status.set_state(SinkState::Failed(reason));
+                    self.cancel.cancelled().await;
                     self.status.set_state(SinkState::Stopped);
                     return;
                 }

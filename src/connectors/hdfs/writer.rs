@@ -15,13 +15,16 @@ use std::{
 use bytes::Bytes;
 
 use super::{
-    config::HdfsSinkConfig,
+    config::{ErrorsTolerance, HdfsSinkConfig},
     format::{HeldRecord, RecordEncoder},
     layout::PartitionLayout,
     status::SinkStatus,
     store::{Store, StoreFile},
 };
-use crate::{error::Result, format::RawRecord};
+use crate::{
+    error::{Result, SluiceError},
+    format::RawRecord,
+};
 
 /// Encoded lines are shipped to the store in pieces of about this size.
 const WRITE_CHUNK: usize = 1 << 20;
@@ -35,6 +38,8 @@ pub struct PartitionWriter {
     flush_size: u64,
     rotate_interval: Option<Duration>,
     rotate_schedule: Option<Duration>,
+    timezone: chrono_tz::Tz,
+    errors_tolerance: ErrorsTolerance,
     /// The next offset to take: one past the last committed or in-progress record.
     next: i64,
     open: Option<OpenFile>,
@@ -93,6 +98,8 @@ impl PartitionWriter {
             flush_size: config.flush_size,
             rotate_interval: config.rotate_interval,
             rotate_schedule: config.rotate_schedule_interval,
+            timezone: config.timezone,
+            errors_tolerance: config.errors_tolerance,
             next: committed.map_or(0, |c| c + 1),
             open: None,
         })
@@ -127,10 +134,7 @@ impl PartitionWriter {
             records: 0,
             bytes: 0,
             opened: Instant::now(),
-            scheduled_close: self.rotate_schedule.map(|every| {
-                let every = every.as_millis();
-                (now_millis() / every + 1) * every
-            }),
+            scheduled_close: self.rotate_schedule.map(|every| next_boundary(now_millis(), every.as_millis(), self.timezone)),
         });
         open.end = record.offset;
         self.next = record.offset + 1;
@@ -146,10 +150,10 @@ impl PartitionWriter {
             }
             RecordEncoder::Lines { .. } => match self.encoder.encode_line(record.value, &mut open.buffer) {
                 Ok(()) => open.records += 1,
-                Err(reason) => self.status.record_skip(format!(
-                    "topic {} partition {} offset {}: {reason}",
-                    self.topic, self.partition, record.offset
-                )),
+                Err(reason) => {
+                    let reason = format!("topic {} partition {} offset {}: {reason}", self.topic, self.partition, record.offset);
+                    refuse(self.errors_tolerance, &self.status, reason)?;
+                }
             },
         }
         if open.buffer.len() >= WRITE_CHUNK {
@@ -183,10 +187,11 @@ impl PartitionWriter {
         if let RecordEncoder::Parquet { .. } = self.encoder.as_ref() {
             let (bytes, errors) = self.encoder.encode_parquet(&open.held, self.partition)?;
             for (index, reason) in errors {
-                self.status.record_skip(format!(
-                    "topic {} partition {} offset {}: {reason}",
-                    self.topic, self.partition, open.held[index].offset
-                ));
+                let reason = format!("topic {} partition {} offset {}: {reason}", self.topic, self.partition, open.held[index].offset);
+                if let Err(stop) = refuse(self.errors_tolerance, &self.status, reason) {
+                    self.open = Some(open);
+                    return Err(stop);
+                }
             }
             open.buffer = bytes.into();
         }
@@ -236,7 +241,47 @@ impl OpenFile {
     }
 }
 
+/// A record that cannot be written: skipped and counted with `errors.tolerance=all`, the task
+/// stopped with `none` (its file is dropped when the task stops, and the record read again when
+/// it is restarted).
+fn refuse(tolerance: ErrorsTolerance, status: &SinkStatus, reason: String) -> Result<()> {
+    match tolerance {
+        ErrorsTolerance::All => {
+            status.record_skip(reason);
+            Ok(())
+        }
+        ErrorsTolerance::None => Err(SluiceError::BadRecord(format!(
+            "{reason} (errors.tolerance=none stops the task; set errors.tolerance=all to skip such records)"
+        ))),
+    }
+}
+
+/// The first multiple of `every` milliseconds after `now`, counted in `timezone`'s wall clock
+/// (so an hourly rotation in a zone offset by half an hour closes files at half past, UTC).
+fn next_boundary(now: u128, every: u128, timezone: chrono_tz::Tz) -> u128 {
+    use chrono::{Offset, TimeZone};
+    let utc = chrono::DateTime::from_timestamp_millis(now as i64).unwrap_or_default().naive_utc();
+    let offset = i128::from(timezone.offset_from_utc_datetime(&utc).fix().local_minus_utc()) * 1000;
+    let local = now as i128 + offset;
+    let every = every as i128;
+    ((local.div_euclid(every) + 1) * every - offset).max(0) as u128
+}
+
 fn now_millis() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::next_boundary;
+
+    #[test]
+    fn scheduled_rotation_falls_on_the_zones_wall_clock() {
+        // 2026-12-02 10:10:00 UTC.
+        let now = 1_796_206_200_000u128;
+        let hour = 3_600_000u128;
+        assert_eq!(next_boundary(now, hour, chrono_tz::UTC), 1_796_209_200_000, "11:00 UTC");
+        assert_eq!(next_boundary(now, hour, chrono_tz::Asia::Kolkata), 1_796_207_400_000, "10:30 UTC is 16:00 in India");
+        assert_eq!(next_boundary(now, 24 * hour, chrono_tz::Europe::Berlin), 1_796_252_400_000, "midnight in Berlin is 23:00 UTC");
+    }
+}

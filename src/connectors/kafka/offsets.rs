@@ -103,7 +103,7 @@ impl OffsetStore {
         let sends = changed.iter().map(|(partition, c)| async move {
             let value = serde_json::to_vec(c)?;
             let key = partition_key(owner, *partition);
-            self.cluster.producer().send(&self.topic, None, Some(key.as_bytes()), Some(&value)).await?;
+            self.cluster.producer().send(&self.topic, None, Some(key.as_bytes()), Some(&value), None).await?;
             Ok::<_, SluiceError>(())
         });
         for sent in futures::future::join_all(sends).await {
@@ -120,9 +120,9 @@ impl OffsetStore {
         let partitions: Vec<i32> = self.committed.lock().get(owner).map(|p| p.keys().copied().collect()).unwrap_or_default();
         for partition in partitions {
             let key = partition_key(owner, partition);
-            self.cluster.producer().send(&self.topic, None, Some(key.as_bytes()), None).await?;
+            self.cluster.producer().send(&self.topic, None, Some(key.as_bytes()), None, None).await?;
         }
-        self.cluster.producer().send(&self.topic, None, Some(owner.as_bytes()), None).await?;
+        self.cluster.producer().send(&self.topic, None, Some(owner.as_bytes()), None, None).await?;
         self.committed.lock().remove(owner);
         Ok(())
     }

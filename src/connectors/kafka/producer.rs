@@ -98,14 +98,15 @@ impl RecordProducer {
         })
     }
 
-    /// Sends one record (to `partition`, or where the partitioner puts it) and returns where it
-    /// landed once Kafka has it.
+    /// Sends one record (to `partition`, or where the partitioner puts it; stamped `timestamp`,
+    /// or now) and returns where it landed once Kafka has it.
     pub async fn send(
         &self,
         topic: &str,
         partition: Option<i32>,
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
+        timestamp: Option<i64>,
     ) -> Result<Delivered, KafkaError> {
         let queued_by = Instant::now() + QUEUE_TIMEOUT;
         let delivered = loop {
@@ -119,6 +120,9 @@ impl RecordProducer {
             }
             if let Some(payload) = payload {
                 record = record.payload(payload);
+            }
+            if let Some(timestamp) = timestamp {
+                record = record.timestamp(timestamp);
             }
             match self.producer.send(record) {
                 Ok(()) => break delivered,

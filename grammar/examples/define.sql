@@ -1,0 +1,1 @@
+DEFINE sensor = '3';

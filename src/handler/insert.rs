@@ -1,0 +1,253 @@
+//! `INSERT INTO … VALUES`: the values evaluated, checked against the stream's columns as
+//! ksqlDB checks them, and written with the encoders queries write with.
+
+use std::sync::Arc;
+
+use arrow::{
+    array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, new_null_array},
+    compute::{CastOptions, cast_with_options},
+    datatypes::{DataType, Schema},
+    util::display::array_value_to_string,
+};
+use datafusion::{common::DFSchema, prelude::SessionContext};
+use sqlparser::ast::Expr;
+
+use super::Engine;
+use crate::{
+    catalog::{
+        StreamDef,
+        stream::{ROWOFFSET, ROWPARTITION, ROWTIME},
+        types::SqlType,
+    },
+    error::{Result, SluiceError},
+    format::{ColumnWriter, encode::normalize_array, encode_kafka_value, encode_row},
+    functions,
+    parser::{ColumnDef, InsertValues},
+};
+
+/// One record built from an `INSERT … VALUES`.
+struct Inserted {
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    timestamp: Option<i64>,
+}
+
+pub async fn insert_values(engine: &Engine, insert: &InsertValues) -> Result<()> {
+    let stream = engine.catalog.stream(&insert.target)?;
+    let record = build(&stream, insert)?;
+    engine
+        .cluster
+        .producer()
+        .send(&stream.topic, None, record.key.as_deref(), record.value.as_deref(), record.timestamp)
+        .await?;
+    Ok(())
+}
+
+/// The record `insert` writes into `stream`: each value evaluated, coerced to its column's
+/// type, and encoded in the stream's key and value formats.
+fn build(stream: &StreamDef, insert: &InsertValues) -> Result<Inserted> {
+    let names: Vec<String> = match &insert.columns {
+        Some(columns) => columns.clone(),
+        None => stream.columns.iter().map(|c| c.name.clone()).collect(),
+    };
+    if names.len() != insert.values.len() {
+        return Err(SluiceError::Plan(format!(
+            "Expected number columns and values to match: {}, {}",
+            names.len(),
+            insert.values.len()
+        )));
+    }
+    let mut columns: Vec<Option<ArrayRef>> = vec![None; stream.columns.len()];
+    let mut timestamp = None;
+    for (name, expr) in names.iter().zip(&insert.values) {
+        if name == ROWPARTITION || name == ROWOFFSET {
+            return Err(SluiceError::Plan(format!("Inserting into column `{name}` is not allowed.")));
+        }
+        let value = evaluate(expr)?;
+        if name == ROWTIME {
+            let rowtime = ColumnDef {
+                name: ROWTIME.into(),
+                data_type: SqlType::Bigint,
+                key: false,
+            };
+            let time = coerce(stream, &rowtime, value)?;
+            timestamp = time.as_any().downcast_ref::<arrow::array::Int64Array>().and_then(|a| a.is_valid(0).then(|| a.value(0)));
+            continue;
+        }
+        let index = stream
+            .columns
+            .iter()
+            .position(|c| &c.name == name)
+            .ok_or_else(|| SluiceError::Plan(format!("Column name `{name}` does not exist.")))?;
+        columns[index] = Some(coerce(stream, &stream.columns[index], value)?);
+    }
+    let columns: Vec<ArrayRef> = columns
+        .into_iter()
+        .zip(&stream.columns)
+        .map(|(value, column)| value.unwrap_or_else(|| new_null_array(&column.data_type.to_arrow(), 1)))
+        .collect();
+    let writers: Vec<(&ColumnDef, ColumnWriter)> = stream.columns.iter().zip(columns.iter().map(ColumnWriter::new)).collect();
+    let mut key = None;
+    if let Some((_, writer)) = writers.iter().find(|(c, _)| c.key) {
+        if !writer.is_null(0) {
+            let mut bytes = Vec::new();
+            encode_kafka_value(writer, 0, &mut bytes)?;
+            key = Some(bytes);
+        }
+    }
+    let (names, values): (Vec<String>, Vec<ColumnWriter>) = writers
+        .into_iter()
+        .filter(|(c, _)| !c.key)
+        .map(|(c, w)| (c.name.clone(), w))
+        .unzip();
+    let mut value = Vec::new();
+    let present = encode_row(stream.value_format, stream.value_delimiter, &names, &values, 0, &mut value)?;
+    Ok(Inserted {
+        key,
+        value: present.then_some(value),
+        timestamp,
+    })
+}
+
+/// Evaluates a value's expression (no column may be named) to a one-row array.
+fn evaluate(expr: &Expr) -> Result<ArrayRef> {
+    let ctx = SessionContext::new();
+    functions::register_all(&ctx)?;
+    let empty = DFSchema::empty();
+    let logical = ctx
+        .state()
+        .create_logical_expr(&expr.to_string(), &empty)
+        .map_err(|e| SluiceError::Plan(e.strip_backtrace().trim_start_matches("Schema error: ").to_string()))?;
+    let physical = ctx.create_physical_expr(logical, &empty)?;
+    let row = RecordBatch::try_new_with_options(
+        Arc::new(Schema::empty()),
+        Vec::new(),
+        &RecordBatchOptions::new().with_row_count(Some(1)),
+    )?;
+    let (value, errors) = functions::collect_row_errors(|| physical.evaluate(&row).and_then(|v| v.into_array(1)));
+    if let Some((_, message)) = errors.into_iter().next() {
+        return Err(SluiceError::Plan(message));
+    }
+    Ok(normalize_array(value?)?)
+}
+
+/// `value` as a value of `column`: the same type, NULL, or a number widened as ksqlDB widens
+/// it (INTEGER to BIGINT, DOUBLE or DECIMAL; DOUBLE to DECIMAL and back). Anything else is
+/// refused with ksqlDB's message.
+fn coerce(stream: &StreamDef, column: &ColumnDef, value: ArrayRef) -> Result<ArrayRef> {
+    let target = column.data_type.to_arrow();
+    let numeric = |t: &DataType| matches!(t, DataType::Int32 | DataType::Int64 | DataType::Float64 | DataType::Decimal128(_, _));
+    let allowed = value.data_type() == &target
+        || value.data_type() == &DataType::Null
+        || match &column.data_type {
+            SqlType::Integer | SqlType::Bigint => matches!(value.data_type(), DataType::Int32 | DataType::Int64),
+            SqlType::Double | SqlType::Decimal { .. } => numeric(value.data_type()),
+            _ => false,
+        };
+    let refused = || {
+        let got = SqlType::from_arrow(value.data_type()).map_or_else(|_| value.data_type().to_string(), |t| t.to_string());
+        let shown = array_value_to_string(&value, 0).unwrap_or_default();
+        SluiceError::Plan(format!(
+            "Failed to insert values into '{}'. Expected type {} for field {} but got {got}({shown})",
+            stream.name, column.data_type, column.name
+        ))
+    };
+    if !allowed {
+        return Err(refused());
+    }
+    let strict = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    cast_with_options(&value, &target, &strict).map_err(|_| refused())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        catalog::Format,
+        format::{RawRecord, RecordDecoder},
+        parser::{KsqlParser, Statement},
+    };
+
+    fn stream(declaration: &str) -> StreamDef {
+        let Statement::CreateStream(create) = KsqlParser::parse_one(declaration).unwrap().statement else {
+            panic!("not a CREATE STREAM")
+        };
+        StreamDef::from_declaration(&create.name, create.columns, &create.properties, None, declaration).unwrap()
+    }
+
+    fn insert(stream: &StreamDef, statement: &str) -> Result<Inserted> {
+        let Statement::InsertValues(insert) = KsqlParser::parse_one(statement)?.statement else {
+            panic!("not an INSERT VALUES")
+        };
+        build(stream, &insert)
+    }
+
+    /// The row a query reading `stream` decodes from the record, as display strings.
+    fn read_back(stream: &StreamDef, record: &Inserted) -> Vec<String> {
+        let decoder = RecordDecoder::new(stream).unwrap();
+        let raw = RawRecord {
+            partition: 0,
+            offset: 0,
+            timestamp: 0,
+            key: record.key.as_deref(),
+            value: record.value.as_deref(),
+        };
+        let decoded = decoder.decode(&[raw]).unwrap();
+        assert!(decoded.errors.is_empty(), "{:?}", decoded.errors);
+        (0..stream.columns.len())
+            .map(|i| array_value_to_string(decoded.batch.column(i), 0).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn delimited_values_with_separators_and_quotes_read_back_unchanged() {
+        let s = stream("CREATE STREAM D (K STRING KEY, A STRING, N INTEGER, B STRING) WITH (KAFKA_TOPIC='d', VALUE_FORMAT='DELIMITED', PARTITIONS=1);");
+        let record = insert(&s, r#"INSERT INTO D (B, K, A, N) VALUES ('last, "quoted"', 'k1', 'a,b "c"', 7);"#).unwrap();
+        assert_eq!(String::from_utf8(record.value.clone().unwrap()).unwrap(), r#""a,b ""c""",7,"last, ""quoted""""#);
+        assert_eq!(read_back(&s, &record), vec!["k1", r#"a,b "c""#, "7", r#"last, "quoted""#]);
+    }
+
+    #[test]
+    fn kafka_keys_and_values_are_big_endian_numbers() {
+        for (declaration, statement, key, value) in [
+            ("CREATE STREAM I (K INTEGER KEY, V INTEGER) WITH (KAFKA_TOPIC='i', FORMAT='KAFKA', PARTITIONS=1);", "INSERT INTO I VALUES (-3, 2147483647);", (-3i32).to_be_bytes().to_vec(), 2147483647i32.to_be_bytes().to_vec()),
+            ("CREATE STREAM B (K BIGINT KEY, V BIGINT) WITH (KAFKA_TOPIC='b', FORMAT='KAFKA', PARTITIONS=1);", "INSERT INTO B VALUES (9000000000, -1);", 9000000000i64.to_be_bytes().to_vec(), (-1i64).to_be_bytes().to_vec()),
+            ("CREATE STREAM F (K DOUBLE KEY, V DOUBLE) WITH (KAFKA_TOPIC='f', FORMAT='KAFKA', PARTITIONS=1);", "INSERT INTO F VALUES (1.5, 2);", 1.5f64.to_be_bytes().to_vec(), 2f64.to_be_bytes().to_vec()),
+        ] {
+            let s = stream(declaration);
+            assert_eq!(s.value_format, Format::Kafka);
+            let record = insert(&s, statement).unwrap();
+            assert_eq!(record.key.as_deref(), Some(key.as_slice()), "{statement}");
+            assert_eq!(record.value.as_deref(), Some(value.as_slice()), "{statement}");
+            let row = read_back(&s, &record);
+            assert_eq!(row.len(), 2, "{statement}: {row:?}");
+        }
+    }
+
+    #[test]
+    fn a_null_kafka_value_is_a_tombstone_and_rowtime_sets_the_timestamp() {
+        let s = stream("CREATE STREAM T (K STRING KEY, V STRING) WITH (KAFKA_TOPIC='t', FORMAT='KAFKA', PARTITIONS=1);");
+        let record = insert(&s, "INSERT INTO T (ROWTIME, K) VALUES (1234, 'k');").unwrap();
+        assert_eq!(record.value, None);
+        assert_eq!(record.timestamp, Some(1234));
+        assert_eq!(record.key.as_deref(), Some(b"k".as_slice()));
+    }
+
+    #[test]
+    fn values_are_checked_against_the_columns() {
+        let s = stream("CREATE STREAM J (K STRING KEY, I INTEGER, D DOUBLE, S STRING) WITH (KAFKA_TOPIC='j', VALUE_FORMAT='JSON', PARTITIONS=1);");
+        let record = insert(&s, "INSERT INTO J (I, D) VALUES (1 + 1, 3);").unwrap();
+        assert_eq!(String::from_utf8(record.value.unwrap()).unwrap(), r#"{"I":2,"D":3.0,"S":null}"#);
+        assert_eq!(record.key, None);
+        let wrong = |statement: &str| insert(&s, statement).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(wrong("INSERT INTO J (I) VALUES ('abc');").contains("Expected type INTEGER for field I but got STRING(abc)"));
+        assert!(wrong("INSERT INTO J (S) VALUES (5);").contains("Expected type STRING for field S but got BIGINT(5)"));
+        assert!(wrong("INSERT INTO J (I) VALUES (3000000000);").contains("Expected type INTEGER"));
+        assert!(wrong("INSERT INTO J (X) VALUES (1);").contains("Column name `X` does not exist."));
+        assert!(wrong("INSERT INTO J (I, D) VALUES (1);").contains("Expected number columns and values to match: 2, 1"));
+        assert!(wrong("INSERT INTO J (ROWOFFSET) VALUES (1);").contains("Inserting into column `ROWOFFSET` is not allowed."));
+    }
+}

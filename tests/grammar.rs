@@ -64,7 +64,15 @@ fn parse_errors_name_line_column_what_was_found_and_expected() {
     assert!(err.to_string().starts_with("Syntax error at line 1:"), "{err}");
     let err = KsqlParser::parse("FROB S;").unwrap_err();
     assert!(err.to_string().contains("expected a statement such as CREATE"), "{err}");
-    for statement in ["EXPLAIN CSAS_X_1;", "SHOW FUNCTIONS;", "DESCRIBE FUNCTION UCASE;", "PAUSE ALL;"] {
+    for statement in [
+        "EXPLAIN CSAS_X_1;",
+        "SHOW FUNCTIONS;",
+        "DESCRIBE FUNCTION UCASE;",
+        "PAUSE ALL;",
+        "CREATE TABLE T (K STRING PRIMARY KEY, V INT) WITH (KAFKA_TOPIC='t', VALUE_FORMAT='JSON');",
+        "CREATE TYPE ADDRESS AS STRUCT<STREET STRING>;",
+        "DROP TYPE ADDRESS;",
+    ] {
         let err = KsqlParser::parse(statement).unwrap_err();
         assert!(err.to_string().starts_with("Not supported yet: "), "{statement}: {err}");
     }

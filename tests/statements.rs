@@ -283,3 +283,44 @@ async fn variables_from_the_request_and_define_are_substituted_and_shown() {
     let streams = server.ksql_ok("SHOW STREAMS;").await;
     assert_eq!(streams[0]["streams"].as_array().unwrap().len(), 1, "{streams}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn inserts_stream_acknowledges_each_row_and_stops_at_the_first_bad_one() {
+    let broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    server.ksql_ok("CREATE STREAM METER (ID BIGINT KEY, WATTS DOUBLE, RAW BYTES) WITH (KAFKA_TOPIC='meter', VALUE_FORMAT='JSON', PARTITIONS=1);").await;
+    let post = |body: &str, accept: &str| {
+        server
+            .client()
+            .post(format!("{}/inserts-stream", server.url))
+            .header("accept", accept)
+            .body(body.to_string())
+            .send()
+    };
+    let body = "{\"target\": \"meter\"}\n{\"ID\": 1, \"WATTS\": 2.5, \"RAW\": \"AAE=\"}\n{\"id\": 2, \"watts\": 3}\n{\"ID\": 3, \"WATTS\": \"high\"}\n{\"ID\": 4}\n";
+    let answer = post(body, "application/vnd.ksqlapi.delimited.v1").await.unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let lines: Vec<Value> = answer.text().await.unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[..2], [json!({"status": "ok", "seq": 0}), json!({"status": "ok", "seq": 1})]);
+    assert_eq!(lines.len(), 3, "the bad row ends the stream: {lines:?}");
+    assert_eq!(lines[2]["status"], "error");
+    assert_eq!(lines[2]["seq"], 2);
+    assert!(lines[2]["message"].as_str().unwrap().contains("Expected type DOUBLE for field WATTS but got STRING(high)"), "{lines:?}");
+    let written = read_topic(&broker.bootstrap, "meter", 2, Duration::from_secs(30));
+    let lossy = |n: i64| String::from_utf8_lossy(&n.to_be_bytes()).into_owned();
+    assert_eq!(
+        written,
+        vec![
+            (Some(lossy(1)), r#"{"WATTS":2.5,"RAW":"AAE="}"#.to_string()),
+            (Some(lossy(2)), r#"{"WATTS":3.0,"RAW":null}"#.to_string()),
+        ]
+    );
+
+    let answer: Value = post("{\"target\": \"METER\"}\n{\"ID\": 5}\n", "application/json").await.unwrap().json().await.unwrap();
+    assert_eq!(answer, json!([{"status": "ok", "seq": 0}]));
+    let unknown = post("{\"target\": \"NOPE\"}\n", "application/json").await.unwrap();
+    assert_eq!(unknown.status().as_u16(), 400);
+    let refused: Value = unknown.json().await.unwrap();
+    assert_eq!(refused["error_code"], 40000);
+}

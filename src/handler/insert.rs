@@ -1,5 +1,6 @@
-//! `INSERT INTO … VALUES`: the values evaluated, checked against the stream's columns as
-//! ksqlDB checks them, and written with the encoders queries write with.
+//! `INSERT INTO … VALUES` and the rows of `/inserts-stream`: the values evaluated, checked
+//! against the stream's columns as ksqlDB checks them, and written with the encoders queries
+//! write with.
 
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ use crate::{
     parser::{ColumnDef, InsertValues},
 };
 
-/// One record built from an `INSERT … VALUES`.
+/// One record built from an `INSERT … VALUES` or an inserted JSON row.
 struct Inserted {
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
@@ -35,12 +36,63 @@ struct Inserted {
 pub async fn insert_values(engine: &Engine, insert: &InsertValues) -> Result<()> {
     let stream = engine.catalog.stream(&insert.target)?;
     let record = build(&stream, insert)?;
+    produce(engine, &stream, record).await
+}
+
+/// Inserts one row given as a JSON object of column names (any case) and values, as
+/// `/inserts-stream` receives them; BYTES are base64 strings.
+pub async fn insert_json_row(engine: &Engine, stream: &StreamDef, row: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+    let mut named = Vec::with_capacity(row.len());
+    for (name, value) in row {
+        let column = stream
+            .columns
+            .iter()
+            .find(|c| &c.name == name)
+            .or_else(|| stream.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name)));
+        let resolved = match column {
+            Some(column) => column.name.clone(),
+            None if name.eq_ignore_ascii_case(ROWTIME) => ROWTIME.to_string(),
+            None => name.clone(),
+        };
+        named.push((resolved, json_array(value, column.map(|c| &c.data_type))?));
+    }
+    let record = record_of(stream, named)?;
+    produce(engine, stream, record).await
+}
+
+async fn produce(engine: &Engine, stream: &StreamDef, record: Inserted) -> Result<()> {
     engine
         .cluster
         .producer()
         .send(&stream.topic, None, record.key.as_deref(), record.value.as_deref(), record.timestamp)
         .await?;
     Ok(())
+}
+
+/// One JSON value as a one-row array of the type JSON gives it; a string for a BYTES column is
+/// its base64.
+fn json_array(value: &serde_json::Value, column: Option<&SqlType>) -> Result<ArrayRef> {
+    use arrow::array::{BinaryArray, BooleanArray, Float64Array, Int64Array, StringArray};
+    use serde_json::Value;
+    Ok(match value {
+        Value::Null => new_null_array(&DataType::Null, 1),
+        Value::Bool(b) => Arc::new(BooleanArray::from(vec![*b])),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Arc::new(Int64Array::from(vec![i])),
+            None => Arc::new(Float64Array::from(vec![n.as_f64().unwrap_or(f64::NAN)])),
+        },
+        Value::String(text) if column == Some(&SqlType::Bytes) => {
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|_| SluiceError::Plan(format!("'{text}' is not base64, as a BYTES value must be")))?;
+            Arc::new(BinaryArray::from_iter_values([bytes]))
+        }
+        Value::String(text) => Arc::new(StringArray::from(vec![text.as_str()])),
+        Value::Array(_) | Value::Object(_) => {
+            return Err(SluiceError::NotImplemented(format!("inserting the nested value {value}")));
+        }
+    })
 }
 
 /// The record `insert` writes into `stream`: each value evaluated, coerced to its column's
@@ -57,13 +109,23 @@ fn build(stream: &StreamDef, insert: &InsertValues) -> Result<Inserted> {
             insert.values.len()
         )));
     }
+    let named = names
+        .iter()
+        .zip(&insert.values)
+        .map(|(name, expr)| Ok((name.clone(), evaluate(expr)?)))
+        .collect::<Result<Vec<_>>>()?;
+    record_of(stream, named)
+}
+
+/// The record of `named` values: each coerced to its column's type (ROWTIME sets the
+/// timestamp), then encoded in the stream's key and value formats.
+fn record_of(stream: &StreamDef, named: Vec<(String, ArrayRef)>) -> Result<Inserted> {
     let mut columns: Vec<Option<ArrayRef>> = vec![None; stream.columns.len()];
     let mut timestamp = None;
-    for (name, expr) in names.iter().zip(&insert.values) {
+    for (name, value) in named {
         if name == ROWPARTITION || name == ROWOFFSET {
             return Err(SluiceError::Plan(format!("Inserting into column `{name}` is not allowed.")));
         }
-        let value = evaluate(expr)?;
         if name == ROWTIME {
             let rowtime = ColumnDef {
                 name: ROWTIME.into(),
@@ -77,7 +139,7 @@ fn build(stream: &StreamDef, insert: &InsertValues) -> Result<Inserted> {
         let index = stream
             .columns
             .iter()
-            .position(|c| &c.name == name)
+            .position(|c| c.name == name)
             .ok_or_else(|| SluiceError::Plan(format!("Column name `{name}` does not exist.")))?;
         columns[index] = Some(coerce(stream, &stream.columns[index], value)?);
     }

@@ -4,7 +4,7 @@
 pub mod connector;
 pub mod ddl;
 pub mod entity;
-mod insert;
+pub mod insert;
 pub mod metadata;
 
 use std::{collections::BTreeMap, sync::Arc};

@@ -240,6 +240,9 @@ pub(super) fn parse_create(cursor: &mut Cursor) -> Result<Statement> {
             "tables (CREATE TABLE); Sluice has streams so far".into(),
         ));
     }
+    if cursor.peek_word_is("TYPE") {
+        return Err(SluiceError::NotImplemented("custom types (CREATE TYPE)".into()));
+    }
     if !cursor.eat_word("STREAM") {
         return Err(cursor.error("STREAM after CREATE"));
     }
@@ -351,6 +354,9 @@ pub(super) fn parse_drop(cursor: &mut Cursor) -> Result<Statement> {
     cursor.expect_word("DROP")?;
     if cursor.peek_word_is("TABLE") {
         return Err(SluiceError::NotImplemented("tables (DROP TABLE)".into()));
+    }
+    if cursor.peek_word_is("TYPE") {
+        return Err(SluiceError::NotImplemented("custom types (DROP TYPE)".into()));
     }
     if cursor.peek_word_is("CONNECTOR") {
         return super::connector::parse_drop_connector(cursor);

@@ -6,6 +6,7 @@ mod connect;
 mod error;
 #[cfg(test)]
 mod fuzz;
+mod inserts;
 mod ksql;
 mod query;
 
@@ -40,6 +41,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/query", post(query::query))
         .route("/query-stream", post(query::query_stream))
         .route("/close-query", post(query::close_query))
+        .route("/inserts-stream", post(inserts::inserts_stream))
         .route("/connectors", get(connect::list).post(connect::create))
         .route("/connectors/{name}", get(connect::get_info).delete(connect::delete))
         .route("/connectors/{name}/config", get(connect::get_config).put(connect::put_config))

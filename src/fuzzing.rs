@@ -14,11 +14,11 @@ use std::{
 use proptest::{collection::vec, prelude::*, test_runner::Config};
 
 use crate::{
-    catalog::{Format, StreamDef, types::SqlType},
+    catalog::{Format, types::SqlType},
     connectors::hdfs::config::HdfsSinkConfig,
-    format::{RawRecord, RecordDecoder},
+    format::{RawRecord, RecordDecoder, roundtrip::stream},
     functions::json_path,
-    parser::{ColumnDef, KsqlParser, variables},
+    parser::{KsqlParser, variables},
 };
 
 /// One input may take this long before it counts as a hang.
@@ -93,21 +93,6 @@ fn mutated_statement() -> impl Strategy<Value = String> {
         })
 }
 
-fn stream(format: Format, key: Option<SqlType>, values: Vec<SqlType>) -> StreamDef {
-    let mut columns: Vec<ColumnDef> = key.into_iter().map(|t| ColumnDef { name: "K".into(), data_type: t, key: true }).collect();
-    columns.extend(values.into_iter().enumerate().map(|(i, t)| ColumnDef { name: format!("V{i}"), data_type: t, key: false }));
-    StreamDef {
-        name: "S".into(),
-        topic: "s".into(),
-        columns,
-        key_format: Format::Kafka,
-        value_format: format,
-        value_delimiter: b',',
-        timestamp_column: None,
-        statement: String::new(),
-    }
-}
-
 fn sql_type() -> impl Strategy<Value = SqlType> {
     prop_oneof![
         Just(SqlType::Boolean),
@@ -170,7 +155,7 @@ proptest! {
         } else {
             values
         };
-        let stream = stream(format, key, values);
+        let stream = stream(format, key, &values);
         let decoder = RecordDecoder::new(&stream).unwrap();
         let raw: Vec<RawRecord> = records
             .iter()

@@ -38,11 +38,6 @@ async fn wait_for_state(server: &SluiceServer, sink: &str, wanted: &str, within:
     }
 }
 
-/// Runs a push query to its LIMIT and returns its rows.
-async fn push_rows(server: &SluiceServer, sql: &str) -> Vec<Value> {
-    let body = server.push_query_to_limit(sql).await;
-    body.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_bad_row_is_skipped_counted_and_logged_and_its_source_keeps_flowing() {
@@ -85,11 +80,9 @@ async fn a_bad_row_is_skipped_counted_and_logged_and_its_source_keeps_flowing() 
         assert!(errors.to_lowercase().contains(&words.to_lowercase()), "{sink}: {errors}");
     }
 
-    let logged = push_rows(
-        &server,
-        "SELECT LOGGER, EXTRACTJSONFIELD(MESSAGE, '$.type') AS T, EXTRACTJSONFIELD(MESSAGE, '$.offset') AS O FROM SLUICE_PROCESSING_LOG EMIT CHANGES LIMIT 3;",
-    )
-    .await;
+    let logged = server
+        .push_rows("SELECT LOGGER, EXTRACTJSONFIELD(MESSAGE, '$.type') AS T, EXTRACTJSONFIELD(MESSAGE, '$.offset') AS O FROM SLUICE_PROCESSING_LOG EMIT CHANGES LIMIT 3;")
+        .await;
     let mut logged: Vec<(String, String, String)> = logged
         .iter()
         .map(|r| (r[0].as_str().unwrap().to_string(), r[1].as_str().unwrap().to_string(), r[2].as_str().unwrap().to_string()))

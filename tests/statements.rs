@@ -137,11 +137,6 @@ async fn an_unreachable_broker_shows_on_queries_and_nothing_is_lost_when_it_retu
     }
 }
 
-/// The rows of a push query that ends at its LIMIT, as JSON arrays.
-async fn rows(server: &SluiceServer, sql: &str) -> Vec<Value> {
-    let body = server.push_query_to_limit(sql).await;
-    body.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn inserted_values_read_back_unchanged_through_queries_in_every_format() {
@@ -168,15 +163,15 @@ async fn inserted_values_read_back_unchanged_through_queries_in_every_format() {
         ]
     );
     assert_eq!(
-        rows(&server, "SELECT * FROM NOTES_COPY EMIT CHANGES LIMIT 2;").await,
+        server.push_rows("SELECT * FROM NOTES_COPY EMIT CHANGES LIMIT 2;").await,
         vec![json!(["k1", "a,b \"quoted\"", 7]), json!(["k2", " padded ", -2147483648i64])]
     );
     let nums = read_topic(&broker.bootstrap, "NUMS_COPY", 1, Duration::from_secs(60));
     let lossy = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     assert_eq!(nums, vec![(Some(lossy(&(-3i32).to_be_bytes())), lossy(&1796167415.3241541f64.to_be_bytes()))]);
-    assert_eq!(rows(&server, "SELECT * FROM NUMS_COPY EMIT CHANGES LIMIT 1;").await, vec![json!([-3, 1796167415.3241541])]);
+    assert_eq!(server.push_rows("SELECT * FROM NUMS_COPY EMIT CHANGES LIMIT 1;").await, vec![json!([-3, 1796167415.3241541])]);
     assert_eq!(
-        rows(&server, "SELECT K, V FROM BIGS_COPY EMIT CHANGES LIMIT 1;").await,
+        server.push_rows("SELECT K, V FROM BIGS_COPY EMIT CHANGES LIMIT 1;").await,
         vec![json!([9000000000i64, -9223372036854775807i64])]
     );
 

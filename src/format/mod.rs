@@ -3,7 +3,7 @@
 pub mod decode;
 pub mod encode;
 #[cfg(test)]
-mod roundtrip;
+pub(crate) mod roundtrip;
 
 pub use decode::{DecodedBatch, RecordDecoder};
 pub use encode::{ColumnWriter, encode_kafka_value, encode_row};

@@ -68,7 +68,8 @@ fn column(data_type: SqlType, rows: usize) -> BoxedStrategy<ArrayRef> {
     }
 }
 
-fn stream(format: Format, key: Option<SqlType>, values: &[SqlType]) -> StreamDef {
+/// A stream of `format` with key column `K` (when given) and value columns `V0`, `V1`, ….
+pub(crate) fn stream(format: Format, key: Option<SqlType>, values: &[SqlType]) -> StreamDef {
     let mut columns: Vec<ColumnDef> = key
         .into_iter()
         .map(|data_type| ColumnDef { name: "K".into(), data_type, key: true })

@@ -220,6 +220,12 @@ impl SluiceServer {
         body
     }
 
+    /// The rows of a push query that ends at its LIMIT (from earliest), as JSON arrays.
+    pub async fn push_rows(&self, sql: &str) -> Vec<Value> {
+        let body = self.push_query_to_limit(sql).await;
+        body.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
     /// POSTs `/close-query` for a push query.
     pub async fn close_query(&self, query_id: &str) -> reqwest::Response {
         self.client

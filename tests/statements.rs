@@ -252,7 +252,7 @@ async fn variables_from_the_request_and_define_are_substituted_and_shown() {
             .send()
     };
     let answer: Value = ksql(
-        "DEFINE topic = 'grid_readings'; CREATE STREAM READINGS (V STRING) WITH (KAFKA_TOPIC='${topic}', VALUE_FORMAT='${FORMAT}', PARTITIONS=1); SHOW VARIABLES; UNDEFINE topic; SHOW VARIABLES; UNDEFINE nothing;",
+        "DEFINE topic = 'grid_readings'; CREATE STREAM READINGS (V STRING) WITH (KAFKA_TOPIC='${topic}', VALUE_FORMAT='${FORMAT}', PARTITIONS=1); SHOW VARIABLES; UNDEFINE TOPIC; SHOW VARIABLES; UNDEFINE nothing;",
     )
     .await
     .unwrap()

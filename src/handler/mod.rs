@@ -199,13 +199,11 @@ impl Engine {
                 Ok(None)
             }
             Statement::Define(define) => {
+                undefine_variable(&mut session.variables, &define.name);
                 session.variables.insert(define.name.clone(), define.value.clone());
                 Ok(None)
             }
-            Statement::Undefine(undefine) => Ok(session
-                .variables
-                .remove(&undefine.name)
-                .is_none()
+            Statement::Undefine(undefine) => Ok((!undefine_variable(&mut session.variables, &undefine.name))
                 .then(|| entity::warning(&parsed.text, &format!("Cannot undefine variable '{}' which was never defined", undefine.name)))),
             Statement::Show(show) => metadata::show(self, parsed, show, properties, &session.variables).map(Some),
             Statement::Describe(describe) => metadata::describe(self, parsed, describe).map(Some),
@@ -254,14 +252,22 @@ fn parse_with_variables(sql: &str, variables: &BTreeMap<String, String>) -> Resu
         let statement = KsqlParser::parse_split(&text, piece.location)?;
         match &statement.statement {
             Statement::Define(define) => {
+                undefine_variable(&mut variables, &define.name);
                 variables.insert(define.name.clone(), define.value.clone());
             }
             Statement::Undefine(undefine) => {
-                variables.remove(&undefine.name);
+                undefine_variable(&mut variables, &undefine.name);
             }
             _ => {}
         }
         parsed.push(statement);
     }
     Ok(parsed)
+}
+
+/// Removes a variable, its name in any case (as `${name}` finds it); whether there was one.
+fn undefine_variable(variables: &mut BTreeMap<String, String>, name: &str) -> bool {
+    let before = variables.len();
+    variables.retain(|defined, _| !defined.eq_ignore_ascii_case(name));
+    variables.len() < before
 }

@@ -109,10 +109,12 @@ fn build(stream: &StreamDef, insert: &InsertValues) -> Result<Inserted> {
             insert.values.len()
         )));
     }
+    let ctx = SessionContext::new();
+    functions::register_all(&ctx)?;
     let named = names
         .iter()
         .zip(&insert.values)
-        .map(|(name, expr)| Ok((name.clone(), evaluate(expr)?)))
+        .map(|(name, expr)| Ok((name.clone(), evaluate(&ctx, expr)?)))
         .collect::<Result<Vec<_>>>()?;
     record_of(stream, named)
 }
@@ -172,9 +174,7 @@ fn record_of(stream: &StreamDef, named: Vec<(String, ArrayRef)>) -> Result<Inser
 }
 
 /// Evaluates a value's expression (no column may be named) to a one-row array.
-fn evaluate(expr: &Expr) -> Result<ArrayRef> {
-    let ctx = SessionContext::new();
-    functions::register_all(&ctx)?;
+fn evaluate(ctx: &SessionContext, expr: &Expr) -> Result<ArrayRef> {
     let empty = DFSchema::empty();
     let logical = ctx
         .state()

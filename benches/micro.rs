@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sluice::{
-    catalog::{Catalog, Format, StreamDef},
+    catalog::{Catalog, Format, SourceDef},
     format::{ColumnWriter, RawRecord, RecordDecoder, encode_row},
     parser::{KsqlParser, Statement},
     planner::{ContinuousPlan, QueryPlanner},
@@ -37,18 +37,18 @@ fn seed_values() -> Vec<String> {
         .collect()
 }
 
-fn ingestion() -> (Catalog, StreamDef) {
+fn ingestion() -> (Catalog, SourceDef) {
     let parsed = KsqlParser::parse_one(CREATE_INGESTION).unwrap();
-    let Statement::CreateStream(create) = &parsed.statement else { unreachable!("a CREATE STREAM") };
+    let Statement::CreateSource(create) = &parsed.statement else { unreachable!("a CREATE STREAM") };
     let stream =
-        StreamDef::from_declaration(&create.name, create.columns.clone(), &create.properties, None, CREATE_INGESTION).unwrap();
+        SourceDef::from_declaration(&create.name, create.columns.clone(), &create.properties, None, CREATE_INGESTION).unwrap();
     let catalog = Catalog::default();
     catalog.put_stream(stream.clone());
     (catalog, stream)
 }
 
 fn plan(catalog: &Catalog, sql: &str) -> ContinuousPlan {
-    let Statement::CreateStreamAsSelect(csas) = KsqlParser::parse_one(sql).unwrap().statement else {
+    let Statement::CreateAsSelect(csas) = KsqlParser::parse_one(sql).unwrap().statement else {
         unreachable!("a CSAS")
     };
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();

@@ -5,7 +5,7 @@
 
 pub mod command_log;
 pub mod connector;
-pub mod stream;
+pub mod source;
 pub mod topic_template;
 pub mod types;
 
@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use parking_lot::RwLock;
 
 pub use connector::ConnectorDef;
-pub use stream::{Format, StreamDef};
+pub use source::{Format, SourceDef};
 
 use crate::error::{Result, SluiceError};
 
@@ -32,7 +32,7 @@ pub struct QueryDef {
 
 #[derive(Debug, Default, Clone)]
 pub struct CatalogState {
-    pub streams: BTreeMap<String, StreamDef>,
+    pub streams: BTreeMap<String, SourceDef>,
     pub queries: BTreeMap<String, QueryDef>,
     pub connectors: BTreeMap<String, ConnectorDef>,
 }
@@ -47,7 +47,7 @@ impl Catalog {
         self.state.read().clone()
     }
 
-    pub fn stream(&self, name: &str) -> Result<StreamDef> {
+    pub fn stream(&self, name: &str) -> Result<SourceDef> {
         self.state.read().streams.get(name).cloned().ok_or_else(|| {
             SluiceError::NotFound(format!("Could not find STREAM/TABLE '{name}' in the Metastore"))
         })
@@ -61,11 +61,11 @@ impl Catalog {
         self.state.read().queries.get(id).cloned()
     }
 
-    pub fn put_stream(&self, stream: StreamDef) {
+    pub fn put_stream(&self, stream: SourceDef) {
         self.state.write().streams.insert(stream.name.clone(), stream);
     }
 
-    pub fn remove_stream(&self, name: &str) -> Option<StreamDef> {
+    pub fn remove_stream(&self, name: &str) -> Option<SourceDef> {
         self.state.write().streams.remove(name)
     }
 

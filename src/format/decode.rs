@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 
 use super::RawRecord;
 use crate::{
-    catalog::{Format, StreamDef, types::SqlType},
+    catalog::{Format, SourceDef, types::SqlType},
     error::{Result, SluiceError},
 };
 
@@ -26,6 +26,9 @@ pub struct DecodedBatch {
     pub rows: Vec<usize>,
     /// Records that were skipped, by index, with the reason.
     pub errors: Vec<(usize, String)>,
+    /// For each row, whether its record had no value: a table's tombstone, a stream's null row.
+    /// Its value columns are NULL. Empty when no record of the batch lacked one.
+    pub no_value: Vec<bool>,
 }
 
 /// Decodes records of one stream. Built once per stream, reused for every batch.
@@ -35,6 +38,8 @@ pub struct RecordDecoder {
     value_format: Format,
     delimiter: u8,
     timestamp_column: Option<usize>,
+    /// A table's rows are identified by their key: a record without one is skipped.
+    keyed: bool,
 }
 
 struct ColumnSpec {
@@ -57,7 +62,7 @@ enum Cell<'a> {
 }
 
 impl RecordDecoder {
-    pub fn new(stream: &StreamDef) -> Result<Self> {
+    pub fn new(stream: &SourceDef) -> Result<Self> {
         for column in &stream.columns {
             if matches!(column.data_type, SqlType::Array(_) | SqlType::Map(_)) {
                 return Err(SluiceError::NotImplemented(format!(
@@ -85,6 +90,7 @@ impl RecordDecoder {
             value_format: stream.value_format,
             delimiter: stream.value_delimiter,
             timestamp_column,
+            keyed: stream.is_table(),
         })
     }
 
@@ -103,9 +109,17 @@ impl RecordDecoder {
         let mut offset = Int64Builder::with_capacity(records.len());
         let mut rows = Vec::with_capacity(records.len());
         let mut errors = Vec::new();
+        let mut no_value = Vec::new();
         let mut cells: Vec<Cell> = Vec::with_capacity(self.columns.len());
         let mut scratch = String::new();
         for (index, record) in records.iter().enumerate() {
+            if self.keyed && record.key.is_none() {
+                errors.push((index, "the record has no key, and a table's rows are identified by their key".into()));
+                continue;
+            }
+            if record.value.is_none() && no_value.is_empty() {
+                no_value = vec![false; rows.len()];
+            }
             cells.clear();
             cells.resize(self.columns.len(), Cell::Null);
             scratch.clear();
@@ -137,6 +151,9 @@ impl RecordDecoder {
             partition.append_value(record.partition);
             offset.append_value(record.offset);
             rows.push(index);
+            if !no_value.is_empty() {
+                no_value.push(record.value.is_none());
+            }
         }
         let mut arrays: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
         arrays.push(Arc::new(rowtime.finish()));
@@ -146,6 +163,7 @@ impl RecordDecoder {
             batch: RecordBatch::try_new(self.schema.clone(), arrays)?,
             rows,
             errors,
+            no_value,
         })
     }
 
@@ -161,11 +179,8 @@ impl RecordDecoder {
             }
         }
         let Some(value) = record.value else {
-            // A KAFKA value is one column, and a record without a value is that column NULL.
-            if self.value_format == Format::Kafka {
-                return Ok(());
-            }
-            return Err("the record has no value (a tombstone)".into());
+            // Every value column stays NULL; `DecodedBatch::no_value` marks the row.
+            return Ok(());
         };
         match self.value_format {
             Format::Json => self.decode_json(value, cells, scratch),

@@ -11,7 +11,7 @@ use proptest::{collection::vec, option, prelude::*};
 
 use super::{ColumnWriter, RawRecord, RecordDecoder, encode_kafka_value, encode_row};
 use crate::{
-    catalog::{Format, StreamDef, types::SqlType},
+    catalog::{Format, SourceDef, types::SqlType},
     parser::ColumnDef,
 };
 
@@ -69,7 +69,7 @@ fn column(data_type: SqlType, rows: usize) -> BoxedStrategy<ArrayRef> {
 }
 
 /// A stream of `format` with key column `K` (when given) and value columns `V0`, `V1`, ….
-pub(crate) fn stream(format: Format, key: Option<SqlType>, values: &[SqlType]) -> StreamDef {
+pub(crate) fn stream(format: Format, key: Option<SqlType>, values: &[SqlType]) -> SourceDef {
     let mut columns: Vec<ColumnDef> = key
         .into_iter()
         .map(|data_type| ColumnDef { name: "K".into(), data_type, key: true })
@@ -79,8 +79,11 @@ pub(crate) fn stream(format: Format, key: Option<SqlType>, values: &[SqlType]) -
         data_type: t.clone(),
         key: false,
     }));
-    StreamDef {
+    SourceDef {
         name: "S".into(),
+        kind: crate::parser::SourceKind::Stream,
+        read_only: false,
+        created_by_query: false,
         topic: "s".into(),
         columns,
         key_format: Format::Kafka,
@@ -93,7 +96,7 @@ pub(crate) fn stream(format: Format, key: Option<SqlType>, values: &[SqlType]) -
 
 /// Encodes every row of `columns` (key column first when `stream` has one) as records and
 /// decodes them with the stream's decoder: the columns that come back.
-fn round_trip(stream: &StreamDef, columns: &[ArrayRef]) -> Result<Vec<ArrayRef>, TestCaseError> {
+fn round_trip(stream: &SourceDef, columns: &[ArrayRef]) -> Result<Vec<ArrayRef>, TestCaseError> {
     let writers: Vec<ColumnWriter> = columns.iter().map(ColumnWriter::new).collect();
     let keyed = stream.key_columns().count();
     let names: Vec<String> = stream.value_columns().map(|c| c.name.clone()).collect();
@@ -154,7 +157,7 @@ const ALL: [SqlType; 8] = [
 const KAFKA: [SqlType; 5] = [SqlType::Integer, SqlType::Bigint, SqlType::Double, SqlType::String, SqlType::Bytes];
 
 /// A stream of `format` with one of the key types (or none) and `values` columns, with rows.
-fn case(format: Format, values: Vec<SqlType>) -> impl Strategy<Value = (StreamDef, Vec<ArrayRef>)> {
+fn case(format: Format, values: Vec<SqlType>) -> impl Strategy<Value = (SourceDef, Vec<ArrayRef>)> {
     (option::of(proptest::sample::select(KAFKA.to_vec())), 0usize..12).prop_flat_map(move |(key, rows)| {
         let stream = stream(format, key.clone(), &values);
         let columns: Vec<BoxedStrategy<ArrayRef>> = stream.columns.iter().map(|c| column(c.data_type.clone(), rows)).collect();

@@ -1,5 +1,5 @@
-//! Statements that change the catalog: CREATE STREAM, CSAS, INSERT INTO, DROP STREAM, TERMINATE,
-//! CREATE/DROP CONNECTOR.
+//! Statements that change the catalog: CREATE STREAM|TABLE, CSAS, CTAS, INSERT INTO,
+//! DROP STREAM|TABLE, TERMINATE, CREATE/DROP CONNECTOR.
 //!
 //! `validate` checks a statement against the catalog before it is logged; `apply` makes it take
 //! effect, both when it is first run and when the command log is replayed.
@@ -10,11 +10,11 @@ use serde_json::Value;
 
 use super::{Engine, connector, entity};
 use crate::{
-    catalog::{Format, QueryDef, StreamDef, topic_template::TopicTemplate},
+    catalog::{Format, QueryDef, SourceDef, topic_template::TopicTemplate},
     error::{Result, SluiceError},
     parser::{
-        ColumnDef, CreateStream, CreateStreamAsSelect, DropStream, KsqlParser,
-        ParsedStatement, Select, Statement, Terminate,
+        ColumnDef, CreateAsSelect, DropSource, KsqlParser, ParsedStatement, Select, SourceKind,
+        Statement, Terminate,
     },
     planner::{ContinuousPlan, QueryPlanner},
     connectors::kafka::offsets::Checkpoint,
@@ -33,14 +33,10 @@ pub async fn validate(
     properties: &BTreeMap<String, String>,
 ) -> Result<()> {
     match &parsed.statement {
-        Statement::CreateStream(create) => {
-            if engine.catalog.has_stream(&create.name) && !create.if_not_exists && !create.or_replace {
-                return Err(SluiceError::Plan(format!(
-                    "Cannot add stream '{}': A stream with the same name already exists",
-                    create.name
-                )));
-            }
-            let stream = declared_stream(create, &parsed.text)?;
+        Statement::CreateSource(create) => {
+            let existing = engine.catalog.stream(&create.name).ok();
+            check_replace(create.kind, &create.name, existing.as_ref(), create.or_replace, create.if_not_exists, create.read_only)?;
+            let stream = SourceDef::declared(create, &parsed.text)?;
             if TopicTemplate::parse(&stream.topic)?.is_some() {
                 return Err(SluiceError::Plan(format!(
                     "KAFKA_TOPIC '{}' names a topic per record, which only a query's output can do: use CREATE STREAM … AS SELECT",
@@ -50,45 +46,59 @@ pub async fn validate(
             crate::format::RecordDecoder::new(&stream)?;
             if engine.cluster.topic(&stream.topic)?.is_none() && create.properties.get("PARTITIONS").is_none() {
                 return Err(SluiceError::Plan(format!(
-                    "Topic '{}' does not exist. If you want to create a new topic for the stream/table please re-run the statement providing the required 'PARTITIONS' configuration in the WITH clause (and optionally 'REPLICAS'). For example: CREATE STREAM {} (...) WITH (KAFKA_TOPIC='{}', PARTITIONS=2, REPLICAS=1, ...);",
-                    stream.topic, create.name, stream.topic
+                    "Topic '{}' does not exist. If you want to create a new topic for the stream/table please re-run the statement providing the required 'PARTITIONS' configuration in the WITH clause (and optionally 'REPLICAS'). For example: CREATE {} {} (...) WITH (KAFKA_TOPIC='{}', PARTITIONS=2, REPLICAS=1, ...);",
+                    stream.topic, create.kind, create.name, stream.topic
                 )));
             }
             Ok(())
         }
-        Statement::CreateStreamAsSelect(csas) => {
-            if engine.catalog.has_stream(&csas.name) && !csas.if_not_exists {
-                return Err(SluiceError::Plan(format!(
-                    "Cannot add stream '{}': A stream with the same name already exists",
-                    csas.name
-                )));
-            }
+        Statement::CreateAsSelect(csas) => {
+            let existing = engine.catalog.stream(&csas.name).ok();
+            check_replace(csas.kind, &csas.name, existing.as_ref(), csas.or_replace, csas.if_not_exists, false)?;
             OffsetReset::from_properties(properties)?;
             Guarantee::from_properties(properties)?;
             let plan = QueryPlanner::plan(&engine.catalog, &csas.select).await?;
-            let (sink, _, _) = sink_stream(csas, &plan, &parsed.text)?;
+            check_result_kind(csas, &plan)?;
+            let (sink, _, _) = sink_source(csas, &plan, &parsed.text)?;
             if let Some(template) = TopicTemplate::parse(&sink.topic)? {
+                if csas.kind == SourceKind::Table {
+                    return Err(SluiceError::Plan(format!(
+                        "KAFKA_TOPIC '{}' names a topic per record, which only a stream's output can do: a table's rows go to one topic",
+                        sink.topic
+                    )));
+                }
                 template_columns(&template, &plan)?;
             }
             Ok(())
         }
         Statement::InsertSelect(insert) => {
             let target = engine.catalog.stream(&insert.target)?;
+            writable_stream(&target, "insert into")?;
             OffsetReset::from_properties(properties)?;
             Guarantee::from_properties(properties)?;
             let plan = QueryPlanner::plan(&engine.catalog, &insert.select).await?;
             check_insert_schema(&target, &plan)
         }
-        Statement::DropStream(drop) => {
-            if !engine.catalog.has_stream(&drop.name) {
+        Statement::DropSource(drop) => {
+            let Ok(existing) = engine.catalog.stream(&drop.name) else {
                 return if drop.if_exists {
                     Ok(())
                 } else {
                     Err(SluiceError::NotFound(format!(
-                        "Stream {} does not exist.",
+                        "{} {} does not exist.",
+                        capitalized(drop.kind.word()),
                         drop.name
                     )))
                 };
+            };
+            if existing.kind != drop.kind {
+                return Err(SluiceError::Plan(format!(
+                    "Incompatible data source type is {}, but statement was DROP {}",
+                    existing.kind, drop.kind
+                )));
+            }
+            if existing.read_only && drop.delete_topic {
+                return Err(SluiceError::Plan(format!("Cannot delete topic for read-only source: {}", drop.name)));
             }
             if drop.delete_topic && engine.config.bootstrap_servers.is_none() {
                 return Err(SluiceError::NotImplemented(
@@ -138,25 +148,33 @@ pub async fn apply(
 ) -> Result<Value> {
     let text = &parsed.text;
     match &parsed.statement {
-        Statement::CreateStream(create) => {
+        Statement::CreateSource(create) => {
+            let word = create.kind.word();
             if engine.catalog.has_stream(&create.name) && create.if_not_exists {
-                return Ok(entity::command_status(text, "stream", &create.name, "Stream already exists", None, seq));
+                let message = format!("{} already exists", capitalized(word));
+                return Ok(entity::command_status(text, word, &create.name, &message, None, seq));
             }
-            let stream = declared_stream(create, text)?;
+            let source = SourceDef::declared(create, text)?;
             if run {
                 let partitions = number(create.properties.get("PARTITIONS"), 1)?;
                 let replicas = number(create.properties.get("REPLICAS"), 1)?;
-                engine.cluster.ensure_topic(&stream.topic, partitions, replicas, &[]).await?;
+                engine.cluster.ensure_topic(&source.topic, partitions, replicas, &[]).await?;
             }
-            engine.catalog.put_stream(stream);
-            Ok(entity::command_status(text, "stream", &create.name, "Stream created", None, seq))
+            engine.catalog.put_stream(source.clone());
+            engine.queries.dematerialize(&create.name);
+            if run && source.is_materialized() {
+                engine.queries.materialize(&source)?;
+            }
+            Ok(entity::command_status(text, word, &create.name, &format!("{} created", capitalized(word)), None, seq))
         }
-        Statement::CreateStreamAsSelect(csas) => {
+        Statement::CreateAsSelect(csas) => {
+            let word = csas.kind.word();
             if engine.catalog.has_stream(&csas.name) && csas.if_not_exists {
-                return Ok(entity::command_status(text, "stream", &csas.name, "Stream already exists", None, seq));
+                let message = format!("{} already exists", capitalized(word));
+                return Ok(entity::command_status(text, word, &csas.name, &message, None, seq));
             }
             let plan = QueryPlanner::plan(&engine.catalog, &csas.select).await?;
-            let (sink, partitions, replicas) = sink_stream(csas, &plan, text)?;
+            let (sink, partitions, replicas) = sink_source(csas, &plan, text)?;
             let partitions = match partitions {
                 Some(p) => p,
                 None => engine.cluster.topic(&plan.source.topic)?.map_or(1, |t| t.partitions),
@@ -164,18 +182,25 @@ pub async fn apply(
             if run && TopicTemplate::parse(&sink.topic)?.is_none() {
                 engine.cluster.ensure_topic(&sink.topic, partitions, replicas, &[]).await?;
             }
+            let prefix = match csas.kind {
+                SourceKind::Stream => "CSAS",
+                SourceKind::Table => "CTAS",
+            };
             let query = QueryDef {
-                id: format!("CSAS_{}_{seq}", csas.name),
+                id: format!("{prefix}_{}_{seq}", csas.name),
                 statement: text.clone(),
                 source: plan.source.name.clone(),
                 sink: sink.name.clone(),
                 sink_topic: sink.topic.clone(),
                 properties: properties.clone(),
             };
-            engine.catalog.put_stream(sink);
-            register_query(engine, query, plan, run).await.map(|id| {
-                entity::command_status(text, "stream", &csas.name, &format!("Created query with ID {id}"), Some(&id), seq)
-            })
+            engine.catalog.put_stream(sink.clone());
+            let id = register_query(engine, query, plan, run).await?;
+            engine.queries.dematerialize(&csas.name);
+            if run && sink.is_materialized() {
+                engine.queries.materialize(&sink)?;
+            }
+            Ok(entity::command_status(text, word, &csas.name, &format!("Created query with ID {id}"), Some(&id), seq))
         }
         Statement::InsertSelect(insert) => {
             let target = engine.catalog.stream(&insert.target)?;
@@ -192,7 +217,7 @@ pub async fn apply(
                 entity::command_status(text, "stream", &insert.target, &format!("Created query with ID {id}"), Some(&id), seq)
             })
         }
-        Statement::DropStream(drop) => drop_stream(engine, drop, text, seq, run).await,
+        Statement::DropSource(drop) => drop_source(engine, drop, text, seq, run).await,
         Statement::Terminate(terminate) => {
             let ids: Vec<String> = match terminate {
                 Terminate::Query(id) => vec![id.clone()],
@@ -254,7 +279,7 @@ async fn register_query(engine: &Engine, query: QueryDef, plan: ContinuousPlan, 
 pub async fn start_query(engine: &Engine, query: &QueryDef) -> Result<()> {
     let parsed = KsqlParser::parse_one(&query.statement)?;
     let select: &Select = match &parsed.statement {
-        Statement::CreateStreamAsSelect(csas) => &csas.select,
+        Statement::CreateAsSelect(csas) => &csas.select,
         Statement::InsertSelect(insert) => &insert.select,
         other => return Err(SluiceError::Internal(format!("query {} is {other}", query.id))),
     };
@@ -319,8 +344,8 @@ async fn terminate_query(engine: &Engine, id: &str, run: bool) -> Result<()> {
     Ok(())
 }
 
-async fn drop_stream(engine: &Engine, drop: &DropStream, text: &str, seq: i64, run: bool) -> Result<Value> {
-    let command_id = format!("stream/`{}`/drop", drop.name);
+async fn drop_source(engine: &Engine, drop: &DropSource, text: &str, seq: i64, run: bool) -> Result<Value> {
+    let command_id = format!("{}/`{}`/drop", drop.kind.word(), drop.name);
     let Some(stream) = engine.catalog.stream(&drop.name).ok() else {
         return Ok(entity::command_done(text, command_id, &format!("Source `{}` does not exist.", drop.name), seq));
     };
@@ -329,6 +354,7 @@ async fn drop_stream(engine: &Engine, drop: &DropStream, text: &str, seq: i64, r
         terminate_query(engine, &query.id, run).await?;
     }
     engine.catalog.remove_stream(&drop.name);
+    engine.queries.dematerialize(&drop.name);
     if run && drop.delete_topic {
         engine.cluster.delete_topic(&stream.topic).await?;
     }
@@ -353,12 +379,91 @@ fn template_columns(template: &TopicTemplate, plan: &ContinuousPlan) -> Result<V
         .collect()
 }
 
-fn declared_stream(create: &CreateStream, text: &str) -> Result<StreamDef> {
-    StreamDef::from_declaration(&create.name, create.columns.clone(), &create.properties, None, text)
+/// Whether a CREATE of `kind` named `name` may go ahead given the source of that name, if any:
+/// ksqlDB's refusals of a name taken, of a kind changed, and of replacing a read-only source.
+fn check_replace(
+    kind: SourceKind,
+    name: &str,
+    existing: Option<&SourceDef>,
+    or_replace: bool,
+    if_not_exists: bool,
+    read_only: bool,
+) -> Result<()> {
+    if or_replace && (read_only || existing.is_some_and(|e| e.read_only)) {
+        return Err(SluiceError::Plan(format!(
+            "Cannot add {} '{name}': CREATE OR REPLACE is not supported on source {}s.",
+            kind.word(),
+            kind.word()
+        )));
+    }
+    match existing {
+        Some(existing) if existing.kind != kind || (!or_replace && !if_not_exists) => Err(SluiceError::Plan(format!(
+            "Cannot add {} '{name}': A {} with the same name already exists",
+            kind.word(),
+            existing.kind.word()
+        ))),
+        _ => Ok(()),
+    }
 }
 
-/// The stream a CSAS creates, with the partitions and replicas asked for.
-fn sink_stream(csas: &CreateStreamAsSelect, plan: &ContinuousPlan, text: &str) -> Result<(StreamDef, Option<i32>, i32)> {
+/// A CREATE STREAM AS SELECT must read a stream and a CREATE TABLE AS SELECT a table (until
+/// aggregations make tables of streams); a table's query keeps its key in its projection and
+/// cannot change it.
+fn check_result_kind(csas: &CreateAsSelect, plan: &ContinuousPlan) -> Result<()> {
+    if csas.kind != plan.source.kind {
+        return Err(SluiceError::Plan(format!(
+            "Invalid result type. Your SELECT query produces a {}. Please use CREATE {} AS SELECT statement instead.",
+            plan.source.kind, plan.source.kind
+        )));
+    }
+    if csas.kind != SourceKind::Table {
+        return Ok(());
+    }
+    if plan.partition_by.is_some() {
+        return Err(SluiceError::Plan(
+            "PARTITION BY changes the key of a stream's records; a table's key is its PRIMARY KEY".into(),
+        ));
+    }
+    let keys: Vec<&str> = plan.source.key_columns().map(|k| k.name.as_str()).collect();
+    let projected = |key: &str| {
+        plan.output_schema.fields().iter().zip(&plan.key_outputs).any(|(f, is_key)| *is_key && f.name() == key)
+    };
+    if keys.iter().all(|k| projected(k)) {
+        return Ok(());
+    }
+    let (plural, joined) = match keys.as_slice() {
+        [one] => ("", one.to_string()),
+        [init @ .., last] => ("s", format!("{} and {last}", init.join(", "))),
+        [] => return Ok(()),
+    };
+    Err(SluiceError::Plan(format!(
+        "Key{plural} missing from projection (ie, SELECT). \nThe query used to build `{}` must include the key column{plural} {joined} in its projection (eg, SELECT {}...).",
+        csas.name,
+        keys.join(", ")
+    )))
+}
+
+/// Refuses to write into a table or a read-only stream with `action` (INSERT INTO).
+pub fn writable_stream(target: &SourceDef, action: &str) -> Result<()> {
+    if target.is_table() {
+        return Err(SluiceError::Plan(format!(
+            "INSERT INTO can only be used to insert into a stream. {} is a table.",
+            target.name
+        )));
+    }
+    if target.read_only {
+        return Err(SluiceError::Plan(format!("Cannot {action} read-only stream: {}", target.name)));
+    }
+    Ok(())
+}
+
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+}
+
+/// The stream or table a CSAS or CTAS creates, with the partitions and replicas asked for.
+fn sink_source(csas: &CreateAsSelect, plan: &ContinuousPlan, text: &str) -> Result<(SourceDef, Option<i32>, i32)> {
     let mut properties = csas.properties.clone();
     if properties.get("VALUE_FORMAT").is_none() && properties.get("FORMAT").is_none() {
         properties.0.push((
@@ -378,13 +483,15 @@ fn sink_stream(csas: &CreateStreamAsSelect, plan: &ContinuousPlan, text: &str) -
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let stream = StreamDef::from_declaration(&csas.name, columns, &properties, Some(&csas.name), text)?;
+    let mut stream = SourceDef::from_declaration(&csas.name, columns, &properties, Some(&csas.name), text)?;
+    stream.kind = csas.kind;
+    stream.created_by_query = true;
     let partitions = csas.properties.get("PARTITIONS").map(|p| number(Some(p), 1)).transpose()?;
     let replicas = number(csas.properties.get("REPLICAS"), 1)?;
     Ok((stream, partitions, replicas))
 }
 
-fn check_insert_schema(target: &StreamDef, plan: &ContinuousPlan) -> Result<()> {
+fn check_insert_schema(target: &SourceDef, plan: &ContinuousPlan) -> Result<()> {
     let wanted: Vec<(&str, arrow::datatypes::DataType)> = target
         .columns
         .iter()

@@ -3,7 +3,8 @@
 use serde_json::{Value, json};
 
 use crate::{
-    catalog::{QueryDef, StreamDef},
+    catalog::{QueryDef, SourceDef},
+    parser::SourceKind,
     connectors::kafka::TopicInfo,
     runtime::QueryStatus,
 };
@@ -41,11 +42,12 @@ pub fn variables(statement: &str, variables: &std::collections::BTreeMap<String,
     json!({"@type": "variables", "statementText": statement, "variables": list, "warnings": []})
 }
 
-pub fn streams(statement: &str, streams: &[StreamDef]) -> Value {
-    let list: Vec<Value> = streams
+/// ksqlDB's `StreamsList` or `TablesList`.
+pub fn sources(statement: &str, kind: SourceKind, sources: &[SourceDef]) -> Value {
+    let list: Vec<Value> = sources
         .iter()
         .map(|s| json!({
-            "type": "STREAM",
+            "type": kind.keyword(),
             "name": s.name,
             "topic": s.topic,
             "keyFormat": s.key_format.name(),
@@ -53,7 +55,8 @@ pub fn streams(statement: &str, streams: &[StreamDef]) -> Value {
             "isWindowed": false
         }))
         .collect();
-    json!({"@type": "streams", "statementText": statement, "streams": list, "warnings": []})
+    let plural = format!("{}s", kind.word());
+    json!({"@type": plural, "statementText": statement, plural: list, "warnings": []})
 }
 
 pub fn topics(statement: &str, topics: &[TopicInfo]) -> Value {

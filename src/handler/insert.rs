@@ -16,8 +16,8 @@ use sqlparser::ast::Expr;
 use super::Engine;
 use crate::{
     catalog::{
-        StreamDef,
-        stream::{ROWOFFSET, ROWPARTITION, ROWTIME},
+        SourceDef,
+        source::{ROWOFFSET, ROWPARTITION, ROWTIME},
         types::SqlType,
     },
     error::{Result, SluiceError},
@@ -35,13 +35,27 @@ struct Inserted {
 
 pub async fn insert_values(engine: &Engine, insert: &InsertValues) -> Result<()> {
     let stream = engine.catalog.stream(&insert.target)?;
+    check_writable(&stream)?;
     let record = build(&stream, insert)?;
     produce(engine, &stream, record).await
 }
 
+/// A `CREATE SOURCE` stream or table takes no inserts.
+fn check_writable(target: &SourceDef) -> Result<()> {
+    if target.read_only {
+        return Err(SluiceError::Plan(format!(
+            "Cannot insert values into read-only {}: {}",
+            target.kind.word(),
+            target.name
+        )));
+    }
+    Ok(())
+}
+
 /// Inserts one row given as a JSON object of column names (any case) and values, as
 /// `/inserts-stream` receives them; BYTES are base64 strings.
-pub async fn insert_json_row(engine: &Engine, stream: &StreamDef, row: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+pub async fn insert_json_row(engine: &Engine, stream: &SourceDef, row: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+    check_writable(stream)?;
     let mut named = Vec::with_capacity(row.len());
     for (name, value) in row {
         let column = stream
@@ -60,7 +74,7 @@ pub async fn insert_json_row(engine: &Engine, stream: &StreamDef, row: &serde_js
     produce(engine, stream, record).await
 }
 
-async fn produce(engine: &Engine, stream: &StreamDef, record: Inserted) -> Result<()> {
+async fn produce(engine: &Engine, stream: &SourceDef, record: Inserted) -> Result<()> {
     engine
         .cluster
         .producer()
@@ -97,7 +111,7 @@ fn json_array(value: &serde_json::Value, column: Option<&SqlType>) -> Result<Arr
 
 /// The record `insert` writes into `stream`: each value evaluated, coerced to its column's
 /// type, and encoded in the stream's key and value formats.
-fn build(stream: &StreamDef, insert: &InsertValues) -> Result<Inserted> {
+fn build(stream: &SourceDef, insert: &InsertValues) -> Result<Inserted> {
     let names: Vec<String> = match &insert.columns {
         Some(columns) => columns.clone(),
         None => stream.columns.iter().map(|c| c.name.clone()).collect(),
@@ -121,7 +135,7 @@ fn build(stream: &StreamDef, insert: &InsertValues) -> Result<Inserted> {
 
 /// The record of `named` values: each coerced to its column's type (ROWTIME sets the
 /// timestamp), then encoded in the stream's key and value formats.
-fn record_of(stream: &StreamDef, named: Vec<(String, ArrayRef)>) -> Result<Inserted> {
+fn record_of(stream: &SourceDef, named: Vec<(String, ArrayRef)>) -> Result<Inserted> {
     let mut columns: Vec<Option<ArrayRef>> = vec![None; stream.columns.len()];
     let mut timestamp = None;
     for (name, value) in named {
@@ -196,7 +210,7 @@ fn evaluate(ctx: &SessionContext, expr: &Expr) -> Result<ArrayRef> {
 /// `value` as a value of `column`: the same type, NULL, or a number widened as ksqlDB widens
 /// it (INTEGER to BIGINT, DOUBLE or DECIMAL; DOUBLE to DECIMAL and back). Anything else is
 /// refused with ksqlDB's message.
-fn coerce(stream: &StreamDef, column: &ColumnDef, value: ArrayRef) -> Result<ArrayRef> {
+fn coerce(stream: &SourceDef, column: &ColumnDef, value: ArrayRef) -> Result<ArrayRef> {
     let target = column.data_type.to_arrow();
     let numeric = |t: &DataType| matches!(t, DataType::Int32 | DataType::Int64 | DataType::Float64 | DataType::Decimal128(_, _));
     let allowed = value.data_type() == &target
@@ -233,14 +247,14 @@ mod tests {
         parser::{KsqlParser, Statement},
     };
 
-    fn stream(declaration: &str) -> StreamDef {
-        let Statement::CreateStream(create) = KsqlParser::parse_one(declaration).unwrap().statement else {
+    fn stream(declaration: &str) -> SourceDef {
+        let Statement::CreateSource(create) = KsqlParser::parse_one(declaration).unwrap().statement else {
             panic!("not a CREATE STREAM")
         };
-        StreamDef::from_declaration(&create.name, create.columns, &create.properties, None, declaration).unwrap()
+        SourceDef::from_declaration(&create.name, create.columns, &create.properties, None, declaration).unwrap()
     }
 
-    fn insert(stream: &StreamDef, statement: &str) -> Result<Inserted> {
+    fn insert(stream: &SourceDef, statement: &str) -> Result<Inserted> {
         let Statement::InsertValues(insert) = KsqlParser::parse_one(statement)?.statement else {
             panic!("not an INSERT VALUES")
         };
@@ -248,7 +262,7 @@ mod tests {
     }
 
     /// The row a query reading `stream` decodes from the record, as display strings.
-    fn read_back(stream: &StreamDef, record: &Inserted) -> Vec<String> {
+    fn read_back(stream: &SourceDef, record: &Inserted) -> Vec<String> {
         let decoder = RecordDecoder::new(stream).unwrap();
         let raw = RawRecord {
             partition: 0,

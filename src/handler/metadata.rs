@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 
 use super::{Engine, connector, entity};
 use crate::{
-    catalog::StreamDef,
+    catalog::SourceDef,
     error::{Result, SluiceError},
-    parser::{Describe, DescribeConnector, DescribeTarget, ParsedStatement, Show, ShowKind},
+    parser::{Describe, DescribeConnector, DescribeTarget, ParsedStatement, Show, ShowKind, SourceKind},
     properties,
     runtime::processing_log,
 };
@@ -23,25 +23,19 @@ pub fn show(
     let text = &parsed.text;
     let snapshot = engine.catalog.snapshot();
     Ok(match show.kind {
-        ShowKind::Streams => {
-            // The processing log's stream is there to query, but listed no more than ksqlDB
-            // lists KSQL_PROCESSING_LOG by default (it creates none unless configured to).
-            let streams: Vec<StreamDef> = snapshot
-                .streams
-                .into_values()
-                .filter(|s| s.name != processing_log::STREAM_NAME)
-                .collect();
+        ShowKind::Streams | ShowKind::Tables => {
+            let kind = if show.kind == ShowKind::Tables { SourceKind::Table } else { SourceKind::Stream };
+            let sources = listed(snapshot.streams.into_values(), kind);
             if show.extended {
-                let descriptions: Vec<Value> = streams
+                let descriptions: Vec<Value> = sources
                     .iter()
                     .map(|s| source_description(engine, s, true))
                     .collect::<Result<_>>()?;
                 json!({"@type": "source_descriptions", "statementText": text, "sourceDescriptions": descriptions, "warnings": []})
             } else {
-                entity::streams(text, &streams)
+                entity::sources(text, kind, &sources)
             }
         }
-        ShowKind::Tables => json!({"@type": "tables", "statementText": text, "tables": [], "warnings": []}),
         ShowKind::Topics => {
             let topics: Vec<_> = engine
                 .cluster
@@ -85,7 +79,7 @@ pub fn show(
 
 pub fn describe(engine: &Engine, parsed: &ParsedStatement, describe: &Describe) -> Result<Value> {
     let text = &parsed.text;
-    let descriptions = |streams: Vec<StreamDef>| -> Result<Value> {
+    let descriptions = |streams: Vec<SourceDef>| -> Result<Value> {
         let descriptions: Vec<Value> = streams
             .iter()
             .map(|s| source_description(engine, s, describe.extended))
@@ -102,18 +96,18 @@ pub fn describe(engine: &Engine, parsed: &ParsedStatement, describe: &Describe) 
                 "warnings": []
             }))
         }
-        DescribeTarget::Streams => descriptions(
-            engine
-                .catalog
-                .snapshot()
-                .streams
-                .into_values()
-                .filter(|s| s.name != processing_log::STREAM_NAME)
-                .collect(),
-        ),
-        // Sluice has no tables yet: there is none to describe.
-        DescribeTarget::Tables => descriptions(Vec::new()),
+        DescribeTarget::Streams => descriptions(listed(engine.catalog.snapshot().streams.into_values(), SourceKind::Stream)),
+        DescribeTarget::Tables => descriptions(listed(engine.catalog.snapshot().streams.into_values(), SourceKind::Table)),
     }
+}
+
+/// The streams or tables SHOW and DESCRIBE list. The processing log's stream is there to
+/// query, but listed no more than ksqlDB lists KSQL_PROCESSING_LOG by default (it creates none
+/// unless configured to).
+fn listed(sources: impl Iterator<Item = SourceDef>, kind: SourceKind) -> Vec<SourceDef> {
+    sources
+        .filter(|s| s.kind == kind && s.name != processing_log::STREAM_NAME)
+        .collect()
 }
 
 pub fn describe_connector(engine: &Engine, parsed: &ParsedStatement, describe: &DescribeConnector) -> Result<Value> {
@@ -124,7 +118,7 @@ pub fn describe_connector(engine: &Engine, parsed: &ParsedStatement, describe: &
     Ok(connector::description(engine, &parsed.text, &found))
 }
 
-fn source_description(engine: &Engine, stream: &StreamDef, extended: bool) -> Result<Value> {
+fn source_description(engine: &Engine, stream: &SourceDef, extended: bool) -> Result<Value> {
     let (reads, writes) = engine.catalog.queries_of(&stream.name);
     let running = |queries: &[crate::catalog::QueryDef]| -> Vec<Value> {
         queries
@@ -164,7 +158,7 @@ fn source_description(engine: &Engine, stream: &StreamDef, extended: bool) -> Re
         "readQueries": running(&reads),
         "writeQueries": running(&writes),
         "fields": fields,
-        "type": "STREAM",
+        "type": stream.kind.keyword(),
         "timestamp": stream.timestamp_column.clone().unwrap_or_default(),
         "statistics": statistics,
         "errorStats": error_stats,

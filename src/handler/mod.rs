@@ -13,7 +13,7 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::{
-    catalog::{Catalog, StreamDef, command_log::{Command, CommandLog}},
+    catalog::{Catalog, SourceDef, command_log::{Command, CommandLog}},
     config::ServerConfig,
     connectors::kafka::{KafkaCluster, offsets::OffsetStore},
     error::{Result, SluiceError},
@@ -109,6 +109,11 @@ impl Engine {
                 self.replay_failed(-1, &query.statement, &e);
             }
         }
+        for table in self.catalog.snapshot().streams.values().filter(|s| s.is_materialized()) {
+            if let Err(e) = self.queries.materialize(table) {
+                self.replay_failed(-1, &table.statement, &e);
+            }
+        }
         let connectors: Vec<_> = self.catalog.snapshot().connectors.into_values().collect();
         for connector in &connectors {
             if let Err(e) = self.connectors.start(connector).await {
@@ -140,10 +145,10 @@ impl Engine {
         }
         let declaration = self.queries.processing_log().declaration();
         let parsed = KsqlParser::parse_one(&declaration)?;
-        let Statement::CreateStream(create) = &parsed.statement else {
+        let Statement::CreateSource(create) = &parsed.statement else {
             return Err(SluiceError::Internal("the processing log's declaration is not a CREATE STREAM".into()));
         };
-        let stream = StreamDef::from_declaration(&create.name, create.columns.clone(), &create.properties, None, &declaration)?;
+        let stream = SourceDef::from_declaration(&create.name, create.columns.clone(), &create.properties, None, &declaration)?;
         self.catalog.put_stream(stream);
         Ok(())
     }

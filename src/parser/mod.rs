@@ -25,21 +25,21 @@ pub use admin::{
 pub use connector::{ConnectorKind, CreateConnector, DescribeConnector, DropConnector};
 pub use cursor::Cursor;
 pub use query::{InsertSelect, InsertValues, Select};
-pub use stream::{ColumnDef, CreateStream, CreateStreamAsSelect, DropStream, Properties, PropertyValue};
+pub use stream::{ColumnDef, CreateAsSelect, CreateSource, DropSource, Properties, PropertyValue, SourceKind};
 
 use crate::error::{Location, ParseError, Result, SluiceError};
 
 /// One statement of the dialect.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
-    CreateStream(CreateStream),
-    CreateStreamAsSelect(CreateStreamAsSelect),
+    CreateSource(CreateSource),
+    CreateAsSelect(CreateAsSelect),
     InsertSelect(InsertSelect),
     InsertValues(InsertValues),
     Select(Select),
     Show(Show),
     Describe(Describe),
-    DropStream(DropStream),
+    DropSource(DropSource),
     Terminate(Terminate),
     Print(Print),
     Set(SetProperty),
@@ -54,14 +54,14 @@ pub enum Statement {
 impl fmt::Display for Statement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Statement::CreateStream(s) => s.fmt(f),
-            Statement::CreateStreamAsSelect(s) => s.fmt(f),
+            Statement::CreateSource(s) => s.fmt(f),
+            Statement::CreateAsSelect(s) => s.fmt(f),
             Statement::InsertSelect(s) => s.fmt(f),
             Statement::InsertValues(s) => s.fmt(f),
             Statement::Select(s) => s.fmt(f),
             Statement::Show(s) => s.fmt(f),
             Statement::Describe(s) => s.fmt(f),
-            Statement::DropStream(s) => s.fmt(f),
+            Statement::DropSource(s) => s.fmt(f),
             Statement::Terminate(s) => s.fmt(f),
             Statement::Print(s) => s.fmt(f),
             Statement::Set(s) => s.fmt(f),

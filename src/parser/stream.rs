@@ -1,4 +1,4 @@
-//! `CREATE STREAM`, `CREATE STREAM … AS SELECT` and `DROP STREAM`.
+//! `CREATE STREAM|TABLE`, `CREATE STREAM|TABLE … AS SELECT` and `DROP STREAM|TABLE`.
 
 use std::fmt;
 
@@ -10,7 +10,47 @@ use crate::{
     error::{Result, SluiceError},
 };
 
-/// A column of a declared stream.
+/// Whether a statement is about a stream (every record an event) or a table (the latest value
+/// per key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum SourceKind {
+    Stream,
+    Table,
+}
+
+impl SourceKind {
+    /// The keyword: `STREAM` or `TABLE`.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            SourceKind::Stream => "STREAM",
+            SourceKind::Table => "TABLE",
+        }
+    }
+
+    /// The word in ksqlDB's messages: `stream` or `table`.
+    pub fn word(self) -> &'static str {
+        match self {
+            SourceKind::Stream => "stream",
+            SourceKind::Table => "table",
+        }
+    }
+
+    /// How a key column is declared: `KEY` in a stream, `PRIMARY KEY` in a table.
+    pub fn key_words(self) -> &'static str {
+        match self {
+            SourceKind::Stream => "KEY",
+            SourceKind::Table => "PRIMARY KEY",
+        }
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.keyword())
+    }
+}
+
+/// A column of a declared stream or table.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ColumnDef {
     pub name: String,
@@ -132,38 +172,54 @@ impl fmt::Display for Properties {
     }
 }
 
-/// `CREATE [OR REPLACE] STREAM [IF NOT EXISTS] `, the start both CREATE STREAM forms share.
-fn write_create_stream(f: &mut fmt::Formatter<'_>, or_replace: bool, if_not_exists: bool) -> fmt::Result {
+/// `CREATE [OR REPLACE] [SOURCE] STREAM|TABLE [IF NOT EXISTS] `, the start every CREATE form
+/// shares.
+fn write_create(f: &mut fmt::Formatter<'_>, or_replace: bool, read_only: bool, kind: SourceKind, if_not_exists: bool) -> fmt::Result {
     write!(f, "CREATE ")?;
     if or_replace {
         write!(f, "OR REPLACE ")?;
     }
-    write!(f, "STREAM ")?;
+    if read_only {
+        write!(f, "SOURCE ")?;
+    }
+    write!(f, "{kind} ")?;
     if if_not_exists {
         write!(f, "IF NOT EXISTS ")?;
     }
     Ok(())
 }
 
-/// Declares a stream over an existing or new topic.
+/// Declares a stream or a table over an existing or new topic.
 ///
 /// ```text
 /// CREATE [OR REPLACE] [SOURCE] STREAM [IF NOT EXISTS] name (column type [KEY], ...)
 ///   WITH (KAFKA_TOPIC='topic', VALUE_FORMAT='JSON', ...);
+/// CREATE [OR REPLACE] [SOURCE] TABLE [IF NOT EXISTS] name (column type [PRIMARY KEY], ...)
+///   WITH (...);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct CreateStream {
+pub struct CreateSource {
     pub or_replace: bool,
+    /// `SOURCE`: read-only, and (a table) materialized for pull queries.
+    pub read_only: bool,
+    pub kind: SourceKind,
     pub if_not_exists: bool,
     pub name: String,
     pub columns: Vec<ColumnDef>,
     pub properties: Properties,
 }
 
-impl fmt::Display for CreateStream {
+impl fmt::Display for CreateSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_create_stream(f, self.or_replace, self.if_not_exists)?;
-        let columns: Vec<String> = self.columns.iter().map(ToString::to_string).collect();
+        write_create(f, self.or_replace, self.read_only, self.kind, self.if_not_exists)?;
+        let columns: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| match (c.key, self.kind) {
+                (true, SourceKind::Table) => format!("{} {} PRIMARY KEY", display_ident(&c.name), c.data_type),
+                _ => c.to_string(),
+            })
+            .collect();
         write!(
             f,
             "{} ({}) {}",
@@ -174,23 +230,24 @@ impl fmt::Display for CreateStream {
     }
 }
 
-/// A persistent query that creates its sink stream.
+/// A persistent query that creates its sink stream or table.
 ///
 /// ```text
-/// CREATE [OR REPLACE] STREAM [IF NOT EXISTS] name [WITH (...)] AS SELECT ... [EMIT CHANGES];
+/// CREATE [OR REPLACE] STREAM|TABLE [IF NOT EXISTS] name [WITH (...)] AS SELECT ... [EMIT CHANGES];
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct CreateStreamAsSelect {
+pub struct CreateAsSelect {
     pub or_replace: bool,
+    pub kind: SourceKind,
     pub if_not_exists: bool,
     pub name: String,
     pub properties: Properties,
     pub select: query::Select,
 }
 
-impl fmt::Display for CreateStreamAsSelect {
+impl fmt::Display for CreateAsSelect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_create_stream(f, self.or_replace, self.if_not_exists)?;
+        write_create(f, self.or_replace, false, self.kind, self.if_not_exists)?;
         write!(f, "{} ", display_ident(&self.name))?;
         if !self.properties.is_empty() {
             write!(f, "{} ", self.properties)?;
@@ -199,21 +256,22 @@ impl fmt::Display for CreateStreamAsSelect {
     }
 }
 
-/// Removes a stream, and its topic with `DELETE TOPIC`.
+/// Removes a stream or table, and its topic with `DELETE TOPIC`.
 ///
 /// ```text
-/// DROP STREAM [IF EXISTS] name [DELETE TOPIC];
+/// DROP STREAM|TABLE [IF EXISTS] name [DELETE TOPIC];
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DropStream {
+pub struct DropSource {
+    pub kind: SourceKind,
     pub if_exists: bool,
     pub name: String,
     pub delete_topic: bool,
 }
 
-impl fmt::Display for DropStream {
+impl fmt::Display for DropSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DROP STREAM ")?;
+        write!(f, "DROP {} ", self.kind)?;
         if self.if_exists {
             write!(f, "IF EXISTS ")?;
         }
@@ -234,28 +292,29 @@ pub(super) fn parse_create(cursor: &mut Cursor) -> Result<Statement> {
         return super::connector::parse_create_connector(cursor);
     }
     let or_replace = cursor.eat_words(&["OR", "REPLACE"]);
-    cursor.eat_word("SOURCE");
-    if cursor.peek_word_is("TABLE") {
-        return Err(SluiceError::NotImplemented(
-            "tables (CREATE TABLE); Sluice has streams so far".into(),
-        ));
-    }
+    let read_only = cursor.eat_word("SOURCE");
     if cursor.peek_word_is("TYPE") {
         return Err(SluiceError::NotImplemented("custom types (CREATE TYPE)".into()));
     }
-    if !cursor.eat_word("STREAM") {
-        return Err(cursor.error("STREAM after CREATE"));
-    }
+    let kind = if cursor.eat_word("STREAM") {
+        SourceKind::Stream
+    } else if cursor.eat_word("TABLE") {
+        SourceKind::Table
+    } else {
+        return Err(cursor.error("STREAM or TABLE after CREATE"));
+    };
     let if_not_exists = cursor.eat_words(&["IF", "NOT", "EXISTS"]);
-    let name = cursor.identifier("the stream's name")?;
+    let name = cursor.identifier(&format!("the {}'s name", kind.word()))?;
     if cursor.peek().is_some_and(|t| t.token == Token::LParen) {
-        let columns = parse_columns(cursor)?;
+        let columns = parse_columns(cursor, kind)?;
         if !cursor.eat_word("WITH") {
             return Err(cursor.error("WITH (KAFKA_TOPIC=..., VALUE_FORMAT=...) after the columns"));
         }
         let properties = Properties::parse(cursor)?;
-        return Ok(Statement::CreateStream(CreateStream {
+        return Ok(Statement::CreateSource(CreateSource {
             or_replace,
+            read_only,
+            kind,
             if_not_exists,
             name,
             columns,
@@ -270,9 +329,17 @@ pub(super) fn parse_create(cursor: &mut Cursor) -> Result<Statement> {
     if !cursor.eat_word("AS") {
         return Err(cursor.error("a column list in parentheses, or AS SELECT"));
     }
+    if read_only {
+        return Err(SluiceError::Plan(format!(
+            "CREATE SOURCE {} declares a {} over a topic: it takes a column list, not AS SELECT",
+            kind,
+            kind.word()
+        )));
+    }
     let select = query::parse_select(cursor)?;
-    Ok(Statement::CreateStreamAsSelect(CreateStreamAsSelect {
+    Ok(Statement::CreateAsSelect(CreateAsSelect {
         or_replace,
+        kind,
         if_not_exists,
         name,
         properties,
@@ -280,13 +347,33 @@ pub(super) fn parse_create(cursor: &mut Cursor) -> Result<Statement> {
     }))
 }
 
-fn parse_columns(cursor: &mut Cursor) -> Result<Vec<ColumnDef>> {
+/// The column list; a stream's key columns say `KEY`, a table's `PRIMARY KEY`, and the other
+/// word is refused with ksqlDB's message.
+fn parse_columns(cursor: &mut Cursor, kind: SourceKind) -> Result<Vec<ColumnDef>> {
     cursor.expect(&Token::LParen, "'('")?;
     let mut columns = Vec::new();
     loop {
+        let at = cursor.location();
         let name = cursor.identifier("a column name")?;
         let data_type = parse_type(cursor)?;
-        let key = cursor.eat_word("KEY") || cursor.eat_words(&["PRIMARY", "KEY"]);
+        let declared = if cursor.eat_word("KEY") {
+            Some(SourceKind::Stream)
+        } else if cursor.eat_words(&["PRIMARY", "KEY"]) {
+            Some(SourceKind::Table)
+        } else {
+            None
+        };
+        if let Some(declared) = declared.filter(|d| *d != kind) {
+            return Err(SluiceError::Plan(format!(
+                "Line: {}, Col: {}: Column `{name}` is a '{}' column: please use '{}' for {}s.\nTables have PRIMARY KEYs, which are unique and NON NULL.\nStreams have KEYs, which have no uniqueness or NON NULL constraints.",
+                at.line,
+                at.column,
+                declared.key_words(),
+                kind.key_words(),
+                kind.word()
+            )));
+        }
+        let key = declared.is_some();
         columns.push(ColumnDef {
             name,
             data_type,
@@ -352,20 +439,24 @@ fn parse_type(cursor: &mut Cursor) -> Result<SqlType> {
 
 pub(super) fn parse_drop(cursor: &mut Cursor) -> Result<Statement> {
     cursor.expect_word("DROP")?;
-    if cursor.peek_word_is("TABLE") {
-        return Err(SluiceError::NotImplemented("tables (DROP TABLE)".into()));
-    }
     if cursor.peek_word_is("TYPE") {
         return Err(SluiceError::NotImplemented("custom types (DROP TYPE)".into()));
     }
     if cursor.peek_word_is("CONNECTOR") {
         return super::connector::parse_drop_connector(cursor);
     }
-    cursor.expect_word("STREAM")?;
+    let kind = if cursor.eat_word("STREAM") {
+        SourceKind::Stream
+    } else if cursor.eat_word("TABLE") {
+        SourceKind::Table
+    } else {
+        return Err(cursor.error("STREAM, TABLE or CONNECTOR after DROP"));
+    };
     let if_exists = cursor.eat_words(&["IF", "EXISTS"]);
-    let name = cursor.identifier("the name of the stream to drop")?;
+    let name = cursor.identifier(&format!("the name of the {} to drop", kind.word()))?;
     let delete_topic = cursor.eat_words(&["DELETE", "TOPIC"]);
-    Ok(Statement::DropStream(DropStream {
+    Ok(Statement::DropSource(DropSource {
+        kind,
         if_exists,
         name,
         delete_topic,

@@ -17,7 +17,7 @@ use datafusion::{
 };
 
 use crate::{
-    catalog::{Catalog, StreamDef},
+    catalog::{Catalog, SourceDef},
     error::{Result, SluiceError},
     functions,
     parser::Select,
@@ -33,11 +33,16 @@ pub struct OutputColumn {
 /// A query ready to run over a stream, batch by batch.
 #[derive(Debug, Clone)]
 pub struct ContinuousPlan {
-    pub source: StreamDef,
+    pub source: SourceDef,
     pub filter: Option<Arc<dyn PhysicalExpr>>,
     pub projection: Vec<OutputColumn>,
     /// The schema of the projected rows.
     pub output_schema: SchemaRef,
+    /// For each output column, whether it is one of the source's key columns, unchanged.
+    pub key_outputs: Vec<bool>,
+    /// The output is a table's changelog: a row the filter drops, or whose record has no
+    /// value, is written as a tombstone of its key. True over a table, except in pull queries.
+    pub changelog: bool,
     /// `SELECT *` over a source in the sink's format: the record's value bytes pass unchanged.
     pub forwards_value: bool,
     /// The new key of each record; `None` keeps the source record's key.
@@ -74,6 +79,7 @@ impl QueryPlanner {
             .transpose()?;
         let mut columns = Vec::with_capacity(projection.len());
         let mut fields = Vec::with_capacity(projection.len());
+        let mut key_outputs = Vec::with_capacity(projection.len());
         for expr in projection {
             let (name, inner) = match expr {
                 Expr::Alias(alias) => (alias.name.clone(), *alias.expr),
@@ -83,6 +89,7 @@ impl QueryPlanner {
                     (name, other)
                 }
             };
+            key_outputs.push(matches!(&inner, Expr::Column(c) if source.key_columns().any(|k| k.name == c.name)));
             let physical = ctx.create_physical_expr(inner, df_schema)?;
             let data_type = physical.data_type(df_schema.as_arrow())?;
             crate::catalog::types::SqlType::from_arrow(&data_type)?;
@@ -101,11 +108,14 @@ impl QueryPlanner {
             }
             None => None,
         };
+        let is_table = source.is_table();
         Ok(ContinuousPlan {
             source,
             filter,
             projection: columns,
             output_schema: Arc::new(Schema::new(fields)),
+            key_outputs,
+            changelog: is_table,
             forwards_value: rewritten.is_star,
             partition_by,
             limit: select.limit,

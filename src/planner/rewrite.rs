@@ -9,14 +9,14 @@ use sqlparser::ast::{
 };
 
 use crate::{
-    catalog::{Catalog, StreamDef, topic_template::TopicTemplate},
+    catalog::{Catalog, SourceDef, topic_template::TopicTemplate},
     error::{Result, SluiceError},
     parser::{Select, normalize_ident},
 };
 
 pub struct Rewritten {
     pub query: Query,
-    pub source: StreamDef,
+    pub source: SourceDef,
     pub partition_by: Option<Expr>,
     /// The projection is exactly `*`.
     pub is_star: bool,

@@ -7,12 +7,14 @@ pub mod operator;
 pub mod origin;
 pub mod print;
 pub mod processing_log;
+pub mod pull;
 pub mod scan;
 pub mod shared;
 pub mod sink;
 pub mod status;
+pub mod table_state;
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
@@ -26,9 +28,11 @@ use crate::{
         offsets::{Checkpoint, OffsetStore, OutputPositions, PartitionOffsets},
         source::KafkaSource,
     },
+    catalog::SourceDef,
     error::{Result, SluiceError},
     planner::ContinuousPlan,
 };
+use table_state::TableState;
 use processing_log::ProcessingLog;
 use origin::Guarantee;
 use scan::{Durability, ScanHandle, ScanQuery};
@@ -64,6 +68,16 @@ pub struct QueryManager {
     /// The identity of each persistent query's scan.
     placement: Mutex<BTreeMap<String, String>>,
     statuses: Mutex<BTreeMap<String, Arc<QueryStatus>>>,
+    /// Materialized tables, by name.
+    tables: Mutex<BTreeMap<String, Materialized>>,
+}
+
+/// A table kept in memory for pull queries, and the scan that keeps it.
+struct Materialized {
+    state: Arc<TableState>,
+    status: Arc<QueryStatus>,
+    topic: String,
+    _scan: ScanHandle,
 }
 
 impl QueryManager {
@@ -76,6 +90,7 @@ impl QueryManager {
             shared: Mutex::new(BTreeMap::new()),
             placement: Mutex::new(BTreeMap::new()),
             statuses: Mutex::new(BTreeMap::new()),
+            tables: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -214,9 +229,64 @@ impl QueryManager {
         Ok(scan)
     }
 
+    /// Keeps the latest record per key of `table`'s topic in memory, read from the topic's start
+    /// (so a restarted server has it again), for pull queries.
+    pub fn materialize(&self, table: &SourceDef) -> Result<()> {
+        let id = format!("materialize_{}", table.name);
+        let status = Arc::new(QueryStatus::new(&id, self.log.clone()));
+        let state = Arc::new(TableState::default());
+        let plan = ContinuousPlan {
+            source: table.clone(),
+            filter: None,
+            projection: Vec::new(),
+            output_schema: Arc::new(arrow::datatypes::Schema::empty()),
+            key_outputs: Vec::new(),
+            changelog: true,
+            forwards_value: true,
+            partition_by: None,
+            limit: None,
+        };
+        let start = self.start_offsets(&table.topic, OffsetReset::Earliest)?;
+        let source = Box::new(KafkaSource::new(self.cluster.clone(), &table.topic)?);
+        let scan = ScanHandle::spawn(table, source, self.cluster.clone(), None, self.runtime.clone())?;
+        scan.add(ScanQuery::new(&id, plan, QuerySink::Table(state.clone()), status.clone(), start, None));
+        self.tables.lock().insert(
+            table.name.clone(),
+            Materialized {
+                state,
+                status,
+                topic: table.topic.clone(),
+                _scan: scan,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops keeping `name` in memory.
+    pub fn dematerialize(&self, name: &str) {
+        self.tables.lock().remove(name);
+    }
+
+    /// The rows of a materialized table, once they reflect its topic as it is now (waiting up
+    /// to `limit`); `None` when the table is not materialized.
+    pub fn table_state(&self, name: &str, limit: Duration) -> Result<Option<Arc<TableState>>> {
+        let Some((state, topic)) = self.tables.lock().get(name).map(|m| (m.state.clone(), m.topic.clone())) else {
+            return Ok(None);
+        };
+        let (_, ends) = self.log_bounds(&topic)?;
+        state.wait_for(&ends, limit);
+        Ok(Some(state))
+    }
+
+    /// A materialized table's size (keys, bytes) and the status of the scan that keeps it.
+    pub fn table_status(&self, name: &str) -> Option<((usize, usize), Arc<QueryStatus>)> {
+        self.tables.lock().get(name).map(|m| (m.state.size(), m.status.clone()))
+    }
+
     /// Stops every scan, flushing and committing what was processed; all stop at once, so the
     /// time it takes is one scan's bounded stop, not their sum.
     pub fn shutdown(&self) {
+        self.tables.lock().clear();
         let scans: Vec<ScanHandle> = std::mem::take(&mut *self.shared.lock()).into_values().collect();
         for scan in &scans {
             scan.request_stop();

@@ -4,10 +4,15 @@
 //! of `'abc'` to INTEGER, an integer division by zero), it is evaluated again row by row, and
 //! only the rows that fail take ksqlDB's default — false in `WHERE` (the row is dropped), NULL
 //! in a projected column or a `PARTITION BY` key — and are reported with their message.
+//!
+//! A record without a value is a tombstone in a table and a null row in a stream. Over a table
+//! (when the output is its changelog) every row produces output: a tombstone stays one, and a row the filter drops becomes one
+//! (its key is no longer in the result). Over a stream a null row passes only a query without
+//! `WHERE`, as a record without value.
 
 use arrow::{
     array::{Array, ArrayRef, BooleanArray, RecordBatch, new_null_array},
-    compute::{concat, filter_record_batch, kernels::boolean::and, prep_null_mask_filter},
+    compute::{concat, filter_record_batch, kernels::boolean::{and, not, or}, prep_null_mask_filter},
 };
 
 use std::sync::Arc;
@@ -26,18 +31,22 @@ pub struct Evaluated {
     pub keys: Option<ArrayRef>,
     /// Decoded rows that could not be evaluated (they still count as processed).
     pub errors: Vec<(usize, String)>,
+    /// For each output row, whether it is written without value; empty when none is.
+    pub tombstones: Vec<bool>,
 }
 
 /// Runs `plan` over `batch`, considering only the rows `eligible` marks (all when `None`).
-/// `filter` replaces the plan's filter when the scan rewrote it to read shared columns.
+/// `filter` replaces the plan's filter when the scan rewrote it to read shared columns;
+/// `no_value` marks the rows whose record had no value.
 pub fn evaluate(
     plan: &ContinuousPlan,
     filter: Option<&Arc<dyn PhysicalExpr>>,
     batch: &RecordBatch,
     eligible: Option<&BooleanArray>,
+    no_value: Option<&BooleanArray>,
 ) -> Result<Evaluated> {
     let mut errors = Vec::new();
-    let mask = match filter.or(plan.filter.as_ref()) {
+    let passed = match filter.or(plan.filter.as_ref()) {
         Some(filter) => {
             let (value, filter_errors) = evaluate_rows(filter, batch)?;
             errors.extend(filter_errors);
@@ -46,14 +55,28 @@ pub fn evaluate(
                 .downcast_ref::<BooleanArray>()
                 .cloned()
                 .unwrap_or_else(|| BooleanArray::from(vec![false; batch.num_rows()]));
-            Some(match eligible {
-                Some(eligible) => and(&passed, eligible)?,
-                None => passed,
-            })
+            Some(if passed.null_count() > 0 { prep_null_mask_filter(&passed) } else { passed })
         }
-        None => eligible.cloned(),
+        None => None,
     };
-    let mask = mask.map(|m| if m.null_count() > 0 { prep_null_mask_filter(&m) } else { m });
+    let (selected, tombstone) = if plan.changelog {
+        let dropped = passed.as_ref().map(not).transpose()?;
+        let tombstone = match (dropped, no_value) {
+            (Some(dropped), Some(no_value)) => Some(or(&dropped, no_value)?),
+            (dropped, no_value) => dropped.or_else(|| no_value.cloned()),
+        };
+        (None, tombstone)
+    } else {
+        let selected = match (passed, no_value) {
+            (Some(passed), Some(no_value)) => Some(and(&passed, &not(no_value)?)?),
+            (passed, _) => passed,
+        };
+        (selected, no_value.cloned())
+    };
+    let mask = match (selected, eligible) {
+        (Some(selected), Some(eligible)) => Some(and(&selected, eligible)?),
+        (selected, eligible) => selected.or_else(|| eligible.cloned()),
+    };
     let (filtered, rows): (RecordBatch, Vec<usize>) = match &mask {
         Some(mask) => (
             filter_record_batch(batch, mask)?,
@@ -80,11 +103,16 @@ pub fn evaluate(
         }
         None => None,
     };
+    let tombstones = match tombstone {
+        Some(tombstone) if tombstone.true_count() > 0 => rows.iter().map(|r| tombstone.value(*r)).collect(),
+        _ => Vec::new(),
+    };
     Ok(Evaluated {
         rows,
         columns,
         keys,
         errors,
+        tombstones,
     })
 }
 
@@ -175,11 +203,11 @@ mod tests {
         assert!(errors[0].1.to_lowercase().contains("divide by zero"), "{}", errors[0].1);
     }
 
-    fn stream() -> crate::catalog::StreamDef {
+    fn stream() -> crate::catalog::SourceDef {
         let sql = "CREATE STREAM S (V STRING, D INTEGER) WITH (KAFKA_TOPIC = 's', VALUE_FORMAT = 'JSON');";
         let parsed = crate::parser::KsqlParser::parse_one(sql).unwrap();
-        let crate::parser::Statement::CreateStream(create) = &parsed.statement else { panic!("not a CREATE STREAM") };
-        crate::catalog::StreamDef::from_declaration(&create.name, create.columns.clone(), &create.properties, None, sql).unwrap()
+        let crate::parser::Statement::CreateSource(create) = &parsed.statement else { panic!("not a CREATE STREAM") };
+        crate::catalog::SourceDef::from_declaration(&create.name, create.columns.clone(), &create.properties, None, sql).unwrap()
     }
 
     #[test]
@@ -195,11 +223,13 @@ mod tests {
             filter: Some(greater),
             projection: vec![crate::planner::OutputColumn { name: "V".into(), expr: Arc::new(Column::new("V", 0)) }],
             output_schema: schema,
+            key_outputs: vec![false],
+            changelog: false,
             forwards_value: false,
             partition_by: None,
             limit: None,
         };
-        let evaluated = evaluate(&plan, None, &batch(), None).unwrap();
+        let evaluated = evaluate(&plan, None, &batch(), None, None).unwrap();
         assert_eq!(evaluated.rows, vec![0, 2]);
         assert_eq!(evaluated.columns[0].as_string::<i32>().iter().collect::<Vec<_>>(), vec![Some("1"), Some("3")]);
         assert_eq!(evaluated.errors.iter().map(|(r, _)| *r).collect::<Vec<_>>(), vec![1]);

@@ -46,7 +46,7 @@ use crate::{
         offsets::{Checkpoint, OffsetStore, OutputPositions, PartitionOffsets},
     }},
     error::{Result, SluiceError, panic_message},
-    catalog::StreamDef,
+    catalog::SourceDef,
     format::{RawRecord, RecordDecoder},
     planner::ContinuousPlan,
 };
@@ -204,7 +204,7 @@ impl ScanHandle {
     /// Starts a scan of `stream` reading `source`; queries join it with [`ScanHandle::add`].
     /// `offsets` keeps persistent queries' checkpoints (push queries have none).
     pub fn spawn(
-        stream: &StreamDef,
+        stream: &SourceDef,
         source: Box<dyn Source>,
         cluster: Arc<KafkaCluster>,
         offsets: Option<Arc<OffsetStore>>,
@@ -576,6 +576,7 @@ impl Scan {
                 .or_insert((record.offset, record.offset));
         }
         let decoded = self.decoder.decode(&records)?;
+        let no_value = (!decoded.no_value.is_empty()).then(|| BooleanArray::from(decoded.no_value.clone()));
         let shared = (!self.shared.is_empty())
             .then(|| self.shared.evaluate(&decoded.batch))
             .transpose()?;
@@ -599,7 +600,7 @@ impl Scan {
             let eligible_rows = (count < records.len())
                 .then(|| BooleanArray::from_iter(decoded.rows.iter().map(|r| Some(eligible(*r)))));
             let filter = self.filters.get(index).and_then(Option::as_ref);
-            let evaluated = operator::evaluate(&query.plan, filter, batch, eligible_rows.as_ref())?;
+            let evaluated = operator::evaluate(&query.plan, filter, batch, eligible_rows.as_ref(), no_value.as_ref())?;
             let shared_errors = shared.iter().flat_map(|s| {
                 s.errors
                     .iter()
@@ -629,6 +630,7 @@ impl Scan {
                 .map(|(row, decoded_row)| OutputRow {
                     record: &records[decoded.rows[*decoded_row]],
                     row,
+                    tombstone: evaluated.tombstones.get(row).copied().unwrap_or(false),
                 })
                 .collect();
             if let Some(limit) = query.plan.limit {
@@ -667,6 +669,7 @@ impl Scan {
             if !query.written.is_empty() {
                 query.written.forget_before(&query.sent);
             }
+            query.sink.progress(&query.sent);
             positions.push((query.id.clone(), query.sent.clone()));
             if query.plan.limit.is_some_and(|l| query.emitted >= l) {
                 query.status.set_state(QueryState::Terminated);
@@ -737,7 +740,10 @@ mod tests {
         connectors::source::SourceBatch,
         parser::{KsqlParser, Statement},
         planner::QueryPlanner,
-        runtime::processing_log::ProcessingLog,
+        runtime::{
+            processing_log::ProcessingLog,
+            sink::{PushRow, RowsSink},
+        },
     };
 
     /// A log in memory: partitions of record values, which the test appends to.
@@ -807,17 +813,17 @@ mod tests {
         }
     }
 
-    async fn next(received: &mut tokio_mpsc::Receiver<Vec<u8>>) -> String {
+    async fn next(received: &mut tokio_mpsc::Receiver<PushRow>) -> String {
         let row = tokio::time::timeout(Duration::from_secs(15), received.recv()).await.unwrap().unwrap();
-        String::from_utf8(row).unwrap()
+        String::from_utf8(row.columns).unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_partition_added_to_the_source_is_read_from_its_start() {
         let sql = "CREATE STREAM S (A STRING) WITH (KAFKA_TOPIC = 's', VALUE_FORMAT = 'JSON');";
         let parsed = KsqlParser::parse_one(sql).unwrap();
-        let Statement::CreateStream(create) = &parsed.statement else { panic!("not a CREATE STREAM") };
-        let stream = StreamDef::from_declaration(&create.name, create.columns.clone(), &create.properties, None, sql).unwrap();
+        let Statement::CreateSource(create) = &parsed.statement else { panic!("not a CREATE STREAM") };
+        let stream = SourceDef::from_declaration(&create.name, create.columns.clone(), &create.properties, None, sql).unwrap();
         let catalog = Catalog::default();
         catalog.put_stream(stream.clone());
         let Statement::Select(select) = KsqlParser::parse_one("SELECT A FROM S EMIT CHANGES;").unwrap().statement else {
@@ -837,7 +843,8 @@ mod tests {
         let scan = ScanHandle::spawn(&stream, Box::new(source), cluster, None, runtime).unwrap();
         let (rows, mut received) = tokio_mpsc::channel(16);
         let status = Arc::new(QueryStatus::new("push", processing_log));
-        let query = ScanQuery::new("push", plan, QuerySink::Rows(rows), status, BTreeMap::from([(0, 0)]), None);
+        let sink = QuerySink::Rows(RowsSink { sender: rows, key_outputs: Vec::new() });
+        let query = ScanQuery::new("push", plan, sink, status, BTreeMap::from([(0, 0)]), None);
         scan.add(query);
 
         assert_eq!(next(&mut received).await, r#"["first"]"#);

@@ -115,7 +115,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        catalog::{Catalog, StreamDef},
+        catalog::{Catalog, SourceDef},
         format::{RawRecord, RecordDecoder},
         parser::{KsqlParser, Statement},
         planner::QueryPlanner,
@@ -127,7 +127,7 @@ mod tests {
             let sql = format!(
                 "CREATE STREAM SENSOR_ID_{id} AS SELECT * FROM STREAM_INGESTION WHERE EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') = '{id}';"
             );
-            let Statement::CreateStreamAsSelect(csas) = KsqlParser::parse_one(&sql).unwrap().statement else {
+            let Statement::CreateAsSelect(csas) = KsqlParser::parse_one(&sql).unwrap().statement else {
                 panic!("not a CSAS")
             };
             plans.push(QueryPlanner::plan(catalog, &csas.select).await.unwrap());
@@ -135,11 +135,11 @@ mod tests {
         plans
     }
 
-    fn ingestion() -> (Catalog, StreamDef) {
+    fn ingestion() -> (Catalog, SourceDef) {
         let sql = "CREATE STREAM STREAM_INGESTION (payload STRING, correlation_id STRING, created_at DOUBLE, schema_version INTEGER) WITH (KAFKA_TOPIC = 'INGESTION', VALUE_FORMAT = 'JSON');";
         let parsed = KsqlParser::parse_one(sql).unwrap();
-        let Statement::CreateStream(create) = &parsed.statement else { panic!() };
-        let stream = StreamDef::from_declaration(&create.name, create.columns.clone(), &create.properties, None, sql).unwrap();
+        let Statement::CreateSource(create) = &parsed.statement else { panic!() };
+        let stream = SourceDef::from_declaration(&create.name, create.columns.clone(), &create.properties, None, sql).unwrap();
         let catalog = Catalog::default();
         catalog.put_stream(stream.clone());
         (catalog, stream)

@@ -1,12 +1,15 @@
 //! Where a query's rows go: a Kafka topic in the sink stream's format — one topic, or one per
-//! row named by a [`TopicTemplate`] — or a push query's client.
+//! row named by a [`TopicTemplate`] — a push query's client, or a materialized table.
 
 use std::{collections::HashMap, sync::Arc};
 
 use arrow::array::ArrayRef;
 use tokio::{runtime::Handle, sync::mpsc};
 
-use super::status::ErrorKind;
+use super::{
+    status::ErrorKind,
+    table_state::{StoredRecord, TableState},
+};
 use crate::{
     catalog::{Format, topic_template::TopicTemplate},
     connectors::kafka::{
@@ -22,6 +25,8 @@ pub struct OutputRow<'a> {
     pub record: &'a RawRecord<'a>,
     /// Row index into the projected columns.
     pub row: usize,
+    /// Written without value: a table row deleted, or a stream's null row.
+    pub tombstone: bool,
 }
 
 /// A row the sink skipped: its index in the rows given, what failed, and why.
@@ -31,7 +36,22 @@ pub enum QuerySink {
     /// Records into Kafka.
     Topic(TopicSink),
     /// JSON arrays of column values, one per row, to a push query's response.
-    Rows(mpsc::Sender<Vec<u8>>),
+    Rows(RowsSink),
+    /// The latest record per key, for pull queries.
+    Table(Arc<TableState>),
+}
+
+/// A push query's rows on their way to its client.
+pub struct RowsSink {
+    pub sender: mpsc::Sender<PushRow>,
+    /// For each output column, whether it is a key column: a tombstone keeps only those.
+    pub key_outputs: Vec<bool>,
+}
+
+/// One row of a push or pull query: its columns as a JSON array.
+pub struct PushRow {
+    pub columns: Vec<u8>,
+    pub tombstone: bool,
 }
 
 /// Records in the sink stream's format, to its topic or topics.
@@ -99,7 +119,7 @@ impl QuerySink {
         match self {
             QuerySink::Topic(TopicSink { destination: Destination::Fixed { name, .. }, .. }) => name == topic,
             QuerySink::Topic(TopicSink { destination: Destination::Routed(router), .. }) => router.template.matches(topic),
-            QuerySink::Rows(_) => false,
+            QuerySink::Rows(_) | QuerySink::Table(_) => false,
         }
     }
 
@@ -113,8 +133,15 @@ impl QuerySink {
                 .map(|t| t.name)
                 .filter(|name| router.template.matches(name))
                 .collect(),
-            QuerySink::Rows(_) => Vec::new(),
+            QuerySink::Rows(_) | QuerySink::Table(_) => Vec::new(),
         })
+    }
+
+    /// Notes how far the query has read (everything before `positions`).
+    pub fn progress(&self, positions: &crate::connectors::kafka::offsets::PartitionOffsets) {
+        if let QuerySink::Table(table) = self {
+            table.advance(positions);
+        }
     }
 
     /// Writes the rows of one batch; records sent to Kafka count in `batch`, which settles
@@ -131,7 +158,7 @@ impl QuerySink {
     ) -> Result<Vec<Unwritten>> {
         match self {
             QuerySink::Topic(sink) => sink.write(rows, columns, keys, forward_value, origin, batch),
-            QuerySink::Rows(sender) => {
+            QuerySink::Rows(sink) => {
                 let writers: Vec<ColumnWriter> = columns.iter().map(ColumnWriter::new).collect();
                 for out in rows {
                     let mut row = Vec::with_capacity(128);
@@ -140,11 +167,35 @@ impl QuerySink {
                         if i > 0 {
                             row.push(b',');
                         }
-                        w.write_json(out.row, &mut row);
+                        if out.tombstone && !sink.key_outputs.get(i).copied().unwrap_or(false) {
+                            row.extend_from_slice(b"null");
+                        } else {
+                            w.write_json(out.row, &mut row);
+                        }
                     }
                     row.push(b']');
-                    if sender.blocking_send(row).is_err() {
+                    let pushed = PushRow {
+                        columns: row,
+                        tombstone: out.tombstone,
+                    };
+                    if sink.sender.blocking_send(pushed).is_err() {
                         return Err(SluiceError::Execution("the push query's client went away".into()));
+                    }
+                }
+                Ok(Vec::new())
+            }
+            QuerySink::Table(table) => {
+                for out in rows {
+                    let key = out.record.key.unwrap_or_default();
+                    match out.record.value.filter(|_| !out.tombstone) {
+                        Some(value) => table.upsert(StoredRecord {
+                            key: key.to_vec(),
+                            value: value.to_vec(),
+                            timestamp: out.record.timestamp,
+                            partition: out.record.partition,
+                            offset: out.record.offset,
+                        }),
+                        None => table.delete(key),
                     }
                 }
                 Ok(Vec::new())
@@ -178,7 +229,9 @@ impl TopicSink {
         let mut failed = Vec::new();
         for (index, out) in rows.iter().enumerate() {
             value.clear();
-            let payload: Option<&[u8]> = if forward_value {
+            let payload: Option<&[u8]> = if out.tombstone {
+                None
+            } else if forward_value {
                 out.record.value
             } else {
                 match encode_row(self.format, self.delimiter, &self.names, &value_writers, out.row, &mut value) {

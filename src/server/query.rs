@@ -23,8 +23,15 @@ use crate::{
     parser::{KsqlParser, Statement, variables::substitute},
     planner::QueryPlanner,
     properties,
-    runtime::{OffsetReset, sink::QuerySink},
+    runtime::{
+        OffsetReset, pull,
+        sink::{PushRow, QuerySink, RowsSink},
+    },
 };
+
+/// How long a pull query waits for a materialized table to reflect its topic as it is when the
+/// query arrives; past it, the query answers from the rows there are.
+const PULL_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layout {
@@ -143,20 +150,60 @@ async fn run(state: AppState, sql: &str, properties: BTreeMap<String, String>, l
         .map(|f| SqlType::from_arrow(f.data_type()).map_or("STRING".into(), |t| t.to_string()))
         .collect();
     let limit = plan.limit;
+    let pulls_table = plan.source.is_table() && !select.emit_changes;
+    // A pull query's schema marks the key columns, as ksqlDB's does.
+    let key_marks: Vec<&str> = plan
+        .key_outputs
+        .iter()
+        .map(|key| if *key && pulls_table { " KEY" } else { "" })
+        .collect();
     if state.push_queries.lock().len() >= engine.config.max_push_queries {
         return Err(AppError::TooManyPushQueries);
     }
-    let (sender, receiver) = mpsc::channel::<Vec<u8>>(1024);
-    let scan = engine
-        .queries
-        .start_transient(&query_id, plan, QuerySink::Rows(sender), reset, !select.emit_changes)
-        .map_err(|e| AppError::from(e).with_statement(&text))?;
+    let (sender, receiver) = mpsc::channel::<PushRow>(1024);
+    let sink = QuerySink::Rows(RowsSink {
+        sender,
+        key_outputs: plan.key_outputs.clone(),
+    });
+    let scan = if pulls_table {
+        let table_name = plan.source.name.clone();
+        let lookup = engine.clone();
+        let table = tokio::task::spawn_blocking(move || lookup.queries.table_state(&table_name, PULL_CATCH_UP))
+            .await
+            .map_err(|e| AppError::Server(e.to_string()))?
+            .map_err(|e| AppError::from(e).with_statement(&text))?
+            .ok_or_else(|| {
+                let name = &plan.source.name;
+                AppError::from(crate::error::SluiceError::Plan(format!(
+                    "The `{name}` table isn't queryable. To derive a queryable table, you can do 'CREATE TABLE QUERYABLE_{name} AS SELECT * FROM {name}'. See https://cnfl.io/queries for more info."
+                )))
+                .with_statement(&text)
+            })?;
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = pull::run(&table, plan, sink) {
+                tracing::warn!(error = %e, "a pull query failed");
+            }
+        });
+        None
+    } else {
+        Some(
+            engine
+                .queries
+                .start_transient(&query_id, plan, sink, reset, !select.emit_changes)
+                .map_err(|e| AppError::from(e).with_statement(&text))?,
+        )
+    };
     let token = CancellationToken::new();
     state.push_queries.lock().insert(query_id.clone(), token.clone());
 
     let header = match layout {
         Layout::StreamedRow => {
-            let schema: Vec<String> = names.iter().zip(&types).map(|(n, t)| format!("`{n}` {t}")).collect();
+            let schema: Vec<String> = names
+                .iter()
+                .zip(&types)
+                .zip(&key_marks)
+                .map(|((n, t), k)| format!("`{n}` {t}{k}"))
+                .collect();
             format!("[{}", json!({"header": {"queryId": query_id, "schema": schema.join(", ")}}))
         }
         Layout::Delimited => format!("{}\n", json!({"queryId": query_id, "columnNames": names, "columnTypes": types})),
@@ -178,18 +225,21 @@ async fn run(state: AppState, sql: &str, properties: BTreeMap<String, String>, l
             let chunk = match layout {
                 Layout::StreamedRow => {
                     let mut c = b",\n{\"row\":{\"columns\":".to_vec();
-                    c.extend_from_slice(&row);
+                    c.extend_from_slice(&row.columns);
+                    if row.tombstone {
+                        c.extend_from_slice(b",\"tombstone\":true");
+                    }
                     c.extend_from_slice(b"}}");
                     c
                 }
                 Layout::Delimited => {
-                    let mut c = row;
+                    let mut c = row.columns;
                     c.push(b'\n');
                     c
                 }
                 Layout::JsonArray => {
                     let mut c = b",".to_vec();
-                    c.extend_from_slice(&row);
+                    c.extend_from_slice(&row.columns);
                     c
                 }
             };
@@ -246,7 +296,8 @@ async fn print_topic(state: AppState, print: crate::parser::Print, text: &str) -
 struct Registered {
     registry: std::sync::Arc<parking_lot::Mutex<BTreeMap<String, CancellationToken>>>,
     id: String,
-    _scan: crate::runtime::scan::ScanHandle,
+    /// A push query's scan; a pull query over a table has none.
+    _scan: Option<crate::runtime::scan::ScanHandle>,
 }
 
 impl Drop for Registered {

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::config::{FileFormat, ValueConverter};
 use crate::{
-    catalog::StreamDef,
+    catalog::SourceDef,
     error::{Result, SluiceError},
     format::{RawRecord, RecordDecoder},
 };
@@ -31,7 +31,7 @@ pub enum RecordEncoder {
 
 impl RecordEncoder {
     /// The encoder for `format`; Parquet needs the stream declared over the topic for its columns.
-    pub fn new(format: FileFormat, converter: ValueConverter, stream: Option<&StreamDef>) -> Result<Self> {
+    pub fn new(format: FileFormat, converter: ValueConverter, stream: Option<&SourceDef>) -> Result<Self> {
         match format {
             FileFormat::Json | FileFormat::String => Ok(RecordEncoder::Lines { format, converter }),
             FileFormat::Parquet => {

@@ -1,4 +1,4 @@
-//! A stream: a schema over a Kafka topic, with the formats of its keys and values.
+//! A stream or table: a schema over a Kafka topic, with the formats of its keys and values.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use crate::{
     catalog::types::SqlType,
     error::{Result, SluiceError},
-    parser::{ColumnDef, Properties},
+    parser::{ColumnDef, CreateSource, Properties, SourceKind},
 };
 
 /// How a key or a value is laid out in a record's bytes.
@@ -70,10 +70,15 @@ pub const ROWTIME: &str = "ROWTIME";
 pub const ROWPARTITION: &str = "ROWPARTITION";
 pub const ROWOFFSET: &str = "ROWOFFSET";
 
-/// A declared or query-created stream.
+/// A declared or query-created stream or table.
 #[derive(Debug, Clone)]
-pub struct StreamDef {
+pub struct SourceDef {
     pub name: String,
+    pub kind: SourceKind,
+    /// Declared with `CREATE SOURCE`: nothing may write to it.
+    pub read_only: bool,
+    /// Created by a `CREATE … AS SELECT`, whose query writes its topic.
+    pub created_by_query: bool,
     pub topic: String,
     /// Key columns first, as ksqlDB orders them, then value columns.
     pub columns: Vec<ColumnDef>,
@@ -86,7 +91,18 @@ pub struct StreamDef {
     pub statement: String,
 }
 
-impl StreamDef {
+impl SourceDef {
+    /// The stream or table a `CREATE STREAM|TABLE (…)` declares; a table needs a PRIMARY KEY.
+    pub fn declared(create: &CreateSource, statement: &str) -> Result<SourceDef> {
+        let mut source = Self::from_declaration(&create.name, create.columns.clone(), &create.properties, None, statement)?;
+        if create.kind == SourceKind::Table && source.key_columns().next().is_none() {
+            return Err(SluiceError::Plan("Tables require a PRIMARY KEY. Please define the PRIMARY KEY.".into()));
+        }
+        source.kind = create.kind;
+        source.read_only = create.read_only;
+        Ok(source)
+    }
+
     /// Builds a stream from its declaration, checking the properties ksqlDB checks.
     pub fn from_declaration(
         name: &str,
@@ -94,7 +110,7 @@ impl StreamDef {
         properties: &Properties,
         default_topic: Option<&str>,
         statement: &str,
-    ) -> Result<StreamDef> {
+    ) -> Result<SourceDef> {
         const KNOWN: [&str; 10] = [
             "KAFKA_TOPIC",
             "VALUE_FORMAT",
@@ -203,8 +219,11 @@ impl StreamDef {
         }
         let mut ordered: Vec<ColumnDef> = columns.iter().filter(|c| c.key).cloned().collect();
         ordered.extend(columns.into_iter().filter(|c| !c.key));
-        Ok(StreamDef {
+        Ok(SourceDef {
             name: name.to_string(),
+            kind: SourceKind::Stream,
+            read_only: false,
+            created_by_query: false,
             topic,
             columns: ordered,
             key_format,
@@ -221,8 +240,18 @@ impl StreamDef {
     pub fn source_identity(&self) -> String {
         format!(
             "{:?}",
-            (&self.topic, &self.columns, self.key_format, self.value_format, self.value_delimiter, &self.timestamp_column)
+            (self.kind, &self.topic, &self.columns, self.key_format, self.value_format, self.value_delimiter, &self.timestamp_column)
         )
+    }
+
+    pub fn is_table(&self) -> bool {
+        self.kind == SourceKind::Table
+    }
+
+    /// Whether the table is kept in memory for pull queries: a `CREATE SOURCE TABLE`, or a
+    /// table a query creates. A plain `CREATE TABLE` is not, as in ksqlDB.
+    pub fn is_materialized(&self) -> bool {
+        self.is_table() && (self.read_only || self.created_by_query)
     }
 
     pub fn key_columns(&self) -> impl Iterator<Item = &ColumnDef> {

@@ -109,7 +109,7 @@ impl RecordDecoder {
         let mut offset = Int64Builder::with_capacity(records.len());
         let mut rows = Vec::with_capacity(records.len());
         let mut errors = Vec::new();
-        let mut no_value = Vec::new();
+        let mut no_value: Option<Vec<bool>> = None;
         let mut cells: Vec<Cell> = Vec::with_capacity(self.columns.len());
         let mut scratch = String::new();
         for (index, record) in records.iter().enumerate() {
@@ -117,8 +117,8 @@ impl RecordDecoder {
                 errors.push((index, "the record has no key, and a table's rows are identified by their key".into()));
                 continue;
             }
-            if record.value.is_none() && no_value.is_empty() {
-                no_value = vec![false; rows.len()];
+            if record.value.is_none() && no_value.is_none() {
+                no_value = Some(vec![false; rows.len()]);
             }
             cells.clear();
             cells.resize(self.columns.len(), Cell::Null);
@@ -151,7 +151,7 @@ impl RecordDecoder {
             partition.append_value(record.partition);
             offset.append_value(record.offset);
             rows.push(index);
-            if !no_value.is_empty() {
+            if let Some(no_value) = no_value.as_mut() {
                 no_value.push(record.value.is_none());
             }
         }
@@ -163,7 +163,7 @@ impl RecordDecoder {
             batch: RecordBatch::try_new(self.schema.clone(), arrays)?,
             rows,
             errors,
-            no_value,
+            no_value: no_value.unwrap_or_default(),
         })
     }
 

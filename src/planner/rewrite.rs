@@ -1,11 +1,13 @@
 //! Rewrites a ksqlDB `SELECT` into the SQL DataFusion plans: identifiers upper-cased as ksqlDB
-//! reads them, `*` expanded to the declared columns, unnamed expressions named `KSQL_COL_n`.
+//! reads them, `*` expanded to the declared columns, unnamed expressions named `KSQL_COL_n`, and
+//! an integer literal that fits 32 bits an INTEGER where ksqlDB types it so (a projected literal,
+//! an operand of arithmetic), not DataFusion's BIGINT.
 
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, GroupByExpr, Ident, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, TableFactor,
-    visit_expressions_mut,
+    BinaryOperator, CastKind, DataType, Expr, GroupByExpr, Ident, ObjectName, ObjectNamePart, Query, SelectItem,
+    SetExpr, TableFactor, Value, visit_expressions_mut,
 };
 
 use crate::{
@@ -80,20 +82,24 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
                     SelectItem::UnnamedExpr(Expr::Identifier(quoted(&c.name)))
                 }));
             }
-            SelectItem::UnnamedExpr(expr) => match &expr {
+            SelectItem::UnnamedExpr(mut expr) => match &expr {
                 Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
                     projection.push(SelectItem::UnnamedExpr(expr))
                 }
                 _ => {
                     let alias = quoted(&format!("KSQL_COL_{unnamed}"));
                     unnamed += 1;
+                    narrow_integer(&mut expr);
                     projection.push(SelectItem::ExprWithAlias { expr, alias });
                 }
             },
-            SelectItem::ExprWithAlias { expr, alias } => projection.push(SelectItem::ExprWithAlias {
-                expr,
-                alias: quoted(&normalize_ident(&alias)),
-            }),
+            SelectItem::ExprWithAlias { mut expr, alias } => {
+                narrow_integer(&mut expr);
+                projection.push(SelectItem::ExprWithAlias {
+                    expr,
+                    alias: quoted(&normalize_ident(&alias)),
+                })
+            }
             SelectItem::ExprWithAliases { .. } => {
                 return Err(SluiceError::NotImplemented("multiple aliases for one expression".into()));
             }
@@ -103,6 +109,15 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
 
     let _ = visit_expressions_mut(&mut query, |expr| {
         upper_case_identifiers(expr);
+        if let Expr::BinaryOp { left, op, right } = expr {
+            if matches!(
+                op,
+                BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply | BinaryOperator::Divide | BinaryOperator::Modulo
+            ) {
+                narrow_integer(left);
+                narrow_integer(right);
+            }
+        }
         ControlFlow::<()>::Continue(())
     });
     let partition_by = select.partition_by.clone().map(|mut expr| {
@@ -118,6 +133,21 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
         partition_by,
         is_star,
     })
+}
+
+/// An integer literal that fits 32 bits becomes `CAST(n AS INTEGER)`: ksqlDB types it INTEGER.
+fn narrow_integer(expr: &mut Expr) {
+    let Expr::Value(literal) = expr else { return };
+    let Value::Number(text, _) = &literal.value else { return };
+    if text.parse::<i32>().is_ok() {
+        *expr = Expr::Cast {
+            kind: CastKind::Cast,
+            expr: Box::new(expr.clone()),
+            data_type: DataType::Int(None),
+            array: false,
+            format: None,
+        };
+    }
 }
 
 fn quoted(name: &str) -> Ident {

@@ -7,6 +7,7 @@ pub mod operator;
 pub mod origin;
 pub mod print;
 pub mod processing_log;
+pub mod progress;
 pub mod pull;
 pub mod scan;
 pub mod shared;
@@ -274,8 +275,16 @@ impl QueryManager {
             return Ok(None);
         };
         let (_, ends) = self.log_bounds(&topic)?;
-        state.wait_for(&ends, limit);
+        state.progress.wait_for(&ends, limit);
         Ok(Some(state))
+    }
+
+    /// Waits up to `limit` until persistent query `id` has its output in Kafka for everything
+    /// in `topic`, its source, as the topic is now; whether it has.
+    pub fn wait_for_query(&self, id: &str, topic: &str, limit: Duration) -> Result<bool> {
+        let Some(status) = self.status(id) else { return Ok(false) };
+        let (_, ends) = self.log_bounds(topic)?;
+        Ok(status.progress.wait_for(&ends, limit))
     }
 
     /// A materialized table's size (keys, bytes) and the status of the scan that keeps it.

@@ -437,6 +437,7 @@ impl Scan {
             let written = settled.deliveries.written();
             for (id, position) in settled.positions {
                 if let Some(query) = self.queries.iter_mut().find(|q| q.id == id) {
+                    query.status.progress.advance(&position);
                     query.next = position;
                     query.note_written(&written);
                     query.dirty = true;

@@ -140,7 +140,7 @@ impl QuerySink {
     /// Notes how far the query has read (everything before `positions`).
     pub fn progress(&self, positions: &crate::connectors::kafka::offsets::PartitionOffsets) {
         if let QuerySink::Table(table) = self {
-            table.advance(positions);
+            table.progress.advance(positions);
         }
     }
 

@@ -58,6 +58,8 @@ pub struct QueryStatus {
     pub records_out: AtomicU64,
     pub processing_errors: AtomicU64,
     last_error: Mutex<Option<ProcessingError>>,
+    /// How far into its source the query's output is in Kafka.
+    pub progress: super::progress::Progress,
 }
 
 impl QueryStatus {
@@ -71,6 +73,7 @@ impl QueryStatus {
             records_out: AtomicU64::new(0),
             processing_errors: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            progress: Default::default(),
         }
     }
 

@@ -6,15 +6,10 @@
 //! exactly once), so a restarted server, after `kill -9` too, rebuilds it from Kafka: the topic
 //! is its changelog. A record without value deletes its key.
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, Instant},
-};
-
 use indexmap::IndexMap;
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::RwLock;
 
-use crate::connectors::kafka::offsets::PartitionOffsets;
+use super::progress::Progress;
 
 /// The latest record of one key.
 #[derive(Debug, Clone)]
@@ -31,9 +26,8 @@ pub struct StoredRecord {
 pub struct TableState {
     /// By key bytes, in the order keys first appeared.
     rows: RwLock<IndexMap<Vec<u8>, StoredRecord>>,
-    /// Per partition, the next offset the rows do not reflect yet.
-    read: Mutex<PartitionOffsets>,
-    advanced: Condvar,
+    /// How far into the topic the rows reflect.
+    pub progress: Progress,
 }
 
 impl TableState {
@@ -43,40 +37,6 @@ impl TableState {
 
     pub fn delete(&self, key: &[u8]) {
         self.rows.write().shift_remove(key);
-    }
-
-    /// Notes that everything before `positions` is reflected.
-    pub fn advance(&self, positions: &PartitionOffsets) {
-        let mut read = self.read.lock();
-        let mut moved = false;
-        for (partition, next) in positions {
-            let known = read.entry(*partition).or_insert(0);
-            if *next > *known {
-                *known = *next;
-                moved = true;
-            }
-        }
-        if moved {
-            self.advanced.notify_all();
-        }
-    }
-
-    /// Waits up to `limit` until the rows reflect every partition up to `ends` (exclusive);
-    /// whether they do.
-    pub fn wait_for(&self, ends: &PartitionOffsets, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        let mut read = self.read.lock();
-        loop {
-            let behind = ends
-                .iter()
-                .any(|(partition, end)| read.get(partition).copied().unwrap_or(0) < *end);
-            if !behind {
-                return true;
-            }
-            if self.advanced.wait_until(&mut read, deadline).timed_out() {
-                return false;
-            }
-        }
     }
 
     /// The record of `key`, if the table holds it.
@@ -94,11 +54,6 @@ impl TableState {
         let rows = self.rows.read();
         let bytes = rows.values().map(|r| r.key.len() + r.value.len()).sum();
         (rows.len(), bytes)
-    }
-
-    /// How far the rows reflect the topic, per partition.
-    pub fn positions(&self) -> BTreeMap<i32, i64> {
-        self.read.lock().clone()
     }
 }
 
@@ -127,19 +82,5 @@ mod tests {
         table.delete(b"b");
         assert!(table.get(b"b").is_none());
         assert_eq!(table.size(), (1, 2));
-    }
-
-    #[test]
-    fn waits_until_the_rows_reflect_the_ends_asked_for() {
-        let table = std::sync::Arc::new(TableState::default());
-        let ends = BTreeMap::from([(0, 5), (1, 0)]);
-        assert!(!table.wait_for(&ends, Duration::from_millis(10)));
-        let writer = table.clone();
-        let thread = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
-            writer.advance(&BTreeMap::from([(0, 5)]));
-        });
-        assert!(table.wait_for(&ends, Duration::from_secs(5)));
-        thread.join().unwrap();
     }
 }

@@ -168,7 +168,10 @@ async fn run(state: AppState, sql: &str, properties: BTreeMap<String, String>, l
     let scan = if pulls_table {
         let table_name = plan.source.name.clone();
         let lookup = engine.clone();
-        let table = tokio::task::spawn_blocking(move || lookup.queries.table_state(&table_name, PULL_CATCH_UP))
+        let table = tokio::task::spawn_blocking(move || {
+            caught_up_writers(&lookup, &table_name)?;
+            lookup.queries.table_state(&table_name, PULL_CATCH_UP)
+        })
             .await
             .map_err(|e| AppError::Server(e.to_string()))?
             .map_err(|e| AppError::from(e).with_statement(&text))?
@@ -263,6 +266,18 @@ async fn run(state: AppState, sql: &str, properties: BTreeMap<String, String>, l
         .header(header::CONTENT_TYPE, content_type)
         .body(Body::from_stream(body))
         .map_err(|e| AppError::Server(e.to_string()))
+}
+
+/// Waits (up to [`PULL_CATCH_UP`]) until the queries writing `table` have their output in Kafka
+/// for everything their sources hold now, so a pull query sees what was written before it.
+/// Blocking.
+fn caught_up_writers(engine: &crate::handler::Engine, table: &str) -> crate::error::Result<()> {
+    let (_, writers) = engine.catalog.queries_of(table);
+    for writer in writers {
+        let source = engine.catalog.stream(&writer.source)?;
+        engine.queries.wait_for_query(&writer.id, &source.topic, PULL_CATCH_UP)?;
+    }
+    Ok(())
 }
 
 /// Streams `PRINT` lines, one per chunk, until the limit or the client goes away.

@@ -1,0 +1,440 @@
+//! Runs ksqlDB's own test cases, ported into `tests/ksqldb/*.json` in ksqlDB's format, against a
+//! real broker and the real `sluice-server`: each case on a broker and server of its own.
+//!
+//! A case is one of ksqlDB's query-validation tests (`statements`, `inputs`, `outputs` or
+//! `expectedException`) or REST query-validation tests (`statements`, `inputs`, `responses` or
+//! `expectedError`). Inputs are produced once the statements that are not queries have run;
+//! each output topic must then hold exactly the records listed, in order (key, value, and the
+//! timestamp when one is given); a query's response must hold the header's schema and the rows
+//! listed, in any order unless the case's `outputConditions` ask for its order (as ksqlDB's
+//! REST harness compares them). Keys and values are encoded and decoded with the formats and types of the
+//! stream or table over the topic, as ksqlDB's harness does.
+
+mod common;
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use common::{SluiceServer, TestBroker};
+use futures::StreamExt;
+use rdkafka::{
+    ClientConfig, Message, Offset, TopicPartitionList,
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    consumer::{BaseConsumer, Consumer},
+    producer::{FutureProducer, FutureRecord},
+};
+use serde_json::{Value, json};
+
+/// Cases run at once: each waits on Kafka far more than it computes.
+const CONCURRENT_CASES: usize = 3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ksqldb_query_validation_cases_pass() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ksqldb");
+    let mut cases = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for path in files {
+        let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        for case in file["tests"].as_array().unwrap() {
+            cases.push((format!("{name} / {}", case["name"].as_str().unwrap()), case.clone()));
+        }
+    }
+    assert!(cases.len() >= 10, "only {} cases found under {}", cases.len(), dir.display());
+    let total = cases.len();
+    let results: Vec<(String, Result<(), String>)> = futures::stream::iter(cases)
+        .map(|(name, case)| async move {
+            let outcome = tokio::time::timeout(Duration::from_secs(120), run_case(&case))
+                .await
+                .unwrap_or_else(|_| Err("did not finish within 120 s".into()));
+            (name, outcome)
+        })
+        .buffer_unordered(CONCURRENT_CASES)
+        .collect()
+        .await;
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|(name, r)| r.as_ref().err().map(|e| format!("{name}: {e}")))
+        .collect();
+    eprintln!("ksqlDB cases: {} of {total} pass", total - failures.len());
+    assert!(failures.is_empty(), "{} of {total} ksqlDB cases failed:\n{}", failures.len(), failures.join("\n\n"));
+}
+
+/// The key and value layout of a topic, from the stream or table over it.
+#[derive(Debug, Clone)]
+struct TopicSchema {
+    key_type: Option<String>,
+    value_format: String,
+    value_types: Vec<String>,
+}
+
+async fn run_case(case: &Value) -> Result<(), String> {
+    let broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    let inputs = case["inputs"].as_array().cloned().unwrap_or_default();
+    let mut topics: Vec<String> = inputs.iter().map(|i| i["topic"].as_str().unwrap().to_string()).collect();
+    topics.extend(case["topics"].as_array().into_iter().flatten().map(|t| t["name"].as_str().unwrap().to_string()));
+    // Topics the statements declare sources over exist, as ksqlDB's harness makes them.
+    for statement in case["statements"].as_array().unwrap() {
+        let text = statement.as_str().unwrap();
+        if let Some(at) = text.to_ascii_lowercase().find("kafka_topic") {
+            let rest = &text[at..];
+            if let (Some(open), true) = (rest.find('\''), !text.to_ascii_uppercase().contains(" AS SELECT")) {
+                let name = &rest[open + 1..];
+                topics.push(name[..name.find('\'').unwrap_or(name.len())].to_string());
+            }
+        }
+    }
+    topics.sort();
+    topics.dedup();
+    create_topics(&broker.bootstrap, &topics).await;
+
+    let properties: BTreeMap<String, Value> = case["properties"]
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    let expected_error = case.get("expectedException").or_else(|| case.get("expectedError"));
+    let statements: Vec<String> = case["statements"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+    let is_query = |s: &str| s.trim_start().to_ascii_uppercase().starts_with("SELECT");
+    let mut answers: Vec<Value> = Vec::new();
+    for statement in statements.iter().filter(|s| !is_query(s)) {
+        let (status, body) = ksql(&server, statement, &properties).await;
+        if status != 200 {
+            return match expected_error {
+                Some(expected) => check_error(expected, &body),
+                None => Err(format!("{statement} failed: {body}")),
+            };
+        }
+        answers.extend(body.as_array().cloned().unwrap_or_default());
+    }
+    let schemas = topic_schemas(&server).await?;
+    produce_inputs(&broker.bootstrap, &inputs, &schemas).await?;
+    for statement in statements.iter().filter(|s| is_query(s)) {
+        match query(&server, statement).await {
+            Ok(response) => answers.push(json!({"query": response})),
+            Err(body) => {
+                return match expected_error {
+                    Some(expected) => check_error(expected, &body),
+                    None => Err(format!("{statement} failed: {body}")),
+                };
+            }
+        }
+    }
+    if let Some(expected) = expected_error {
+        return Err(format!("expected the error {expected}, but every statement succeeded"));
+    }
+    if let Some(outputs) = case["outputs"].as_array() {
+        check_outputs(&broker.bootstrap, outputs, &schemas).await?;
+    }
+    if let Some(responses) = case["responses"].as_array() {
+        let ordered = case["outputConditions"]["verifyOrder"].as_bool().unwrap_or(false);
+        check_responses(responses, &answers, ordered)?;
+    }
+    Ok(())
+}
+
+async fn ksql(server: &SluiceServer, statement: &str, properties: &BTreeMap<String, Value>) -> (u16, Value) {
+    let mut streams_properties = json!({"auto.offset.reset": "earliest"});
+    for (k, v) in properties {
+        streams_properties[k] = v.clone();
+    }
+    let response = server
+        .client()
+        .post(format!("{}/ksql", server.url))
+        .json(&json!({"ksql": statement, "streamsProperties": streams_properties}))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+/// A query's response through `/query` (ksqlDB's StreamedRow array): header, rows, and for a
+/// push query everything up to its LIMIT.
+async fn query(server: &SluiceServer, statement: &str) -> Result<Vec<Value>, Value> {
+    let response = server
+        .client()
+        .post(format!("{}/query", server.url))
+        .header("Accept", "application/vnd.ksql.v1+json")
+        .json(&json!({"ksql": statement, "streamsProperties": {"auto.offset.reset": "earliest"}}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let mut body = String::new();
+    let mut stream = response.bytes_stream();
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(chunk) = stream.next().await {
+            body.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+    })
+    .await;
+    if read.is_err() {
+        return Err(json!({"message": format!("no end within 30 s: {body}")}));
+    }
+    let parsed: Value = serde_json::from_str(&body).unwrap_or(json!({"message": body}));
+    if status != 200 {
+        return Err(parsed);
+    }
+    Ok(parsed.as_array().cloned().unwrap_or_default())
+}
+
+fn check_error(expected: &Value, body: &Value) -> Result<(), String> {
+    let message = expected["message"].as_str().unwrap_or_default();
+    let got = body["message"].as_str().unwrap_or_default();
+    if got.contains(message) {
+        Ok(())
+    } else {
+        Err(format!("expected an error containing {message:?}, got {body}"))
+    }
+}
+
+async fn create_topics(bootstrap: &str, topics: &[String]) {
+    if topics.is_empty() {
+        return;
+    }
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    let new: Vec<NewTopic> = topics.iter().map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1))).collect();
+    admin.create_topics(&new, &AdminOptions::new()).await.unwrap();
+}
+
+/// Every stream's and table's topic with its key type and value layout.
+async fn topic_schemas(server: &SluiceServer) -> Result<BTreeMap<String, TopicSchema>, String> {
+    let mut schemas = BTreeMap::new();
+    for list in ["SHOW STREAMS EXTENDED;", "SHOW TABLES EXTENDED;"] {
+        let (_, body) = ksql(server, list, &BTreeMap::new()).await;
+        for description in body[0]["sourceDescriptions"].as_array().cloned().unwrap_or_default() {
+            let fields = description["fields"].as_array().cloned().unwrap_or_default();
+            let key_type = fields
+                .iter()
+                .find(|f| f["type"] == "KEY")
+                .map(|f| f["schema"]["type"].as_str().unwrap_or_default().to_string());
+            let value_types = fields
+                .iter()
+                .filter(|f| f["type"] != "KEY")
+                .map(|f| f["schema"]["type"].as_str().unwrap_or_default().to_string())
+                .collect();
+            schemas.insert(
+                description["topic"].as_str().unwrap_or_default().to_string(),
+                TopicSchema {
+                    key_type,
+                    value_format: description["valueFormat"].as_str().unwrap_or_default().to_string(),
+                    value_types,
+                },
+            );
+        }
+    }
+    Ok(schemas)
+}
+
+/// A KAFKA-format key or value of `sql_type` from its JSON form.
+fn kafka_bytes(value: &Value, sql_type: &str) -> Vec<u8> {
+    match sql_type {
+        "INTEGER" => (value.as_i64().unwrap() as i32).to_be_bytes().to_vec(),
+        "BIGINT" => value.as_i64().unwrap().to_be_bytes().to_vec(),
+        "DOUBLE" => value.as_f64().unwrap().to_be_bytes().to_vec(),
+        _ => match value {
+            Value::String(s) => s.as_bytes().to_vec(),
+            other => other.to_string().into_bytes(),
+        },
+    }
+}
+
+/// The JSON form of a KAFKA-format key or value of `sql_type`.
+fn kafka_value(bytes: &[u8], sql_type: &str) -> Value {
+    match sql_type {
+        "INTEGER" if bytes.len() == 4 => json!(i32::from_be_bytes(bytes.try_into().unwrap())),
+        "BIGINT" if bytes.len() == 8 => json!(i64::from_be_bytes(bytes.try_into().unwrap())),
+        "DOUBLE" if bytes.len() == 8 => json!(f64::from_be_bytes(bytes.try_into().unwrap())),
+        _ => json!(String::from_utf8_lossy(bytes)),
+    }
+}
+
+fn encode_value(value: &Value, schema: Option<&TopicSchema>) -> Option<Vec<u8>> {
+    if value.is_null() {
+        return None;
+    }
+    Some(match schema.map(|s| s.value_format.as_str()) {
+        Some("KAFKA") => kafka_bytes(value, schema.and_then(|s| s.value_types.first()).map_or("STRING", |t| t.as_str())),
+        Some("DELIMITED") => value.as_str().map_or_else(|| value.to_string(), str::to_string).into_bytes(),
+        _ => value.to_string().into_bytes(),
+    })
+}
+
+fn decode_value(bytes: Option<&[u8]>, schema: Option<&TopicSchema>) -> Value {
+    let Some(bytes) = bytes else { return Value::Null };
+    match schema.map(|s| s.value_format.as_str()) {
+        Some("KAFKA") => kafka_value(bytes, schema.and_then(|s| s.value_types.first()).map_or("STRING", |t| t.as_str())),
+        Some("DELIMITED") => json!(String::from_utf8_lossy(bytes)),
+        _ => serde_json::from_slice(bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(bytes))),
+    }
+}
+
+async fn produce_inputs(bootstrap: &str, inputs: &[Value], schemas: &BTreeMap<String, TopicSchema>) -> Result<(), String> {
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    for input in inputs {
+        let topic = input["topic"].as_str().unwrap();
+        let schema = schemas.get(topic);
+        let key = match &input["key"] {
+            Value::Null => None,
+            key => Some(kafka_bytes(key, schema.and_then(|s| s.key_type.as_deref()).unwrap_or("STRING"))),
+        };
+        let value = encode_value(&input["value"], schema);
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+        if let Some(key) = &key {
+            record = record.key(key.as_slice());
+        }
+        if let Some(value) = &value {
+            record = record.payload(value.as_slice());
+        }
+        if let Some(timestamp) = input["timestamp"].as_i64() {
+            record = record.timestamp(timestamp);
+        }
+        producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| format!("producing into {topic}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Each output topic holds exactly the records expected of it, in order.
+async fn check_outputs(bootstrap: &str, outputs: &[Value], schemas: &BTreeMap<String, TopicSchema>) -> Result<(), String> {
+    let mut by_topic: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+    for output in outputs {
+        by_topic.entry(output["topic"].as_str().unwrap()).or_default().push(output);
+    }
+    for (topic, expected) in by_topic {
+        let schema = schemas.get(topic);
+        let bootstrap = bootstrap.to_string();
+        let name = topic.to_string();
+        let count = expected.len();
+        let records = tokio::task::spawn_blocking(move || read_records(&bootstrap, &name, count)).await.unwrap();
+        let got: Vec<Value> = records
+            .iter()
+            .map(|(key, value, timestamp)| {
+                let key = match key {
+                    None => Value::Null,
+                    Some(k) => kafka_value(k, schema.and_then(|s| s.key_type.as_deref()).unwrap_or("STRING")),
+                };
+                json!({"key": key, "value": decode_value(value.as_deref(), schema), "timestamp": timestamp})
+            })
+            .collect();
+        let matches = got.len() == expected.len()
+            && got.iter().zip(&expected).all(|(g, e)| {
+                same(&g["key"], &e["key"])
+                    && same(&g["value"], &e["value"])
+                    && e.get("timestamp").is_none_or(|t| same(&g["timestamp"], t))
+            });
+        if !matches {
+            let wanted: Vec<&Value> = expected.iter().map(|e| *e).collect();
+            return Err(format!("topic {topic}: expected {}\ngot {}", json!(wanted), json!(got)));
+        }
+    }
+    Ok(())
+}
+
+/// The records of `topic` once `expected` arrived (or 20 s passed), and any that follow within
+/// a second and a half: key, value and timestamp.
+fn read_records(bootstrap: &str, topic: &str, expected: usize) -> Vec<(Option<Vec<u8>>, Option<Vec<u8>>, i64)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "ksqldb-cases")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let partitions = loop {
+        let count = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok()
+            .and_then(|m| m.topics().first().map(|t| t.partitions().len()))
+            .unwrap_or(0);
+        if count > 0 || std::time::Instant::now() > deadline {
+            break count;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        assignment.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    if partitions > 0 {
+        consumer.assign(&assignment).unwrap();
+    }
+    let mut records = Vec::new();
+    let mut settle: Option<std::time::Instant> = None;
+    loop {
+        let now = std::time::Instant::now();
+        if records.len() >= expected && settle.is_none() {
+            settle = Some(now + Duration::from_millis(1500));
+        }
+        if settle.is_some_and(|s| now > s) || (settle.is_none() && now > deadline) || partitions == 0 {
+            break;
+        }
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            records.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec), m.timestamp().to_millis().unwrap_or(0)));
+        }
+    }
+    records
+}
+
+/// Each response of the statements matches: an admin entity its `@type`, a query its header's
+/// schema and its rows (in order when `ordered`).
+fn check_responses(expected: &[Value], answers: &[Value], ordered: bool) -> Result<(), String> {
+    if expected.len() != answers.len() {
+        return Err(format!("expected {} responses, got {}: {}", expected.len(), answers.len(), json!(answers)));
+    }
+    for (wanted, got) in expected.iter().zip(answers) {
+        if let Some(admin) = wanted.get("admin") {
+            if got["@type"] != admin["@type"] {
+                return Err(format!("expected {wanted}, got {got}"));
+            }
+            continue;
+        }
+        let Some(rows) = wanted["query"].as_array() else { continue };
+        let got_rows = got["query"].as_array().cloned().unwrap_or_default();
+        let expected_rows: Vec<&Value> = rows.iter().filter(|r| r.get("row").is_some()).collect();
+        let actual_rows: Vec<&Value> = got_rows.iter().filter(|r| r.get("row").is_some()).collect();
+        let schema_ok = rows
+            .iter()
+            .find_map(|r| r["header"]["schema"].as_str())
+            .is_none_or(|schema| got_rows.first().and_then(|h| h["header"]["schema"].as_str()) == Some(schema));
+        let row_matches = |e: &Value, a: &Value| {
+            same(&e["row"]["columns"], &a["row"]["columns"])
+                && e["row"]["tombstone"].as_bool().unwrap_or(false) == a["row"]["tombstone"].as_bool().unwrap_or(false)
+        };
+        let rows_ok = expected_rows.len() == actual_rows.len()
+            && if ordered {
+                expected_rows.iter().zip(&actual_rows).all(|(e, a)| row_matches(e, a))
+            } else {
+                let mut unmatched = actual_rows.clone();
+                expected_rows.iter().all(|e| match unmatched.iter().position(|a| row_matches(e, a)) {
+                    Some(i) => {
+                        unmatched.remove(i);
+                        true
+                    }
+                    None => false,
+                })
+            };
+        if !schema_ok || !rows_ok {
+            return Err(format!("expected {}\ngot {}", json!(rows), json!(got_rows)));
+        }
+    }
+    Ok(())
+}
+
+/// JSON equality with numbers compared by value (`1` equals `1.0`).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}

@@ -149,6 +149,11 @@ fn source_description(engine: &Engine, stream: &SourceDef, extended: bool) -> Re
                 errors.push(format!("{}: {e}", query.id));
             }
         }
+        if let Some(((keys, bytes), status)) = engine.queries.table_status(&stream.name) {
+            let (s, e) = entity::query_statistics(&status);
+            stats.push(format!("materialized: {keys} keys, {bytes} bytes, {s}"));
+            errors.push(format!("materialized: {e}"));
+        }
         statistics = stats.join("; ");
         error_stats = errors.join("; ");
     }

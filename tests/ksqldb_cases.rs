@@ -32,7 +32,11 @@ const CONCURRENT_CASES: usize = 3;
 async fn ksqldb_query_validation_cases_pass() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ksqldb");
     let mut cases = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
     files.sort();
     for path in files {
         let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())

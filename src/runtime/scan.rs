@@ -143,6 +143,9 @@ impl ScanQuery {
         durability: Option<Durability>,
     ) -> Self {
         let guarantee = durability.as_ref().map(|d| d.guarantee);
+        // What is before the start is already done: output in Kafka, or deliberately skipped.
+        status.progress.advance(&start);
+        sink.progress(&start);
         Self {
             id: id.to_string(),
             plan,

@@ -15,9 +15,20 @@ const KSQL_PREFIX: &str = "ksql.";
 
 pub const AUTO_OFFSET_RESET: &str = "auto.offset.reset";
 pub const PROCESSING_GUARANTEE: &str = "processing.guarantee";
+pub const CACHE_MAX_BYTES_BUFFERING: &str = "cache.max.bytes.buffering";
 
 /// The properties Sluice acts on, with the value in force when none is set.
-pub const DEFAULTS: [(&str, &str); 2] = [(AUTO_OFFSET_RESET, "latest"), (PROCESSING_GUARANTEE, "exactly_once")];
+pub const DEFAULTS: [(&str, &str); 3] = [
+    (AUTO_OFFSET_RESET, "latest"),
+    (PROCESSING_GUARANTEE, "exactly_once"),
+    (CACHE_MAX_BYTES_BUFFERING, "10485760"),
+];
+
+/// Whether an aggregation emits every update (`cache.max.bytes.buffering` 0) rather than the
+/// latest per group per batch.
+pub fn per_record_updates(properties: &BTreeMap<String, String>) -> bool {
+    properties.get(CACHE_MAX_BYTES_BUFFERING).is_some_and(|v| v.trim() == "0")
+}
 
 /// Kafka Streams, consumer and producer properties ksqlDB accepts; Sluice acts on those in
 /// [`DEFAULTS`] and accepts the others, which tune a Java client, without effect.
@@ -30,7 +41,7 @@ const STREAMS_PROPERTIES: &[&str] = &[
     "bootstrap.servers",
     "buffer.memory",
     "buffered.records.per.partition",
-    "cache.max.bytes.buffering",
+    CACHE_MAX_BYTES_BUFFERING,
     "client.id",
     "commit.interval.ms",
     "compression.type",

@@ -192,9 +192,11 @@ impl SourceDef {
             }
         }
         if key_format == Format::Kafka && columns.iter().filter(|c| c.key).count() > 1 {
-            return Err(SluiceError::Plan(
-                "The 'KAFKA' format only supports a single field. Got: more than one key column".into(),
-            ));
+            let keys: Vec<String> = columns.iter().filter(|c| c.key).map(|c| format!("`{}` {} KEY", c.name, c.data_type)).collect();
+            let keys = keys.join(", ");
+            return Err(SluiceError::Plan(format!(
+                "Key format does not support schema.\nformat: KAFKA\nschema: Persistence{{columns=[{keys}], features=[]}}\nreason: The 'KAFKA' format only supports a single field. Got: [{keys}]"
+            )));
         }
         if value_format == Format::Kafka && columns.iter().filter(|c| !c.key).count() > 1 {
             return Err(SluiceError::Plan(

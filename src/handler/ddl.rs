@@ -265,8 +265,10 @@ async fn register_query(engine: &Engine, query: QueryDef, plan: ContinuousPlan, 
     engine.catalog.put_query(query.clone());
     if run {
         let reset = OffsetReset::from_properties(&query.properties)?;
+        let input = engine.queries.start_offsets(&plan.source.topic, reset)?;
         let start = Checkpoint {
-            input: engine.queries.start_offsets(&plan.source.topic, reset)?,
+            start: plan.aggregation.is_some().then(|| input.clone()),
+            input,
             output: Some(engine.queries.output_ends(&query.sink_topic)?),
         };
         engine.queries.offsets().commit(&id, &start).await?;
@@ -288,8 +290,10 @@ pub async fn start_query(engine: &Engine, query: &QueryDef) -> Result<()> {
         Some(start) => start,
         None => {
             let reset = OffsetReset::from_properties(&query.properties)?;
+            let input = engine.queries.start_offsets(&plan.source.topic, reset)?;
             Checkpoint {
-                input: engine.queries.start_offsets(&plan.source.topic, reset)?,
+                start: plan.aggregation.is_some().then(|| input.clone()),
+                input,
                 output: None,
             }
         }
@@ -299,6 +303,7 @@ pub async fn start_query(engine: &Engine, query: &QueryDef) -> Result<()> {
 
 fn start_planned(engine: &Engine, query: &QueryDef, mut plan: ContinuousPlan, start: Checkpoint) -> Result<()> {
     let sink = engine.catalog.stream(&query.sink)?;
+    plan.per_record_updates = crate::properties::per_record_updates(&query.properties);
     plan.forwards_value &= sink.value_format == plan.source.value_format
         && (sink.value_format != Format::Delimited || sink.value_delimiter == plan.source.value_delimiter);
     let destination = match TopicTemplate::parse(&sink.topic)? {
@@ -410,10 +415,10 @@ fn check_replace(
 /// aggregations make tables of streams); a table's query keeps its key in its projection and
 /// cannot change it.
 fn check_result_kind(csas: &CreateAsSelect, plan: &ContinuousPlan) -> Result<()> {
-    if csas.kind != plan.source.kind {
+    let produces = result_kind(plan);
+    if csas.kind != produces {
         return Err(SluiceError::Plan(format!(
-            "Invalid result type. Your SELECT query produces a {}. Please use CREATE {} AS SELECT statement instead.",
-            plan.source.kind, plan.source.kind
+            "Invalid result type. Your SELECT query produces a {produces}. Please use CREATE {produces} AS SELECT statement instead."
         )));
     }
     if csas.kind != SourceKind::Table {
@@ -424,23 +429,62 @@ fn check_result_kind(csas: &CreateAsSelect, plan: &ContinuousPlan) -> Result<()>
             "PARTITION BY changes the key of a stream's records; a table's key is its PRIMARY KEY".into(),
         ));
     }
-    let keys: Vec<&str> = plan.source.key_columns().map(|k| k.name.as_str()).collect();
-    let projected = |key: &str| {
+    if let Some(aggregation) = &plan.aggregation {
+        return check_grouped_projection(&csas.name, plan, aggregation);
+    }
+    let keys: Vec<String> = plan.source.key_columns().map(|k| k.name.clone()).collect();
+    let projected = |key: &String| {
         plan.output_schema.fields().iter().zip(&plan.key_outputs).any(|(f, is_key)| *is_key && f.name() == key)
     };
-    if keys.iter().all(|k| projected(k)) {
+    if keys.iter().all(projected) {
         return Ok(());
     }
+    Err(keys_missing(&csas.name, "key column", &keys))
+}
+
+/// ksqlDB's rules for the projection of an aggregation: each grouping expression in it once (it
+/// is the key), and at least one value column.
+fn check_grouped_projection(name: &str, plan: &ContinuousPlan, aggregation: &crate::planner::AggregatePlan) -> Result<()> {
+    let missing: Vec<String> = aggregation
+        .group_names()
+        .into_iter()
+        .zip(&aggregation.group_outputs)
+        .filter(|(_, outputs)| outputs.is_empty())
+        .map(|(name, _)| name)
+        .collect();
+    if !missing.is_empty() {
+        return Err(keys_missing(name, "grouping expression", &missing));
+    }
+    if let Some(twice) = aggregation.group_outputs.iter().find(|outputs| outputs.len() > 1) {
+        let quoted: Vec<String> = twice.iter().map(|o| format!("`{o}`")).collect();
+        return Err(SluiceError::Plan(format!(
+            "The projection contains a key column more than once: {}.",
+            quoted.join(" and ")
+        )));
+    }
+    if plan.key_outputs.iter().all(|k| *k) {
+        return Err(SluiceError::Plan("The projection contains no value columns.".into()));
+    }
+    Ok(())
+}
+
+/// ksqlDB's "Key missing from projection", naming `keys` (all of which the projection needs).
+fn keys_missing(sink: &str, what: &str, keys: &[String]) -> SluiceError {
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     let (plural, joined) = match keys.as_slice() {
         [one] => ("", one.to_string()),
         [init @ .., last] => ("s", format!("{} and {last}", init.join(", "))),
-        [] => return Ok(()),
+        [] => ("", String::new()),
     };
-    Err(SluiceError::Plan(format!(
-        "Key{plural} missing from projection (ie, SELECT). \nThe query used to build `{}` must include the key column{plural} {joined} in its projection (eg, SELECT {}...).",
-        csas.name,
+    SluiceError::Plan(format!(
+        "Key{plural} missing from projection (ie, SELECT). \nThe query used to build `{sink}` must include the {what}{plural} {joined} in its projection (eg, SELECT {}...).",
         keys.join(", ")
-    )))
+    ))
+}
+
+/// What a query's rows are: a table when it aggregates or reads a table, else a stream.
+fn result_kind(plan: &ContinuousPlan) -> SourceKind {
+    if plan.aggregation.is_some() { SourceKind::Table } else { plan.source.kind }
 }
 
 /// Refuses to write into a table or a read-only stream with `action` (INSERT INTO).
@@ -475,11 +519,12 @@ fn sink_source(csas: &CreateAsSelect, plan: &ContinuousPlan, text: &str) -> Resu
         .output_schema
         .fields()
         .iter()
-        .map(|f| {
+        .zip(&plan.key_outputs)
+        .map(|(f, is_key)| {
             Ok(ColumnDef {
                 name: f.name().clone(),
                 data_type: crate::catalog::types::SqlType::from_arrow(f.data_type())?,
-                key: plan.partition_by.is_none() && plan.source.key_columns().any(|k| &k.name == f.name()),
+                key: plan.partition_by.is_none() && *is_key,
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -41,10 +41,9 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
             "joins; a query reads from exactly one stream".into(),
         ));
     }
-    if !matches!(&body.group_by, GroupByExpr::Expressions(e, _) if e.is_empty()) || body.having.is_some() {
-        return Err(SluiceError::NotImplemented(
-            "GROUP BY and aggregations (they need tables)".into(),
-        ));
+    let grouped = !matches!(&body.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
+    if body.having.is_some() && !grouped {
+        return Err(SluiceError::Plan("HAVING requires GROUP BY".into()));
     }
     if body.distinct.is_some() {
         return Err(SluiceError::NotImplemented("SELECT DISTINCT".into()));

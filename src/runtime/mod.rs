@@ -1,6 +1,7 @@
 //! The query runtime: shared scans that read each source once and run every query over it,
 //! supervised, with exactly-once output.
 
+pub mod aggregate;
 pub mod connectors;
 pub mod fault;
 pub mod operator;
@@ -154,8 +155,9 @@ impl QueryManager {
         let durability = Durability {
             guarantee,
             output: start.output,
+            replay_from: start.start,
         };
-        let query = ScanQuery::new(id, plan, sink, status.clone(), start.input, Some(durability));
+        let query = ScanQuery::new(id, plan, sink, status.clone(), start.input, Some(durability))?;
         let identity = stream.source_identity();
         let mut shared = self.shared.lock();
         let scan = match shared.get(&identity) {
@@ -222,7 +224,7 @@ impl QueryManager {
         let status = Arc::new(QueryStatus::new(id, self.log.clone()));
         let source = Box::new(KafkaSource::new(self.cluster.clone(), &plan.source.topic)?);
         let scan = ScanHandle::spawn(&plan.source, source, self.cluster.clone(), None, self.runtime.clone())?;
-        let query = ScanQuery::new(id, plan, sink, status, start, None);
+        let query = ScanQuery::new(id, plan, sink, status, start, None)?;
         scan.add(match until {
             Some(until) => query.until(until),
             None => query,
@@ -245,12 +247,14 @@ impl QueryManager {
             changelog: true,
             forwards_value: true,
             partition_by: None,
+            aggregation: None,
+            per_record_updates: false,
             limit: None,
         };
         let start = self.start_offsets(&table.topic, OffsetReset::Earliest)?;
         let source = Box::new(KafkaSource::new(self.cluster.clone(), &table.topic)?);
         let scan = ScanHandle::spawn(table, source, self.cluster.clone(), None, self.runtime.clone())?;
-        scan.add(ScanQuery::new(&id, plan, QuerySink::Table(state.clone()), status.clone(), start, None));
+        scan.add(ScanQuery::new(&id, plan, QuerySink::Table(state.clone()), status.clone(), start, None)?);
         self.tables.lock().insert(
             table.name.clone(),
             Materialized {

@@ -9,6 +9,9 @@
 //! (when the output is its changelog) every row produces output: a tombstone stays one, and a row the filter drops becomes one
 //! (its key is no longer in the result). Over a stream a null row passes only a query without
 //! `WHERE`, as a record without value.
+//!
+//! With `GROUP BY`, the rows `WHERE` passes update the query's [`Aggregator`], and the
+//! projection reads the rows it emits; their key is the grouping key.
 
 use arrow::{
     array::{Array, ArrayRef, BooleanArray, RecordBatch, new_null_array},
@@ -19,7 +22,8 @@ use std::sync::Arc;
 
 use datafusion::physical_expr::PhysicalExpr;
 
-use crate::{error::Result, format::encode::normalize_array, functions, planner::ContinuousPlan};
+use super::aggregate::Aggregator;
+use crate::{catalog::source::ROWTIME, error::Result, format::encode::normalize_array, functions, planner::ContinuousPlan};
 
 /// The rows a query produces from one batch.
 pub struct Evaluated {
@@ -33,6 +37,8 @@ pub struct Evaluated {
     pub errors: Vec<(usize, String)>,
     /// For each output row, whether it is written without value; empty when none is.
     pub tombstones: Vec<bool>,
+    /// For each output row, its timestamp when not its record's (an aggregate's); else empty.
+    pub timestamps: Vec<i64>,
 }
 
 /// Runs `plan` over `batch`, considering only the rows `eligible` marks (all when `None`).
@@ -44,6 +50,7 @@ pub fn evaluate(
     batch: &RecordBatch,
     eligible: Option<&BooleanArray>,
     no_value: Option<&BooleanArray>,
+    aggregator: Option<&mut Aggregator>,
 ) -> Result<Evaluated> {
     let mut errors = Vec::new();
     let passed = match filter.or(plan.filter.as_ref()) {
@@ -59,7 +66,15 @@ pub fn evaluate(
         }
         None => None,
     };
-    let (selected, tombstone) = if plan.changelog {
+    let (selected, tombstone) = if let Some(aggregator) = aggregator {
+        // A null row updates no aggregate.
+        let selected = match (passed, no_value) {
+            (Some(passed), Some(no_value)) => Some(and(&passed, &not(no_value)?)?),
+            (None, Some(no_value)) => Some(not(no_value)?),
+            (passed, None) => passed,
+        };
+        return aggregate(plan, aggregator, batch, selected, eligible, errors);
+    } else if plan.changelog {
         let dropped = passed.as_ref().map(not).transpose()?;
         let tombstone = match (dropped, no_value) {
             (Some(dropped), Some(no_value)) => Some(or(&dropped, no_value)?),
@@ -113,6 +128,51 @@ pub fn evaluate(
         keys,
         errors,
         tombstones,
+        timestamps: Vec::new(),
+    })
+}
+
+/// Updates `aggregator` with the rows `selected` and `eligible` keep, and projects what it emits.
+fn aggregate(
+    plan: &ContinuousPlan,
+    aggregator: &mut Aggregator,
+    batch: &RecordBatch,
+    selected: Option<BooleanArray>,
+    eligible: Option<&BooleanArray>,
+    mut errors: Vec<(usize, String)>,
+) -> Result<Evaluated> {
+    let mask = match (selected, eligible) {
+        (Some(selected), Some(eligible)) => Some(and(&selected, eligible)?),
+        (selected, eligible) => selected.or_else(|| eligible.cloned()),
+    };
+    let (filtered, rows): (RecordBatch, Vec<usize>) = match &mask {
+        Some(mask) => (filter_record_batch(batch, mask)?, mask.values().set_indices().collect()),
+        None => (batch.clone(), (0..batch.num_rows()).collect()),
+    };
+    if let Some(eligible) = eligible {
+        errors.retain(|(row, _)| *row < eligible.len() && eligible.value(*row));
+    }
+    let rowtime: Vec<i64> = filtered
+        .column_by_name(ROWTIME)
+        .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int64Array>())
+        .map(|c| c.values().to_vec())
+        .unwrap_or_else(|| vec![0; filtered.num_rows()]);
+    let aggregated = aggregator.process(&filtered, &rowtime)?;
+    errors.extend(aggregated.errors.into_iter().map(|(i, m)| (rows[i], m)));
+    let mut columns = Vec::with_capacity(plan.projection.len());
+    for column in &plan.projection {
+        let (array, column_errors) = evaluate_rows(&column.expr, &aggregated.batch)?;
+        errors.extend(column_errors.into_iter().map(|(i, m)| (rows[aggregated.sources[i]], m)));
+        columns.push(normalize_array(array)?);
+    }
+    let keys = (aggregated.batch.num_columns() > 0).then(|| aggregated.batch.column(0).clone());
+    Ok(Evaluated {
+        rows: aggregated.sources.iter().map(|s| rows[*s]).collect(),
+        columns,
+        keys,
+        errors,
+        tombstones: aggregated.tombstones,
+        timestamps: aggregated.timestamps,
     })
 }
 
@@ -227,9 +287,11 @@ mod tests {
             changelog: false,
             forwards_value: false,
             partition_by: None,
+            aggregation: None,
+            per_record_updates: false,
             limit: None,
         };
-        let evaluated = evaluate(&plan, None, &batch(), None, None).unwrap();
+        let evaluated = evaluate(&plan, None, &batch(), None, None, None).unwrap();
         assert_eq!(evaluated.rows, vec![0, 2]);
         assert_eq!(evaluated.columns[0].as_string::<i32>().iter().collect::<Vec<_>>(), vec![Some("1"), Some("3")]);
         assert_eq!(evaluated.errors.iter().map(|(r, _)| *r).collect::<Vec<_>>(), vec![1]);

@@ -38,7 +38,7 @@ pub fn run(table: &TableState, mut plan: ContinuousPlan, mut sink: QuerySink) ->
             })
             .collect();
         let decoded = decoder.decode(&records)?;
-        let evaluated = operator::evaluate(&plan, None, &decoded.batch, None, None)?;
+        let evaluated = operator::evaluate(&plan, None, &decoded.batch, None, None, None)?;
         let mut rows: Vec<OutputRow> = evaluated
             .rows
             .iter()
@@ -47,6 +47,7 @@ pub fn run(table: &TableState, mut plan: ContinuousPlan, mut sink: QuerySink) ->
                 record: &records[decoded.rows[*decoded_row]],
                 row,
                 tombstone: false,
+                timestamp: None,
             })
             .collect();
         if let Some(limit) = plan.limit {

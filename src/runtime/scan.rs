@@ -33,7 +33,7 @@ use tracing::{info, warn};
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::{
-    QueryState, QueryStatus, fault, operator,
+    QueryState, QueryStatus, aggregate::Aggregator, fault, operator,
     origin::{self, Guarantee, Written},
     shared::SharedExprs,
     sink::{OutputRow, QuerySink},
@@ -90,6 +90,14 @@ pub struct ScanQuery {
     restored: bool,
     emitted: u64,
     dirty: bool,
+    /// With `GROUP BY`: the groups and their accumulators.
+    aggregator: Option<Aggregator>,
+    /// A stateful query's: where the input its state is rebuilt from starts (committed with
+    /// each checkpoint).
+    replay_from: Option<PartitionOffsets>,
+    /// A stateful query's: input before these offsets only rebuilds state; its output is in
+    /// Kafka already.
+    replay_until: PartitionOffsets,
 }
 
 /// How a persistent query's progress survives a restart.
@@ -97,6 +105,10 @@ pub struct Durability {
     pub guarantee: Guarantee,
     /// From its checkpoint: where its output past the checkpoint may start.
     pub output: Option<OutputPositions>,
+    /// A stateful query's: where the input its state is rebuilt from starts. The query reads
+    /// from there and updates its state with what it reads, but emits nothing for input before
+    /// its checkpoint: that output is already in Kafka.
+    pub replay_from: Option<PartitionOffsets>,
 }
 
 impl ScanQuery {
@@ -119,7 +131,7 @@ impl ScanQuery {
     /// first and last offset): the common case, decided without looking at each record.
     fn wants_all(&self, span: &BTreeMap<i32, (i64, i64)>) -> bool {
         self.until.is_none()
-            && self.written.is_empty()
+            && (self.stateful() || self.written.is_empty())
             && span
                 .iter()
                 .all(|(partition, (first, _))| self.sent.get(partition).copied().unwrap_or(0) <= *first)
@@ -127,7 +139,7 @@ impl ScanQuery {
 
     fn wants(&self, record: &RawRecord<'_>) -> bool {
         record.offset >= self.sent.get(&record.partition).copied().unwrap_or(0)
-            && !self.written.contains(record.partition, record.offset)
+            && (self.stateful() || !self.written.contains(record.partition, record.offset))
             && self
                 .until
                 .as_ref()
@@ -141,17 +153,25 @@ impl ScanQuery {
         status: Arc<QueryStatus>,
         start: PartitionOffsets,
         durability: Option<Durability>,
-    ) -> Self {
+    ) -> Result<Self> {
         let guarantee = durability.as_ref().map(|d| d.guarantee);
+        let aggregator = plan
+            .aggregation
+            .clone()
+            .map(|a| Aggregator::new(a, plan.per_record_updates))
+            .transpose()?;
         // What is before the start is already done: output in Kafka, or deliberately skipped.
         status.progress.advance(&start);
         sink.progress(&start);
-        Self {
+        let replay_from = durability.as_ref().and_then(|d| d.replay_from.clone());
+        let sent = replay_from.clone().unwrap_or_else(|| start.clone());
+        let replay_until = if replay_from.is_some() { start.clone() } else { PartitionOffsets::new() };
+        Ok(Self {
             id: id.to_string(),
             plan,
             sink,
             status,
-            sent: start.clone(),
+            sent,
             next: start,
             until: None,
             persistent: durability.is_some(),
@@ -161,7 +181,22 @@ impl ScanQuery {
             written: Written::default(),
             emitted: 0,
             dirty: false,
-        }
+            aggregator,
+            replay_from,
+            replay_until,
+        })
+    }
+
+    /// Whether the query keeps state it rebuilds from its input.
+    fn stateful(&self) -> bool {
+        self.replay_from.is_some()
+    }
+
+    /// Whether the output of `record` is in Kafka already: before the checkpoint of a stateful
+    /// query being rebuilt, or found there by the read-back.
+    fn already_written(&self, record: &RawRecord<'_>) -> bool {
+        record.offset < self.replay_until.get(&record.partition).copied().unwrap_or(0)
+            || self.written.contains(record.partition, record.offset)
     }
 
     fn exactly_once(&self) -> bool {
@@ -441,7 +476,10 @@ impl Scan {
             for (id, position) in settled.positions {
                 if let Some(query) = self.queries.iter_mut().find(|q| q.id == id) {
                     query.status.progress.advance(&position);
-                    query.next = position;
+                    for (partition, offset) in position {
+                        let next = query.next.entry(partition).or_insert(offset);
+                        *next = (*next).max(offset);
+                    }
                     query.note_written(&written);
                     query.dirty = true;
                 }
@@ -456,6 +494,17 @@ impl Scan {
         self.draining.extend(self.in_flight.drain(..).map(|b| b.deliveries));
         for query in &mut self.queries {
             query.sent = query.next.clone();
+            if let Some(replay_from) = &query.replay_from {
+                // The state holds input past the checkpoint: rebuild it from the start.
+                query.sent = replay_from.clone();
+                query.replay_until = query.next.clone();
+                if let Some(aggregation) = query.plan.aggregation.clone() {
+                    match Aggregator::new(aggregation, query.plan.per_record_updates) {
+                        Ok(fresh) => query.aggregator = Some(fresh),
+                        Err(e) => warn!(query = %query.id, error = %e, "could not reset the aggregation"),
+                    }
+                }
+            }
             query.written = Written::default();
             query.restored = !query.exactly_once();
             query.status.set_state(QueryState::Error(error.to_string()));
@@ -540,6 +589,9 @@ impl Scan {
                     info!(topic = %self.topic, query = %query.id, partition, "reading a new partition from its start");
                     query.sent.insert(partition, earliest);
                     query.next.insert(partition, earliest);
+                    if let Some(replay_from) = query.replay_from.as_mut() {
+                        replay_from.insert(partition, earliest);
+                    }
                     query.dirty = true;
                 }
             }
@@ -604,7 +656,7 @@ impl Scan {
             let eligible_rows = (count < records.len())
                 .then(|| BooleanArray::from_iter(decoded.rows.iter().map(|r| Some(eligible(*r)))));
             let filter = self.filters.get(index).and_then(Option::as_ref);
-            let evaluated = operator::evaluate(&query.plan, filter, batch, eligible_rows.as_ref(), no_value.as_ref())?;
+            let evaluated = operator::evaluate(&query.plan, filter, batch, eligible_rows.as_ref(), no_value.as_ref(), query.aggregator.as_mut())?;
             let shared_errors = shared.iter().flat_map(|s| {
                 s.errors
                     .iter()
@@ -635,8 +687,12 @@ impl Scan {
                     record: &records[decoded.rows[*decoded_row]],
                     row,
                     tombstone: evaluated.tombstones.get(row).copied().unwrap_or(false),
+                    timestamp: evaluated.timestamps.get(row).copied(),
                 })
                 .collect();
+            if query.stateful() {
+                rows.retain(|row| !query.already_written(row.record));
+            }
             if let Some(limit) = query.plan.limit {
                 rows.truncate(limit.saturating_sub(query.emitted) as usize);
             }
@@ -709,6 +765,7 @@ impl Scan {
             let checkpoint = Checkpoint {
                 input: query.next.clone(),
                 output: query.output.clone(),
+                start: query.replay_from.clone(),
             };
             match tokio::time::timeout(COMMIT_LIMIT, offsets.commit(&query.id, &checkpoint)).await {
                 Ok(Ok(())) => query.dirty = false,
@@ -848,7 +905,7 @@ mod tests {
         let (rows, mut received) = tokio_mpsc::channel(16);
         let status = Arc::new(QueryStatus::new("push", processing_log));
         let sink = QuerySink::Rows(RowsSink { sender: rows, key_outputs: Vec::new() });
-        let query = ScanQuery::new("push", plan, sink, status, BTreeMap::from([(0, 0)]), None);
+        let query = ScanQuery::new("push", plan, sink, status, BTreeMap::from([(0, 0)]), None).unwrap();
         scan.add(query);
 
         assert_eq!(next(&mut received).await, r#"["first"]"#);

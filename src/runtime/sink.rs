@@ -27,6 +27,8 @@ pub struct OutputRow<'a> {
     pub row: usize,
     /// Written without value: a table row deleted, or a stream's null row.
     pub tombstone: bool,
+    /// The output record's timestamp when it is not its record's (an aggregate's).
+    pub timestamp: Option<i64>,
 }
 
 /// A row the sink skipped: its index in the rows given, what failed, and why.
@@ -191,7 +193,7 @@ impl QuerySink {
                         Some(value) => table.upsert(StoredRecord {
                             key: key.to_vec(),
                             value: value.to_vec(),
-                            timestamp: out.record.timestamp,
+                            timestamp: out.timestamp.unwrap_or(out.record.timestamp),
                             partition: out.record.partition,
                             offset: out.record.offset,
                         }),
@@ -286,7 +288,7 @@ impl TopicSink {
                 partition: (key_writer.is_none() && out.record.partition < partitions).then_some(out.record.partition),
                 key: key_bytes,
                 value: payload,
-                timestamp: out.record.timestamp,
+                timestamp: out.timestamp.unwrap_or(out.record.timestamp),
             };
             topic.send(batch, &record)?;
         }

@@ -26,6 +26,8 @@ pub struct Checkpoint {
     /// Where output written after `input` may start; `None` when not recorded (a checkpoint
     /// from before output positions were kept), meaning anywhere in the output topics.
     pub output: Option<OutputPositions>,
+    /// A stateful query's: where the input its state is rebuilt from starts, per partition.
+    pub start: Option<PartitionOffsets>,
 }
 
 /// One (query, partition) record of the store.
@@ -34,6 +36,8 @@ struct PartitionCheckpoint {
     offset: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     output: Option<OutputPositions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    start: Option<i64>,
 }
 
 pub struct OffsetStore {
@@ -78,7 +82,8 @@ impl OffsetStore {
                     _ => None,
                 };
             }
-            Checkpoint { input, output }
+            let start = partitions.iter().map(|(p, c)| c.start.map(|s| (*p, s))).collect();
+            Checkpoint { input, output, start }
         })
     }
 
@@ -95,6 +100,7 @@ impl OffsetStore {
                     (*p, PartitionCheckpoint {
                         offset: *offset,
                         output: checkpoint.output.clone(),
+                        start: checkpoint.start.as_ref().and_then(|s| s.get(p).copied()),
                     })
                 })
                 .filter(|(p, c)| previous.and_then(|prev| prev.get(p)) != Some(c))
@@ -153,7 +159,7 @@ fn apply_record(committed: &mut BTreeMap<String, BTreeMap<i32, PartitionCheckpoi
             let offsets: PartitionOffsets = serde_json::from_slice(value)?;
             let partitions = offsets
                 .into_iter()
-                .map(|(p, offset)| (p, PartitionCheckpoint { offset, output: None }))
+                .map(|(p, offset)| (p, PartitionCheckpoint { offset, output: None, start: None }))
                 .collect();
             committed.insert(key.to_string(), partitions);
         }
@@ -194,7 +200,7 @@ mod tests {
             ("CSAS_B_2/0", Some(r#"{"offset": 3, "output": {"B": {"0": 10}}}"#)),
             ("CSAS_B_2/1", Some(r#"{"offset": 4, "output": {"B": {"0": 12, "1": 2}}}"#)),
         ]);
-        assert_eq!(committed["CSAS_A_1"][&1], PartitionCheckpoint { offset: 7, output: None });
+        assert_eq!(committed["CSAS_A_1"][&1], PartitionCheckpoint { offset: 7, output: None, start: None });
         assert_eq!(committed["CSAS_B_2"][&0].offset, 3);
         assert_eq!(committed["CSAS_B_2"][&1].offset, 4);
     }

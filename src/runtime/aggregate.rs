@@ -213,3 +213,73 @@ impl Aggregator {
 fn kept<T>(values: Vec<T>, keep: &[bool]) -> Vec<T> {
     values.into_iter().zip(keep).filter(|(_, k)| **k).map(|(v, _)| v).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{AsArray, Int64Array, StringArray};
+    use arrow::datatypes::Int64Type;
+
+    use super::*;
+    use crate::{
+        catalog::{Catalog, SourceDef},
+        parser::{KsqlParser, Statement},
+        planner::QueryPlanner,
+    };
+
+    async fn plan(sql: &str) -> Arc<AggregatePlan> {
+        let declaration = "CREATE STREAM S (K STRING KEY, V BIGINT) WITH (KAFKA_TOPIC = 's', VALUE_FORMAT = 'JSON');";
+        let Statement::CreateSource(create) = KsqlParser::parse_one(declaration).unwrap().statement else { panic!() };
+        let catalog = Catalog::default();
+        catalog.put_stream(SourceDef::declared(&create, declaration).unwrap());
+        let Statement::Select(select) = KsqlParser::parse_one(sql).unwrap().statement else { panic!() };
+        QueryPlanner::plan(&catalog, &select).await.unwrap().aggregation.unwrap()
+    }
+
+    /// Rows of the stream's decoded schema: keys, values, timestamps.
+    fn rows(keys: &[Option<&str>], values: &[i64], times: &[i64]) -> RecordBatch {
+        let declaration = "CREATE STREAM S (K STRING KEY, V BIGINT) WITH (KAFKA_TOPIC = 's', VALUE_FORMAT = 'JSON');";
+        let Statement::CreateSource(create) = KsqlParser::parse_one(declaration).unwrap().statement else { panic!() };
+        let schema = SourceDef::declared(&create, declaration).unwrap().row_schema();
+        let n = keys.len();
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(keys.to_vec())),
+                Arc::new(Int64Array::from(values.to_vec())),
+                Arc::new(Int64Array::from(times.to_vec())),
+                Arc::new(arrow::array::Int32Array::from(vec![0; n])),
+                Arc::new(Int64Array::from((0..n as i64).collect::<Vec<_>>())),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_batch_emits_the_latest_row_of_each_group_it_changed_or_every_update() {
+        let plan = plan("SELECT K, SUM(V) AS TOTAL FROM S GROUP BY K EMIT CHANGES;").await;
+        let batch = rows(&[Some("a"), Some("b"), Some("a"), None], &[1, 2, 3, 4], &[10, 5, 7, 1]);
+        let times: Vec<i64> = batch.column(2).as_primitive::<Int64Type>().values().to_vec();
+
+        let mut per_batch = Aggregator::new(plan.clone(), false).unwrap();
+        let out = per_batch.process(&batch, &times).unwrap();
+        assert_eq!(out.batch.column(1).as_primitive::<Int64Type>().values().to_vec(), vec![4, 2]);
+        assert_eq!(out.sources, vec![2, 1], "each row shows the group's last update");
+        assert_eq!(out.timestamps, vec![10, 5], "the largest timestamp of the group's records");
+        assert_eq!(out.errors.len(), 1, "the NULL key is reported");
+
+        let mut per_record = Aggregator::new(plan, true).unwrap();
+        let out = per_record.process(&batch, &times).unwrap();
+        assert_eq!(out.batch.column(1).as_primitive::<Int64Type>().values().to_vec(), vec![1, 2, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_group_leaving_having_gets_a_tombstone_and_one_never_in_it_nothing() {
+        let plan = plan("SELECT K, COUNT(*) AS N FROM S GROUP BY K HAVING COUNT(*) < 2 EMIT CHANGES;").await;
+        let batch = rows(&[Some("a"), Some("a"), Some("a")], &[1, 1, 1], &[1, 2, 3]);
+        let times = vec![1, 2, 3];
+        let mut aggregator = Aggregator::new(plan, true).unwrap();
+        let out = aggregator.process(&batch, &times).unwrap();
+        assert_eq!(out.tombstones, vec![false, true], "in, then out; the third update emits nothing");
+        assert_eq!(out.sources, vec![0, 1]);
+    }
+}

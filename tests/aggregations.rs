@@ -101,14 +101,6 @@ async fn counts_per_sensor_are_exact_across_kill_9_and_answer_pull_queries() {
         assert_eq!(value["LAST_AT"], last_at(sensor), "sensor {sensor}: {value}");
     }
 
-    let response = server
-        .client()
-        .post(format!("{}/query-stream", server.url))
-        .json(&json!({"sql": "SELECT SENSOR, READINGS FROM READINGS_PER_SENSOR WHERE SENSOR = '3';"}))
-        .send()
-        .await
-        .unwrap();
-    let body = response.text().await.unwrap();
-    let rows: Vec<Value> = body.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(rows, vec![json!(["3", PER_SENSOR])], "{body}");
+    let rows = server.pull_rows("SELECT SENSOR, READINGS FROM READINGS_PER_SENSOR WHERE SENSOR = '3';").await;
+    assert_eq!(rows, vec![json!(["3", PER_SENSOR])]);
 }

@@ -10,20 +10,6 @@ use common::{SluiceServer, TestBroker, producer, read_topic};
 use rdkafka::producer::FutureRecord;
 use serde_json::{Value, json};
 
-/// The rows of a pull query through `/query-stream`, as JSON arrays.
-async fn pull(server: &SluiceServer, sql: &str) -> Vec<Value> {
-    let response = server
-        .client()
-        .post(format!("{}/query-stream", server.url))
-        .json(&json!({"sql": sql}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{sql}");
-    let body = tokio::time::timeout(Duration::from_secs(30), response.text()).await.unwrap().unwrap();
-    body.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
 async fn send(bootstrap: &str, key: Option<&str>, value: Option<&str>) {
     let producer = producer(bootstrap);
     let mut record: FutureRecord<'_, str, str> = FutureRecord::to("readings");
@@ -54,11 +40,11 @@ async fn tables_are_materialized_queried_by_pull_queries_and_rebuilt_after_kill_
     send(&broker.bootstrap, Some("1"), Some(r#"{"WATTS": 90}"#)).await;
     send(&broker.bootstrap, Some("3"), None).await;
 
-    let latest = pull(&server, "SELECT * FROM LATEST_READING;").await;
+    let latest = server.pull_rows("SELECT * FROM LATEST_READING;").await;
     assert_eq!(latest, vec![json!(["1", 90]), json!(["2", 50])], "a tombstone deletes its key");
-    assert_eq!(pull(&server, "SELECT WATTS FROM LATEST_READING WHERE SENSOR = '2';").await, vec![json!([50])]);
-    assert!(pull(&server, "SELECT * FROM LATEST_READING WHERE SENSOR = '3';").await.is_empty());
-    assert!(pull(&server, "SELECT * FROM HIGH;").await.is_empty(), "1 dropped below the filter, 3 was deleted");
+    assert_eq!(server.pull_rows("SELECT WATTS FROM LATEST_READING WHERE SENSOR = '2';").await, vec![json!([50])]);
+    assert!(server.pull_rows("SELECT * FROM LATEST_READING WHERE SENSOR = '3';").await.is_empty());
+    assert!(server.pull_rows("SELECT * FROM HIGH;").await.is_empty(), "1 dropped below the filter, 3 was deleted");
 
     // The CTAS's topic is the table's changelog: upserts, and a tombstone for a row the filter
     // drops and for a deleted key. A record without a key is no row.
@@ -90,11 +76,11 @@ async fn tables_are_materialized_queried_by_pull_queries_and_rebuilt_after_kill_
     server.start_again().await;
     send(&broker.bootstrap, Some("4"), Some(r#"{"WATTS": 120}"#)).await;
     assert_eq!(
-        pull(&server, "SELECT * FROM LATEST_READING;").await,
+        server.pull_rows("SELECT * FROM LATEST_READING;").await,
         vec![json!(["1", 90]), json!(["2", 50]), json!(["4", 120])],
         "rebuilt from the topic after kill -9"
     );
-    assert_eq!(pull(&server, "SELECT * FROM HIGH;").await, vec![json!(["4", 240])]);
+    assert_eq!(server.pull_rows("SELECT * FROM HIGH;").await, vec![json!(["4", 240])]);
 
     let (status, body) = server.ksql("SELECT * FROM NOPE;").await;
     assert_eq!(status, 400, "{body}");

@@ -22,8 +22,14 @@ use std::sync::Arc;
 
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::aggregate::Aggregator;
-use crate::{catalog::source::ROWTIME, error::Result, format::encode::normalize_array, functions, planner::ContinuousPlan};
+use super::{aggregate::Aggregator, sink::OutputRow};
+use crate::{
+    catalog::source::ROWTIME,
+    error::Result,
+    format::{RawRecord, encode::normalize_array},
+    functions,
+    planner::ContinuousPlan,
+};
 
 /// The rows a query produces from one batch.
 pub struct Evaluated {
@@ -39,6 +45,23 @@ pub struct Evaluated {
     pub tombstones: Vec<bool>,
     /// For each output row, its timestamp when not its record's (an aggregate's); else empty.
     pub timestamps: Vec<i64>,
+}
+
+impl Evaluated {
+    /// The output rows, each with the record its decoded row came from (`decoded_rows` maps a
+    /// decoded row to its record).
+    pub fn output_rows<'a>(&self, records: &'a [RawRecord<'a>], decoded_rows: &[usize]) -> Vec<OutputRow<'a>> {
+        self.rows
+            .iter()
+            .enumerate()
+            .map(|(row, decoded_row)| OutputRow {
+                record: &records[decoded_rows[*decoded_row]],
+                row,
+                tombstone: self.tombstones.get(row).copied().unwrap_or(false),
+                timestamp: self.timestamps.get(row).copied(),
+            })
+            .collect()
+    }
 }
 
 /// Runs `plan` over `batch`, considering only the rows `eligible` marks (all when `None`).

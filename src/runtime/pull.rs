@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{
     operator,
-    sink::{OutputRow, QuerySink},
+    sink::QuerySink,
     table_state::TableState,
 };
 use crate::{
@@ -39,17 +39,7 @@ pub fn run(table: &TableState, mut plan: ContinuousPlan, mut sink: QuerySink) ->
             .collect();
         let decoded = decoder.decode(&records)?;
         let evaluated = operator::evaluate(&plan, None, &decoded.batch, None, None, None)?;
-        let mut rows: Vec<OutputRow> = evaluated
-            .rows
-            .iter()
-            .enumerate()
-            .map(|(row, decoded_row)| OutputRow {
-                record: &records[decoded.rows[*decoded_row]],
-                row,
-                tombstone: false,
-                timestamp: None,
-            })
-            .collect();
+        let mut rows = evaluated.output_rows(&records, &decoded.rows);
         if let Some(limit) = plan.limit {
             rows.truncate(limit.saturating_sub(emitted) as usize);
         }

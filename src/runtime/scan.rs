@@ -36,7 +36,7 @@ use super::{
     QueryState, QueryStatus, aggregate::Aggregator, fault, operator,
     origin::{self, Guarantee, Written},
     shared::SharedExprs,
-    sink::{OutputRow, QuerySink},
+    sink::QuerySink,
     status::{ErrorKind, ProcessingError},
 };
 use crate::{
@@ -679,17 +679,7 @@ impl Scan {
             for (kind, index, message) in failed {
                 record_error(&query.status, kind, message, &topic, &records[index]);
             }
-            let mut rows: Vec<OutputRow> = evaluated
-                .rows
-                .iter()
-                .enumerate()
-                .map(|(row, decoded_row)| OutputRow {
-                    record: &records[decoded.rows[*decoded_row]],
-                    row,
-                    tombstone: evaluated.tombstones.get(row).copied().unwrap_or(false),
-                    timestamp: evaluated.timestamps.get(row).copied(),
-                })
-                .collect();
+            let mut rows = evaluated.output_rows(&records, &decoded.rows);
             if query.stateful() {
                 rows.retain(|row| !query.already_written(row.record));
             }

@@ -226,6 +226,20 @@ impl SluiceServer {
         body.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
+    /// The rows of a pull query through `/query-stream`, as JSON arrays.
+    pub async fn pull_rows(&self, sql: &str) -> Vec<Value> {
+        let response = self
+            .client
+            .post(format!("{}/query-stream", self.url))
+            .json(&json!({"sql": sql}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{sql}");
+        let body = tokio::time::timeout(Duration::from_secs(30), response.text()).await.unwrap().unwrap();
+        body.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
     /// POSTs `/close-query` for a push query.
     pub async fn close_query(&self, query_id: &str) -> reqwest::Response {
         self.client

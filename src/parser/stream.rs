@@ -296,13 +296,7 @@ pub(super) fn parse_create(cursor: &mut Cursor) -> Result<Statement> {
     if cursor.peek_word_is("TYPE") {
         return Err(SluiceError::NotImplemented("custom types (CREATE TYPE)".into()));
     }
-    let kind = if cursor.eat_word("STREAM") {
-        SourceKind::Stream
-    } else if cursor.eat_word("TABLE") {
-        SourceKind::Table
-    } else {
-        return Err(cursor.error("STREAM or TABLE after CREATE"));
-    };
+    let kind = parse_kind(cursor, "STREAM or TABLE after CREATE")?;
     let if_not_exists = cursor.eat_words(&["IF", "NOT", "EXISTS"]);
     let name = cursor.identifier(&format!("the {}'s name", kind.word()))?;
     if cursor.peek().is_some_and(|t| t.token == Token::LParen) {
@@ -345,6 +339,17 @@ pub(super) fn parse_create(cursor: &mut Cursor) -> Result<Statement> {
         properties,
         select,
     }))
+}
+
+/// `STREAM` or `TABLE`; anything else is a syntax error saying `expected`.
+fn parse_kind(cursor: &mut Cursor, expected: &str) -> Result<SourceKind> {
+    if cursor.eat_word("STREAM") {
+        Ok(SourceKind::Stream)
+    } else if cursor.eat_word("TABLE") {
+        Ok(SourceKind::Table)
+    } else {
+        Err(cursor.error(expected))
+    }
 }
 
 /// The column list; a stream's key columns say `KEY`, a table's `PRIMARY KEY`, and the other
@@ -445,13 +450,7 @@ pub(super) fn parse_drop(cursor: &mut Cursor) -> Result<Statement> {
     if cursor.peek_word_is("CONNECTOR") {
         return super::connector::parse_drop_connector(cursor);
     }
-    let kind = if cursor.eat_word("STREAM") {
-        SourceKind::Stream
-    } else if cursor.eat_word("TABLE") {
-        SourceKind::Table
-    } else {
-        return Err(cursor.error("STREAM, TABLE or CONNECTOR after DROP"));
-    };
+    let kind = parse_kind(cursor, "STREAM, TABLE or CONNECTOR after DROP")?;
     let if_exists = cursor.eat_words(&["IF", "EXISTS"]);
     let name = cursor.identifier(&format!("the name of the {} to drop", kind.word()))?;
     let delete_topic = cursor.eat_words(&["DELETE", "TOPIC"]);

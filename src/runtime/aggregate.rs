@@ -50,6 +50,11 @@ pub struct Aggregated {
 }
 
 impl Aggregator {
+    /// A fresh aggregator for `plan`, if it aggregates.
+    pub fn for_plan(plan: &crate::planner::ContinuousPlan) -> Result<Option<Self>> {
+        plan.aggregation.clone().map(|a| Self::new(a, plan.per_record_updates)).transpose()
+    }
+
     pub fn new(plan: Arc<AggregatePlan>, per_record: bool) -> Result<Self> {
         let keys = plan
             .schema

@@ -155,11 +155,7 @@ impl ScanQuery {
         durability: Option<Durability>,
     ) -> Result<Self> {
         let guarantee = durability.as_ref().map(|d| d.guarantee);
-        let aggregator = plan
-            .aggregation
-            .clone()
-            .map(|a| Aggregator::new(a, plan.per_record_updates))
-            .transpose()?;
+        let aggregator = Aggregator::for_plan(&plan)?;
         // What is before the start is already done: output in Kafka, or deliberately skipped.
         status.progress.advance(&start);
         sink.progress(&start);
@@ -498,11 +494,9 @@ impl Scan {
                 // The state holds input past the checkpoint: rebuild it from the start.
                 query.sent = replay_from.clone();
                 query.replay_until = query.next.clone();
-                if let Some(aggregation) = query.plan.aggregation.clone() {
-                    match Aggregator::new(aggregation, query.plan.per_record_updates) {
-                        Ok(fresh) => query.aggregator = Some(fresh),
-                        Err(e) => warn!(query = %query.id, error = %e, "could not reset the aggregation"),
-                    }
+                match Aggregator::for_plan(&query.plan) {
+                    Ok(fresh) => query.aggregator = fresh,
+                    Err(e) => warn!(query = %query.id, error = %e, "could not reset the aggregation"),
                 }
             }
             query.written = Written::default();

@@ -70,6 +70,8 @@ async fn ksqldb_query_validation_cases_pass() {
 #[derive(Debug, Clone)]
 struct TopicSchema {
     key_type: Option<String>,
+    /// A windowed table's window type: TUMBLING, HOPPING or SESSION.
+    window_type: Option<String>,
     value_format: String,
     value_types: Vec<String>,
 }
@@ -225,6 +227,7 @@ async fn topic_schemas(server: &SluiceServer) -> Result<BTreeMap<String, TopicSc
                 description["topic"].as_str().unwrap_or_default().to_string(),
                 TopicSchema {
                     key_type,
+                    window_type: description["windowType"].as_str().map(str::to_string),
                     value_format: description["valueFormat"].as_str().unwrap_or_default().to_string(),
                     value_types,
                 },
@@ -284,7 +287,11 @@ async fn produce_inputs(bootstrap: &str, inputs: &[Value], schemas: &BTreeMap<St
         let schema = schemas.get(topic);
         let key = match &input["key"] {
             Value::Null => None,
-            key => Some(kafka_bytes(key, schema.and_then(|s| s.key_type.as_deref()).unwrap_or("STRING"))),
+            key => {
+                let mut bytes = kafka_bytes(key, schema.and_then(|s| s.key_type.as_deref()).unwrap_or("STRING"));
+                append_window(&mut bytes, &input["window"]);
+                Some(bytes)
+            }
         };
         let value = encode_value(&input["value"], schema);
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
@@ -317,14 +324,19 @@ async fn check_outputs(bootstrap: &str, outputs: &[Value], schemas: &BTreeMap<St
         let name = topic.to_string();
         let count = expected.len();
         let records = tokio::task::spawn_blocking(move || read_records(&bootstrap, &name, count)).await.unwrap();
+        let window_type = schema.and_then(|s| s.window_type.as_deref());
         let got: Vec<Value> = records
             .iter()
-            .map(|(key, value, timestamp)| {
-                let key = match key {
-                    None => Value::Null,
-                    Some(k) => kafka_value(k, schema.and_then(|s| s.key_type.as_deref()).unwrap_or("STRING")),
+            .zip(expected.iter().map(|e| &e["window"]).chain(std::iter::repeat(&Value::Null)))
+            .map(|((key, value, timestamp), expected_window)| {
+                let (key, window) = match key {
+                    None => (Value::Null, Value::Null),
+                    Some(k) => {
+                        let (own, window) = split_window(k, window_type, expected_window);
+                        (kafka_value(own, schema.and_then(|s| s.key_type.as_deref()).unwrap_or("STRING")), window)
+                    }
                 };
-                json!({"key": key, "value": decode_value(value.as_deref(), schema), "timestamp": timestamp})
+                json!({"key": key, "value": decode_value(value.as_deref(), schema), "timestamp": timestamp, "window": window})
             })
             .collect();
         let matches = got.len() == expected.len()
@@ -332,6 +344,7 @@ async fn check_outputs(bootstrap: &str, outputs: &[Value], schemas: &BTreeMap<St
                 same(&g["key"], &e["key"])
                     && same(&g["value"], &e["value"])
                     && e.get("timestamp").is_none_or(|t| same(&g["timestamp"], t))
+                    && e.get("window").is_none_or(|w| same(&g["window"], w))
             });
         if !matches {
             let wanted: Vec<&Value> = expected.iter().map(|e| *e).collect();
@@ -339,6 +352,35 @@ async fn check_outputs(bootstrap: &str, outputs: &[Value], schemas: &BTreeMap<St
         }
     }
     Ok(())
+}
+
+/// Appends an input's window to its key, as Kafka Streams' windowed serializers write it.
+fn append_window(key: &mut Vec<u8>, window: &Value) {
+    let (Some(start), Some(kind)) = (window["start"].as_i64(), window["type"].as_str()) else { return };
+    if kind.eq_ignore_ascii_case("session") {
+        key.extend_from_slice(&window["end"].as_i64().unwrap_or(start).to_be_bytes());
+    }
+    key.extend_from_slice(&start.to_be_bytes());
+}
+
+/// A windowed key's own bytes and its window, as ksqlDB's harness shows it. A time window's key
+/// holds its start only: its end is the start plus the window's size, taken from the expected
+/// record's window (every window of a topic has one size).
+fn split_window<'a>(key: &'a [u8], window_type: Option<&str>, expected: &Value) -> (&'a [u8], Value) {
+    let read = |bytes: &[u8]| i64::from_be_bytes(bytes.try_into().unwrap());
+    match window_type {
+        Some("SESSION") if key.len() >= 16 => {
+            let (own, bounds) = key.split_at(key.len() - 16);
+            (own, json!({"start": read(&bounds[8..]), "end": read(&bounds[..8]), "type": "session"}))
+        }
+        Some(_) if key.len() >= 8 => {
+            let (own, bounds) = key.split_at(key.len() - 8);
+            let start = read(bounds);
+            let size = expected["end"].as_i64().zip(expected["start"].as_i64()).map_or(0, |(e, s)| e - s);
+            (own, json!({"start": start, "end": start + size, "type": "time"}))
+        }
+        _ => (key, Value::Null),
+    }
 }
 
 /// The records of `topic` once `expected` arrived (or 20 s passed), and any that follow within

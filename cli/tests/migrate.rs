@@ -57,7 +57,7 @@ async fn the_powergrid_migrations_build_the_pipeline_once_and_validate_catches_a
 
     let (code, out, err) = sluice(&["--server", &url, "--define", &define, "migrate", "apply", dir]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("Applied 4 migration(s); the current version is V000004."), "{out}");
+    assert!(out.contains("Applied 6 migration(s); the current version is V000006."), "{out}");
     let (code, out, err) = sluice(&["--server", &url, "--define", &define, "migrate", "apply", dir]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Nothing to apply"), "a second run does nothing: {out}");
@@ -98,13 +98,29 @@ async fn the_powergrid_migrations_build_the_pipeline_once_and_validate_catches_a
         assert!(file.ends_with("+0000000000+0000000002.json"), "{file}");
         assert_eq!(hdfs.shell(&["-cat", file]).lines().count(), 3);
     }
+    // The latest reading of sensor 3 by key, and its readings per minute, from the tables
+    // V000005 and V000006 create.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, out, err) = sluice(&["--server", &url, "-e", "SELECT SENSOR, READINGS, PAYLOAD FROM LATEST_READING WHERE SENSOR = '3';"]);
+        assert_eq!(code, 0, "{err}");
+        if out.contains("\"modality\": 2") {
+            assert!(out.contains("| 3 ") && out.contains("| 3 "), "{out}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "LATEST_READING never held sensor 3's last reading: {out}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let (code, out, err) = sluice(&["--server", &url, "-e", "SELECT SENSOR, WINDOWSTART, READINGS, MAX_WATTAGE FROM WATTAGE_PER_MINUTE WHERE SENSOR = '3';"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("WINDOWSTART") && out.contains("| 3 "), "{out}");
     let text = wait_for(&hdfs, "/unorganized", |f| f.len() == 1).await;
     assert_eq!(text, vec!["/unorganized/UNORGANIZED/partition=0/UNORGANIZED+0+0000000000+0000000000.txt"]);
     assert_eq!(hdfs.shell(&["-cat", &text[0]]), "breaker 12 tripped\n");
 
     let (code, out, _) = sluice(&["--server", &url, "migrate", "info", dir]);
     assert_eq!(code, 0);
-    assert!(out.contains("V000004") && out.contains("MIGRATED"), "{out}");
+    assert!(out.contains("V000006") && out.contains("MIGRATED"), "{out}");
     let (code, out, err) = sluice(&["--server", &url, "migrate", "validate", dir]);
     assert_eq!(code, 0, "{out}{err}");
 
@@ -121,8 +137,8 @@ async fn the_powergrid_migrations_build_the_pipeline_once_and_validate_catches_a
 
     let (code, out, _) = sluice(&["migrate", "new", "add alerts", dir]);
     assert_eq!(code, 0);
-    assert!(out.contains("V000005__add_alerts.sql"), "{out}");
-    assert!(scripts.path().join("V000005__add_alerts.sql").exists());
+    assert!(out.contains("V000007__add_alerts.sql"), "{out}");
+    assert!(scripts.path().join("V000007__add_alerts.sql").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use parking_lot::RwLock;
 
 pub use connector::ConnectorDef;
-pub use source::{Format, SourceDef};
+pub use source::{Format, SourceDef, SourceWindow};
 
 use crate::error::{Result, SluiceError};
 

@@ -7,7 +7,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use crate::{
     catalog::types::SqlType,
     error::{Result, SluiceError},
-    parser::{ColumnDef, CreateSource, Properties, SourceKind},
+    parser::{ColumnDef, CreateSource, Properties, SourceKind, window::parse_duration_text},
 };
 
 /// How a key or a value is laid out in a record's bytes.
@@ -69,6 +69,57 @@ impl Format {
 pub const ROWTIME: &str = "ROWTIME";
 pub const ROWPARTITION: &str = "ROWPARTITION";
 pub const ROWOFFSET: &str = "ROWOFFSET";
+/// Key pseudo-columns of a windowed table: the bounds of each row's window.
+pub const WINDOWSTART: &str = "WINDOWSTART";
+pub const WINDOWEND: &str = "WINDOWEND";
+
+/// How a windowed table's keys carry their window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceWindow {
+    /// `[start, end]` of a session: the key holds both bounds.
+    pub session: bool,
+    /// ksqlDB's window type: `TUMBLING`, `HOPPING` or `SESSION`.
+    pub type_name: &'static str,
+    /// A time window's size, which gives its end; none for sessions.
+    pub size_ms: Option<i64>,
+}
+
+impl SourceWindow {
+    /// `WINDOW_TYPE` and `WINDOW_SIZE` of a declaration, as ksqlDB checks them.
+    fn declared(properties: &Properties) -> Result<Option<Self>> {
+        let size = properties.get("WINDOW_SIZE").map(|s| s.as_text());
+        let Some(window_type) = properties.get("WINDOW_TYPE").map(|t| t.as_text().to_ascii_uppercase()) else {
+            return match size {
+                Some(_) => Err(SluiceError::Plan("'WINDOW_SIZE' should not be set for non-windowed sources. Set 'WINDOW_TYPE' as well.".into())),
+                None => Ok(None),
+            };
+        };
+        let type_name = match window_type.as_str() {
+            "TUMBLING" => "TUMBLING",
+            "HOPPING" => "HOPPING",
+            "SESSION" => "SESSION",
+            other => {
+                return Err(SluiceError::Plan(format!(
+                    "Invalid value {other} for property WINDOW_TYPE: String must be one of: SESSION, HOPPING, TUMBLING, null"
+                )));
+            }
+        };
+        let session = type_name == "SESSION";
+        let size_ms = match (session, size) {
+            (true, Some(_)) => return Err(SluiceError::Plan("'WINDOW_SIZE' should not be set for SESSION windows.".into())),
+            (true, None) => None,
+            (false, None) => {
+                return Err(SluiceError::Plan(format!("'WINDOW_SIZE' is required for {type_name} windows.")));
+            }
+            (false, Some(text)) => Some(parse_duration_text(&text).filter(|ms| *ms > 0).ok_or_else(|| {
+                SluiceError::Plan(format!(
+                    "Invalid value {text} for property WINDOW_SIZE: Duration should be of the form 'number unit', e.g. '30 SECONDS'"
+                ))
+            })?),
+        };
+        Ok(Some(Self { session, type_name, size_ms }))
+    }
+}
 
 /// A declared or query-created stream or table.
 #[derive(Debug, Clone)]
@@ -89,6 +140,8 @@ pub struct SourceDef {
     pub timestamp_column: Option<String>,
     /// The statement that created it, as the user wrote it.
     pub statement: String,
+    /// A windowed table's: each key carries its window.
+    pub window: Option<SourceWindow>,
 }
 
 impl SourceDef {
@@ -111,7 +164,7 @@ impl SourceDef {
         default_topic: Option<&str>,
         statement: &str,
     ) -> Result<SourceDef> {
-        const KNOWN: [&str; 10] = [
+        const KNOWN: [&str; 12] = [
             "KAFKA_TOPIC",
             "VALUE_FORMAT",
             "KEY_FORMAT",
@@ -122,6 +175,8 @@ impl SourceDef {
             "VALUE_DELIMITER",
             "WRAP_SINGLE_VALUE",
             "RETENTION_MS",
+            "WINDOW_TYPE",
+            "WINDOW_SIZE",
         ];
         for (key, _) in &properties.0 {
             if !KNOWN.contains(&key.to_ascii_uppercase().as_str()) {
@@ -178,7 +233,7 @@ impl SourceDef {
                     column.name
                 )));
             }
-            if [ROWTIME, ROWPARTITION, ROWOFFSET].contains(&column.name.as_str()) {
+            if [ROWTIME, ROWPARTITION, ROWOFFSET, WINDOWSTART, WINDOWEND].contains(&column.name.as_str()) {
                 return Err(SluiceError::Plan(format!(
                     "'{}' is a reserved column name.",
                     column.name
@@ -233,6 +288,7 @@ impl SourceDef {
             value_delimiter,
             timestamp_column,
             statement: statement.to_string(),
+            window: SourceWindow::declared(properties)?,
         })
     }
 
@@ -242,7 +298,7 @@ impl SourceDef {
     pub fn source_identity(&self) -> String {
         format!(
             "{:?}",
-            (self.kind, &self.topic, &self.columns, self.key_format, self.value_format, self.value_delimiter, &self.timestamp_column)
+            (self.kind, &self.topic, &self.columns, self.key_format, self.value_format, self.value_delimiter, &self.timestamp_column, self.window)
         )
     }
 
@@ -264,7 +320,8 @@ impl SourceDef {
         self.columns.iter().filter(|c| !c.key)
     }
 
-    /// The schema queries see: declared columns, then the pseudo-columns.
+    /// The schema queries see: declared columns, then the pseudo-columns (a windowed table's
+    /// window bounds last).
     pub fn row_schema(&self) -> SchemaRef {
         let mut fields: Vec<Field> = self
             .columns
@@ -274,6 +331,10 @@ impl SourceDef {
         fields.push(Field::new(ROWTIME, DataType::Int64, false));
         fields.push(Field::new(ROWPARTITION, DataType::Int32, false));
         fields.push(Field::new(ROWOFFSET, DataType::Int64, false));
+        if self.window.is_some() {
+            fields.push(Field::new(WINDOWSTART, DataType::Int64, false));
+            fields.push(Field::new(WINDOWEND, DataType::Int64, false));
+        }
         Arc::new(Schema::new(fields))
     }
 }

@@ -12,9 +12,9 @@ use arrow::{
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::RawRecord;
+use super::{RawRecord, WindowKey};
 use crate::{
-    catalog::{Format, SourceDef, types::SqlType},
+    catalog::{Format, SourceDef, SourceWindow, types::SqlType},
     error::{Result, SluiceError},
 };
 
@@ -40,6 +40,8 @@ pub struct RecordDecoder {
     timestamp_column: Option<usize>,
     /// A table's rows are identified by their key: a record without one is skipped.
     keyed: bool,
+    /// A windowed table's keys end with their window.
+    window: Option<SourceWindow>,
 }
 
 struct ColumnSpec {
@@ -91,6 +93,7 @@ impl RecordDecoder {
             delimiter: stream.value_delimiter,
             timestamp_column,
             keyed: stream.is_table(),
+            window: stream.window,
         })
     }
 
@@ -107,6 +110,7 @@ impl RecordDecoder {
         let mut rowtime = Int64Builder::with_capacity(records.len());
         let mut partition = Int32Builder::with_capacity(records.len());
         let mut offset = Int64Builder::with_capacity(records.len());
+        let mut window_bounds = self.window.map(|_| (Int64Builder::new(), Int64Builder::new()));
         let mut rows = Vec::with_capacity(records.len());
         let mut errors = Vec::new();
         let mut no_value: Option<Vec<bool>> = None;
@@ -117,13 +121,23 @@ impl RecordDecoder {
                 errors.push((index, "the record has no key, and a table's rows are identified by their key".into()));
                 continue;
             }
+            let mut record = *record;
+            let mut window = None;
+            if let (Some(shape), Some(key)) = (self.window, record.key) {
+                let Some((own, bounds)) = WindowKey::split(key, shape.session, shape.size_ms.unwrap_or(0)) else {
+                    errors.push((index, "the key is too short to hold a window".into()));
+                    continue;
+                };
+                record.key = Some(own);
+                window = Some(bounds);
+            }
             if record.value.is_none() && no_value.is_none() {
                 no_value = Some(vec![false; rows.len()]);
             }
             cells.clear();
             cells.resize(self.columns.len(), Cell::Null);
             scratch.clear();
-            if let Err(reason) = self.decode_record(record, &mut cells, &mut scratch) {
+            if let Err(reason) = self.decode_record(&record, &mut cells, &mut scratch) {
                 errors.push((index, reason));
                 continue;
             }
@@ -150,6 +164,11 @@ impl RecordDecoder {
             rowtime.append_value(time);
             partition.append_value(record.partition);
             offset.append_value(record.offset);
+            if let Some((starts, ends)) = window_bounds.as_mut() {
+                let window = window.unwrap_or(WindowKey { start: 0, end: 0, session: false });
+                starts.append_value(window.start);
+                ends.append_value(window.end);
+            }
             rows.push(index);
             if let Some(no_value) = no_value.as_mut() {
                 no_value.push(record.value.is_none());
@@ -159,6 +178,10 @@ impl RecordDecoder {
         arrays.push(Arc::new(rowtime.finish()));
         arrays.push(Arc::new(partition.finish()));
         arrays.push(Arc::new(offset.finish()));
+        if let Some((mut starts, mut ends)) = window_bounds {
+            arrays.push(Arc::new(starts.finish()));
+            arrays.push(Arc::new(ends.finish()));
+        }
         Ok(DecodedBatch {
             batch: RecordBatch::try_new(self.schema.clone(), arrays)?,
             rows,

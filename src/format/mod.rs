@@ -2,11 +2,13 @@
 
 pub mod decode;
 pub mod encode;
+mod window_key;
 #[cfg(test)]
 pub(crate) mod roundtrip;
 
 pub use decode::{DecodedBatch, RecordDecoder};
 pub use encode::{ColumnWriter, encode_kafka_value, encode_row};
+pub use window_key::WindowKey;
 
 /// A Kafka record as read, borrowed from the consumer's buffers.
 #[derive(Debug, Clone, Copy)]

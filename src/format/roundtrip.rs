@@ -91,6 +91,7 @@ pub(crate) fn stream(format: Format, key: Option<SqlType>, values: &[SqlType]) -
         value_delimiter: b',',
         timestamp_column: None,
         statement: String::new(),
+        window: None,
     }
 }
 

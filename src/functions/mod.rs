@@ -1,4 +1,4 @@
-//! Scalar functions of ksqlDB's dialect, as DataFusion UDFs, and the processing-error channel
+//! Functions of ksqlDB's dialect, as DataFusion UDFs and UDAFs, and the processing-error channel
 //! through which a function reports a row it could not evaluate.
 //!
 //! ksqlDB does not fail a query when a function throws on one record: it logs a processing error
@@ -6,6 +6,7 @@
 //! that row and reports it with [`report_row_error`]; the runtime collects the reports around each
 //! evaluation with [`collect_row_errors`] and counts them on the query.
 
+pub mod by_offset;
 pub mod json;
 pub mod json_path;
 
@@ -40,6 +41,9 @@ pub fn report_row_error(row: usize, message: impl FnOnce() -> String) {
 pub fn register_all(ctx: &SessionContext) -> Result<()> {
     for udf in json::functions() {
         ctx.register_udf(udf);
+    }
+    for udaf in by_offset::functions() {
+        ctx.register_udaf(udaf);
     }
     let aliases: [(&str, &[&str]); 3] = [
         ("upper", &["ucase"]),

@@ -415,6 +415,9 @@ fn check_replace(
 /// aggregations make tables of streams); a table's query keeps its key in its projection and
 /// cannot change it.
 fn check_result_kind(csas: &CreateAsSelect, plan: &ContinuousPlan) -> Result<()> {
+    if plan.source.window.is_some() && plan.source.is_table() {
+        return Err(SluiceError::Plan("KSQL does not support persistent queries on windowed tables.".into()));
+    }
     let produces = result_kind(plan);
     if csas.kind != produces {
         return Err(SluiceError::Plan(format!(
@@ -531,6 +534,17 @@ fn sink_source(csas: &CreateAsSelect, plan: &ContinuousPlan, text: &str) -> Resu
     let mut stream = SourceDef::from_declaration(&csas.name, columns, &properties, Some(&csas.name), text)?;
     stream.kind = csas.kind;
     stream.created_by_query = true;
+    // A windowed aggregate's rows are per window; a query keeping its source's keys keeps their
+    // windows.
+    stream.window = match plan.aggregation.as_ref() {
+        Some(aggregation) => aggregation.window.map(|w| crate::catalog::SourceWindow {
+            session: w.time_window().is_none(),
+            type_name: w.type_name(),
+            size_ms: w.time_window().map(|(size, _)| size),
+        }),
+        None if plan.partition_by.is_none() => plan.source.window,
+        None => None,
+    };
     let partitions = csas.properties.get("PARTITIONS").map(|p| number(Some(p), 1)).transpose()?;
     let replicas = number(csas.properties.get("REPLICAS"), 1)?;
     Ok((stream, partitions, replicas))

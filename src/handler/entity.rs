@@ -52,7 +52,7 @@ pub fn sources(statement: &str, kind: SourceKind, sources: &[SourceDef]) -> Valu
             "topic": s.topic,
             "keyFormat": s.key_format.name(),
             "valueFormat": s.value_format.name(),
-            "isWindowed": false
+            "isWindowed": s.window.is_some()
         }))
         .collect();
     let plural = format!("{}s", kind.word());

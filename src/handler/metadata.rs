@@ -159,7 +159,7 @@ fn source_description(engine: &Engine, stream: &SourceDef, extended: bool) -> Re
     }
     Ok(json!({
         "name": stream.name,
-        "windowType": null,
+        "windowType": stream.window.map(|w| w.type_name),
         "readQueries": running(&reads),
         "writeQueries": running(&writes),
         "fields": fields,

@@ -10,6 +10,7 @@ mod cursor;
 mod query;
 mod stream;
 pub mod variables;
+pub mod window;
 
 use std::fmt;
 
@@ -25,6 +26,7 @@ pub use admin::{
 pub use connector::{ConnectorKind, CreateConnector, DescribeConnector, DropConnector};
 pub use cursor::Cursor;
 pub use query::{InsertSelect, InsertValues, Select};
+pub use window::{WindowKind, WindowSpec};
 pub use stream::{ColumnDef, CreateAsSelect, CreateSource, DropSource, Properties, PropertyValue, SourceKind};
 
 use crate::error::{Location, ParseError, Result, SluiceError};

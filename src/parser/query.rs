@@ -7,31 +7,41 @@ use sqlparser::{
     tokenizer::{Token, TokenWithSpan},
 };
 
-use super::{Cursor, Statement, cursor::with_sqlparser, display_ident};
+use super::{Cursor, Statement, cursor::with_sqlparser, display_ident, window::{WindowSpec, parse_window}};
 use crate::error::{Result, SluiceError};
 
 /// A query over a stream. sqlparser parses the `SELECT … FROM … WHERE …` part; the ksqlDB
 /// clauses around it are taken out first so they cannot be mistaken for a table alias.
 ///
 /// ```text
-/// SELECT items FROM stream [WHERE condition] [PARTITION BY expression] [EMIT CHANGES] [LIMIT n]
+/// SELECT items FROM stream [WINDOW window] [WHERE condition] [GROUP BY expressions]
+///     [HAVING condition] [PARTITION BY expression] [EMIT CHANGES | EMIT FINAL] [LIMIT n]
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Select {
     pub query: Query,
+    pub window: Option<WindowSpec>,
     pub partition_by: Option<Expr>,
     pub emit_changes: bool,
+    /// `EMIT FINAL`: one row per window, when it closes.
+    pub emit_final: bool,
     pub limit: Option<u64>,
 }
 
 impl fmt::Display for Select {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.query)?;
+        if let Some(window) = &self.window {
+            write!(f, " {window}")?;
+        }
         if let Some(partition_by) = &self.partition_by {
             write!(f, " PARTITION BY {partition_by}")?;
         }
         if self.emit_changes {
             write!(f, " EMIT CHANGES")?;
+        }
+        if self.emit_final {
+            write!(f, " EMIT FINAL")?;
         }
         if let Some(limit) = self.limit {
             write!(f, " LIMIT {limit}")?;
@@ -92,18 +102,27 @@ pub(super) fn parse_select(cursor: &mut Cursor) -> Result<Select> {
         Some(tokens) => Some(with_sqlparser(tokens, |p| p.parse_expr())?),
         None => None,
     };
+    let window = match clauses.window {
+        Some(tokens) => Some(parse_window(&mut Cursor::new(tokens))?),
+        None => None,
+    };
     Ok(Select {
         query: *query,
+        window,
         partition_by,
         emit_changes: clauses.emit_changes,
+        emit_final: clauses.emit_final,
         limit: clauses.limit,
     })
 }
 
 struct KsqlClauses {
     query: Vec<TokenWithSpan>,
+    /// The tokens after `WINDOW`, to the closing parenthesis.
+    window: Option<Vec<TokenWithSpan>>,
     partition_by: Option<Vec<TokenWithSpan>>,
     emit_changes: bool,
+    emit_final: bool,
     limit: Option<u64>,
 }
 
@@ -114,12 +133,15 @@ fn word(token: &TokenWithSpan) -> Option<String> {
     }
 }
 
-/// Takes `PARTITION BY`, `EMIT CHANGES` and a trailing `LIMIT n` out of a query's tokens.
+/// Takes `WINDOW`, `PARTITION BY`, `EMIT CHANGES`/`EMIT FINAL` and a trailing `LIMIT n` out
+/// of a query's tokens.
 fn split_ksql_clauses(tokens: Vec<TokenWithSpan>) -> Result<KsqlClauses> {
     let mut clauses = KsqlClauses {
         query: Vec::new(),
+        window: None,
         partition_by: None,
         emit_changes: false,
+        emit_final: false,
         limit: None,
     };
     let mut depth = 0i32;
@@ -138,9 +160,29 @@ fn split_ksql_clauses(tokens: Vec<TokenWithSpan>) -> Result<KsqlClauses> {
                 i += 2;
             }
             (0, Some("EMIT"), Some("FINAL")) => {
-                return Err(SluiceError::NotImplemented(
-                    "EMIT FINAL; it applies to windowed aggregations".into(),
-                ));
+                clauses.emit_final = true;
+                i += 2;
+            }
+            (0, Some("WINDOW"), Some("TUMBLING" | "HOPPING" | "SESSION")) => {
+                let start = i + 1;
+                let mut end = start + 1;
+                let mut inner = 0i32;
+                while end < tokens.len() {
+                    match tokens[end].token {
+                        Token::LParen => inner += 1,
+                        Token::RParen => inner -= 1,
+                        _ => {}
+                    }
+                    end += 1;
+                    if inner == 0 {
+                        break;
+                    }
+                }
+                if clauses.window.is_some() {
+                    return Err(Cursor::new(tokens[i..].to_vec()).error("one WINDOW clause"));
+                }
+                clauses.window = Some(tokens[start..end].to_vec());
+                i = end;
             }
             (0, Some("PARTITION"), Some("BY")) => {
                 let start = i + 2;

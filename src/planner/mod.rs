@@ -8,7 +8,7 @@ mod rewrite;
 
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::{
     common::{
         DFSchema,
@@ -30,8 +30,10 @@ use crate::{
     catalog::{Catalog, SourceDef},
     error::{Result, SluiceError},
     functions,
-    parser::Select,
+    parser::{Select, WindowKind, WindowSpec},
 };
+
+pub use rewrite::WINDOW_BOUNDS;
 
 /// One output column of a query.
 #[derive(Debug, Clone)]
@@ -79,12 +81,64 @@ pub struct AggregatePlan {
     /// For each grouping expression, the output columns that project it unchanged: its key
     /// column in the result.
     pub group_outputs: Vec<Vec<String>>,
+    /// With `WINDOW`: the rows are per group and window, and [`AggregatePlan::schema`] holds
+    /// `WINDOWSTART` and `WINDOWEND` after the grouping columns.
+    pub window: Option<WindowPlan>,
+    /// `EMIT FINAL`: a window's row is emitted once, when it closes.
+    pub emit_final: bool,
+}
+
+/// A `WINDOW` clause with ksqlDB's defaults applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowPlan {
+    pub kind: WindowKind,
+    /// How long after its end a window still takes late records.
+    pub grace_ms: i64,
+    /// How long a window is kept: at least its size (or gap) plus its grace.
+    pub retention_ms: i64,
+}
+
+/// Kafka Streams' grace period when none is given: a window closes a day after it starts.
+const DEFAULT_GRACE_HORIZON_MS: i64 = 86_400_000;
+
+impl WindowPlan {
+    /// `spec` with its defaults: ksqlDB's grace (0 under `EMIT FINAL`, else up to a day after
+    /// the window starts), and a retention of the window's length plus its grace.
+    pub fn new(spec: &WindowSpec, emit_final: bool) -> Result<Self> {
+        let length = match spec.kind {
+            WindowKind::Tumbling { size_ms } | WindowKind::Hopping { size_ms, .. } => size_ms,
+            WindowKind::Session { gap_ms } => gap_ms,
+        };
+        let grace_ms = match spec.grace_ms {
+            Some(grace) => grace,
+            None if emit_final => 0,
+            None => (DEFAULT_GRACE_HORIZON_MS - length).max(0),
+        };
+        let minimum = length.saturating_add(grace_ms);
+        let retention_ms = spec.retention_ms.unwrap_or(minimum);
+        if retention_ms < minimum {
+            return Err(SluiceError::Plan(format!(
+                "The retention period of the window store must be no smaller than its window size plus the grace period. Got size=[{length}], grace=[{grace_ms}], retention=[{retention_ms}]"
+            )));
+        }
+        Ok(Self { kind: spec.kind, grace_ms, retention_ms })
+    }
 }
 
 impl AggregatePlan {
+    /// How many grouping columns the query wrote (the window's bounds not counted).
+    pub fn key_count(&self) -> usize {
+        self.group_by.len()
+    }
+
     /// The name of each grouping expression: a column's own name, else the expression.
     pub fn group_names(&self) -> Vec<String> {
-        self.schema.fields().iter().take(self.group_by.len()).map(|f| f.name().clone()).collect()
+        self.schema.fields().iter().take(self.key_count()).map(|f| f.name().clone()).collect()
+    }
+
+    /// Where the aggregate functions' columns start in [`AggregatePlan::schema`].
+    pub fn first_aggregate_column(&self) -> usize {
+        self.key_count() + if self.window.is_some() { WINDOW_BOUNDS.len() } else { 0 }
     }
 }
 
@@ -97,9 +151,16 @@ impl QueryPlanner {
         let source = rewritten.source;
         let ctx = SessionContext::new();
         functions::register_all(&ctx)?;
+        let mut row_schema = source.row_schema();
+        if select.window.is_some() {
+            // The window's bounds are columns the projection may read; the aggregation fills them.
+            let mut fields: Vec<Field> = row_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.extend(WINDOW_BOUNDS.iter().map(|b| Field::new(*b, DataType::Int64, false)));
+            row_schema = Arc::new(Schema::new(fields));
+        }
         ctx.register_table(
             datafusion::common::TableReference::bare(source.name.clone()),
-            Arc::new(EmptyTable::new(source.row_schema())),
+            Arc::new(EmptyTable::new(row_schema)),
         )?;
         let state = ctx.state();
         let statement = DFStatement::Statement(Box::new(sqlparser::ast::Statement::Query(
@@ -111,23 +172,26 @@ impl QueryPlanner {
             .execute_and_check(plan, state.config_options(), |_, _| {})
             .map_err(plan_error)?;
         let parts = split_plan(&plan)?;
+        if select.window.is_some() && parts.aggregate.as_ref().is_none_or(|a| a.group_expr.is_empty()) {
+            return Err(SluiceError::Plan("WINDOW clause requires a GROUP BY clause.".into()));
+        }
         let scan_schema = parts.scan_schema.clone();
         let df_schema = scan_schema.as_ref();
         let filter = parts
             .filter
             .map(|f| ctx.create_physical_expr(f, df_schema))
             .transpose()?;
+        let window = select.window.as_ref().map(|w| WindowPlan::new(w, select.emit_final)).transpose()?;
         let mut aggregation = match &parts.aggregate {
-            Some(aggregate) => Some(plan_aggregate(&ctx, aggregate, parts.having.as_ref(), df_schema, &source)?),
+            Some(aggregate) => Some(plan_aggregate(&ctx, aggregate, parts.having.as_ref(), df_schema, &source, window)?),
             None => None,
         };
+        if let Some(aggregation) = aggregation.as_mut() {
+            aggregation.emit_final = select.emit_final;
+        }
         // The projection reads the aggregate's rows when there is one, else the decoded row.
         let projected_schema: &DFSchema = parts.aggregate.as_ref().map_or(df_schema, |a| a.schema.as_ref());
-        let group_names: Vec<String> = parts
-            .aggregate
-            .as_ref()
-            .map(|a| a.schema.fields().iter().take(a.group_expr.len()).map(|f| f.name().clone()).collect())
-            .unwrap_or_default();
+        let group_names: Vec<String> = aggregation.as_ref().map(AggregatePlan::group_names).unwrap_or_default();
         let mut columns = Vec::with_capacity(parts.projection.len());
         let mut fields = Vec::with_capacity(parts.projection.len());
         let mut key_outputs = Vec::with_capacity(parts.projection.len());
@@ -149,7 +213,10 @@ impl QueryPlanner {
                     aggregation.group_outputs[i].push(name.clone());
                     true
                 }
-                (Expr::Column(c), None) if parts.aggregate.is_none() => source.key_columns().any(|k| k.name == c.name),
+                (Expr::Column(c), None) if parts.aggregate.is_none() => {
+                    source.key_columns().any(|k| k.name == c.name)
+                        || (source.window.is_some() && WINDOW_BOUNDS.contains(&c.name.as_str()))
+                }
                 _ => false,
             });
             let physical = ctx.create_physical_expr(inner, projected_schema)?;
@@ -246,6 +313,7 @@ fn plan_aggregate(
     having: Option<&Expr>,
     scan_schema: &DFSchema,
     source: &SourceDef,
+    window: Option<WindowPlan>,
 ) -> Result<AggregatePlan> {
     if source.is_table() {
         return Err(SluiceError::NotImplemented("aggregating a table (GROUP BY over a table's updates)".into()));
@@ -271,8 +339,14 @@ fn plan_aggregate(
             )));
         }
     }
-    let group_by = aggregate
-        .group_expr
+    for function in &aggregate.aggr_expr {
+        if let Some(bound) = window_bound_read(function) {
+            return Err(rewrite::window_bound_misplaced(bound));
+        }
+    }
+    // The window's bounds, grouped by last, are the aggregation's to fill.
+    let bounds = if window.is_some() { WINDOW_BOUNDS.len() } else { 0 };
+    let group_by = aggregate.group_expr[..aggregate.group_expr.len() - bounds]
         .iter()
         .map(|e| ctx.create_physical_expr(e.clone(), scan_schema))
         .collect::<datafusion::error::Result<Vec<_>>>()?;
@@ -300,7 +374,24 @@ fn plan_aggregate(
         aggregates,
         having,
         schema: Arc::new(aggregate.schema.as_arrow().clone()),
+        window,
+        emit_final: false,
     })
+}
+
+/// The first window bound `expr` reads.
+fn window_bound_read(expr: &Expr) -> Option<&'static str> {
+    let mut found = None;
+    let _ = expr.apply(|e| {
+        if let Expr::Column(c) = e {
+            found = WINDOW_BOUNDS.iter().copied().find(|b| *b == c.name);
+            if found.is_some() {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
 }
 
 fn unsupported(plan: &LogicalPlan) -> SluiceError {

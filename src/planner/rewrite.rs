@@ -45,6 +45,15 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
     if body.having.is_some() && !grouped {
         return Err(SluiceError::Plan("HAVING requires GROUP BY".into()));
     }
+    if select.emit_final && select.window.is_none() {
+        return Err(SluiceError::Plan("EMIT FINAL is only supported for windowed aggregations.".into()));
+    }
+    if select.window.is_some() && grouped {
+        window_bounds_only_selected(body)?;
+        if let GroupByExpr::Expressions(expressions, _) = &mut body.group_by {
+            expressions.extend(WINDOW_BOUNDS.iter().map(|b| Expr::Identifier(quoted(b))));
+        }
+    }
     if body.distinct.is_some() {
         return Err(SluiceError::NotImplemented("SELECT DISTINCT".into()));
     }
@@ -77,9 +86,13 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
     for item in std::mem::take(&mut body.projection) {
         match item {
             SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(_, _) => {
-                projection.extend(source.columns.iter().map(|c| {
-                    SelectItem::UnnamedExpr(Expr::Identifier(quoted(&c.name)))
-                }));
+                // A windowed table's window bounds follow its key columns, as ksqlDB lists them.
+                let keys = source.key_columns().map(|c| c.name.as_str());
+                let bounds = source.window.iter().flat_map(|_| WINDOW_BOUNDS);
+                let values = source.value_columns().map(|c| c.name.as_str());
+                projection.extend(
+                    keys.chain(bounds).chain(values).map(|name| SelectItem::UnnamedExpr(Expr::Identifier(quoted(name)))),
+                );
             }
             SelectItem::UnnamedExpr(mut expr) => match &expr {
                 Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
@@ -132,6 +145,55 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
         partition_by,
         is_star,
     })
+}
+
+/// The columns of a window's bounds, grouped by after the query's own grouping expressions.
+pub const WINDOW_BOUNDS: [&str; 2] = ["WINDOWSTART", "WINDOWEND"];
+
+/// The window bound `expr` names, if it is one.
+fn window_bound(expr: &Expr) -> Option<&'static str> {
+    let ident = match expr {
+        Expr::Identifier(ident) => ident,
+        Expr::CompoundIdentifier(parts) => parts.last()?,
+        _ => return None,
+    };
+    let name = normalize_ident(ident);
+    WINDOW_BOUNDS.into_iter().find(|b| *b == name)
+}
+
+/// The first window bound read anywhere in `expr`.
+fn first_window_bound(expr: &mut Expr) -> Option<&'static str> {
+    let mut found = None;
+    let _ = visit_expressions_mut(expr, |e| match window_bound(e) {
+        Some(bound) => {
+            found = Some(bound);
+            ControlFlow::Break(())
+        }
+        None => ControlFlow::Continue(()),
+    });
+    found
+}
+
+/// ksqlDB's refusal of `WINDOWSTART` and `WINDOWEND` outside the `SELECT` of a windowed
+/// aggregation (inside aggregate functions, the planner refuses them).
+fn window_bounds_only_selected(body: &mut sqlparser::ast::Select) -> Result<()> {
+    if let Some(bound) = body.selection.as_mut().and_then(first_window_bound) {
+        return Err(SluiceError::Plan(format!("Error in WHERE expression: Unknown column {bound}.")));
+    }
+    let grouping = match &mut body.group_by {
+        GroupByExpr::Expressions(expressions, _) => expressions.iter_mut().find_map(first_window_bound),
+        GroupByExpr::All(_) => None,
+    };
+    match grouping.or_else(|| body.having.as_mut().and_then(first_window_bound)) {
+        Some(bound) => Err(window_bound_misplaced(bound)),
+        None => Ok(()),
+    }
+}
+
+pub fn window_bound_misplaced(bound: &str) -> SluiceError {
+    SluiceError::Plan(format!(
+        "Window bounds column {bound} can only be used in the SELECT clause of windowed aggregations"
+    ))
 }
 
 /// An integer literal that fits 32 bits becomes `CAST(n AS INTEGER)`: ksqlDB types it INTEGER.

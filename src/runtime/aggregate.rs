@@ -6,8 +6,15 @@
 //! record cache does per commit. A row's timestamp is the largest of its group's records. A
 //! group whose row stops satisfying `HAVING` gets a tombstone; one that never did emits nothing.
 //! A row whose grouping key is NULL is dropped and reported.
+//!
+//! With `WINDOW`, the state is per group and window ([`super::window`]): a record updates every
+//! window it falls in that is still open, and one no open window takes is dropped and reported
+//! as late. Merging sessions emits a tombstone for each session merged away, then the merged
+//! session. Under `EMIT FINAL` a window emits nothing until it closes, then its final row once.
+//! A window is forgotten once its retention has passed.
 
-use std::{collections::HashMap, sync::Arc};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use arrow::{
     array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array},
@@ -16,24 +23,43 @@ use arrow::{
 };
 use datafusion::{logical_expr::Accumulator, scalar::ScalarValue};
 
-use super::operator::evaluate_rows;
-use crate::{error::Result, planner::AggregatePlan};
+use super::{operator::evaluate_rows, window::window_starts};
+use crate::{
+    error::Result,
+    format::WindowKey,
+    planner::{AggregatePlan, WindowPlan},
+};
 
 pub struct Aggregator {
     plan: Arc<AggregatePlan>,
     converter: RowConverter,
-    /// By the grouping key in Arrow's row format.
+    /// By state key: the grouping key in Arrow's row format, then a window's start.
     groups: HashMap<Vec<u8>, Group>,
     per_record: bool,
+    windows: Option<Windows>,
 }
 
 struct Group {
     key: Vec<ScalarValue>,
+    window: Option<WindowKey>,
     accumulators: Vec<Box<dyn Accumulator>>,
     /// The largest timestamp of the group's records.
     timestamp: i64,
     /// The group's row is in the output: it satisfied `HAVING` when last emitted.
     present: bool,
+}
+
+/// The windows of a windowed aggregation, besides their groups.
+struct Windows {
+    plan: WindowPlan,
+    /// The largest timestamp seen.
+    stream_time: i64,
+    /// Every window's state key by the time it is forgotten.
+    expiry: BTreeSet<(i64, Vec<u8>)>,
+    /// The sessions of each grouping key: their starts and ends.
+    sessions: HashMap<Vec<u8>, BTreeMap<i64, i64>>,
+    /// `EMIT FINAL`: windows updated since they were last emitted, by the end that closes them.
+    pending: BTreeSet<(i64, Vec<u8>)>,
 }
 
 /// What one batch changed.
@@ -42,11 +68,33 @@ pub struct Aggregated {
     pub batch: RecordBatch,
     /// For each emitted row, the input row whose update it shows.
     pub sources: Vec<usize>,
-    /// For each emitted row, whether it is the tombstone of a group that left `HAVING`.
+    /// For each emitted row, whether it is the tombstone of a group that left `HAVING` or of a
+    /// session merged into another.
     pub tombstones: Vec<bool>,
     pub timestamps: Vec<i64>,
+    /// For each emitted row, its window; empty when the aggregation is not windowed.
+    pub windows: Vec<WindowKey>,
     /// Input rows dropped, with the reason.
     pub errors: Vec<(usize, String)>,
+}
+
+/// The rows one batch emits, column by column, before `HAVING`.
+#[derive(Default)]
+struct Emitted {
+    columns: Vec<Vec<ScalarValue>>,
+    keys: Vec<Vec<u8>>,
+    sources: Vec<usize>,
+    timestamps: Vec<i64>,
+    windows: Vec<WindowKey>,
+    /// Rows emitted as tombstones whatever `HAVING` says (merged sessions).
+    removed: Vec<bool>,
+}
+
+/// The rows of one state key a batch updates, in order.
+struct Segment {
+    state_key: Vec<u8>,
+    window: Option<WindowKey>,
+    rows: Vec<u32>,
 }
 
 impl Aggregator {
@@ -60,11 +108,18 @@ impl Aggregator {
             .schema
             .fields()
             .iter()
-            .take(plan.group_by.len())
+            .take(plan.key_count())
             .map(|f| SortField::new(f.data_type().clone()))
             .collect();
         Ok(Self {
             converter: RowConverter::new(keys)?,
+            windows: plan.window.map(|plan| Windows {
+                plan,
+                stream_time: i64::MIN,
+                expiry: BTreeSet::new(),
+                sessions: HashMap::new(),
+                pending: BTreeSet::new(),
+            }),
             plan,
             groups: HashMap::new(),
             per_record,
@@ -74,7 +129,7 @@ impl Aggregator {
     /// Updates the groups with the rows of `batch`, whose timestamps are `rowtime`.
     pub fn process(&mut self, batch: &RecordBatch, rowtime: &[i64]) -> Result<Aggregated> {
         let mut errors = Vec::new();
-        let mut keys = Vec::with_capacity(self.plan.group_by.len());
+        let mut keys = Vec::with_capacity(self.plan.key_count());
         for expr in &self.plan.group_by {
             let (values, failed) = evaluate_rows(expr, batch)?;
             errors.extend(failed);
@@ -91,8 +146,7 @@ impl Aggregator {
             arguments.push(values);
         }
         let converted = self.converter.convert_columns(&keys)?;
-        let mut segments: Vec<(Vec<u8>, Vec<u32>)> = Vec::new();
-        let mut open: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut grouped = Vec::with_capacity(batch.num_rows());
         for row in 0..batch.num_rows() {
             if keys.iter().any(|k| k.is_null(row)) {
                 if !errors.iter().any(|(r, _)| *r == row) {
@@ -100,57 +154,263 @@ impl Aggregator {
                 }
                 continue;
             }
-            let key = converted.row(row).as_ref().to_vec();
-            match open.get(&key).filter(|_| !self.per_record) {
-                Some(segment) => segments[*segment].1.push(row as u32),
-                None => {
-                    open.insert(key.clone(), segments.len());
-                    segments.push((key, vec![row as u32]));
+            grouped.push((row, converted.row(row).as_ref().to_vec()));
+        }
+        let mut emitted = Emitted { columns: vec![Vec::new(); self.plan.schema.fields().len()], ..Default::default() };
+        let session = self.windows.as_ref().is_some_and(|w| w.plan.time_window().is_none());
+        if session || self.plan.emit_final {
+            // Row by row: each may merge sessions or close windows.
+            for (row, key) in grouped {
+                if session {
+                    self.add_to_session(row, key, &keys, &arguments, rowtime, &mut emitted, &mut errors)?;
+                } else {
+                    for (state_key, window) in self.assign(row, key, rowtime, &mut errors) {
+                        let segment = Segment { state_key, window, rows: vec![row as u32] };
+                        self.update(segment, &keys, &arguments, rowtime, &mut emitted)?;
+                    }
+                }
+                self.close_windows(row, &mut emitted)?;
+            }
+        } else {
+            for segment in self.segments(grouped, rowtime, &mut errors) {
+                self.update(segment, &keys, &arguments, rowtime, &mut emitted)?;
+            }
+        }
+        self.expire();
+        let rows = self.rows(std::mem::take(&mut emitted.columns))?;
+        self.apply_having(rows, emitted, errors)
+    }
+
+    /// The state keys and windows `row` updates: its group's, or its group's in each open
+    /// window it falls in. A row no open window takes is reported as late.
+    fn assign(&mut self, row: usize, key: Vec<u8>, rowtime: &[i64], errors: &mut Vec<(usize, String)>) -> Vec<(Vec<u8>, Option<WindowKey>)> {
+        let Some(windows) = self.windows.as_mut() else { return vec![(key, None)] };
+        let timestamp = rowtime[row];
+        windows.stream_time = windows.stream_time.max(timestamp);
+        let (size, advance) = windows.plan.time_window().expect("time windows");
+        let mut assigned = Vec::new();
+        let mut late = None;
+        for start in window_starts(size, advance, timestamp) {
+            let end = start.saturating_add(size);
+            if windows.plan.closed(end, windows.stream_time) {
+                late = Some((start, end));
+            } else {
+                assigned.push((state_key(&key, start), Some(WindowKey { start, end, session: false })));
+            }
+        }
+        if let (true, Some((start, end))) = (assigned.is_empty(), late) {
+            errors.push((row, late_message(timestamp, start, end, windows)));
+        }
+        assigned
+    }
+
+    /// The updates of a batch: per state key in order of first update, or one per update when
+    /// every update is emitted.
+    fn segments(&mut self, grouped: Vec<(usize, Vec<u8>)>, rowtime: &[i64], errors: &mut Vec<(usize, String)>) -> Vec<Segment> {
+        let mut segments: Vec<Segment> = Vec::new();
+        let mut open: HashMap<Vec<u8>, usize> = HashMap::new();
+        for (row, key) in grouped {
+            for (state_key, window) in self.assign(row, key, rowtime, errors) {
+                match open.get(&state_key).filter(|_| !self.per_record) {
+                    Some(segment) => segments[*segment].rows.push(row as u32),
+                    None => {
+                        open.insert(state_key.clone(), segments.len());
+                        segments.push(Segment { state_key, window, rows: vec![row as u32] });
+                    }
                 }
             }
         }
-        let width = self.plan.schema.fields().len();
-        let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::new(); width];
-        let mut emitted_keys = Vec::with_capacity(segments.len());
-        let mut sources = Vec::with_capacity(segments.len());
-        let mut timestamps = Vec::with_capacity(segments.len());
-        for (key, rows) in segments {
-            let first = rows[0] as usize;
-            if !self.groups.contains_key(&key) {
-                let group = Group {
-                    key: keys.iter().map(|k| ScalarValue::try_from_array(k, first)).collect::<datafusion::error::Result<_>>()?,
-                    accumulators: self
-                        .plan
-                        .aggregates
-                        .iter()
-                        .map(|a| a.create_accumulator())
-                        .collect::<datafusion::error::Result<_>>()?,
-                    timestamp: i64::MIN,
-                    present: false,
-                };
-                self.groups.insert(key.clone(), group);
+        segments
+    }
+
+    /// Applies the rows of one segment to its group, made first if new, and emits its row.
+    fn update(
+        &mut self,
+        segment: Segment,
+        keys: &[ArrayRef],
+        arguments: &[Vec<ArrayRef>],
+        rowtime: &[i64],
+        emitted: &mut Emitted,
+    ) -> Result<()> {
+        let Segment { state_key, window, rows } = segment;
+        if !self.groups.contains_key(&state_key) {
+            let group = self.new_group(keys, rows[0] as usize, window)?;
+            if let (Some(windows), Some(window)) = (self.windows.as_mut(), window) {
+                windows.expiry.insert((window.start.saturating_add(windows.plan.retention_ms), state_key.clone()));
             }
-            let group = self.groups.get_mut(&key).expect("the group was just made");
-            let indices = UInt32Array::from(rows.clone());
-            for (accumulator, values) in group.accumulators.iter_mut().zip(&arguments) {
-                let taken = values.iter().map(|v| take(v, &indices, None)).collect::<Result<Vec<_>, _>>()?;
-                accumulator.update_batch(&taken)?;
-            }
-            for row in &rows {
-                group.timestamp = group.timestamp.max(rowtime[*row as usize]);
-            }
-            for (column, value) in columns.iter_mut().zip(&group.key) {
-                column.push(value.clone());
-            }
-            for (i, accumulator) in group.accumulators.iter_mut().enumerate() {
-                columns[group.key.len() + i].push(accumulator.evaluate()?);
-            }
-            emitted_keys.push(key);
-            sources.push(*rows.last().expect("a segment has rows") as usize);
-            timestamps.push(group.timestamp);
+            self.groups.insert(state_key.clone(), group);
         }
-        let batch = self.rows(columns)?;
-        self.apply_having(batch, emitted_keys, sources, timestamps, errors)
+        let group = self.groups.get_mut(&state_key).expect("the group was just made");
+        let indices = UInt32Array::from(rows.clone());
+        for (accumulator, values) in group.accumulators.iter_mut().zip(arguments) {
+            let taken = values.iter().map(|v| take(v, &indices, None)).collect::<Result<Vec<_>, _>>()?;
+            accumulator.update_batch(&taken)?;
+        }
+        for row in &rows {
+            group.timestamp = group.timestamp.max(rowtime[*row as usize]);
+        }
+        let source = *rows.last().expect("a segment has rows") as usize;
+        self.changed(state_key, source, emitted)
+    }
+
+    /// A group for the key of `row`, in `window`, with fresh accumulators.
+    fn new_group(&self, keys: &[ArrayRef], row: usize, window: Option<WindowKey>) -> Result<Group> {
+        Ok(Group {
+            key: keys.iter().map(|k| ScalarValue::try_from_array(k, row)).collect::<datafusion::error::Result<_>>()?,
+            window,
+            accumulators: self.plan.aggregates.iter().map(|a| a.create_accumulator()).collect::<datafusion::error::Result<_>>()?,
+            timestamp: i64::MIN,
+            present: false,
+        })
+    }
+
+    /// Emits the row of a group `source` changed, or under `EMIT FINAL` keeps it for its close.
+    fn changed(&mut self, state_key: Vec<u8>, source: usize, emitted: &mut Emitted) -> Result<()> {
+        match self.windows.as_mut().filter(|_| self.plan.emit_final) {
+            Some(windows) => {
+                let end = self.groups[&state_key].window.map_or(i64::MAX, |w| w.end);
+                windows.pending.insert((end, state_key));
+                Ok(())
+            }
+            None => self.emit(&state_key, source, false, emitted),
+        }
+    }
+
+    /// Adds one row's current values to the emitted rows.
+    fn emit(&mut self, state_key: &[u8], source: usize, removed: bool, emitted: &mut Emitted) -> Result<()> {
+        let group = self.groups.get_mut(state_key).expect("an emitted group exists");
+        let mut column = 0;
+        for value in &group.key {
+            emitted.columns[column].push(value.clone());
+            column += 1;
+        }
+        if let Some(window) = group.window {
+            emitted.columns[column].push(ScalarValue::Int64(Some(window.start)));
+            emitted.columns[column + 1].push(ScalarValue::Int64(Some(window.end)));
+            column += 2;
+            emitted.windows.push(window);
+        }
+        for accumulator in group.accumulators.iter_mut() {
+            emitted.columns[column].push(accumulator.evaluate()?);
+            column += 1;
+        }
+        emitted.keys.push(state_key.to_vec());
+        emitted.sources.push(source);
+        emitted.timestamps.push(group.timestamp);
+        emitted.removed.push(removed);
+        Ok(())
+    }
+
+    /// Adds `row` to its key's session: a new one, or the sessions within the gap merged into
+    /// one (each merged away emitted as a tombstone first).
+    #[allow(clippy::too_many_arguments)]
+    fn add_to_session(
+        &mut self,
+        row: usize,
+        key: Vec<u8>,
+        keys: &[ArrayRef],
+        arguments: &[Vec<ArrayRef>],
+        rowtime: &[i64],
+        emitted: &mut Emitted,
+        errors: &mut Vec<(usize, String)>,
+    ) -> Result<()> {
+        let timestamp = rowtime[row];
+        let windows = self.windows.as_mut().expect("a session aggregation");
+        windows.stream_time = windows.stream_time.max(timestamp);
+        // Sessions past their retention are gone before the search, as from Kafka Streams'
+        // store; under `EMIT FINAL` they have closed, and are emitted first.
+        self.close_windows(row, emitted)?;
+        self.expire();
+        let windows = self.windows.as_mut().expect("a session aggregation");
+        let crate::parser::WindowKind::Session { gap_ms } = windows.plan.kind else {
+            unreachable!("sessions are only made for session windows")
+        };
+        let touching: Vec<(i64, i64)> = windows
+            .sessions
+            .get(&key)
+            .map(|sessions| {
+                sessions
+                    .range(..=timestamp.saturating_add(gap_ms))
+                    .filter(|(_, end)| **end >= timestamp.saturating_sub(gap_ms))
+                    .map(|(s, e)| (*s, *e))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let start = touching.iter().map(|(s, _)| *s).fold(timestamp, i64::min);
+        let end = touching.iter().map(|(_, e)| *e).fold(timestamp, i64::max);
+        if windows.plan.closed(end, windows.stream_time) {
+            errors.push((row, late_message(timestamp, start, end, windows)));
+            return Ok(());
+        }
+        let window = WindowKey { start, end, session: true };
+        let mut merged = self.new_group(keys, row, Some(window))?;
+        for (old_start, old_end) in touching {
+            let old_key = state_key(&key, old_start);
+            let windows = self.windows.as_mut().expect("a session aggregation");
+            if let Some(sessions) = windows.sessions.get_mut(&key) {
+                sessions.remove(&old_start);
+            }
+            windows.expiry.remove(&(old_end.saturating_add(windows.plan.retention_ms), old_key.clone()));
+            windows.pending.remove(&(old_end, old_key.clone()));
+            if !self.plan.emit_final && self.groups.contains_key(&old_key) {
+                self.emit(&old_key, row, true, emitted)?;
+            }
+            let Some(mut old) = self.groups.remove(&old_key) else { continue };
+            for (into, from) in merged.accumulators.iter_mut().zip(old.accumulators.iter_mut()) {
+                let state = from.state()?.into_iter().map(|v| v.to_array()).collect::<datafusion::error::Result<Vec<_>>>()?;
+                into.merge_batch(&state)?;
+            }
+            merged.timestamp = merged.timestamp.max(old.timestamp);
+        }
+        let indices = UInt32Array::from(vec![row as u32]);
+        for (accumulator, values) in merged.accumulators.iter_mut().zip(arguments) {
+            let taken = values.iter().map(|v| take(v, &indices, None)).collect::<Result<Vec<_>, _>>()?;
+            accumulator.update_batch(&taken)?;
+        }
+        merged.timestamp = merged.timestamp.max(timestamp);
+        let new_key = state_key(&key, start);
+        let windows = self.windows.as_mut().expect("a session aggregation");
+        windows.sessions.entry(key).or_default().insert(start, end);
+        windows.expiry.insert((end.saturating_add(windows.plan.retention_ms), new_key.clone()));
+        self.groups.insert(new_key.clone(), merged);
+        self.changed(new_key, row, emitted)
+    }
+
+    /// Emits, under `EMIT FINAL`, each window stream time has closed, as if `source` closed it.
+    fn close_windows(&mut self, source: usize, emitted: &mut Emitted) -> Result<()> {
+        let Some(windows) = self.windows.as_mut() else { return Ok(()) };
+        let mut closed = Vec::new();
+        while let Some((end, _)) = windows.pending.first() {
+            if !windows.plan.closed(*end, windows.stream_time) {
+                break;
+            }
+            closed.push(windows.pending.pop_first().expect("a first entry").1);
+        }
+        closed.sort();
+        for state_key in closed {
+            if self.groups.contains_key(&state_key) {
+                self.emit(&state_key, source, false, emitted)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the windows whose retention has passed.
+    fn expire(&mut self) {
+        let Some(windows) = self.windows.as_mut() else { return };
+        while windows.expiry.first().is_some_and(|(at, _)| *at <= windows.stream_time) {
+            let (_, state_key) = windows.expiry.pop_first().expect("a first entry");
+            let Some(group) = self.groups.remove(&state_key) else { continue };
+            if let Some(window) = group.window.filter(|w| w.session) {
+                let key = &state_key[..state_key.len() - 8];
+                if let Some(sessions) = windows.sessions.get_mut(key) {
+                    sessions.remove(&window.start);
+                    if sessions.is_empty() {
+                        windows.sessions.remove(key);
+                    }
+                }
+            }
+        }
     }
 
     /// The emitted rows as a batch of the aggregate's schema.
@@ -171,14 +431,7 @@ impl Aggregator {
 
     /// Keeps the rows satisfying `HAVING`, and turns a row that no longer does into its group's
     /// tombstone when the group was in the output.
-    fn apply_having(
-        &mut self,
-        batch: RecordBatch,
-        keys: Vec<Vec<u8>>,
-        sources: Vec<usize>,
-        timestamps: Vec<i64>,
-        errors: Vec<(usize, String)>,
-    ) -> Result<Aggregated> {
+    fn apply_having(&mut self, batch: RecordBatch, emitted: Emitted, errors: Vec<(usize, String)>) -> Result<Aggregated> {
         let passed: Vec<bool> = match &self.plan.having {
             None => vec![true; batch.num_rows()],
             Some(having) => {
@@ -194,24 +447,44 @@ impl Aggregator {
         };
         let mut keep = Vec::with_capacity(passed.len());
         let mut tombstones = Vec::new();
-        for (key, passed) in keys.iter().zip(&passed) {
-            let group = self.groups.get_mut(key).expect("an emitted group exists");
-            let kept = *passed || group.present;
+        for ((key, passed), removed) in emitted.keys.iter().zip(&passed).zip(&emitted.removed) {
+            let passed = *passed && !removed;
+            let present = match self.groups.get_mut(key) {
+                Some(group) if !removed => std::mem::replace(&mut group.present, passed),
+                _ => true,
+            };
+            let kept = passed || present;
             if kept {
                 tombstones.push(!passed);
             }
-            group.present = *passed;
             keep.push(kept);
         }
         let batch = filter_record_batch(&batch, &BooleanArray::from(keep.clone()))?;
         Ok(Aggregated {
             batch,
-            sources: kept(sources, &keep),
+            sources: kept(emitted.sources, &keep),
             tombstones,
-            timestamps: kept(timestamps, &keep),
+            timestamps: kept(emitted.timestamps, &keep),
+            windows: if emitted.windows.is_empty() { Vec::new() } else { kept(emitted.windows, &keep) },
             errors,
         })
     }
+}
+
+/// A window's state key: the grouping key's bytes, then the window's start.
+fn state_key(key: &[u8], start: i64) -> Vec<u8> {
+    let mut state_key = Vec::with_capacity(key.len() + 8);
+    state_key.extend_from_slice(key);
+    state_key.extend_from_slice(&start.to_be_bytes());
+    state_key
+}
+
+/// Why a record was dropped as late.
+fn late_message(timestamp: i64, start: i64, end: i64, windows: &Windows) -> String {
+    format!(
+        "Late record dropped: its timestamp {timestamp} falls in window [{start}, {end}], closed at stream time {} (grace period {} ms)",
+        windows.stream_time, windows.plan.grace_ms
+    )
 }
 
 /// The values whose `keep` is true.
@@ -286,5 +559,50 @@ mod tests {
         let out = aggregator.process(&batch, &times).unwrap();
         assert_eq!(out.tombstones, vec![false, true], "in, then out; the third update emits nothing");
         assert_eq!(out.sources, vec![0, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_record_no_open_window_takes_is_reported_late() {
+        let plan = plan("SELECT K, COUNT(*) AS N FROM S WINDOW TUMBLING (SIZE 10 MILLISECONDS, GRACE PERIOD 6 MILLISECONDS) GROUP BY K EMIT CHANGES;").await;
+        let times = vec![3, 25, 14, 9];
+        let batch = rows(&[Some("a"); 4], &[1, 1, 1, 1], &times);
+        let mut aggregator = Aggregator::new(plan, true).unwrap();
+        let out = aggregator.process(&batch, &times).unwrap();
+        let starts: Vec<i64> = out.windows.iter().map(|w| w.start).collect();
+        assert_eq!(starts, vec![0, 20, 10], "[10,20) open until stream time 26; [0,10) closed at 16");
+        assert_eq!(out.errors.len(), 1);
+        assert_eq!(out.errors[0].0, 3);
+        assert!(out.errors[0].1.contains("Late record"), "{}", out.errors[0].1);
+    }
+
+    #[tokio::test]
+    async fn merging_sessions_tombstones_each_merged_session_then_emits_the_merged_one() {
+        let plan = plan("SELECT K, COUNT(*) AS N FROM S WINDOW SESSION (10 MILLISECONDS) GROUP BY K EMIT CHANGES;").await;
+        let times = vec![0, 20, 10];
+        let batch = rows(&[Some("a"); 3], &[1, 1, 1], &times);
+        let mut aggregator = Aggregator::new(plan, true).unwrap();
+        let out = aggregator.process(&batch, &times).unwrap();
+        let windows: Vec<(i64, i64)> = out.windows.iter().map(|w| (w.start, w.end)).collect();
+        assert_eq!(windows, vec![(0, 0), (20, 20), (0, 0), (20, 20), (0, 20)]);
+        assert_eq!(out.tombstones, vec![false, false, true, true, false]);
+        let counts = out.batch.column(3).as_primitive::<Int64Type>().values().to_vec();
+        assert_eq!(counts[4], 3, "the merged session counts every record");
+        assert_eq!(out.timestamps, vec![0, 20, 0, 20, 20]);
+    }
+
+    #[tokio::test]
+    async fn emit_final_emits_each_window_once_when_it_closes() {
+        let plan = plan("SELECT K, COUNT(*) AS N FROM S WINDOW TUMBLING (SIZE 10 MILLISECONDS) GROUP BY K EMIT FINAL;").await;
+        let mut aggregator = Aggregator::new(plan, true).unwrap();
+        let times = vec![1, 5, 9];
+        let out = aggregator.process(&rows(&[Some("a"); 3], &[1, 1, 1], &times), &times).unwrap();
+        assert_eq!(out.batch.num_rows(), 0, "the window is still open");
+        let times = vec![10];
+        let out = aggregator.process(&rows(&[Some("b")], &[1], &times), &times).unwrap();
+        assert_eq!(out.batch.column(3).as_primitive::<Int64Type>().values().to_vec(), vec![3]);
+        assert_eq!(out.timestamps, vec![9]);
+        let times = vec![30];
+        let out = aggregator.process(&rows(&[Some("a")], &[1], &times), &times).unwrap();
+        assert_eq!(out.windows.iter().map(|w| w.start).collect::<Vec<_>>(), vec![10], "only b's window closed since");
     }
 }

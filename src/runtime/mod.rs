@@ -15,6 +15,7 @@ pub mod shared;
 pub mod sink;
 pub mod status;
 pub mod table_state;
+pub mod window;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 

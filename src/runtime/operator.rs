@@ -26,7 +26,7 @@ use super::{aggregate::Aggregator, sink::OutputRow};
 use crate::{
     catalog::source::ROWTIME,
     error::Result,
-    format::{RawRecord, encode::normalize_array},
+    format::{RawRecord, WindowKey, encode::normalize_array},
     functions,
     planner::ContinuousPlan,
 };
@@ -45,6 +45,8 @@ pub struct Evaluated {
     pub tombstones: Vec<bool>,
     /// For each output row, its timestamp when not its record's (an aggregate's); else empty.
     pub timestamps: Vec<i64>,
+    /// For each output row, its window (a windowed aggregate's); else empty.
+    pub windows: Vec<WindowKey>,
 }
 
 impl Evaluated {
@@ -59,6 +61,7 @@ impl Evaluated {
                 row,
                 tombstone: self.tombstones.get(row).copied().unwrap_or(false),
                 timestamp: self.timestamps.get(row).copied(),
+                window: self.windows.get(row).copied(),
             })
             .collect()
     }
@@ -152,6 +155,7 @@ pub fn evaluate(
         errors,
         tombstones,
         timestamps: Vec::new(),
+        windows: Vec::new(),
     })
 }
 
@@ -196,6 +200,7 @@ fn aggregate(
         errors,
         tombstones: aggregated.tombstones,
         timestamps: aggregated.timestamps,
+        windows: aggregated.windows,
     })
 }
 

@@ -29,6 +29,8 @@ pub struct OutputRow<'a> {
     pub tombstone: bool,
     /// The output record's timestamp when it is not its record's (an aggregate's).
     pub timestamp: Option<i64>,
+    /// The window of a windowed aggregate's row, written after its key.
+    pub window: Option<crate::format::WindowKey>,
 }
 
 /// A row the sink skipped: its index in the rows given, what failed, and why.
@@ -273,6 +275,9 @@ impl TopicSink {
                     if let Err(e) = encode_kafka_value(w, out.row, &mut key) {
                         failed.push((index, ErrorKind::Serialization, format!("Error serializing key: {e}")));
                         continue;
+                    }
+                    if let Some(window) = out.window {
+                        window.append_to(&mut key);
                     }
                     Some(&key)
                 }

@@ -33,6 +33,9 @@ pub fn per_record_updates(properties: &BTreeMap<String, String>) -> bool {
 /// Kafka Streams, consumer and producer properties ksqlDB accepts; Sluice acts on those in
 /// [`DEFAULTS`] and accepts the others, which tune a Java client, without effect.
 const STREAMS_PROPERTIES: &[&str] = &[
+    // How often Kafka Streams checks for windows to close under EMIT FINAL; Sluice checks at
+    // every record.
+    "__emit.interval.ms.kstreams.windowed.aggregation__",
     AUTO_OFFSET_RESET,
     PROCESSING_GUARANTEE,
     "acks",

@@ -1,6 +1,6 @@
 //! Aggregations through the server against a real broker: counts and sums per sensor over the
-//! seed's stream, exact after the server is SIGKILLed while records flow, and the aggregate
-//! answering pull queries.
+//! seed's stream, and counts per sensor per window, exact after the server is SIGKILLed while
+//! records flow; the aggregates answering pull queries; a late record counted on its query.
 
 mod common;
 
@@ -13,6 +13,7 @@ use common::{CREATE_INGESTION, SluiceServer, TestBroker, powergrid_record, produ
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer},
+    producer::FutureRecord,
 };
 use serde_json::{Value, json};
 
@@ -20,8 +21,8 @@ const SENSORS: u32 = 6;
 const PER_SENSOR: u32 = 300;
 const KILLS: usize = 4;
 
-/// The last value of every key in `topic`, read until the topic is quiet for 3 s.
-fn latest_per_key(bootstrap: &str, topic: &str, within: Duration) -> BTreeMap<String, Value> {
+/// The last value of every key in `topic` (its bytes), read until the topic is quiet for 3 s.
+fn latest_per_key(bootstrap: &str, topic: &str, within: Duration) -> BTreeMap<Vec<u8>, Value> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "sluice-aggregation-reader")
@@ -39,7 +40,7 @@ fn latest_per_key(bootstrap: &str, topic: &str, within: Duration) -> BTreeMap<St
     let mut quiet_since = Instant::now();
     while Instant::now() < deadline && quiet_since.elapsed() < Duration::from_secs(3) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+            let key = m.key().unwrap_or_default().to_vec();
             let value = m.payload().map_or(Value::Null, |v| serde_json::from_slice(v).unwrap());
             latest.insert(key, value);
             quiet_since = Instant::now();
@@ -95,7 +96,7 @@ async fn counts_per_sensor_are_exact_across_kill_9_and_answer_pull_queries() {
     .await
     .unwrap();
     for sensor in 1..=SENSORS {
-        let value = &latest[&sensor.to_string()];
+        let value = &latest[sensor.to_string().as_bytes()];
         assert_eq!(value["READINGS"], json!(PER_SENSOR), "sensor {sensor}: every record counted once: {value}");
         assert_eq!(value["VERSIONS"], json!(PER_SENSOR), "sensor {sensor}: {value}");
         assert_eq!(value["LAST_AT"], last_at(sensor), "sensor {sensor}: {value}");
@@ -103,4 +104,103 @@ async fn counts_per_sensor_are_exact_across_kill_9_and_answer_pull_queries() {
 
     let rows = server.pull_rows("SELECT SENSOR, READINGS FROM READINGS_PER_SENSOR WHERE SENSOR = '3';").await;
     assert_eq!(rows, vec![json!(["3", PER_SENSOR])]);
+}
+
+/// The first reading's timestamp: the windows below are 10 s long, and each sensor sends a
+/// reading every 100 ms of event time, so each window holds 100 readings per sensor.
+const EPOCH: i64 = 1_796_167_380_000;
+const WINDOW_MS: i64 = 10_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn windowed_counts_are_exact_across_kill_9_and_a_late_record_is_counted() {
+    let broker = TestBroker::start().await;
+    sluice::connectors::kafka::KafkaCluster::connect(&broker.bootstrap)
+        .unwrap()
+        .ensure_topic("INGESTION", 3, 1, &[])
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    server.ksql_ok(CREATE_INGESTION).await;
+    server
+        .ksql_ok(
+            "CREATE TABLE READINGS_PER_WINDOW AS SELECT EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') AS SENSOR, \
+             COUNT(*) AS READINGS FROM STREAM_INGESTION WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 1 HOUR) \
+             GROUP BY EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id');",
+        )
+        .await;
+
+    let bootstrap = broker.bootstrap.clone();
+    let feeding = tokio::spawn(async move {
+        let producer = producer(&bootstrap);
+        for n in 0..PER_SENSOR {
+            for sensor in 1..=SENSORS {
+                let key = format!("{sensor}-{n}");
+                let value = powergrid_record(sensor, n);
+                let record = FutureRecord::to("INGESTION").key(&key).payload(&value).timestamp(EPOCH + n as i64 * 100);
+                producer.send(record, Duration::from_secs(30)).await.expect("record is produced");
+            }
+            if n % 10 == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    for _ in 0..KILLS + 1 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        server.kill();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        server.start_again().await;
+    }
+    feeding.await.unwrap();
+
+    // The recount: readings per sensor per window start.
+    let mut recount: BTreeMap<(String, i64), u64> = BTreeMap::new();
+    for n in 0..PER_SENSOR {
+        let start = (EPOCH + n as i64 * 100) / WINDOW_MS * WINDOW_MS;
+        for sensor in 1..=SENSORS {
+            *recount.entry((sensor.to_string(), start)).or_default() += 1;
+        }
+    }
+    let latest = tokio::task::spawn_blocking({
+        let bootstrap = broker.bootstrap.clone();
+        move || latest_per_key(&bootstrap, "READINGS_PER_WINDOW", Duration::from_secs(120))
+    })
+    .await
+    .unwrap();
+    let written: BTreeMap<(String, i64), u64> = latest
+        .iter()
+        .map(|(key, value)| {
+            let (sensor, start) = key.split_at(key.len() - 8);
+            let start = i64::from_be_bytes(start.try_into().unwrap());
+            ((String::from_utf8_lossy(sensor).into_owned(), start), value["READINGS"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(written, recount, "the last record of every window holds its recount: none lost, none counted twice");
+
+    let rows = server.pull_rows("SELECT SENSOR, WINDOWSTART, WINDOWEND, READINGS FROM READINGS_PER_WINDOW WHERE SENSOR = '3';").await;
+    let pulled: BTreeMap<i64, u64> = rows
+        .iter()
+        .map(|r| {
+            assert_eq!(r[2].as_i64().unwrap() - r[1].as_i64().unwrap(), WINDOW_MS, "{r}");
+            (r[1].as_i64().unwrap(), r[3].as_u64().unwrap())
+        })
+        .collect();
+    let wanted: BTreeMap<i64, u64> = recount.iter().filter(|((s, _), _)| s == "3").map(|((_, start), n)| (*start, *n)).collect();
+    assert_eq!(pulled, wanted, "pull query by key over the windowed table");
+
+    // A reading two hours older than the newest: its window closed an hour ago.
+    let producer = producer(&broker.bootstrap);
+    let late = powergrid_record(3, 0);
+    let record = FutureRecord::to("INGESTION").key("late").payload(&late).timestamp(EPOCH - 7_200_000);
+    producer.send(record, Duration::from_secs(30)).await.expect("record is produced");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let described = server.ksql_ok("DESCRIBE READINGS_PER_WINDOW EXTENDED;").await;
+        let errors = described[0]["sourceDescription"]["errorStats"].as_str().unwrap_or_default().to_string();
+        if errors.contains("processing-errors: 1,") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the late record was never counted: {errors}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -7,7 +7,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use crate::{
     catalog::types::SqlType,
     error::{Result, SluiceError},
-    parser::{ColumnDef, CreateSource, Properties, SourceKind, window::parse_duration_text},
+    parser::{ColumnDef, CreateSource, Properties, SourceKind, window::{parse_duration_text, unit_millis}},
 };
 
 /// How a key or a value is laid out in a record's bytes.
@@ -112,8 +112,14 @@ impl SourceWindow {
                 return Err(SluiceError::Plan(format!("'WINDOW_SIZE' is required for {type_name} windows.")));
             }
             (false, Some(text)) => Some(parse_duration_text(&text).filter(|ms| *ms > 0).ok_or_else(|| {
+                let unit = text.split_whitespace().nth(1).unwrap_or_default().to_ascii_uppercase();
                 SluiceError::Plan(format!(
-                    "Invalid value {text} for property WINDOW_SIZE: Duration should be of the form 'number unit', e.g. '30 SECONDS'"
+                    "Configuration WINDOW_SIZE is invalid: Invalid duration: '{text}'. {}",
+                    if unit_millis(&unit).is_none() && !unit.is_empty() {
+                        format!("Unknown time unit: '{unit}'")
+                    } else {
+                        "Expected a positive number and a time unit, such as '30 SECONDS'".to_string()
+                    }
                 ))
             })?),
         };

@@ -324,7 +324,7 @@ fn start_planned(engine: &Engine, query: &QueryDef, mut plan: ContinuousPlan, st
         .fields()
         .iter()
         .enumerate()
-        .filter(|(_, f)| !sink.key_columns().any(|k| &k.name == f.name()))
+        .filter(|(i, f)| !sink.key_columns().any(|k| &k.name == f.name()) && !in_windowed_key(&plan, *i))
         .map(|(i, f)| (i, f.name().clone()))
         .unzip();
     let output = QuerySink::Topic(TopicSink {
@@ -523,7 +523,9 @@ fn sink_source(csas: &CreateAsSelect, plan: &ContinuousPlan, text: &str) -> Resu
         .fields()
         .iter()
         .zip(&plan.key_outputs)
-        .map(|(f, is_key)| {
+        .enumerate()
+        .filter(|(i, _)| !in_windowed_key(plan, *i))
+        .map(|(_, (f, is_key))| {
             Ok(ColumnDef {
                 name: f.name().clone(),
                 data_type: crate::catalog::types::SqlType::from_arrow(f.data_type())?,
@@ -548,6 +550,16 @@ fn sink_source(csas: &CreateAsSelect, plan: &ContinuousPlan, text: &str) -> Resu
     let partitions = csas.properties.get("PARTITIONS").map(|p| number(Some(p), 1)).transpose()?;
     let replicas = number(csas.properties.get("REPLICAS"), 1)?;
     Ok((stream, partitions, replicas))
+}
+
+/// Whether output column `column` is a window bound a windowed source's key carries to the
+/// sink (`SELECT *` over a `WINDOW_TYPE` stream): it is in the key, not a column.
+fn in_windowed_key(plan: &ContinuousPlan, column: usize) -> bool {
+    plan.source.window.is_some()
+        && plan.aggregation.is_none()
+        && plan.partition_by.is_none()
+        && plan.key_outputs[column]
+        && crate::planner::WINDOW_BOUNDS.contains(&plan.output_schema.field(column).name().as_str())
 }
 
 fn check_insert_schema(target: &SourceDef, plan: &ContinuousPlan) -> Result<()> {

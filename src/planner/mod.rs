@@ -163,10 +163,12 @@ impl QueryPlanner {
             Arc::new(EmptyTable::new(row_schema)),
         )?;
         let state = ctx.state();
-        let statement = DFStatement::Statement(Box::new(sqlparser::ast::Statement::Query(
-            Box::new(rewritten.query),
-        )));
-        let plan = state.statement_to_plan(statement).await.map_err(plan_error)?;
+        let query = rewritten.query;
+        let statement = DFStatement::Statement(Box::new(sqlparser::ast::Statement::Query(Box::new(query.clone()))));
+        let plan = state
+            .statement_to_plan(statement)
+            .await
+            .map_err(|e| grouping_error(&ctx, &query, &e).unwrap_or_else(|| plan_error(e)))?;
         let plan = state
             .analyzer()
             .execute_and_check(plan, state.config_options(), |_, _| {})
@@ -215,7 +217,7 @@ impl QueryPlanner {
                 }
                 (Expr::Column(c), None) if parts.aggregate.is_none() => {
                     source.key_columns().any(|k| k.name == c.name)
-                        || (source.window.is_some() && WINDOW_BOUNDS.contains(&c.name.as_str()))
+                        || (source.window.is_some() && WINDOW_BOUNDS.contains(&c.name.as_str()) && name == c.name)
                 }
                 _ => false,
             });
@@ -399,6 +401,29 @@ fn unsupported(plan: &LogicalPlan) -> SluiceError {
         "this kind of query ({}); Sluice runs projections and filters over one stream",
         plan.display()
     ))
+}
+
+/// ksqlDB's words for a projection that does not fit its `GROUP BY`: a grouping without any
+/// aggregate function, or a column neither grouped nor aggregated.
+fn grouping_error(ctx: &SessionContext, query: &sqlparser::ast::Query, error: &datafusion::error::DataFusionError) -> Option<SluiceError> {
+    let message = error.strip_backtrace();
+    let at = message.find("Column in SELECT must be in GROUP BY or an aggregate function")?;
+    let grouped = matches!(query.body.as_ref(), sqlparser::ast::SetExpr::Select(select)
+        if !matches!(&select.group_by, sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty()));
+    let mut aggregates = false;
+    let _ = sqlparser::ast::visit_expressions(query, |expr| {
+        if let sqlparser::ast::Expr::Function(function) = expr {
+            aggregates |= datafusion::execution::FunctionRegistry::udaf(ctx, &function.name.to_string().to_ascii_lowercase()).is_ok();
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    if grouped && !aggregates {
+        return Some(SluiceError::Plan("GROUP BY requires aggregate functions in either the SELECT or HAVING clause.".into()));
+    }
+    // "… column \"S.ID\" must appear in the GROUP BY clause …": the column, unqualified.
+    let column = message[at..].split('"').nth(1)?;
+    let column = column.rsplit('.').next().unwrap_or(column);
+    Some(SluiceError::Plan(format!("Non-aggregate SELECT expression(s) not part of GROUP BY: {column}")))
 }
 
 /// DataFusion's planning errors are the user's: say them without DataFusion's prefix.

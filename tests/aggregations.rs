@@ -161,20 +161,28 @@ async fn windowed_counts_are_exact_across_kill_9_and_a_late_record_is_counted() 
             *recount.entry((sensor.to_string(), start)).or_default() += 1;
         }
     }
-    let latest = tokio::task::spawn_blocking({
-        let bootstrap = broker.bootstrap.clone();
-        move || latest_per_key(&bootstrap, "READINGS_PER_WINDOW", Duration::from_secs(120))
-    })
-    .await
-    .unwrap();
-    let written: BTreeMap<(String, i64), u64> = latest
-        .iter()
-        .map(|(key, value)| {
-            let (sensor, start) = key.split_at(key.len() - 8);
-            let start = i64::from_be_bytes(start.try_into().unwrap());
-            ((String::from_utf8_lossy(sensor).into_owned(), start), value["READINGS"].as_u64().unwrap())
+    // Read until the restarted server has caught up (a quiet topic may only mean it is still
+    // rebuilding): a count too high or too low never turns right later.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let written = loop {
+        let latest = tokio::task::spawn_blocking({
+            let bootstrap = broker.bootstrap.clone();
+            move || latest_per_key(&bootstrap, "READINGS_PER_WINDOW", Duration::from_secs(120))
         })
-        .collect();
+        .await
+        .unwrap();
+        let written: BTreeMap<(String, i64), u64> = latest
+            .iter()
+            .map(|(key, value)| {
+                let (sensor, start) = key.split_at(key.len() - 8);
+                let start = i64::from_be_bytes(start.try_into().unwrap());
+                ((String::from_utf8_lossy(sensor).into_owned(), start), value["READINGS"].as_u64().unwrap())
+            })
+            .collect();
+        if written == recount || Instant::now() > deadline {
+            break written;
+        }
+    };
     assert_eq!(written, recount, "the last record of every window holds its recount: none lost, none counted twice");
 
     let rows = server.pull_rows("SELECT SENSOR, WINDOWSTART, WINDOWEND, READINGS FROM READINGS_PER_WINDOW WHERE SENSOR = '3';").await;

@@ -126,6 +126,15 @@ struct KsqlClauses {
     limit: Option<u64>,
 }
 
+/// How `token` changes the depth of parentheses.
+fn nesting(token: &TokenWithSpan) -> i32 {
+    match token.token {
+        Token::LParen => 1,
+        Token::RParen => -1,
+        _ => 0,
+    }
+}
+
 fn word(token: &TokenWithSpan) -> Option<String> {
     match &token.token {
         Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
@@ -148,11 +157,7 @@ fn split_ksql_clauses(tokens: Vec<TokenWithSpan>) -> Result<KsqlClauses> {
     let mut i = 0;
     while i < tokens.len() {
         let token = &tokens[i];
-        match token.token {
-            Token::LParen => depth += 1,
-            Token::RParen => depth -= 1,
-            _ => {}
-        }
+        depth += nesting(token);
         let next_word = tokens.get(i + 1).and_then(word);
         match (depth, word(token).as_deref(), next_word.as_deref()) {
             (0, Some("EMIT"), Some("CHANGES")) => {
@@ -164,15 +169,12 @@ fn split_ksql_clauses(tokens: Vec<TokenWithSpan>) -> Result<KsqlClauses> {
                 i += 2;
             }
             (0, Some("WINDOW"), Some("TUMBLING" | "HOPPING" | "SESSION")) => {
+                // The window's kind, then its parenthesised settings.
                 let start = i + 1;
                 let mut end = start + 1;
                 let mut inner = 0i32;
                 while end < tokens.len() {
-                    match tokens[end].token {
-                        Token::LParen => inner += 1,
-                        Token::RParen => inner -= 1,
-                        _ => {}
-                    }
+                    inner += nesting(&tokens[end]);
                     end += 1;
                     if inner == 0 {
                         break;
@@ -189,11 +191,7 @@ fn split_ksql_clauses(tokens: Vec<TokenWithSpan>) -> Result<KsqlClauses> {
                 let mut end = start;
                 let mut inner = 0i32;
                 while end < tokens.len() {
-                    match tokens[end].token {
-                        Token::LParen => inner += 1,
-                        Token::RParen => inner -= 1,
-                        _ => {}
-                    }
+                    inner += nesting(&tokens[end]);
                     let stop = inner == 0
                         && matches!(
                             word(&tokens[end]).as_deref(),

@@ -136,10 +136,6 @@ impl AggregatePlan {
         self.schema.fields().iter().take(self.key_count()).map(|f| f.name().clone()).collect()
     }
 
-    /// Where the aggregate functions' columns start in [`AggregatePlan::schema`].
-    pub fn first_aggregate_column(&self) -> usize {
-        self.key_count() + if self.window.is_some() { WINDOW_BOUNDS.len() } else { 0 }
-    }
 }
 
 /// Plans queries with a session that knows ksqlDB's functions.

@@ -11,7 +11,11 @@ use sqlparser::ast::{
 };
 
 use crate::{
-    catalog::{Catalog, SourceDef, topic_template::TopicTemplate},
+    catalog::{
+        Catalog, SourceDef,
+        source::{WINDOWEND, WINDOWSTART},
+        topic_template::TopicTemplate,
+    },
     error::{Result, SluiceError},
     parser::{Select, normalize_ident},
 };
@@ -148,7 +152,7 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
 }
 
 /// The columns of a window's bounds, grouped by after the query's own grouping expressions.
-pub const WINDOW_BOUNDS: [&str; 2] = ["WINDOWSTART", "WINDOWEND"];
+pub const WINDOW_BOUNDS: [&str; 2] = [WINDOWSTART, WINDOWEND];
 
 /// The window bound `expr` names, if it is one.
 fn window_bound(expr: &Expr) -> Option<&'static str> {

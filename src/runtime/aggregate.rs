@@ -241,11 +241,7 @@ impl Aggregator {
             self.groups.insert(state_key.clone(), group);
         }
         let group = self.groups.get_mut(&state_key).expect("the group was just made");
-        let indices = UInt32Array::from(rows.clone());
-        for (accumulator, values) in group.accumulators.iter_mut().zip(arguments) {
-            let taken = values.iter().map(|v| take(v, &indices, None)).collect::<Result<Vec<_>, _>>()?;
-            accumulator.update_batch(&taken)?;
-        }
+        accumulate(&mut group.accumulators, arguments, &rows)?;
         for row in &rows {
             group.timestamp = group.timestamp.max(rowtime[*row as usize]);
         }
@@ -362,11 +358,7 @@ impl Aggregator {
             }
             merged.timestamp = merged.timestamp.max(old.timestamp);
         }
-        let indices = UInt32Array::from(vec![row as u32]);
-        for (accumulator, values) in merged.accumulators.iter_mut().zip(arguments) {
-            let taken = values.iter().map(|v| take(v, &indices, None)).collect::<Result<Vec<_>, _>>()?;
-            accumulator.update_batch(&taken)?;
-        }
+        accumulate(&mut merged.accumulators, arguments, &[row as u32])?;
         merged.timestamp = merged.timestamp.max(timestamp);
         let new_key = state_key(&key, start);
         let windows = self.windows.as_mut().expect("a session aggregation");
@@ -469,6 +461,16 @@ impl Aggregator {
             errors,
         })
     }
+}
+
+/// Updates `accumulators` with the arguments of `rows`.
+fn accumulate(accumulators: &mut [Box<dyn Accumulator>], arguments: &[Vec<ArrayRef>], rows: &[u32]) -> Result<()> {
+    let indices = UInt32Array::from(rows.to_vec());
+    for (accumulator, values) in accumulators.iter_mut().zip(arguments) {
+        let taken = values.iter().map(|v| take(v, &indices, None)).collect::<Result<Vec<_>, _>>()?;
+        accumulator.update_batch(&taken)?;
+    }
+    Ok(())
 }
 
 /// A window's state key: the grouping key's bytes, then the window's start.

@@ -68,6 +68,10 @@ pub struct Aggregated {
     pub batch: RecordBatch,
     /// For each emitted row, the input row whose update it shows.
     pub sources: Vec<usize>,
+    /// For each emitted row, every input row of the batch its state took in since the group's
+    /// previous row (the last of them its source): output for input replayed after a crash
+    /// may be skipped only when all of them were replayed.
+    pub contributors: Vec<Vec<usize>>,
     /// For each emitted row, whether it is the tombstone of a group that left `HAVING` or of a
     /// session merged into another.
     pub tombstones: Vec<bool>,
@@ -83,7 +87,8 @@ pub struct Aggregated {
 struct Emitted {
     columns: Vec<Vec<ScalarValue>>,
     keys: Vec<Vec<u8>>,
-    sources: Vec<usize>,
+    /// For each row, the input rows it shows, its source last.
+    contributors: Vec<Vec<usize>>,
     timestamps: Vec<i64>,
     windows: Vec<WindowKey>,
     /// Rows emitted as tombstones whatever `HAVING` says (merged sessions).
@@ -245,8 +250,8 @@ impl Aggregator {
         for row in &rows {
             group.timestamp = group.timestamp.max(rowtime[*row as usize]);
         }
-        let source = *rows.last().expect("a segment has rows") as usize;
-        self.changed(state_key, source, emitted)
+        let contributors = rows.iter().map(|r| *r as usize).collect();
+        self.changed(state_key, contributors, emitted)
     }
 
     /// A group for the key of `row`, in `window`, with fresh accumulators.
@@ -260,20 +265,21 @@ impl Aggregator {
         })
     }
 
-    /// Emits the row of a group `source` changed, or under `EMIT FINAL` keeps it for its close.
-    fn changed(&mut self, state_key: Vec<u8>, source: usize, emitted: &mut Emitted) -> Result<()> {
+    /// Emits the row of a group `contributors` changed, or under `EMIT FINAL` keeps it for its
+    /// close.
+    fn changed(&mut self, state_key: Vec<u8>, contributors: Vec<usize>, emitted: &mut Emitted) -> Result<()> {
         match self.windows.as_mut().filter(|_| self.plan.emit_final) {
             Some(windows) => {
                 let end = self.groups[&state_key].window.map_or(i64::MAX, |w| w.end);
                 windows.pending.insert((end, state_key));
                 Ok(())
             }
-            None => self.emit(&state_key, source, false, emitted),
+            None => self.emit(&state_key, contributors, false, emitted),
         }
     }
 
     /// Adds one row's current values to the emitted rows.
-    fn emit(&mut self, state_key: &[u8], source: usize, removed: bool, emitted: &mut Emitted) -> Result<()> {
+    fn emit(&mut self, state_key: &[u8], contributors: Vec<usize>, removed: bool, emitted: &mut Emitted) -> Result<()> {
         let group = self.groups.get_mut(state_key).expect("an emitted group exists");
         let mut column = 0;
         for value in &group.key {
@@ -291,7 +297,7 @@ impl Aggregator {
             column += 1;
         }
         emitted.keys.push(state_key.to_vec());
-        emitted.sources.push(source);
+        emitted.contributors.push(contributors);
         emitted.timestamps.push(group.timestamp);
         emitted.removed.push(removed);
         Ok(())
@@ -349,7 +355,7 @@ impl Aggregator {
             windows.expiry.remove(&(old_end.saturating_add(windows.plan.retention_ms), old_key.clone()));
             windows.pending.remove(&(old_end, old_key.clone()));
             if !self.plan.emit_final && self.groups.contains_key(&old_key) {
-                self.emit(&old_key, row, true, emitted)?;
+                self.emit(&old_key, vec![row], true, emitted)?;
             }
             let Some(mut old) = self.groups.remove(&old_key) else { continue };
             for (into, from) in merged.accumulators.iter_mut().zip(old.accumulators.iter_mut()) {
@@ -365,7 +371,7 @@ impl Aggregator {
         windows.sessions.entry(key).or_default().insert(start, end);
         windows.expiry.insert((end.saturating_add(windows.plan.retention_ms), new_key.clone()));
         self.groups.insert(new_key.clone(), merged);
-        self.changed(new_key, row, emitted)
+        self.changed(new_key, vec![row], emitted)
     }
 
     /// Emits, under `EMIT FINAL`, each window stream time has closed, as if `source` closed it.
@@ -381,7 +387,7 @@ impl Aggregator {
         closed.sort();
         for state_key in closed {
             if self.groups.contains_key(&state_key) {
-                self.emit(&state_key, source, false, emitted)?;
+                self.emit(&state_key, vec![source], false, emitted)?;
             }
         }
         Ok(())
@@ -454,7 +460,8 @@ impl Aggregator {
         let batch = filter_record_batch(&batch, &BooleanArray::from(keep.clone()))?;
         Ok(Aggregated {
             batch,
-            sources: kept(emitted.sources, &keep),
+            sources: kept(emitted.contributors.iter().map(|c| *c.last().expect("a row has a source")).collect(), &keep),
+            contributors: kept(emitted.contributors, &keep),
             tombstones,
             timestamps: kept(emitted.timestamps, &keep),
             windows: if emitted.windows.is_empty() { Vec::new() } else { kept(emitted.windows, &keep) },

@@ -47,6 +47,9 @@ pub struct Evaluated {
     pub timestamps: Vec<i64>,
     /// For each output row, its window (a windowed aggregate's); else empty.
     pub windows: Vec<WindowKey>,
+    /// For each output row of an aggregation, the decoded rows its state took in (see
+    /// [`super::aggregate::Aggregated::contributors`]); else empty.
+    pub contributors: Vec<Vec<usize>>,
 }
 
 impl Evaluated {
@@ -156,6 +159,7 @@ pub fn evaluate(
         tombstones,
         timestamps: Vec::new(),
         windows: Vec::new(),
+        contributors: Vec::new(),
     })
 }
 
@@ -201,6 +205,7 @@ fn aggregate(
         tombstones: aggregated.tombstones,
         timestamps: aggregated.timestamps,
         windows: aggregated.windows,
+        contributors: aggregated.contributors.iter().map(|c| c.iter().map(|r| rows[*r]).collect()).collect(),
     })
 }
 

@@ -188,11 +188,10 @@ impl ScanQuery {
         self.replay_from.is_some()
     }
 
-    /// Whether the output of `record` is in Kafka already: before the checkpoint of a stateful
-    /// query being rebuilt, or found there by the read-back.
-    fn already_written(&self, record: &RawRecord<'_>) -> bool {
+    /// Whether `record` is before the checkpoint of a stateful query being rebuilt: everything
+    /// its state showed up to there is in Kafka already.
+    fn replayed(&self, record: &RawRecord<'_>) -> bool {
         record.offset < self.replay_until.get(&record.partition).copied().unwrap_or(0)
-            || self.written.contains(record.partition, record.offset)
     }
 
     fn exactly_once(&self) -> bool {
@@ -675,7 +674,12 @@ impl Scan {
             }
             let mut rows = evaluated.output_rows(&records, &decoded.rows);
             if query.stateful() {
-                rows.retain(|row| !query.already_written(row.record));
+                // A row is skipped only when every record its state took in is before the
+                // checkpoint: partitions interleave differently on a replay, so a row's last
+                // record may be replayed while others it shows were never in any output. After
+                // the checkpoint an update may be written twice, never lost.
+                let replayed = |row: &usize| query.replayed(&records[decoded.rows[*row]]);
+                rows.retain(|row| !evaluated.contributors.get(row.row).is_some_and(|c| c.iter().all(replayed)));
             }
             if let Some(limit) = query.plan.limit {
                 rows.truncate(limit.saturating_sub(query.emitted) as usize);

@@ -70,6 +70,8 @@ pub enum SluiceError {
     Hdfs(#[from] hdfs_native::HdfsError),
     #[error("Parquet error: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
     /// A broken invariant inside Sluice: a bug, never the user's fault.
     #[error("Internal error: {0}")]
     Internal(String),

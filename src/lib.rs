@@ -8,6 +8,7 @@ pub mod error;
 pub mod format;
 pub mod handler;
 pub mod functions;
+pub mod import;
 #[cfg(test)]
 mod fuzzing;
 pub mod parser;

@@ -1,6 +1,7 @@
 //! `sluice`: the interactive SQL REPL and script runner for sluice-server, over its HTTP API.
 
 mod client;
+mod import;
 mod migrate;
 mod render;
 mod session;
@@ -41,6 +42,8 @@ enum Command {
     /// SQL in version control: `V000001__name.sql` files applied once each, in version order
     #[command(subcommand)]
     Migrate(Migrate),
+    /// Sqoop's import: a PostgreSQL table or query into HDFS or a local directory
+    Import(Box<import::ImportArgs>),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -72,7 +75,7 @@ fn parse_version(text: &str) -> Result<u32, String> {
 
 #[tokio::main]
 async fn main() {
-    let args = Args::parse();
+    let args = Args::parse_from(command_line());
     let code = match run(args).await {
         Ok(code) => code,
         Err(e) => {
@@ -81,6 +84,21 @@ async fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// The arguments; invoked as `sqoop` (a link to `sluice`), `sqoop import …` reads as `sluice import …`.
+fn command_line() -> Vec<String> {
+    let mut args = std::env::args();
+    let program = args.next().unwrap_or_else(|| "sluice".to_string());
+    let invoked_as_sqoop = std::path::Path::new(&program).file_name().is_some_and(|name| name == "sqoop");
+    let program = if invoked_as_sqoop { "sluice".to_string() } else { program };
+    let rest: Vec<String> = args.collect();
+    let rest = if rest.first().is_some_and(|first| first == "import") {
+        import::normalize_arguments(rest.into_iter())
+    } else {
+        rest
+    };
+    std::iter::once(program).chain(rest).collect()
 }
 
 async fn run(args: Args) -> Result<i32> {
@@ -94,13 +112,17 @@ async fn run(args: Args) -> Result<i32> {
                 .ok_or_else(|| anyhow::anyhow!("--define takes NAME=VALUE, not '{definition}'"))
         })
         .collect::<Result<_>>()?;
-    if let Some(Command::Migrate(action)) = &args.command {
-        return match action {
-            Migrate::New { name, dir } => migrate::new_file(name, dir),
-            Migrate::Apply { until, dir } => migrate::apply(&args.server, dir, *until, &defines).await,
-            Migrate::Info { dir } => migrate::info(&args.server, dir).await,
-            Migrate::Validate { dir } => migrate::validate(&args.server, dir).await,
-        };
+    match args.command {
+        Some(Command::Import(import)) => return import::run(*import).await,
+        Some(Command::Migrate(action)) => {
+            return match action {
+                Migrate::New { name, dir } => migrate::new_file(&name, &dir),
+                Migrate::Apply { until, dir } => migrate::apply(&args.server, &dir, until, &defines).await,
+                Migrate::Info { dir } => migrate::info(&args.server, &dir).await,
+                Migrate::Validate { dir } => migrate::validate(&args.server, &dir).await,
+            };
+        }
+        None => {}
     }
     let mut session = Session::new(&args.server, args.output);
     for (name, value) in &defines {

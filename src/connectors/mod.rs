@@ -2,4 +2,5 @@
 
 pub mod hdfs;
 pub mod kafka;
+pub mod postgres;
 pub mod source;

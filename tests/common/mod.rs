@@ -20,6 +20,7 @@ use sluice::broker::EmbeddedBroker;
 use tempfile::TempDir;
 
 pub mod hdfs;
+pub mod postgres;
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -11,6 +11,10 @@ use tokio_util::sync::CancellationToken;
 #[path = "../../../tests/common/hdfs.rs"]
 pub mod hdfs;
 
+/// The real PostgreSQL harness of the server's tests.
+#[path = "../../../tests/common/postgres.rs"]
+pub mod postgres;
+
 pub fn free_port() -> u16 {
     free_address().port()
 }

@@ -93,6 +93,33 @@ impl Store {
         }
     }
 
+    /// Moves directory `path` to `target` in one step; fails if `target` exists.
+    pub async fn rename_dir(&self, path: &str, target: &str) -> Result<()> {
+        match self {
+            Store::Hdfs { client } => bounded(client.rename(path, target, false)).await,
+            Store::Local { root } => {
+                let (from, to) = (Self::local(root, path), Self::local(root, target));
+                if to.exists() {
+                    return Err(SluiceError::Execution(format!("{} already exists", to.display())));
+                }
+                std::fs::rename(&from, &to)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether `path` names a file or directory.
+    pub async fn exists(&self, path: &str) -> Result<bool> {
+        match self {
+            Store::Hdfs { client } => match bounded(client.get_file_info(path)).await {
+                Ok(_) => Ok(true),
+                Err(SluiceError::Hdfs(HdfsError::FileNotFound(_))) => Ok(false),
+                Err(e) => Err(e),
+            },
+            Store::Local { root } => Ok(Self::local(root, path).try_exists()?),
+        }
+    }
+
     pub async fn mkdirs(&self, path: &str) -> Result<()> {
         match self {
             Store::Hdfs { client } => bounded(client.mkdirs(path, 0o755, true)).await,

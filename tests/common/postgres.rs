@@ -64,9 +64,8 @@ impl PostgresServer {
         );
         let log = server.dir.path().join("postgres.log").display().to_string();
         server.run_as_owner("pg_ctl", &["-D", &data, "-l", &log, "-w", "-o", &options, "start"]);
-        server.admin(&format!(
-            "CREATE ROLE {USER} LOGIN SUPERUSER REPLICATION PASSWORD '{PASSWORD}'; CREATE DATABASE {database} OWNER {USER};"
-        ));
+        server.admin(&format!("CREATE ROLE {USER} LOGIN SUPERUSER REPLICATION PASSWORD '{PASSWORD}'"));
+        server.admin(&format!("CREATE DATABASE {database} OWNER {USER}"));
         server
     }
 

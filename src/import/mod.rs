@@ -29,7 +29,6 @@ use crate::{
     error::{Result, SluiceError},
 };
 
-pub use plan::ColumnKind;
 pub use target::TargetMode;
 pub use text::{parse_delimiter, unescape_argument};
 
@@ -211,11 +210,11 @@ impl ImportJob {
         progress: &ImportProgress,
     ) -> Result<()> {
         if !self.direct {
-            client.batch_execute(text::SESSION_SETTINGS).await?;
+            client.batch_execute(postgres::SESSION_SETTINGS).await?;
         }
         let statement = plan.copy_statement(condition, self.direct);
         let mut chunks = Box::pin(postgres::copy_out(client, &statement).await?);
-        let mut rows = text::CopyTextRows::default();
+        let mut rows = postgres::CopyTextRows::default();
         let mut out = Vec::with_capacity(WRITE_SIZE);
         let mut encoder = match self.format {
             FileFormat::Parquet => Encoder::Parquet(parquet_file::PartWriter::new(plan.columns())?),

@@ -15,11 +15,10 @@ use parquet::{
     file::properties::WriterProperties,
 };
 
-use super::{
-    plan::{Column, ColumnKind},
-    text::CopyRow,
+use crate::{
+    connectors::postgres::{Column, ColumnKind, CopyRow},
+    error::Result,
 };
-use crate::error::Result;
 
 /// Rows gathered before they are written as a row group.
 const ROWS_PER_BATCH: usize = 64 * 1024;
@@ -167,7 +166,7 @@ mod tests {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     use super::*;
-    use crate::import::text::CopyTextRows;
+    use crate::connectors::postgres::CopyTextRows;
 
     fn column(name: &str, kind: ColumnKind) -> Column {
         Column { name: name.to_string(), kind }

@@ -1,11 +1,11 @@
 //! The statements of an import: the columns and their kinds, the `COPY (SELECT …) TO STDOUT` a
 //! split runs, and the splits themselves (Sqoop's ranges over the split column).
 
-use tokio_postgres::{Client, types::Type};
+use tokio_postgres::Client;
 
 use super::{ImportJob, ImportSource, split};
 use crate::{
-    connectors::postgres::{quote_identifier, quote_literal},
+    connectors::postgres::{Column, ColumnKind, describe, quote_identifier, quote_literal},
     error::{Result, SluiceError},
 };
 
@@ -15,63 +15,6 @@ pub const CONDITIONS: &str = "$CONDITIONS";
 /// Sqoop's refusal of a parallel query import without a split column.
 pub const PARALLEL_QUERY_NEEDS_SPLIT_BY: &str =
     "When importing query results in parallel, you must specify --split-by.";
-
-/// How a column's values are written: the JDBC type Sqoop would read it as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColumnKind {
-    Boolean,
-    Int16,
-    Int32,
-    Int64,
-    Float32,
-    Float64,
-    Numeric,
-    Date,
-    Time,
-    Timestamp,
-    TimestampTz,
-    Bytes,
-    /// Character types, read as Java strings (`--null-string` applies).
-    Text,
-    /// Anything else, kept as PostgreSQL's text for it (`--null-non-string` applies).
-    Other,
-}
-
-impl ColumnKind {
-    fn of(ty: &Type) -> ColumnKind {
-        match *ty {
-            Type::BOOL => ColumnKind::Boolean,
-            Type::INT2 => ColumnKind::Int16,
-            Type::INT4 => ColumnKind::Int32,
-            Type::INT8 => ColumnKind::Int64,
-            Type::FLOAT4 => ColumnKind::Float32,
-            Type::FLOAT8 => ColumnKind::Float64,
-            Type::NUMERIC => ColumnKind::Numeric,
-            Type::DATE => ColumnKind::Date,
-            Type::TIME | Type::TIMETZ => ColumnKind::Time,
-            Type::TIMESTAMP => ColumnKind::Timestamp,
-            Type::TIMESTAMPTZ => ColumnKind::TimestampTz,
-            Type::BYTEA => ColumnKind::Bytes,
-            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::CHAR => ColumnKind::Text,
-            _ => ColumnKind::Other,
-        }
-    }
-
-    pub fn is_string(self) -> bool {
-        self == ColumnKind::Text
-    }
-
-    fn is_integer(self) -> bool {
-        matches!(self, ColumnKind::Int16 | ColumnKind::Int32 | ColumnKind::Int64)
-    }
-}
-
-/// A column of the imported rows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Column {
-    pub name: String,
-    pub kind: ColumnKind,
-}
 
 /// The statements an import runs, one per split.
 #[derive(Debug)]
@@ -199,16 +142,6 @@ impl ImportPlan {
 /// `select` with a split's condition, parenthesised, in place of `$CONDITIONS`.
 fn with_condition(select: &str, condition: &str) -> String {
     select.replace(CONDITIONS, &format!("({condition})"))
-}
-
-/// The columns a statement returns, without running it.
-async fn describe(client: &Client, select: &str) -> Result<Vec<Column>> {
-    let statement = client.prepare(select).await?;
-    Ok(statement
-        .columns()
-        .iter()
-        .map(|c| Column { name: c.name().to_string(), kind: ColumnKind::of(c.type_()) })
-        .collect())
 }
 
 /// A column as Sqoop's direct mode selects it: booleans as `TRUE` / `FALSE` words.

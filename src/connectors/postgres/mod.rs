@@ -1,6 +1,8 @@
 //! PostgreSQL: a connection from the JDBC URL Sqoop and Kafka Connect users already write, and
 //! a query's rows streamed out with `COPY … TO STDOUT`.
 
+mod columns;
+mod copy_text;
 mod jdbc_url;
 
 use bytes::Bytes;
@@ -9,6 +11,8 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::error::{Result, SluiceError};
 
+pub use columns::{Column, ColumnKind, describe};
+pub use copy_text::{CopyRow, CopyTextRows, SESSION_SETTINGS};
 pub use jdbc_url::JdbcUrl;
 
 /// Opens a connection; the connection's I/O runs on its own task until the client is dropped.

@@ -1,0 +1,73 @@
+//! The columns of a PostgreSQL query: names and the kind of value each holds, read from the
+//! statement's description without running it.
+
+use tokio_postgres::{Client, types::Type};
+
+use crate::error::Result;
+
+/// What a column holds, as far as readers of its text care: the JDBC type it maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Boolean,
+    Int16,
+    Int32,
+    Int64,
+    Float32,
+    Float64,
+    Numeric,
+    Date,
+    Time,
+    Timestamp,
+    TimestampTz,
+    Bytes,
+    /// Character types, read as Java strings (`--null-string` applies).
+    Text,
+    /// Anything else, kept as PostgreSQL's text for it (`--null-non-string` applies).
+    Other,
+}
+
+impl ColumnKind {
+    pub fn of(ty: &Type) -> ColumnKind {
+        match *ty {
+            Type::BOOL => ColumnKind::Boolean,
+            Type::INT2 => ColumnKind::Int16,
+            Type::INT4 => ColumnKind::Int32,
+            Type::INT8 => ColumnKind::Int64,
+            Type::FLOAT4 => ColumnKind::Float32,
+            Type::FLOAT8 => ColumnKind::Float64,
+            Type::NUMERIC => ColumnKind::Numeric,
+            Type::DATE => ColumnKind::Date,
+            Type::TIME | Type::TIMETZ => ColumnKind::Time,
+            Type::TIMESTAMP => ColumnKind::Timestamp,
+            Type::TIMESTAMPTZ => ColumnKind::TimestampTz,
+            Type::BYTEA => ColumnKind::Bytes,
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::CHAR => ColumnKind::Text,
+            _ => ColumnKind::Other,
+        }
+    }
+
+    pub fn is_string(self) -> bool {
+        self == ColumnKind::Text
+    }
+
+    pub fn is_integer(self) -> bool {
+        matches!(self, ColumnKind::Int16 | ColumnKind::Int32 | ColumnKind::Int64)
+    }
+}
+
+/// A column of the imported rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub kind: ColumnKind,
+}
+
+/// The columns a statement returns, without running it.
+pub async fn describe(client: &Client, select: &str) -> Result<Vec<Column>> {
+    let statement = client.prepare(select).await?;
+    Ok(statement
+        .columns()
+        .iter()
+        .map(|c| Column { name: c.name().to_string(), kind: ColumnKind::of(c.type_()) })
+        .collect())
+}

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::Engine;
 use crate::{
     catalog::ConnectorDef,
-    connectors::hdfs::{SinkState, SinkStatus},
+    connectors::status::{ConnectorState, ConnectorStatus},
     parser::{ConnectorKind, CreateConnector, Properties, PropertyValue, display_ident},
 };
 
@@ -75,12 +75,12 @@ pub fn config(connector: &ConnectorDef) -> Value {
 /// offset, the lag behind the log end, and the files, bytes and records written.
 pub fn state_info(engine: &Engine, connector: &ConnectorDef) -> Value {
     let status = engine.connectors.status(&connector.name);
-    let state = status.as_deref().map_or(SinkState::Stopped, SinkStatus::state);
+    let state = status.as_deref().map_or(ConnectorState::Stopped, ConnectorStatus::state);
     let mut task = json!({"id": 0, "state": state.name(), "worker_id": worker_id(engine)});
-    if let SinkState::Failed(cause) = &state {
+    if let ConnectorState::Failed(cause) = &state {
         task["trace"] = json!(cause);
     }
-    let connector_state = if matches!(state, SinkState::Stopped) { "UNASSIGNED" } else { "RUNNING" };
+    let connector_state = if matches!(state, ConnectorState::Stopped) { "UNASSIGNED" } else { "RUNNING" };
     let progress: Vec<Value> = status
         .as_deref()
         .map(|s| s.partitions())
@@ -99,7 +99,7 @@ pub fn state_info(engine: &Engine, connector: &ConnectorDef) -> Value {
             })
         })
         .collect();
-    let (skipped, last_skip) = status.as_deref().map_or((0, None), SinkStatus::skipped);
+    let (skipped, last_skip) = status.as_deref().map_or((0, None), ConnectorStatus::skipped);
     json!({
         "name": connector.name,
         "connector": {"state": connector_state, "worker_id": worker_id(engine)},
@@ -116,8 +116,8 @@ fn state_summary(engine: &Engine, connector: &ConnectorDef) -> String {
     let state = engine
         .connectors
         .status(&connector.name)
-        .map_or(SinkState::Stopped, |s| s.state());
-    let running = usize::from(state == SinkState::Running);
+        .map_or(ConnectorState::Stopped, |s| s.state());
+    let running = usize::from(state == ConnectorState::Running);
     format!("RUNNING ({running}/1 tasks RUNNING)")
 }
 

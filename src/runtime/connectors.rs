@@ -8,8 +8,10 @@ use parking_lot::Mutex;
 use crate::{
     catalog::{Catalog, ConnectorDef},
     connectors::{
-        hdfs::{HdfsSinkConfig, RunningSink, SinkStatus},
+        RunningConnector,
+        hdfs::{self, HdfsSinkConfig},
         kafka::KafkaCluster,
+        status::ConnectorStatus,
     },
     error::{Result, SluiceError},
     parser::ConnectorKind,
@@ -18,7 +20,7 @@ use crate::{
 pub struct ConnectorManager {
     cluster: Arc<KafkaCluster>,
     catalog: Arc<Catalog>,
-    running: Mutex<BTreeMap<String, RunningSink>>,
+    running: Mutex<BTreeMap<String, RunningConnector>>,
 }
 
 impl ConnectorManager {
@@ -41,7 +43,7 @@ impl ConnectorManager {
     /// Starts `connector`, replacing a running one of the same name.
     pub async fn start(&self, connector: &ConnectorDef) -> Result<()> {
         let config = Self::validate(connector)?;
-        let sink = RunningSink::start(&connector.name, config, self.cluster.clone(), self.catalog.clone());
+        let sink = hdfs::start(&connector.name, config, self.cluster.clone(), self.catalog.clone());
         let previous = self.running.lock().insert(connector.name.clone(), sink);
         if let Some(previous) = previous {
             previous.stop().await;
@@ -66,7 +68,7 @@ impl ConnectorManager {
         self.start(&connector).await
     }
 
-    pub fn status(&self, name: &str) -> Option<Arc<SinkStatus>> {
+    pub fn status(&self, name: &str) -> Option<Arc<ConnectorStatus>> {
         self.running.lock().get(name).map(|s| s.status.clone())
     }
 

@@ -24,13 +24,15 @@ use tracing::{info, warn};
 use super::{
     config::{HdfsSinkConfig, TopicSelection},
     format::RecordEncoder,
-    status::{SinkState, SinkStatus},
     store::Store,
     writer::PartitionWriter,
 };
 use crate::{
     catalog::Catalog,
-    connectors::kafka::KafkaCluster,
+    connectors::{
+        kafka::KafkaCluster,
+        status::{ConnectorState, ConnectorStatus},
+    },
     error::{Result, SluiceError, panic_message},
     format::RawRecord,
 };
@@ -48,7 +50,7 @@ pub struct SinkTask {
     pub config: HdfsSinkConfig,
     pub cluster: Arc<KafkaCluster>,
     pub catalog: Arc<Catalog>,
-    pub status: Arc<SinkStatus>,
+    pub status: Arc<ConnectorStatus>,
     pub cancel: CancellationToken,
 }
 
@@ -67,25 +69,25 @@ impl SinkTask {
                 .unwrap_or_else(|panic| Err(SluiceError::Internal(format!("the sink task panicked: {}", panic_message(&panic)))));
             match outcome {
                 Ok(()) => {
-                    self.status.set_state(SinkState::Stopped);
+                    self.status.set_state(ConnectorState::Stopped);
                     return;
                 }
                 Err(SluiceError::BadRecord(reason)) => {
                     warn!(connector = %self.name, %reason, "sink stopped at a bad record");
-                    self.status.set_state(SinkState::Failed(reason));
+                    self.status.set_state(ConnectorState::Failed(reason));
                     self.cancel.cancelled().await;
-                    self.status.set_state(SinkState::Stopped);
+                    self.status.set_state(ConnectorState::Stopped);
                     return;
                 }
                 Err(e) => {
                     warn!(connector = %self.name, error = %e, retry_in = ?backoff, "sink failed; retrying");
-                    self.status.set_state(SinkState::Failed(format!(
+                    self.status.set_state(ConnectorState::Failed(format!(
                         "{e} (retrying in {} ms)",
                         backoff.as_millis()
                     )));
                     tokio::select! {
                         _ = self.cancel.cancelled() => {
-                            self.status.set_state(SinkState::Stopped);
+                            self.status.set_state(ConnectorState::Stopped);
                             return;
                         }
                         _ = tokio::time::sleep(backoff) => {}
@@ -120,7 +122,7 @@ impl SinkTask {
                         recovered = true;
                         info!(connector = %self.name, partitions = writers.values().map(BTreeMap::len).sum::<usize>(), "sink recovered");
                     }
-                    self.status.set_state(SinkState::Running);
+                    self.status.set_state(ConnectorState::Running);
                 }
                 _ = rotation.tick() => {
                     for writer in writers.values_mut().flat_map(BTreeMap::values_mut) {

@@ -18,10 +18,10 @@ use super::{
     config::{ErrorsTolerance, HdfsSinkConfig},
     format::{HeldRecord, RecordEncoder},
     layout::PartitionLayout,
-    status::SinkStatus,
     store::{Store, StoreFile},
 };
 use crate::{
+    connectors::status::ConnectorStatus,
     error::{Result, SluiceError},
     format::RawRecord,
 };
@@ -34,7 +34,7 @@ pub struct PartitionWriter {
     partition: i32,
     layout: PartitionLayout,
     encoder: Arc<RecordEncoder>,
-    status: Arc<SinkStatus>,
+    status: Arc<ConnectorStatus>,
     flush_size: u64,
     rotate_interval: Option<Duration>,
     rotate_schedule: Option<Duration>,
@@ -70,7 +70,7 @@ impl PartitionWriter {
         topic: &str,
         partition: i32,
         encoder: Arc<RecordEncoder>,
-        status: Arc<SinkStatus>,
+        status: Arc<ConnectorStatus>,
     ) -> Result<PartitionWriter> {
         let layout = PartitionLayout::new(
             &config.topics_dir,
@@ -244,7 +244,7 @@ impl OpenFile {
 /// A record that cannot be written: skipped and counted with `errors.tolerance=all`, the task
 /// stopped with `none` (its file is dropped when the task stops, and the record read again when
 /// it is restarted).
-fn refuse(tolerance: ErrorsTolerance, status: &SinkStatus, reason: String) -> Result<()> {
+fn refuse(tolerance: ErrorsTolerance, status: &ConnectorStatus, reason: String) -> Result<()> {
     match tolerance {
         ErrorsTolerance::All => {
             status.record_skip(reason);

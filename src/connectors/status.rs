@@ -1,25 +1,26 @@
-//! What a running sink reports: its state (RUNNING, or FAILED with the cause while it retries)
-//! and, per topic-partition, the last committed offset, the log end, files and bytes written.
+//! What a running connector reports: its state (RUNNING, or FAILED with the cause while it
+//! retries) and, per topic-partition, the last committed offset, the log end, and the files,
+//! bytes and records written.
 
 use std::collections::BTreeMap;
 
 use parking_lot::Mutex;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SinkState {
+pub enum ConnectorState {
     Running,
     /// Failed with this cause; the task retries with backoff.
     Failed(String),
     Stopped,
 }
 
-impl SinkState {
+impl ConnectorState {
     /// Connect's name for the state.
     pub fn name(&self) -> &'static str {
         match self {
-            SinkState::Running => "RUNNING",
-            SinkState::Failed(_) => "FAILED",
-            SinkState::Stopped => "UNASSIGNED",
+            ConnectorState::Running => "RUNNING",
+            ConnectorState::Failed(_) => "FAILED",
+            ConnectorState::Stopped => "UNASSIGNED",
         }
     }
 }
@@ -44,18 +45,18 @@ impl PartitionProgress {
 }
 
 #[derive(Debug, Default)]
-pub struct SinkStatus {
-    state: Mutex<Option<SinkState>>,
+pub struct ConnectorStatus {
+    state: Mutex<Option<ConnectorState>>,
     partitions: Mutex<BTreeMap<(String, i32), PartitionProgress>>,
     skipped: Mutex<(u64, Option<String>)>,
 }
 
-impl SinkStatus {
-    pub fn state(&self) -> SinkState {
-        self.state.lock().clone().unwrap_or(SinkState::Running)
+impl ConnectorStatus {
+    pub fn state(&self) -> ConnectorState {
+        self.state.lock().clone().unwrap_or(ConnectorState::Running)
     }
 
-    pub fn set_state(&self, state: SinkState) {
+    pub fn set_state(&self, state: ConnectorState) {
         *self.state.lock() = Some(state);
     }
 

@@ -20,3 +20,13 @@ CREATE SINK CONNECTOR IF NOT EXISTS HDFS_SINK_UNORGANIZED WITH (
     'rotate.interval.ms' = 10000,
     'format.class' = 'io.confluent.connect.hdfs.string.StringFormat'
 );
+CREATE SOURCE CONNECTOR `jdbc-telemetry` WITH (
+    'connector.class' = 'io.confluent.connect.jdbc.JdbcSourceConnector',
+    'connection.url' = 'jdbc:postgresql://postgresql:5432/telemetry',
+    'connection.user' = 'root',
+    'connection.password' = 'pwd1234',
+    'mode' = 'incrementing',
+    'incrementing.column.name' = 'id',
+    'table.whitelist' = 'telemetry',
+    'topic.prefix' = 'jdbc-'
+);

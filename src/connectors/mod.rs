@@ -1,18 +1,23 @@
 //! Connectors to the systems Sluice reads from and writes to, and what a running connector
 //! is: a task with a status and a token that stops it.
 
+pub mod config_keys;
 pub mod hdfs;
+pub mod jdbc;
 pub mod kafka;
 pub mod postgres;
 pub mod source;
 pub mod status;
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
+use futures::FutureExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
-use status::ConnectorStatus;
+use crate::error::{Result, SluiceError, panic_message};
+use status::{ConnectorState, ConnectorStatus};
 
 /// How long a stopping connector may take to drop what it has in progress.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,4 +42,47 @@ impl RunningConnector {
             tracing::warn!("a connector did not stop within {} s", STOP_TIMEOUT.as_secs());
         }
     }
+}
+
+/// The longest wait between retries of a failing connector, unless its own backoff is longer.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The shortest wait before a failed session is retried, so a zero backoff cannot spin.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Runs `session` until it ends (`Ok`: cancelled) and reports it in `status`. A failed session
+/// shows FAILED with its cause and is retried after a backoff that doubles from `backoff`; a
+/// bad record (`SluiceError::BadRecord`) leaves the connector FAILED until it is restarted; a
+/// panic is a failure like any other.
+pub async fn supervise<F, S>(name: &str, status: &ConnectorStatus, cancel: &CancellationToken, backoff: Duration, mut session: S)
+where
+    S: FnMut() -> F,
+    F: Future<Output = Result<()>>,
+{
+    let first = backoff.max(MIN_BACKOFF);
+    let mut backoff = first;
+    loop {
+        let outcome = AssertUnwindSafe(session())
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(SluiceError::Internal(format!("the connector's task panicked: {}", panic_message(&panic)))));
+        match outcome {
+            Ok(()) => break,
+            Err(SluiceError::BadRecord(reason)) => {
+                warn!(connector = %name, %reason, "connector stopped at a bad record");
+                status.set_state(ConnectorState::Failed(reason));
+                cancel.cancelled().await;
+                break;
+            }
+            Err(e) => {
+                warn!(connector = %name, error = %e, retry_in = ?backoff, "connector failed; retrying");
+                status.set_state(ConnectorState::Failed(format!("{e} (retrying in {} ms)", backoff.as_millis())));
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF.max(first));
+            }
+        }
+    }
+    status.set_state(ConnectorState::Stopped);
 }

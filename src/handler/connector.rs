@@ -9,7 +9,10 @@ use serde_json::{Value, json};
 use super::Engine;
 use crate::{
     catalog::ConnectorDef,
-    connectors::status::{ConnectorState, ConnectorStatus},
+    connectors::{
+        jdbc,
+        status::{ConnectorState, ConnectorStatus},
+    },
     parser::{ConnectorKind, CreateConnector, Properties, PropertyValue, display_ident},
 };
 
@@ -28,7 +31,15 @@ pub fn from_config(name: &str, kind: ConnectorKind, config: impl IntoIterator<It
     }
 }
 
-/// The `CREATE SINK CONNECTOR` statement for a config posted to Connect's REST API.
+/// Whether a config posted to Connect's REST API is a source or a sink, by its class.
+pub fn kind_of(config: &BTreeMap<String, String>) -> ConnectorKind {
+    match config.get("connector.class") {
+        Some(class) if jdbc::config::is_connector_class(class) => ConnectorKind::Source,
+        _ => ConnectorKind::Sink,
+    }
+}
+
+/// The `CREATE SOURCE|SINK CONNECTOR` statement for a config posted to Connect's REST API.
 pub fn create_statement(name: &str, config: &BTreeMap<String, String>) -> String {
     let properties = Properties(
         config
@@ -37,7 +48,7 @@ pub fn create_statement(name: &str, config: &BTreeMap<String, String>) -> String
             .map(|(k, v)| (k.clone(), PropertyValue::String(v.clone())))
             .collect(),
     );
-    format!("CREATE SINK CONNECTOR {} {properties};", display_ident(name))
+    format!("CREATE {} CONNECTOR {} {properties};", kind_of(config).as_str(), display_ident(name))
 }
 
 /// The `DROP CONNECTOR` statement for a REST `DELETE`.

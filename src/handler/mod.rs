@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use crate::{
     catalog::{Catalog, SourceDef, command_log::{Command, CommandLog}},
     config::ServerConfig,
-    connectors::kafka::{KafkaCluster, offsets::OffsetStore},
+    connectors::kafka::{KafkaCluster, offsets::OffsetStore, source_offsets::SourceOffsets},
     error::{Result, SluiceError},
     parser::{KsqlParser, ParsedStatement, Statement, variables},
     properties,
@@ -65,12 +65,13 @@ impl Engine {
         let cluster = Arc::new(KafkaCluster::connect(bootstrap_servers)?);
         let commands = CommandLog::open(cluster.clone(), &config.service_id).await?;
         let offsets = Arc::new(OffsetStore::open(cluster.clone(), &config.service_id).await?);
+        let source_offsets = Arc::new(SourceOffsets::open(cluster.clone(), &config.service_id).await?);
         let log = Arc::new(ProcessingLog::new(cluster.clone(), &config.service_id, tokio::runtime::Handle::current()));
         cluster.ensure_topic(log.topic(), 1, 1, &[]).await?;
         let catalog = Arc::new(Catalog::default());
         let engine = Arc::new(Engine {
             config,
-            connectors: ConnectorManager::new(cluster.clone(), catalog.clone()),
+            connectors: ConnectorManager::new(cluster.clone(), catalog.clone(), source_offsets),
             catalog,
             queries: QueryManager::new(cluster.clone(), offsets, log),
             cluster,

@@ -169,7 +169,7 @@ mod tests {
     use crate::connectors::postgres::CopyTextRows;
 
     fn column(name: &str, kind: ColumnKind) -> Column {
-        Column { name: name.to_string(), kind }
+        Column { name: name.to_string(), kind, modifier: -1, nullable: true }
     }
 
     #[test]

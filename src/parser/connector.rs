@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::{Cursor, Properties, Statement, display_ident};
-use crate::error::{Result, SluiceError};
+use crate::error::Result;
 
 /// Whether a connector reads into Kafka or writes out of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,11 +98,6 @@ pub(super) fn parse_create_connector(cursor: &mut Cursor) -> Result<Statement> {
         return Err(cursor.error("WITH ('connector.class'=..., ...) after the connector's name"));
     }
     let properties = Properties::parse(cursor)?;
-    if kind == ConnectorKind::Source {
-        return Err(SluiceError::NotImplemented(
-            "source connectors (CREATE SOURCE CONNECTOR); Sluice runs sink connectors so far".into(),
-        ));
-    }
     Ok(Statement::CreateConnector(CreateConnector {
         kind,
         if_not_exists,

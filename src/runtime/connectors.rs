@@ -10,41 +10,61 @@ use crate::{
     connectors::{
         RunningConnector,
         hdfs::{self, HdfsSinkConfig},
-        kafka::KafkaCluster,
+        jdbc::{self, JdbcSourceConfig},
+        kafka::{KafkaCluster, source_offsets::SourceOffsets},
         status::ConnectorStatus,
     },
     error::{Result, SluiceError},
     parser::ConnectorKind,
 };
 
+/// A connector's config, checked, by the kind of connector it is.
+pub enum ConnectorConfig {
+    HdfsSink(HdfsSinkConfig),
+    JdbcSource(JdbcSourceConfig),
+}
+
 pub struct ConnectorManager {
     cluster: Arc<KafkaCluster>,
     catalog: Arc<Catalog>,
+    source_offsets: Arc<SourceOffsets>,
     running: Mutex<BTreeMap<String, RunningConnector>>,
 }
 
 impl ConnectorManager {
-    pub fn new(cluster: Arc<KafkaCluster>, catalog: Arc<Catalog>) -> Self {
+    pub fn new(cluster: Arc<KafkaCluster>, catalog: Arc<Catalog>, source_offsets: Arc<SourceOffsets>) -> Self {
         Self {
             cluster,
             catalog,
+            source_offsets,
             running: Mutex::new(BTreeMap::new()),
         }
     }
 
     /// Checks a connector's config without starting it; the error names the offending key.
-    pub fn validate(connector: &ConnectorDef) -> Result<HdfsSinkConfig> {
+    pub fn validate(connector: &ConnectorDef) -> Result<ConnectorConfig> {
         match connector.kind {
-            ConnectorKind::Sink => HdfsSinkConfig::from_map(&connector.config),
-            ConnectorKind::Source => Err(SluiceError::NotImplemented("source connectors".into())),
+            ConnectorKind::Sink => Ok(ConnectorConfig::HdfsSink(HdfsSinkConfig::from_map(&connector.config)?)),
+            ConnectorKind::Source if jdbc::config::is_connector_class(connector.class()) => {
+                Ok(ConnectorConfig::JdbcSource(JdbcSourceConfig::from_map(&connector.config)?))
+            }
+            ConnectorKind::Source => Err(SluiceError::NotImplemented(format!(
+                "source connector class '{}'; Sluice runs {}",
+                connector.class(),
+                jdbc::CONNECTOR_CLASS
+            ))),
         }
     }
 
     /// Starts `connector`, replacing a running one of the same name.
     pub async fn start(&self, connector: &ConnectorDef) -> Result<()> {
-        let config = Self::validate(connector)?;
-        let sink = hdfs::start(&connector.name, config, self.cluster.clone(), self.catalog.clone());
-        let previous = self.running.lock().insert(connector.name.clone(), sink);
+        let running = match Self::validate(connector)? {
+            ConnectorConfig::HdfsSink(config) => hdfs::start(&connector.name, config, self.cluster.clone(), self.catalog.clone()),
+            ConnectorConfig::JdbcSource(config) => {
+                jdbc::start(&connector.name, config, self.cluster.clone(), self.source_offsets.clone())
+            }
+        };
+        let previous = self.running.lock().insert(connector.name.clone(), running);
         if let Some(previous) = previous {
             previous.stop().await;
         }

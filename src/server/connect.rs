@@ -17,7 +17,6 @@ use super::{AppState, body::ConnectBody};
 use crate::{
     catalog::ConnectorDef,
     handler::{StatementFailure, connector},
-    parser::ConnectorKind,
     runtime::connectors::ConnectorManager,
 };
 
@@ -148,7 +147,7 @@ pub async fn put_config(
             "Connector name configuration must match connector name in request".into(),
         ));
     }
-    let candidate = connector::from_config(&name, ConnectorKind::Sink, config.clone());
+    let candidate = connector::from_config(&name, connector::kind_of(&config), config.clone());
     ConnectorManager::validate(&candidate).map_err(|e| ConnectError(StatusCode::BAD_REQUEST, e.to_string()))?;
     let existed = state.engine.catalog.connector(&name).is_some_and(|c| c.name == name);
     let mut sql = String::new();

@@ -5,7 +5,10 @@ use std::{collections::BTreeMap, time::Duration};
 
 use regex::Regex;
 
-use crate::error::{Result, SluiceError};
+use crate::{
+    connectors::config_keys::Keys,
+    error::{Result, SluiceError},
+};
 
 /// The widest `filename.offset.zero.pad.width`: more than an offset's 19 digits pads nothing
 /// useful, and a wider one would only make names no store accepts.
@@ -111,7 +114,7 @@ const INERT_KEYS: [&str; 13] = [
 impl HdfsSinkConfig {
     /// Reads a config given as Connect's string map; names the first offending key.
     pub fn from_map(config: &BTreeMap<String, String>) -> Result<HdfsSinkConfig> {
-        let mut keys = Keys { config, used: Vec::new() };
+        let mut keys = Keys::new(config);
         let class = keys.required("connector.class")?;
         if !CONNECTOR_CLASSES.contains(&class.as_str()) {
             return Err(SluiceError::Config(format!(
@@ -235,86 +238,9 @@ impl HdfsSinkConfig {
             timezone,
             errors_tolerance,
         };
-        for key in INERT_KEYS {
-            keys.get(key);
-        }
-        keys.reject_unused()?;
+        keys.accept(&INERT_KEYS);
+        keys.reject_unused("the HDFS sink")?;
         Ok(parsed)
-    }
-}
-
-/// Reads keys of a config, remembering which were read.
-struct Keys<'a> {
-    config: &'a BTreeMap<String, String>,
-    used: Vec<&'a str>,
-}
-
-impl<'a> Keys<'a> {
-    fn get(&mut self, key: &str) -> Option<String> {
-        let (k, v) = self.config.get_key_value(key)?;
-        self.used.push(k.as_str());
-        Some(v.trim().to_string())
-    }
-
-    fn required(&mut self, key: &str) -> Result<String> {
-        self.get(key).ok_or_else(|| SluiceError::Config(format!("{key} is required")))
-    }
-
-    fn number(&mut self, key: &str) -> Result<Option<i64>> {
-        self.get(key)
-            .map(|v| {
-                v.parse::<i64>()
-                    .map_err(|_| SluiceError::Config(format!("{key} must be a whole number, not '{v}'")))
-            })
-            .transpose()
-    }
-
-    /// A whole number from `min` to `max`.
-    fn number_in(&mut self, key: &str, min: i64, max: i64) -> Result<Option<i64>> {
-        match self.number(key)? {
-            Some(n) if !(min..=max).contains(&n) => Err(SluiceError::Config(if max == i64::MAX {
-                format!("{key} must be at least {min}, not {n}")
-            } else {
-                format!("{key} must be from {min} to {max}, not {n}")
-            })),
-            n => Ok(n),
-        }
-    }
-
-    /// A `*.ms` interval: `-1` (Connect's default) is off, any other value must be positive.
-    fn interval(&mut self, key: &str) -> Result<Option<Duration>> {
-        match self.number(key)? {
-            None | Some(-1) => Ok(None),
-            Some(ms) if ms > 0 => Ok(Some(Duration::from_millis(ms as u64))),
-            Some(ms) => Err(SluiceError::Config(format!("{key} must be -1 (off) or a positive number of milliseconds, not {ms}"))),
-        }
-    }
-
-    fn boolean(&mut self, key: &str) -> Result<Option<bool>> {
-        self.get(key)
-            .map(|v| match v.to_ascii_lowercase().as_str() {
-                "true" => Ok(true),
-                "false" => Ok(false),
-                _ => Err(SluiceError::Config(format!("{key} must be true or false, not '{v}'"))),
-            })
-            .transpose()
-    }
-
-    fn reject_unused(&self) -> Result<()> {
-        let unknown: Vec<&str> = self
-            .config
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !self.used.contains(k))
-            .collect();
-        if unknown.is_empty() {
-            Ok(())
-        } else {
-            Err(SluiceError::Config(format!(
-                "unknown options for the HDFS sink: {}",
-                unknown.join(", ")
-            )))
-        }
     }
 }
 

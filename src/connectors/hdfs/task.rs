@@ -7,12 +7,9 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    panic::AssertUnwindSafe,
     sync::Arc,
     time::Duration,
 };
-
-use futures::FutureExt;
 
 use rdkafka::{
     Message, Offset, TopicPartitionList,
@@ -32,8 +29,9 @@ use crate::{
     connectors::{
         kafka::KafkaCluster,
         status::{ConnectorState, ConnectorStatus},
+        supervise,
     },
-    error::{Result, SluiceError, panic_message},
+    error::Result,
     format::RawRecord,
 };
 
@@ -41,9 +39,6 @@ use crate::{
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
 /// How often open files are checked against `rotate.interval.ms` and its schedule.
 const ROTATION_CHECK: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// The shortest wait before a failed session is retried, so `retry.backoff.ms=0` cannot spin.
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
 
 pub struct SinkTask {
     pub name: String,
@@ -58,44 +53,11 @@ pub struct SinkTask {
 type Writers = HashMap<String, BTreeMap<i32, PartitionWriter>>;
 
 impl SinkTask {
-    /// Runs sessions until cancelled, retrying failed ones with exponential backoff; a bad
-    /// record under `errors.tolerance=none` leaves the task FAILED until it is restarted.
+    /// Runs sessions until cancelled, retrying failed ones with exponential backoff from
+    /// `retry.backoff.ms`; a bad record under `errors.tolerance=none` leaves the task FAILED
+    /// until it is restarted.
     pub async fn run(self) {
-        let mut backoff = self.config.retry_backoff.max(MIN_BACKOFF);
-        loop {
-            let outcome = AssertUnwindSafe(self.session())
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|panic| Err(SluiceError::Internal(format!("the sink task panicked: {}", panic_message(&panic)))));
-            match outcome {
-                Ok(()) => {
-                    self.status.set_state(ConnectorState::Stopped);
-                    return;
-                }
-                Err(SluiceError::BadRecord(reason)) => {
-                    warn!(connector = %self.name, %reason, "sink stopped at a bad record");
-                    self.status.set_state(ConnectorState::Failed(reason));
-                    self.cancel.cancelled().await;
-                    self.status.set_state(ConnectorState::Stopped);
-                    return;
-                }
-                Err(e) => {
-                    warn!(connector = %self.name, error = %e, retry_in = ?backoff, "sink failed; retrying");
-                    self.status.set_state(ConnectorState::Failed(format!(
-                        "{e} (retrying in {} ms)",
-                        backoff.as_millis()
-                    )));
-                    tokio::select! {
-                        _ = self.cancel.cancelled() => {
-                            self.status.set_state(ConnectorState::Stopped);
-                            return;
-                        }
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF.max(self.config.retry_backoff));
-                }
-            }
-        }
+        supervise(&self.name, &self.status, &self.cancel, self.config.retry_backoff, || self.session()).await;
     }
 
     /// One session: recover, then write until cancelled (`Ok`) or something fails (`Err`).

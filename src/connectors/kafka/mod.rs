@@ -5,6 +5,7 @@ pub mod fetch;
 pub mod offsets;
 pub mod producer;
 pub mod source;
+pub mod source_offsets;
 
 use std::{sync::Arc, time::Duration};
 

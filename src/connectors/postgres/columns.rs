@@ -60,14 +60,42 @@ impl ColumnKind {
 pub struct Column {
     pub name: String,
     pub kind: ColumnKind,
+    /// PostgreSQL's type modifier: a NUMERIC's precision and scale, a VARCHAR's length; -1 none.
+    pub modifier: i32,
+    /// False for a table column declared NOT NULL; true when unknown (a computed column).
+    pub nullable: bool,
 }
 
-/// The columns a statement returns, without running it.
+impl Column {
+    /// A NUMERIC column's declared precision and scale; `None` when unconstrained.
+    pub fn numeric_precision_scale(&self) -> Option<(u32, u32)> {
+        (self.kind == ColumnKind::Numeric && self.modifier >= 4).then(|| {
+            let packed = (self.modifier - 4) as u32;
+            ((packed >> 16) & 0xffff, packed & 0xffff)
+        })
+    }
+}
+
+/// The columns a statement returns, without running it; nullability from the catalog for
+/// columns taken straight from a table.
 pub async fn describe(client: &Client, select: &str) -> Result<Vec<Column>> {
     let statement = client.prepare(select).await?;
-    Ok(statement
-        .columns()
-        .iter()
-        .map(|c| Column { name: c.name().to_string(), kind: ColumnKind::of(c.type_()) })
-        .collect())
+    let mut columns = Vec::with_capacity(statement.columns().len());
+    for column in statement.columns() {
+        let nullable = match (column.table_oid(), column.column_id()) {
+            (Some(table), Some(number)) if table != 0 => {
+                let query = "SELECT attnotnull FROM pg_attribute WHERE attrelid = $1 AND attnum = $2";
+                let row = client.query_opt(query, &[&table, &number]).await?;
+                !row.is_some_and(|r| r.get::<_, bool>(0))
+            }
+            _ => true,
+        };
+        columns.push(Column {
+            name: column.name().to_string(),
+            kind: ColumnKind::of(column.type_()),
+            modifier: column.type_modifier(),
+            nullable,
+        });
+    }
+    Ok(columns)
 }

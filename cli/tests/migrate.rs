@@ -9,7 +9,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{hdfs::HdfsCluster, start_server};
+use common::{
+    hdfs::HdfsCluster,
+    postgres::{PASSWORD, PostgresServer, USER},
+    start_server,
+};
 use rdkafka::{
     ClientConfig,
     producer::{FutureProducer, FutureRecord},
@@ -53,12 +57,28 @@ async fn the_powergrid_migrations_build_the_pipeline_once_and_validate_catches_a
     let scripts = tempfile::tempdir().unwrap();
     copy_scripts(scripts.path());
     let dir = scripts.path().to_str().unwrap();
-    let define = format!("hdfs_url={}", hdfs.url);
+    let postgres = PostgresServer::start("telemetry");
+    postgres.psql(
+        "telemetry",
+        "CREATE TABLE telemetry (id SERIAL PRIMARY KEY, name VARCHAR(255) NOT NULL, wattage INT NOT NULL);
+         INSERT INTO telemetry (name, wattage) VALUES ('Node1', 75000), ('Node2', 65000), ('Node3', 60000), ('Node4', 80000);",
+    );
+    let defines = [
+        format!("hdfs_url={}", hdfs.url),
+        format!("postgres_url={}", postgres.jdbc_url("telemetry")),
+        format!("postgres_user={USER}"),
+        format!("postgres_password={PASSWORD}"),
+    ];
+    let mut apply = vec!["--server", url.as_str()];
+    for define in &defines {
+        apply.extend(["--define", define.as_str()]);
+    }
+    apply.extend(["migrate", "apply", dir]);
 
-    let (code, out, err) = sluice(&["--server", &url, "--define", &define, "migrate", "apply", dir]);
+    let (code, out, err) = sluice(&apply);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("Applied 6 migration(s); the current version is V000006."), "{out}");
-    let (code, out, err) = sluice(&["--server", &url, "--define", &define, "migrate", "apply", dir]);
+    assert!(out.contains("Applied 7 migration(s); the current version is V000007."), "{out}");
+    let (code, out, err) = sluice(&apply);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Nothing to apply"), "a second run does nothing: {out}");
 
@@ -69,6 +89,7 @@ async fn the_powergrid_migrations_build_the_pipeline_once_and_validate_catches_a
         assert!(out.contains(&format!("hdfs-sink-sensor-{id}")), "{out}");
     }
     assert!(out.contains("hdfs-sink-unorganized"), "{out}");
+    assert!(out.contains("jdbc-source-telemetry") && out.contains("hdfs-sink-telemetry"), "{out}");
 
     // Records as the seed's producer writes them (keyed by sensor), and a line of text.
     let producer: FutureProducer = ClientConfig::new()
@@ -126,9 +147,14 @@ async fn the_powergrid_migrations_build_the_pipeline_once_and_validate_catches_a
     assert_eq!(text, vec!["/unorganized/UNORGANIZED/partition=0/UNORGANIZED+0+0000000000+0000000000.txt"]);
     assert_eq!(hdfs.shell(&["-cat", &text[0]]), "breaker 12 tripped\n");
 
+    // The database's rows, one file each, through the JDBC source and the TELEMETRY sink.
+    let rows = wait_for(&hdfs, "/telemetry", |f| f.len() == 4).await;
+    let landed: Vec<String> = rows.iter().map(|file| hdfs.shell(&["-cat", file])).collect();
+    assert_eq!(landed[0], "{\"id\":1,\"name\":\"Node1\",\"wattage\":75000}\n", "{landed:?}");
+
     let (code, out, _) = sluice(&["--server", &url, "migrate", "info", dir]);
     assert_eq!(code, 0);
-    assert!(out.contains("V000006") && out.contains("MIGRATED"), "{out}");
+    assert!(out.contains("V000007") && out.contains("MIGRATED"), "{out}");
     let (code, out, err) = sluice(&["--server", &url, "migrate", "validate", dir]);
     assert_eq!(code, 0, "{out}{err}");
 
@@ -139,14 +165,14 @@ async fn the_powergrid_migrations_build_the_pipeline_once_and_validate_catches_a
     let (code, _, err) = sluice(&["--server", &url, "migrate", "validate", dir]);
     assert_eq!(code, 1);
     assert!(err.contains("V000002__route_sensors.sql was edited after it was applied"), "{err}");
-    let (code, _, err) = sluice(&["--server", &url, "--define", &define, "migrate", "apply", dir]);
+    let (code, _, err) = sluice(&apply);
     assert_ne!(code, 0, "apply refuses to go on over an edited file");
     assert!(err.contains("V000002"), "{err}");
 
     let (code, out, _) = sluice(&["migrate", "new", "add alerts", dir]);
     assert_eq!(code, 0);
-    assert!(out.contains("V000007__add_alerts.sql"), "{out}");
-    assert!(scripts.path().join("V000007__add_alerts.sql").exists());
+    assert!(out.contains("V000008__add_alerts.sql"), "{out}");
+    assert!(scripts.path().join("V000008__add_alerts.sql").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -7,6 +7,7 @@ pub mod jdbc;
 pub mod kafka;
 pub mod postgres;
 pub mod source;
+pub mod source_writer;
 pub mod status;
 
 use std::{future::Future, panic::AssertUnwindSafe, sync::Arc, time::Duration};

@@ -20,6 +20,7 @@ pub use config::{CONNECTOR_CLASS, JdbcSourceConfig};
 use crate::connectors::{
     RunningConnector,
     kafka::{KafkaCluster, source_offsets::SourceOffsets},
+    source_writer::SourceContext,
     status::ConnectorStatus,
 };
 
@@ -27,13 +28,13 @@ use crate::connectors::{
 pub fn start(name: &str, config: JdbcSourceConfig, cluster: Arc<KafkaCluster>, offsets: Arc<SourceOffsets>) -> RunningConnector {
     let status = Arc::new(ConnectorStatus::default());
     let cancel = CancellationToken::new();
-    let task = task::SourceTask {
-        name: name.to_string(),
-        config,
+    let context = SourceContext {
+        connector: name.to_string(),
         cluster,
         offsets,
         status: status.clone(),
         cancel: cancel.clone(),
     };
+    let task = task::SourceTask { config, context };
     RunningConnector::spawn(status, cancel, task.run())
 }

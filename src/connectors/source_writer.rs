@@ -1,0 +1,176 @@
+//! How a source connector writes to Kafka exactly once without Kafka transactions: records go
+//! out in batches, each carrying its identity in the origin header, and the source's offset is
+//! committed (with where in the topic the records after it start) once a batch is in Kafka. A
+//! restarted source reads its topic back from the committed positions, so the records it wrote
+//! after its last commit are known and skipped instead of written again.
+
+use std::{collections::HashSet, sync::Arc, time::{Duration, Instant}};
+
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    connectors::{
+        kafka::{
+            KafkaCluster, PartitionRange,
+            delivery::{BatchDeliveries, ORIGIN_HEADER, OutputRecord, OutputTopic},
+            offsets::OutputPositions,
+            source_offsets::{SourceCheckpoint, SourceOffsets},
+        },
+        status::ConnectorStatus,
+    },
+    error::{Result, SluiceError},
+};
+
+/// How often an unsettled batch's delivery is looked at.
+const DELIVERY_CHECK: Duration = Duration::from_millis(2);
+
+/// A record a source read, with its identity among the records of its source partition.
+pub struct SourceRecord {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub identity: String,
+}
+
+/// What a source needs to write: the cluster, its offsets, its status, its stop token.
+#[derive(Clone)]
+pub struct SourceContext {
+    pub connector: String,
+    pub cluster: Arc<KafkaCluster>,
+    pub offsets: Arc<SourceOffsets>,
+    pub status: Arc<ConnectorStatus>,
+    pub cancel: CancellationToken,
+}
+
+/// The writer of one source partition (a table, a file) into one topic.
+pub struct SourceWriter {
+    context: SourceContext,
+    partition: Value,
+    origin: String,
+    topic_name: String,
+    topic: OutputTopic,
+    output: OutputPositions,
+    landed: HashSet<String>,
+}
+
+impl SourceWriter {
+    /// Opens the writer of source partition `partition` into `topic_name` (created with one
+    /// partition if missing); returns it with the committed offset, empty when none. With
+    /// `read_back`, the records written after that offset are read back from the topic.
+    pub async fn open(context: &SourceContext, partition: Value, topic_name: &str, read_back: bool) -> Result<(SourceWriter, Map<String, Value>)> {
+        context.cluster.ensure_topic(topic_name, 1, 1, &[]).await?;
+        let checkpoint = context.offsets.get(&context.connector, &partition).unwrap_or_default();
+        let mut writer = SourceWriter {
+            origin: format!("source\u{1f}{}\u{1f}{partition}\u{1f}", context.connector),
+            topic: context.cluster.output_producer().topic(topic_name)?,
+            topic_name: topic_name.to_string(),
+            output: checkpoint.output,
+            landed: HashSet::new(),
+            context: context.clone(),
+            partition,
+        };
+        if read_back {
+            writer.landed = writer.read_back().await?;
+        }
+        Ok((writer, checkpoint.offset))
+    }
+
+    /// Whether the record `identity` names is already in the topic (it is then forgotten:
+    /// each identity is met once).
+    pub fn already_written(&mut self, identity: &str) -> bool {
+        self.landed.remove(identity)
+    }
+
+    /// Forgets the records read back, once the source has read past them all.
+    pub fn forget_written(&mut self) {
+        self.landed.clear();
+    }
+
+    /// How many records read back are still to be met.
+    pub fn written_count(&self) -> usize {
+        self.landed.len()
+    }
+
+    /// Sends `records` and waits until Kafka has all of them; `false` when the source was
+    /// stopped first (what was sent may or may not land; a restart reads it back).
+    pub async fn write(&mut self, records: &[SourceRecord]) -> Result<bool> {
+        if records.is_empty() {
+            return Ok(true);
+        }
+        let deliveries = Arc::new(BatchDeliveries::default());
+        let timestamp = chrono::Utc::now().timestamp_millis();
+        let origins: Vec<Vec<u8>> = records.iter().map(|r| format!("{}{}", self.origin, r.identity).into_bytes()).collect();
+        for (record, origin) in records.iter().zip(&origins) {
+            self.topic.send(
+                &deliveries,
+                &OutputRecord {
+                    partition: None,
+                    key: record.key.as_deref(),
+                    value: record.value.as_deref(),
+                    timestamp,
+                    origin: Some(origin),
+                },
+            )?;
+        }
+        while !deliveries.is_settled() {
+            tokio::select! {
+                _ = self.context.cancel.cancelled() => return Ok(false),
+                _ = tokio::time::sleep(DELIVERY_CHECK) => {}
+            }
+        }
+        deliveries.wait_until(Instant::now())?;
+        let bytes: u64 = records.iter().map(|r| r.value.as_ref().map_or(0, |v| v.len() as u64)).sum();
+        for (topic, partitions) in deliveries.written() {
+            for (partition, next) in partitions {
+                self.output.entry(topic.clone()).or_default().insert(partition, next);
+                self.context.status.update(&topic, partition, |progress| {
+                    progress.committed = Some(next - 1);
+                    progress.log_end = next;
+                });
+            }
+        }
+        self.context.status.update(&self.topic_name, 0, |progress| {
+            progress.records += records.len() as u64;
+            progress.bytes += bytes;
+        });
+        Ok(true)
+    }
+
+    /// Durably records `offset` as where the source has got to, everything before it written.
+    pub async fn commit(&mut self, offset: Map<String, Value>) -> Result<()> {
+        let checkpoint = SourceCheckpoint { offset, output: self.output.clone() };
+        self.context.offsets.commit(&self.context.connector, &self.partition, &checkpoint).await
+    }
+
+    /// The identities of this writer's records in its topic past the committed positions.
+    async fn read_back(&self) -> Result<HashSet<String>> {
+        let cluster = &self.context.cluster;
+        let topic = self.topic_name.clone();
+        let Some(info) = cluster.topic(&topic)? else {
+            return Ok(HashSet::new());
+        };
+        let mut ranges = Vec::new();
+        for (partition, (low, high)) in cluster.watermarks(&topic, info.partitions)?.into_iter().enumerate() {
+            let partition = partition as i32;
+            let from = self.output.get(&topic).and_then(|p| p.get(&partition)).copied().unwrap_or(low).max(low);
+            ranges.push(PartitionRange { topic: topic.clone(), partition, from, until: high });
+        }
+        let cluster = cluster.clone();
+        let prefix = self.origin.clone();
+        tokio::task::spawn_blocking(move || {
+            use rdkafka::message::{Headers, Message};
+            let mut landed = HashSet::new();
+            cluster.read_ranges(&ranges, |message| {
+                let origin = message.headers().and_then(|headers| {
+                    headers.iter().find(|h| h.key.as_bytes() == ORIGIN_HEADER.to_bytes()).and_then(|h| h.value)
+                });
+                if let Some(identity) = origin.and_then(|o| std::str::from_utf8(o).ok()).and_then(|o| o.strip_prefix(&prefix)) {
+                    landed.insert(identity.to_string());
+                }
+            })?;
+            Ok(landed)
+        })
+        .await
+        .map_err(|e| SluiceError::Internal(e.to_string()))?
+    }
+}

@@ -9,6 +9,7 @@ pub mod postgres;
 pub mod source;
 pub mod source_writer;
 pub mod status;
+pub mod text;
 
 use std::{future::Future, panic::AssertUnwindSafe, sync::Arc, time::Duration};
 

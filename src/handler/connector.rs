@@ -12,6 +12,7 @@ use crate::{
     connectors::{
         jdbc,
         status::{ConnectorState, ConnectorStatus},
+        text,
     },
     parser::{ConnectorKind, CreateConnector, Properties, PropertyValue, display_ident},
 };
@@ -34,7 +35,9 @@ pub fn from_config(name: &str, kind: ConnectorKind, config: impl IntoIterator<It
 /// Whether a config posted to Connect's REST API is a source or a sink, by its class.
 pub fn kind_of(config: &BTreeMap<String, String>) -> ConnectorKind {
     match config.get("connector.class") {
-        Some(class) if jdbc::config::is_connector_class(class) => ConnectorKind::Source,
+        Some(class) if jdbc::config::is_connector_class(class) || text::kind_of_class(class).is_some() => {
+            ConnectorKind::Source
+        }
         _ => ConnectorKind::Sink,
     }
 }

@@ -13,6 +13,7 @@ use crate::{
         jdbc::{self, JdbcSourceConfig},
         kafka::{KafkaCluster, source_offsets::SourceOffsets},
         status::ConnectorStatus,
+        text::{self, TextSourceConfig},
     },
     error::{Result, SluiceError},
     parser::ConnectorKind,
@@ -22,6 +23,7 @@ use crate::{
 pub enum ConnectorConfig {
     HdfsSink(HdfsSinkConfig),
     JdbcSource(JdbcSourceConfig),
+    TextSource(TextSourceConfig),
 }
 
 pub struct ConnectorManager {
@@ -48,10 +50,17 @@ impl ConnectorManager {
             ConnectorKind::Source if jdbc::config::is_connector_class(connector.class()) => {
                 Ok(ConnectorConfig::JdbcSource(JdbcSourceConfig::from_map(&connector.config)?))
             }
+            ConnectorKind::Source if text::kind_of_class(connector.class()).is_some() => {
+                Ok(ConnectorConfig::TextSource(TextSourceConfig::from_map(&connector.config)?))
+            }
             ConnectorKind::Source => Err(SluiceError::NotImplemented(format!(
-                "source connector class '{}'; Sluice runs {}",
+                "source connector class '{}'; Sluice runs {}, {}, {}, {} and {}",
                 connector.class(),
-                jdbc::CONNECTOR_CLASS
+                jdbc::CONNECTOR_CLASS,
+                text::config::FILE_STREAM,
+                text::config::SPOOL_DIR,
+                text::config::HTTP,
+                text::config::NETCAT
             ))),
         }
     }
@@ -62,6 +71,9 @@ impl ConnectorManager {
             ConnectorConfig::HdfsSink(config) => hdfs::start(&connector.name, config, self.cluster.clone(), self.catalog.clone()),
             ConnectorConfig::JdbcSource(config) => {
                 jdbc::start(&connector.name, config, self.cluster.clone(), self.source_offsets.clone())
+            }
+            ConnectorConfig::TextSource(config) => {
+                text::start(&connector.name, config, self.cluster.clone(), self.source_offsets.clone())
             }
         };
         let previous = self.running.lock().insert(connector.name.clone(), running);

@@ -8,21 +8,10 @@ use std::{collections::BTreeMap, time::Duration};
 
 use common::{
     SluiceServer, TestBroker,
-    postgres::{PASSWORD, PostgresServer, USER},
+    postgres::{PASSWORD, PostgresServer, SEED, USER},
     read_topic,
 };
 use serde_json::{Value, json};
-
-const SEED: &str = "CREATE TABLE telemetry (
-  id SERIAL PRIMARY KEY,
-  name VARCHAR(255) NOT NULL,
-  wattage INT NOT NULL
-);
-INSERT INTO telemetry (name, wattage) VALUES
-('Node1', 75000),
-('Node2', 65000),
-('Node3', 60000),
-('Node4', 80000);";
 
 fn connector(name: &str, postgres: &PostgresServer, extra: &[(&str, &str)]) -> String {
     let url = postgres.jdbc_url("telemetry");

@@ -8,20 +8,8 @@ use std::{path::Path, process::Command};
 
 use common::{
     hdfs::HdfsCluster,
-    postgres::{PASSWORD, PostgresServer, USER},
+    postgres::{PASSWORD, PostgresServer, SEED, USER},
 };
-
-/// The seed's table and rows (`powergrid-solution.md`).
-const SEED: &str = "CREATE TABLE telemetry (
-  id SERIAL PRIMARY KEY,
-  name VARCHAR(255) NOT NULL,
-  wattage INT NOT NULL
-);
-INSERT INTO telemetry (name, wattage) VALUES
-('Node1', 75000),
-('Node2', 65000),
-('Node3', 60000),
-('Node4', 80000);";
 
 const SEED_ROWS: &str = "1,Node1,75000\n2,Node2,65000\n3,Node3,60000\n4,Node4,80000\n";
 

@@ -11,7 +11,7 @@ use std::{
 
 use common::{
     hdfs::HdfsCluster,
-    postgres::{PASSWORD, PostgresServer, USER},
+    postgres::{PASSWORD, PostgresServer, SEED, USER},
     start_server,
 };
 use rdkafka::{
@@ -58,11 +58,7 @@ async fn the_powergrid_migrations_build_the_pipeline_once_and_validate_catches_a
     copy_scripts(scripts.path());
     let dir = scripts.path().to_str().unwrap();
     let postgres = PostgresServer::start("telemetry");
-    postgres.psql(
-        "telemetry",
-        "CREATE TABLE telemetry (id SERIAL PRIMARY KEY, name VARCHAR(255) NOT NULL, wattage INT NOT NULL);
-         INSERT INTO telemetry (name, wattage) VALUES ('Node1', 75000), ('Node2', 65000), ('Node3', 60000), ('Node4', 80000);",
-    );
+    postgres.psql("telemetry", SEED);
     let defines = [
         format!("hdfs_url={}", hdfs.url),
         format!("postgres_url={}", postgres.jdbc_url("telemetry")),

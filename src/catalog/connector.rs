@@ -17,12 +17,15 @@ impl ConnectorDef {
         self.config.get("connector.class").map_or("", String::as_str)
     }
 
-    /// The topics the config names (`topics`), or the pattern (`topics.regex`).
+    /// The topics the config names: a sink's `topics` (or the pattern `topics.regex`), a text
+    /// source's `topic` (Flume's `kafka.topic`).
     pub fn topics(&self) -> Vec<String> {
-        match (self.config.get("topics"), self.config.get("topics.regex")) {
-            (Some(list), _) => list.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
-            (None, Some(pattern)) => vec![pattern.clone()],
-            (None, None) => Vec::new(),
+        let single = self.config.get("topic").or_else(|| self.config.get("kafka.topic"));
+        match (self.config.get("topics"), self.config.get("topics.regex"), single) {
+            (Some(list), _, _) => list.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
+            (None, Some(pattern), _) => vec![pattern.clone()],
+            (None, None, Some(topic)) => vec![topic.clone()],
+            (None, None, None) => Vec::new(),
         }
     }
 }

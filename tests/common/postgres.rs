@@ -17,6 +17,18 @@ use super::free_port;
 pub const USER: &str = "root";
 pub const PASSWORD: &str = "pwd1234";
 
+/// The seed's table and rows (`powergrid-solution.md`), verbatim.
+pub const SEED: &str = "CREATE TABLE telemetry (
+  id SERIAL PRIMARY KEY,
+  name VARCHAR(255) NOT NULL,
+  wattage INT NOT NULL
+);
+INSERT INTO telemetry (name, wattage) VALUES
+('Node1', 75000),
+('Node2', 65000),
+('Node3', 60000),
+('Node4', 80000);";
+
 /// PostgreSQL's binaries; a missing install is a failure, never a skip.
 fn bin_dir() -> PathBuf {
     let installed = std::fs::read_dir("/usr/lib/postgresql")

@@ -3,7 +3,7 @@
 //!
 //! Split by concern: `config` (Connect's keys), `layout` (paths and names), `store` (the file
 //! system), `format` (file content), `writer` (one partition's two-phase commit), `task` (the
-//! consumer loop and recovery), `status` (what it reports).
+//! consumer loop and recovery); what it reports is the shared `connectors::status`.
 
 pub mod config;
 pub mod format;

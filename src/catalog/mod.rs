@@ -24,6 +24,8 @@ pub struct QueryDef {
     pub id: String,
     pub statement: String,
     pub source: String,
+    /// The table the query joins its source with.
+    pub joined: Option<String>,
     pub sink: String,
     pub sink_topic: String,
     /// Properties in force when the query was created (`auto.offset.reset`, …).
@@ -101,7 +103,12 @@ impl Catalog {
     /// Queries reading from and writing into a stream.
     pub fn queries_of(&self, stream: &str) -> (Vec<QueryDef>, Vec<QueryDef>) {
         let state = self.state.read();
-        let reads = state.queries.values().filter(|q| q.source == stream).cloned().collect();
+        let reads = state
+            .queries
+            .values()
+            .filter(|q| q.source == stream || q.joined.as_deref() == Some(stream))
+            .cloned()
+            .collect();
         let writes = state.queries.values().filter(|q| q.sink == stream).cloned().collect();
         (reads, writes)
     }

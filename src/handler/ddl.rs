@@ -190,6 +190,7 @@ pub async fn apply(
                 id: format!("{prefix}_{}_{seq}", csas.name),
                 statement: text.clone(),
                 source: plan.source.name.clone(),
+                joined: plan.join.as_ref().map(|j| j.table.name.clone()),
                 sink: sink.name.clone(),
                 sink_topic: sink.topic.clone(),
                 properties: properties.clone(),
@@ -209,6 +210,7 @@ pub async fn apply(
                 id: format!("INSERTQUERY_{seq}"),
                 statement: text.clone(),
                 source: plan.source.name.clone(),
+                joined: plan.join.as_ref().map(|j| j.table.name.clone()),
                 sink: target.name.clone(),
                 sink_topic: target.topic.clone(),
                 properties: properties.clone(),
@@ -424,6 +426,9 @@ fn check_result_kind(csas: &CreateAsSelect, plan: &ContinuousPlan) -> Result<()>
             "Invalid result type. Your SELECT query produces a {produces}. Please use CREATE {produces} AS SELECT statement instead."
         )));
     }
+    if let (Some(join), None) = (&plan.join, &plan.aggregation) {
+        check_join_key(&csas.name, plan, join)?;
+    }
     if csas.kind != SourceKind::Table {
         return Ok(());
     }
@@ -467,6 +472,38 @@ fn check_grouped_projection(name: &str, plan: &ContinuousPlan, aggregation: &cra
     }
     if plan.key_outputs.iter().all(|k| *k) {
         return Err(SluiceError::Plan("The projection contains no value columns.".into()));
+    }
+    Ok(())
+}
+
+/// ksqlDB's rules for the key of a join's result: one of the join expressions in the projection
+/// (the first one there is the key), and not twice.
+fn check_join_key(sink: &str, plan: &ContinuousPlan, join: &crate::planner::JoinPlan) -> Result<()> {
+    if plan.partition_by.is_some() {
+        return Ok(());
+    }
+    if !plan.key_outputs.iter().any(|k| *k) {
+        let expressions = &join.key_expressions;
+        let plural = if expressions.len() == 1 { "" } else { "s" };
+        return Err(SluiceError::Plan(format!(
+            "Key missing from projection (ie, SELECT). \nThe query used to build `{sink}` must include the join expression{plural} {} in its projection (eg, SELECT {}...).",
+            expressions.join(" or "),
+            expressions[0]
+        )));
+    }
+    if let [_, _, ..] = join.key_aliases.as_slice() {
+        let key = plan
+            .output_schema
+            .fields()
+            .iter()
+            .zip(&plan.key_outputs)
+            .find(|(_, k)| **k)
+            .map(|(f, _)| f.name().clone())
+            .unwrap_or_default();
+        return Err(SluiceError::Plan(format!(
+            "The projection contains a key column (`{key}`) more than once, aliased as: {}.",
+            join.key_aliases.join(" and ")
+        )));
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! functions become an [`AggregatePlan`] the runtime keeps state for, and the projection and
 //! `HAVING` read the aggregate's rows.
 
+mod join;
 mod rewrite;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use crate::{
     parser::{Select, WindowKind, WindowSpec},
 };
 
+pub use join::JoinKind;
 pub use rewrite::WINDOW_BOUNDS;
 
 /// One output column of a query.
@@ -61,10 +63,33 @@ pub struct ContinuousPlan {
     pub partition_by: Option<Arc<dyn PhysicalExpr>>,
     /// With `GROUP BY`: the aggregation, whose rows the projection reads.
     pub aggregation: Option<Arc<AggregatePlan>>,
+    /// With `JOIN`: the table each row is joined with; the filter, projection and aggregation
+    /// read the joined row.
+    pub join: Option<Arc<JoinPlan>>,
     /// An aggregation emits its group's row after every input row (`cache.max.bytes.buffering`
     /// 0), not the latest per group per batch.
     pub per_record_updates: bool,
     pub limit: Option<u64>,
+}
+
+/// A stream joined with a table on the table's primary key: each stream row with the table's
+/// row for its join key as of the stream row's time.
+#[derive(Debug)]
+pub struct JoinPlan {
+    pub table: SourceDef,
+    pub kind: JoinKind,
+    /// The stream's side of the condition. It reads only the stream's columns, which come first
+    /// in the joined row, so it evaluates over the stream's row as well.
+    pub stream_key: Arc<dyn PhysicalExpr>,
+    /// The joined row: the stream's columns, then the table's, nullable (a row may have no
+    /// match).
+    pub schema: SchemaRef,
+    /// How many of the joined row's columns are the stream's.
+    pub stream_width: usize,
+    /// The join expressions a projection may keep as the result's key, as ksqlDB words them.
+    pub key_expressions: Vec<String>,
+    /// The output columns that project the result's key: more than one is refused.
+    pub key_aliases: Vec<String>,
 }
 
 /// `GROUP BY` and the aggregate functions of a query.
@@ -158,6 +183,12 @@ impl QueryPlanner {
             datafusion::common::TableReference::bare(source.name.clone()),
             Arc::new(EmptyTable::new(row_schema)),
         )?;
+        if let Some(join) = &rewritten.join {
+            ctx.register_table(
+                datafusion::common::TableReference::bare(join.right.source.name.clone()),
+                Arc::new(EmptyTable::new(join.right.source.row_schema())),
+            )?;
+        }
         let state = ctx.state();
         let query = rewritten.query;
         let statement = DFStatement::Statement(Box::new(sqlparser::ast::Statement::Query(Box::new(query.clone()))));
@@ -193,6 +224,7 @@ impl QueryPlanner {
         let mut columns = Vec::with_capacity(parts.projection.len());
         let mut fields = Vec::with_capacity(parts.projection.len());
         let mut key_outputs = Vec::with_capacity(parts.projection.len());
+        let mut projected_columns = Vec::with_capacity(parts.projection.len());
         for expr in parts.projection {
             let (name, inner) = match expr {
                 Expr::Alias(alias) => (alias.name.clone(), *alias.expr),
@@ -217,6 +249,10 @@ impl QueryPlanner {
                 }
                 _ => false,
             });
+            projected_columns.push(match &inner {
+                Expr::Column(c) => Some((c.relation.as_ref().map(|r| r.table().to_string()), c.name.clone())),
+                _ => None,
+            });
             let physical = ctx.create_physical_expr(inner, projected_schema)?;
             let data_type = physical.data_type(projected_schema.as_arrow())?;
             crate::catalog::types::SqlType::from_arrow(&data_type)?;
@@ -238,9 +274,20 @@ impl QueryPlanner {
         if aggregation.is_some() && select.partition_by.is_some() {
             return Err(SluiceError::Plan("PARTITION BY cannot be used with GROUP BY: the grouping is the key".into()));
         }
+        let join = match rewritten.join {
+            Some(clause) => {
+                let (plan, key) = plan_join(&ctx, clause, df_schema, &fields, &projected_columns)?;
+                if aggregation.is_none() {
+                    key_outputs = (0..fields.len()).map(|i| Some(i) == key).collect();
+                }
+                Some(Arc::new(plan))
+            }
+            None => None,
+        };
         let is_table = source.is_table();
         Ok(ContinuousPlan {
             aggregation: aggregation.map(Arc::new),
+            join,
             per_record_updates: false,
             source,
             filter,
@@ -290,6 +337,15 @@ fn split_plan(plan: &LogicalPlan) -> Result<PlanParts> {
                 input = f.input.as_ref();
             }
             LogicalPlan::SubqueryAlias(alias) => input = alias.input.as_ref(),
+            LogicalPlan::Join(join) => {
+                return Ok(PlanParts {
+                    projection: projection.expr.clone(),
+                    filter,
+                    aggregate,
+                    having,
+                    scan_schema: join.schema.clone(),
+                });
+            }
             LogicalPlan::TableScan(scan) => {
                 return Ok(PlanParts {
                     projection: projection.expr.clone(),
@@ -302,6 +358,85 @@ fn split_plan(plan: &LogicalPlan) -> Result<PlanParts> {
             other => return Err(unsupported(other)),
         }
     }
+}
+
+/// The runtime's view of `clause` over the joined row `joined`, with the output column that is
+/// the result's key: the first that projects a join expression (`projected` holds each output
+/// column's source column, if it is one). ksqlDB's check that both sides' keys are of one type.
+fn plan_join(
+    ctx: &SessionContext,
+    clause: join::JoinClause,
+    joined: &DFSchema,
+    fields: &[Field],
+    projected: &[Option<(Option<String>, String)>],
+) -> Result<(JoinPlan, Option<usize>)> {
+    let logical = ctx.state().create_logical_expr(&clause.left_expr.to_string(), joined).map_err(plan_error)?;
+    let stream_key = ctx.create_physical_expr(logical, joined)?;
+    let stream_type = crate::catalog::types::SqlType::from_arrow(&stream_key.data_type(joined.as_arrow())?)?;
+    let table_type = clause
+        .right
+        .source
+        .key_columns()
+        .next()
+        .map(|k| k.data_type.clone())
+        .ok_or_else(|| SluiceError::Internal("a table without a key column".into()))?;
+    if stream_type != table_type {
+        return Err(SluiceError::Plan(format!(
+            "Invalid join condition: types don't match. Got {}{{{stream_type}}} = {}.{}{{{table_type}}}.",
+            join::display(&clause.left_expr),
+            clause.right.qualifier,
+            clause.right_key
+        )));
+    }
+    let stream_width = joined
+        .iter()
+        .take_while(|(qualifier, _)| qualifier.is_some_and(|q| q.table() == clause.left.qualifier))
+        .count();
+    let schema = Schema::new(
+        joined
+            .as_arrow()
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| f.as_ref().clone().with_nullable(f.is_nullable() || i >= stream_width))
+            .collect::<Vec<_>>(),
+    );
+    // The join expressions that are columns, as (qualifier, name): the stream's, the table's key.
+    let stream_column = match &clause.left_expr {
+        sqlparser::ast::Expr::CompoundIdentifier(parts) => Some((parts[0].value.clone(), parts[1].value.clone())),
+        _ => None,
+    };
+    let candidates: Vec<(String, String)> = stream_column
+        .into_iter()
+        .chain([(clause.right.qualifier.clone(), clause.right_key.clone())])
+        .collect();
+    let reads = |output: &Option<(Option<String>, String)>, (qualifier, name): &(String, String)| {
+        output.as_ref().is_some_and(|(q, n)| n == name && q.as_deref() == Some(qualifier.as_str()))
+    };
+    let key = projected.iter().position(|p| candidates.iter().any(|c| reads(p, c)));
+    let key_aliases = key
+        .and_then(|k| candidates.iter().find(|c| reads(&projected[k], c)))
+        .map(|candidate| {
+            let mut names: Vec<String> = projected
+                .iter()
+                .zip(fields)
+                .filter(|(p, _)| reads(p, candidate))
+                .map(|(_, f)| f.name().clone())
+                .collect();
+            names.sort();
+            names
+        })
+        .unwrap_or_default();
+    let plan = JoinPlan {
+        key_expressions: clause.key_expressions(),
+        table: clause.right.source,
+        kind: clause.kind,
+        stream_key,
+        schema: Arc::new(schema),
+        stream_width,
+        key_aliases,
+    };
+    Ok((plan, key))
 }
 
 /// The physical grouping expressions, aggregate functions and `HAVING` of `aggregate`.
@@ -394,7 +529,7 @@ fn window_bound_read(expr: &Expr) -> Option<&'static str> {
 
 fn unsupported(plan: &LogicalPlan) -> SluiceError {
     SluiceError::NotImplemented(format!(
-        "this kind of query ({}); Sluice runs projections and filters over one stream",
+        "this kind of query ({}); Sluice runs projections, filters and aggregations over one stream or a stream joined with a table",
         plan.display()
     ))
 }

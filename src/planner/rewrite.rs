@@ -1,20 +1,21 @@
 //! Rewrites a ksqlDB `SELECT` into the SQL DataFusion plans: identifiers upper-cased as ksqlDB
-//! reads them, `*` expanded to the declared columns, unnamed expressions named `KSQL_COL_n`, and
+//! reads them, `*` expanded to the declared columns (in a join, each named as ksqlDB names it), unnamed expressions named `KSQL_COL_n`, and
 //! an integer literal that fits 32 bits an INTEGER where ksqlDB types it so (a projected literal,
 //! an operand of arithmetic), not DataFusion's BIGINT.
 
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CastKind, DataType, Expr, GroupByExpr, Ident, ObjectName, ObjectNamePart, Query, SelectItem,
-    SetExpr, TableFactor, Value, visit_expressions_mut,
+    BinaryOperator, CastKind, DataType, Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectNamePart, Query,
+    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Value, visit_expressions_mut,
 };
+
+use super::join::{self, JoinClause};
 
 use crate::{
     catalog::{
         Catalog, SourceDef,
         source::{WINDOWEND, WINDOWSTART},
-        topic_template::TopicTemplate,
     },
     error::{Result, SluiceError},
     parser::{Select, normalize_ident},
@@ -24,8 +25,10 @@ pub struct Rewritten {
     pub query: Query,
     pub source: SourceDef,
     pub partition_by: Option<Expr>,
-    /// The projection is exactly `*`.
+    /// The projection is exactly `*` over one source.
     pub is_star: bool,
+    /// The table the stream is joined with, and how.
+    pub join: Option<JoinClause>,
 }
 
 pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
@@ -40,10 +43,13 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
             "UNION, VALUES and nested queries in a streaming query".into(),
         ));
     };
-    if body.from.len() != 1 || !body.from[0].joins.is_empty() {
+    if body.from.len() != 1 {
         return Err(SluiceError::NotImplemented(
-            "joins; a query reads from exactly one stream".into(),
+            "reading several sources without JOIN; join them with JOIN … ON".into(),
         ));
+    }
+    if body.from[0].joins.len() > 1 {
+        return Err(SluiceError::NotImplemented("joins of more than two sources".into()));
     }
     let grouped = !matches!(&body.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
     if body.having.is_some() && !grouped {
@@ -61,27 +67,16 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
     if body.distinct.is_some() {
         return Err(SluiceError::NotImplemented("SELECT DISTINCT".into()));
     }
-    let TableFactor::Table { name, alias, .. } = &mut body.from[0].relation else {
-        return Err(SluiceError::NotImplemented(
-            "reading from anything but a stream name".into(),
-        ));
-    };
-    let source_name = name
-        .0
-        .last()
-        .and_then(ObjectNamePart::as_ident)
-        .map(normalize_ident)
-        .ok_or_else(|| SluiceError::Plan("the FROM clause names no stream".into()))?;
-    let source = catalog.stream(&source_name)?;
-    if TopicTemplate::parse(&source.topic)?.is_some() {
-        return Err(SluiceError::NotImplemented(format!(
-            "reading {source_name}, whose records go to a topic per value of {}; declare a stream over the topics to read",
-            source.topic
-        )));
-    }
-    *name = ObjectName::from(vec![quoted(&source.name)]);
-    if let Some(alias) = alias {
-        alias.name = quoted(&normalize_ident(&alias.name));
+    let from = &mut body.from[0];
+    let left = join::resolve(catalog, &mut from.relation)?;
+    let source = left.source.clone();
+    let join = from.joins.first_mut().map(|j| join::analyze(catalog, left, j)).transpose()?;
+    if let (Some(join), Some(first)) = (&join, from.joins.first_mut()) {
+        // The condition as the planner reads it: each column qualified, the stream's side first.
+        first.join_operator = match join.kind {
+            join::JoinKind::Inner => JoinOperator::Inner(JoinConstraint::On(join.condition())),
+            join::JoinKind::Left => JoinOperator::LeftOuter(JoinConstraint::On(join.condition())),
+        };
     }
 
     let is_star = body.projection.len() == 1 && matches!(body.projection[0], SelectItem::Wildcard(_));
@@ -89,6 +84,19 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
     let mut unnamed = 0;
     for item in std::mem::take(&mut body.projection) {
         match item {
+            SelectItem::Wildcard(_) if join.is_some() => {
+                projection.extend(join.as_ref().expect("a join").expand_star(None)?);
+            }
+            SelectItem::QualifiedWildcard(kind, _) if join.is_some() => {
+                let qualifier = match &kind {
+                    SelectItemQualifiedWildcardKind::ObjectName(name) => {
+                        name.0.last().and_then(ObjectNamePart::as_ident).map(normalize_ident)
+                    }
+                    SelectItemQualifiedWildcardKind::Expr(_) => None,
+                };
+                let qualifier = qualifier.ok_or_else(|| SluiceError::Plan(format!("{kind}.* names no source")))?;
+                projection.extend(join.as_ref().expect("a join").expand_star(Some(&qualifier))?);
+            }
             SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(_, _) => {
                 // A windowed table's window bounds follow its key columns, as ksqlDB lists them.
                 let keys = source.key_columns().map(|c| c.name.as_str());
@@ -100,7 +108,10 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
             }
             SelectItem::UnnamedExpr(mut expr) => match &expr {
                 Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
-                    projection.push(SelectItem::UnnamedExpr(expr))
+                    match join.as_ref().and_then(|j| j.column_alias(&expr)) {
+                        Some(alias) => projection.push(SelectItem::ExprWithAlias { expr, alias }),
+                        None => projection.push(SelectItem::UnnamedExpr(expr)),
+                    }
                 }
                 _ => {
                     let alias = quoted(&format!("KSQL_COL_{unnamed}"));
@@ -147,7 +158,8 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
         query,
         source,
         partition_by,
-        is_star,
+        is_star: is_star && join.is_none(),
+        join,
     })
 }
 

@@ -4,6 +4,7 @@
 pub mod aggregate;
 pub mod connectors;
 pub mod fault;
+pub mod join;
 pub mod operator;
 pub mod origin;
 pub mod print;
@@ -15,7 +16,9 @@ pub mod shared;
 pub mod sink;
 pub mod status;
 pub mod table_state;
+pub mod table_versions;
 pub mod window;
+
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -35,7 +38,9 @@ use crate::{
     error::{Result, SluiceError},
     planner::ContinuousPlan,
 };
+use join::TableLookup;
 use table_state::TableState;
+use table_versions::TableVersions;
 use processing_log::ProcessingLog;
 use origin::Guarantee;
 use scan::{Durability, ScanHandle, ScanQuery};
@@ -158,7 +163,8 @@ impl QueryManager {
             output: start.output,
             replay_from: start.start,
         };
-        let query = ScanQuery::new(id, plan, sink, status.clone(), start.input, Some(durability))?;
+        let lookup = self.table_lookup(id, &plan)?;
+        let query = ScanQuery::new(id, plan, sink, status.clone(), start.input, Some(durability))?.with_lookup(lookup);
         let identity = stream.source_identity();
         let mut shared = self.shared.lock();
         let scan = match shared.get(&identity) {
@@ -225,7 +231,8 @@ impl QueryManager {
         let status = Arc::new(QueryStatus::new(id, self.log.clone()));
         let source = Box::new(KafkaSource::new(self.cluster.clone(), &plan.source.topic)?);
         let scan = ScanHandle::spawn(&plan.source, source, self.cluster.clone(), None, self.runtime.clone())?;
-        let query = ScanQuery::new(id, plan, sink, status, start, None)?;
+        let lookup = self.table_lookup(id, &plan)?;
+        let query = ScanQuery::new(id, plan, sink, status, start, None)?.with_lookup(lookup);
         scan.add(match until {
             Some(until) => query.until(until),
             None => query,
@@ -236,26 +243,8 @@ impl QueryManager {
     /// Keeps the latest record per key of `table`'s topic in memory, read from the topic's start
     /// (so a restarted server has it again), for pull queries.
     pub fn materialize(&self, table: &SourceDef) -> Result<()> {
-        let id = format!("materialize_{}", table.name);
-        let status = Arc::new(QueryStatus::new(&id, self.log.clone()));
         let state = Arc::new(TableState::default());
-        let plan = ContinuousPlan {
-            source: table.clone(),
-            filter: None,
-            projection: Vec::new(),
-            output_schema: Arc::new(arrow::datatypes::Schema::empty()),
-            key_outputs: Vec::new(),
-            changelog: true,
-            forwards_value: true,
-            partition_by: None,
-            aggregation: None,
-            per_record_updates: false,
-            limit: None,
-        };
-        let start = self.start_offsets(&table.topic, OffsetReset::Earliest)?;
-        let source = Box::new(KafkaSource::new(self.cluster.clone(), &table.topic)?);
-        let scan = ScanHandle::spawn(table, source, self.cluster.clone(), None, self.runtime.clone())?;
-        scan.add(ScanQuery::new(&id, plan, QuerySink::Table(state.clone()), status.clone(), start, None)?);
+        let (scan, status) = self.read_table(&format!("materialize_{}", table.name), table, QuerySink::Table(state.clone()))?;
         self.tables.lock().insert(
             table.name.clone(),
             Materialized {
@@ -266,6 +255,39 @@ impl QueryManager {
             },
         );
         Ok(())
+    }
+
+    /// The table side of `plan`'s join: the table's versions, read from its topic's start by a
+    /// scan of their own, which stops when the query does.
+    fn table_lookup(&self, id: &str, plan: &ContinuousPlan) -> Result<Option<TableLookup>> {
+        let Some(join) = &plan.join else { return Ok(None) };
+        let versions = Arc::new(TableVersions::default());
+        let (reader, _) = self.read_table(&format!("{id}_{}", join.table.name), &join.table, QuerySink::Versions(versions.clone()))?;
+        Ok(Some(TableLookup::new(join, versions, reader, self.cluster.clone())?))
+    }
+
+    /// Starts a scan that reads every record of `table`'s topic from its start into `sink`.
+    fn read_table(&self, id: &str, table: &SourceDef, sink: QuerySink) -> Result<(ScanHandle, Arc<QueryStatus>)> {
+        let status = Arc::new(QueryStatus::new(id, self.log.clone()));
+        let plan = ContinuousPlan {
+            source: table.clone(),
+            filter: None,
+            projection: Vec::new(),
+            output_schema: Arc::new(arrow::datatypes::Schema::empty()),
+            key_outputs: Vec::new(),
+            changelog: true,
+            forwards_value: true,
+            partition_by: None,
+            aggregation: None,
+            join: None,
+            per_record_updates: false,
+            limit: None,
+        };
+        let start = self.start_offsets(&table.topic, OffsetReset::Earliest)?;
+        let source = Box::new(KafkaSource::new(self.cluster.clone(), &table.topic)?);
+        let scan = ScanHandle::spawn(table, source, self.cluster.clone(), None, self.runtime.clone())?;
+        scan.add(ScanQuery::new(id, plan, sink, status.clone(), start, None)?);
+        Ok((scan, status))
     }
 
     /// Stops keeping `name` in memory.

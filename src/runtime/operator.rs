@@ -139,7 +139,8 @@ pub fn evaluate(
             columns.push(normalize_array(array)?);
         }
     }
-    let keys = match &plan.partition_by {
+    // The new key: PARTITION BY's, else a join's (the join expression).
+    let keys = match plan.partition_by.as_ref().or(plan.join.as_ref().map(|j| &j.stream_key)) {
         Some(expr) => {
             let (keys, key_errors) = evaluate_rows(expr, &filtered)?;
             errors.extend(key_errors.into_iter().map(|(i, m)| (rows[i], m)));
@@ -321,6 +322,7 @@ mod tests {
             forwards_value: false,
             partition_by: None,
             aggregation: None,
+            join: None,
             per_record_updates: false,
             limit: None,
         };

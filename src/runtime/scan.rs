@@ -33,7 +33,7 @@ use tracing::{info, warn};
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::{
-    QueryState, QueryStatus, aggregate::Aggregator, fault, operator,
+    QueryState, QueryStatus, aggregate::Aggregator, fault, join::TableLookup, operator,
     origin::{self, Guarantee, Written},
     shared::SharedExprs,
     sink::QuerySink,
@@ -98,6 +98,8 @@ pub struct ScanQuery {
     /// A stateful query's: input before these offsets only rebuilds state; its output is in
     /// Kafka already.
     replay_until: PartitionOffsets,
+    /// With `JOIN`: the table each batch is joined with.
+    lookup: Option<TableLookup>,
 }
 
 /// How a persistent query's progress survives a restart.
@@ -115,6 +117,12 @@ impl ScanQuery {
     /// Makes the query complete once it has read every partition up to `until` (exclusive).
     pub fn until(mut self, until: PartitionOffsets) -> Self {
         self.until = Some(until);
+        self
+    }
+
+    /// Joins every batch with `lookup`'s table before the query evaluates it.
+    pub fn with_lookup(mut self, lookup: Option<TableLookup>) -> Self {
+        self.lookup = lookup;
         self
     }
 
@@ -180,6 +188,7 @@ impl ScanQuery {
             aggregator,
             replay_from,
             replay_until,
+            lookup: None,
         })
     }
 
@@ -646,10 +655,23 @@ impl Scan {
             if count == 0 {
                 continue;
             }
-            let eligible_rows = (count < records.len())
+            let mut eligible_rows = (count < records.len())
                 .then(|| BooleanArray::from_iter(decoded.rows.iter().map(|r| Some(eligible(*r)))));
+            let joined = match (&query.lookup, &query.plan.join) {
+                (Some(lookup), Some(join)) => {
+                    lookup.catch_up()?;
+                    let joined = lookup.join(join, &decoded.batch, no_value.as_ref())?;
+                    eligible_rows = Some(match eligible_rows {
+                        Some(eligible) => arrow::compute::kernels::boolean::and(&eligible, &joined.joins)?,
+                        None => joined.joins.clone(),
+                    });
+                    Some(joined)
+                }
+                _ => None,
+            };
+            let input = joined.as_ref().map_or(batch, |j| &j.batch);
             let filter = self.filters.get(index).and_then(Option::as_ref);
-            let evaluated = operator::evaluate(&query.plan, filter, batch, eligible_rows.as_ref(), no_value.as_ref(), query.aggregator.as_mut())?;
+            let evaluated = operator::evaluate(&query.plan, filter, input, eligible_rows.as_ref(), no_value.as_ref(), query.aggregator.as_mut())?;
             let shared_errors = shared.iter().flat_map(|s| {
                 s.errors
                     .iter()
@@ -666,6 +688,7 @@ impl Scan {
                         .errors
                         .iter()
                         .chain(shared_errors)
+                        .chain(joined.iter().flat_map(|j| j.errors.iter()))
                         .map(|(row, m)| (ErrorKind::RecordProcessing, decoded.rows[*row], m)),
                 )
                 .filter(|(_, i, _)| eligible(*i));

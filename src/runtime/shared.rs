@@ -41,7 +41,8 @@ impl SharedExprs {
     pub fn plan(plans: &[&ContinuousPlan], base_width: usize) -> (SharedExprs, Vec<Option<Arc<dyn PhysicalExpr>>>) {
         let mut candidates: Vec<(Arc<dyn PhysicalExpr>, Vec<usize>)> = Vec::new();
         for (query, plan) in plans.iter().enumerate() {
-            let Some(filter) = &plan.filter else { continue };
+            // A join's filter reads the joined row, which has no shared columns.
+            let Some(filter) = plan.filter.as_ref().filter(|_| plan.join.is_none()) else { continue };
             let _ = filter.apply(|node| {
                 if node.as_ref().is::<ScalarFunctionExpr>() {
                     match candidates.iter_mut().find(|(e, _)| e.as_ref() == node.as_ref()) {
@@ -62,7 +63,7 @@ impl SharedExprs {
         let filters = plans
             .iter()
             .map(|plan| {
-                plan.filter.as_ref().map(|filter| {
+                plan.filter.as_ref().filter(|_| plan.join.is_none()).map(|filter| {
                     filter
                         .clone()
                         .transform_down(|node| {

@@ -1,5 +1,6 @@
 //! Where a query's rows go: a Kafka topic in the sink stream's format — one topic, or one per
-//! row named by a [`TopicTemplate`] — a push query's client, or a materialized table.
+//! row named by a [`TopicTemplate`] — a push query's client, a materialized table, or a table's
+//! versions for a join.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -9,6 +10,7 @@ use tokio::{runtime::Handle, sync::mpsc};
 use super::{
     status::ErrorKind,
     table_state::{StoredRecord, TableState},
+    table_versions::{TableVersions, Version},
 };
 use crate::{
     catalog::{Format, topic_template::TopicTemplate},
@@ -43,6 +45,8 @@ pub enum QuerySink {
     Rows(RowsSink),
     /// The latest record per key, for pull queries.
     Table(Arc<TableState>),
+    /// Recent versions per key, for stream-table joins.
+    Versions(Arc<TableVersions>),
 }
 
 /// A push query's rows on their way to its client.
@@ -123,7 +127,7 @@ impl QuerySink {
         match self {
             QuerySink::Topic(TopicSink { destination: Destination::Fixed { name, .. }, .. }) => name == topic,
             QuerySink::Topic(TopicSink { destination: Destination::Routed(router), .. }) => router.template.matches(topic),
-            QuerySink::Rows(_) | QuerySink::Table(_) => false,
+            QuerySink::Rows(_) | QuerySink::Table(_) | QuerySink::Versions(_) => false,
         }
     }
 
@@ -137,14 +141,16 @@ impl QuerySink {
                 .map(|t| t.name)
                 .filter(|name| router.template.matches(name))
                 .collect(),
-            QuerySink::Rows(_) | QuerySink::Table(_) => Vec::new(),
+            QuerySink::Rows(_) | QuerySink::Table(_) | QuerySink::Versions(_) => Vec::new(),
         })
     }
 
     /// Notes how far the query has read (everything before `positions`).
     pub fn progress(&self, positions: &crate::connectors::kafka::offsets::PartitionOffsets) {
-        if let QuerySink::Table(table) = self {
-            table.progress.advance(positions);
+        match self {
+            QuerySink::Table(table) => table.progress.advance(positions),
+            QuerySink::Versions(table) => table.progress.advance(positions),
+            QuerySink::Topic(_) | QuerySink::Rows(_) => {}
         }
     }
 
@@ -201,6 +207,20 @@ impl QuerySink {
                         }),
                         None => table.delete(key),
                     }
+                }
+                Ok(Vec::new())
+            }
+            QuerySink::Versions(table) => {
+                for out in rows {
+                    // A record without key has no row to be (ksqlDB drops it).
+                    let Some(key) = out.record.key else { continue };
+                    let version = Version {
+                        timestamp: out.timestamp.unwrap_or(out.record.timestamp),
+                        value: out.record.value.filter(|_| !out.tombstone).map(<[u8]>::to_vec),
+                        partition: out.record.partition,
+                        offset: out.record.offset,
+                    };
+                    table.put(key, version);
                 }
                 Ok(Vec::new())
             }

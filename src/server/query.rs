@@ -140,6 +140,9 @@ async fn run(state: AppState, sql: &str, properties: BTreeMap<String, String>, l
     let plan = QueryPlanner::plan(&engine.catalog, &select)
         .await
         .map_err(|e| AppError::from(e).with_statement(&text))?;
+    if plan.join.is_some() && !select.emit_changes {
+        return Err(AppError::from(crate::error::SluiceError::Plan("Pull queries don't support JOIN clauses.".into())).with_statement(&text));
+    }
     let reset = OffsetReset::from_properties(&properties).map_err(|e| AppError::from(e).with_statement(&text))?;
     let mut plan = plan;
     plan.per_record_updates = crate::properties::per_record_updates(&properties);

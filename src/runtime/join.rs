@@ -1,0 +1,192 @@
+//! Stream-table joins at run time: each stream row looks its join key up in the table's
+//! versions as of the row's time, and the table's columns are added to it.
+//!
+//! Before a batch is joined the table is read up to the end its topic has at that moment, so
+//! an update written to the table before a stream record is seen by it (ksqlDB's stream-table
+//! joins are only best-effort synchronised, #5537). Only stream records produce output; a
+//! table update changes what later records find.
+
+use std::{sync::Arc, time::Duration};
+
+use arrow::{
+    array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt32Array},
+    compute::take,
+};
+
+use super::{operator::evaluate_rows, scan::ScanHandle, table_versions::TableVersions};
+use crate::{
+    catalog::source::ROWTIME,
+    connectors::kafka::{KafkaCluster, offsets::PartitionOffsets},
+    error::{Result, SluiceError},
+    format::{ColumnWriter, RawRecord, RecordDecoder, encode_kafka_value},
+    planner::{JoinKind, JoinPlan},
+};
+
+/// How long a batch waits for the table to be read up to its topic's end before the query
+/// shows the wait as an error and retries.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(30);
+
+/// A stream row with no value joins nothing: ksqlDB drops such records.
+const NO_VALUE: &str = "the record has no value: it joins no row";
+const NULL_KEY: &str = "the join expression is NULL: the record joins no row";
+
+/// The table side of a running join: its versions, kept by a reader of its topic.
+pub struct TableLookup {
+    name: String,
+    topic: String,
+    versions: Arc<TableVersions>,
+    decoder: RecordDecoder,
+    cluster: Arc<KafkaCluster>,
+    /// Reads the table's topic into `versions`; dropped with the lookup, which stops it.
+    _reader: ScanHandle,
+}
+
+/// A stream batch with the table's columns added.
+pub struct Joined {
+    /// The joined row: the stream's columns, then the table's (NULL where no row matched).
+    pub batch: RecordBatch,
+    /// The rows that produce output: each that found a row, and under `LEFT JOIN` each that
+    /// has a join key.
+    pub joins: BooleanArray,
+    /// Rows that could not be joined, and why.
+    pub errors: Vec<(usize, String)>,
+}
+
+impl TableLookup {
+    pub fn new(plan: &JoinPlan, versions: Arc<TableVersions>, reader: ScanHandle, cluster: Arc<KafkaCluster>) -> Result<Self> {
+        Ok(Self {
+            name: plan.table.name.clone(),
+            topic: plan.table.topic.clone(),
+            decoder: RecordDecoder::new(&plan.table)?,
+            versions,
+            cluster,
+            _reader: reader,
+        })
+    }
+
+    /// Waits until the table holds everything its topic holds now. Blocking.
+    pub fn catch_up(&self) -> Result<()> {
+        let partitions = self
+            .cluster
+            .topic(&self.topic)?
+            .ok_or_else(|| SluiceError::Execution(format!("the topic {} of table {} does not exist", self.topic, self.name)))?
+            .partitions;
+        let ends: PartitionOffsets = self
+            .cluster
+            .watermarks(&self.topic, partitions)?
+            .into_iter()
+            .enumerate()
+            .map(|(partition, (_, high))| (partition as i32, high))
+            .collect();
+        if self.versions.progress.wait_for(&ends, CATCH_UP_LIMIT) {
+            Ok(())
+        } else {
+            Err(SluiceError::Execution(format!(
+                "table {} is not yet read up to the end of topic {}; the join waits for it",
+                self.name, self.topic
+            )))
+        }
+    }
+
+    /// Joins each row of `stream` (decoded rows of the stream, `no_value` marking those whose
+    /// record had none) with the table's row for its key as of the row's `ROWTIME`.
+    pub fn join(&self, plan: &JoinPlan, stream: &RecordBatch, no_value: Option<&BooleanArray>) -> Result<Joined> {
+        let rows = stream.num_rows();
+        let (keys, mut errors) = evaluate_rows(&plan.stream_key, stream)?;
+        let failed: std::collections::HashSet<usize> = errors.iter().map(|(row, _)| *row).collect();
+        let writer = ColumnWriter::new(&keys);
+        let rowtime = stream
+            .column_by_name(ROWTIME)
+            .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+            .ok_or_else(|| SluiceError::Internal("a stream row without ROWTIME".into()))?;
+        let mut found: Vec<(Vec<u8>, super::table_versions::Version)> = Vec::new();
+        let mut picks: Vec<Option<usize>> = Vec::with_capacity(rows);
+        let mut joins = Vec::with_capacity(rows);
+        let mut key = Vec::new();
+        for row in 0..rows {
+            if failed.contains(&row) {
+                picks.push(None);
+                joins.push(false);
+                continue;
+            }
+            if no_value.is_some_and(|n| n.value(row)) {
+                errors.push((row, NO_VALUE.to_string()));
+                picks.push(None);
+                joins.push(false);
+                continue;
+            }
+            if writer.is_null(row) {
+                // Under LEFT JOIN the row goes on without a match, as Kafka Streams does since
+                // KIP-962; an inner join drops it.
+                if plan.kind == JoinKind::Inner {
+                    errors.push((row, NULL_KEY.to_string()));
+                }
+                picks.push(None);
+                joins.push(plan.kind == JoinKind::Left);
+                continue;
+            }
+            key.clear();
+            if let Err(e) = encode_kafka_value(&writer, row, &mut key) {
+                errors.push((row, format!("the join key cannot be encoded as the table's key: {e}")));
+                picks.push(None);
+                joins.push(false);
+                continue;
+            }
+            match self.versions.as_of(&key, rowtime.value(row)) {
+                Some(version) => {
+                    picks.push(Some(found.len()));
+                    found.push((key.clone(), version));
+                    joins.push(true);
+                }
+                None => {
+                    picks.push(None);
+                    joins.push(plan.kind == JoinKind::Left);
+                }
+            }
+        }
+        let table_rows = self.decode(&found)?;
+        let indices: UInt32Array = picks
+            .iter()
+            .map(|pick| pick.and_then(|record| table_rows.1[record]))
+            .collect();
+        // A table row that cannot be decoded matches nothing.
+        for (row, pick) in picks.iter().enumerate() {
+            if let Some(record) = pick {
+                if table_rows.1[*record].is_none() {
+                    joins[row] = plan.kind == JoinKind::Left;
+                }
+            }
+        }
+        let mut columns: Vec<ArrayRef> = stream.columns()[..plan.stream_width].to_vec();
+        for column in table_rows.0.columns() {
+            columns.push(take(column.as_ref(), &indices, None)?);
+        }
+        let batch = RecordBatch::try_new(plan.schema.clone(), columns)?;
+        Ok(Joined {
+            batch,
+            joins: BooleanArray::from(joins),
+            errors,
+        })
+    }
+
+    /// The table rows of `found`, decoded, and for each its row in the batch (`None` when it
+    /// could not be decoded).
+    fn decode(&self, found: &[(Vec<u8>, super::table_versions::Version)]) -> Result<(RecordBatch, Vec<Option<u32>>)> {
+        let records: Vec<RawRecord<'_>> = found
+            .iter()
+            .map(|(key, version)| RawRecord {
+                partition: version.partition,
+                offset: version.offset,
+                timestamp: version.timestamp,
+                key: Some(key),
+                value: version.value.as_deref(),
+            })
+            .collect();
+        let decoded = self.decoder.decode(&records)?;
+        let mut positions = vec![None; found.len()];
+        for (row, record) in decoded.rows.iter().enumerate() {
+            positions[*record] = Some(row as u32);
+        }
+        Ok((decoded.batch, positions))
+    }
+}

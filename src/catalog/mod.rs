@@ -24,8 +24,8 @@ pub struct QueryDef {
     pub id: String,
     pub statement: String,
     pub source: String,
-    /// The table the query joins its source with.
-    pub joined: Option<String>,
+    /// The tables the query joins its source with.
+    pub joined: Vec<String>,
     pub sink: String,
     pub sink_topic: String,
     /// Properties in force when the query was created (`auto.offset.reset`, …).
@@ -106,7 +106,7 @@ impl Catalog {
         let reads = state
             .queries
             .values()
-            .filter(|q| q.source == stream || q.joined.as_deref() == Some(stream))
+            .filter(|q| q.source == stream || q.joined.iter().any(|j| j == stream))
             .cloned()
             .collect();
         let writes = state.queries.values().filter(|q| q.sink == stream).cloned().collect();

@@ -59,6 +59,7 @@ pub async fn validate(
             Guarantee::from_properties(properties)?;
             let plan = QueryPlanner::plan(&engine.catalog, &csas.select).await?;
             check_result_kind(csas, &plan)?;
+            check_copartitioned(engine, &plan)?;
             let (sink, _, _) = sink_source(csas, &plan, &parsed.text)?;
             if let Some(template) = TopicTemplate::parse(&sink.topic)? {
                 if csas.kind == SourceKind::Table {
@@ -77,6 +78,7 @@ pub async fn validate(
             OffsetReset::from_properties(properties)?;
             Guarantee::from_properties(properties)?;
             let plan = QueryPlanner::plan(&engine.catalog, &insert.select).await?;
+            check_copartitioned(engine, &plan)?;
             check_insert_schema(&target, &plan)
         }
         Statement::DropSource(drop) => {
@@ -190,7 +192,7 @@ pub async fn apply(
                 id: format!("{prefix}_{}_{seq}", csas.name),
                 statement: text.clone(),
                 source: plan.source.name.clone(),
-                joined: plan.join.as_ref().map(|j| j.table.name.clone()),
+                joined: plan.join.iter().flat_map(|j| j.tables()).map(|t| t.name.clone()).collect(),
                 sink: sink.name.clone(),
                 sink_topic: sink.topic.clone(),
                 properties: properties.clone(),
@@ -210,7 +212,7 @@ pub async fn apply(
                 id: format!("INSERTQUERY_{seq}"),
                 statement: text.clone(),
                 source: plan.source.name.clone(),
-                joined: plan.join.as_ref().map(|j| j.table.name.clone()),
+                joined: plan.join.iter().flat_map(|j| j.tables()).map(|t| t.name.clone()).collect(),
                 sink: target.name.clone(),
                 sink_topic: target.topic.clone(),
                 properties: properties.clone(),
@@ -484,11 +486,14 @@ fn check_join_key(sink: &str, plan: &ContinuousPlan, join: &crate::planner::Join
     }
     if !plan.key_outputs.iter().any(|k| *k) {
         let expressions = &join.key_expressions;
-        let plural = if expressions.len() == 1 { "" } else { "s" };
+        let (plural, listed) = match expressions.as_slice() {
+            [one] => ("", one.clone()),
+            [init @ .., last] => ("s", format!("{} or {last}", init.join(", "))),
+            [] => ("", String::new()),
+        };
         return Err(SluiceError::Plan(format!(
-            "Key missing from projection (ie, SELECT). \nThe query used to build `{sink}` must include the join expression{plural} {} in its projection (eg, SELECT {}...).",
-            expressions.join(" or "),
-            expressions[0]
+            "Key missing from projection (ie, SELECT). \nThe query used to build `{sink}` must include the join expression{plural} {listed} in its projection (eg, SELECT {}...).",
+            expressions.first().map_or("", String::as_str)
         )));
     }
     if let [_, _, ..] = join.key_aliases.as_slice() {
@@ -504,6 +509,24 @@ fn check_join_key(sink: &str, plan: &ContinuousPlan, join: &crate::planner::Join
             "The projection contains a key column (`{key}`) more than once, aliased as: {}.",
             join.key_aliases.join(" and ")
         )));
+    }
+    Ok(())
+}
+
+/// ksqlDB's refusal of a join on keys whose topics have different partition counts. Sluice
+/// reads every partition of a table, so it would not need them alike; ksqlDB's users rely on the
+/// check to find topics that were not co-partitioned.
+fn check_copartitioned(engine: &Engine, plan: &ContinuousPlan) -> Result<()> {
+    for step in plan.join.iter().flat_map(|j| &j.steps) {
+        let Some(left) = &step.keyed_with else { continue };
+        let partitions = |source: &SourceDef| -> Result<i32> { Ok(engine.cluster.topic(&source.topic)?.map_or(1, |t| t.partitions)) };
+        let (left_count, right_count) = (partitions(left)?, partitions(&step.table)?);
+        if left_count != right_count {
+            return Err(SluiceError::Plan(format!(
+                "Can't join `{}` with `{}` since the number of partitions don't match. `{}` partitions = {left_count}; `{}` partitions = {right_count}. Please repartition either one so that the number of partitions match.",
+                left.name, step.table.name, left.name, step.table.name
+            )));
+        }
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
-//! The `JOIN` of a query, read from its AST before DataFusion plans it: which sources it joins,
+//! The `JOIN`s of a query, read from its AST before DataFusion plans it: which sources it joins,
 //! how and on what, checked by ksqlDB's rules and refused in ksqlDB's words; and the names
-//! ksqlDB gives the joined columns (`L_A` for `L.A` when both sources have an `A`).
+//! ksqlDB gives the joined columns (`L_A` for `L.A` when another source has an `A` too).
 
 use std::ops::ControlFlow;
 
@@ -39,25 +39,6 @@ impl JoinSide {
     }
 }
 
-/// How the rows of the two sides are matched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JoinKind {
-    Inner,
-    Left,
-}
-
-/// A stream joined with a table on the table's primary key.
-#[derive(Debug, Clone)]
-pub struct JoinClause {
-    pub left: JoinSide,
-    pub right: JoinSide,
-    pub kind: JoinKind,
-    /// The stream side of the condition, its columns qualified.
-    pub left_expr: Expr,
-    /// The table's primary key column.
-    pub right_key: String,
-}
-
 /// The stream or table a `FROM` item names; its name and alias are rewritten as DataFusion
 /// reads them.
 pub fn resolve(catalog: &Catalog, relation: &mut TableFactor) -> Result<JoinSide> {
@@ -89,9 +70,161 @@ pub fn resolve(catalog: &Catalog, relation: &mut TableFactor) -> Result<JoinSide
     Ok(JoinSide { source, qualifier })
 }
 
-/// Reads the join of `left` with `join`, refusing what ksqlDB refuses, in its words.
-pub fn analyze(catalog: &Catalog, left: JoinSide, join: &mut Join) -> Result<JoinClause> {
-    let right = resolve(catalog, &mut join.relation)?;
+/// How the rows of a stream and a table are matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+}
+
+/// One table joined on its primary key with what the query read before it.
+#[derive(Debug, Clone)]
+pub struct JoinClause {
+    /// The earlier source the condition reads.
+    pub left: JoinSide,
+    /// The table joined.
+    pub right: JoinSide,
+    pub kind: JoinKind,
+    /// The other side of the condition, its columns qualified; it reads one earlier source.
+    pub left_expr: Expr,
+    /// The table's primary key column.
+    pub right_key: String,
+}
+
+impl JoinClause {
+    /// The condition as the planner reads it: the earlier side, equal to the table's key.
+    pub fn condition(&self) -> Expr {
+        Expr::BinaryOp {
+            left: Box::new(self.left_expr.clone()),
+            op: BinaryOperator::Eq,
+            right: Box::new(self.right_key_expr()),
+        }
+    }
+
+    /// Whether the condition's other side is its source's key column: then both sides must be
+    /// partitioned alike, as ksqlDB checks.
+    pub fn joins_keys(&self) -> bool {
+        let keys: Vec<&str> = self.left.source.key_columns().map(|c| c.name.as_str()).collect();
+        matches!((&self.left_expr, keys.as_slice()), (Expr::CompoundIdentifier(parts), [key]) if parts[1].value == *key)
+    }
+
+    fn right_key_expr(&self) -> Expr {
+        Expr::CompoundIdentifier(vec![quoted(&self.right.qualifier), quoted(&self.right_key)])
+    }
+}
+
+/// A stream joined with one table after another (`FROM s JOIN t1 ON … JOIN t2 ON …`).
+#[derive(Debug, Clone)]
+pub struct Joins {
+    /// Every source, the stream first.
+    pub sides: Vec<JoinSide>,
+    /// One per table, in order.
+    pub clauses: Vec<JoinClause>,
+}
+
+impl Joins {
+    /// Reads the joins of `first`, refusing what ksqlDB refuses, in its words; each join's
+    /// condition is rewritten to read qualified columns.
+    pub fn analyze(catalog: &Catalog, first: JoinSide, joins: &mut [Join]) -> Result<Joins> {
+        // As ksqlDB: every condition's columns are resolved before the kinds of join are checked.
+        let mut sides = vec![first];
+        let mut read = Vec::with_capacity(joins.len());
+        for join in joins.iter_mut() {
+            let right = resolve(catalog, &mut join.relation)?;
+            if sides.iter().any(|s| s.source.name == right.source.name) {
+                return Err(SluiceError::Plan(format!(
+                    "N-way joins do not support multiple occurrences of the same source. Source: '{}'",
+                    right.source.name
+                )));
+            }
+            sides.push(right);
+            read.push(read_condition(&sides, join)?);
+        }
+        let mut clauses = Vec::with_capacity(joins.len());
+        for (i, (join, condition)) in joins.iter_mut().zip(read).enumerate() {
+            let clause = check_join(&sides[..i + 1], &sides[i + 1], condition)?;
+            join.join_operator = match clause.kind {
+                JoinKind::Inner => JoinOperator::Inner(JoinConstraint::On(clause.condition())),
+                JoinKind::Left => JoinOperator::LeftOuter(JoinConstraint::On(clause.condition())),
+            };
+            clauses.push(clause);
+        }
+        Ok(Joins { sides, clauses })
+    }
+
+    /// Whether more than one source has a column named `name`: ksqlDB then names a selected
+    /// `Q.NAME` `Q_NAME`.
+    fn clashes(&self, name: &str) -> bool {
+        self.sides.iter().filter(|s| s.has_column(name)).count() > 1
+    }
+
+    /// What `*` (every source) or `Q.*` (the source qualified `Q`) selects: each column
+    /// qualified and named `Q_COLUMN`, as ksqlDB names them in a join.
+    pub fn expand_star(&self, only: Option<&str>) -> Result<Vec<SelectItem>> {
+        let sides: Vec<&JoinSide> = self.sides.iter().filter(|s| only.is_none_or(|q| s.qualifier == q)).collect();
+        if let (Some(qualifier), []) = (only, sides.as_slice()) {
+            return Err(SluiceError::Plan(format!("'{qualifier}' is not a valid stream/table name or alias.")));
+        }
+        Ok(sides
+            .into_iter()
+            .flat_map(|side| {
+                side.star_columns().map(|column| SelectItem::ExprWithAlias {
+                    expr: Expr::CompoundIdentifier(vec![quoted(&side.qualifier), quoted(column)]),
+                    alias: quoted(&format!("{}_{column}", side.qualifier)),
+                })
+            })
+            .collect())
+    }
+
+    /// The name ksqlDB gives a selected column reference without alias: `Q_NAME` when more
+    /// than one source has `NAME`, else `NAME`.
+    pub fn column_alias(&self, expr: &Expr) -> Option<Ident> {
+        let Expr::CompoundIdentifier(parts) = expr else { return None };
+        let [qualifier, column] = parts.as_slice() else { return None };
+        let column = normalize_ident(column);
+        self.clashes(&column)
+            .then(|| quoted(&format!("{}_{column}", normalize_ident(qualifier))))
+    }
+
+    /// The join expressions that are columns and equal the result's key, in join order, as
+    /// (qualifier, column): the last join's, and an earlier join's as long as the one after it
+    /// joins on the same column.
+    pub fn key_columns(&self) -> Vec<(String, String)> {
+        let mut columns = Vec::new();
+        for (i, clause) in self.clauses.iter().enumerate().rev() {
+            if let Some(next) = self.clauses.get(i + 1) {
+                if next.left_expr != clause.left_expr && next.left_expr != clause.right_key_expr() {
+                    break;
+                }
+            }
+            columns.push((clause.right.qualifier.clone(), clause.right_key.clone()));
+            if let Expr::CompoundIdentifier(parts) = &clause.left_expr {
+                columns.push((parts[0].value.clone(), parts[1].value.clone()));
+            }
+        }
+        columns.reverse();
+        let mut unique = Vec::with_capacity(columns.len());
+        for column in columns {
+            if !unique.contains(&column) {
+                unique.push(column);
+            }
+        }
+        unique
+    }
+}
+
+/// A join's condition read: how the sources are matched (ksqlDB's words for it), the operand
+/// reading an earlier source and which one, and the operand reading the table joined.
+struct ReadCondition {
+    kind_text: &'static str,
+    kind: Option<JoinKind>,
+    left_expr: Expr,
+    left_side: usize,
+    right_expr: Expr,
+}
+
+/// Reads the condition of `join`, whose table is the last of `sides`.
+fn read_condition(sides: &[JoinSide], join: &mut Join) -> Result<ReadCondition> {
     let (kind_text, kind, constraint) = match &mut join.join_operator {
         JoinOperator::Join(c) | JoinOperator::Inner(c) => ("[INNER] JOIN", Some(JoinKind::Inner), c),
         JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => ("LEFT [OUTER] JOIN", Some(JoinKind::Left), c),
@@ -99,14 +232,22 @@ pub fn analyze(catalog: &Catalog, left: JoinSide, join: &mut Join) -> Result<Joi
         JoinOperator::FullOuter(c) => ("[FULL] OUTER JOIN", None, c),
         other => return Err(SluiceError::NotImplemented(format!("this kind of join ({other:?})"))),
     };
-    // As ksqlDB: the condition's columns are resolved before the kinds of join are checked.
     let JoinConstraint::On(condition) = constraint else {
         return Err(SluiceError::Plan("A join needs an ON clause: JOIN … ON left.column = right.column".into()));
     };
-    let sides = [&left, &right];
-    let (left_expr, right_expr) = split_condition(condition, &sides)?;
+    let all: Vec<&JoinSide> = sides.iter().collect();
+    let (left_expr, left_side, right_expr) = split_condition(condition, &all)?;
+    Ok(ReadCondition { kind_text, kind, left_expr, left_side, right_expr })
+}
+
+/// The join of `right` with `before`, refused where ksqlDB refuses it.
+fn check_join(before: &[JoinSide], right: &JoinSide, condition: ReadCondition) -> Result<JoinClause> {
+    let ReadCondition { kind_text, kind, left_expr, left_side, right_expr } = condition;
+    let left = &before[left_side];
     let got = format!("Got {} {kind_text} {}.", left.source.name, right.source.name);
-    match (left.source.is_table(), right.source.is_table()) {
+    // What the sources before make is a table only when every one of them is.
+    let left_is_table = before.iter().all(|s| s.source.is_table());
+    match (left_is_table, right.source.is_table()) {
         (false, true) => {}
         (true, false) => {
             return Err(SluiceError::Plan(format!(
@@ -140,11 +281,12 @@ pub fn analyze(catalog: &Catalog, left: JoinSide, join: &mut Join) -> Result<Joi
             )));
         }
     };
-    Ok(JoinClause { left, right, kind, left_expr, right_key })
+    Ok(JoinClause { left: left.clone(), right: right.clone(), kind, left_expr, right_key })
 }
 
-/// The two operands of `left = right`, every column qualified, the left source's first.
-fn split_condition(condition: &mut Expr, sides: &[&JoinSide; 2]) -> Result<(Expr, Expr)> {
+/// The operands of `a = b`, every column qualified: the one reading an earlier source (and
+/// which), then the one reading the source joined (the last of `sides`).
+fn split_condition(condition: &mut Expr, sides: &[&JoinSide]) -> Result<(Expr, usize, Expr)> {
     let whole = display(condition);
     let Expr::BinaryOp { left, op: BinaryOperator::Eq, right } = condition else {
         let multiple = matches!(condition, Expr::BinaryOp { op: BinaryOperator::And, .. });
@@ -156,32 +298,43 @@ fn split_condition(condition: &mut Expr, sides: &[&JoinSide; 2]) -> Result<(Expr
     };
     let first = qualify(left, sides)?;
     let second = qualify(right, sides)?;
-    for (operand, side) in [(left.as_ref(), first), (right.as_ref(), second)] {
-        if side.is_none() {
-            return Err(SluiceError::Plan(format!(
-                "Invalid comparison expression '{}' in join '({whole})'. Each side of the join comparision must contain references from exactly one source.",
-                display(operand)
-            )));
-        }
+    let (Some(first), Some(second)) = (first, second) else {
+        let operand = if first.is_none() { left.as_ref() } else { right.as_ref() };
+        return Err(SluiceError::Plan(format!(
+            "Invalid comparison expression '{}' in join '({whole})'. Each side of the join comparision must contain references from exactly one source.",
+            display(operand)
+        )));
+    };
+    let joined = sides.len() - 1;
+    let name = |side: usize| &sides[side].source.name;
+    if first == second {
+        return Err(SluiceError::Plan(format!(
+            "Each side of the join must reference exactly one source and not the same source. Left side references `{}` and right references `{}`",
+            name(first),
+            name(second)
+        )));
     }
-    match (first, second) {
-        (Some(0), Some(1)) => Ok((*left.clone(), *right.clone())),
-        (Some(1), Some(0)) => Ok((*right.clone(), *left.clone())),
+    match (first == joined, second == joined) {
+        (false, true) => Ok((*left.clone(), first, *right.clone())),
+        (true, false) => Ok((*right.clone(), second, *left.clone())),
         _ => Err(SluiceError::Plan(format!(
-            "Invalid join condition: each side must read a different source. Got {whole}."
+            "A join criteria is expected to reference the source (`{}`) in the FROM clause, instead the right source references `{}` and the left source references `{}`",
+            name(joined),
+            name(second),
+            name(first)
         ))),
     }
 }
 
-/// Qualifies every column `operand` reads; the one side they all belong to, `None` when
-/// they read none or both.
-fn qualify(operand: &mut Expr, sides: &[&JoinSide; 2]) -> Result<Option<usize>> {
-    let mut read = [false, false];
+/// Qualifies every column `operand` reads; the one source they all belong to, `None` when
+/// they read none or several.
+fn qualify(operand: &mut Expr, sides: &[&JoinSide]) -> Result<Option<usize>> {
+    let mut read = std::collections::BTreeSet::new();
     let mut failure = None;
     let _ = visit_expressions_mut(operand, |expr| {
         match resolve_column(expr, sides) {
             Ok(Some((side, qualified))) => {
-                read[side] = true;
+                read.insert(side);
                 *expr = qualified;
             }
             Ok(None) => {}
@@ -195,15 +348,14 @@ fn qualify(operand: &mut Expr, sides: &[&JoinSide; 2]) -> Result<Option<usize>> 
     if let Some(e) = failure {
         return Err(e);
     }
-    Ok(match read {
-        [true, false] => Some(0),
-        [false, true] => Some(1),
+    Ok(match read.len() {
+        1 => read.first().copied(),
         _ => None,
     })
 }
 
-/// The side a column reference reads and the reference qualified; `None` for anything else.
-fn resolve_column(expr: &Expr, sides: &[&JoinSide; 2]) -> Result<Option<(usize, Expr)>> {
+/// The source a column reference reads and the reference qualified; `None` for anything else.
+fn resolve_column(expr: &Expr, sides: &[&JoinSide]) -> Result<Option<(usize, Expr)>> {
     let (qualifier, column) = match expr {
         Expr::Identifier(ident) => (None, normalize_ident(ident)),
         Expr::CompoundIdentifier(parts) if parts.len() == 2 => (Some(normalize_ident(&parts[0])), normalize_ident(&parts[1])),
@@ -220,75 +372,23 @@ fn resolve_column(expr: &Expr, sides: &[&JoinSide; 2]) -> Result<Option<(usize, 
             }
             side
         }
-        None => match (sides[0].has_column(&column), sides[1].has_column(&column)) {
-            (true, true) => {
-                return Err(SluiceError::Plan(format!(
-                    "Column '{column}' is ambiguous. Could be {}.{column} or {}.{column}.",
-                    sides[0].qualifier, sides[1].qualifier
-                )));
+        None => {
+            let having: Vec<usize> = (0..sides.len()).filter(|i| sides[*i].has_column(&column)).collect();
+            match having.as_slice() {
+                [side] => *side,
+                [] => return Err(SluiceError::Plan(format!("JOIN ON column '{column}' cannot be resolved."))),
+                [init @ .., last] => {
+                    let names: Vec<String> = init.iter().map(|i| format!("{}.{column}", sides[*i].qualifier)).collect();
+                    return Err(SluiceError::Plan(format!(
+                        "Column '{column}' is ambiguous. Could be {} or {}.{column}.",
+                        names.join(", "),
+                        sides[*last].qualifier
+                    )));
+                }
             }
-            (true, false) => 0,
-            (false, true) => 1,
-            (false, false) => return Err(SluiceError::Plan(format!("JOIN ON column '{column}' cannot be resolved."))),
-        },
+        }
     };
     Ok(Some((side, Expr::CompoundIdentifier(vec![quoted(&sides[side].qualifier), quoted(&column)]))))
-}
-
-impl JoinClause {
-    fn sides(&self) -> [&JoinSide; 2] {
-        [&self.left, &self.right]
-    }
-
-    /// The condition as the planner reads it: the stream's side, equal to the table's key.
-    pub fn condition(&self) -> Expr {
-        Expr::BinaryOp {
-            left: Box::new(self.left_expr.clone()),
-            op: BinaryOperator::Eq,
-            right: Box::new(Expr::CompoundIdentifier(vec![quoted(&self.right.qualifier), quoted(&self.right_key)])),
-        }
-    }
-
-    /// Whether both sources have a column named `name`: ksqlDB then names a selected
-    /// `Q.NAME` `Q_NAME`.
-    fn clashes(&self, name: &str) -> bool {
-        self.left.has_column(name) && self.right.has_column(name)
-    }
-
-    /// What `*` (every source) or `Q.*` (the source qualified `Q`) selects: each column
-    /// qualified and named `Q_COLUMN`, as ksqlDB names them in a join.
-    pub fn expand_star(&self, only: Option<&str>) -> Result<Vec<SelectItem>> {
-        let sides: Vec<&JoinSide> = self.sides().into_iter().filter(|s| only.is_none_or(|q| s.qualifier == q)).collect();
-        if let (Some(qualifier), []) = (only, sides.as_slice()) {
-            return Err(SluiceError::Plan(format!("'{qualifier}' is not a valid stream/table name or alias.")));
-        }
-        Ok(sides
-            .into_iter()
-            .flat_map(|side| {
-                side.star_columns().map(|column| SelectItem::ExprWithAlias {
-                    expr: Expr::CompoundIdentifier(vec![quoted(&side.qualifier), quoted(column)]),
-                    alias: quoted(&format!("{}_{column}", side.qualifier)),
-                })
-            })
-            .collect())
-    }
-
-    /// The name ksqlDB gives a selected column reference without alias: `Q_NAME` when both
-    /// sources have `NAME`, else `NAME`.
-    pub fn column_alias(&self, expr: &Expr) -> Option<Ident> {
-        let Expr::CompoundIdentifier(parts) = expr else { return None };
-        let [qualifier, column] = parts.as_slice() else { return None };
-        let column = normalize_ident(column);
-        self.clashes(&column)
-            .then(|| quoted(&format!("{}_{column}", normalize_ident(qualifier))))
-    }
-
-    /// The join expressions a projection may hold as the result's key, as ksqlDB words them
-    /// (`L.A`, `R.A`): the stream side's when it is a column, then the table's key.
-    pub fn key_expressions(&self) -> Vec<String> {
-        let left = matches!(self.left_expr, Expr::CompoundIdentifier(_)).then(|| display(&self.left_expr));
-        left.into_iter().chain([format!("{}.{}", self.right.qualifier, self.right_key)]).collect()
-    }
 }
 
 /// `expr` as ksqlDB prints it in messages: identifiers upper-cased, unquoted.

@@ -63,7 +63,7 @@ pub struct ContinuousPlan {
     pub partition_by: Option<Arc<dyn PhysicalExpr>>,
     /// With `GROUP BY`: the aggregation, whose rows the projection reads.
     pub aggregation: Option<Arc<AggregatePlan>>,
-    /// With `JOIN`: the table each row is joined with; the filter, projection and aggregation
+    /// With `JOIN`: the tables each row is joined with; the filter, projection and aggregation
     /// read the joined row.
     pub join: Option<Arc<JoinPlan>>,
     /// An aggregation emits its group's row after every input row (`cache.max.bytes.buffering`
@@ -72,24 +72,46 @@ pub struct ContinuousPlan {
     pub limit: Option<u64>,
 }
 
-/// A stream joined with a table on the table's primary key: each stream row with the table's
-/// row for its join key as of the stream row's time.
+/// A stream joined with one table after another, each on its primary key: each stream row
+/// with each table's row for its join key as of the stream row's time.
 #[derive(Debug)]
 pub struct JoinPlan {
-    pub table: SourceDef,
-    pub kind: JoinKind,
-    /// The stream's side of the condition. It reads only the stream's columns, which come first
-    /// in the joined row, so it evaluates over the stream's row as well.
-    pub stream_key: Arc<dyn PhysicalExpr>,
-    /// The joined row: the stream's columns, then the table's, nullable (a row may have no
-    /// match).
-    pub schema: SchemaRef,
-    /// How many of the joined row's columns are the stream's.
-    pub stream_width: usize,
+    /// One per table, in order; each extends the row the one before made.
+    pub steps: Vec<JoinStep>,
     /// The join expressions a projection may keep as the result's key, as ksqlDB words them.
     pub key_expressions: Vec<String>,
     /// The output columns that project the result's key: more than one is refused.
     pub key_aliases: Vec<String>,
+}
+
+impl JoinPlan {
+    /// The result's key: the last join's expression.
+    pub fn key(&self) -> &Arc<dyn PhysicalExpr> {
+        &self.steps.last().expect("a join plan has a step").stream_key
+    }
+
+    /// The tables joined, in order.
+    pub fn tables(&self) -> impl Iterator<Item = &SourceDef> {
+        self.steps.iter().map(|s| &s.table)
+    }
+}
+
+/// One table joined with the row made so far.
+#[derive(Debug)]
+pub struct JoinStep {
+    pub table: SourceDef,
+    pub kind: JoinKind,
+    /// The other side of the condition, over the row so far (whose columns come first in
+    /// every later row, so it evaluates over any of them).
+    pub stream_key: Arc<dyn PhysicalExpr>,
+    /// The row this step makes: the row so far, then the table's columns, nullable (a row may
+    /// have no match).
+    pub schema: SchemaRef,
+    /// How many of [`JoinStep::schema`]'s columns are the row so far.
+    pub stream_width: usize,
+    /// The source whose key column the other side of the condition is: it and the table must
+    /// have as many partitions, as ksqlDB checks.
+    pub keyed_with: Option<SourceDef>,
 }
 
 /// `GROUP BY` and the aggregate functions of a query.
@@ -183,10 +205,10 @@ impl QueryPlanner {
             datafusion::common::TableReference::bare(source.name.clone()),
             Arc::new(EmptyTable::new(row_schema)),
         )?;
-        if let Some(join) = &rewritten.join {
+        for clause in rewritten.joins.iter().flat_map(|j| &j.clauses) {
             ctx.register_table(
-                datafusion::common::TableReference::bare(join.right.source.name.clone()),
-                Arc::new(EmptyTable::new(join.right.source.row_schema())),
+                datafusion::common::TableReference::bare(clause.right.source.name.clone()),
+                Arc::new(EmptyTable::new(clause.right.source.row_schema())),
             )?;
         }
         let state = ctx.state();
@@ -274,9 +296,9 @@ impl QueryPlanner {
         if aggregation.is_some() && select.partition_by.is_some() {
             return Err(SluiceError::Plan("PARTITION BY cannot be used with GROUP BY: the grouping is the key".into()));
         }
-        let join = match rewritten.join {
-            Some(clause) => {
-                let (plan, key) = plan_join(&ctx, clause, df_schema, &fields, &projected_columns)?;
+        let join = match rewritten.joins {
+            Some(joins) => {
+                let (plan, key) = plan_joins(&ctx, joins, df_schema, &fields, &projected_columns)?;
                 if aggregation.is_none() {
                     key_outputs = (0..fields.len()).map(|i| Some(i) == key).collect();
                 }
@@ -360,39 +382,18 @@ fn split_plan(plan: &LogicalPlan) -> Result<PlanParts> {
     }
 }
 
-/// The runtime's view of `clause` over the joined row `joined`, with the output column that is
-/// the result's key: the first that projects a join expression (`projected` holds each output
-/// column's source column, if it is one). ksqlDB's check that both sides' keys are of one type.
-fn plan_join(
+/// The runtime's view of `joins` over the joined row `joined`, with the output column that is
+/// the result's key: the first that projects a join expression equal to the key (`projected`
+/// holds each output column's source column, if it is one).
+fn plan_joins(
     ctx: &SessionContext,
-    clause: join::JoinClause,
+    joins: join::Joins,
     joined: &DFSchema,
     fields: &[Field],
     projected: &[Option<(Option<String>, String)>],
 ) -> Result<(JoinPlan, Option<usize>)> {
-    let logical = ctx.state().create_logical_expr(&clause.left_expr.to_string(), joined).map_err(plan_error)?;
-    let stream_key = ctx.create_physical_expr(logical, joined)?;
-    let stream_type = crate::catalog::types::SqlType::from_arrow(&stream_key.data_type(joined.as_arrow())?)?;
-    let table_type = clause
-        .right
-        .source
-        .key_columns()
-        .next()
-        .map(|k| k.data_type.clone())
-        .ok_or_else(|| SluiceError::Internal("a table without a key column".into()))?;
-    if stream_type != table_type {
-        return Err(SluiceError::Plan(format!(
-            "Invalid join condition: types don't match. Got {}{{{stream_type}}} = {}.{}{{{table_type}}}.",
-            join::display(&clause.left_expr),
-            clause.right.qualifier,
-            clause.right_key
-        )));
-    }
-    let stream_width = joined
-        .iter()
-        .take_while(|(qualifier, _)| qualifier.is_some_and(|q| q.table() == clause.left.qualifier))
-        .count();
-    let schema = Schema::new(
+    let stream_width = field_position(joined, &joins.clauses[0].right.qualifier)?;
+    let nullable = Schema::new(
         joined
             .as_arrow()
             .fields()
@@ -401,15 +402,16 @@ fn plan_join(
             .map(|(i, f)| f.as_ref().clone().with_nullable(f.is_nullable() || i >= stream_width))
             .collect::<Vec<_>>(),
     );
-    // The join expressions that are columns, as (qualifier, name): the stream's, the table's key.
-    let stream_column = match &clause.left_expr {
-        sqlparser::ast::Expr::CompoundIdentifier(parts) => Some((parts[0].value.clone(), parts[1].value.clone())),
-        _ => None,
-    };
-    let candidates: Vec<(String, String)> = stream_column
-        .into_iter()
-        .chain([(clause.right.qualifier.clone(), clause.right_key.clone())])
-        .collect();
+    let mut steps = Vec::with_capacity(joins.clauses.len());
+    for (i, clause) in joins.clauses.iter().enumerate() {
+        let width = field_position(joined, &clause.right.qualifier)?;
+        let end = match joins.clauses.get(i + 1) {
+            Some(next) => field_position(joined, &next.right.qualifier)?,
+            None => joined.fields().len(),
+        };
+        steps.push(plan_join_step(ctx, clause, joined, &nullable, width, end)?);
+    }
+    let candidates = joins.key_columns();
     let reads = |output: &Option<(Option<String>, String)>, (qualifier, name): &(String, String)| {
         output.as_ref().is_some_and(|(q, n)| n == name && q.as_deref() == Some(qualifier.as_str()))
     };
@@ -428,15 +430,57 @@ fn plan_join(
         })
         .unwrap_or_default();
     let plan = JoinPlan {
-        key_expressions: clause.key_expressions(),
-        table: clause.right.source,
-        kind: clause.kind,
-        stream_key,
-        schema: Arc::new(schema),
-        stream_width,
+        steps,
+        key_expressions: candidates.iter().map(|(q, c)| format!("{q}.{c}")).collect(),
         key_aliases,
     };
     Ok((plan, key))
+}
+
+/// Where the columns of the source qualified `qualifier` start in the joined row.
+fn field_position(joined: &DFSchema, qualifier: &str) -> Result<usize> {
+    joined
+        .iter()
+        .position(|(q, _)| q.is_some_and(|q| q.table() == qualifier))
+        .ok_or_else(|| SluiceError::Internal(format!("the joined row has no columns of {qualifier}")))
+}
+
+/// One join over the first `end` columns of the joined row, the table's starting at `width`;
+/// ksqlDB's check that both sides of the condition are of one type.
+fn plan_join_step(
+    ctx: &SessionContext,
+    clause: &join::JoinClause,
+    joined: &DFSchema,
+    nullable: &Schema,
+    width: usize,
+    end: usize,
+) -> Result<JoinStep> {
+    let logical = ctx.state().create_logical_expr(&clause.left_expr.to_string(), joined).map_err(plan_error)?;
+    let stream_key = ctx.create_physical_expr(logical, joined)?;
+    let stream_type = crate::catalog::types::SqlType::from_arrow(&stream_key.data_type(joined.as_arrow())?)?;
+    let table_type = clause
+        .right
+        .source
+        .key_columns()
+        .next()
+        .map(|k| k.data_type.clone())
+        .ok_or_else(|| SluiceError::Internal("a table without a key column".into()))?;
+    if stream_type != table_type {
+        return Err(SluiceError::Plan(format!(
+            "Invalid join condition: types don't match. Got {}{{{stream_type}}} = {}.{}{{{table_type}}}.",
+            join::display(&clause.left_expr),
+            clause.right.qualifier,
+            clause.right_key
+        )));
+    }
+    Ok(JoinStep {
+        table: clause.right.source.clone(),
+        kind: clause.kind,
+        stream_key,
+        schema: Arc::new(Schema::new(nullable.fields()[..end].to_vec())),
+        stream_width: width,
+        keyed_with: clause.joins_keys().then(|| clause.left.source.clone()),
+    })
 }
 
 /// The physical grouping expressions, aggregate functions and `HAVING` of `aggregate`.

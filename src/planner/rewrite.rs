@@ -6,11 +6,11 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CastKind, DataType, Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectNamePart, Query,
-    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Value, visit_expressions_mut,
+    BinaryOperator, CastKind, DataType, Expr, GroupByExpr, Ident, ObjectNamePart, Query, SelectItem,
+    SelectItemQualifiedWildcardKind, SetExpr, Value, visit_expressions_mut,
 };
 
-use super::join::{self, JoinClause};
+use super::join::{self, Joins};
 
 use crate::{
     catalog::{
@@ -27,8 +27,8 @@ pub struct Rewritten {
     pub partition_by: Option<Expr>,
     /// The projection is exactly `*` over one source.
     pub is_star: bool,
-    /// The table the stream is joined with, and how.
-    pub join: Option<JoinClause>,
+    /// The tables the stream is joined with, and how.
+    pub joins: Option<Joins>,
 }
 
 pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
@@ -48,9 +48,6 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
             "reading several sources without JOIN; join them with JOIN … ON".into(),
         ));
     }
-    if body.from[0].joins.len() > 1 {
-        return Err(SluiceError::NotImplemented("joins of more than two sources".into()));
-    }
     let grouped = !matches!(&body.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
     if body.having.is_some() && !grouped {
         return Err(SluiceError::Plan("HAVING requires GROUP BY".into()));
@@ -68,26 +65,21 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
         return Err(SluiceError::NotImplemented("SELECT DISTINCT".into()));
     }
     let from = &mut body.from[0];
-    let left = join::resolve(catalog, &mut from.relation)?;
-    let source = left.source.clone();
-    let join = from.joins.first_mut().map(|j| join::analyze(catalog, left, j)).transpose()?;
-    if let (Some(join), Some(first)) = (&join, from.joins.first_mut()) {
-        // The condition as the planner reads it: each column qualified, the stream's side first.
-        first.join_operator = match join.kind {
-            join::JoinKind::Inner => JoinOperator::Inner(JoinConstraint::On(join.condition())),
-            join::JoinKind::Left => JoinOperator::LeftOuter(JoinConstraint::On(join.condition())),
-        };
-    }
+    let first = join::resolve(catalog, &mut from.relation)?;
+    let source = first.source.clone();
+    let mut joins = (!from.joins.is_empty())
+        .then(|| Joins::analyze(catalog, first, &mut from.joins))
+        .transpose()?;
 
     let is_star = body.projection.len() == 1 && matches!(body.projection[0], SelectItem::Wildcard(_));
     let mut projection = Vec::new();
     let mut unnamed = 0;
     for item in std::mem::take(&mut body.projection) {
         match item {
-            SelectItem::Wildcard(_) if join.is_some() => {
-                projection.extend(join.as_ref().expect("a join").expand_star(None)?);
+            SelectItem::Wildcard(_) if joins.is_some() => {
+                projection.extend(joins.as_ref().expect("joins").expand_star(None)?);
             }
-            SelectItem::QualifiedWildcard(kind, _) if join.is_some() => {
+            SelectItem::QualifiedWildcard(kind, _) if joins.is_some() => {
                 let qualifier = match &kind {
                     SelectItemQualifiedWildcardKind::ObjectName(name) => {
                         name.0.last().and_then(ObjectNamePart::as_ident).map(normalize_ident)
@@ -95,7 +87,7 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
                     SelectItemQualifiedWildcardKind::Expr(_) => None,
                 };
                 let qualifier = qualifier.ok_or_else(|| SluiceError::Plan(format!("{kind}.* names no source")))?;
-                projection.extend(join.as_ref().expect("a join").expand_star(Some(&qualifier))?);
+                projection.extend(joins.as_ref().expect("joins").expand_star(Some(&qualifier))?);
             }
             SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(_, _) => {
                 // A windowed table's window bounds follow its key columns, as ksqlDB lists them.
@@ -108,7 +100,7 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
             }
             SelectItem::UnnamedExpr(mut expr) => match &expr {
                 Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
-                    match join.as_ref().and_then(|j| j.column_alias(&expr)) {
+                    match joins.as_ref().and_then(|j| j.column_alias(&expr)) {
                         Some(alias) => projection.push(SelectItem::ExprWithAlias { expr, alias }),
                         None => projection.push(SelectItem::UnnamedExpr(expr)),
                     }
@@ -135,18 +127,16 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
     body.projection = projection;
 
     let _ = visit_expressions_mut(&mut query, |expr| {
-        upper_case_identifiers(expr);
-        if let Expr::BinaryOp { left, op, right } = expr {
-            if matches!(
-                op,
-                BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply | BinaryOperator::Divide | BinaryOperator::Modulo
-            ) {
-                narrow_integer(left);
-                narrow_integer(right);
-            }
-        }
+        as_ksqldb_reads(expr);
         ControlFlow::<()>::Continue(())
     });
+    // The join conditions as the query now reads them.
+    for clause in joins.iter_mut().flat_map(|j| j.clauses.iter_mut()) {
+        let _ = visit_expressions_mut(&mut clause.left_expr, |expr| {
+            as_ksqldb_reads(expr);
+            ControlFlow::<()>::Continue(())
+        });
+    }
     let partition_by = select.partition_by.clone().map(|mut expr| {
         let _ = visit_expressions_mut(&mut expr, |e| {
             upper_case_identifiers(e);
@@ -158,9 +148,24 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
         query,
         source,
         partition_by,
-        is_star: is_star && join.is_none(),
-        join,
+        is_star: is_star && joins.is_none(),
+        joins,
     })
+}
+
+/// `expr` read as ksqlDB reads it: identifiers upper-cased, the operands of arithmetic that fit
+/// 32 bits INTEGER.
+fn as_ksqldb_reads(expr: &mut Expr) {
+    upper_case_identifiers(expr);
+    if let Expr::BinaryOp { left, op, right } = expr
+        && matches!(
+            op,
+            BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply | BinaryOperator::Divide | BinaryOperator::Modulo
+        )
+    {
+        narrow_integer(left);
+        narrow_integer(right);
+    }
 }
 
 /// The columns of a window's bounds, grouped by after the query's own grouping expressions.

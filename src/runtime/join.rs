@@ -1,5 +1,6 @@
 //! Stream-table joins at run time: each stream row looks its join key up in the table's
-//! versions as of the row's time, and the table's columns are added to it.
+//! versions as of the row's time, and the table's columns are added to it; with several tables,
+//! one after another, each reading the row the one before made.
 //!
 //! Before a batch is joined the table is read up to the end its topic has at that moment, so
 //! an update written to the table before a stream record is seen by it (ksqlDB's stream-table
@@ -13,21 +14,23 @@ use arrow::{
     compute::take,
 };
 
-use super::{operator::evaluate_rows, scan::ScanHandle, table_versions::TableVersions};
+use super::{
+    operator::evaluate_rows,
+    scan::ScanHandle,
+    table_versions::{TableVersions, Version},
+};
 use crate::{
     catalog::source::ROWTIME,
     connectors::kafka::{KafkaCluster, offsets::PartitionOffsets},
     error::{Result, SluiceError},
     format::{ColumnWriter, RawRecord, RecordDecoder, encode_kafka_value},
-    planner::{JoinKind, JoinPlan},
+    planner::{JoinKind, JoinPlan, JoinStep},
 };
 
 /// How long a batch waits for the table to be read up to its topic's end before the query
 /// shows the wait as an error and retries.
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(30);
 
-/// A stream row with no value joins nothing: ksqlDB drops such records.
-const NO_VALUE: &str = "the record has no value: it joins no row";
 const NULL_KEY: &str = "the join expression is NULL: the record joins no row";
 
 /// The table side of a running join: its versions, kept by a reader of its topic.
@@ -52,8 +55,26 @@ pub struct Joined {
     pub errors: Vec<(usize, String)>,
 }
 
+/// Joins `stream` with each table of `plan` in turn (`lookups` in the same order), `active`
+/// marking the rows to join (all when `None`). Each table is first read up to its topic's end.
+pub fn join_all(plan: &JoinPlan, lookups: &[TableLookup], stream: &RecordBatch, active: Option<BooleanArray>) -> Result<Joined> {
+    let mut joined = Joined {
+        batch: stream.clone(),
+        joins: active.unwrap_or_else(|| BooleanArray::from(vec![true; stream.num_rows()])),
+        errors: Vec::new(),
+    };
+    for (step, lookup) in plan.steps.iter().zip(lookups) {
+        lookup.catch_up()?;
+        let next = lookup.join(step, &joined.batch, Some(&joined.joins))?;
+        joined.errors.extend(next.errors);
+        joined.batch = next.batch;
+        joined.joins = next.joins;
+    }
+    Ok(joined)
+}
+
 impl TableLookup {
-    pub fn new(plan: &JoinPlan, versions: Arc<TableVersions>, reader: ScanHandle, cluster: Arc<KafkaCluster>) -> Result<Self> {
+    pub fn new(plan: &JoinStep, versions: Arc<TableVersions>, reader: ScanHandle, cluster: Arc<KafkaCluster>) -> Result<Self> {
         Ok(Self {
             name: plan.table.name.clone(),
             topic: plan.table.topic.clone(),
@@ -88,9 +109,9 @@ impl TableLookup {
         }
     }
 
-    /// Joins each row of `stream` (decoded rows of the stream, `no_value` marking those whose
-    /// record had none) with the table's row for its key as of the row's `ROWTIME`.
-    pub fn join(&self, plan: &JoinPlan, stream: &RecordBatch, no_value: Option<&BooleanArray>) -> Result<Joined> {
+    /// Joins each row of `stream` that `active` marks (all when `None`) with the table's row
+    /// for its key as of the row's `ROWTIME`.
+    pub fn join(&self, plan: &JoinStep, stream: &RecordBatch, active: Option<&BooleanArray>) -> Result<Joined> {
         let rows = stream.num_rows();
         let (keys, mut errors) = evaluate_rows(&plan.stream_key, stream)?;
         let failed: std::collections::HashSet<usize> = errors.iter().map(|(row, _)| *row).collect();
@@ -99,18 +120,12 @@ impl TableLookup {
             .column_by_name(ROWTIME)
             .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
             .ok_or_else(|| SluiceError::Internal("a stream row without ROWTIME".into()))?;
-        let mut found: Vec<(Vec<u8>, super::table_versions::Version)> = Vec::new();
+        let mut found: Vec<(Vec<u8>, Version)> = Vec::new();
         let mut picks: Vec<Option<usize>> = Vec::with_capacity(rows);
         let mut joins = Vec::with_capacity(rows);
         let mut key = Vec::new();
         for row in 0..rows {
-            if failed.contains(&row) {
-                picks.push(None);
-                joins.push(false);
-                continue;
-            }
-            if no_value.is_some_and(|n| n.value(row)) {
-                errors.push((row, NO_VALUE.to_string()));
+            if failed.contains(&row) || active.is_some_and(|a| !a.value(row)) {
                 picks.push(None);
                 joins.push(false);
                 continue;
@@ -151,10 +166,10 @@ impl TableLookup {
             .collect();
         // A table row that cannot be decoded matches nothing.
         for (row, pick) in picks.iter().enumerate() {
-            if let Some(record) = pick {
-                if table_rows.1[*record].is_none() {
-                    joins[row] = plan.kind == JoinKind::Left;
-                }
+            if let Some(record) = pick
+                && table_rows.1[*record].is_none()
+            {
+                joins[row] = plan.kind == JoinKind::Left;
             }
         }
         let mut columns: Vec<ArrayRef> = stream.columns()[..plan.stream_width].to_vec();
@@ -171,7 +186,7 @@ impl TableLookup {
 
     /// The table rows of `found`, decoded, and for each its row in the batch (`None` when it
     /// could not be decoded).
-    fn decode(&self, found: &[(Vec<u8>, super::table_versions::Version)]) -> Result<(RecordBatch, Vec<Option<u32>>)> {
+    fn decode(&self, found: &[(Vec<u8>, Version)]) -> Result<(RecordBatch, Vec<Option<u32>>)> {
         let records: Vec<RawRecord<'_>> = found
             .iter()
             .map(|(key, version)| RawRecord {

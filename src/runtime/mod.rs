@@ -163,8 +163,8 @@ impl QueryManager {
             output: start.output,
             replay_from: start.start,
         };
-        let lookup = self.table_lookup(id, &plan)?;
-        let query = ScanQuery::new(id, plan, sink, status.clone(), start.input, Some(durability))?.with_lookup(lookup);
+        let lookups = self.table_lookups(id, &plan)?;
+        let query = ScanQuery::new(id, plan, sink, status.clone(), start.input, Some(durability))?.with_lookups(lookups);
         let identity = stream.source_identity();
         let mut shared = self.shared.lock();
         let scan = match shared.get(&identity) {
@@ -231,8 +231,8 @@ impl QueryManager {
         let status = Arc::new(QueryStatus::new(id, self.log.clone()));
         let source = Box::new(KafkaSource::new(self.cluster.clone(), &plan.source.topic)?);
         let scan = ScanHandle::spawn(&plan.source, source, self.cluster.clone(), None, self.runtime.clone())?;
-        let lookup = self.table_lookup(id, &plan)?;
-        let query = ScanQuery::new(id, plan, sink, status, start, None)?.with_lookup(lookup);
+        let lookups = self.table_lookups(id, &plan)?;
+        let query = ScanQuery::new(id, plan, sink, status, start, None)?.with_lookups(lookups);
         scan.add(match until {
             Some(until) => query.until(until),
             None => query,
@@ -257,13 +257,18 @@ impl QueryManager {
         Ok(())
     }
 
-    /// The table side of `plan`'s join: the table's versions, read from its topic's start by a
-    /// scan of their own, which stops when the query does.
-    fn table_lookup(&self, id: &str, plan: &ContinuousPlan) -> Result<Option<TableLookup>> {
-        let Some(join) = &plan.join else { return Ok(None) };
-        let versions = Arc::new(TableVersions::default());
-        let (reader, _) = self.read_table(&format!("{id}_{}", join.table.name), &join.table, QuerySink::Versions(versions.clone()))?;
-        Ok(Some(TableLookup::new(join, versions, reader, self.cluster.clone())?))
+    /// The table sides of `plan`'s joins: each table's versions, read from its topic's start by
+    /// a scan of their own, which stops when the query does.
+    fn table_lookups(&self, id: &str, plan: &ContinuousPlan) -> Result<Vec<TableLookup>> {
+        let Some(join) = &plan.join else { return Ok(Vec::new()) };
+        join.steps
+            .iter()
+            .map(|step| {
+                let versions = Arc::new(TableVersions::default());
+                let (reader, _) = self.read_table(&format!("{id}_{}", step.table.name), &step.table, QuerySink::Versions(versions.clone()))?;
+                TableLookup::new(step, versions, reader, self.cluster.clone())
+            })
+            .collect()
     }
 
     /// Starts a scan that reads every record of `table`'s topic from its start into `sink`.

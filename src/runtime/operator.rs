@@ -140,7 +140,7 @@ pub fn evaluate(
         }
     }
     // The new key: PARTITION BY's, else a join's (the join expression).
-    let keys = match plan.partition_by.as_ref().or(plan.join.as_ref().map(|j| &j.stream_key)) {
+    let keys = match plan.partition_by.as_ref().or(plan.join.as_ref().map(|j| j.key())) {
         Some(expr) => {
             let (keys, key_errors) = evaluate_rows(expr, &filtered)?;
             errors.extend(key_errors.into_iter().map(|(i, m)| (rows[i], m)));

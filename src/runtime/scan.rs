@@ -26,14 +26,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use arrow::array::BooleanArray;
+use arrow::{
+    array::BooleanArray,
+    compute::kernels::boolean::{and, not},
+};
 use tokio::runtime::Handle;
 use tracing::{info, warn};
 
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::{
-    QueryState, QueryStatus, aggregate::Aggregator, fault, join::TableLookup, operator,
+    QueryState, QueryStatus, aggregate::Aggregator, fault, join::{self, TableLookup}, operator,
     origin::{self, Guarantee, Written},
     shared::SharedExprs,
     sink::QuerySink,
@@ -98,8 +101,8 @@ pub struct ScanQuery {
     /// A stateful query's: input before these offsets only rebuilds state; its output is in
     /// Kafka already.
     replay_until: PartitionOffsets,
-    /// With `JOIN`: the table each batch is joined with.
-    lookup: Option<TableLookup>,
+    /// With `JOIN`: the tables each batch is joined with, in the plan's order.
+    lookups: Vec<TableLookup>,
 }
 
 /// How a persistent query's progress survives a restart.
@@ -120,9 +123,9 @@ impl ScanQuery {
         self
     }
 
-    /// Joins every batch with `lookup`'s table before the query evaluates it.
-    pub fn with_lookup(mut self, lookup: Option<TableLookup>) -> Self {
-        self.lookup = lookup;
+    /// Joins every batch with `lookups`' tables before the query evaluates it.
+    pub fn with_lookups(mut self, lookups: Vec<TableLookup>) -> Self {
+        self.lookups = lookups;
         self
     }
 
@@ -188,7 +191,7 @@ impl ScanQuery {
             aggregator,
             replay_from,
             replay_until,
-            lookup: None,
+            lookups: Vec::new(),
         })
     }
 
@@ -657,17 +660,20 @@ impl Scan {
             }
             let mut eligible_rows = (count < records.len())
                 .then(|| BooleanArray::from_iter(decoded.rows.iter().map(|r| Some(eligible(*r)))));
-            let joined = match (&query.lookup, &query.plan.join) {
-                (Some(lookup), Some(join)) => {
-                    lookup.catch_up()?;
-                    let joined = lookup.join(join, &decoded.batch, no_value.as_ref())?;
-                    eligible_rows = Some(match eligible_rows {
-                        Some(eligible) => arrow::compute::kernels::boolean::and(&eligible, &joined.joins)?,
-                        None => joined.joins.clone(),
-                    });
+            let joined = match &query.plan.join {
+                Some(plan) => {
+                    // A stream record without value joins nothing (ksqlDB drops it).
+                    let active = match (&eligible_rows, &no_value) {
+                        (Some(eligible), Some(no_value)) => Some(and(eligible, &not(no_value)?)?),
+                        (Some(eligible), None) => Some(eligible.clone()),
+                        (None, Some(no_value)) => Some(not(no_value)?),
+                        (None, None) => None,
+                    };
+                    let joined = join::join_all(plan, &query.lookups, &decoded.batch, active)?;
+                    eligible_rows = Some(joined.joins.clone());
                     Some(joined)
                 }
-                _ => None,
+                None => None,
             };
             let input = joined.as_ref().map_or(batch, |j| &j.batch);
             let filter = self.filters.get(index).and_then(Option::as_ref);

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{CREATE_INGESTION, SluiceServer, TestBroker, powergrid_record, producer};
+use common::{feed_readings_while_killing, powergrid_record, producer, server_over_ingestion};
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer},
@@ -49,52 +49,6 @@ fn latest_per_key(bootstrap: &str, topic: &str, within: Duration) -> BTreeMap<Ve
     latest
 }
 
-/// A broker with a 3-partition `INGESTION`, and a server (its data in the directory returned)
-/// with the seed's stream over it.
-async fn server_over_ingestion() -> (TestBroker, tempfile::TempDir, SluiceServer) {
-    let broker = TestBroker::start().await;
-    sluice::connectors::kafka::KafkaCluster::connect(&broker.bootstrap)
-        .unwrap()
-        .ensure_topic("INGESTION", 3, 1, &[])
-        .await
-        .unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
-    server.ksql_ok(CREATE_INGESTION).await;
-    (broker, data, server)
-}
-
-/// Feeds `PER_SENSOR` readings of every sensor into `INGESTION` (reading `n` stamped
-/// `EPOCH + n × 100 ms` when `stamped`, else by the broker) while the server is SIGKILLed and
-/// started again `kills` times.
-async fn feed_while_killing(broker: &TestBroker, server: &mut SluiceServer, kills: usize, stamped: bool) {
-    let bootstrap = broker.bootstrap.clone();
-    let feeding = tokio::spawn(async move {
-        let producer = producer(&bootstrap);
-        for n in 0..PER_SENSOR {
-            for sensor in 1..=SENSORS {
-                let key = format!("{sensor}-{n}");
-                let value = powergrid_record(sensor, n);
-                let mut record = FutureRecord::to("INGESTION").key(&key).payload(&value);
-                if stamped {
-                    record = record.timestamp(EPOCH + n as i64 * 100);
-                }
-                producer.send(record, Duration::from_secs(30)).await.expect("record is produced");
-            }
-            if n % 10 == 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    });
-    for _ in 0..kills {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        server.kill();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        server.start_again().await;
-    }
-    feeding.await.unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn counts_per_sensor_are_exact_across_kill_9_and_answer_pull_queries() {
     let (broker, _data, mut server) = server_over_ingestion().await;
@@ -106,7 +60,7 @@ async fn counts_per_sensor_are_exact_across_kill_9_and_answer_pull_queries() {
         )
         .await;
 
-    feed_while_killing(&broker, &mut server, KILLS, false).await;
+    feed_readings_while_killing(&broker, &mut server, SENSORS, PER_SENSOR, KILLS, None).await;
 
     let last_at = |sensor: u32| powergrid_record(sensor, PER_SENSOR - 1).parse::<Value>().unwrap()["created_at"].clone();
     let latest = tokio::task::spawn_blocking({
@@ -142,7 +96,7 @@ async fn windowed_counts_are_exact_across_kill_9_and_a_late_record_is_counted() 
         )
         .await;
 
-    feed_while_killing(&broker, &mut server, KILLS + 1, true).await;
+    feed_readings_while_killing(&broker, &mut server, SENSORS, PER_SENSOR, KILLS + 1, Some(EPOCH)).await;
 
     // The recount: readings per sensor per window start.
     let mut recount: BTreeMap<(String, i64), u64> = BTreeMap::new();

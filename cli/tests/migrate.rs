@@ -73,7 +73,7 @@ async fn the_powergrid_migrations_build_the_pipeline_once_and_validate_catches_a
 
     let (code, out, err) = sluice(&apply);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("Applied 7 migration(s); the current version is V000007."), "{out}");
+    assert!(out.contains("Applied 8 migration(s); the current version is V000008."), "{out}");
     let (code, out, err) = sluice(&apply);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Nothing to apply"), "a second run does nothing: {out}");
@@ -86,6 +86,19 @@ async fn the_powergrid_migrations_build_the_pipeline_once_and_validate_catches_a
     }
     assert!(out.contains("hdfs-sink-unorganized"), "{out}");
     assert!(out.contains("jdbc-source-telemetry") && out.contains("hdfs-sink-telemetry"), "{out}");
+
+    // The database's nodes are in NODES before any reading: a reading is joined with its node as
+    // the database described it at the reading's time.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, out, err) = sluice(&["--server", &url, "-e", "SELECT ID, NODE FROM NODES;"]);
+        assert_eq!(code, 0, "{err}");
+        if out.contains("Node4") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "NODES never held the database's rows: {out}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // Records as the seed's producer writes them (keyed by sensor), and a line of text.
     let producer: FutureProducer = ClientConfig::new()
@@ -148,9 +161,36 @@ async fn the_powergrid_migrations_build_the_pipeline_once_and_validate_catches_a
     let landed: Vec<String> = rows.iter().map(|file| hdfs.shell(&["-cat", file])).collect();
     assert_eq!(landed[0], "{\"id\":1,\"name\":\"Node1\",\"wattage\":75000}\n", "{landed:?}");
 
+    // Readings enriched with their node from the database's rows (V000008): sensors 1 to 4 have
+    // one, 5 and 6 none.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, out, err) = sluice(&[
+            "--server",
+            &url,
+            "-e",
+            "SELECT NODE_ID, NODE, RATED_WATTAGE, CORRELATION_ID FROM READINGS_BY_NODE EMIT CHANGES LIMIT 18;",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let rows: Vec<Vec<String>> = out
+            .lines()
+            .map(|l| l.split('|').map(|c| c.trim().to_string()).collect::<Vec<_>>())
+            .filter(|cells| cells.len() > 4 && cells[4].contains('-'))
+            .collect();
+        let node3: Vec<&Vec<String>> = rows.iter().filter(|r| r[4].starts_with("3-")).collect();
+        let node6: Vec<&Vec<String>> = rows.iter().filter(|r| r[4].starts_with("6-")).collect();
+        if node3.len() == 3 && node6.len() == 3 {
+            assert!(node3.iter().all(|r| r[1..4] == ["3", "Node3", "60000"]), "{out}");
+            assert!(node6.iter().all(|r| r[2] == "null" || r[2].is_empty()), "{out}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "READINGS_BY_NODE never held every reading: {out}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
     let (code, out, _) = sluice(&["--server", &url, "migrate", "info", dir]);
     assert_eq!(code, 0);
-    assert!(out.contains("V000007") && out.contains("MIGRATED"), "{out}");
+    assert!(out.contains("V000008") && out.contains("MIGRATED"), "{out}");
     let (code, out, err) = sluice(&["--server", &url, "migrate", "validate", dir]);
     assert_eq!(code, 0, "{out}{err}");
 
@@ -167,8 +207,8 @@ async fn the_powergrid_migrations_build_the_pipeline_once_and_validate_catches_a
 
     let (code, out, _) = sluice(&["migrate", "new", "add alerts", dir]);
     assert_eq!(code, 0);
-    assert!(out.contains("V000008__add_alerts.sql"), "{out}");
-    assert!(scripts.path().join("V000008__add_alerts.sql").exists());
+    assert!(out.contains("V000009__add_alerts.sql"), "{out}");
+    assert!(scripts.path().join("V000009__add_alerts.sql").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

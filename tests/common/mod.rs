@@ -289,6 +289,59 @@ STREAM STREAM_INGESTION (
   schema_version INTEGER
 ) WITH (KAFKA_TOPIC = 'INGESTION', VALUE_FORMAT = 'JSON');";
 
+/// A broker with a 3-partition `INGESTION`, and a server (its data in the directory returned)
+/// with the seed's stream over it.
+pub async fn server_over_ingestion() -> (TestBroker, tempfile::TempDir, SluiceServer) {
+    let broker = TestBroker::start().await;
+    sluice::connectors::kafka::KafkaCluster::connect(&broker.bootstrap)
+        .unwrap()
+        .ensure_topic("INGESTION", 3, 1, &[])
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    server.ksql_ok(CREATE_INGESTION).await;
+    (broker, data, server)
+}
+
+/// Feeds `per_sensor` readings of each of `sensors` sensors into `INGESTION`, keyed
+/// `<sensor>-<n>` (reading `n` stamped `epoch + n × 100 ms` when given, else by the broker),
+/// while the server is SIGKILLed and started again `kills` times.
+pub async fn feed_readings_while_killing(
+    broker: &TestBroker,
+    server: &mut SluiceServer,
+    sensors: u32,
+    per_sensor: u32,
+    kills: usize,
+    epoch: Option<i64>,
+) {
+    let bootstrap = broker.bootstrap.clone();
+    let feeding = tokio::spawn(async move {
+        let producer = producer(&bootstrap);
+        for n in 0..per_sensor {
+            for sensor in 1..=sensors {
+                let key = format!("{sensor}-{n}");
+                let value = powergrid_record(sensor, n);
+                let mut record = FutureRecord::to("INGESTION").key(&key).payload(&value);
+                if let Some(epoch) = epoch {
+                    record = record.timestamp(epoch + n as i64 * 100);
+                }
+                producer.send(record, Duration::from_secs(30)).await.expect("record is produced");
+            }
+            if n % 10 == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    for _ in 0..kills {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        server.kill();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        server.start_again().await;
+    }
+    feeding.await.unwrap();
+}
+
 /// A PowerGrid record as the seed's producer writes it.
 pub fn powergrid_record(sensor: u32, n: u32) -> String {
     let payload = json!({"sensor_id": sensor, "modality": 400 + n, "unit": "MW", "temporal_aspect": "real_time"});

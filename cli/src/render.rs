@@ -104,18 +104,25 @@ pub fn entity(entity: &Value) -> String {
 }
 
 fn describe(source: &Value) -> String {
+    let is_table = source["type"] == "TABLE";
     let fields: Vec<Vec<String>> = source["fields"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|f| {
-            let key = if f["type"] == "KEY" { "  (key)" } else { "" };
+            // ksqlDB's CLI marks a table's key its primary key.
+            let key = match (f["type"] == "KEY", is_table) {
+                (true, true) => "  (primary key)",
+                (true, false) => "  (key)",
+                (false, _) => "",
+            };
             vec![text(&f["name"]), format!("{}{key}", text(&f["schema"]["type"]))]
         })
         .collect();
     let mut out = format!(
-        "Name                 : {}\nType                 : STREAM\nKafka topic          : {} (partitions: {}, replication: {})\nKey format           : {}\nValue format         : {}\n",
+        "Name                 : {}\nType                 : {}\nKafka topic          : {} (partitions: {}, replication: {})\nKey format           : {}\nValue format         : {}\n",
         text(&source["name"]),
+        text(&source["type"]),
         text(&source["topic"]),
         text(&source["partitions"]),
         text(&source["replication"]),

@@ -27,17 +27,26 @@ pub fn split(sql: &str) -> (Vec<Piece>, String) {
         } else {
             column += 1;
         }
+        // A comment before a statement's first word is not part of it: the statement's text
+        // starts where its line and column say.
         if line_comment {
-            current.push(c);
+            if start.is_some() {
+                current.push(c);
+            }
             if c == '\n' {
                 line_comment = false;
             }
             continue;
         }
         if block_comment {
-            current.push(c);
+            if start.is_some() {
+                current.push(c);
+            }
             if c == '*' && chars.peek() == Some(&'/') {
-                current.push(chars.next().unwrap_or('/'));
+                let end = chars.next().unwrap_or('/');
+                if start.is_some() {
+                    current.push(end);
+                }
                 column += 1;
                 block_comment = false;
             }
@@ -63,11 +72,15 @@ pub fn split(sql: &str) -> (Vec<Piece>, String) {
             }
             '-' if chars.peek() == Some(&'-') => {
                 line_comment = true;
-                current.push(c);
+                if start.is_some() {
+                    current.push(c);
+                }
             }
             '/' if chars.peek() == Some(&'*') => {
                 block_comment = true;
-                current.push(c);
+                if start.is_some() {
+                    current.push(c);
+                }
             }
             ';' => {
                 current.push(c);
@@ -81,7 +94,11 @@ pub fn split(sql: &str) -> (Vec<Piece>, String) {
                     current.clear();
                 }
             }
-            c if c.is_whitespace() => current.push(c),
+            c if c.is_whitespace() => {
+                if start.is_some() {
+                    current.push(c);
+                }
+            }
             c => {
                 start.get_or_insert(here);
                 current.push(c);
@@ -102,8 +119,16 @@ mod tests {
         assert_eq!(pieces.len(), 2);
         assert_eq!(pieces[0].text, "SHOW STREAMS;");
         assert_eq!((pieces[0].line, pieces[0].column), (1, 1));
-        assert_eq!(pieces[1].text, "-- a; comment\nSELECT ';' FROM S /* ; */ EMIT CHANGES;");
+        assert_eq!(pieces[1].text, "SELECT ';' FROM S /* ; */ EMIT CHANGES;");
+        assert_eq!((pieces[1].line, pieces[1].column), (2, 1));
         assert_eq!(rest, "DESCRIBE");
+    }
+
+    #[test]
+    fn comments_before_a_statement_are_not_part_of_it() {
+        let (pieces, _) = split("-- why\n/* and how */ SET 'auto.offset.reset' = 'earliest';");
+        assert_eq!(pieces[0].text, "SET 'auto.offset.reset' = 'earliest';");
+        assert_eq!((pieces[0].line, pieces[0].column), (2, 15));
     }
 
     #[test]

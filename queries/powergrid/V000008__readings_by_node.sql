@@ -1,6 +1,9 @@
 -- Each reading enriched with what the database knows about its node: sensor N reports for the
 -- telemetry row whose id is N (V000007 keeps those rows current in TELEMETRY).
 
+-- The rows the JDBC source wrote before this file was applied count too.
+SET 'auto.offset.reset' = 'earliest';
+
 -- The database's rows as the JDBC source writes them: values without a key.
 CREATE STREAM TELEMETRY_ROWS (ID INTEGER, NAME STRING, WATTAGE INTEGER)
   WITH (KAFKA_TOPIC = 'TELEMETRY', VALUE_FORMAT = 'JSON');

@@ -35,13 +35,19 @@ const NULL_KEY: &str = "the join expression is NULL: the record joins no row";
 
 /// The table side of a running join: its versions, kept by a reader of its topic.
 pub struct TableLookup {
-    name: String,
+    joiner: TableJoiner,
     topic: String,
+    cluster: Arc<KafkaCluster>,
+    /// Reads the table's topic into the joiner's versions; dropped with the lookup, which stops
+    /// it.
+    _reader: ScanHandle,
+}
+
+/// Joins stream rows with a table's versions: the operator itself, without the reading.
+pub struct TableJoiner {
+    name: String,
     versions: Arc<TableVersions>,
     decoder: RecordDecoder,
-    cluster: Arc<KafkaCluster>,
-    /// Reads the table's topic into `versions`; dropped with the lookup, which stops it.
-    _reader: ScanHandle,
 }
 
 /// A stream batch with the table's columns added.
@@ -65,7 +71,7 @@ pub fn join_all(plan: &JoinPlan, lookups: &[TableLookup], stream: &RecordBatch, 
     };
     for (step, lookup) in plan.steps.iter().zip(lookups) {
         lookup.catch_up()?;
-        let next = lookup.join(step, &joined.batch, Some(&joined.joins))?;
+        let next = lookup.joiner.join(step, &joined.batch, Some(&joined.joins))?;
         joined.errors.extend(next.errors);
         joined.batch = next.batch;
         joined.joins = next.joins;
@@ -74,12 +80,10 @@ pub fn join_all(plan: &JoinPlan, lookups: &[TableLookup], stream: &RecordBatch, 
 }
 
 impl TableLookup {
-    pub fn new(plan: &JoinStep, versions: Arc<TableVersions>, reader: ScanHandle, cluster: Arc<KafkaCluster>) -> Result<Self> {
+    pub fn new(step: &JoinStep, versions: Arc<TableVersions>, reader: ScanHandle, cluster: Arc<KafkaCluster>) -> Result<Self> {
         Ok(Self {
-            name: plan.table.name.clone(),
-            topic: plan.table.topic.clone(),
-            decoder: RecordDecoder::new(&plan.table)?,
-            versions,
+            joiner: TableJoiner::new(step, versions)?,
+            topic: step.table.topic.clone(),
             cluster,
             _reader: reader,
         })
@@ -90,7 +94,9 @@ impl TableLookup {
         let partitions = self
             .cluster
             .topic(&self.topic)?
-            .ok_or_else(|| SluiceError::Execution(format!("the topic {} of table {} does not exist", self.topic, self.name)))?
+            .ok_or_else(|| {
+                SluiceError::Execution(format!("the topic {} of table {} does not exist", self.topic, self.joiner.name))
+            })?
             .partitions;
         let ends: PartitionOffsets = self
             .cluster
@@ -99,21 +105,31 @@ impl TableLookup {
             .enumerate()
             .map(|(partition, (_, high))| (partition as i32, high))
             .collect();
-        if self.versions.progress.wait_for(&ends, CATCH_UP_LIMIT) {
+        if self.joiner.versions.progress.wait_for(&ends, CATCH_UP_LIMIT) {
             Ok(())
         } else {
             Err(SluiceError::Execution(format!(
                 "table {} is not yet read up to the end of topic {}; the join waits for it",
-                self.name, self.topic
+                self.joiner.name, self.topic
             )))
         }
+    }
+}
+
+impl TableJoiner {
+    pub fn new(step: &JoinStep, versions: Arc<TableVersions>) -> Result<Self> {
+        Ok(Self {
+            name: step.table.name.clone(),
+            decoder: RecordDecoder::new(&step.table)?,
+            versions,
+        })
     }
 
     /// Joins each row of `stream` that `active` marks (all when `None`) with the table's row
     /// for its key as of the row's `ROWTIME`.
-    pub fn join(&self, plan: &JoinStep, stream: &RecordBatch, active: Option<&BooleanArray>) -> Result<Joined> {
+    pub fn join(&self, step: &JoinStep, stream: &RecordBatch, active: Option<&BooleanArray>) -> Result<Joined> {
         let rows = stream.num_rows();
-        let (keys, mut errors) = evaluate_rows(&plan.stream_key, stream)?;
+        let (keys, mut errors) = evaluate_rows(&step.stream_key, stream)?;
         let failed: std::collections::HashSet<usize> = errors.iter().map(|(row, _)| *row).collect();
         let writer = ColumnWriter::new(&keys);
         let rowtime = stream
@@ -133,11 +149,11 @@ impl TableLookup {
             if writer.is_null(row) {
                 // Under LEFT JOIN the row goes on without a match, as Kafka Streams does since
                 // KIP-962; an inner join drops it.
-                if plan.kind == JoinKind::Inner {
+                if step.kind == JoinKind::Inner {
                     errors.push((row, NULL_KEY.to_string()));
                 }
                 picks.push(None);
-                joins.push(plan.kind == JoinKind::Left);
+                joins.push(step.kind == JoinKind::Left);
                 continue;
             }
             key.clear();
@@ -155,7 +171,7 @@ impl TableLookup {
                 }
                 None => {
                     picks.push(None);
-                    joins.push(plan.kind == JoinKind::Left);
+                    joins.push(step.kind == JoinKind::Left);
                 }
             }
         }
@@ -169,14 +185,14 @@ impl TableLookup {
             if let Some(record) = pick
                 && table_rows.1[*record].is_none()
             {
-                joins[row] = plan.kind == JoinKind::Left;
+                joins[row] = step.kind == JoinKind::Left;
             }
         }
-        let mut columns: Vec<ArrayRef> = stream.columns()[..plan.stream_width].to_vec();
+        let mut columns: Vec<ArrayRef> = stream.columns()[..step.stream_width].to_vec();
         for column in table_rows.0.columns() {
             columns.push(take(column.as_ref(), &indices, None)?);
         }
-        let batch = RecordBatch::try_new(plan.schema.clone(), columns)?;
+        let batch = RecordBatch::try_new(step.schema.clone(), columns)?;
         Ok(Joined {
             batch,
             joins: BooleanArray::from(joins),
@@ -203,5 +219,93 @@ impl TableLookup {
             positions[*record] = Some(row as u32);
         }
         Ok((decoded.batch, positions))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{AsArray, StringArray};
+
+    use super::*;
+    use crate::{
+        catalog::{Catalog, SourceDef},
+        parser::{KsqlParser, Statement},
+        planner::QueryPlanner,
+        runtime::table_versions::Version,
+    };
+
+    const STREAM: &str = "CREATE STREAM S (K STRING KEY, V INT) WITH (KAFKA_TOPIC = 's', VALUE_FORMAT = 'JSON');";
+    const TABLE: &str = "CREATE TABLE T (K STRING PRIMARY KEY, NAME STRING) WITH (KAFKA_TOPIC = 't', VALUE_FORMAT = 'JSON');";
+
+    fn declared(sql: &str) -> SourceDef {
+        let Statement::CreateSource(create) = KsqlParser::parse_one(sql).unwrap().statement else { panic!("not a CREATE") };
+        SourceDef::declared(&create, sql).unwrap()
+    }
+
+    async fn step(kind: &str) -> JoinStep {
+        let catalog = Catalog::default();
+        catalog.put_stream(declared(STREAM));
+        catalog.put_stream(declared(TABLE));
+        let sql = format!("SELECT S.K, S.V, T.NAME FROM S {kind} JOIN T ON S.K = T.K EMIT CHANGES;");
+        let Statement::Select(select) = KsqlParser::parse_one(&sql).unwrap().statement else { panic!("not a SELECT") };
+        let plan = QueryPlanner::plan(&catalog, &select).await.unwrap();
+        Arc::into_inner(plan.join.unwrap()).unwrap().steps.remove(0)
+    }
+
+    /// Stream rows of key `k` at `timestamp`, decoded.
+    fn stream(rows: &[(&str, i64)]) -> RecordBatch {
+        let values: Vec<String> = rows.iter().map(|(_, t)| format!("{{\"V\": {t}}}")).collect();
+        let records: Vec<RawRecord<'_>> = rows
+            .iter()
+            .zip(&values)
+            .enumerate()
+            .map(|(i, ((key, timestamp), value))| RawRecord {
+                partition: 0,
+                offset: i as i64,
+                timestamp: *timestamp,
+                key: Some(key.as_bytes()),
+                value: Some(value.as_bytes()),
+            })
+            .collect();
+        RecordDecoder::new(&declared(STREAM)).unwrap().decode(&records).unwrap().batch
+    }
+
+    fn versions() -> Arc<TableVersions> {
+        let versions = Arc::new(TableVersions::default());
+        for (offset, (timestamp, name)) in [(10, "first"), (20, "second")].into_iter().enumerate() {
+            let value = format!("{{\"NAME\": \"{name}\"}}").into_bytes();
+            versions.put(b"a", Version { timestamp, value: Some(value), partition: 0, offset: offset as i64 });
+        }
+        versions
+    }
+
+    fn names(joined: &Joined) -> Vec<Option<String>> {
+        let column = joined.batch.column_by_name("NAME").unwrap().as_string::<i32>();
+        column.iter().map(|n| n.map(str::to_string)).collect()
+    }
+
+    #[tokio::test]
+    async fn each_row_joins_the_tables_row_as_of_its_time() {
+        let step = step("LEFT").await;
+        let joiner = TableJoiner::new(&step, versions()).unwrap();
+        let batch = stream(&[("a", 15), ("a", 25), ("b", 30), ("a", 5)]);
+        let joined = joiner.join(&step, &batch, None).unwrap();
+        let first = Some("first".to_string());
+        let second = Some("second".to_string());
+        assert_eq!(names(&joined), vec![first, second, None, None]);
+        assert_eq!(joined.joins, BooleanArray::from(vec![true; 4]), "a left join keeps every row");
+        let keys: &StringArray = joined.batch.column(0).as_string();
+        assert_eq!(keys.value(2), "b", "the stream's columns come first");
+    }
+
+    #[tokio::test]
+    async fn an_inner_join_drops_rows_without_a_match_and_rows_not_active() {
+        let step = step("INNER").await;
+        let joiner = TableJoiner::new(&step, versions()).unwrap();
+        let batch = stream(&[("a", 15), ("b", 30), ("a", 25)]);
+        let active = BooleanArray::from(vec![true, true, false]);
+        let joined = joiner.join(&step, &batch, Some(&active)).unwrap();
+        assert_eq!(joined.joins, BooleanArray::from(vec![true, false, false]));
+        assert!(joined.errors.is_empty(), "a key without a row is no error: {:?}", joined.errors);
     }
 }

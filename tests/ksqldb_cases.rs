@@ -95,6 +95,7 @@ fn with_format(case: &Value, format: &str) -> Value {
 #[derive(Debug, Clone)]
 struct TopicSchema {
     key_type: Option<String>,
+    key_format: String,
     /// A windowed table's window type: TUMBLING, HOPPING or SESSION.
     window_type: Option<String>,
     value_format: String,
@@ -257,6 +258,7 @@ async fn topic_schemas(server: &SluiceServer) -> Result<BTreeMap<String, TopicSc
                 description["topic"].as_str().unwrap_or_default().to_string(),
                 TopicSchema {
                     key_type,
+                    key_format: description["keyFormat"].as_str().unwrap_or_default().to_string(),
                     window_type: description["windowType"].as_str().map(str::to_string),
                     value_format: description["valueFormat"].as_str().unwrap_or_default().to_string(),
                     value_types,
@@ -287,6 +289,26 @@ fn kafka_value(bytes: &[u8], sql_type: &str) -> Value {
         "BIGINT" if bytes.len() == 8 => json!(i64::from_be_bytes(bytes.try_into().unwrap())),
         "DOUBLE" if bytes.len() == 8 => json!(f64::from_be_bytes(bytes.try_into().unwrap())),
         _ => json!(String::from_utf8_lossy(bytes)),
+    }
+}
+
+/// A key in its topic's key format from its JSON form.
+fn encode_key(key: &Value, schema: Option<&TopicSchema>) -> Vec<u8> {
+    match schema.map(|s| s.key_format.as_str()) {
+        Some("JSON") => key.to_string().into_bytes(),
+        Some("DELIMITED") => key.as_str().map_or_else(|| key.to_string(), str::to_string).into_bytes(),
+        _ => kafka_bytes(key, schema.and_then(|s| s.key_type.as_deref()).unwrap_or("STRING")),
+    }
+}
+
+/// The JSON form of a key in its topic's key format.
+fn decode_key(bytes: &[u8], schema: Option<&TopicSchema>) -> Value {
+    let key_type = schema.and_then(|s| s.key_type.as_deref()).unwrap_or("STRING");
+    match schema.map(|s| s.key_format.as_str()) {
+        Some("JSON") => serde_json::from_slice(bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(bytes))),
+        // ksqlDB's cases write a DELIMITED key as its text.
+        Some("DELIMITED") => json!(String::from_utf8_lossy(bytes)),
+        _ => kafka_value(bytes, key_type),
     }
 }
 
@@ -327,7 +349,7 @@ async fn produce_inputs(bootstrap: &str, inputs: &[Value], schemas: &BTreeMap<St
         let key = match &input["key"] {
             Value::Null => None,
             key => {
-                let mut bytes = kafka_bytes(key, schema.and_then(|s| s.key_type.as_deref()).unwrap_or("STRING"));
+                let mut bytes = encode_key(key, schema);
                 append_window(&mut bytes, &input["window"], shift);
                 Some(bytes)
             }
@@ -372,7 +394,7 @@ async fn check_outputs(bootstrap: &str, outputs: &[Value], schemas: &BTreeMap<St
                     None => (Value::Null, Value::Null),
                     Some(k) => {
                         let (own, window) = split_window(k, window_type, expected_window, shift);
-                        (kafka_value(own, schema.and_then(|s| s.key_type.as_deref()).unwrap_or("STRING")), window)
+                        (decode_key(own, schema), window)
                     }
                 };
                 json!({"key": key, "value": decode_value(value.as_deref(), schema), "timestamp": timestamp - shift, "window": window})

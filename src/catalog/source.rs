@@ -214,12 +214,6 @@ impl SourceDef {
             Some(f) => Format::parse(&f)?,
             None => Format::Kafka,
         };
-        if key_format != Format::Kafka {
-            return Err(SluiceError::NotImplemented(format!(
-                "KEY_FORMAT {}; keys are read as KAFKA",
-                key_format.name()
-            )));
-        }
         let value_delimiter = match properties.get("VALUE_DELIMITER").map(|d| d.as_text()) {
             None => b',',
             Some(d) if d.eq_ignore_ascii_case("TAB") => b'\t',

@@ -35,6 +35,7 @@ pub struct DecodedBatch {
 pub struct RecordDecoder {
     schema: SchemaRef,
     columns: Vec<ColumnSpec>,
+    key_format: Format,
     value_format: Format,
     delimiter: u8,
     timestamp_column: Option<usize>,
@@ -89,6 +90,7 @@ impl RecordDecoder {
         Ok(Self {
             schema: stream.row_schema(),
             columns,
+            key_format: stream.key_format,
             value_format: stream.value_format,
             delimiter: stream.value_delimiter,
             timestamp_column,
@@ -196,10 +198,8 @@ impl RecordDecoder {
         cells: &mut [Cell<'a>],
         scratch: &mut String,
     ) -> Result<(), String> {
-        for (i, column) in self.columns.iter().enumerate().filter(|(_, c)| c.key) {
-            if let Some(key) = record.key {
-                cells[i] = kafka_cell(&column.data_type, key)?;
-            }
+        if let Some(key) = record.key {
+            self.decode_key(key, cells, scratch)?;
         }
         let Some(value) = record.value else {
             // Every value column stays NULL; `DecodedBatch::no_value` marks the row.
@@ -215,6 +215,42 @@ impl RecordDecoder {
             }
             Format::Delimited => self.decode_delimited(value, cells),
         }
+    }
+
+    /// The key columns from the record's key in the key format: KAFKA (one column), JSON (one
+    /// column's value, or an object of several) or DELIMITED (comma-separated fields).
+    fn decode_key<'a>(&self, key: &'a [u8], cells: &mut [Cell<'a>], scratch: &mut String) -> Result<(), String> {
+        let keys: Vec<usize> = (0..self.columns.len()).filter(|i| self.columns[*i].key).collect();
+        let text = || std::str::from_utf8(key).map_err(|e| format!("the key is not UTF-8 text ({e})"));
+        match (self.key_format, keys.as_slice()) {
+            (_, []) => {}
+            (Format::Kafka, [i]) => cells[*i] = kafka_cell(&self.columns[*i].data_type, key)?,
+            (Format::Json, [i]) => {
+                let raw: &RawValue = serde_json::from_str(text()?).map_err(|e| format!("Invalid JSON key: {e}"))?;
+                cells[*i] = json_cell(&self.columns[*i].data_type, raw, scratch)?;
+            }
+            (Format::Json, _) => {
+                let object: std::collections::HashMap<&str, &RawValue> =
+                    serde_json::from_str(text()?).map_err(|e| format!("Invalid JSON key: {e}"))?;
+                for i in keys {
+                    let column = &self.columns[i];
+                    if let Some((_, raw)) = object.iter().find(|(name, _)| name.eq_ignore_ascii_case(&column.name)) {
+                        cells[i] = json_cell(&column.data_type, raw, scratch)?;
+                    }
+                }
+            }
+            (Format::Delimited, _) => {
+                let fields = split_delimited(text()?, ',');
+                if fields.len() != keys.len() {
+                    return Err(format!("Unexpected field count in the key, csvFields:{} schemaFields:{}", fields.len(), keys.len()));
+                }
+                for (i, field) in keys.into_iter().zip(fields) {
+                    cells[i] = if field.is_empty() { Cell::Null } else { text_cell(&self.columns[i].data_type, field)? };
+                }
+            }
+            (Format::Kafka, _) => return Err("the KAFKA format holds one key column".into()),
+        }
+        Ok(())
     }
 
     fn decode_json<'a>(

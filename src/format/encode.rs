@@ -144,6 +144,17 @@ pub fn encode_kafka_value(column: &ColumnWriter, row: usize, out: &mut Vec<u8>) 
 /// does: quoted when it holds the delimiter, a quote or a line break, starts with a character
 /// at or below `#`, ends in whitespace, or is empty at the start of the line; quotes doubled.
 /// NULL is an empty field. BYTES are base64, DECIMAL plain digits.
+/// Writes one key column's value in the key format: KAFKA's bytes, JSON's value or DELIMITED's
+/// field.
+pub fn encode_key(format: Format, column: &ColumnWriter, row: usize, out: &mut Vec<u8>) -> Result<()> {
+    match format {
+        Format::Kafka => encode_kafka_value(column, row, out)?,
+        Format::Json => column.write_json(row, out),
+        Format::Delimited => write_delimited_field(column, row, b',', true, out),
+    }
+    Ok(())
+}
+
 fn write_delimited_field(column: &ColumnWriter, row: usize, delimiter: u8, first: bool, out: &mut Vec<u8>) {
     use base64::Engine;
     let text: Cow<'_, [u8]> = match column {

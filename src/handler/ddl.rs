@@ -333,6 +333,7 @@ fn start_planned(engine: &Engine, query: &QueryDef, mut plan: ContinuousPlan, st
         .unzip();
     let output = QuerySink::Topic(TopicSink {
         destination,
+        key_format: sink.key_format,
         format: sink.value_format,
         delimiter: sink.value_delimiter,
         value_columns,
@@ -578,6 +579,13 @@ fn sink_source(csas: &CreateAsSelect, plan: &ContinuousPlan, text: &str) -> Resu
             crate::parser::PropertyValue::String(plan.source.value_format.name().into()),
         ));
     }
+    // The key keeps its source's format unless the statement names one, as in ksqlDB.
+    if properties.get("KEY_FORMAT").is_none() && properties.get("FORMAT").is_none() {
+        properties.0.push((
+            "KEY_FORMAT".into(),
+            crate::parser::PropertyValue::String(plan.source.key_format.name().into()),
+        ));
+    }
     let columns = plan
         .output_schema
         .fields()
@@ -594,6 +602,12 @@ fn sink_source(csas: &CreateAsSelect, plan: &ContinuousPlan, text: &str) -> Resu
         })
         .collect::<Result<Vec<_>>>()?;
     let mut stream = SourceDef::from_declaration(&csas.name, columns, &properties, Some(&csas.name), text)?;
+    if plan.aggregation.as_ref().is_some_and(|a| a.key_count() > 1) {
+        return Err(SluiceError::NotImplemented(format!(
+            "a {} key of several columns (GROUP BY of several expressions); Sluice writes keys of one column",
+            stream.key_format.name()
+        )));
+    }
     stream.kind = csas.kind;
     stream.created_by_query = true;
     // A windowed aggregate's rows are per window; a query keeping its source's keys keeps their

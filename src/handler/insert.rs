@@ -21,7 +21,7 @@ use crate::{
         types::SqlType,
     },
     error::{Result, SluiceError},
-    format::{ColumnWriter, encode::normalize_array, encode_kafka_value, encode_row},
+    format::{ColumnWriter, encode::normalize_array, encode_key, encode_row},
     functions,
     parser::{ColumnDef, InsertValues},
 };
@@ -169,7 +169,7 @@ fn record_of(stream: &SourceDef, named: Vec<(String, ArrayRef)>) -> Result<Inser
     if let Some((_, writer)) = writers.iter().find(|(c, _)| c.key) {
         if !writer.is_null(0) {
             let mut bytes = Vec::new();
-            encode_kafka_value(writer, 0, &mut bytes)?;
+            encode_key(stream.key_format, writer, 0, &mut bytes)?;
             key = Some(bytes);
         }
     }

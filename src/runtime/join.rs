@@ -20,10 +20,10 @@ use super::{
     table_versions::{TableVersions, Version},
 };
 use crate::{
-    catalog::source::ROWTIME,
+    catalog::{Format, source::ROWTIME},
     connectors::kafka::{KafkaCluster, offsets::PartitionOffsets},
     error::{Result, SluiceError},
-    format::{ColumnWriter, RawRecord, RecordDecoder, encode_kafka_value},
+    format::{ColumnWriter, RawRecord, RecordDecoder, encode_key},
     planner::{JoinKind, JoinPlan, JoinStep},
 };
 
@@ -46,6 +46,8 @@ pub struct TableLookup {
 /// Joins stream rows with a table's versions: the operator itself, without the reading.
 pub struct TableJoiner {
     name: String,
+    /// How the table's keys are written: the join key is written so to look it up.
+    key_format: Format,
     versions: Arc<TableVersions>,
     decoder: RecordDecoder,
 }
@@ -120,6 +122,7 @@ impl TableJoiner {
     pub fn new(step: &JoinStep, versions: Arc<TableVersions>) -> Result<Self> {
         Ok(Self {
             name: step.table.name.clone(),
+            key_format: step.table.key_format,
             decoder: RecordDecoder::new(&step.table)?,
             versions,
         })
@@ -157,7 +160,7 @@ impl TableJoiner {
                 continue;
             }
             key.clear();
-            if let Err(e) = encode_kafka_value(&writer, row, &mut key) {
+            if let Err(e) = encode_key(self.key_format, &writer, row, &mut key) {
                 errors.push((row, format!("the join key cannot be encoded as the table's key: {e}")));
                 picks.push(None);
                 joins.push(false);

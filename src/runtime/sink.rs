@@ -19,7 +19,7 @@ use crate::{
         delivery::{BatchDeliveries, OutputRecord, OutputTopic},
     },
     error::{Result, SluiceError},
-    format::{ColumnWriter, RawRecord, encode_kafka_value, encode_row},
+    format::{ColumnWriter, RawRecord, encode_key, encode_row},
 };
 
 /// An output row ready to encode: where it came from and its projected values.
@@ -65,6 +65,8 @@ pub struct PushRow {
 /// Records in the sink stream's format, to its topic or topics.
 pub struct TopicSink {
     pub destination: Destination,
+    /// How the sink's key is written.
+    pub key_format: Format,
     pub format: Format,
     pub delimiter: u8,
     /// The projected columns that make the value (the sink's key columns are the key), in order.
@@ -292,7 +294,7 @@ impl TopicSink {
             let key_bytes: Option<&[u8]> = match &key_writer {
                 Some(w) if !w.is_null(out.row) => {
                     key.clear();
-                    if let Err(e) = encode_kafka_value(w, out.row, &mut key) {
+                    if let Err(e) = encode_key(self.key_format, w, out.row, &mut key) {
                         failed.push((index, ErrorKind::Serialization, format!("Error serializing key: {e}")));
                         continue;
                     }

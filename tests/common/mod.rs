@@ -22,8 +22,18 @@ use tempfile::TempDir;
 pub mod hdfs;
 pub mod postgres;
 
+/// A port nothing listens on now and that this process has not handed out before: two servers
+/// started at once never get the same one (the OS may offer a port again once it is free).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap();
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 pub struct TestBroker {

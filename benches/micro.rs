@@ -127,6 +127,13 @@ fn hot_path(c: &mut Criterion) {
     group.finish();
 }
 
+/// A seed record's value and its `payload`, parsed as a hand-written consumer parses them.
+fn parse_seed_record(record: &RawRecord<'_>) -> (serde_json::Value, serde_json::Value) {
+    let value: serde_json::Value = serde_json::from_slice(record.value.unwrap()).unwrap();
+    let payload: serde_json::Value = serde_json::from_str(value["payload"].as_str().unwrap()).unwrap();
+    (value, payload)
+}
+
 /// The per-minute wattage of `queries/powergrid/V000005__wattage_per_minute.sql`.
 const WATTAGE_PER_MINUTE: &str = "CREATE TABLE WATTAGE_PER_MINUTE AS SELECT EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') AS SENSOR, COUNT(*) AS READINGS, AVG(CAST(EXTRACTJSONFIELD(PAYLOAD, '$.modality') AS DOUBLE)) AS AVG_WATTAGE, MAX(CAST(EXTRACTJSONFIELD(PAYLOAD, '$.modality') AS DOUBLE)) AS MAX_WATTAGE FROM STREAM_INGESTION WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id');";
 
@@ -159,8 +166,7 @@ fn windowed_aggregation(c: &mut Criterion) {
     group.bench_function("hand_written_serde_hash_map", |b| {
         b.iter(|| {
             for record in black_box(&raw) {
-                let value: serde_json::Value = serde_json::from_slice(record.value.unwrap()).unwrap();
-                let payload: serde_json::Value = serde_json::from_str(value["payload"].as_str().unwrap()).unwrap();
+                let (_, payload) = parse_seed_record(record);
                 let sensor = payload["sensor_id"].to_string();
                 let watts = payload["modality"].as_f64().unwrap();
                 let window = windows.entry((sensor, record.timestamp / 60_000 * 60_000)).or_default();
@@ -231,8 +237,7 @@ fn stream_table_join(c: &mut Criterion) {
     group.bench_function("hand_written_serde_hash_map", |b| {
         b.iter(|| {
             for record in black_box(&raw) {
-                let value: serde_json::Value = serde_json::from_slice(record.value.unwrap()).unwrap();
-                let payload: serde_json::Value = serde_json::from_str(value["payload"].as_str().unwrap()).unwrap();
+                let (value, payload) = parse_seed_record(record);
                 let sensor = payload["sensor_id"].to_string();
                 if let Some(node) = nodes.get(&sensor) {
                     let joined = serde_json::json!({

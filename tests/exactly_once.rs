@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{CREATE_INGESTION, SluiceServer, TestBroker, powergrid_record, produce, producer};
+use common::{SluiceServer, TestBroker, powergrid_record, produce, producer, server_over_ingestion};
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer},
@@ -60,15 +60,7 @@ fn routed(bootstrap: &str, topic: &str, expected: usize, within: Duration) -> Ve
 /// server [`KILLS`] times, then checks each sensor's routed topic holds each record once, in
 /// key order.
 async fn route_across_kills(queries: &[String]) {
-    let broker = TestBroker::start().await;
-    sluice::connectors::kafka::KafkaCluster::connect(&broker.bootstrap)
-        .unwrap()
-        .ensure_topic("INGESTION", 3, 1, &[])
-        .await
-        .unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let mut server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
-    server.ksql_ok(CREATE_INGESTION).await;
+    let (broker, _data, mut server) = server_over_ingestion().await;
     for query in queries {
         server.ksql_ok(query).await;
     }

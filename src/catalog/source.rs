@@ -142,6 +142,9 @@ pub struct SourceDef {
     pub key_format: Format,
     pub value_format: Format,
     pub value_delimiter: u8,
+    /// A single value column is written as its bare value (`WRAP_SINGLE_VALUE=false`), not an
+    /// object holding it. Reading takes either.
+    pub wrap_single_value: bool,
     /// A value column whose BIGINT or TIMESTAMP value becomes ROWTIME.
     pub timestamp_column: Option<String>,
     /// The statement that created it, as the user wrote it.
@@ -274,6 +277,17 @@ impl SourceDef {
                 }
             }
         }
+        let wrap_single_value = match properties.get("WRAP_SINGLE_VALUE").map(|w| w.as_text().to_ascii_lowercase()) {
+            None => true,
+            Some(w) if w == "true" => true,
+            Some(w) if w == "false" => false,
+            Some(other) => {
+                return Err(SluiceError::Plan(format!("Invalid value {other} for property WRAP_SINGLE_VALUE: expected true or false")));
+            }
+        };
+        if !wrap_single_value && columns.iter().filter(|c| !c.key).count() > 1 {
+            return Err(SluiceError::Plan("'WRAP_SINGLE_VALUE' is only valid for single-field value schemas".into()));
+        }
         let mut ordered: Vec<ColumnDef> = columns.iter().filter(|c| c.key).cloned().collect();
         ordered.extend(columns.into_iter().filter(|c| !c.key));
         Ok(SourceDef {
@@ -286,6 +300,7 @@ impl SourceDef {
             key_format,
             value_format,
             value_delimiter,
+            wrap_single_value,
             timestamp_column,
             statement: statement.to_string(),
             window: SourceWindow::declared(properties)?,

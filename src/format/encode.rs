@@ -144,6 +144,28 @@ pub fn encode_kafka_value(column: &ColumnWriter, row: usize, out: &mut Vec<u8>) 
 /// does: quoted when it holds the delimiter, a quote or a line break, starts with a character
 /// at or below `#`, ends in whitespace, or is empty at the start of the line; quotes doubled.
 /// NULL is an empty field. BYTES are base64, DECIMAL plain digits.
+/// A row's value as its record holds it: [`encode_row`]'s, except that a single JSON column is
+/// written as its bare value when the stream does not wrap single values
+/// (`WRAP_SINGLE_VALUE=false`; a NULL is then no value at all). False when there is no value.
+pub fn encode_value(
+    format: Format,
+    delimiter: u8,
+    names: &[String],
+    writers: &[ColumnWriter],
+    row: usize,
+    wrap_single_value: bool,
+    out: &mut Vec<u8>,
+) -> Result<bool> {
+    if let (false, Format::Json, [single]) = (wrap_single_value, format, writers) {
+        if single.is_null(row) {
+            return Ok(false);
+        }
+        single.write_json(row, out);
+        return Ok(true);
+    }
+    encode_row(format, delimiter, names, writers, row, out)
+}
+
 /// Writes one key column's value in the key format: KAFKA's bytes, JSON's value or DELIMITED's
 /// field.
 pub fn encode_key(format: Format, column: &ColumnWriter, row: usize, out: &mut Vec<u8>) -> Result<()> {

@@ -90,6 +90,7 @@ pub(crate) fn stream(format: Format, key: Option<SqlType>, values: &[SqlType]) -
         key_format: format,
         value_format: format,
         value_delimiter: b',',
+        wrap_single_value: true,
         timestamp_column: None,
         statement: String::new(),
         window: None,
@@ -220,4 +221,19 @@ fn delimited_fields_are_quoted_as_ksqldb_quotes_them() {
         encode_row(Format::Delimited, b',', &names, &writers, 0, &mut out).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), expected);
     }
+}
+
+#[test]
+fn a_single_value_is_written_bare_when_the_stream_does_not_wrap_it() {
+    let column: ArrayRef = Arc::new(StringArray::from(vec![Some("a"), None]));
+    let writers = [ColumnWriter::new(&column)];
+    let names = ["V0".to_string()];
+    let written = |row: usize, wrap: bool| {
+        let mut out = Vec::new();
+        let present = super::encode_value(Format::Json, b',', &names, &writers, row, wrap, &mut out).unwrap();
+        present.then(|| String::from_utf8(out).unwrap())
+    };
+    assert_eq!(written(0, true).as_deref(), Some(r#"{"V0":"a"}"#));
+    assert_eq!(written(0, false).as_deref(), Some(r#""a""#));
+    assert_eq!(written(1, false), None, "a bare NULL is no value");
 }

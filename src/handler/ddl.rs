@@ -336,6 +336,7 @@ fn start_planned(engine: &Engine, query: &QueryDef, mut plan: ContinuousPlan, st
         key_format: sink.key_format,
         format: sink.value_format,
         delimiter: sink.value_delimiter,
+        wrap_single_value: sink.wrap_single_value,
         value_columns,
         names,
     });

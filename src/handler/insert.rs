@@ -21,7 +21,7 @@ use crate::{
         types::SqlType,
     },
     error::{Result, SluiceError},
-    format::{ColumnWriter, encode::normalize_array, encode_key, encode_row},
+    format::{ColumnWriter, encode::normalize_array, encode_key, encode_value},
     functions,
     parser::{ColumnDef, InsertValues},
 };
@@ -179,7 +179,7 @@ fn record_of(stream: &SourceDef, named: Vec<(String, ArrayRef)>) -> Result<Inser
         .map(|(c, w)| (c.name.clone(), w))
         .unzip();
     let mut value = Vec::new();
-    let present = encode_row(stream.value_format, stream.value_delimiter, &names, &values, 0, &mut value)?;
+    let present = encode_value(stream.value_format, stream.value_delimiter, &names, &values, 0, stream.wrap_single_value, &mut value)?;
     Ok(Inserted {
         key,
         value: present.then_some(value),

@@ -192,10 +192,11 @@ impl Joins {
     pub fn key_columns(&self) -> Vec<(String, String)> {
         let mut columns = Vec::new();
         for (i, clause) in self.clauses.iter().enumerate().rev() {
-            if let Some(next) = self.clauses.get(i + 1) {
-                if next.left_expr != clause.left_expr && next.left_expr != clause.right_key_expr() {
-                    break;
-                }
+            if let Some(next) = self.clauses.get(i + 1)
+                && next.left_expr != clause.left_expr
+                && next.left_expr != clause.right_key_expr()
+            {
+                break;
             }
             columns.push((clause.right.qualifier.clone(), clause.right_key.clone()));
             if let Expr::CompoundIdentifier(parts) = &clause.left_expr {

@@ -573,7 +573,7 @@ fn window_bound_read(expr: &Expr) -> Option<&'static str> {
 
 fn unsupported(plan: &LogicalPlan) -> SluiceError {
     SluiceError::NotImplemented(format!(
-        "this kind of query ({}); Sluice runs projections, filters and aggregations over one stream or a stream joined with a table",
+        "this kind of query ({}); Sluice runs projections, filters and aggregations over one stream or table, or a stream joined with tables",
         plan.display()
     ))
 }

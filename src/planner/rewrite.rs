@@ -1,7 +1,8 @@
 //! Rewrites a ksqlDB `SELECT` into the SQL DataFusion plans: identifiers upper-cased as ksqlDB
-//! reads them, `*` expanded to the declared columns (in a join, each named as ksqlDB names it), unnamed expressions named `KSQL_COL_n`, and
-//! an integer literal that fits 32 bits an INTEGER where ksqlDB types it so (a projected literal,
-//! an operand of arithmetic), not DataFusion's BIGINT.
+//! reads them, `*` expanded to the declared columns (in a join, each named as ksqlDB names it),
+//! unnamed expressions named `KSQL_COL_n`, and an integer literal that fits 32 bits an INTEGER
+//! where ksqlDB types it so (a projected literal, an operand of arithmetic), not DataFusion's
+//! BIGINT.
 
 use std::ops::ControlFlow;
 

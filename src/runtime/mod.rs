@@ -19,7 +19,6 @@ pub mod table_state;
 pub mod table_versions;
 pub mod window;
 
-
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use parking_lot::Mutex;

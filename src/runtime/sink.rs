@@ -19,7 +19,7 @@ use crate::{
         delivery::{BatchDeliveries, OutputRecord, OutputTopic},
     },
     error::{Result, SluiceError},
-    format::{ColumnWriter, RawRecord, encode_key, encode_row},
+    format::{ColumnWriter, RawRecord, encode_key, encode_value},
 };
 
 /// An output row ready to encode: where it came from and its projected values.
@@ -69,6 +69,8 @@ pub struct TopicSink {
     pub key_format: Format,
     pub format: Format,
     pub delimiter: u8,
+    /// False when a single value column is written as its bare value (`WRAP_SINGLE_VALUE=false`).
+    pub wrap_single_value: bool,
     /// The projected columns that make the value (the sink's key columns are the key), in order.
     pub value_columns: Vec<usize>,
     /// Their names, for JSON.
@@ -260,7 +262,7 @@ impl TopicSink {
             } else if forward_value {
                 out.record.value
             } else {
-                match encode_row(self.format, self.delimiter, &self.names, &value_writers, out.row, &mut value) {
+                match encode_value(self.format, self.delimiter, &self.names, &value_writers, out.row, self.wrap_single_value, &mut value) {
                     Ok(true) => Some(&value),
                     Ok(false) => None,
                     Err(e) => {

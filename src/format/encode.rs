@@ -1,4 +1,5 @@
-//! Encoding Arrow rows as record values (JSON, KAFKA, DELIMITED) and as JSON for push queries.
+//! Encoding Arrow rows as record keys and values (JSON, KAFKA, DELIMITED) and as JSON for push
+//! queries.
 
 use std::{borrow::Cow, io::Write};
 
@@ -140,10 +141,6 @@ pub fn encode_kafka_value(column: &ColumnWriter, row: usize, out: &mut Vec<u8>) 
     Ok(())
 }
 
-/// Writes one DELIMITED field as ksqlDB's serializer (Apache Commons CSV, minimal quoting)
-/// does: quoted when it holds the delimiter, a quote or a line break, starts with a character
-/// at or below `#`, ends in whitespace, or is empty at the start of the line; quotes doubled.
-/// NULL is an empty field. BYTES are base64, DECIMAL plain digits.
 /// A row's value as its record holds it: [`encode_row`]'s, except that a single JSON column is
 /// written as its bare value when the stream does not wrap single values
 /// (`WRAP_SINGLE_VALUE=false`; a NULL is then no value at all). False when there is no value.
@@ -177,6 +174,49 @@ pub fn encode_key(format: Format, column: &ColumnWriter, row: usize, out: &mut V
     Ok(())
 }
 
+/// Writes a key of one or several columns in the key format: one column as [`encode_key`]
+/// does; several as a JSON object of the columns named `names`, or DELIMITED fields, in the
+/// order of `order` (the sink's key columns; `names` in their own order when they differ).
+pub fn encode_keys(format: Format, order: &[String], names: &[String], columns: &[ColumnWriter], row: usize, out: &mut Vec<u8>) -> Result<()> {
+    if let [single] = columns {
+        return encode_key(format, single, row, out);
+    }
+    let mut positions: Vec<usize> = order.iter().filter_map(|o| names.iter().position(|n| n == o)).collect();
+    if positions.len() != columns.len() {
+        positions = (0..columns.len()).collect();
+    }
+    match format {
+        Format::Json => {
+            out.push(b'{');
+            for (i, position) in positions.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, names.get(position).map_or("", String::as_str))?;
+                out.push(b':');
+                columns[position].write_json(row, out);
+            }
+            out.push(b'}');
+        }
+        Format::Delimited => {
+            for (i, position) in positions.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_delimited_field(&columns[position], row, b',', i == 0, out);
+            }
+        }
+        Format::Kafka => {
+            return Err(SluiceError::Plan("The 'KAFKA' format only supports a single field".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Writes one DELIMITED field as ksqlDB's serializer (Apache Commons CSV, minimal quoting)
+/// does: quoted when it holds the delimiter, a quote or a line break, starts with a character
+/// at or below `#`, ends in whitespace, or is empty at the start of the line; quotes doubled.
+/// NULL is an empty field. BYTES are base64, DECIMAL plain digits.
 fn write_delimited_field(column: &ColumnWriter, row: usize, delimiter: u8, first: bool, out: &mut Vec<u8>) {
     use base64::Engine;
     let text: Cow<'_, [u8]> = match column {

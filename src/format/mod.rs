@@ -7,7 +7,7 @@ mod window_key;
 pub(crate) mod roundtrip;
 
 pub use decode::{DecodedBatch, RecordDecoder};
-pub use encode::{ColumnWriter, encode_kafka_value, encode_key, encode_row, encode_value};
+pub use encode::{ColumnWriter, encode_kafka_value, encode_key, encode_keys, encode_row, encode_value};
 pub use window_key::WindowKey;
 
 /// A Kafka record as read, borrowed from the consumer's buffers.

@@ -334,6 +334,7 @@ fn start_planned(engine: &Engine, query: &QueryDef, mut plan: ContinuousPlan, st
     let output = QuerySink::Topic(TopicSink {
         destination,
         key_format: sink.key_format,
+        key_names: sink.key_columns().map(|c| c.name.clone()).collect(),
         format: sink.value_format,
         delimiter: sink.value_delimiter,
         wrap_single_value: sink.wrap_single_value,
@@ -603,12 +604,6 @@ fn sink_source(csas: &CreateAsSelect, plan: &ContinuousPlan, text: &str) -> Resu
         })
         .collect::<Result<Vec<_>>>()?;
     let mut stream = SourceDef::from_declaration(&csas.name, columns, &properties, Some(&csas.name), text)?;
-    if plan.aggregation.as_ref().is_some_and(|a| a.key_count() > 1) {
-        return Err(SluiceError::NotImplemented(format!(
-            "a {} key of several columns (GROUP BY of several expressions); Sluice writes keys of one column",
-            stream.key_format.name()
-        )));
-    }
     stream.kind = csas.kind;
     stream.created_by_query = true;
     // A windowed aggregate's rows are per window; a query keeping its source's keys keeps their

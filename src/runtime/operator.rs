@@ -37,8 +37,11 @@ pub struct Evaluated {
     pub rows: Vec<usize>,
     /// Projected columns, one array per output column.
     pub columns: Vec<ArrayRef>,
-    /// The new key of each output row, with `PARTITION BY`.
-    pub keys: Option<ArrayRef>,
+    /// The new key of each output row, one array per key column (none: the record's key stays):
+    /// `PARTITION BY`'s, a join's, or an aggregation's grouping columns.
+    pub keys: Vec<ArrayRef>,
+    /// The output column each key column is, when there are several.
+    pub key_names: Vec<String>,
     /// Decoded rows that could not be evaluated (they still count as processed).
     pub errors: Vec<(usize, String)>,
     /// For each output row, whether it is written without value; empty when none is.
@@ -144,9 +147,9 @@ pub fn evaluate(
         Some(expr) => {
             let (keys, key_errors) = evaluate_rows(expr, &filtered)?;
             errors.extend(key_errors.into_iter().map(|(i, m)| (rows[i], m)));
-            Some(keys)
+            vec![keys]
         }
-        None => None,
+        None => Vec::new(),
     };
     let tombstones = match tombstone {
         Some(tombstone) if tombstone.true_count() > 0 => rows.iter().map(|r| tombstone.value(*r)).collect(),
@@ -156,6 +159,7 @@ pub fn evaluate(
         rows,
         columns,
         keys,
+        key_names: Vec::new(),
         errors,
         tombstones,
         timestamps: Vec::new(),
@@ -197,11 +201,21 @@ fn aggregate(
         errors.extend(column_errors.into_iter().map(|(i, m)| (rows[aggregated.sources[i]], m)));
         columns.push(normalize_array(array)?);
     }
-    let keys = (aggregated.batch.num_columns() > 0).then(|| aggregated.batch.column(0).clone());
+    // The key: the grouping columns, which lead the aggregate's rows.
+    let grouping = plan.aggregation.as_ref().map_or(0, |a| a.key_count()).min(aggregated.batch.num_columns());
+    let keys = aggregated.batch.columns()[..grouping].to_vec();
+    let key_names = plan.aggregation.as_ref().map_or_else(Vec::new, |a| {
+        a.group_names()
+            .into_iter()
+            .zip(&a.group_outputs)
+            .map(|(name, outputs)| outputs.first().cloned().unwrap_or(name))
+            .collect()
+    });
     Ok(Evaluated {
         rows: aggregated.sources.iter().map(|s| rows[*s]).collect(),
         columns,
         keys,
+        key_names,
         errors,
         tombstones: aggregated.tombstones,
         timestamps: aggregated.timestamps,

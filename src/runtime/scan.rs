@@ -714,7 +714,7 @@ impl Scan {
                 rows.truncate(limit.saturating_sub(query.emitted) as usize);
             }
             let origin = query.exactly_once().then_some(query.id.as_str());
-            let unwritten = match query.sink.write(&rows, &evaluated.columns, evaluated.keys.as_ref(), query.plan.forwards_value, origin, &deliveries) {
+            let unwritten = match query.sink.write(&rows, &evaluated.columns, (&evaluated.keys, &evaluated.key_names), query.plan.forwards_value, origin, &deliveries) {
                 Ok(unwritten) => unwritten,
                 Err(SluiceError::Execution(_)) if !query.persistent => {
                     query.status.set_state(QueryState::Terminated);

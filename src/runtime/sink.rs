@@ -19,7 +19,7 @@ use crate::{
         delivery::{BatchDeliveries, OutputRecord, OutputTopic},
     },
     error::{Result, SluiceError},
-    format::{ColumnWriter, RawRecord, encode_key, encode_value},
+    format::{ColumnWriter, RawRecord, encode_keys, encode_value},
 };
 
 /// An output row ready to encode: where it came from and its projected values.
@@ -34,6 +34,10 @@ pub struct OutputRow<'a> {
     /// The window of a windowed aggregate's row, written after its key.
     pub window: Option<crate::format::WindowKey>,
 }
+
+/// The new key of each row, one array per key column (none: each record keeps its key), and the
+/// output column each is when there are several.
+pub type NewKeys<'a> = (&'a [ArrayRef], &'a [String]);
 
 /// A row the sink skipped: its index in the rows given, what failed, and why.
 pub type Unwritten = (usize, ErrorKind, String);
@@ -67,6 +71,8 @@ pub struct TopicSink {
     pub destination: Destination,
     /// How the sink's key is written.
     pub key_format: Format,
+    /// The sink's key columns, in order: a key of several is written in this order.
+    pub key_names: Vec<String>,
     pub format: Format,
     pub delimiter: u8,
     /// False when a single value column is written as its bare value (`WRAP_SINGLE_VALUE=false`).
@@ -165,7 +171,7 @@ impl QuerySink {
         &mut self,
         rows: &[OutputRow<'_>],
         columns: &[ArrayRef],
-        keys: Option<&ArrayRef>,
+        keys: NewKeys<'_>,
         forward_value: bool,
         origin: Option<&str>,
         batch: &Arc<BatchDeliveries>,
@@ -237,7 +243,7 @@ impl TopicSink {
         &mut self,
         rows: &[OutputRow<'_>],
         columns: &[ArrayRef],
-        keys: Option<&ArrayRef>,
+        keys: NewKeys<'_>,
         forward_value: bool,
         origin: Option<&str>,
         batch: &Arc<BatchDeliveries>,
@@ -249,7 +255,8 @@ impl TopicSink {
         } else {
             self.value_columns.iter().map(|&i| ColumnWriter::new(&columns[i])).collect()
         };
-        let key_writer = keys.map(ColumnWriter::new);
+        let (keys, key_names) = keys;
+        let key_writers: Vec<ColumnWriter> = keys.iter().map(ColumnWriter::new).collect();
         let mut value = Vec::with_capacity(256);
         let mut key = Vec::new();
         let mut header = Vec::new();
@@ -293,20 +300,20 @@ impl TopicSink {
                     (topic, *partitions)
                 }
             };
-            let key_bytes: Option<&[u8]> = match &key_writer {
-                Some(w) if !w.is_null(out.row) => {
-                    key.clear();
-                    if let Err(e) = encode_key(self.key_format, w, out.row, &mut key) {
-                        failed.push((index, ErrorKind::Serialization, format!("Error serializing key: {e}")));
-                        continue;
-                    }
-                    if let Some(window) = out.window {
-                        window.append_to(&mut key);
-                    }
-                    Some(&key)
+            let key_bytes: Option<&[u8]> = if key_writers.is_empty() {
+                out.record.key
+            } else if key_writers.iter().all(|w| w.is_null(out.row)) {
+                None
+            } else {
+                key.clear();
+                if let Err(e) = encode_keys(self.key_format, &self.key_names, key_names, &key_writers, out.row, &mut key) {
+                    failed.push((index, ErrorKind::Serialization, format!("Error serializing key: {e}")));
+                    continue;
                 }
-                Some(_) => None,
-                None => out.record.key,
+                if let Some(window) = out.window {
+                    window.append_to(&mut key);
+                }
+                Some(&key)
             };
             if let Some(query) = origin {
                 header.clear();
@@ -314,7 +321,7 @@ impl TopicSink {
             }
             let record = OutputRecord {
                 origin: origin.map(|_| header.as_slice()),
-                partition: (key_writer.is_none() && out.record.partition < partitions).then_some(out.record.partition),
+                partition: (key_writers.is_empty() && out.record.partition < partitions).then_some(out.record.partition),
                 key: key_bytes,
                 value: payload,
                 timestamp: out.timestamp.unwrap_or(out.record.timestamp),

@@ -148,7 +148,17 @@ async fn run_case(case: &Value) -> Result<(), String> {
     }
     let schemas = topic_schemas(&server).await?;
     let shift = timestamp_shift(&inputs);
-    produce_inputs(&broker.bootstrap, &inputs, &schemas, shift).await?;
+    match windowed_join_sink(&statements) {
+        // A stream-stream join's result depends on the order its two topics' records are read
+        // in, which ksqlDB's harness sets by feeding them one at a time: so does this one.
+        Some(sink) => {
+            for (fed, input) in inputs.iter().enumerate() {
+                produce_inputs(&broker.bootstrap, std::slice::from_ref(input), &schemas, shift).await?;
+                wait_until_read(&server, &sink, fed + 1).await?;
+            }
+        }
+        None => produce_inputs(&broker.bootstrap, &inputs, &schemas, shift).await?,
+    }
     for statement in statements.iter().filter(|s| is_query(s)) {
         match query(&server, statement).await {
             Ok(response) => answers.push(json!({"query": response})),
@@ -330,6 +340,33 @@ fn decode_value(bytes: Option<&[u8]>, schema: Option<&TopicSchema>) -> Value {
         Some("DELIMITED") => json!(String::from_utf8_lossy(bytes)),
         _ => serde_json::from_slice(bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(bytes))),
     }
+}
+
+/// The stream a case's stream-stream join (`JOIN … WITHIN`) writes, if it has one.
+fn windowed_join_sink(statements: &[String]) -> Option<String> {
+    statements.iter().find_map(|statement| {
+        let upper = statement.to_ascii_uppercase();
+        if !upper.contains(" WITHIN ") || !upper.contains(" AS SELECT") {
+            return None;
+        }
+        let words: Vec<&str> = upper.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == "STREAM" || *w == "TABLE")?;
+        Some(words.get(at + 1)?.trim_matches('`').to_string())
+    })
+}
+
+/// Waits until the query writing `sink` has read `count` records.
+async fn wait_until_read(server: &SluiceServer, sink: &str, count: usize) -> Result<(), String> {
+    let wanted = format!("records-in: {count},");
+    for _ in 0..300 {
+        let (_, body) = ksql(server, &format!("DESCRIBE {sink} EXTENDED;"), &BTreeMap::new()).await;
+        let statistics = body[0]["sourceDescription"]["statistics"].as_str().unwrap_or_default();
+        if statistics.contains(&wanted) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(format!("the query writing {sink} did not read its record {count} in time"))
 }
 
 /// How far a case's records are moved in time. librdkafka stamps a record produced at timestamp

@@ -269,9 +269,9 @@ async fn register_query(engine: &Engine, query: QueryDef, plan: ContinuousPlan, 
     engine.catalog.put_query(query.clone());
     if run {
         let reset = OffsetReset::from_properties(&query.properties)?;
-        let input = engine.queries.start_offsets(&plan.source.topic, reset)?;
+        let input = engine.queries.plan_start(&plan, reset)?;
         let start = Checkpoint {
-            start: plan.aggregation.is_some().then(|| input.clone()),
+            start: plan.is_stateful().then(|| input.clone()),
             input,
             output: Some(engine.queries.output_ends(&query.sink_topic)?),
         };
@@ -294,9 +294,9 @@ pub async fn start_query(engine: &Engine, query: &QueryDef) -> Result<()> {
         Some(start) => start,
         None => {
             let reset = OffsetReset::from_properties(&query.properties)?;
-            let input = engine.queries.start_offsets(&plan.source.topic, reset)?;
+            let input = engine.queries.plan_start(&plan, reset)?;
             Checkpoint {
-                start: plan.aggregation.is_some().then(|| input.clone()),
+                start: plan.is_stateful().then(|| input.clone()),
                 input,
                 output: None,
             }

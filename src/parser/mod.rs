@@ -25,7 +25,7 @@ pub use admin::{
 };
 pub use connector::{ConnectorKind, CreateConnector, DescribeConnector, DropConnector};
 pub use cursor::Cursor;
-pub use query::{InsertSelect, InsertValues, Select};
+pub use query::{InsertSelect, InsertValues, JoinWithin, Select};
 pub use window::{WindowKind, WindowSpec};
 pub use stream::{ColumnDef, CreateAsSelect, CreateSource, DropSource, Properties, PropertyValue, SourceKind};
 

@@ -7,7 +7,12 @@ use sqlparser::{
     tokenizer::{Token, TokenWithSpan},
 };
 
-use super::{Cursor, Statement, cursor::with_sqlparser, display_ident, window::{WindowSpec, parse_window}};
+use super::{
+    Cursor, Statement,
+    cursor::with_sqlparser,
+    display_ident,
+    window::{WindowSpec, duration, format_duration, parse_window},
+};
 use crate::error::{Result, SluiceError};
 
 /// A query over a stream. sqlparser parses the `SELECT … FROM … WHERE …` part; the ksqlDB
@@ -16,10 +21,14 @@ use crate::error::{Result, SluiceError};
 /// ```text
 /// SELECT items FROM stream [WINDOW window] [WHERE condition] [GROUP BY expressions]
 ///     [HAVING condition] [PARTITION BY expression] [EMIT CHANGES | EMIT FINAL] [LIMIT n]
+/// join: [INNER | LEFT [OUTER] | RIGHT [OUTER] | FULL [OUTER]] JOIN source [alias]
+///     [WITHIN duration | WITHIN (before, after)] [GRACE PERIOD duration] ON condition
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Select {
     pub query: Query,
+    /// The `WITHIN` of each join that has one, by the join's position in the `FROM` clause.
+    pub withins: Vec<(usize, JoinWithin)>,
     pub window: Option<WindowSpec>,
     pub partition_by: Option<Expr>,
     pub emit_changes: bool,
@@ -28,9 +37,53 @@ pub struct Select {
     pub limit: Option<u64>,
 }
 
+/// How far apart in time the records of two joined streams may be, and how late one may
+/// arrive: `WITHIN before_and_after` or `WITHIN (before, after)`, `[GRACE PERIOD grace]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinWithin {
+    /// A right record may be this much older than the left one.
+    pub before_ms: i64,
+    /// A right record may be this much newer than the left one.
+    pub after_ms: i64,
+    pub grace_ms: Option<i64>,
+}
+
+impl fmt::Display for JoinWithin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.before_ms == self.after_ms {
+            write!(f, "WITHIN {}", format_duration(self.before_ms))?;
+        } else {
+            write!(f, "WITHIN ({}, {})", format_duration(self.before_ms), format_duration(self.after_ms))?;
+        }
+        if let Some(grace) = self.grace_ms {
+            write!(f, " GRACE PERIOD {}", format_duration(grace))?;
+        }
+        Ok(())
+    }
+}
+
+impl Select {
+    /// The query as sqlparser prints it, each join's `WITHIN` put back after its source.
+    fn query_text(&self) -> String {
+        let mut text = self.query.to_string();
+        let sqlparser::ast::SetExpr::Select(select) = self.query.body.as_ref() else { return text };
+        let joins = select.from.iter().flat_map(|f| &f.joins);
+        for (i, join) in joins.enumerate() {
+            let Some((_, within)) = self.withins.iter().find(|(at, _)| *at == i) else { continue };
+            let (plain, relation) = (join.to_string(), join.relation.to_string());
+            if let Some(at) = plain.find(&relation) {
+                let end = at + relation.len();
+                let windowed = format!("{} {within}{}", &plain[..end], &plain[end..]);
+                text = text.replacen(&plain, &windowed, 1);
+            }
+        }
+        text
+    }
+}
+
 impl fmt::Display for Select {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.query)?;
+        write!(f, "{}", self.query_text())?;
         if let Some(window) = &self.window {
             write!(f, " {window}")?;
         }
@@ -106,8 +159,14 @@ pub(super) fn parse_select(cursor: &mut Cursor) -> Result<Select> {
         Some(tokens) => Some(parse_window(&mut Cursor::new(tokens))?),
         None => None,
     };
+    let withins = clauses
+        .withins
+        .into_iter()
+        .map(|(join, tokens)| Ok((join, parse_within(&mut Cursor::new(tokens))?)))
+        .collect::<Result<_>>()?;
     Ok(Select {
         query: *query,
+        withins,
         window,
         partition_by,
         emit_changes: clauses.emit_changes,
@@ -116,8 +175,30 @@ pub(super) fn parse_select(cursor: &mut Cursor) -> Result<Select> {
     })
 }
 
+/// Parses `WITHIN …` up to the join's `ON`.
+fn parse_within(cursor: &mut Cursor) -> Result<JoinWithin> {
+    cursor.expect_word("WITHIN")?;
+    let (before_ms, after_ms) = if cursor.eat(&Token::LParen) {
+        let before = duration(cursor)?;
+        cursor.expect(&Token::Comma, "',' and the time after, as in WITHIN (1 MINUTE, 2 MINUTES)")?;
+        let after = duration(cursor)?;
+        cursor.expect(&Token::RParen, "')' after the time after")?;
+        (before, after)
+    } else {
+        let both = duration(cursor)?;
+        (both, both)
+    };
+    let grace_ms = if cursor.eat_words(&["GRACE", "PERIOD"]) { Some(duration(cursor)?) } else { None };
+    if !cursor.at_end() {
+        return Err(cursor.error("GRACE PERIOD or ON after the join window"));
+    }
+    Ok(JoinWithin { before_ms, after_ms, grace_ms })
+}
+
 struct KsqlClauses {
     query: Vec<TokenWithSpan>,
+    /// The tokens from `WITHIN` to a join's `ON`, by the join's position.
+    withins: Vec<(usize, Vec<TokenWithSpan>)>,
     /// The tokens after `WINDOW`, to the closing parenthesis.
     window: Option<Vec<TokenWithSpan>>,
     partition_by: Option<Vec<TokenWithSpan>>,
@@ -147,6 +228,7 @@ fn word(token: &TokenWithSpan) -> Option<String> {
 fn split_ksql_clauses(tokens: Vec<TokenWithSpan>) -> Result<KsqlClauses> {
     let mut clauses = KsqlClauses {
         query: Vec::new(),
+        withins: Vec::new(),
         window: None,
         partition_by: None,
         emit_changes: false,
@@ -154,12 +236,34 @@ fn split_ksql_clauses(tokens: Vec<TokenWithSpan>) -> Result<KsqlClauses> {
         limit: None,
     };
     let mut depth = 0i32;
+    let mut joins = 0usize;
     let mut i = 0;
     while i < tokens.len() {
         let token = &tokens[i];
         depth += nesting(token);
         let next_word = tokens.get(i + 1).and_then(word);
         match (depth, word(token).as_deref(), next_word.as_deref()) {
+            (0, Some("JOIN"), _) => {
+                joins += 1;
+                clauses.query.push(token.clone());
+                i += 1;
+            }
+            (0, Some("WITHIN"), _) if joins > 0 => {
+                let mut end = i + 1;
+                let mut inner = 0i32;
+                while end < tokens.len() {
+                    inner += nesting(&tokens[end]);
+                    if inner == 0 && word(&tokens[end]).as_deref() == Some("ON") {
+                        break;
+                    }
+                    end += 1;
+                }
+                if clauses.withins.iter().any(|(join, _)| *join == joins - 1) {
+                    return Err(Cursor::new(tokens[i..].to_vec()).error("one WITHIN per join"));
+                }
+                clauses.withins.push((joins - 1, tokens[i..end].to_vec()));
+                i = end;
+            }
             (0, Some("EMIT"), Some("CHANGES")) => {
                 clauses.emit_changes = true;
                 i += 2;

@@ -67,7 +67,7 @@ pub fn format_duration(ms: i64) -> String {
     format!("{} {unit}S", ms / size)
 }
 
-fn duration(cursor: &mut Cursor) -> Result<i64> {
+pub(super) fn duration(cursor: &mut Cursor) -> Result<i64> {
     let amount = cursor.number("a duration, such as 30 SECONDS")?;
     let unit = cursor.peek_word();
     let millis = unit

@@ -16,8 +16,11 @@ use crate::{
         topic_template::TopicTemplate,
     },
     error::{Result, SluiceError},
-    parser::normalize_ident,
+    parser::{JoinWithin, normalize_ident},
 };
+
+/// ksqlDB's refusal of a stream-stream join without a window (`JoinNode.java`).
+const NO_WITHIN: &str = "Stream-Stream joins must have a WITHIN clause specified. None was provided. To learn about how to specify a WITHIN clause with a stream-stream join, please visit: https://docs.confluent.io/current/ksql/docs/syntax-reference.html#create-stream-as-select";
 
 /// A source a query reads, and the name its columns are qualified with (its alias, else its
 /// name).
@@ -70,14 +73,29 @@ pub fn resolve(catalog: &Catalog, relation: &mut TableFactor) -> Result<JoinSide
     Ok(JoinSide { source, qualifier })
 }
 
-/// How the rows of a stream and a table are matched.
+/// How the rows of two sources are matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinKind {
     Inner,
     Left,
+    Right,
+    Full,
 }
 
-/// One table joined on its primary key with what the query read before it.
+impl JoinKind {
+    /// Whether a left row without a match is kept, NULLs in the right's columns.
+    pub fn keeps_unmatched_left(self) -> bool {
+        matches!(self, JoinKind::Left | JoinKind::Full)
+    }
+
+    /// Whether a right row without a match is kept, NULLs in the left's columns.
+    pub fn keeps_unmatched_right(self) -> bool {
+        matches!(self, JoinKind::Right | JoinKind::Full)
+    }
+}
+
+/// One source joined with what the query read before it: a table on its primary key, or a
+/// stream within a window.
 #[derive(Debug, Clone)]
 pub struct JoinClause {
     /// The earlier source the condition reads.
@@ -87,8 +105,11 @@ pub struct JoinClause {
     pub kind: JoinKind,
     /// The other side of the condition, its columns qualified; it reads one earlier source.
     pub left_expr: Expr,
-    /// The table's primary key column.
-    pub right_key: String,
+    /// The joined source's side of the condition, its columns qualified: a table's primary key
+    /// column, or any expression over a stream's columns.
+    pub right_expr: Expr,
+    /// A stream joined with a stream: how far apart in time their records may be.
+    pub within: Option<JoinWithin>,
 }
 
 impl JoinClause {
@@ -97,7 +118,7 @@ impl JoinClause {
         Expr::BinaryOp {
             left: Box::new(self.left_expr.clone()),
             op: BinaryOperator::Eq,
-            right: Box::new(self.right_key_expr()),
+            right: Box::new(self.right_expr.clone()),
         }
     }
 
@@ -106,10 +127,6 @@ impl JoinClause {
     pub fn joins_keys(&self) -> bool {
         let keys: Vec<&str> = self.left.source.key_columns().map(|c| c.name.as_str()).collect();
         matches!((&self.left_expr, keys.as_slice()), (Expr::CompoundIdentifier(parts), [key]) if parts[1].value == *key)
-    }
-
-    fn right_key_expr(&self) -> Expr {
-        Expr::CompoundIdentifier(vec![quoted(&self.right.qualifier), quoted(&self.right_key)])
     }
 }
 
@@ -123,9 +140,10 @@ pub struct Joins {
 }
 
 impl Joins {
-    /// Reads the joins of `first`, refusing what ksqlDB refuses, in its words; each join's
-    /// condition is rewritten to read qualified columns.
-    pub fn analyze(catalog: &Catalog, first: JoinSide, joins: &mut [Join]) -> Result<Joins> {
+    /// Reads the joins of `first`, each with its `WITHIN` from `withins` (by the join's
+    /// position), refusing what ksqlDB refuses, in its words; each join's condition is rewritten
+    /// to read qualified columns.
+    pub fn analyze(catalog: &Catalog, first: JoinSide, joins: &mut [Join], withins: &[(usize, JoinWithin)]) -> Result<Joins> {
         // As ksqlDB: every condition's columns are resolved before the kinds of join are checked.
         let mut sides = vec![first];
         let mut read = Vec::with_capacity(joins.len());
@@ -142,10 +160,14 @@ impl Joins {
         }
         let mut clauses = Vec::with_capacity(joins.len());
         for (i, (join, condition)) in joins.iter_mut().zip(read).enumerate() {
-            let clause = check_join(&sides[..i + 1], &sides[i + 1], condition)?;
+            let within = withins.iter().find(|(at, _)| *at == i).map(|(_, w)| *w);
+            let clause = check_join(&sides[..i + 1], &sides[i + 1], condition, within)?;
+            let on = JoinConstraint::On(clause.condition());
             join.join_operator = match clause.kind {
-                JoinKind::Inner => JoinOperator::Inner(JoinConstraint::On(clause.condition())),
-                JoinKind::Left => JoinOperator::LeftOuter(JoinConstraint::On(clause.condition())),
+                JoinKind::Inner => JoinOperator::Inner(on),
+                JoinKind::Left => JoinOperator::LeftOuter(on),
+                JoinKind::Right => JoinOperator::RightOuter(on),
+                JoinKind::Full => JoinOperator::FullOuter(on),
             };
             clauses.push(clause);
         }
@@ -188,19 +210,24 @@ impl Joins {
 
     /// The join expressions that are columns and equal the result's key, in join order, as
     /// (qualifier, column): the last join's, and an earlier join's as long as the one after it
-    /// joins on the same column.
+    /// joins on the same column. None under `FULL OUTER JOIN`, where either side may be NULL:
+    /// ksqlDB's key is then the synthetic `ROWKEY`, as it is when no join expression is a column.
     pub fn key_columns(&self) -> Vec<(String, String)> {
         let mut columns = Vec::new();
         for (i, clause) in self.clauses.iter().enumerate().rev() {
             if let Some(next) = self.clauses.get(i + 1)
                 && next.left_expr != clause.left_expr
-                && next.left_expr != clause.right_key_expr()
+                && next.left_expr != clause.right_expr
             {
                 break;
             }
-            columns.push((clause.right.qualifier.clone(), clause.right_key.clone()));
-            if let Expr::CompoundIdentifier(parts) = &clause.left_expr {
-                columns.push((parts[0].value.clone(), parts[1].value.clone()));
+            if clause.kind == JoinKind::Full {
+                break;
+            }
+            for side in [&clause.right_expr, &clause.left_expr] {
+                if let Expr::CompoundIdentifier(parts) = side {
+                    columns.push((parts[0].value.clone(), parts[1].value.clone()));
+                }
             }
         }
         columns.reverse();
@@ -218,7 +245,7 @@ impl Joins {
 /// reading an earlier source and which one, and the operand reading the table joined.
 struct ReadCondition {
     kind_text: &'static str,
-    kind: Option<JoinKind>,
+    kind: JoinKind,
     left_expr: Expr,
     left_side: usize,
     right_expr: Expr,
@@ -227,10 +254,10 @@ struct ReadCondition {
 /// Reads the condition of `join`, whose table is the last of `sides`.
 fn read_condition(sides: &[JoinSide], join: &mut Join) -> Result<ReadCondition> {
     let (kind_text, kind, constraint) = match &mut join.join_operator {
-        JoinOperator::Join(c) | JoinOperator::Inner(c) => ("[INNER] JOIN", Some(JoinKind::Inner), c),
-        JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => ("LEFT [OUTER] JOIN", Some(JoinKind::Left), c),
-        JoinOperator::Right(c) | JoinOperator::RightOuter(c) => ("RIGHT [OUTER] JOIN", None, c),
-        JoinOperator::FullOuter(c) => ("[FULL] OUTER JOIN", None, c),
+        JoinOperator::Join(c) | JoinOperator::Inner(c) => ("[INNER] JOIN", JoinKind::Inner, c),
+        JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => ("LEFT [OUTER] JOIN", JoinKind::Left, c),
+        JoinOperator::Right(c) | JoinOperator::RightOuter(c) => ("RIGHT [OUTER] JOIN", JoinKind::Right, c),
+        JoinOperator::FullOuter(c) => ("[FULL] OUTER JOIN", JoinKind::Full, c),
         other => return Err(SluiceError::NotImplemented(format!("this kind of join ({other:?})"))),
     };
     let JoinConstraint::On(condition) = constraint else {
@@ -242,47 +269,56 @@ fn read_condition(sides: &[JoinSide], join: &mut Join) -> Result<ReadCondition> 
 }
 
 /// The join of `right` with `before`, refused where ksqlDB refuses it.
-fn check_join(before: &[JoinSide], right: &JoinSide, condition: ReadCondition) -> Result<JoinClause> {
+fn check_join(before: &[JoinSide], right: &JoinSide, condition: ReadCondition, within: Option<JoinWithin>) -> Result<JoinClause> {
     let ReadCondition { kind_text, kind, left_expr, left_side, right_expr } = condition;
     let left = &before[left_side];
     let got = format!("Got {} {kind_text} {}.", left.source.name, right.source.name);
+    let clause = JoinClause { left: left.clone(), right: right.clone(), kind, left_expr, right_expr, within };
     // What the sources before make is a table only when every one of them is.
     let left_is_table = before.iter().all(|s| s.source.is_table());
     match (left_is_table, right.source.is_table()) {
-        (false, true) => {}
-        (true, false) => {
-            return Err(SluiceError::Plan(format!(
-                "Invalid join order: table-stream joins are not supported; only stream-table joins. {got}"
-            )));
-        }
-        (false, false) => return Err(SluiceError::NotImplemented("stream-stream joins (JOIN … WITHIN)".into())),
-        (true, true) => return Err(SluiceError::NotImplemented("table-table joins".into())),
+        (false, true) => check_stream_table(clause, &got),
+        (true, false) => Err(SluiceError::Plan(format!(
+            "Invalid join order: table-stream joins are not supported; only stream-table joins. {got}"
+        ))),
+        (false, false) if within.is_none() => Err(SluiceError::Plan(NO_WITHIN.into())),
+        (false, false) if before.len() > 1 => Err(SluiceError::NotImplemented(
+            "a stream-stream join after another join; join the two streams first".into(),
+        )),
+        (false, false) => Ok(clause),
+        (true, true) => Err(SluiceError::NotImplemented("table-table joins".into())),
     }
-    let kind = match (kind, kind_text) {
-        (Some(kind), _) => kind,
-        (None, "[FULL] OUTER JOIN") => {
+}
+
+/// A stream joined with a table: not windowed, INNER or LEFT, on the table's primary key.
+fn check_stream_table(clause: JoinClause, got: &str) -> Result<JoinClause> {
+    if clause.within.is_some() {
+        return Err(SluiceError::Plan(
+            "A window definition was provided for a Stream-Table join. These joins are not windowed. Please drop the window definition (ie. the WITHIN clause) and try to execute your join again.".into(),
+        ));
+    }
+    match clause.kind {
+        JoinKind::Inner | JoinKind::Left => {}
+        JoinKind::Full => {
             return Err(SluiceError::Plan(format!(
                 "Invalid join type: full-outer join not supported for stream-table join. {got}"
             )));
         }
-        (None, _) => {
+        JoinKind::Right => {
             return Err(SluiceError::Plan(format!(
                 "Invalid join type: right join not supported for stream-table join. {got}"
             )));
         }
-    };
-    let keys: Vec<&str> = right.source.key_columns().map(|c| c.name.as_str()).collect();
-    let right_key = match (&right_expr, keys.as_slice()) {
-        (Expr::CompoundIdentifier(parts), [key]) if normalize_ident(&parts[1]) == *key => key.to_string(),
-        _ => {
-            return Err(SluiceError::Plan(format!(
-                "Invalid join condition: stream-table joins require to join on the table's primary key. Got {} = {}.",
-                display(&left_expr),
-                display(&right_expr)
-            )));
-        }
-    };
-    Ok(JoinClause { left: left.clone(), right: right.clone(), kind, left_expr, right_key })
+    }
+    let keys: Vec<&str> = clause.right.source.key_columns().map(|c| c.name.as_str()).collect();
+    match (&clause.right_expr, keys.as_slice()) {
+        (Expr::CompoundIdentifier(parts), [key]) if normalize_ident(&parts[1]) == *key => Ok(clause),
+        _ => Err(SluiceError::Plan(format!(
+            "Invalid join condition: stream-table joins require to join on the table's primary key. Got {} = {}.",
+            display(&clause.left_expr),
+            display(&clause.right_expr)
+        ))),
+    }
 }
 
 /// The operands of `a = b`, every column qualified: the one reading an earlier source (and

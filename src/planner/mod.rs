@@ -17,8 +17,9 @@ use datafusion::{
     },
     datasource::empty::EmptyTable,
     execution::context::ExecutionProps,
-    logical_expr::{Expr, LogicalPlan},
+    logical_expr::{Expr, LogicalPlan, simplify::SimplifyContext},
     logical_expr::physical_planning_context::PhysicalPlanningContext,
+    optimizer::simplify_expressions::ExprSimplifier,
     physical_expr::{
         PhysicalExpr,
         aggregate::{AggregateFunctionExpr, LoweredAggregateBuilder},
@@ -31,7 +32,7 @@ use crate::{
     catalog::{Catalog, SourceDef},
     error::{Result, SluiceError},
     functions,
-    parser::{Select, WindowKind, WindowSpec},
+    parser::{JoinWithin, Select, WindowKind, WindowSpec},
 };
 
 pub use join::JoinKind;
@@ -72,10 +73,33 @@ pub struct ContinuousPlan {
     pub limit: Option<u64>,
 }
 
+impl ContinuousPlan {
+    /// Whether the query keeps state rebuilt from its input: an aggregation's groups, or a
+    /// stream-stream join's records.
+    pub fn is_stateful(&self) -> bool {
+        self.aggregation.is_some() || self.window_join().is_some()
+    }
+
+    pub fn window_join(&self) -> Option<&WindowJoin> {
+        self.join.as_ref().and_then(|j| j.window.as_ref())
+    }
+
+    /// The topics the query reads, its source's first: with a stream-stream join, both
+    /// streams'.
+    pub fn input_topics(&self) -> Vec<String> {
+        let mut topics = vec![self.source.topic.clone()];
+        topics.extend(self.window_join().map(|w| w.right.topic.clone()));
+        topics
+    }
+}
+
 /// A stream joined with one table after another, each on its primary key: each stream row
-/// with each table's row for its join key as of the stream row's time.
+/// with each table's row for its join key as of the stream row's time; or first with another
+/// stream within a window.
 #[derive(Debug)]
 pub struct JoinPlan {
+    /// The stream joined with another stream within a window, before any table.
+    pub window: Option<WindowJoin>,
     /// One per table, in order; each extends the row the one before made.
     pub steps: Vec<JoinStep>,
     /// The join expressions a projection may keep as the result's key, as ksqlDB words them.
@@ -87,13 +111,40 @@ pub struct JoinPlan {
 impl JoinPlan {
     /// The result's key: the last join's expression.
     pub fn key(&self) -> &Arc<dyn PhysicalExpr> {
-        &self.steps.last().expect("a join plan has a step").stream_key
+        match (self.steps.last(), &self.window) {
+            (Some(step), _) => &step.stream_key,
+            (None, Some(window)) => &window.key,
+            (None, None) => unreachable!("a join plan joins something"),
+        }
     }
 
     /// The tables joined, in order.
     pub fn tables(&self) -> impl Iterator<Item = &SourceDef> {
         self.steps.iter().map(|s| &s.table)
     }
+}
+
+/// Two streams joined within a window: each record of either joined with the other's records
+/// of the same key whose time is close enough, as ksqlDB's `JOIN … WITHIN` joins them.
+#[derive(Debug)]
+pub struct WindowJoin {
+    /// The stream on the right; the query's source is on the left.
+    pub right: SourceDef,
+    pub kind: JoinKind,
+    pub within: JoinWithin,
+    /// Each side's join expression, over [`WindowJoin::schema`].
+    pub left_key: Arc<dyn PhysicalExpr>,
+    pub right_key: Arc<dyn PhysicalExpr>,
+    /// The result's key: the left's join expression, or the right's where the left is NULL.
+    pub key: Arc<dyn PhysicalExpr>,
+    /// The two streams' rows side by side, every column nullable: how the scan decodes a
+    /// record of either, NULLs in the other's columns.
+    pub schema: SchemaRef,
+    /// How many of [`WindowJoin::schema`]'s columns are the left stream's.
+    pub left_width: usize,
+    /// The right's columns are the left's key column, when the condition joins both
+    /// streams' keys: then both must have as many partitions, as ksqlDB checks.
+    pub keyed: bool,
 }
 
 /// One table joined with the row made so far.
@@ -230,7 +281,7 @@ impl QueryPlanner {
         let df_schema = scan_schema.as_ref();
         let filter = parts
             .filter
-            .map(|f| ctx.create_physical_expr(f, df_schema))
+            .map(|f| to_physical(&ctx, f, df_schema))
             .transpose()?;
         let window = select.window.as_ref().map(|w| WindowPlan::new(w, select.emit_final)).transpose()?;
         let mut aggregation = match &parts.aggregate {
@@ -275,7 +326,7 @@ impl QueryPlanner {
                 Expr::Column(c) => Some((c.relation.as_ref().map(|r| r.table().to_string()), c.name.clone())),
                 _ => None,
             });
-            let physical = ctx.create_physical_expr(inner, projected_schema)?;
+            let physical = to_physical(&ctx, inner, projected_schema)?;
             let data_type = physical.data_type(projected_schema.as_arrow())?;
             crate::catalog::types::SqlType::from_arrow(&data_type)?;
             fields.push(Field::new(&name, data_type, true));
@@ -289,7 +340,7 @@ impl QueryPlanner {
                 let logical = state
                     .create_logical_expr(&expr.to_string(), df_schema)
                     .map_err(plan_error)?;
-                Some(ctx.create_physical_expr(logical, df_schema)?)
+                Some(to_physical(&ctx, logical, df_schema)?)
             }
             None => None,
         };
@@ -393,22 +444,28 @@ fn plan_joins(
     projected: &[Option<(Option<String>, String)>],
 ) -> Result<(JoinPlan, Option<usize>)> {
     let stream_width = field_position(joined, &joins.clauses[0].right.qualifier)?;
+    let windowed = joins.clauses[0].within.is_some();
     let nullable = Schema::new(
         joined
             .as_arrow()
             .fields()
             .iter()
             .enumerate()
-            .map(|(i, f)| f.as_ref().clone().with_nullable(f.is_nullable() || i >= stream_width))
+            .map(|(i, f)| f.as_ref().clone().with_nullable(f.is_nullable() || i >= stream_width || windowed))
             .collect::<Vec<_>>(),
     );
     let mut steps = Vec::with_capacity(joins.clauses.len());
+    let mut window = None;
     for (i, clause) in joins.clauses.iter().enumerate() {
         let width = field_position(joined, &clause.right.qualifier)?;
         let end = match joins.clauses.get(i + 1) {
             Some(next) => field_position(joined, &next.right.qualifier)?,
             None => joined.fields().len(),
         };
+        if let Some(within) = clause.within {
+            window = Some(plan_window_join(ctx, clause, within, joined, &nullable, width, end)?);
+            continue;
+        }
         steps.push(plan_join_step(ctx, clause, joined, &nullable, width, end)?);
     }
     let candidates = joins.key_columns();
@@ -430,6 +487,7 @@ fn plan_joins(
         })
         .unwrap_or_default();
     let plan = JoinPlan {
+        window,
         steps,
         key_expressions: candidates.iter().map(|(q, c)| format!("{q}.{c}")).collect(),
         key_aliases,
@@ -445,6 +503,68 @@ fn field_position(joined: &DFSchema, qualifier: &str) -> Result<usize> {
         .ok_or_else(|| SluiceError::Internal(format!("the joined row has no columns of {qualifier}")))
 }
 
+/// The type of `expr` over `schema`, as ksqlDB names it.
+fn sql_type(expr: &Arc<dyn PhysicalExpr>, schema: &DFSchema) -> Result<crate::catalog::types::SqlType> {
+    crate::catalog::types::SqlType::from_arrow(&expr.data_type(schema.as_arrow())?)
+}
+
+/// `expr`, read over `schema`, as the runtime evaluates it.
+fn physical(ctx: &SessionContext, expr: &str, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+    let logical = ctx.state().create_logical_expr(expr, schema).map_err(plan_error)?;
+    to_physical(ctx, logical, schema)
+}
+
+/// `expr` over `schema` as the runtime evaluates it, simplified first as DataFusion's optimizer
+/// simplifies every expression before it runs: some functions (`COALESCE`, `NVL`, …) only run
+/// once rewritten so.
+fn to_physical(ctx: &SessionContext, expr: Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+    let context = SimplifyContext::builder().with_schema(Arc::new(schema.clone())).build();
+    let simplified = ExprSimplifier::new(context).simplify(expr).map_err(plan_error)?;
+    Ok(ctx.create_physical_expr(simplified, schema)?)
+}
+
+/// The first join of the query, of two streams within a window, over the first `end` columns
+/// of the joined row, the right stream's starting at `width`.
+fn plan_window_join(
+    ctx: &SessionContext,
+    clause: &join::JoinClause,
+    within: JoinWithin,
+    joined: &DFSchema,
+    nullable: &Schema,
+    width: usize,
+    end: usize,
+) -> Result<WindowJoin> {
+    let left_key = physical(ctx, &clause.left_expr.to_string(), joined)?;
+    let right_key = physical(ctx, &clause.right_expr.to_string(), joined)?;
+    let (left_type, right_type) = (sql_type(&left_key, joined)?, sql_type(&right_key, joined)?);
+    if left_type != right_type {
+        return Err(SluiceError::Plan(format!(
+            "Invalid join condition: types don't match. Got {}{{{left_type}}} = {}{{{right_type}}}.",
+            join::display(&clause.left_expr),
+            join::display(&clause.right_expr)
+        )));
+    }
+    let key = physical(ctx, &format!("COALESCE({}, {})", clause.left_expr, clause.right_expr), joined)?;
+    let right_keyed = match &clause.right_expr {
+        sqlparser::ast::Expr::CompoundIdentifier(parts) => {
+            let keys: Vec<&str> = clause.right.source.key_columns().map(|c| c.name.as_str()).collect();
+            keys == [parts[1].value.as_str()]
+        }
+        _ => false,
+    };
+    Ok(WindowJoin {
+        right: clause.right.source.clone(),
+        kind: clause.kind,
+        within,
+        left_key,
+        right_key,
+        key,
+        schema: Arc::new(Schema::new(nullable.fields()[..end].to_vec())),
+        left_width: width,
+        keyed: clause.joins_keys() && right_keyed,
+    })
+}
+
 /// One join over the first `end` columns of the joined row, the table's starting at `width`;
 /// ksqlDB's check that both sides of the condition are of one type.
 fn plan_join_step(
@@ -455,9 +575,8 @@ fn plan_join_step(
     width: usize,
     end: usize,
 ) -> Result<JoinStep> {
-    let logical = ctx.state().create_logical_expr(&clause.left_expr.to_string(), joined).map_err(plan_error)?;
-    let stream_key = ctx.create_physical_expr(logical, joined)?;
-    let stream_type = crate::catalog::types::SqlType::from_arrow(&stream_key.data_type(joined.as_arrow())?)?;
+    let stream_key = physical(ctx, &clause.left_expr.to_string(), joined)?;
+    let stream_type = sql_type(&stream_key, joined)?;
     let table_type = clause
         .right
         .source
@@ -467,10 +586,9 @@ fn plan_join_step(
         .ok_or_else(|| SluiceError::Internal("a table without a key column".into()))?;
     if stream_type != table_type {
         return Err(SluiceError::Plan(format!(
-            "Invalid join condition: types don't match. Got {}{{{stream_type}}} = {}.{}{{{table_type}}}.",
+            "Invalid join condition: types don't match. Got {}{{{stream_type}}} = {}{{{table_type}}}.",
             join::display(&clause.left_expr),
-            clause.right.qualifier,
-            clause.right_key
+            join::display(&clause.right_expr)
         )));
     }
     Ok(JoinStep {
@@ -525,8 +643,8 @@ fn plan_aggregate(
     let bounds = if window.is_some() { WINDOW_BOUNDS.len() } else { 0 };
     let group_by = aggregate.group_expr[..aggregate.group_expr.len() - bounds]
         .iter()
-        .map(|e| ctx.create_physical_expr(e.clone(), scan_schema))
-        .collect::<datafusion::error::Result<Vec<_>>>()?;
+        .map(|e| to_physical(ctx, e.clone(), scan_schema))
+        .collect::<Result<Vec<_>>>()?;
     let props = ExecutionProps::new();
     let planning = PhysicalPlanningContext::default();
     let aggregates = aggregate
@@ -543,7 +661,7 @@ fn plan_aggregate(
         })
         .collect::<Result<Vec<_>>>()?;
     let having = having
-        .map(|h| ctx.create_physical_expr(h.clone(), aggregate.schema.as_ref()))
+        .map(|h| to_physical(ctx, h.clone(), aggregate.schema.as_ref()))
         .transpose()?;
     Ok(AggregatePlan {
         group_outputs: vec![Vec::new(); group_by.len()],

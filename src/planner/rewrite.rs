@@ -69,7 +69,7 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
     let first = join::resolve(catalog, &mut from.relation)?;
     let source = first.source.clone();
     let mut joins = (!from.joins.is_empty())
-        .then(|| Joins::analyze(catalog, first, &mut from.joins))
+        .then(|| Joins::analyze(catalog, first, &mut from.joins, &select.withins))
         .transpose()?;
 
     let is_star = body.projection.len() == 1 && matches!(body.projection[0], SelectItem::Wildcard(_));
@@ -133,10 +133,12 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
     });
     // The join conditions as the query now reads them.
     for clause in joins.iter_mut().flat_map(|j| j.clauses.iter_mut()) {
-        let _ = visit_expressions_mut(&mut clause.left_expr, |expr| {
-            as_ksqldb_reads(expr);
-            ControlFlow::<()>::Continue(())
-        });
+        for side in [&mut clause.left_expr, &mut clause.right_expr] {
+            let _ = visit_expressions_mut(side, |expr| {
+                as_ksqldb_reads(expr);
+                ControlFlow::<()>::Continue(())
+            });
+        }
     }
     let partition_by = select.partition_by.clone().map(|mut expr| {
         let _ = visit_expressions_mut(&mut expr, |e| {

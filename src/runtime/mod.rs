@@ -17,7 +17,9 @@ pub mod sink;
 pub mod status;
 pub mod table_state;
 pub mod table_versions;
+pub mod two_streams;
 pub mod window;
+pub mod window_join;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -33,6 +35,8 @@ use crate::{
         offsets::{Checkpoint, OffsetStore, OutputPositions, PartitionOffsets},
         source::KafkaSource,
     },
+    connectors::source::source_partition,
+    format::RecordDecoder,
     catalog::SourceDef,
     error::{Result, SluiceError},
     planner::ContinuousPlan,
@@ -42,7 +46,7 @@ use table_state::TableState;
 use table_versions::TableVersions;
 use processing_log::ProcessingLog;
 use origin::Guarantee;
-use scan::{Durability, ScanHandle, ScanQuery};
+use scan::{Durability, ScanDecoder, ScanHandle, ScanQuery};
 use sink::QuerySink;
 
 /// Where a new query starts reading, as `auto.offset.reset` says.
@@ -115,6 +119,31 @@ impl QueryManager {
         Ok(if reset == OffsetReset::Earliest { earliest } else { latest })
     }
 
+    /// The positions a new query of `plan` starts from, per partition of the source it reads
+    /// (both streams' topics, numbered as one source, for a stream-stream join).
+    pub fn plan_start(&self, plan: &ContinuousPlan, reset: OffsetReset) -> Result<PartitionOffsets> {
+        let (earliest, latest) = self.plan_bounds(plan)?;
+        Ok(if reset == OffsetReset::Earliest { earliest } else { latest })
+    }
+
+    /// The first and next offsets of every partition `plan` reads, numbered as its source
+    /// numbers them.
+    fn plan_bounds(&self, plan: &ContinuousPlan) -> Result<(PartitionOffsets, PartitionOffsets)> {
+        let mut bounds = (PartitionOffsets::new(), PartitionOffsets::new());
+        for (index, topic) in plan.input_topics().iter().enumerate() {
+            let (earliest, latest) = self.log_bounds(topic)?;
+            let number = |(partition, offset): (i32, i64)| (source_partition(index, partition), offset);
+            bounds.0.extend(earliest.into_iter().map(number));
+            bounds.1.extend(latest.into_iter().map(number));
+        }
+        Ok(bounds)
+    }
+
+    /// A source reading what `plan` reads.
+    fn plan_source(&self, plan: &ContinuousPlan) -> Result<Box<KafkaSource>> {
+        Ok(Box::new(KafkaSource::over(self.cluster.clone(), plan.input_topics())?))
+    }
+
     /// Where output written from now on starts in `topic` (or, for a template, in every
     /// existing topic it can name): each partition's end.
     pub fn output_ends(&self, topic: &str) -> Result<OutputPositions> {
@@ -163,15 +192,21 @@ impl QueryManager {
             replay_from: start.start,
         };
         let lookups = self.table_lookups(id, &plan)?;
+        // A query reading two streams has a scan of its own.
+        let identity = match plan.window_join() {
+            Some(_) => format!("join {id}"),
+            None => stream.source_identity(),
+        };
+        let decoder = ScanDecoder::for_plan(&plan)?;
+        let source = self.plan_source(&plan)?;
         let query = ScanQuery::new(id, plan, sink, status.clone(), start.input, Some(durability))?.with_lookups(lookups);
-        let identity = stream.source_identity();
         let mut shared = self.shared.lock();
         let scan = match shared.get(&identity) {
             Some(scan) if scan.is_alive() => scan,
             _ => {
-                let source = Box::new(KafkaSource::new(self.cluster.clone(), &stream.topic)?);
                 let scan = ScanHandle::spawn(
-                    &stream,
+                    &stream.topic,
+                    decoder,
                     source,
                     self.cluster.clone(),
                     Some(self.offsets.clone()),
@@ -222,14 +257,20 @@ impl QueryManager {
     ) -> Result<ScanHandle> {
         plan.forwards_value = false;
         let (start, until) = if bounded {
-            let (earliest, latest) = self.log_bounds(&plan.source.topic)?;
+            let (earliest, latest) = self.plan_bounds(&plan)?;
             (earliest, Some(latest))
         } else {
-            (self.start_offsets(&plan.source.topic, reset)?, None)
+            (self.plan_start(&plan, reset)?, None)
         };
         let status = Arc::new(QueryStatus::new(id, self.log.clone()));
-        let source = Box::new(KafkaSource::new(self.cluster.clone(), &plan.source.topic)?);
-        let scan = ScanHandle::spawn(&plan.source, source, self.cluster.clone(), None, self.runtime.clone())?;
+        let scan = ScanHandle::spawn(
+            &plan.source.topic,
+            ScanDecoder::for_plan(&plan)?,
+            self.plan_source(&plan)?,
+            self.cluster.clone(),
+            None,
+            self.runtime.clone(),
+        )?;
         let lookups = self.table_lookups(id, &plan)?;
         let query = ScanQuery::new(id, plan, sink, status, start, None)?.with_lookups(lookups);
         scan.add(match until {
@@ -289,7 +330,8 @@ impl QueryManager {
         };
         let start = self.start_offsets(&table.topic, OffsetReset::Earliest)?;
         let source = Box::new(KafkaSource::new(self.cluster.clone(), &table.topic)?);
-        let scan = ScanHandle::spawn(table, source, self.cluster.clone(), None, self.runtime.clone())?;
+        let decoder = ScanDecoder::One(RecordDecoder::new(table)?);
+        let scan = ScanHandle::spawn(&table.topic, decoder, source, self.cluster.clone(), None, self.runtime.clone())?;
         scan.add(ScanQuery::new(id, plan, sink, status.clone(), start, None)?);
         Ok((scan, status))
     }

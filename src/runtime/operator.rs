@@ -68,6 +68,7 @@ impl Evaluated {
                 tombstone: self.tombstones.get(row).copied().unwrap_or(false),
                 timestamp: self.timestamps.get(row).copied(),
                 window: self.windows.get(row).copied(),
+                identity: None,
             })
             .collect()
     }

@@ -7,6 +7,10 @@
 //! (re)starts it reads its output from there to the end and skips the input whose output is
 //! already there: what a crash left written after the last checkpoint is neither lost nor
 //! written twice.
+//!
+//! A row a stream-stream join makes of two records names both: which of them came second, and
+//! so made the row, depends on the order the two streams happen to be read in, which a replay
+//! need not repeat; the pair does not.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -48,25 +52,44 @@ impl Guarantee {
     }
 }
 
-/// Appends the origin header's value for the record at `offset` of source `partition`.
-pub fn encode(query: &str, partition: i32, offset: i64, out: &mut Vec<u8>) {
+/// The source records an output row shows, by partition and offset: the record it came from,
+/// and for a joined row of two streams the other one.
+pub type RowIdentity = ((i32, i64), Option<(i32, i64)>);
+
+/// Appends the origin header's value for a row of `identity`: `query:partition:offset`, with
+/// `+partition:offset` for a second record.
+pub fn encode(query: &str, identity: RowIdentity, out: &mut Vec<u8>) {
     use std::io::Write;
+    let ((partition, offset), second) = identity;
     out.extend_from_slice(query.as_bytes());
     let _ = write!(out, ":{partition}:{offset}");
+    if let Some((partition, offset)) = second {
+        let _ = write!(out, "+{partition}:{offset}");
+    }
 }
 
-/// The query, source partition and offset an origin header names.
-pub fn decode(value: &[u8]) -> Option<(&[u8], i32, i64)> {
+/// The query and the row identity an origin header names.
+pub fn decode(value: &[u8]) -> Option<(&[u8], RowIdentity)> {
     let text = std::str::from_utf8(value).ok()?;
-    let (rest, offset) = text.rsplit_once(':')?;
+    let position = |text: &str| -> Option<(i32, i64)> {
+        let (partition, offset) = text.split_once(':')?;
+        Some((partition.parse().ok()?, offset.parse().ok()?))
+    };
+    let (first, second) = match text.rsplit_once('+') {
+        Some((first, second)) => (first, Some(position(second)?)),
+        None => (text, None),
+    };
+    let (rest, offset) = first.rsplit_once(':')?;
     let (query, partition) = rest.rsplit_once(':')?;
-    Some((query.as_bytes(), partition.parse().ok()?, offset.parse().ok()?))
+    Some((query.as_bytes(), ((partition.parse().ok()?, offset.parse().ok()?), second)))
 }
 
-/// Source records whose output a query had already written past its checkpoint.
+/// Source records whose output a query had already written past its checkpoint, and joined
+/// pairs of records already written.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Written {
     offsets: BTreeMap<i32, BTreeSet<i64>>,
+    pairs: BTreeSet<((i32, i64), (i32, i64))>,
 }
 
 impl Written {
@@ -78,11 +101,30 @@ impl Written {
         self.offsets.get(&partition).is_some_and(|o| o.contains(&offset))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
+    /// Notes a row of `identity` as written.
+    pub fn insert_row(&mut self, identity: RowIdentity) {
+        match identity {
+            ((partition, offset), None) => self.insert(partition, offset),
+            (first, Some(second)) => {
+                self.pairs.insert((first.min(second), first.max(second)));
+            }
+        }
     }
 
-    /// Forgets the records before `positions`: the query has gone past them.
+    /// Whether a row of `identity` is written: its record, or its pair of records.
+    pub fn contains_row(&self, identity: RowIdentity) -> bool {
+        match identity {
+            ((partition, offset), None) => self.contains(partition, offset),
+            (first, Some(second)) => self.pairs.contains(&(first.min(second), first.max(second))),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty() && self.pairs.is_empty()
+    }
+
+    /// Forgets the records before `positions`, and the pairs both of whose records are: the
+    /// query has gone past them.
     pub fn forget_before(&mut self, positions: &PartitionOffsets) {
         for (partition, next) in positions {
             if let Some(offsets) = self.offsets.get_mut(partition) {
@@ -90,6 +132,8 @@ impl Written {
             }
         }
         self.offsets.retain(|_, o| !o.is_empty());
+        let passed = |(partition, offset): (i32, i64)| positions.get(&partition).is_some_and(|next| offset < *next);
+        self.pairs.retain(|(a, b)| !(passed(*a) && passed(*b)));
     }
 }
 
@@ -138,11 +182,12 @@ pub fn read_back(
             if header.key.as_bytes() != ORIGIN_HEADER.to_bytes() {
                 continue;
             }
-            if let Some((from, partition, offset)) = header.value.and_then(decode)
+            let after = |(partition, offset): (i32, i64)| offset >= input.get(&partition).copied().unwrap_or(0);
+            if let Some((from, identity)) = header.value.and_then(decode)
                 && from == query.as_bytes()
-                && offset >= input.get(&partition).copied().unwrap_or(0)
+                && (after(identity.0) || identity.1.is_some_and(after))
             {
-                written.insert(partition, offset);
+                written.insert_row(identity);
             }
         }
     })?;
@@ -156,10 +201,27 @@ mod tests {
     #[test]
     fn an_origin_names_its_query_partition_and_offset() {
         let mut value = Vec::new();
-        encode("CSAS_SENSOR_ID_3_7", 2, 41, &mut value);
+        encode("CSAS_SENSOR_ID_3_7", ((2, 41), None), &mut value);
         assert_eq!(value, b"CSAS_SENSOR_ID_3_7:2:41");
-        assert_eq!(decode(&value), Some((&b"CSAS_SENSOR_ID_3_7"[..], 2, 41)));
+        assert_eq!(decode(&value), Some((&b"CSAS_SENSOR_ID_3_7"[..], ((2, 41), None))));
         assert_eq!(decode(b"no origin"), None);
+    }
+
+    #[test]
+    fn a_joined_row_names_both_records_and_is_known_in_either_order() {
+        let mut value = Vec::new();
+        encode("CSAS_J_1", ((65536, 7), Some((0, 3))), &mut value);
+        assert_eq!(value, b"CSAS_J_1:65536:7+0:3");
+        let (_, identity) = decode(&value).unwrap();
+        assert_eq!(identity, ((65536, 7), Some((0, 3))));
+        let mut written = Written::default();
+        written.insert_row(identity);
+        assert!(written.contains_row(((0, 3), Some((65536, 7)))));
+        assert!(!written.contains_row(((0, 3), None)), "a pair is not its records");
+        written.forget_before(&BTreeMap::from([(0, 4)]));
+        assert!(!written.is_empty(), "one record of the pair is still ahead");
+        written.forget_before(&BTreeMap::from([(0, 4), (65536, 8)]));
+        assert!(written.is_empty());
     }
 
     #[test]

@@ -41,6 +41,8 @@ use super::{
     shared::SharedExprs,
     sink::QuerySink,
     status::{ErrorKind, ProcessingError},
+    two_streams::{self, TwoStreams},
+    window_join::{WindowJoined, WindowJoiner},
 };
 use crate::{
     connectors::{source::Source, kafka::{
@@ -49,8 +51,7 @@ use crate::{
         offsets::{Checkpoint, OffsetStore, OutputPositions, PartitionOffsets},
     }},
     error::{Result, SluiceError, panic_message},
-    catalog::SourceDef,
-    format::{RawRecord, RecordDecoder},
+    format::{DecodedBatch, RawRecord, RecordDecoder},
     planner::ContinuousPlan,
 };
 
@@ -103,6 +104,60 @@ pub struct ScanQuery {
     replay_until: PartitionOffsets,
     /// With `JOIN`: the tables each batch is joined with, in the plan's order.
     lookups: Vec<TableLookup>,
+    /// With a stream-stream join: both streams' recent records.
+    window_joiner: Option<WindowJoiner>,
+}
+
+/// How a scan decodes what it reads: one stream's records, or two streams' side by side.
+pub enum ScanDecoder {
+    One(RecordDecoder),
+    Two(TwoStreams),
+}
+
+impl ScanDecoder {
+    /// The decoder of what `plan` reads.
+    pub fn for_plan(plan: &ContinuousPlan) -> Result<Self> {
+        Ok(match plan.window_join() {
+            Some(window) => ScanDecoder::Two(TwoStreams::new(&plan.source, &window.right, window.schema.clone())?),
+            None => ScanDecoder::One(RecordDecoder::new(&plan.source)?),
+        })
+    }
+
+    fn decode(&self, records: &[RawRecord<'_>]) -> Result<DecodedBatch> {
+        match self {
+            ScanDecoder::One(decoder) => decoder.decode(records),
+            ScanDecoder::Two(decoder) => decoder.decode(records),
+        }
+    }
+
+    /// The topic a record was read from, and the record with its partition there.
+    fn locate<'a, 'r>(&'a self, topic: &'a str, record: &RawRecord<'r>) -> (&'a str, RawRecord<'r>) {
+        match self {
+            ScanDecoder::One(_) => (topic, *record),
+            ScanDecoder::Two(decoder) => decoder.locate(record),
+        }
+    }
+
+    fn width(&self) -> usize {
+        match self {
+            ScanDecoder::One(decoder) => decoder.schema().fields().len(),
+            ScanDecoder::Two(decoder) => decoder.schema().fields().len(),
+        }
+    }
+}
+
+/// The rows to join: those eligible that have a value (all when `None`).
+fn active_rows(eligible: Option<&BooleanArray>, no_value: Option<&BooleanArray>) -> Result<Option<BooleanArray>> {
+    Ok(match (eligible, no_value) {
+        (Some(eligible), Some(no_value)) => Some(and(eligible, &not(no_value)?)?),
+        (Some(eligible), None) => Some(eligible.clone()),
+        (None, Some(no_value)) => Some(not(no_value)?),
+        (None, None) => None,
+    })
+}
+
+fn window_joiner(plan: &ContinuousPlan) -> Result<Option<WindowJoiner>> {
+    plan.window_join().map(WindowJoiner::new).transpose()
 }
 
 /// How a persistent query's progress survives a restart.
@@ -167,6 +222,7 @@ impl ScanQuery {
     ) -> Result<Self> {
         let guarantee = durability.as_ref().map(|d| d.guarantee);
         let aggregator = Aggregator::for_plan(&plan)?;
+        let window_joiner = window_joiner(&plan)?;
         // What is before the start is already done: output in Kafka, or deliberately skipped.
         status.progress.advance(&start);
         sink.progress(&start);
@@ -192,6 +248,7 @@ impl ScanQuery {
             replay_from,
             replay_until,
             lookups: Vec::new(),
+            window_joiner,
         })
     }
 
@@ -246,17 +303,16 @@ pub struct ScanHandle {
 }
 
 impl ScanHandle {
-    /// Starts a scan of `stream` reading `source`; queries join it with [`ScanHandle::add`].
+    /// Starts a scan of `topic` reading `source`; queries join it with [`ScanHandle::add`].
     /// `offsets` keeps persistent queries' checkpoints (push queries have none).
     pub fn spawn(
-        stream: &SourceDef,
+        topic: &str,
+        decoder: ScanDecoder,
         source: Box<dyn Source>,
         cluster: Arc<KafkaCluster>,
         offsets: Option<Arc<OffsetStore>>,
         runtime: Handle,
     ) -> Result<ScanHandle> {
-        let topic = stream.topic.as_str();
-        let decoder = RecordDecoder::new(stream)?;
         let (control, receiver) = mpsc::channel();
         let alive = Arc::new(AtomicBool::new(true));
         let scan = Scan {
@@ -325,7 +381,7 @@ impl Drop for ScanHandle {
 
 struct Scan {
     topic: String,
-    decoder: RecordDecoder,
+    decoder: ScanDecoder,
     source: Box<dyn Source>,
     offsets: Option<Arc<OffsetStore>>,
     runtime: Handle,
@@ -509,6 +565,10 @@ impl Scan {
                     Ok(fresh) => query.aggregator = fresh,
                     Err(e) => warn!(query = %query.id, error = %e, "could not reset the aggregation"),
                 }
+                match window_joiner(&query.plan) {
+                    Ok(fresh) => query.window_joiner = fresh,
+                    Err(e) => warn!(query = %query.id, error = %e, "could not reset the join"),
+                }
             }
             query.written = Written::default();
             query.restored = !query.exactly_once();
@@ -545,7 +605,7 @@ impl Scan {
 
     fn share_expressions(&mut self) {
         let plans: Vec<&ContinuousPlan> = self.queries.iter().map(|q| &q.plan).collect();
-        let (shared, filters) = SharedExprs::plan(&plans, self.decoder.schema().fields().len());
+        let (shared, filters) = SharedExprs::plan(&plans, self.decoder.width());
         self.shared = shared;
         self.filters = filters;
     }
@@ -579,8 +639,7 @@ impl Scan {
     }
 
     fn add_new_partitions(&mut self) -> Result<()> {
-        let count = self.source.partitions()?;
-        for partition in 0..count {
+        for partition in self.source.partitions()? {
             let missing = self
                 .queries
                 .iter()
@@ -660,24 +719,39 @@ impl Scan {
             }
             let mut eligible_rows = (count < records.len())
                 .then(|| BooleanArray::from_iter(decoded.rows.iter().map(|r| Some(eligible(*r)))));
+            // A stream-stream join first pairs the records of both streams; its rows go on.
+            let windowed: Option<WindowJoined> = match (query.plan.window_join(), query.window_joiner.as_mut()) {
+                (Some(window), Some(joiner)) => {
+                    let active = active_rows(eligible_rows.as_ref(), no_value.as_ref())?;
+                    let right: Vec<bool> = decoded.rows.iter().map(|r| two_streams::is_right(records[*r].partition)).collect();
+                    let positions: Vec<(i32, i64)> = decoded.rows.iter().map(|r| (records[*r].partition, records[*r].offset)).collect();
+                    let joined = joiner.process(window, &decoded.batch, active.as_ref(), &right, &positions)?;
+                    eligible_rows = None;
+                    Some(joined)
+                }
+                _ => None,
+            };
+            // The record each row of what the query evaluates came from.
+            let row_records: Vec<usize> = match &windowed {
+                Some(w) => w.rows.iter().map(|r| decoded.rows[*r]).collect(),
+                None => decoded.rows.clone(),
+            };
+            let stream = windowed.as_ref().map_or(&decoded.batch, |w| &w.batch);
             let joined = match &query.plan.join {
-                Some(plan) => {
+                Some(plan) if !plan.steps.is_empty() => {
                     // A stream record without value joins nothing (ksqlDB drops it).
-                    let active = match (&eligible_rows, &no_value) {
-                        (Some(eligible), Some(no_value)) => Some(and(eligible, &not(no_value)?)?),
-                        (Some(eligible), None) => Some(eligible.clone()),
-                        (None, Some(no_value)) => Some(not(no_value)?),
-                        (None, None) => None,
-                    };
-                    let joined = join::join_all(plan, &query.lookups, &decoded.batch, active)?;
+                    let no_value = if windowed.is_some() { None } else { no_value.as_ref() };
+                    let active = active_rows(eligible_rows.as_ref(), no_value)?;
+                    let joined = join::join_all(plan, &query.lookups, stream, active)?;
                     eligible_rows = Some(joined.joins.clone());
                     Some(joined)
                 }
-                None => None,
+                _ => None,
             };
-            let input = joined.as_ref().map_or(batch, |j| &j.batch);
+            let input = joined.as_ref().map(|j| &j.batch).or(windowed.as_ref().map(|w| &w.batch)).unwrap_or(batch);
             let filter = self.filters.get(index).and_then(Option::as_ref);
-            let evaluated = operator::evaluate(&query.plan, filter, input, eligible_rows.as_ref(), no_value.as_ref(), query.aggregator.as_mut())?;
+            let no_value = if windowed.is_some() { None } else { no_value.as_ref() };
+            let evaluated = operator::evaluate(&query.plan, filter, input, eligible_rows.as_ref(), no_value, query.aggregator.as_mut())?;
             let shared_errors = shared.iter().flat_map(|s| {
                 s.errors
                     .iter()
@@ -690,25 +764,48 @@ impl Scan {
                 .iter()
                 .map(|(i, m)| (ErrorKind::Deserialization, *i, m))
                 .chain(
+                    windowed
+                        .iter()
+                        .flat_map(|w| w.errors.iter())
+                        .map(|(row, m)| (ErrorKind::RecordProcessing, decoded.rows[*row], m)),
+                )
+                .chain(
                     evaluated
                         .errors
                         .iter()
                         .chain(shared_errors)
                         .chain(joined.iter().flat_map(|j| j.errors.iter()))
-                        .map(|(row, m)| (ErrorKind::RecordProcessing, decoded.rows[*row], m)),
+                        .map(|(row, m)| (ErrorKind::RecordProcessing, row_records[*row], m)),
                 )
                 .filter(|(_, i, _)| eligible(*i));
             for (kind, index, message) in failed {
-                record_error(&query.status, kind, message, &topic, &records[index]);
+                let (topic, record) = self.decoder.locate(&topic, &records[index]);
+                record_error(&query.status, kind, message, topic, &record);
             }
-            let mut rows = evaluated.output_rows(&records, &decoded.rows);
+            let mut rows = evaluated.output_rows(&records, &row_records);
+            if let Some(windowed) = &windowed {
+                for row in &mut rows {
+                    let joined_row = evaluated.rows[row.row];
+                    row.timestamp = row.timestamp.or(Some(windowed.timestamps[joined_row]));
+                    row.identity = Some(windowed.identities[joined_row]);
+                }
+            }
             if query.stateful() {
                 // A row is skipped only when every record its state took in is before the
                 // checkpoint: partitions interleave differently on a replay, so a row's last
                 // record may be replayed while others it shows were never in any output. After
-                // the checkpoint an update may be written twice, never lost.
-                let replayed = |row: &usize| query.replayed(&records[decoded.rows[*row]]);
+                // the checkpoint an update may be written twice, never lost; a joined row of two
+                // streams, never, when exactly once: the rows already written are known by the
+                // records they show.
+                let replayed = |row: &usize| query.replayed(&records[row_records[*row]]);
                 rows.retain(|row| !evaluated.contributors.get(row.row).is_some_and(|c| c.iter().all(replayed)));
+                let before = |(partition, offset): (i32, i64)| offset < query.replay_until.get(&partition).copied().unwrap_or(0);
+                rows.retain(|row| match row.identity {
+                    Some((first, second)) if evaluated.contributors.is_empty() => {
+                        !(before(first) && second.is_none_or(before)) && !query.written.contains_row((first, second))
+                    }
+                    _ => true,
+                });
             }
             if let Some(limit) = query.plan.limit {
                 rows.truncate(limit.saturating_sub(query.emitted) as usize);
@@ -723,7 +820,8 @@ impl Scan {
                 Err(e) => return Err(e),
             };
             for (row, kind, message) in &unwritten {
-                record_error(&query.status, *kind, message, &topic, rows[*row].record);
+                let (topic, record) = self.decoder.locate(&topic, rows[*row].record);
+                record_error(&query.status, *kind, message, topic, &record);
             }
             let written = rows.len() - unwritten.len();
             query.emitted += written as u64;
@@ -747,6 +845,13 @@ impl Scan {
                 query.written.forget_before(&query.sent);
             }
             query.sink.progress(&query.sent);
+            if let (Some(joiner), Some(replay_from)) = (&query.window_joiner, query.replay_from.as_mut()) {
+                // The join's state is rebuilt from its oldest record still kept.
+                let kept = joiner.earliest_kept();
+                for (partition, next) in &query.next {
+                    replay_from.insert(*partition, kept.get(partition).map_or(*next, |k| (*k).min(*next)));
+                }
+            }
             positions.push((query.id.clone(), query.sent.clone()));
             if query.plan.limit.is_some_and(|l| query.emitted >= l) {
                 query.status.set_state(QueryState::Terminated);
@@ -813,6 +918,7 @@ mod tests {
     use tokio::sync::mpsc as tokio_mpsc;
 
     use super::*;
+    use crate::catalog::SourceDef;
     use crate::{
         catalog::Catalog,
         connectors::source::SourceBatch,
@@ -852,8 +958,8 @@ mod tests {
     }
 
     impl Source for MemorySource {
-        fn partitions(&mut self) -> Result<i32> {
-            Ok(self.log.lock().unwrap().len() as i32)
+        fn partitions(&mut self) -> Result<Vec<i32>> {
+            Ok((0..self.log.lock().unwrap().len() as i32).collect())
         }
 
         fn earliest(&mut self, _partition: i32) -> Result<i64> {
@@ -918,7 +1024,8 @@ mod tests {
         let cluster = Arc::new(KafkaCluster::connect("127.0.0.1:9").unwrap());
         let runtime = Handle::current();
         let processing_log = Arc::new(ProcessingLog::new(cluster.clone(), "test_", runtime.clone()));
-        let scan = ScanHandle::spawn(&stream, Box::new(source), cluster, None, runtime).unwrap();
+        let decoder = ScanDecoder::One(RecordDecoder::new(&stream).unwrap());
+        let scan = ScanHandle::spawn(&stream.topic, decoder, Box::new(source), cluster, None, runtime).unwrap();
         let (rows, mut received) = tokio_mpsc::channel(16);
         let status = Arc::new(QueryStatus::new("push", processing_log));
         let sink = QuerySink::Rows(RowsSink { sender: rows, key_outputs: Vec::new() });

@@ -33,6 +33,8 @@ pub struct OutputRow<'a> {
     pub timestamp: Option<i64>,
     /// The window of a windowed aggregate's row, written after its key.
     pub window: Option<crate::format::WindowKey>,
+    /// The records a stream-stream join's row shows, when not only its record.
+    pub identity: Option<super::origin::RowIdentity>,
 }
 
 /// The new key of each row, one array per key column (none: each record keeps its key), and the
@@ -317,7 +319,8 @@ impl TopicSink {
             };
             if let Some(query) = origin {
                 header.clear();
-                super::origin::encode(query, out.record.partition, out.record.offset, &mut header);
+                let identity = out.identity.unwrap_or(((out.record.partition, out.record.offset), None));
+                super::origin::encode(query, identity, &mut header);
             }
             let record = OutputRecord {
                 origin: origin.map(|_| header.as_slice()),

@@ -169,8 +169,8 @@ impl Fetched<'_> {
         self.messages.is_empty()
     }
 
-    /// The records, borrowing their keys and values.
-    pub fn records(&self) -> impl Iterator<Item = RawRecord<'_>> {
+    /// The records, borrowing their keys and values, each with the name of its topic.
+    pub fn records(&self) -> impl Iterator<Item = (&[u8], RawRecord<'_>)> {
         self.messages.iter().map(|message| {
             // SAFETY: each pointer is a live message owned by `self` until drop.
             let message = unsafe { &**message };
@@ -178,14 +178,17 @@ impl Fetched<'_> {
             // SAFETY: as above; `kind` is a valid place for the timestamp type.
             let timestamp = unsafe { rdsys::rd_kafka_message_timestamp(message, &mut kind) };
             let available = kind != rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
-            RawRecord {
+            // SAFETY: a message's topic handle and its name live as long as the message.
+            let topic = unsafe { CStr::from_ptr(rdsys::rd_kafka_topic_name(message.rkt)) }.to_bytes();
+            let record = RawRecord {
                 partition: message.partition,
                 offset: message.offset,
                 timestamp: if available { timestamp } else { 0 },
                 // SAFETY: librdkafka's key and payload are `len` bytes, valid while the message is.
                 key: unsafe { bytes(message.key, message.key_len) },
                 value: unsafe { bytes(message.payload, message.len) },
-            }
+            };
+            (topic, record)
         })
     }
 

@@ -1,5 +1,5 @@
-//! A Kafka topic as a [`Source`]: one consumer with its own assignment (no group), batches taken
-//! with librdkafka's batch consume.
+//! A Kafka topic, or several read as one, as a [`Source`]: one consumer with its own assignment
+//! (no group), batches taken with librdkafka's batch consume.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -11,7 +11,7 @@ use super::{
     fetch::{BatchConsumer, Fetched},
 };
 use crate::{
-    connectors::source::{Source, SourceBatch},
+    connectors::source::{Source, SourceBatch, source_partition, topic_partition},
     error::{Result, SluiceError},
     format::RawRecord,
 };
@@ -22,18 +22,33 @@ const FILL_WAIT: Duration = Duration::from_millis(5);
 const METADATA_WAIT: Duration = Duration::from_secs(2);
 
 pub struct KafkaSource {
-    topic: String,
+    /// The topics read; the partitions of the `n`th are numbered from `n` × `TOPIC_STRIDE`.
+    topics: Vec<String>,
     cluster: Arc<KafkaCluster>,
     consumer: BatchConsumer,
 }
 
 impl KafkaSource {
     pub fn new(cluster: Arc<KafkaCluster>, topic: &str) -> Result<Self> {
+        Self::over(cluster, vec![topic.to_string()])
+    }
+
+    /// A source reading every one of `topics`.
+    pub fn over(cluster: Arc<KafkaCluster>, topics: Vec<String>) -> Result<Self> {
         Ok(Self {
-            topic: topic.to_string(),
+            topics,
             consumer: BatchConsumer::new(cluster.consumer_config().create()?)?,
             cluster,
         })
+    }
+
+    fn topic(&self, partition: i32) -> Result<(&str, i32)> {
+        let (topic, partition) = topic_partition(partition);
+        let name = self
+            .topics
+            .get(topic)
+            .ok_or_else(|| SluiceError::Internal(format!("no topic {topic} in a source of {} topics", self.topics.len())))?;
+        Ok((name, partition))
     }
 }
 
@@ -41,26 +56,34 @@ impl Source for KafkaSource {
     // Partition counts and log starts are asked on the cluster's metadata connection: on the
     // consumer's own, a request queues behind fetches, which a busy broker may take seconds to
     // answer.
-    fn partitions(&mut self) -> Result<i32> {
-        Ok(self.cluster.topic(&self.topic)?.map_or(0, |t| t.partitions))
+    fn partitions(&mut self) -> Result<Vec<i32>> {
+        let mut partitions = Vec::new();
+        for (index, topic) in self.topics.iter().enumerate() {
+            let count = self.cluster.topic(topic)?.map_or(0, |t| t.partitions);
+            partitions.extend((0..count).map(|p| source_partition(index, p)));
+        }
+        Ok(partitions)
     }
 
     fn earliest(&mut self, partition: i32) -> Result<i64> {
-        Ok(self.cluster.watermark(&self.topic, partition)?.0)
+        let (topic, partition) = self.topic(partition)?;
+        Ok(self.cluster.watermark(topic, partition)?.0)
     }
 
     fn assign(&mut self, positions: &BTreeMap<i32, i64>) -> Result<()> {
         let mut assignment = TopicPartitionList::new();
         for (partition, offset) in positions {
-            assignment.add_partition_offset(&self.topic, *partition, Offset::Offset(*offset))?;
+            let (topic, partition) = self.topic(*partition)?;
+            assignment.add_partition_offset(topic, partition, Offset::Offset(*offset))?;
         }
         self.consumer.assign(&assignment)?;
-        debug!(topic = %self.topic, ?assignment, "source assigned");
+        debug!(topics = ?self.topics, ?assignment, "source assigned");
         Ok(())
     }
 
     fn fetch(&mut self, max: usize, wait: Duration) -> Result<Box<dyn SourceBatch + '_>> {
-        Ok(Box::new(self.consumer.fetch(max, wait, FILL_WAIT)?))
+        let fetched = self.consumer.fetch(max, wait, FILL_WAIT)?;
+        Ok(Box::new(TopicsBatch { fetched, topics: &self.topics }))
     }
 
     fn take_problem(&mut self) -> Option<String> {
@@ -69,14 +92,31 @@ impl Source for KafkaSource {
 
     fn probe(&mut self) -> Result<()> {
         self.consumer
-            .fetch_metadata(Some(&self.topic), METADATA_WAIT)
+            .fetch_metadata(self.topics.first().map(String::as_str), METADATA_WAIT)
             .map(|_| ())
             .map_err(|e| SluiceError::Execution(format!("cannot reach Kafka at {}: {e}", self.cluster.bootstrap_servers())))
     }
 }
 
-impl SourceBatch for Fetched<'_> {
+/// Records fetched from a source's topics, their partitions numbered as the source numbers them.
+struct TopicsBatch<'a> {
+    fetched: Fetched<'a>,
+    topics: &'a [String],
+}
+
+impl SourceBatch for TopicsBatch<'_> {
     fn records(&self) -> Vec<RawRecord<'_>> {
-        Fetched::records(self).collect()
+        match self.topics {
+            [_] => self.fetched.records().map(|(_, record)| record).collect(),
+            topics => self
+                .fetched
+                .records()
+                .map(|(topic, mut record)| {
+                    let index = topics.iter().position(|t| t.as_bytes() == topic).unwrap_or(0);
+                    record.partition = source_partition(index, record.partition);
+                    record
+                })
+                .collect(),
+        }
     }
 }

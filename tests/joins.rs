@@ -147,3 +147,39 @@ async fn readings_are_enriched_with_their_node_exactly_once_across_kill_9() {
         assert!(seen.insert(correlation), "{value} written twice");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_streams_are_joined_within_a_window_exactly_once_across_kill_9() {
+    let (broker, _data, mut server) = server_over_ingestion().await;
+    // Each reading, copied to a second topic, finds itself there: one joined row per reading,
+    // made by whichever of the two copies is read second.
+    server.ksql_ok("CREATE STREAM MIRROR AS SELECT * FROM STREAM_INGESTION;").await;
+    server
+        .ksql_ok(
+            "CREATE STREAM PAIRED AS SELECT I.CORRELATION_ID AS CORRELATION_ID, I.PAYLOAD AS PAYLOAD, M.CREATED_AT AS MIRRORED_AT \
+             FROM STREAM_INGESTION I JOIN MIRROR M WITHIN 1 HOUR ON I.CORRELATION_ID = M.CORRELATION_ID;",
+        )
+        .await;
+
+    feed_readings_while_killing(&broker, &mut server, SENSORS, PER_SENSOR, KILLS, None).await;
+
+    let expected = (SENSORS * PER_SENSOR) as usize;
+    let bootstrap = broker.bootstrap.clone();
+    let (records, again) = tokio::task::spawn_blocking(move || {
+        let records = read_topic(&bootstrap, "PAIRED", expected, Duration::from_secs(120));
+        let again = read_topic(&bootstrap, "PAIRED", expected + 1, Duration::from_secs(5));
+        (records, again)
+    })
+    .await
+    .unwrap();
+    assert_eq!(records.len(), expected, "every reading paired with its copy: none lost");
+    assert_eq!(again.len(), expected, "every reading paired once: none duplicated");
+    let mut seen = std::collections::BTreeSet::new();
+    for (key, value) in &records {
+        let value: Value = serde_json::from_str(value).unwrap();
+        let correlation = key.clone().expect("keyed by the join key");
+        assert!(value["PAYLOAD"].as_str().is_some_and(|p| p.contains("sensor_id")), "{value}");
+        assert!(value["MIRRORED_AT"].is_number(), "{value}");
+        assert!(seen.insert(correlation), "{value} written twice");
+    }
+}

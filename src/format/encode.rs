@@ -216,11 +216,13 @@ pub fn encode_keys(format: Format, order: &[String], names: &[String], columns: 
 /// Writes one DELIMITED field as ksqlDB's serializer (Apache Commons CSV, minimal quoting)
 /// does: quoted when it holds the delimiter, a quote or a line break, starts with a character
 /// at or below `#`, ends in whitespace, or is empty at the start of the line; quotes doubled.
-/// NULL is an empty field. BYTES are base64, DECIMAL plain digits.
+/// NULL is an empty field, never quoted. BYTES are base64, DECIMAL plain digits.
 fn write_delimited_field(column: &ColumnWriter, row: usize, delimiter: u8, first: bool, out: &mut Vec<u8>) {
     use base64::Engine;
+    if column.is_null(row) {
+        return;
+    }
     let text: Cow<'_, [u8]> = match column {
-        _ if column.is_null(row) => Cow::Borrowed(&[]),
         ColumnWriter::Text(a) => Cow::Borrowed(a.value(row).as_bytes()),
         ColumnWriter::Binary(a) => {
             Cow::Owned(base64::engine::general_purpose::STANDARD.encode(a.value(row)).into_bytes())

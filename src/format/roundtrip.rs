@@ -201,10 +201,11 @@ proptest! {
 #[test]
 fn delimited_fields_are_quoted_as_ksqldb_quotes_them() {
     let stream = stream(Format::Delimited, None, &[SqlType::String, SqlType::String, SqlType::Integer]);
-    let cases: [([Option<&str>; 2], &str); 6] = [
+    let cases: [([Option<&str>; 2], &str); 7] = [
         ([Some("a"), Some("b")], "a,b,1"),
         ([Some("a,b"), Some("say \"hi\"")], "\"a,b\",\"say \"\"hi\"\"\",1"),
-        ([None, None], "\"\",,1"),
+        ([None, None], ",,1"),
+        ([Some(""), None], "\"\",,1"),
         ([Some(" lead"), Some("trail ")], "\" lead\",\"trail \",1"),
         ([Some("#tag"), Some("two\nlines")], "\"#tag\",\"two\nlines\",1"),
         ([Some("é€"), Some("")], "é€,,1"),

@@ -11,7 +11,7 @@ use sqlparser::ast::{
 
 use crate::{
     catalog::{
-        Catalog, SourceDef,
+        Catalog, Format, SourceDef,
         source::{ROWOFFSET, ROWPARTITION, ROWTIME},
         topic_template::TopicTemplate,
     },
@@ -150,10 +150,12 @@ impl Joins {
         for join in joins.iter_mut() {
             let right = resolve(catalog, &mut join.relation)?;
             if sides.iter().any(|s| s.source.name == right.source.name) {
-                return Err(SluiceError::Plan(format!(
-                    "N-way joins do not support multiple occurrences of the same source. Source: '{}'",
-                    right.source.name
-                )));
+                let name = &right.source.name;
+                return Err(SluiceError::Plan(if sides.len() > 1 {
+                    format!("N-way joins do not support multiple occurrences of the same source. Source: '{name}'.")
+                } else {
+                    format!("Can not join '{name}' to '{name}': self joins are not yet supported.")
+                }));
             }
             sides.push(right);
             read.push(read_condition(&sides, join)?);
@@ -170,6 +172,17 @@ impl Joins {
                 JoinKind::Full => JoinOperator::FullOuter(on),
             };
             clauses.push(clause);
+        }
+        let kafka: Vec<&str> = sides
+            .iter()
+            .filter(|s| s.source.value_format == Format::Kafka)
+            .map(|s| s.qualifier.as_str())
+            .collect();
+        if !kafka.is_empty() {
+            return Err(SluiceError::Plan(format!(
+                "Source(s) {} are using the 'KAFKA' value format. This format does not yet support JOIN.",
+                kafka.join(", ")
+            )));
         }
         Ok(Joins { sides, clauses })
     }
@@ -206,6 +219,22 @@ impl Joins {
         let column = normalize_ident(column);
         self.clashes(&column)
             .then(|| quoted(&format!("{}_{column}", normalize_ident(qualifier))))
+    }
+
+    /// The result's key when no join expression that is a column equals it (`key_columns` is
+    /// empty): ksqlDB's synthetic `ROWKEY`, the last join's expression, taken from the side that
+    /// has one.
+    pub fn synthetic_key(&self) -> Result<Option<Expr>> {
+        if !self.key_columns().is_empty() {
+            return Ok(None);
+        }
+        let Some(last) = self.clauses.last() else { return Ok(None) };
+        let text = format!("COALESCE({}, {})", last.left_expr, last.right_expr);
+        let expr = sqlparser::parser::Parser::new(&sqlparser::dialect::GenericDialect {})
+            .try_with_sql(&text)
+            .and_then(|mut p| p.parse_expr())
+            .map_err(|e| SluiceError::Internal(format!("the join key {text} does not parse: {e}")))?;
+        Ok(Some(expr))
     }
 
     /// The join expressions that are columns and equal the result's key, in join order, as
@@ -274,6 +303,7 @@ fn check_join(before: &[JoinSide], right: &JoinSide, condition: ReadCondition, w
     let left = &before[left_side];
     let got = format!("Got {} {kind_text} {}.", left.source.name, right.source.name);
     let clause = JoinClause { left: left.clone(), right: right.clone(), kind, left_expr, right_expr, within };
+    check_windows(&clause)?;
     // What the sources before make is a table only when every one of them is.
     let left_is_table = before.iter().all(|s| s.source.is_table());
     match (left_is_table, right.source.is_table()) {
@@ -287,6 +317,43 @@ fn check_join(before: &[JoinSide], right: &JoinSide, condition: ReadCondition, w
         )),
         (false, false) => Ok(clause),
         (true, true) => Err(SluiceError::NotImplemented("table-table joins".into())),
+    }
+}
+
+/// ksqlDB's rules for sources whose keys are windowed: both or neither, of compatible kinds;
+/// and joined only on their keys with windows alike, which Sluice does not run yet.
+fn check_windows(clause: &JoinClause) -> Result<()> {
+    let (left, right) = (&clause.left, &clause.right);
+    match (left.source.window, right.source.window) {
+        (None, None) => Ok(()),
+        (Some(_), None) | (None, Some(_)) => {
+            let kind = |side: &JoinSide| side.source.window.map_or("not", |w| w.type_name);
+            Err(SluiceError::Plan(format!(
+                "Can not join windowed source to non-windowed source.\n`{}` is {} windowed\n`{}` is {} windowed",
+                left.qualifier,
+                kind(left),
+                right.qualifier,
+                kind(right)
+            )))
+        }
+        (Some(l), Some(r)) => {
+            if l.session != r.session {
+                return Err(SluiceError::Plan(format!(
+                    "Incompatible windowed sources.\nLeft source: {}\nRight source: {}\nSession windowed sources can only be joined to other session windowed sources, and may still not result in expected behaviour as session bounds must be an exact match for the join to work\nHopping and tumbling windowed sources can only be joined to other hopping and tumbling windowed sources",
+                    l.type_name, r.type_name
+                )));
+            }
+            let on_key = |side: &JoinSide, expr: &Expr| {
+                let keys: Vec<&str> = side.source.key_columns().map(|c| c.name.as_str()).collect();
+                matches!((expr, keys.as_slice()), (Expr::CompoundIdentifier(parts), [key]) if parts[1].value == *key)
+            };
+            if !on_key(left, &clause.left_expr) || !on_key(right, &clause.right_expr) || l.size_ms != r.size_ms {
+                return Err(SluiceError::Plan(
+                    "Implicit repartitioning of windowed sources is not supported. See https://github.com/confluentinc/ksql/issues/4385.".into(),
+                ));
+            }
+            Err(SluiceError::NotImplemented("joining sources whose keys are windowed".into()))
+        }
     }
 }
 
@@ -328,7 +395,10 @@ fn split_condition(condition: &mut Expr, sides: &[&JoinSide]) -> Result<(Expr, u
     let Expr::BinaryOp { left, op: BinaryOperator::Eq, right } = condition else {
         let multiple = matches!(condition, Expr::BinaryOp { op: BinaryOperator::And, .. });
         return Err(SluiceError::Plan(if multiple {
-            "Invalid join condition: joins on multiple conditions are not yet supported.".to_string()
+            format!(
+                "Invalid join condition: joins on multiple conditions are not yet supported. Got {}.",
+                parenthesized(condition)
+            )
         } else {
             format!("Unsupported join expression: {whole}. Only equality conditions are supported.")
         }));
@@ -444,6 +514,15 @@ pub fn display(expr: &Expr) -> String {
         ControlFlow::<()>::Continue(())
     });
     plain.to_string()
+}
+
+/// `expr` as ksqlDB prints a condition: each binary operation in parentheses.
+fn parenthesized(expr: &Expr) -> String {
+    match expr {
+        Expr::BinaryOp { left, op, right } => format!("({} {op} {})", parenthesized(left), parenthesized(right)),
+        Expr::Nested(inner) => parenthesized(inner),
+        other => display(other),
+    }
 }
 
 fn quoted(name: &str) -> Ident {

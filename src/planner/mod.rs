@@ -106,6 +106,9 @@ pub struct JoinPlan {
     pub key_expressions: Vec<String>,
     /// The output columns that project the result's key: more than one is refused.
     pub key_aliases: Vec<String>,
+    /// No join expression is a column the key could be named after: the key is ksqlDB's
+    /// synthetic `ROWKEY`.
+    pub synthetic_key: bool,
 }
 
 impl JoinPlan {
@@ -349,7 +352,7 @@ impl QueryPlanner {
         }
         let join = match rewritten.joins {
             Some(joins) => {
-                let (plan, key) = plan_joins(&ctx, joins, df_schema, &fields, &projected_columns)?;
+                let (plan, key) = plan_joins(&ctx, joins, df_schema, &fields, &projected_columns, &rewritten.synthetic_key_names)?;
                 if aggregation.is_none() {
                     key_outputs = (0..fields.len()).map(|i| Some(i) == key).collect();
                 }
@@ -442,6 +445,7 @@ fn plan_joins(
     joined: &DFSchema,
     fields: &[Field],
     projected: &[Option<(Option<String>, String)>],
+    synthetic: &[String],
 ) -> Result<(JoinPlan, Option<usize>)> {
     let stream_width = field_position(joined, &joins.clauses[0].right.qualifier)?;
     let windowed = joins.clauses[0].within.is_some();
@@ -472,7 +476,8 @@ fn plan_joins(
     let reads = |output: &Option<(Option<String>, String)>, (qualifier, name): &(String, String)| {
         output.as_ref().is_some_and(|(q, n)| n == name && q.as_deref() == Some(qualifier.as_str()))
     };
-    let key = projected.iter().position(|p| candidates.iter().any(|c| reads(p, c)));
+    // The first join expression the projection has is the key, wherever it has it.
+    let key = candidates.iter().find_map(|c| projected.iter().position(|p| reads(p, c)));
     let key_aliases = key
         .and_then(|k| candidates.iter().find(|c| reads(&projected[k], c)))
         .map(|candidate| {
@@ -486,11 +491,23 @@ fn plan_joins(
             names
         })
         .unwrap_or_default();
+    if candidates.is_empty() {
+        let key = fields.iter().position(|f| synthetic.contains(f.name()));
+        let plan = JoinPlan {
+            window,
+            steps,
+            key_expressions: vec![rewrite::ROWKEY.to_string()],
+            key_aliases: if synthetic.len() > 1 { synthetic.to_vec() } else { Vec::new() },
+            synthetic_key: true,
+        };
+        return Ok((plan, key));
+    }
     let plan = JoinPlan {
         window,
         steps,
         key_expressions: candidates.iter().map(|(q, c)| format!("{q}.{c}")).collect(),
         key_aliases,
+        synthetic_key: false,
     };
     Ok((plan, key))
 }

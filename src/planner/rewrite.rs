@@ -30,7 +30,12 @@ pub struct Rewritten {
     pub is_star: bool,
     /// The tables the stream is joined with, and how.
     pub joins: Option<Joins>,
+    /// The output columns that project a join's synthetic key (`ROWKEY`).
+    pub synthetic_key_names: Vec<String>,
 }
+
+/// The name ksqlDB gives a join's synthetic key.
+pub const ROWKEY: &str = "ROWKEY";
 
 pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
     let mut query = select.query.clone();
@@ -73,12 +78,28 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
         .transpose()?;
 
     let is_star = body.projection.len() == 1 && matches!(body.projection[0], SelectItem::Wildcard(_));
+    let synthetic_key = joins.as_ref().map(Joins::synthetic_key).transpose()?.flatten();
+    let mut synthetic_key_names = Vec::new();
+    let is_rowkey = |expr: &Expr| matches!(expr, Expr::Identifier(ident) if normalize_ident(ident) == ROWKEY);
     let mut projection = Vec::new();
     let mut unnamed = 0;
     for item in std::mem::take(&mut body.projection) {
         match item {
             SelectItem::Wildcard(_) if joins.is_some() => {
+                if let Some(key) = &synthetic_key {
+                    projection.push(SelectItem::ExprWithAlias { expr: key.clone(), alias: quoted(ROWKEY) });
+                    synthetic_key_names.push(ROWKEY.to_string());
+                }
                 projection.extend(joins.as_ref().expect("joins").expand_star(None)?);
+            }
+            SelectItem::UnnamedExpr(expr) if synthetic_key.is_some() && is_rowkey(&expr) => {
+                projection.push(SelectItem::ExprWithAlias { expr: synthetic_key.clone().expect("a key"), alias: quoted(ROWKEY) });
+                synthetic_key_names.push(ROWKEY.to_string());
+            }
+            SelectItem::ExprWithAlias { expr, alias } if synthetic_key.is_some() && is_rowkey(&expr) => {
+                let alias = normalize_ident(&alias);
+                projection.push(SelectItem::ExprWithAlias { expr: synthetic_key.clone().expect("a key"), alias: quoted(&alias) });
+                synthetic_key_names.push(alias);
             }
             SelectItem::QualifiedWildcard(kind, _) if joins.is_some() => {
                 let qualifier = match &kind {
@@ -153,6 +174,7 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
         partition_by,
         is_star: is_star && joins.is_none(),
         joins,
+        synthetic_key_names,
     })
 }
 

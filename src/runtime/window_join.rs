@@ -83,12 +83,15 @@ pub struct WindowJoiner {
     left_width: usize,
     rowtime: [usize; 2],
     converter: RowConverter,
-    /// The largest record time seen.
+    /// The largest record time seen, of either stream: when a window has closed.
     stream_time: i64,
+    /// Per side, the largest record time of that stream: which of its records are kept, as
+    /// each stream's window store in Kafka Streams keeps them.
+    side_time: [i64; 2],
     /// Per side (left, right), the kept records by key, oldest first.
     kept: [HashMap<Vec<u8>, Vec<Kept>>; 2],
-    /// Kept records by time, to drop them once out of the window and grace.
-    expiry: BTreeMap<(i64, u64), (usize, Vec<u8>)>,
+    /// Per side, kept records by time, to drop them once out of the window and grace.
+    expiry: [BTreeMap<(i64, u64), Vec<u8>>; 2],
     /// Unmatched records of an outer side by time, with their side and key.
     waiting: BTreeMap<(i64, u64), (usize, Vec<u8>)>,
     /// The batches kept records are rows of, with how many of them each holds (none, for a
@@ -122,8 +125,9 @@ impl WindowJoiner {
             rowtime: [rowtime(0)?, rowtime(plan.left_width)?],
             converter: RowConverter::new(vec![SortField::new(key_type)])?,
             stream_time: i64::MIN,
+            side_time: [i64::MIN; 2],
             kept: [HashMap::new(), HashMap::new()],
-            expiry: BTreeMap::new(),
+            expiry: [BTreeMap::new(), BTreeMap::new()],
             waiting: BTreeMap::new(),
             batches: HashMap::new(),
             retained: BTreeMap::new(),
@@ -139,11 +143,6 @@ impl WindowJoiner {
             .iter()
             .filter_map(|(partition, offsets)| offsets.keys().next().map(|o| (*partition, *o)))
             .collect()
-    }
-
-    /// How many records are kept.
-    pub fn kept_records(&self) -> usize {
-        self.expiry.len()
     }
 
     /// Joins the rows of `batch` that `active` marks, in order; `right[row]` tells a right
@@ -192,13 +191,14 @@ impl WindowJoiner {
             let timestamp = times[side].value(row);
             let key = keys[side].row(row).as_ref().to_vec();
             self.stream_time = self.stream_time.max(timestamp);
+            self.side_time[side] = self.side_time[side].max(timestamp);
             if !self.eager && timestamp == self.stream_time {
                 self.emit_closed(row, &mut picks);
             }
-            self.expire();
+            self.expire(side);
             let matched = self.join(side, &key, timestamp, row, positions[row], &mut picks);
             let closes_at = timestamp.saturating_add(self.lookback(side));
-            let late = timestamp < self.stream_time.saturating_sub(self.retention());
+            let late = timestamp < self.side_time[side].saturating_sub(self.retention());
             let emit_now = !matched && outer && (self.eager || closes_at < self.stream_time);
             if emit_now {
                 picks.push(unmatched(Origin::Input(row), row, timestamp, (positions[row], None)));
@@ -313,18 +313,18 @@ impl WindowJoiner {
         if waiting {
             self.waiting.insert((timestamp, seq), (side, key.clone()));
         }
-        self.expiry.insert((timestamp, seq), (side, key));
+        self.expiry[side].insert((timestamp, seq), key);
         *self.retained.entry(position.0).or_default().entry(position.1).or_default() += 1;
     }
 
-    /// Drops the records older than the window and grace allow.
-    fn expire(&mut self) {
-        let horizon = self.stream_time.saturating_sub(self.retention());
-        while let Some((&(timestamp, seq), _)) = self.expiry.first_key_value() {
+    /// Drops the records of `side` older than the window and grace allow.
+    fn expire(&mut self, side: usize) {
+        let horizon = self.side_time[side].saturating_sub(self.retention());
+        while let Some((&(timestamp, seq), _)) = self.expiry[side].first_key_value() {
             if timestamp >= horizon {
                 break;
             }
-            let (side, key) = self.expiry.pop_first().map(|(_, v)| v).expect("an expiring record");
+            let key = self.expiry[side].pop_first().map(|(_, key)| key).expect("an expiring record");
             let Some(all) = self.kept[side].get_mut(&key) else { continue };
             let Some(at) = all.iter().position(|k| k.seq == seq) else { continue };
             let kept = all.remove(at);
@@ -474,7 +474,9 @@ mod tests {
         ];
         let (emitted, joiner) = run(&plan, &records);
         assert_eq!(emitted, vec![row(Some("A"), Some("a"), 60_000), row(Some("C"), None, 90_000), row(Some("D"), None, 60_000)]);
-        assert_eq!(joiner.earliest_kept(), BTreeMap::from([(0, 2)]), "only B is kept: the rest is out of the window");
+        // The left stream keeps only B, the rest being out of its window; the right one, whose
+        // own time is 90 000, keeps all of its records.
+        assert_eq!(joiner.earliest_kept(), BTreeMap::from([(0, 2), (source_partition(1, 0), 1)]));
     }
 
     #[tokio::test]

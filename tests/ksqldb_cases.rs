@@ -148,9 +148,10 @@ async fn run_case(case: &Value) -> Result<(), String> {
     }
     let schemas = topic_schemas(&server).await?;
     let shift = timestamp_shift(&inputs);
-    match windowed_join_sink(&statements) {
-        // A stream-stream join's result depends on the order its two topics' records are read
-        // in, which ksqlDB's harness sets by feeding them one at a time: so does this one.
+    match two_source_join_sink(&statements) {
+        // A stream-stream or table-table join's result depends on the order its two topics'
+        // records are read in, which ksqlDB's harness sets by feeding them one at a time: so
+        // does this one.
         Some(sink) => {
             for (fed, input) in inputs.iter().enumerate() {
                 produce_inputs(&broker.bootstrap, std::slice::from_ref(input), &schemas, shift).await?;
@@ -342,11 +343,13 @@ fn decode_value(bytes: Option<&[u8]>, schema: Option<&TopicSchema>) -> Value {
     }
 }
 
-/// The stream a case's stream-stream join (`JOIN … WITHIN`) writes, if it has one.
-fn windowed_join_sink(statements: &[String]) -> Option<String> {
+/// The stream or table a case's stream-stream join (`JOIN … WITHIN`) or table-table join (a
+/// `CREATE TABLE … AS SELECT` with a join and no `GROUP BY`) writes, if it has one.
+fn two_source_join_sink(statements: &[String]) -> Option<String> {
     statements.iter().find_map(|statement| {
         let upper = statement.to_ascii_uppercase();
-        if !upper.contains(" WITHIN ") || !upper.contains(" AS SELECT") {
+        let tables = upper.trim_start().starts_with("CREATE TABLE") && upper.contains(" JOIN ") && !upper.contains("GROUP BY");
+        if !(upper.contains(" WITHIN ") || tables) || !upper.contains(" AS SELECT") {
             return None;
         }
         let words: Vec<&str> = upper.split_whitespace().collect();

@@ -278,6 +278,8 @@ struct ReadCondition {
     left_expr: Expr,
     left_side: usize,
     right_expr: Expr,
+    /// The condition was written with the joined source's side first.
+    flipped: bool,
 }
 
 /// Reads the condition of `join`, whose table is the last of `sides`.
@@ -293,13 +295,14 @@ fn read_condition(sides: &[JoinSide], join: &mut Join) -> Result<ReadCondition> 
         return Err(SluiceError::Plan("A join needs an ON clause: JOIN … ON left.column = right.column".into()));
     };
     let all: Vec<&JoinSide> = sides.iter().collect();
-    let (left_expr, left_side, right_expr) = split_condition(condition, &all)?;
-    Ok(ReadCondition { kind_text, kind, left_expr, left_side, right_expr })
+    let flipped = split_condition(condition, &all)?;
+    let (left_expr, left_side, right_expr) = flipped.operands;
+    Ok(ReadCondition { kind_text, kind, left_expr, left_side, right_expr, flipped: flipped.flipped })
 }
 
 /// The join of `right` with `before`, refused where ksqlDB refuses it.
 fn check_join(before: &[JoinSide], right: &JoinSide, condition: ReadCondition, within: Option<JoinWithin>) -> Result<JoinClause> {
-    let ReadCondition { kind_text, kind, left_expr, left_side, right_expr } = condition;
+    let ReadCondition { kind_text, kind, left_expr, left_side, right_expr, flipped } = condition;
     let left = &before[left_side];
     let got = format!("Got {} {kind_text} {}.", left.source.name, right.source.name);
     let clause = JoinClause { left: left.clone(), right: right.clone(), kind, left_expr, right_expr, within };
@@ -316,8 +319,38 @@ fn check_join(before: &[JoinSide], right: &JoinSide, condition: ReadCondition, w
             "a stream-stream join after another join; join the two streams first".into(),
         )),
         (false, false) => Ok(clause),
-        (true, true) => Err(SluiceError::NotImplemented("table-table joins".into())),
+        (true, true) => check_table_table(clause, before.len(), flipped),
     }
+}
+
+/// Two tables joined: not windowed, first in the query, on the right table's primary key; on
+/// the left's too (a foreign-key join is not built).
+fn check_table_table(clause: JoinClause, before: usize, flipped: bool) -> Result<JoinClause> {
+    if clause.within.is_some() {
+        return Err(SluiceError::Plan(
+            "A window definition was provided for a Table-Table join. These joins are not windowed. Please drop the window definition (i.e. the WITHIN clause) and try to execute your Table-Table join again.".into(),
+        ));
+    }
+    let on_key = |side: &JoinSide, expr: &Expr| {
+        let keys: Vec<&str> = side.source.key_columns().map(|c| c.name.as_str()).collect();
+        matches!((expr, keys.as_slice()), (Expr::CompoundIdentifier(parts), [key]) if parts[1].value == *key)
+    };
+    if !on_key(&clause.right, &clause.right_expr) {
+        let (left, right) = (display(&clause.left_expr), display(&clause.right_expr));
+        let (first, second) = if flipped { (right, left) } else { (left, right) };
+        return Err(SluiceError::Plan(format!(
+            "Invalid join condition: table-table joins require to join on the primary key of the right input table. Got {first} = {second}."
+        )));
+    }
+    if before > 1 {
+        return Err(SluiceError::NotImplemented("a table-table join after another join".into()));
+    }
+    if !on_key(&clause.left, &clause.left_expr) {
+        return Err(SluiceError::NotImplemented(
+            "foreign-key table-table joins (a column of the left table joined with the right table's key)".into(),
+        ));
+    }
+    Ok(clause)
 }
 
 /// ksqlDB's rules for sources whose keys are windowed: both or neither, of compatible kinds;
@@ -388,9 +421,16 @@ fn check_stream_table(clause: JoinClause, got: &str) -> Result<JoinClause> {
     }
 }
 
+/// A condition's operands: the one reading an earlier source, which source that is, and the one
+/// reading the source joined; and whether they were written the other way round.
+struct Split {
+    operands: (Expr, usize, Expr),
+    flipped: bool,
+}
+
 /// The operands of `a = b`, every column qualified: the one reading an earlier source (and
 /// which), then the one reading the source joined (the last of `sides`).
-fn split_condition(condition: &mut Expr, sides: &[&JoinSide]) -> Result<(Expr, usize, Expr)> {
+fn split_condition(condition: &mut Expr, sides: &[&JoinSide]) -> Result<Split> {
     let whole = display(condition);
     let Expr::BinaryOp { left, op: BinaryOperator::Eq, right } = condition else {
         let multiple = matches!(condition, Expr::BinaryOp { op: BinaryOperator::And, .. });
@@ -422,8 +462,8 @@ fn split_condition(condition: &mut Expr, sides: &[&JoinSide]) -> Result<(Expr, u
         )));
     }
     match (first == joined, second == joined) {
-        (false, true) => Ok((*left.clone(), first, *right.clone())),
-        (true, false) => Ok((*right.clone(), second, *left.clone())),
+        (false, true) => Ok(Split { operands: (*left.clone(), first, *right.clone()), flipped: false }),
+        (true, false) => Ok(Split { operands: (*right.clone(), second, *left.clone()), flipped: true }),
         _ => Err(SluiceError::Plan(format!(
             "A join criteria is expected to reference the source (`{}`) in the FROM clause, instead the right source references `{}` and the left source references `{}`",
             name(joined),

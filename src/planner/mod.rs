@@ -75,20 +75,20 @@ pub struct ContinuousPlan {
 
 impl ContinuousPlan {
     /// Whether the query keeps state rebuilt from its input: an aggregation's groups, or a
-    /// stream-stream join's records.
+    /// stream-stream join's records, or a table-table join's rows.
     pub fn is_stateful(&self) -> bool {
-        self.aggregation.is_some() || self.window_join().is_some()
+        self.aggregation.is_some() || self.pair_join().is_some()
     }
 
-    pub fn window_join(&self) -> Option<&WindowJoin> {
+    pub fn pair_join(&self) -> Option<&PairJoin> {
         self.join.as_ref().and_then(|j| j.window.as_ref())
     }
 
-    /// The topics the query reads, its source's first: with a stream-stream join, both
-    /// streams'.
+    /// The topics the query reads, its source's first: with a stream-stream or table-table join,
+    /// both sources'.
     pub fn input_topics(&self) -> Vec<String> {
         let mut topics = vec![self.source.topic.clone()];
-        topics.extend(self.window_join().map(|w| w.right.topic.clone()));
+        topics.extend(self.pair_join().map(|w| w.right.topic.clone()));
         topics
     }
 }
@@ -99,7 +99,7 @@ impl ContinuousPlan {
 #[derive(Debug)]
 pub struct JoinPlan {
     /// The stream joined with another stream within a window, before any table.
-    pub window: Option<WindowJoin>,
+    pub window: Option<PairJoin>,
     /// One per table, in order; each extends the row the one before made.
     pub steps: Vec<JoinStep>,
     /// The join expressions a projection may keep as the result's key, as ksqlDB words them.
@@ -127,15 +127,18 @@ impl JoinPlan {
     }
 }
 
-/// Two streams joined within a window: each record of either joined with the other's records
-/// of the same key whose time is close enough, as ksqlDB's `JOIN … WITHIN` joins them.
+/// Two sources joined where a record of either side makes output: two streams within a window,
+/// each record joined with the other's records of the same key whose time is close enough (as
+/// ksqlDB's `JOIN … WITHIN` joins them); or two tables on their primary keys, each update
+/// joined with the other table's row of its key.
 #[derive(Debug)]
-pub struct WindowJoin {
-    /// The stream on the right; the query's source is on the left.
+pub struct PairJoin {
+    /// The source on the right; the query's source is on the left.
     pub right: SourceDef,
     pub kind: JoinKind,
-    pub within: JoinWithin,
-    /// Each side's join expression, over [`WindowJoin::schema`].
+    /// Two streams' window; `None` for two tables.
+    pub within: Option<JoinWithin>,
+    /// Each side's join expression, over [`PairJoin::schema`].
     pub left_key: Arc<dyn PhysicalExpr>,
     pub right_key: Arc<dyn PhysicalExpr>,
     /// The result's key: the left's join expression, or the right's where the left is NULL.
@@ -143,7 +146,7 @@ pub struct WindowJoin {
     /// The two streams' rows side by side, every column nullable: how the scan decodes a
     /// record of either, NULLs in the other's columns.
     pub schema: SchemaRef,
-    /// How many of [`WindowJoin::schema`]'s columns are the left stream's.
+    /// How many of [`PairJoin::schema`]'s columns are the left stream's.
     pub left_width: usize,
     /// The right's columns are the left's key column, when the condition joins both
     /// streams' keys: then both must have as many partitions, as ksqlDB checks.
@@ -448,14 +451,14 @@ fn plan_joins(
     synthetic: &[String],
 ) -> Result<(JoinPlan, Option<usize>)> {
     let stream_width = field_position(joined, &joins.clauses[0].right.qualifier)?;
-    let windowed = joins.clauses[0].within.is_some();
+    let paired = joins.clauses[0].within.is_some() || joins.sides.iter().all(|s| s.source.is_table());
     let nullable = Schema::new(
         joined
             .as_arrow()
             .fields()
             .iter()
             .enumerate()
-            .map(|(i, f)| f.as_ref().clone().with_nullable(f.is_nullable() || i >= stream_width || windowed))
+            .map(|(i, f)| f.as_ref().clone().with_nullable(f.is_nullable() || i >= stream_width || paired))
             .collect::<Vec<_>>(),
     );
     let mut steps = Vec::with_capacity(joins.clauses.len());
@@ -466,8 +469,8 @@ fn plan_joins(
             Some(next) => field_position(joined, &next.right.qualifier)?,
             None => joined.fields().len(),
         };
-        if let Some(within) = clause.within {
-            window = Some(plan_window_join(ctx, clause, within, joined, &nullable, width, end)?);
+        if i == 0 && paired {
+            window = Some(plan_pair_join(ctx, clause, joined, &nullable, width, end)?);
             continue;
         }
         steps.push(plan_join_step(ctx, clause, joined, &nullable, width, end)?);
@@ -540,17 +543,16 @@ fn to_physical(ctx: &SessionContext, expr: Expr, schema: &DFSchema) -> Result<Ar
     Ok(ctx.create_physical_expr(simplified, schema)?)
 }
 
-/// The first join of the query, of two streams within a window, over the first `end` columns
-/// of the joined row, the right stream's starting at `width`.
-fn plan_window_join(
+/// The first join of the query, of two streams within a window or of two tables, over the first
+/// `end` columns of the joined row, the right source's starting at `width`.
+fn plan_pair_join(
     ctx: &SessionContext,
     clause: &join::JoinClause,
-    within: JoinWithin,
     joined: &DFSchema,
     nullable: &Schema,
     width: usize,
     end: usize,
-) -> Result<WindowJoin> {
+) -> Result<PairJoin> {
     let left_key = physical(ctx, &clause.left_expr.to_string(), joined)?;
     let right_key = physical(ctx, &clause.right_expr.to_string(), joined)?;
     let (left_type, right_type) = (sql_type(&left_key, joined)?, sql_type(&right_key, joined)?);
@@ -569,10 +571,10 @@ fn plan_window_join(
         }
         _ => false,
     };
-    Ok(WindowJoin {
+    Ok(PairJoin {
         right: clause.right.source.clone(),
         kind: clause.kind,
-        within,
+        within: clause.within,
         left_key,
         right_key,
         key,

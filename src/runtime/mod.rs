@@ -7,6 +7,7 @@ pub mod fault;
 pub mod join;
 pub mod operator;
 pub mod origin;
+pub mod pair_join;
 pub mod print;
 pub mod processing_log;
 pub mod progress;
@@ -16,6 +17,7 @@ pub mod shared;
 pub mod sink;
 pub mod status;
 pub mod table_state;
+pub mod tables_join;
 pub mod table_versions;
 pub mod two_streams;
 pub mod window;
@@ -192,8 +194,8 @@ impl QueryManager {
             replay_from: start.start,
         };
         let lookups = self.table_lookups(id, &plan)?;
-        // A query reading two streams has a scan of its own.
-        let identity = match plan.window_join() {
+        // A query reading two sources has a scan of its own.
+        let identity = match plan.pair_join() {
             Some(_) => format!("join {id}"),
             None => stream.source_identity(),
         };

@@ -15,7 +15,7 @@
 //! (a query leaving, the scan stopping) are served throughout.
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     panic::{self, AssertUnwindSafe},
     sync::{
         Arc,
@@ -28,6 +28,7 @@ use std::{
 
 use arrow::{
     array::BooleanArray,
+    util::display::array_value_to_string,
     compute::kernels::boolean::{and, not},
 };
 use tokio::runtime::Handle;
@@ -42,7 +43,7 @@ use super::{
     sink::QuerySink,
     status::{ErrorKind, ProcessingError},
     two_streams::{self, TwoStreams},
-    window_join::{WindowJoined, WindowJoiner},
+    pair_join::{PairJoined, PairJoiner},
 };
 use crate::{
     connectors::{source::Source, kafka::{
@@ -104,8 +105,11 @@ pub struct ScanQuery {
     replay_until: PartitionOffsets,
     /// With `JOIN`: the tables each batch is joined with, in the plan's order.
     lookups: Vec<TableLookup>,
-    /// With a stream-stream join: both streams' recent records.
-    window_joiner: Option<WindowJoiner>,
+    /// With a stream-stream or table-table join: both sources' rows it keeps.
+    pair_joiner: Option<PairJoiner>,
+    /// A table-table join's: the output keys holding a row. A row its filter drops deletes its
+    /// key only if the key is there, as Kafka Streams' table filter does.
+    present: Option<HashSet<String>>,
 }
 
 /// How a scan decodes what it reads: one stream's records, or two streams' side by side.
@@ -117,7 +121,7 @@ pub enum ScanDecoder {
 impl ScanDecoder {
     /// The decoder of what `plan` reads.
     pub fn for_plan(plan: &ContinuousPlan) -> Result<Self> {
-        Ok(match plan.window_join() {
+        Ok(match plan.pair_join() {
             Some(window) => ScanDecoder::Two(TwoStreams::new(&plan.source, &window.right, window.schema.clone())?),
             None => ScanDecoder::One(RecordDecoder::new(&plan.source)?),
         })
@@ -156,8 +160,12 @@ fn active_rows(eligible: Option<&BooleanArray>, no_value: Option<&BooleanArray>)
     })
 }
 
-fn window_joiner(plan: &ContinuousPlan) -> Result<Option<WindowJoiner>> {
-    plan.window_join().map(WindowJoiner::new).transpose()
+fn pair_joiner(plan: &ContinuousPlan) -> Result<Option<PairJoiner>> {
+    plan.pair_join().map(PairJoiner::new).transpose()
+}
+
+fn present_keys(plan: &ContinuousPlan) -> Option<HashSet<String>> {
+    plan.pair_join().filter(|p| p.within.is_none()).map(|_| HashSet::new())
 }
 
 /// How a persistent query's progress survives a restart.
@@ -222,7 +230,8 @@ impl ScanQuery {
     ) -> Result<Self> {
         let guarantee = durability.as_ref().map(|d| d.guarantee);
         let aggregator = Aggregator::for_plan(&plan)?;
-        let window_joiner = window_joiner(&plan)?;
+        let pair_joiner = pair_joiner(&plan)?;
+        let present = present_keys(&plan);
         // What is before the start is already done: output in Kafka, or deliberately skipped.
         status.progress.advance(&start);
         sink.progress(&start);
@@ -248,7 +257,8 @@ impl ScanQuery {
             replay_from,
             replay_until,
             lookups: Vec::new(),
-            window_joiner,
+            present,
+            pair_joiner,
         })
     }
 
@@ -565,8 +575,9 @@ impl Scan {
                     Ok(fresh) => query.aggregator = fresh,
                     Err(e) => warn!(query = %query.id, error = %e, "could not reset the aggregation"),
                 }
-                match window_joiner(&query.plan) {
-                    Ok(fresh) => query.window_joiner = fresh,
+                query.present = present_keys(&query.plan);
+                match pair_joiner(&query.plan) {
+                    Ok(fresh) => query.pair_joiner = fresh,
                     Err(e) => warn!(query = %query.id, error = %e, "could not reset the join"),
                 }
             }
@@ -719,18 +730,21 @@ impl Scan {
             }
             let mut eligible_rows = (count < records.len())
                 .then(|| BooleanArray::from_iter(decoded.rows.iter().map(|r| Some(eligible(*r)))));
-            // A stream-stream join first pairs the records of both streams; its rows go on.
-            let windowed: Option<WindowJoined> = match (query.plan.window_join(), query.window_joiner.as_mut()) {
-                (Some(window), Some(joiner)) => {
-                    let active = active_rows(eligible_rows.as_ref(), no_value.as_ref())?;
+            // A stream-stream or table-table join first pairs the records of both sources; its
+            // rows go on. A stream record without value joins nothing; a table's is a tombstone.
+            let windowed: Option<PairJoined> = match (query.plan.pair_join(), query.pair_joiner.as_mut()) {
+                (Some(pair), Some(joiner)) => {
+                    let tables = pair.within.is_none();
+                    let active = active_rows(eligible_rows.as_ref(), if tables { None } else { no_value.as_ref() })?;
                     let right: Vec<bool> = decoded.rows.iter().map(|r| two_streams::is_right(records[*r].partition)).collect();
                     let positions: Vec<(i32, i64)> = decoded.rows.iter().map(|r| (records[*r].partition, records[*r].offset)).collect();
-                    let joined = joiner.process(window, &decoded.batch, active.as_ref(), &right, &positions)?;
+                    let joined = joiner.process(pair, &decoded.batch, active.as_ref(), &right, &positions, no_value.as_ref())?;
                     eligible_rows = None;
                     Some(joined)
                 }
                 _ => None,
             };
+            let tombstones = windowed.as_ref().filter(|w| !w.tombstones.is_empty()).map(|w| BooleanArray::from(w.tombstones.clone()));
             // The record each row of what the query evaluates came from.
             let row_records: Vec<usize> = match &windowed {
                 Some(w) => w.rows.iter().map(|r| decoded.rows[*r]).collect(),
@@ -750,7 +764,7 @@ impl Scan {
             };
             let input = joined.as_ref().map(|j| &j.batch).or(windowed.as_ref().map(|w| &w.batch)).unwrap_or(batch);
             let filter = self.filters.get(index).and_then(Option::as_ref);
-            let no_value = if windowed.is_some() { None } else { no_value.as_ref() };
+            let no_value = if windowed.is_some() { tombstones.as_ref() } else { no_value.as_ref() };
             let evaluated = operator::evaluate(&query.plan, filter, input, eligible_rows.as_ref(), no_value, query.aggregator.as_mut())?;
             let shared_errors = shared.iter().flat_map(|s| {
                 s.errors
@@ -790,6 +804,17 @@ impl Scan {
                     row.identity = Some(windowed.identities[joined_row]);
                 }
             }
+            if let (Some(present), Some(keys)) = (query.present.as_mut(), evaluated.keys.first()) {
+                rows.retain(|row| {
+                    let key = array_value_to_string(keys, row.row).unwrap_or_default();
+                    if row.tombstone {
+                        present.remove(&key)
+                    } else {
+                        present.insert(key);
+                        true
+                    }
+                });
+            }
             if query.stateful() {
                 // A row is skipped only when every record its state took in is before the
                 // checkpoint: partitions interleave differently on a replay, so a row's last
@@ -802,7 +827,8 @@ impl Scan {
                 let before = |(partition, offset): (i32, i64)| offset < query.replay_until.get(&partition).copied().unwrap_or(0);
                 rows.retain(|row| match row.identity {
                     Some((first, second)) if evaluated.contributors.is_empty() => {
-                        !(before(first) && second.is_none_or(before)) && !query.written.contains_row((first, second))
+                        let replayed = before(first) && second.is_none_or(before);
+                        !replayed && !query.written.contains_row((first, second))
                     }
                     _ => true,
                 });
@@ -845,9 +871,8 @@ impl Scan {
                 query.written.forget_before(&query.sent);
             }
             query.sink.progress(&query.sent);
-            if let (Some(joiner), Some(replay_from)) = (&query.window_joiner, query.replay_from.as_mut()) {
-                // The join's state is rebuilt from its oldest record still kept.
-                let kept = joiner.earliest_kept();
+            if let (Some(kept), Some(replay_from)) = (query.pair_joiner.as_ref().and_then(PairJoiner::earliest_kept), query.replay_from.as_mut()) {
+                // A window join's state is rebuilt from its oldest record still kept.
                 for (partition, next) in &query.next {
                     replay_from.insert(*partition, kept.get(partition).map_or(*next, |k| (*k).min(*next)));
                 }

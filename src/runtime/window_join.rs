@@ -7,17 +7,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use arrow::{
-    array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch},
-    compute::{cast, interleave},
-    row::{RowConverter, SortField},
-};
+use arrow::array::{BooleanArray, RecordBatch};
 
-use super::{operator::evaluate_rows, origin::RowIdentity};
+use super::pair_join::{KeyReader, Origin, PairJoined, Pick, RowKeys, unmatched};
 use crate::{
-    catalog::source::ROWTIME,
     error::{Result, SluiceError},
-    planner::{JoinKind, WindowJoin},
+    planner::{JoinKind, PairJoin},
 };
 
 /// Kafka Streams' grace for a join window declared without one.
@@ -39,38 +34,6 @@ struct Kept {
     waiting: bool,
 }
 
-/// Where a joined row's columns come from: a row of the batch being joined, or a kept one.
-#[derive(Debug, Clone, Copy)]
-enum Origin {
-    Input(usize),
-    Kept(u64, usize),
-}
-
-/// One output row: the left's columns from one row, the right's from another (the same row for
-/// a row padded with NULLs, whose other side's columns are NULL already).
-struct Pick {
-    left: Origin,
-    right: Origin,
-    trigger: usize,
-    timestamp: i64,
-    identity: RowIdentity,
-}
-
-/// The rows a batch made, each with the input row whose processing emitted it.
-pub struct WindowJoined {
-    /// Joined rows, in the schema the stream rows were decoded in.
-    pub batch: RecordBatch,
-    /// For each joined row, the input row that emitted it.
-    pub rows: Vec<usize>,
-    /// For each joined row, its timestamp.
-    pub timestamps: Vec<i64>,
-    /// For each joined row, the records it shows, by source position: the same on any replay,
-    /// whatever order the streams' records are read in again.
-    pub identities: Vec<RowIdentity>,
-    /// Input rows that could not be joined, and why.
-    pub errors: Vec<(usize, String)>,
-}
-
 /// The state of one stream-stream join: both streams' recent records by key, and the
 /// unmatched ones waiting for their window to close.
 pub struct WindowJoiner {
@@ -81,8 +44,7 @@ pub struct WindowJoiner {
     /// No `GRACE PERIOD`: unmatched rows are emitted at once.
     eager: bool,
     left_width: usize,
-    rowtime: [usize; 2],
-    converter: RowConverter,
+    keys: KeyReader,
     /// The largest record time seen, of either stream: when a window has closed.
     stream_time: i64,
     /// Per side, the largest record time of that stream: which of its records are kept, as
@@ -104,26 +66,18 @@ pub struct WindowJoiner {
 }
 
 impl WindowJoiner {
-    pub fn new(plan: &WindowJoin) -> Result<Self> {
-        let rowtime = |from: usize| {
-            plan.schema
-                .fields()
-                .iter()
-                .skip(from)
-                .position(|f| f.name() == ROWTIME)
-                .map(|i| i + from)
-                .ok_or_else(|| SluiceError::Internal("a joined stream without ROWTIME".into()))
-        };
-        let key_type = plan.left_key.data_type(&plan.schema)?;
+    pub fn new(plan: &PairJoin) -> Result<Self> {
+        let within = plan
+            .within
+            .ok_or_else(|| SluiceError::Internal("a window join without a window".into()))?;
         Ok(Self {
             kind: plan.kind,
-            before_ms: plan.within.before_ms,
-            after_ms: plan.within.after_ms,
-            grace_ms: plan.within.grace_ms.unwrap_or(DEFAULT_GRACE_MS),
-            eager: plan.within.grace_ms.is_none(),
+            before_ms: within.before_ms,
+            after_ms: within.after_ms,
+            grace_ms: within.grace_ms.unwrap_or(DEFAULT_GRACE_MS),
+            eager: within.grace_ms.is_none(),
             left_width: plan.left_width,
-            rowtime: [rowtime(0)?, rowtime(plan.left_width)?],
-            converter: RowConverter::new(vec![SortField::new(key_type)])?,
+            keys: KeyReader::new(plan)?,
             stream_time: i64::MIN,
             side_time: [i64::MIN; 2],
             kept: [HashMap::new(), HashMap::new()],
@@ -150,25 +104,14 @@ impl WindowJoiner {
     /// offset.
     pub fn process(
         &mut self,
-        plan: &WindowJoin,
+        plan: &PairJoin,
         batch: &RecordBatch,
         active: Option<&BooleanArray>,
         right: &[bool],
         positions: &[(i32, i64)],
-    ) -> Result<WindowJoined> {
-        let (left_keys, mut errors) = evaluate_rows(&plan.left_key, batch)?;
-        let (right_keys, right_errors) = evaluate_rows(&plan.right_key, batch)?;
-        errors.retain(|(row, _)| !right[*row]);
-        errors.extend(right_errors.into_iter().filter(|(row, _)| right[*row]));
-        let right_keys = if right_keys.data_type() == left_keys.data_type() {
-            right_keys
-        } else {
-            cast(&right_keys, left_keys.data_type())?
-        };
+    ) -> Result<PairJoined> {
+        let RowKeys { keys, times, mut errors } = self.keys.read(plan, batch, right)?;
         let failed: std::collections::HashSet<usize> = errors.iter().map(|(row, _)| *row).collect();
-        let keys = [self.converter.convert_columns(&[left_keys.clone()])?, self.converter.convert_columns(&[right_keys.clone()])?];
-        let nulls = [left_keys, right_keys];
-        let times = [self.times(batch, 0)?, self.times(batch, 1)?];
         let batch_id = self.next_batch;
         self.next_batch += 1;
         let mut picks = Vec::new();
@@ -179,17 +122,16 @@ impl WindowJoiner {
             }
             let side = usize::from(right[row]);
             let outer = self.is_outer(side);
-            if nulls[side].is_null(row) {
+            let timestamp = times[row];
+            let Some(key) = keys[row].clone() else {
                 // As Kafka Streams since KIP-962: an outer side's record goes on unmatched.
                 if outer {
-                    picks.push(unmatched(Origin::Input(row), row, times[side].value(row), (positions[row], None)));
+                    picks.push(unmatched(Origin::Input(row), row, timestamp, (positions[row], None)));
                 } else {
                     errors.push((row, NULL_KEY.to_string()));
                 }
                 continue;
-            }
-            let timestamp = times[side].value(row);
-            let key = keys[side].row(row).as_ref().to_vec();
+            };
             self.stream_time = self.stream_time.max(timestamp);
             self.side_time[side] = self.side_time[side].max(timestamp);
             if !self.eager && timestamp == self.stream_time {
@@ -212,25 +154,10 @@ impl WindowJoiner {
         if stored > 0 {
             self.batches.insert(batch_id, (batch.clone(), stored));
         }
-        let joined = self.build(batch, &picks)?;
+        let joined = PairJoined::build(batch, &picks, &self.batches, self.left_width, errors)?;
         // A batch none of whose rows is kept goes once this one's rows, which may show them, are built.
         self.batches.retain(|_, (_, rows)| *rows > 0);
-        Ok(WindowJoined {
-            batch: joined,
-            rows: picks.iter().map(|p| p.trigger).collect(),
-            timestamps: picks.iter().map(|p| p.timestamp).collect(),
-            identities: picks.iter().map(|p| p.identity).collect(),
-            errors,
-        })
-    }
-
-    fn times(&self, batch: &RecordBatch, side: usize) -> Result<Int64Array> {
-        batch
-            .column(self.rowtime[side])
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .cloned()
-            .ok_or_else(|| SluiceError::Internal("ROWTIME is not a BIGINT".into()))
+        Ok(joined)
     }
 
     fn is_outer(&self, side: usize) -> bool {
@@ -271,6 +198,7 @@ impl WindowJoiner {
                 trigger: row,
                 timestamp: timestamp.max(kept.timestamp),
                 identity: (position, Some(kept.position)),
+                tombstone: false,
             });
             if kept.waiting {
                 kept.waiting = false;
@@ -348,57 +276,12 @@ impl WindowJoiner {
             }
         }
     }
-
-    /// The joined rows `picks` describe.
-    fn build(&self, input: &RecordBatch, picks: &[Pick]) -> Result<RecordBatch> {
-        let mut sources: Vec<&RecordBatch> = vec![input];
-        let mut index: HashMap<u64, usize> = HashMap::new();
-        let mut locate = |origin: Origin| -> Result<(usize, usize)> {
-            match origin {
-                Origin::Input(row) => Ok((0, row)),
-                Origin::Kept(batch, row) => {
-                    let at = match index.get(&batch) {
-                        Some(at) => *at,
-                        None => {
-                            let (kept, _) = self
-                                .batches
-                                .get(&batch)
-                                .ok_or_else(|| SluiceError::Internal("a kept row whose batch is gone".into()))?;
-                            sources.push(kept);
-                            index.insert(batch, sources.len() - 1);
-                            sources.len() - 1
-                        }
-                    };
-                    Ok((at, row))
-                }
-            }
-        };
-        let mut left = Vec::with_capacity(picks.len());
-        let mut right = Vec::with_capacity(picks.len());
-        for pick in picks {
-            left.push(locate(pick.left)?);
-            right.push(locate(pick.right)?);
-        }
-        let columns: Vec<ArrayRef> = (0..input.num_columns())
-            .map(|column| {
-                let arrays: Vec<&dyn Array> = sources.iter().map(|b| b.column(column).as_ref()).collect();
-                let rows = if column < self.left_width { &left } else { &right };
-                interleave(&arrays, rows)
-            })
-            .collect::<std::result::Result<_, _>>()?;
-        Ok(RecordBatch::try_new(input.schema(), columns)?)
-    }
 }
 
-/// A row of one side with NULLs for the other: its own row's columns for both, the other side's
-/// being NULL there.
-fn unmatched(origin: Origin, trigger: usize, timestamp: i64, identity: RowIdentity) -> Pick {
-    Pick { left: origin, right: origin, trigger, timestamp, identity }
-}
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::AsArray;
+    use arrow::array::{Array, AsArray};
 
     use super::*;
     use crate::{
@@ -430,7 +313,7 @@ mod tests {
     /// Runs `records` (left or right, key, value, time) through a join one at a time, as
     /// ksqlDB's tests feed them; the rows it emits as (L1, L2, time).
     fn run(plan: &ContinuousPlan, records: &[(bool, &str, &str, i64)]) -> (Vec<(Option<String>, Option<String>, i64)>, WindowJoiner) {
-        let window = plan.window_join().unwrap();
+        let window = plan.pair_join().unwrap();
         let decoder = TwoStreams::new(&plan.source, &window.right, window.schema.clone()).unwrap();
         let mut joiner = WindowJoiner::new(window).unwrap();
         let mut emitted = Vec::new();

@@ -372,3 +372,35 @@ pub(super) fn parse_insert(cursor: &mut Cursor) -> Result<Statement> {
         values,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::KsqlParser;
+
+    fn select(sql: &str) -> Select {
+        match KsqlParser::parse_one(sql).unwrap().statement {
+            Statement::Select(select) => select,
+            other => panic!("not a SELECT: {other}"),
+        }
+    }
+
+    #[test]
+    fn a_joins_window_is_read_and_printed_back_in_place() {
+        let sql = "SELECT * FROM A JOIN B WITHIN (1 SECOND, 2 MINUTES) GRACE PERIOD 5 SECONDS ON A.X = B.X \
+                   LEFT JOIN C ON A.X = C.X EMIT CHANGES;";
+        let parsed = select(sql);
+        let within = JoinWithin { before_ms: 1_000, after_ms: 120_000, grace_ms: Some(5_000) };
+        assert_eq!(parsed.withins, vec![(0, within)]);
+        let printed = parsed.to_string();
+        assert!(printed.contains("B WITHIN (1 SECONDS, 2 MINUTES) GRACE PERIOD 5 SECONDS ON"), "{printed}");
+        assert_eq!(select(&format!("{printed};")), parsed, "what is printed reads back the same");
+        assert_eq!(select("SELECT * FROM A JOIN B WITHIN 1 HOUR ON A.X = B.X EMIT CHANGES;").withins[0].1.after_ms, 3_600_000);
+    }
+
+    #[test]
+    fn a_bad_window_says_what_was_expected() {
+        let error = KsqlParser::parse_one("SELECT * FROM A JOIN B WITHIN 1 FORTNIGHT ON A.X = B.X EMIT CHANGES;").unwrap_err();
+        assert!(error.to_string().contains("a time unit"), "{error}");
+    }
+}

@@ -183,3 +183,46 @@ async fn two_streams_are_joined_within_a_window_exactly_once_across_kill_9() {
         assert!(seen.insert(correlation), "{value} written twice");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_tables_joined_keep_their_rows_across_kill_9() {
+    let broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    server
+        .ksql_ok(
+            "CREATE TABLE NODES (SENSOR_ID STRING PRIMARY KEY, NODE STRING) \
+             WITH (KAFKA_TOPIC = 'NODES', VALUE_FORMAT = 'JSON', PARTITIONS = 1);\
+             CREATE TABLE SITES (SENSOR_ID STRING PRIMARY KEY, SITE STRING) \
+             WITH (KAFKA_TOPIC = 'SITES', VALUE_FORMAT = 'JSON', PARTITIONS = 1);\
+             CREATE TABLE NODE_SITES AS SELECT N.SENSOR_ID, N.NODE, S.SITE \
+             FROM NODES N LEFT JOIN SITES S ON N.SENSOR_ID = S.SENSOR_ID;",
+        )
+        .await;
+    let updates = producer(&broker.bootstrap);
+    let read = |count: usize, wait: u64| {
+        let bootstrap = broker.bootstrap.clone();
+        tokio::task::spawn_blocking(move || read_topic(&bootstrap, "NODE_SITES", count, Duration::from_secs(wait)))
+    };
+    produce(&updates, "NODES", "3", &json!({"NODE": "north"}).to_string()).await;
+    produce(&updates, "SITES", "3", &json!({"SITE": "dam"}).to_string()).await;
+    assert_eq!(read(2, 60).await.unwrap().len(), 2, "the node, then the node with its site");
+
+    server.kill();
+    server.start_again().await;
+    // The node's row, from before the kill, is joined with the new site.
+    produce(&updates, "SITES", "3", &json!({"SITE": "weir"}).to_string()).await;
+    let records = read(3, 60).await.unwrap();
+    let again = read(4, 5).await.unwrap();
+    assert_eq!(again.len(), 3, "nothing written twice across the kill: {again:?}");
+    let values: Vec<Value> = records.iter().map(|(_, v)| serde_json::from_str(v).unwrap()).collect();
+    assert_eq!(
+        values,
+        vec![
+            json!({"NODE": "north", "SITE": null}),
+            json!({"NODE": "north", "SITE": "dam"}),
+            json!({"NODE": "north", "SITE": "weir"}),
+        ]
+    );
+    assert!(records.iter().all(|(key, _)| key.as_deref() == Some("3")), "keyed by the join key: {records:?}");
+}

@@ -7,7 +7,10 @@
 //! joins are only best-effort synchronised, #5537). Only stream records produce output; a
 //! table update changes what later records find.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use arrow::{
     array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt32Array},
@@ -33,11 +36,16 @@ const CATCH_UP_LIMIT: Duration = Duration::from_secs(30);
 
 const NULL_KEY: &str = "the join expression is NULL: the record joins no row";
 
+/// How long a table's partition count is trusted before it is asked again.
+const PARTITIONS_TRUSTED: Duration = Duration::from_secs(5);
+
 /// The table side of a running join: its versions, kept by a reader of its topic.
 pub struct TableLookup {
     joiner: TableJoiner,
     topic: String,
     cluster: Arc<KafkaCluster>,
+    /// The table topic's partition count, and when it was asked.
+    partitions: parking_lot::Mutex<Option<(i32, Instant)>>,
     /// Reads the table's topic into the joiner's versions; dropped with the lookup, which stops
     /// it.
     _reader: ScanHandle,
@@ -87,19 +95,35 @@ impl TableLookup {
             joiner: TableJoiner::new(step, versions)?,
             topic: step.table.topic.clone(),
             cluster,
+            partitions: parking_lot::Mutex::new(None),
             _reader: reader,
         })
     }
 
-    /// Waits until the table holds everything its topic holds now. Blocking.
-    pub fn catch_up(&self) -> Result<()> {
-        let partitions = self
+    /// The table topic's partition count, asked at most every [`PARTITIONS_TRUSTED`].
+    fn partition_count(&self) -> Result<i32> {
+        let mut known = self.partitions.lock();
+        if let Some((count, asked)) = *known
+            && asked.elapsed() < PARTITIONS_TRUSTED
+        {
+            return Ok(count);
+        }
+        let count = self
             .cluster
             .topic(&self.topic)?
             .ok_or_else(|| {
                 SluiceError::Execution(format!("the topic {} of table {} does not exist", self.topic, self.joiner.name))
             })?
             .partitions;
+        *known = Some((count, Instant::now()));
+        Ok(count)
+    }
+
+    /// Waits until the table holds everything its topic holds now: each partition's end is
+    /// asked for every batch, so an update written before a stream record is seen by it.
+    /// Blocking.
+    pub fn catch_up(&self) -> Result<()> {
+        let partitions = self.partition_count()?;
         let ends: PartitionOffsets = self
             .cluster
             .watermarks(&self.topic, partitions)?

@@ -95,15 +95,11 @@ fn inputs(per_stream: usize) -> Vec<Input> {
     records
 }
 
-fn declared(sql: &str) -> SourceDef {
-    let Statement::CreateSource(create) = KsqlParser::parse_one(sql).unwrap().statement else { unreachable!("a CREATE") };
-    SourceDef::declared(&create, sql).unwrap()
-}
 
 fn plan() -> ContinuousPlan {
     let catalog = Catalog::default();
-    catalog.put_stream(declared(LEFT));
-    catalog.put_stream(declared(RIGHT));
+    catalog.put_stream(SourceDef::from_create(LEFT).unwrap());
+    catalog.put_stream(SourceDef::from_create(RIGHT).unwrap());
     let Statement::CreateAsSelect(csas) = KsqlParser::parse_one(JOIN).unwrap().statement else { unreachable!("a CSAS") };
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     runtime.block_on(QueryPlanner::plan(&catalog, &csas.select)).unwrap()

@@ -154,6 +154,14 @@ pub struct SourceDef {
 }
 
 impl SourceDef {
+    /// The stream or table the statement `sql`, a `CREATE STREAM|TABLE (…)`, declares.
+    pub fn from_create(sql: &str) -> Result<SourceDef> {
+        match crate::parser::KsqlParser::parse_one(sql)?.statement {
+            crate::parser::Statement::CreateSource(create) => Self::declared(&create, sql),
+            other => Err(SluiceError::Plan(format!("{other} declares no stream or table"))),
+        }
+    }
+
     /// The stream or table a `CREATE STREAM|TABLE (…)` declares; a table needs a PRIMARY KEY.
     pub fn declared(create: &CreateSource, statement: &str) -> Result<SourceDef> {
         let mut source = Self::from_declaration(&create.name, create.columns.clone(), &create.properties, None, statement)?;

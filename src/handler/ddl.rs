@@ -532,14 +532,15 @@ fn check_join_key(sink: &str, plan: &ContinuousPlan, join: &crate::planner::Join
 /// reads every partition of a table, so it would not need them alike; ksqlDB's users rely on the
 /// check to find topics that were not co-partitioned.
 fn check_copartitioned(engine: &Engine, plan: &ContinuousPlan) -> Result<()> {
-    for step in plan.join.iter().flat_map(|j| &j.steps) {
-        let Some(left) = &step.keyed_with else { continue };
+    let pair = plan.pair_join().filter(|p| p.keyed).map(|p| (&plan.source, &p.right));
+    let steps = plan.join.iter().flat_map(|j| &j.steps).filter_map(|s| s.keyed_with.as_ref().map(|left| (left, &s.table)));
+    for (left, right) in pair.into_iter().chain(steps) {
         let partitions = |source: &SourceDef| -> Result<i32> { Ok(engine.cluster.topic(&source.topic)?.map_or(1, |t| t.partitions)) };
-        let (left_count, right_count) = (partitions(left)?, partitions(&step.table)?);
+        let (left_count, right_count) = (partitions(left)?, partitions(right)?);
         if left_count != right_count {
             return Err(SluiceError::Plan(format!(
                 "Can't join `{}` with `{}` since the number of partitions don't match. `{}` partitions = {left_count}; `{}` partitions = {right_count}. Please repartition either one so that the number of partitions match.",
-                left.name, step.table.name, left.name, step.table.name
+                left.name, right.name, left.name, right.name
             )));
         }
     }

@@ -36,6 +36,12 @@ impl JoinSide {
         self.source.columns.iter().any(|c| c.name == name) || [ROWTIME, ROWPARTITION, ROWOFFSET].contains(&name)
     }
 
+    /// Whether `expr` is this source's one key column.
+    fn is_key(&self, expr: &Expr) -> bool {
+        let keys: Vec<&str> = self.source.key_columns().map(|c| c.name.as_str()).collect();
+        matches!((expr, keys.as_slice()), (Expr::CompoundIdentifier(parts), [key]) if parts[1].value == *key)
+    }
+
     /// What `*` selects: key columns, then value columns, as ksqlDB orders them.
     fn star_columns(&self) -> impl Iterator<Item = &str> {
         self.source.key_columns().chain(self.source.value_columns()).map(|c| c.name.as_str())
@@ -125,8 +131,12 @@ impl JoinClause {
     /// Whether the condition's other side is its source's key column: then both sides must be
     /// partitioned alike, as ksqlDB checks.
     pub fn joins_keys(&self) -> bool {
-        let keys: Vec<&str> = self.left.source.key_columns().map(|c| c.name.as_str()).collect();
-        matches!((&self.left_expr, keys.as_slice()), (Expr::CompoundIdentifier(parts), [key]) if parts[1].value == *key)
+        self.left.is_key(&self.left_expr)
+    }
+
+    /// Whether both sides of the condition are their sources' key columns.
+    pub fn joins_both_keys(&self) -> bool {
+        self.joins_keys() && self.right.is_key(&self.right_expr)
     }
 }
 
@@ -331,11 +341,7 @@ fn check_table_table(clause: JoinClause, before: usize, flipped: bool) -> Result
             "A window definition was provided for a Table-Table join. These joins are not windowed. Please drop the window definition (i.e. the WITHIN clause) and try to execute your Table-Table join again.".into(),
         ));
     }
-    let on_key = |side: &JoinSide, expr: &Expr| {
-        let keys: Vec<&str> = side.source.key_columns().map(|c| c.name.as_str()).collect();
-        matches!((expr, keys.as_slice()), (Expr::CompoundIdentifier(parts), [key]) if parts[1].value == *key)
-    };
-    if !on_key(&clause.right, &clause.right_expr) {
+    if !clause.right.is_key(&clause.right_expr) {
         let (left, right) = (display(&clause.left_expr), display(&clause.right_expr));
         let (first, second) = if flipped { (right, left) } else { (left, right) };
         return Err(SluiceError::Plan(format!(
@@ -345,7 +351,7 @@ fn check_table_table(clause: JoinClause, before: usize, flipped: bool) -> Result
     if before > 1 {
         return Err(SluiceError::NotImplemented("a table-table join after another join".into()));
     }
-    if !on_key(&clause.left, &clause.left_expr) {
+    if !clause.joins_keys() {
         return Err(SluiceError::NotImplemented(
             "foreign-key table-table joins (a column of the left table joined with the right table's key)".into(),
         ));
@@ -376,11 +382,7 @@ fn check_windows(clause: &JoinClause) -> Result<()> {
                     l.type_name, r.type_name
                 )));
             }
-            let on_key = |side: &JoinSide, expr: &Expr| {
-                let keys: Vec<&str> = side.source.key_columns().map(|c| c.name.as_str()).collect();
-                matches!((expr, keys.as_slice()), (Expr::CompoundIdentifier(parts), [key]) if parts[1].value == *key)
-            };
-            if !on_key(left, &clause.left_expr) || !on_key(right, &clause.right_expr) || l.size_ms != r.size_ms {
+            if !clause.joins_both_keys() || l.size_ms != r.size_ms {
                 return Err(SluiceError::Plan(
                     "Implicit repartitioning of windowed sources is not supported. See https://github.com/confluentinc/ksql/issues/4385.".into(),
                 ));

@@ -148,8 +148,8 @@ pub struct PairJoin {
     pub schema: SchemaRef,
     /// How many of [`PairJoin::schema`]'s columns are the left stream's.
     pub left_width: usize,
-    /// The right's columns are the left's key column, when the condition joins both
-    /// streams' keys: then both must have as many partitions, as ksqlDB checks.
+    /// The condition joins both sources' key columns: then both must have as many partitions,
+    /// as ksqlDB checks.
     pub keyed: bool,
 }
 
@@ -564,13 +564,6 @@ fn plan_pair_join(
         )));
     }
     let key = physical(ctx, &format!("COALESCE({}, {})", clause.left_expr, clause.right_expr), joined)?;
-    let right_keyed = match &clause.right_expr {
-        sqlparser::ast::Expr::CompoundIdentifier(parts) => {
-            let keys: Vec<&str> = clause.right.source.key_columns().map(|c| c.name.as_str()).collect();
-            keys == [parts[1].value.as_str()]
-        }
-        _ => false,
-    };
     Ok(PairJoin {
         right: clause.right.source.clone(),
         kind: clause.kind,
@@ -580,7 +573,7 @@ fn plan_pair_join(
         key,
         schema: Arc::new(Schema::new(nullable.fields()[..end].to_vec())),
         left_width: width,
-        keyed: clause.joins_keys() && right_keyed,
+        keyed: clause.joins_both_keys(),
     })
 }
 

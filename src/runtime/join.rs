@@ -264,15 +264,11 @@ mod tests {
     const STREAM: &str = "CREATE STREAM S (K STRING KEY, V INT) WITH (KAFKA_TOPIC = 's', VALUE_FORMAT = 'JSON');";
     const TABLE: &str = "CREATE TABLE T (K STRING PRIMARY KEY, NAME STRING) WITH (KAFKA_TOPIC = 't', VALUE_FORMAT = 'JSON');";
 
-    fn declared(sql: &str) -> SourceDef {
-        let Statement::CreateSource(create) = KsqlParser::parse_one(sql).unwrap().statement else { panic!("not a CREATE") };
-        SourceDef::declared(&create, sql).unwrap()
-    }
 
     async fn step(kind: &str) -> JoinStep {
         let catalog = Catalog::default();
-        catalog.put_stream(declared(STREAM));
-        catalog.put_stream(declared(TABLE));
+        catalog.put_stream(SourceDef::from_create(STREAM).unwrap());
+        catalog.put_stream(SourceDef::from_create(TABLE).unwrap());
         let sql = format!("SELECT S.K, S.V, T.NAME FROM S {kind} JOIN T ON S.K = T.K EMIT CHANGES;");
         let Statement::Select(select) = KsqlParser::parse_one(&sql).unwrap().statement else { panic!("not a SELECT") };
         let plan = QueryPlanner::plan(&catalog, &select).await.unwrap();
@@ -294,7 +290,7 @@ mod tests {
                 value: Some(value.as_bytes()),
             })
             .collect();
-        RecordDecoder::new(&declared(STREAM)).unwrap().decode(&records).unwrap().batch
+        RecordDecoder::new(&SourceDef::from_create(STREAM).unwrap()).unwrap().decode(&records).unwrap().batch
     }
 
     fn versions() -> Arc<TableVersions> {

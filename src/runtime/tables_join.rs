@@ -153,23 +153,21 @@ mod tests {
     const LEFT: &str = "CREATE TABLE L (ID STRING PRIMARY KEY, A STRING) WITH (KAFKA_TOPIC = 'l', VALUE_FORMAT = 'JSON');";
     const RIGHT: &str = "CREATE TABLE R (ID STRING PRIMARY KEY, B STRING) WITH (KAFKA_TOPIC = 'r', VALUE_FORMAT = 'JSON');";
 
-    fn declared(sql: &str) -> SourceDef {
-        let Statement::CreateSource(create) = KsqlParser::parse_one(sql).unwrap().statement else { panic!("not a CREATE") };
-        SourceDef::declared(&create, sql).unwrap()
-    }
 
     async fn plan(kind: &str) -> ContinuousPlan {
         let catalog = Catalog::default();
-        catalog.put_stream(declared(LEFT));
-        catalog.put_stream(declared(RIGHT));
+        catalog.put_stream(SourceDef::from_create(LEFT).unwrap());
+        catalog.put_stream(SourceDef::from_create(RIGHT).unwrap());
         let sql = format!("SELECT L.ID, A, B FROM L {kind} JOIN R ON L.ID = R.ID EMIT CHANGES;");
         let Statement::Select(select) = KsqlParser::parse_one(&sql).unwrap().statement else { panic!("not a SELECT") };
         QueryPlanner::plan(&catalog, &select).await.unwrap()
     }
 
-    /// Runs updates (right?, value or tombstone, time) of key `k` one at a time; what each emits:
-    /// `Some((A, B))` for a row, `None` for a tombstone.
-    fn run(plan: &ContinuousPlan, updates: &[(bool, Option<&str>, i64)]) -> Vec<Vec<Option<(Option<String>, Option<String>)>>> {
+    /// A joined row's `A` and `B`; `None` for a tombstone.
+    type Emitted = Option<(Option<String>, Option<String>)>;
+
+    /// Runs updates (right?, value or tombstone, time) of key `k` one at a time; what each emits.
+    fn run(plan: &ContinuousPlan, updates: &[(bool, Option<&str>, i64)]) -> Vec<Vec<Emitted>> {
         let pair = plan.pair_join().unwrap();
         let decoder = TwoStreams::new(&plan.source, &pair.right, pair.schema.clone()).unwrap();
         let mut joiner = TablesJoiner::new(pair).unwrap();
@@ -203,7 +201,7 @@ mod tests {
         emitted
     }
 
-    fn row(a: Option<&str>, b: Option<&str>) -> Option<(Option<String>, Option<String>)> {
+    fn row(a: Option<&str>, b: Option<&str>) -> Emitted {
         Some((a.map(str::to_string), b.map(str::to_string)))
     }
 

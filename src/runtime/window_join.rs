@@ -296,23 +296,22 @@ mod tests {
     const LEFT: &str = "CREATE STREAM L (ID STRING KEY, L1 STRING) WITH (KAFKA_TOPIC = 'l', VALUE_FORMAT = 'JSON');";
     const RIGHT: &str = "CREATE STREAM R (ID STRING KEY, L2 STRING) WITH (KAFKA_TOPIC = 'r', VALUE_FORMAT = 'JSON');";
 
-    fn declared(sql: &str) -> SourceDef {
-        let Statement::CreateSource(create) = KsqlParser::parse_one(sql).unwrap().statement else { panic!("not a CREATE") };
-        SourceDef::declared(&create, sql).unwrap()
-    }
 
     async fn plan(join: &str) -> ContinuousPlan {
         let catalog = Catalog::default();
-        catalog.put_stream(declared(LEFT));
-        catalog.put_stream(declared(RIGHT));
+        catalog.put_stream(SourceDef::from_create(LEFT).unwrap());
+        catalog.put_stream(SourceDef::from_create(RIGHT).unwrap());
         let sql = format!("SELECT T.ID, L1, L2 FROM L T {join} ON T.ID = TT.ID EMIT CHANGES;");
         let Statement::Select(select) = KsqlParser::parse_one(&sql).unwrap().statement else { panic!("not a SELECT") };
         QueryPlanner::plan(&catalog, &select).await.unwrap()
     }
 
+    /// A joined row's `L1`, `L2` and time.
+    type Row = (Option<String>, Option<String>, i64);
+
     /// Runs `records` (left or right, key, value, time) through a join one at a time, as
-    /// ksqlDB's tests feed them; the rows it emits as (L1, L2, time).
-    fn run(plan: &ContinuousPlan, records: &[(bool, &str, &str, i64)]) -> (Vec<(Option<String>, Option<String>, i64)>, WindowJoiner) {
+    /// ksqlDB's tests feed them; the rows it emits.
+    fn run(plan: &ContinuousPlan, records: &[(bool, &str, &str, i64)]) -> (Vec<Row>, WindowJoiner) {
         let window = plan.pair_join().unwrap();
         let decoder = TwoStreams::new(&plan.source, &window.right, window.schema.clone()).unwrap();
         let mut joiner = WindowJoiner::new(window).unwrap();
@@ -338,7 +337,7 @@ mod tests {
         (emitted, joiner)
     }
 
-    fn row(left: Option<&str>, right: Option<&str>, timestamp: i64) -> (Option<String>, Option<String>, i64) {
+    fn row(left: Option<&str>, right: Option<&str>, timestamp: i64) -> Row {
         (left.map(str::to_string), right.map(str::to_string), timestamp)
     }
 

@@ -491,6 +491,14 @@ fn check_join_key(sink: &str, plan: &ContinuousPlan, join: &crate::planner::Join
     if plan.partition_by.is_some() {
         return Ok(());
     }
+    if let (Some(left), false) = (&join.foreign_key_of, plan.key_outputs.iter().any(|k| *k)) {
+        let missing: Vec<String> = join.key_expressions.iter().map(|e| format!("`{}`", e.rsplit('.').next().unwrap_or(e))).collect();
+        let plural = if missing.len() > 1 { "s" } else { "" };
+        return Err(SluiceError::Plan(format!(
+            "Primary key column{plural} missing in projection. For foreign-key table-table joins, the projection must include all primary key columns from the left input table (`{left}`). Missing column{plural}: {}.",
+            missing.join(", ")
+        )));
+    }
     if !plan.key_outputs.iter().any(|k| *k) {
         let expressions = &join.key_expressions;
         let (plural, listed) = match expressions.as_slice() {

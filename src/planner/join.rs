@@ -138,6 +138,17 @@ impl JoinClause {
     pub fn joins_both_keys(&self) -> bool {
         self.joins_keys() && self.right.is_key(&self.right_expr)
     }
+
+    /// A foreign-key join: two tables, the left's side of the condition not its key.
+    pub fn foreign_key(&self) -> bool {
+        self.left.source.is_table() && self.right.source.is_table() && !self.joins_keys()
+    }
+
+    /// The left source's key column, qualified.
+    pub fn left_key_column(&self) -> Option<Expr> {
+        let key = self.left.source.key_columns().next()?;
+        Some(Expr::CompoundIdentifier(vec![quoted(&self.left.qualifier), quoted(&key.name)]))
+    }
 }
 
 /// A stream joined with one table after another (`FROM s JOIN t1 ON … JOIN t2 ON …`).
@@ -252,6 +263,12 @@ impl Joins {
     /// joins on the same column. None under `FULL OUTER JOIN`, where either side may be NULL:
     /// ksqlDB's key is then the synthetic `ROWKEY`, as it is when no join expression is a column.
     pub fn key_columns(&self) -> Vec<(String, String)> {
+        // A foreign-key join's rows are the left table's: its key is theirs.
+        if let [clause] = self.clauses.as_slice()
+            && clause.foreign_key()
+        {
+            return clause.left.source.key_columns().map(|k| (clause.left.qualifier.clone(), k.name.clone())).collect();
+        }
         let mut columns = Vec::new();
         for (i, clause) in self.clauses.iter().enumerate().rev() {
             if let Some(next) = self.clauses.get(i + 1)
@@ -334,7 +351,8 @@ fn check_join(before: &[JoinSide], right: &JoinSide, condition: ReadCondition, w
 }
 
 /// Two tables joined: not windowed, first in the query, on the right table's primary key; on
-/// the left's too (a foreign-key join is not built).
+/// the left's too, or on any expression over the left's columns (a foreign-key join, INNER or
+/// LEFT).
 fn check_table_table(clause: JoinClause, before: usize, flipped: bool) -> Result<JoinClause> {
     if clause.within.is_some() {
         return Err(SluiceError::Plan(
@@ -351,10 +369,17 @@ fn check_table_table(clause: JoinClause, before: usize, flipped: bool) -> Result
     if before > 1 {
         return Err(SluiceError::NotImplemented("a table-table join after another join".into()));
     }
-    if !clause.joins_keys() {
-        return Err(SluiceError::NotImplemented(
-            "foreign-key table-table joins (a column of the left table joined with the right table's key)".into(),
-        ));
+    if clause.foreign_key() {
+        if clause.left.source.key_columns().count() > 1 {
+            return Err(SluiceError::NotImplemented(
+                "a foreign-key join of a table whose key has several columns".into(),
+            ));
+        }
+        match clause.kind {
+            JoinKind::Right => return Err(SluiceError::Plan("RIGHT OUTER JOIN on a foreign key is not supported".into())),
+            JoinKind::Full => return Err(SluiceError::Plan("FULL OUTER JOIN on a foreign key is not supported".into())),
+            JoinKind::Inner | JoinKind::Left => {}
+        }
     }
     Ok(clause)
 }

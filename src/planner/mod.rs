@@ -98,7 +98,8 @@ impl ContinuousPlan {
 /// stream within a window.
 #[derive(Debug)]
 pub struct JoinPlan {
-    /// The stream joined with another stream within a window, before any table.
+    /// The stream joined with another stream within a window, or the table with another table,
+    /// before any other join.
     pub window: Option<PairJoin>,
     /// One per table, in order; each extends the row the one before made.
     pub steps: Vec<JoinStep>,
@@ -109,6 +110,8 @@ pub struct JoinPlan {
     /// No join expression is a column the key could be named after: the key is ksqlDB's
     /// synthetic `ROWKEY`.
     pub synthetic_key: bool,
+    /// A foreign-key join: the left table (its name) whose key the result's is.
+    pub foreign_key_of: Option<String>,
 }
 
 impl JoinPlan {
@@ -151,6 +154,9 @@ pub struct PairJoin {
     /// The condition joins both sources' key columns: then both must have as many partitions,
     /// as ksqlDB checks.
     pub keyed: bool,
+    /// A foreign-key join of two tables: `left_key` is an expression over the left's columns,
+    /// equal to the right's key; the result's rows and key are the left table's.
+    pub foreign: bool,
 }
 
 /// One table joined with the row made so far.
@@ -502,15 +508,18 @@ fn plan_joins(
             key_expressions: vec![rewrite::ROWKEY.to_string()],
             key_aliases: if synthetic.len() > 1 { synthetic.to_vec() } else { Vec::new() },
             synthetic_key: true,
+            foreign_key_of: None,
         };
         return Ok((plan, key));
     }
+    let foreign_key_of = window.as_ref().filter(|w| w.foreign).map(|_| joins.clauses[0].left.source.name.clone());
     let plan = JoinPlan {
         window,
         steps,
         key_expressions: candidates.iter().map(|(q, c)| format!("{q}.{c}")).collect(),
         key_aliases,
         synthetic_key: false,
+        foreign_key_of,
     };
     Ok((plan, key))
 }
@@ -563,7 +572,11 @@ fn plan_pair_join(
             join::display(&clause.right_expr)
         )));
     }
-    let key = physical(ctx, &format!("COALESCE({}, {})", clause.left_expr, clause.right_expr), joined)?;
+    let foreign = clause.foreign_key();
+    let key = match clause.left_key_column().filter(|_| foreign) {
+        Some(left_key) => physical(ctx, &left_key.to_string(), joined)?,
+        None => physical(ctx, &format!("COALESCE({}, {})", clause.left_expr, clause.right_expr), joined)?,
+    };
     Ok(PairJoin {
         right: clause.right.source.clone(),
         kind: clause.kind,
@@ -574,6 +587,7 @@ fn plan_pair_join(
         schema: Arc::new(Schema::new(nullable.fields()[..end].to_vec())),
         left_width: width,
         keyed: clause.joins_both_keys(),
+        foreign,
     })
 }
 

@@ -804,14 +804,17 @@ impl Scan {
                     row.identity = Some(windowed.identities[joined_row]);
                 }
             }
-            if let (Some(present), Some(keys)) = (query.present.as_mut(), evaluated.keys.first()) {
+            if let (Some(present), Some(keys), Some(paired)) = (query.present.as_mut(), evaluated.keys.first(), &windowed) {
+                // The join's own tombstones are written; a row only the filter drops deletes its
+                // key if the key holds a row.
                 rows.retain(|row| {
                     let key = array_value_to_string(keys, row.row).unwrap_or_default();
-                    if row.tombstone {
-                        present.remove(&key)
-                    } else {
+                    let joined_row = evaluated.rows[row.row];
+                    if !row.tombstone {
                         present.insert(key);
                         true
+                    } else {
+                        present.remove(&key) || paired.tombstones.get(joined_row).copied().unwrap_or(false)
                     }
                 });
             }

@@ -3,12 +3,24 @@
 //! row of its key when the join has one (INNER: both sides; LEFT: the left; RIGHT: the right;
 //! FULL: either), stamped with the later of the two rows' times; an update or tombstone that
 //! ends a joined row emits a tombstone of its key, and one that ends none emits nothing.
+//!
+//! A foreign-key join's rows are the left table's: each left row joined with the right row its
+//! join expression names. A left update emits its row (INNER: only with a right row, or a
+//! tombstone when its new key names none where the old one did); a left tombstone, a
+//! tombstone; a right update or tombstone, the row of every left row naming it (INNER: a
+//! tombstone for each when the right row is deleted).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
-use arrow::array::{Array, BooleanArray, RecordBatch};
+use arrow::{
+    array::{Array, BooleanArray, RecordBatch},
+    row::{RowConverter, SortField},
+};
 
-use super::pair_join::{KeyReader, Origin, PairJoined, Pick, RowKeys};
+use super::{
+    operator::evaluate_rows,
+    pair_join::{KeyReader, Origin, PairJoined, Pick, RowKeys},
+};
 use crate::{
     error::Result,
     planner::{JoinKind, PairJoin},
@@ -22,25 +34,64 @@ struct Latest {
     timestamp: i64,
 }
 
+/// An input row as a foreign-key join takes it.
+#[derive(Clone, Copy)]
+struct Update {
+    row: usize,
+    batch: u64,
+    timestamp: i64,
+    identity: crate::runtime::origin::RowIdentity,
+    tombstone: bool,
+}
+
+impl Update {
+    /// A row this update emits: columns from `left` and `right`.
+    fn pick(&self, left: Origin, right: Origin, timestamp: i64, tombstone: bool) -> Pick {
+        Pick { left, right, trigger: self.row, timestamp, identity: self.identity, tombstone }
+    }
+}
+
 /// Both tables' rows by key.
 pub struct TablesJoiner {
     kind: JoinKind,
     left_width: usize,
     keys: KeyReader,
-    /// Per side (left, right), the latest row of each key.
+    /// Per side (left, right), the latest row of each key: of a foreign-key join, the left's by
+    /// the left's own key.
     rows: [HashMap<Vec<u8>, Latest>; 2],
+    /// A foreign-key join's: the left table's key converted to bytes, each left row's join key,
+    /// and the left rows naming each right key.
+    foreign: Option<ForeignKeys>,
     /// The batches the latest rows are in, with how many of them each holds.
     batches: HashMap<u64, (RecordBatch, usize)>,
     next_batch: u64,
 }
 
+/// What a foreign-key join keeps beside both tables' rows.
+struct ForeignKeys {
+    converter: RowConverter,
+    /// Each left row's join key (the right key it names), by the left's key.
+    names: HashMap<Vec<u8>, Vec<u8>>,
+    /// The left rows (their keys, in order) naming each right key.
+    named_by: HashMap<Vec<u8>, BTreeSet<Vec<u8>>>,
+}
+
 impl TablesJoiner {
     pub fn new(plan: &PairJoin) -> Result<Self> {
+        let foreign = match plan.foreign {
+            true => Some(ForeignKeys {
+                converter: RowConverter::new(vec![SortField::new(plan.key.data_type(&plan.schema)?)])?,
+                names: HashMap::new(),
+                named_by: HashMap::new(),
+            }),
+            false => None,
+        };
         Ok(Self {
             kind: plan.kind,
             left_width: plan.left_width,
             keys: KeyReader::new(plan)?,
             rows: [HashMap::new(), HashMap::new()],
+            foreign,
             batches: HashMap::new(),
             next_batch: 0,
         })
@@ -57,11 +108,34 @@ impl TablesJoiner {
         positions: &[(i32, i64)],
         no_value: Option<&BooleanArray>,
     ) -> Result<PairJoined> {
-        let RowKeys { keys, times, errors } = self.keys.read(plan, batch, right)?;
+        let RowKeys { keys, times, mut errors } = self.keys.read(plan, batch, right)?;
         let batch_id = self.next_batch;
         self.next_batch += 1;
         self.batches.insert(batch_id, (batch.clone(), 0));
         let mut picks = Vec::new();
+        if self.foreign.is_some() {
+            let (left_keys, key_errors) = evaluate_rows(&plan.key, batch)?;
+            errors.extend(key_errors.into_iter().filter(|(row, _)| !right[*row]));
+            let converter = &self.foreign.as_ref().expect("a foreign-key join").converter;
+            let converted = converter.convert_columns(std::slice::from_ref(&left_keys))?;
+            for row in 0..batch.num_rows() {
+                if active.is_some_and(|a| !a.value(row)) || errors.iter().any(|(r, _)| *r == row) {
+                    continue;
+                }
+                let tombstone = no_value.is_some_and(|n| n.is_valid(row) && n.value(row));
+                let update = Update { row, batch: batch_id, timestamp: times[row], identity: (positions[row], None), tombstone };
+                if right[row] {
+                    let Some(key) = &keys[row] else { continue };
+                    self.right_changed(key, update, &mut picks);
+                } else if left_keys.is_valid(row) {
+                    let own = converted.row(row).as_ref().to_vec();
+                    self.left_changed(own, keys[row].clone(), update, &mut picks);
+                }
+            }
+            let joined = PairJoined::build(batch, &picks, &self.batches, self.left_width, errors)?;
+            self.batches.retain(|_, (_, rows)| *rows > 0);
+            return Ok(joined);
+        }
         for row in 0..batch.num_rows() {
             if active.is_some_and(|a| !a.value(row)) {
                 continue;
@@ -110,6 +184,69 @@ impl TablesJoiner {
         let joined = PairJoined::build(batch, &picks, &self.batches, self.left_width, errors)?;
         self.batches.retain(|_, (_, rows)| *rows > 0);
         Ok(joined)
+    }
+
+    /// A foreign-key join's left row of key `own` changed, now naming `names` (none when NULL).
+    fn left_changed(&mut self, own: Vec<u8>, names: Option<Vec<u8>>, update: Update, picks: &mut Vec<Pick>) {
+        let old_names = {
+            let foreign = self.foreign.as_mut().expect("a foreign-key join");
+            let old_names = foreign.names.remove(&own);
+            if let Some(old) = &old_names
+                && let Some(left_rows) = foreign.named_by.get_mut(old)
+            {
+                left_rows.remove(&own);
+                if left_rows.is_empty() {
+                    foreign.named_by.remove(old);
+                }
+            }
+            old_names
+        };
+        if let Some(old) = self.rows[0].remove(&own) {
+            self.release(old.batch);
+        }
+        if update.tombstone {
+            picks.push(update.pick(Origin::Input(update.row), Origin::Input(update.row), update.timestamp, true));
+            return;
+        }
+        self.retain(update.batch);
+        self.rows[0].insert(own.clone(), Latest { batch: update.batch, row: update.row, timestamp: update.timestamp });
+        if let Some(names) = &names {
+            let foreign = self.foreign.as_mut().expect("a foreign-key join");
+            foreign.names.insert(own.clone(), names.clone());
+            foreign.named_by.entry(names.clone()).or_default().insert(own);
+        }
+        let matched = names.as_ref().and_then(|n| self.rows[1].get(n)).copied();
+        let input = Origin::Input(update.row);
+        match matched {
+            Some(right) => picks.push(update.pick(input, Origin::Kept(right.batch, right.row), update.timestamp.max(right.timestamp), false)),
+            None if self.kind == JoinKind::Left => picks.push(update.pick(input, input, update.timestamp, false)),
+            None if old_names.is_some() && old_names != names => picks.push(update.pick(input, input, update.timestamp, true)),
+            None => {}
+        }
+    }
+
+    /// A foreign-key join's right row of `key` changed: every left row naming it is joined again.
+    fn right_changed(&mut self, key: &[u8], update: Update, picks: &mut Vec<Pick>) {
+        if let Some(old) = self.rows[1].remove(key) {
+            self.release(old.batch);
+        }
+        if !update.tombstone {
+            self.retain(update.batch);
+            self.rows[1].insert(key.to_vec(), Latest { batch: update.batch, row: update.row, timestamp: update.timestamp });
+        }
+        let foreign = self.foreign.as_ref().expect("a foreign-key join");
+        let Some(left_rows) = foreign.named_by.get(key) else { return };
+        for own in left_rows {
+            let Some(left) = self.rows[0].get(own) else { continue };
+            let kept = Origin::Kept(left.batch, left.row);
+            let timestamp = left.timestamp.max(update.timestamp);
+            if update.tombstone {
+                // LEFT: the left row goes on alone (its right columns are NULL in its own row).
+                picks.push(update.pick(kept, kept, timestamp, self.kind != JoinKind::Left));
+            } else {
+                picks.push(update.pick(kept, Origin::Input(update.row), timestamp, false));
+            }
+        }
     }
 
     /// Whether the join has a row for `key`, given both tables' rows now.

@@ -226,3 +226,38 @@ async fn two_tables_joined_keep_their_rows_across_kill_9() {
     );
     assert!(records.iter().all(|(key, _)| key.as_deref() == Some("3")), "keyed by the join key: {records:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn push_queries_stream_joins_of_two_streams_and_of_two_tables() {
+    let broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    server
+        .ksql_ok(
+            "CREATE STREAM READINGS (SENSOR STRING KEY, WATTS INT) WITH (KAFKA_TOPIC = 'readings', VALUE_FORMAT = 'JSON', PARTITIONS = 1);\
+             CREATE STREAM ALARMS (SENSOR STRING KEY, LEVEL STRING) WITH (KAFKA_TOPIC = 'alarms', VALUE_FORMAT = 'JSON', PARTITIONS = 1);\
+             CREATE TABLE NODES (SENSOR STRING PRIMARY KEY, NODE STRING) WITH (KAFKA_TOPIC = 'nodes', VALUE_FORMAT = 'JSON', PARTITIONS = 1);\
+             CREATE TABLE SITES (SENSOR STRING PRIMARY KEY, SITE STRING) WITH (KAFKA_TOPIC = 'sites', VALUE_FORMAT = 'JSON', PARTITIONS = 1);",
+        )
+        .await;
+    for statement in [
+        "INSERT INTO READINGS (SENSOR, WATTS) VALUES ('3', 410);",
+        "INSERT INTO ALARMS (SENSOR, LEVEL) VALUES ('3', 'high');",
+        "INSERT INTO ALARMS (SENSOR, LEVEL) VALUES ('4', 'low');",
+        "INSERT INTO NODES (SENSOR, NODE) VALUES ('3', 'north');",
+        "INSERT INTO SITES (SENSOR, SITE) VALUES ('3', 'dam');",
+    ] {
+        server.ksql_ok(statement).await;
+    }
+    let paired = server
+        .push_rows(
+            "SELECT R.SENSOR, R.WATTS, A.LEVEL FROM READINGS R JOIN ALARMS A WITHIN 1 HOUR ON R.SENSOR = A.SENSOR \
+             EMIT CHANGES LIMIT 1;",
+        )
+        .await;
+    assert_eq!(paired, vec![json!(["3", 410, "high"])]);
+    let sited = server
+        .push_rows("SELECT N.SENSOR, N.NODE, S.SITE FROM NODES N JOIN SITES S ON N.SENSOR = S.SENSOR EMIT CHANGES LIMIT 1;")
+        .await;
+    assert_eq!(sited, vec![json!(["3", "north", "dam"])]);
+}

@@ -24,7 +24,7 @@ use sluice::{
     format::{ColumnWriter, RawRecord, encode_row},
     parser::{KsqlParser, Statement},
     planner::{ContinuousPlan, QueryPlanner},
-    runtime::{operator, two_streams::TwoStreams, window_join::WindowJoiner},
+    runtime::{operator, two_sources::TwoSources, window_join::WindowJoiner},
 };
 
 const BATCH: usize = 8192;
@@ -108,7 +108,7 @@ fn plan() -> ContinuousPlan {
 fn sluice_join(records: &[Input]) -> usize {
     let plan = plan();
     let window = plan.pair_join().unwrap();
-    let decoder = TwoStreams::new(&plan.source, &window.right, window.schema.clone()).unwrap();
+    let decoder = TwoSources::new(&plan.source, &window.right, window.schema.clone()).unwrap();
     let mut joiner = WindowJoiner::new(window).unwrap();
     let names: Vec<String> = plan.output_schema.fields().iter().skip(1).map(|f| f.name().clone()).collect();
     let mut rows = 0;

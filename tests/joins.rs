@@ -149,7 +149,7 @@ async fn readings_are_enriched_with_their_node_exactly_once_across_kill_9() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_streams_are_joined_within_a_window_exactly_once_across_kill_9() {
+async fn two_sources_are_joined_within_a_window_exactly_once_across_kill_9() {
     let (broker, _data, mut server) = server_over_ingestion().await;
     // Each reading, copied to a second topic, finds itself there: one joined row per reading,
     // made by whichever of the two copies is read second.
@@ -228,7 +228,7 @@ async fn two_tables_joined_keep_their_rows_across_kill_9() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn push_queries_stream_joins_of_two_streams_and_of_two_tables() {
+async fn push_queries_stream_joins_of_two_sources_and_of_two_tables() {
     let broker = TestBroker::start().await;
     let data = tempfile::tempdir().unwrap();
     let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;

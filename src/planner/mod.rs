@@ -81,7 +81,7 @@ impl ContinuousPlan {
     }
 
     pub fn pair_join(&self) -> Option<&PairJoin> {
-        self.join.as_ref().and_then(|j| j.window.as_ref())
+        self.join.as_ref().and_then(|j| j.pair.as_ref())
     }
 
     /// The topics the query reads, its source's first: with a stream-stream or table-table join,
@@ -100,7 +100,7 @@ impl ContinuousPlan {
 pub struct JoinPlan {
     /// The stream joined with another stream within a window, or the table with another table,
     /// before any other join.
-    pub window: Option<PairJoin>,
+    pub pair: Option<PairJoin>,
     /// One per table, in order; each extends the row the one before made.
     pub steps: Vec<JoinStep>,
     /// The join expressions a projection may keep as the result's key, as ksqlDB words them.
@@ -117,9 +117,9 @@ pub struct JoinPlan {
 impl JoinPlan {
     /// The result's key: the last join's expression.
     pub fn key(&self) -> &Arc<dyn PhysicalExpr> {
-        match (self.steps.last(), &self.window) {
+        match (self.steps.last(), &self.pair) {
             (Some(step), _) => &step.stream_key,
-            (None, Some(window)) => &window.key,
+            (None, Some(pair)) => &pair.key,
             (None, None) => unreachable!("a join plan joins something"),
         }
     }
@@ -468,7 +468,7 @@ fn plan_joins(
             .collect::<Vec<_>>(),
     );
     let mut steps = Vec::with_capacity(joins.clauses.len());
-    let mut window = None;
+    let mut pair = None;
     for (i, clause) in joins.clauses.iter().enumerate() {
         let width = field_position(joined, &clause.right.qualifier)?;
         let end = match joins.clauses.get(i + 1) {
@@ -476,7 +476,7 @@ fn plan_joins(
             None => joined.fields().len(),
         };
         if i == 0 && paired {
-            window = Some(plan_pair_join(ctx, clause, joined, &nullable, width, end)?);
+            pair = Some(plan_pair_join(ctx, clause, joined, &nullable, width, end)?);
             continue;
         }
         steps.push(plan_join_step(ctx, clause, joined, &nullable, width, end)?);
@@ -503,7 +503,7 @@ fn plan_joins(
     if candidates.is_empty() {
         let key = fields.iter().position(|f| synthetic.contains(f.name()));
         let plan = JoinPlan {
-            window,
+            pair,
             steps,
             key_expressions: vec![rewrite::ROWKEY.to_string()],
             key_aliases: if synthetic.len() > 1 { synthetic.to_vec() } else { Vec::new() },
@@ -512,9 +512,9 @@ fn plan_joins(
         };
         return Ok((plan, key));
     }
-    let foreign_key_of = window.as_ref().filter(|w| w.foreign).map(|_| joins.clauses[0].left.source.name.clone());
+    let foreign_key_of = pair.as_ref().filter(|p| p.foreign).map(|_| joins.clauses[0].left.source.name.clone());
     let plan = JoinPlan {
-        window,
+        pair,
         steps,
         key_expressions: candidates.iter().map(|(q, c)| format!("{q}.{c}")).collect(),
         key_aliases,

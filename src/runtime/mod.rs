@@ -19,7 +19,7 @@ pub mod status;
 pub mod table_state;
 pub mod tables_join;
 pub mod table_versions;
-pub mod two_streams;
+pub mod two_sources;
 pub mod window;
 pub mod window_join;
 

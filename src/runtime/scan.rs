@@ -42,7 +42,7 @@ use super::{
     shared::SharedExprs,
     sink::QuerySink,
     status::{ErrorKind, ProcessingError},
-    two_streams::{self, TwoStreams},
+    two_sources::{self, TwoSources},
     pair_join::{PairJoined, PairJoiner},
 };
 use crate::{
@@ -112,17 +112,17 @@ pub struct ScanQuery {
     present: Option<HashSet<String>>,
 }
 
-/// How a scan decodes what it reads: one stream's records, or two streams' side by side.
+/// How a scan decodes what it reads: one source's records, or two sources' side by side.
 pub enum ScanDecoder {
     One(RecordDecoder),
-    Two(TwoStreams),
+    Two(TwoSources),
 }
 
 impl ScanDecoder {
     /// The decoder of what `plan` reads.
     pub fn for_plan(plan: &ContinuousPlan) -> Result<Self> {
         Ok(match plan.pair_join() {
-            Some(window) => ScanDecoder::Two(TwoStreams::new(&plan.source, &window.right, window.schema.clone())?),
+            Some(pair) => ScanDecoder::Two(TwoSources::new(&plan.source, &pair.right, pair.schema.clone())?),
             None => ScanDecoder::One(RecordDecoder::new(&plan.source)?),
         })
     }
@@ -732,11 +732,11 @@ impl Scan {
                 .then(|| BooleanArray::from_iter(decoded.rows.iter().map(|r| Some(eligible(*r)))));
             // A stream-stream or table-table join first pairs the records of both sources; its
             // rows go on. A stream record without value joins nothing; a table's is a tombstone.
-            let windowed: Option<PairJoined> = match (query.plan.pair_join(), query.pair_joiner.as_mut()) {
+            let paired: Option<PairJoined> = match (query.plan.pair_join(), query.pair_joiner.as_mut()) {
                 (Some(pair), Some(joiner)) => {
                     let tables = pair.within.is_none();
                     let active = active_rows(eligible_rows.as_ref(), if tables { None } else { no_value.as_ref() })?;
-                    let right: Vec<bool> = decoded.rows.iter().map(|r| two_streams::is_right(records[*r].partition)).collect();
+                    let right: Vec<bool> = decoded.rows.iter().map(|r| two_sources::is_right(records[*r].partition)).collect();
                     let positions: Vec<(i32, i64)> = decoded.rows.iter().map(|r| (records[*r].partition, records[*r].offset)).collect();
                     let joined = joiner.process(pair, &decoded.batch, active.as_ref(), &right, &positions, no_value.as_ref())?;
                     eligible_rows = None;
@@ -744,17 +744,17 @@ impl Scan {
                 }
                 _ => None,
             };
-            let tombstones = windowed.as_ref().filter(|w| !w.tombstones.is_empty()).map(|w| BooleanArray::from(w.tombstones.clone()));
+            let tombstones = paired.as_ref().filter(|w| !w.tombstones.is_empty()).map(|w| BooleanArray::from(w.tombstones.clone()));
             // The record each row of what the query evaluates came from.
-            let row_records: Vec<usize> = match &windowed {
+            let row_records: Vec<usize> = match &paired {
                 Some(w) => w.rows.iter().map(|r| decoded.rows[*r]).collect(),
                 None => decoded.rows.clone(),
             };
-            let stream = windowed.as_ref().map_or(&decoded.batch, |w| &w.batch);
+            let stream = paired.as_ref().map_or(&decoded.batch, |w| &w.batch);
             let joined = match &query.plan.join {
                 Some(plan) if !plan.steps.is_empty() => {
                     // A stream record without value joins nothing (ksqlDB drops it).
-                    let no_value = if windowed.is_some() { None } else { no_value.as_ref() };
+                    let no_value = if paired.is_some() { None } else { no_value.as_ref() };
                     let active = active_rows(eligible_rows.as_ref(), no_value)?;
                     let joined = join::join_all(plan, &query.lookups, stream, active)?;
                     eligible_rows = Some(joined.joins.clone());
@@ -762,9 +762,9 @@ impl Scan {
                 }
                 _ => None,
             };
-            let input = joined.as_ref().map(|j| &j.batch).or(windowed.as_ref().map(|w| &w.batch)).unwrap_or(batch);
+            let input = joined.as_ref().map(|j| &j.batch).or(paired.as_ref().map(|w| &w.batch)).unwrap_or(batch);
             let filter = self.filters.get(index).and_then(Option::as_ref);
-            let no_value = if windowed.is_some() { tombstones.as_ref() } else { no_value.as_ref() };
+            let no_value = if paired.is_some() { tombstones.as_ref() } else { no_value.as_ref() };
             let evaluated = operator::evaluate(&query.plan, filter, input, eligible_rows.as_ref(), no_value, query.aggregator.as_mut())?;
             let shared_errors = shared.iter().flat_map(|s| {
                 s.errors
@@ -778,7 +778,7 @@ impl Scan {
                 .iter()
                 .map(|(i, m)| (ErrorKind::Deserialization, *i, m))
                 .chain(
-                    windowed
+                    paired
                         .iter()
                         .flat_map(|w| w.errors.iter())
                         .map(|(row, m)| (ErrorKind::RecordProcessing, decoded.rows[*row], m)),
@@ -797,14 +797,14 @@ impl Scan {
                 record_error(&query.status, kind, message, topic, &record);
             }
             let mut rows = evaluated.output_rows(&records, &row_records);
-            if let Some(windowed) = &windowed {
+            if let Some(paired) = &paired {
                 for row in &mut rows {
                     let joined_row = evaluated.rows[row.row];
-                    row.timestamp = row.timestamp.or(Some(windowed.timestamps[joined_row]));
-                    row.identity = Some(windowed.identities[joined_row]);
+                    row.timestamp = row.timestamp.or(Some(paired.timestamps[joined_row]));
+                    row.identity = Some(paired.identities[joined_row]);
                 }
             }
-            if let (Some(present), Some(keys), Some(paired)) = (query.present.as_mut(), evaluated.keys.first(), &windowed) {
+            if let (Some(present), Some(keys), Some(paired)) = (query.present.as_mut(), evaluated.keys.first(), &paired) {
                 // The join's own tombstones are written; a row only the filter drops deletes its
                 // key if the key holds a row.
                 rows.retain(|row| {

@@ -284,7 +284,7 @@ mod tests {
         format::RawRecord,
         parser::{KsqlParser, Statement},
         planner::{ContinuousPlan, QueryPlanner},
-        runtime::two_streams::TwoStreams,
+        runtime::two_sources::TwoSources,
     };
 
     const LEFT: &str = "CREATE TABLE L (ID STRING PRIMARY KEY, A STRING) WITH (KAFKA_TOPIC = 'l', VALUE_FORMAT = 'JSON');";
@@ -306,7 +306,7 @@ mod tests {
     /// Runs updates (right?, value or tombstone, time) of key `k` one at a time; what each emits.
     fn run(plan: &ContinuousPlan, updates: &[(bool, Option<&str>, i64)]) -> Vec<Vec<Emitted>> {
         let pair = plan.pair_join().unwrap();
-        let decoder = TwoStreams::new(&plan.source, &pair.right, pair.schema.clone()).unwrap();
+        let decoder = TwoSources::new(&plan.source, &pair.right, pair.schema.clone()).unwrap();
         let mut joiner = TablesJoiner::new(pair).unwrap();
         let mut emitted = Vec::new();
         for (offset, (right, value, timestamp)) in updates.iter().enumerate() {

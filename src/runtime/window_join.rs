@@ -290,7 +290,7 @@ mod tests {
         format::RawRecord,
         parser::{KsqlParser, Statement},
         planner::{ContinuousPlan, QueryPlanner},
-        runtime::two_streams::TwoStreams,
+        runtime::two_sources::TwoSources,
     };
 
     const LEFT: &str = "CREATE STREAM L (ID STRING KEY, L1 STRING) WITH (KAFKA_TOPIC = 'l', VALUE_FORMAT = 'JSON');";
@@ -313,7 +313,7 @@ mod tests {
     /// ksqlDB's tests feed them; the rows it emits.
     fn run(plan: &ContinuousPlan, records: &[(bool, &str, &str, i64)]) -> (Vec<Row>, WindowJoiner) {
         let window = plan.pair_join().unwrap();
-        let decoder = TwoStreams::new(&plan.source, &window.right, window.schema.clone()).unwrap();
+        let decoder = TwoSources::new(&plan.source, &window.right, window.schema.clone()).unwrap();
         let mut joiner = WindowJoiner::new(window).unwrap();
         let mut emitted = Vec::new();
         for (offset, (right, key, value, timestamp)) in records.iter().enumerate() {

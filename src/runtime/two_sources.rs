@@ -1,6 +1,7 @@
-//! Decoding the records of two streams read as one source (a stream-stream join): each record by
-//! its own stream's decoder, into one batch whose rows hold the left stream's columns, then the
-//! right's, NULL in the columns of the stream a record is not from.
+//! Decoding the records of two streams or tables read as one source (a stream-stream or
+//! table-table join): each record by its own source's decoder, into one batch whose rows hold
+//! the left source's columns, then the right's, NULL in the columns of the source a record is
+//! not from.
 
 use arrow::{
     array::{ArrayRef, RecordBatch, UInt32Array},
@@ -15,21 +16,21 @@ use crate::{
     format::{DecodedBatch, RawRecord, RecordDecoder},
 };
 
-/// Decodes the records of a source over two topics: the left stream's, then the right's.
-pub struct TwoStreams {
+/// Decodes the records of a source over two topics: the left source's, then the right's.
+pub struct TwoSources {
     left: RecordDecoder,
     right: RecordDecoder,
     schema: SchemaRef,
     topics: [String; 2],
 }
 
-/// Which stream of the two a source partition is the right one's.
+/// Whether a source partition is the right source's.
 pub fn is_right(partition: i32) -> bool {
     topic_partition(partition).0 == 1
 }
 
-impl TwoStreams {
-    /// Decodes `left`'s and `right`'s records into rows of `schema`: both streams' row schemas,
+impl TwoSources {
+    /// Decodes `left`'s and `right`'s records into rows of `schema`: both sources' row schemas,
     /// one after the other.
     pub fn new(left: &SourceDef, right: &SourceDef, schema: SchemaRef) -> Result<Self> {
         Ok(Self {

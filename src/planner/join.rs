@@ -322,9 +322,9 @@ fn read_condition(sides: &[JoinSide], join: &mut Join) -> Result<ReadCondition> 
         return Err(SluiceError::Plan("A join needs an ON clause: JOIN … ON left.column = right.column".into()));
     };
     let all: Vec<&JoinSide> = sides.iter().collect();
-    let flipped = split_condition(condition, &all)?;
-    let (left_expr, left_side, right_expr) = flipped.operands;
-    Ok(ReadCondition { kind_text, kind, left_expr, left_side, right_expr, flipped: flipped.flipped })
+    let split = split_condition(condition, &all)?;
+    let (left_expr, left_side, right_expr) = split.operands;
+    Ok(ReadCondition { kind_text, kind, left_expr, left_side, right_expr, flipped: split.flipped })
 }
 
 /// The join of `right` with `before`, refused where ksqlDB refuses it.
@@ -437,15 +437,14 @@ fn check_stream_table(clause: JoinClause, got: &str) -> Result<JoinClause> {
             )));
         }
     }
-    let keys: Vec<&str> = clause.right.source.key_columns().map(|c| c.name.as_str()).collect();
-    match (&clause.right_expr, keys.as_slice()) {
-        (Expr::CompoundIdentifier(parts), [key]) if normalize_ident(&parts[1]) == *key => Ok(clause),
-        _ => Err(SluiceError::Plan(format!(
-            "Invalid join condition: stream-table joins require to join on the table's primary key. Got {} = {}.",
-            display(&clause.left_expr),
-            display(&clause.right_expr)
-        ))),
+    if clause.right.is_key(&clause.right_expr) {
+        return Ok(clause);
     }
+    Err(SluiceError::Plan(format!(
+        "Invalid join condition: stream-table joins require to join on the table's primary key. Got {} = {}.",
+        display(&clause.left_expr),
+        display(&clause.right_expr)
+    )))
 }
 
 /// A condition's operands: the one reading an earlier source, which source that is, and the one

@@ -104,6 +104,11 @@ impl ConnectorManager {
         self.running.lock().get(name).map(|s| s.status.clone())
     }
 
+    /// Every running connector's status, by name.
+    pub fn statuses(&self) -> Vec<(String, Arc<ConnectorStatus>)> {
+        self.running.lock().iter().map(|(name, s)| (name.clone(), s.status.clone())).collect()
+    }
+
     /// Stops every connector (server shutdown).
     pub async fn shutdown(&self) {
         let sinks = std::mem::take(&mut *self.running.lock());

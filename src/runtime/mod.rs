@@ -246,6 +246,11 @@ impl QueryManager {
         self.statuses.lock().get(id).cloned()
     }
 
+    /// Every persistent query's status, by id.
+    pub fn statuses(&self) -> Vec<(String, Arc<QueryStatus>)> {
+        self.statuses.lock().iter().map(|(id, s)| (id.clone(), s.clone())).collect()
+    }
+
     /// Starts a push query in a scan of its own; rows arrive on the returned sink's channel.
     /// A pull query (`bounded`) reads from the earliest offsets to the log ends as they are
     /// now, then completes.

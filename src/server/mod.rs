@@ -8,6 +8,7 @@ mod error;
 mod fuzz;
 mod inserts;
 mod ksql;
+mod metrics;
 mod query;
 
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
@@ -27,10 +28,13 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// Running push queries by id, for `/close-query`.
     pub push_queries: Arc<Mutex<BTreeMap<String, CancellationToken>>>,
+    /// What `/metrics` shows.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 pub fn router(engine: Arc<Engine>) -> Router {
     let state = AppState {
+        metrics: Arc::new(metrics::Metrics::new(engine.clone())),
         engine,
         push_queries: Arc::new(Mutex::new(BTreeMap::new())),
     };
@@ -50,6 +54,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/connectors/{name}/topics", get(connect::topics))
         .route("/connectors/{name}/restart", post(connect::restart))
         .route("/connectors/{name}/tasks/{task}/restart", post(connect::restart))
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests))
         .with_state(state)
 }
 

@@ -1,0 +1,77 @@
+//! `/metrics` read as Prometheus reads it: parsed by a Prometheus text parser, its figures
+//! moving as records flow through a query and requests reach the API.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{SluiceServer, produce, producer, powergrid_record, server_over_ingestion};
+use prometheus_parse::{Sample, Scrape, Value};
+
+async fn scrape(server: &SluiceServer) -> Scrape {
+    let response = server.client().get(format!("{}/metrics", server.url)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+    let body = response.text().await.unwrap();
+    Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+fn value(sample: &Sample) -> f64 {
+    match sample.value {
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+        ref other => panic!("{} is not a number: {other:?}", sample.metric),
+    }
+}
+
+/// The value of `metric` whose labels include `labels`.
+fn find(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_count_a_querys_records_the_apis_requests_and_the_process() {
+    let (broker, _data, server) = server_over_ingestion().await;
+    server
+        .ksql_ok("CREATE STREAM SENSOR_ID_3 AS SELECT * FROM STREAM_INGESTION WHERE EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') = '3';")
+        .await;
+    let query = server.ksql_ok("SHOW QUERIES;").await[0]["queries"][0]["id"].as_str().unwrap().to_string();
+    let readings = producer(&broker.bootstrap);
+    for (n, sensor) in [3, 4, 3].into_iter().enumerate() {
+        produce(&readings, "INGESTION", &format!("{sensor}-{n}"), &powergrid_record(sensor, n as u32)).await;
+    }
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let scraped = loop {
+        let scraped = scrape(&server).await;
+        if find(&scraped, "sluice_query_records_in_total", &[("query", &query)]) == Some(3.0) {
+            break scraped;
+        }
+        assert!(std::time::Instant::now() < deadline, "the query's records never showed: {:?}", scraped.samples);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(find(&scraped, "sluice_query_records_out_total", &[("query", &query)]), Some(2.0), "sensor 3's two readings");
+    assert_eq!(find(&scraped, "sluice_query_processing_errors_total", &[("query", &query)]), Some(0.0));
+    assert_eq!(find(&scraped, "sluice_query_state", &[("query", &query), ("state", "RUNNING")]), Some(1.0));
+    assert!(find(&scraped, "process_cpu_seconds_total", &[]).is_some_and(|cpu| cpu > 0.0));
+    assert!(find(&scraped, "process_resident_memory_bytes", &[]).is_some_and(|bytes| bytes > 1e6));
+    let ksql_posts = |scrape: &Scrape| find(scrape, "sluice_http_requests_total", &[("method", "POST"), ("route", "/ksql"), ("status", "200")]);
+    let before = ksql_posts(&scraped).expect("the statements above were counted");
+
+    server.ksql_ok("SHOW STREAMS;").await;
+    produce(&readings, "INGESTION", "3-9", &powergrid_record(3, 9)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let scraped = scrape(&server).await;
+        if find(&scraped, "sluice_query_records_out_total", &[("query", &query)]) == Some(3.0) {
+            assert_eq!(ksql_posts(&scraped), Some(before + 1.0), "one more statement");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the next reading never showed: {:?}", scraped.samples);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

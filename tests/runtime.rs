@@ -315,3 +315,60 @@ async fn one_statement_routes_each_sensor_to_its_own_topic_even_sensors_that_app
     assert!(errors.contains("processing-errors: 2,"), "{errors}");
     assert!(errors.contains("cannot be named"), "{errors}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_query_holds_its_place_across_a_kill_9_and_resume_carries_on_exactly_once() {
+    let broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    server.ksql_ok("CREATE STREAM NOTES (TEXT STRING) WITH (KAFKA_TOPIC='notes', VALUE_FORMAT='JSON', PARTITIONS=1);").await;
+    server.ksql_ok("CREATE STREAM SHOUTS AS SELECT UCASE(TEXT) AS TEXT FROM NOTES;").await;
+    server.ksql_ok("CREATE STREAM WHISPERS AS SELECT LCASE(TEXT) AS TEXT FROM NOTES;").await;
+    server.ksql_ok("INSERT INTO NOTES (TEXT) VALUES ('One');").await;
+    assert_eq!(read_topic(&broker.bootstrap, "SHOUTS", 1, Duration::from_secs(60)).len(), 1);
+    let id = server.ksql_ok("SHOW QUERIES;").await[0]["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["sinks"][0] == "SHOUTS")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let paused = server.ksql_ok(&format!("PAUSE {id};")).await;
+    assert_eq!(paused[0]["commandStatus"]["message"], "Query paused.", "{paused}");
+    assert_eq!(paused[0]["commandId"], format!("pause/{id}/execute"), "{paused}");
+    assert_eq!(query_of(&server, "SHOUTS").await.0, "PAUSED");
+    assert_eq!(query_of(&server, "WHISPERS").await.0, "RUNNING", "only the query named pauses");
+    server.ksql_ok("INSERT INTO NOTES (TEXT) VALUES ('Two');").await;
+    assert_eq!(read_topic(&broker.bootstrap, "WHISPERS", 2, Duration::from_secs(60)).len(), 2, "the shared source flows on");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let held = read_topic(&broker.bootstrap, "SHOUTS", 1, Duration::from_secs(10));
+    assert_eq!(held.len(), 1, "a paused query writes nothing: {held:?}");
+
+    server.kill();
+    server.start_again().await;
+    assert_eq!(query_of(&server, "SHOUTS").await.0, "PAUSED", "a pause outlives the process");
+    server.ksql_ok("INSERT INTO NOTES (TEXT) VALUES ('Three');").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(read_topic(&broker.bootstrap, "SHOUTS", 1, Duration::from_secs(10)).len(), 1);
+
+    let resumed = server.ksql_ok(&format!("RESUME {id};")).await;
+    assert_eq!(resumed[0]["commandStatus"]["message"], "Query resumed.", "{resumed}");
+    wait_for_state(&server, "SHOUTS", "RUNNING", Duration::from_secs(10)).await;
+    let shouts = read_topic(&broker.bootstrap, "SHOUTS", 3, Duration::from_secs(60));
+    let values: Vec<&str> = shouts.iter().map(|(_, v)| v.as_str()).collect();
+    assert_eq!(values, vec![r#"{"TEXT":"ONE"}"#, r#"{"TEXT":"TWO"}"#, r#"{"TEXT":"THREE"}"#], "each record once, in order");
+
+    server.ksql_ok("PAUSE ALL;").await;
+    assert_eq!(query_of(&server, "SHOUTS").await.0, "PAUSED");
+    assert_eq!(query_of(&server, "WHISPERS").await.0, "PAUSED");
+    server.ksql_ok("RESUME ALL;").await;
+    wait_for_state(&server, "WHISPERS", "RUNNING", Duration::from_secs(10)).await;
+    server.ksql_ok("INSERT INTO NOTES (TEXT) VALUES ('Four');").await;
+    assert_eq!(read_topic(&broker.bootstrap, "WHISPERS", 4, Duration::from_secs(60)).len(), 4);
+
+    let (status, body) = server.ksql("PAUSE CSAS_NOTHING_99;").await;
+    assert_eq!((status, body["message"].as_str()), (400, Some("Unknown queryId: CSAS_NOTHING_99")), "{body}");
+}

@@ -319,3 +319,45 @@ async fn inserts_stream_acknowledges_each_row_and_stops_at_the_first_bad_one() {
     let refused: Value = unknown.json().await.unwrap();
     assert_eq!(refused["error_code"], 40000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn explain_shows_a_querys_operators_topics_and_state_and_plans_a_statement_without_running_it() {
+    let (_broker, _data, server) = common::server_over_ingestion().await;
+    server
+        .ksql_ok("CREATE STREAM SENSOR_ID_3 AS SELECT * FROM STREAM_INGESTION WHERE EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') = '3';")
+        .await;
+    let id = server.ksql_ok("SHOW QUERIES;").await[0]["queries"][0]["id"].as_str().unwrap().to_string();
+
+    let explained = server.ksql_ok(&format!("EXPLAIN {id};")).await;
+    assert_eq!(explained[0]["@type"], "queryDescription", "{explained}");
+    let description = &explained[0]["queryDescription"];
+    assert_eq!(description["id"], id.as_str());
+    assert_eq!(description["state"], "RUNNING");
+    assert_eq!(description["sources"], json!(["STREAM_INGESTION"]));
+    assert_eq!(description["sinks"], json!(["SENSOR_ID_3"]));
+    assert_eq!(description["queryType"], "PERSISTENT");
+    let plan = description["executionPlan"].as_str().unwrap();
+    let steps: Vec<&str> = plan.lines().map(|l| l.trim_start().split(" |").next().unwrap()).collect();
+    assert_eq!(steps, ["> [ SINK ]", "> [ PROJECT ]", "> [ FILTER ]", "> [ SOURCE ]"], "{plan}");
+    assert!(plan.contains("Topic: INGESTION"), "{plan}");
+    let topology = description["topology"].as_str().unwrap();
+    assert!(topology.contains("_offsets") && topology.contains("_processing_log") && topology.contains("exactly once"), "{topology}");
+
+    let explained = server
+        .ksql_ok("EXPLAIN CREATE TABLE WATTS AS SELECT EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') AS SENSOR, COUNT(*) AS N FROM STREAM_INGESTION GROUP BY EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id');")
+        .await;
+    let description = &explained[0]["queryDescription"];
+    assert_eq!(description["sinks"], json!(["WATTS"]), "{explained}");
+    assert_eq!(description["fields"][0]["type"], "KEY", "{explained}");
+    let plan = description["executionPlan"].as_str().unwrap();
+    assert!(plan.contains("[ AGGREGATE ] | Group by: extractjsonfield(PAYLOAD, $.sensor_id) | Aggregates: COUNT(1)"), "{plan}");
+    let streams = server.ksql_ok("SHOW TABLES;").await;
+    assert_eq!(streams[0]["tables"], json!([]), "EXPLAIN runs nothing: {streams}");
+
+    let explained = server.ksql_ok("EXPLAIN SELECT PAYLOAD FROM STREAM_INGESTION EMIT CHANGES;").await;
+    assert_eq!(explained[0]["queryDescription"]["queryType"], "PUSH", "{explained}");
+
+    let (status, body) = server.ksql("EXPLAIN CSAS_NOTHING_1;").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["message"], "Query with id:CSAS_NOTHING_1 does not exist, use SHOW QUERIES to view the full set of queries.");
+}

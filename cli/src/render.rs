@@ -70,6 +70,7 @@ pub fn entity(entity: &Value) -> String {
             table(&["Kafka Topic", "Partitions", "Partition Replicas"], &rows)
         }
         "sourceDescription" => describe(&entity["sourceDescription"]),
+        "queryDescription" => describe_query(&entity["queryDescription"]),
         "source_descriptions" => entity["sourceDescriptions"]
             .as_array()
             .into_iter()
@@ -140,6 +141,31 @@ fn describe(source: &Value) -> String {
     out
 }
 
+/// `EXPLAIN`, laid out as ksqlDB's CLI lays it out.
+fn describe_query(query: &Value) -> String {
+    let fields: Vec<Vec<String>> = query["fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| vec![text(&f["name"]), format!("{}{}", text(&f["schema"]["type"]), if f["type"] == "KEY" { "  (key)" } else { "" })])
+        .collect();
+    let names = |list: &Value| list.as_array().into_iter().flatten().map(text).collect::<Vec<_>>().join(", ");
+    let mut out = String::new();
+    if !text(&query["id"]).is_empty() {
+        out.push_str(&format!("ID                   : {}\nQuery state          : {}\n", text(&query["id"]), text(&query["state"])));
+    }
+    out.push_str(&format!("Query type           : {}\nSQL                  : {}\n\n", text(&query["queryType"]), text(&query["statementText"])));
+    out.push_str(&table(&["Field", "Type"], &fields));
+    out.push_str(&format!(
+        "\n\nSources that this query reads from: {}\nSinks that this query writes to: {}\n\nExecution plan\n--------------\n{}\nProcessing topology\n-------------------\n{}",
+        names(&query["sources"]),
+        names(&query["sinks"]),
+        text(&query["executionPlan"]),
+        text(&query["topology"]),
+    ));
+    out
+}
+
 /// The horizontal rule above and below streamed rows.
 pub fn rule(widths: &[usize]) -> String {
     format!("+{}+", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("+"))
@@ -173,6 +199,22 @@ mod tests {
                 "------------------------------------------------------------------",
             ]
         );
+    }
+
+    #[test]
+    fn explain_shows_the_query_its_fields_and_its_plan() {
+        let entity = serde_json::json!({"@type": "queryDescription", "queryDescription": {
+            "id": "CSAS_S_1", "state": "PAUSED", "queryType": "PERSISTENT", "statementText": "CREATE STREAM S AS SELECT * FROM T;",
+            "fields": [{"name": "ID", "schema": {"type": "STRING"}, "type": "KEY"}],
+            "sources": ["T"], "sinks": ["S"],
+            "executionPlan": " > [ SINK ] | Topic: S\n\t\t > [ SOURCE ] | Topic: T\n", "topology": "Scan of topic T"
+        }});
+        let text = entity_lines(&entity);
+        assert_eq!(text[0], "ID                   : CSAS_S_1");
+        assert_eq!(text[1], "Query state          : PAUSED");
+        assert!(text.contains(&" ID    | STRING  (key)".to_string()), "{text:#?}");
+        assert!(text.contains(&"Sources that this query reads from: T".to_string()), "{text:#?}");
+        assert!(text.contains(&"\t\t > [ SOURCE ] | Topic: T".to_string()), "{text:#?}");
     }
 
     fn entity_lines(value: &Value) -> Vec<String> {

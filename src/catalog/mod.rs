@@ -30,6 +30,8 @@ pub struct QueryDef {
     pub sink_topic: String,
     /// Properties in force when the query was created (`auto.offset.reset`, …).
     pub properties: BTreeMap<String, String>,
+    /// `PAUSE`d: not running, its positions and state kept until `RESUME`.
+    pub paused: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -73,6 +75,11 @@ impl Catalog {
 
     pub fn put_query(&self, query: QueryDef) {
         self.state.write().queries.insert(query.id.clone(), query);
+    }
+
+    /// Marks query `id` paused or not; false when there is no such query.
+    pub fn set_paused(&self, id: &str, paused: bool) -> bool {
+        self.state.write().queries.get_mut(id).map(|q| q.paused = paused).is_some()
     }
 
     pub fn remove_query(&self, id: &str) -> Option<QueryDef> {

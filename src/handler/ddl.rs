@@ -14,7 +14,7 @@ use crate::{
     error::{Result, SluiceError},
     parser::{
         ColumnDef, CreateAsSelect, DropSource, KsqlParser, ParsedStatement, Select, SourceKind,
-        Statement, Terminate,
+        QueryAction, QueryControl, QueryTarget, Statement,
     },
     planner::{ContinuousPlan, QueryPlanner},
     connectors::kafka::offsets::Checkpoint,
@@ -119,11 +119,11 @@ pub async fn validate(
             }
             Ok(())
         }
-        Statement::Terminate(Terminate::Query(id)) => match engine.catalog.query(id) {
+        Statement::QueryControl(QueryControl { target: QueryTarget::Query(id), .. }) => match engine.catalog.query(id) {
             Some(_) => Ok(()),
             None => Err(SluiceError::NotFound(format!("Unknown queryId: {id}"))),
         },
-        Statement::Terminate(Terminate::All) => Ok(()),
+        Statement::QueryControl(QueryControl { target: QueryTarget::All, .. }) => Ok(()),
         Statement::CreateConnector(create) => {
             if engine.catalog.connector(&create.name).is_some() && !create.if_not_exists {
                 return Err(SluiceError::Plan(format!("Connector {} already exists", create.name)));
@@ -196,6 +196,7 @@ pub async fn apply(
                 sink: sink.name.clone(),
                 sink_topic: sink.topic.clone(),
                 properties: properties.clone(),
+                paused: false,
             };
             engine.catalog.put_stream(sink.clone());
             let id = register_query(engine, query, plan, run).await?;
@@ -216,25 +217,36 @@ pub async fn apply(
                 sink: target.name.clone(),
                 sink_topic: target.topic.clone(),
                 properties: properties.clone(),
+                paused: false,
             };
             register_query(engine, query, plan, run).await.map(|id| {
                 entity::command_status(text, "stream", &insert.target, &format!("Created query with ID {id}"), Some(&id), seq)
             })
         }
         Statement::DropSource(drop) => drop_source(engine, drop, text, seq, run).await,
-        Statement::Terminate(terminate) => {
-            let ids: Vec<String> = match terminate {
-                Terminate::Query(id) => vec![id.clone()],
-                Terminate::All => engine.catalog.snapshot().queries.into_keys().collect(),
+        Statement::QueryControl(control) => {
+            let (ids, target) = match &control.target {
+                QueryTarget::Query(id) => (vec![id.clone()], id.as_str()),
+                QueryTarget::All => (engine.catalog.snapshot().queries.into_keys().collect(), "ALL"),
             };
             for id in &ids {
-                terminate_query(engine, id, run).await?;
+                match control.action {
+                    QueryAction::Terminate => terminate_query(engine, id, run).await?,
+                    QueryAction::Pause => pause_query(engine, id, run),
+                    QueryAction::Resume => resume_query(engine, id, run).await?,
+                }
             }
+            let message = match control.action {
+                QueryAction::Terminate => "Query terminated.",
+                QueryAction::Pause => "Query paused.",
+                QueryAction::Resume => "Query resumed.",
+            };
+            let command_id = format!("{}/{target}/execute", control.action.word().to_lowercase());
             Ok(serde_json::json!({
                 "@type": "currentStatus",
                 "statementText": text,
-                "commandId": format!("terminate/{}/execute", match terminate { Terminate::Query(id) => id.as_str(), Terminate::All => "ALL" }),
-                "commandStatus": {"status": "SUCCESS", "message": "Query terminated.", "queryId": null},
+                "commandId": command_id,
+                "commandStatus": {"status": "SUCCESS", "message": message, "queryId": null},
                 "commandSequenceNumber": seq,
                 "warnings": []
             }))
@@ -343,6 +355,26 @@ fn start_planned(engine: &Engine, query: &QueryDef, mut plan: ContinuousPlan, st
     });
     let guarantee = Guarantee::from_properties(&query.properties)?;
     engine.queries.start_persistent(&query.id, plan, output, start, guarantee)?;
+    Ok(())
+}
+
+/// Pauses a running query; replaying the log only marks it, and the replay shows it paused
+/// instead of starting it.
+fn pause_query(engine: &Engine, id: &str, run: bool) {
+    if engine.catalog.query(id).is_some_and(|q| !q.paused) && engine.catalog.set_paused(id, true) && run {
+        engine.queries.pause(id);
+    }
+}
+
+/// Starts a paused query again from its committed positions.
+async fn resume_query(engine: &Engine, id: &str, run: bool) -> Result<()> {
+    let Some(query) = engine.catalog.query(id).filter(|q| q.paused) else {
+        return Ok(());
+    };
+    engine.catalog.set_paused(id, false);
+    if run {
+        start_query(engine, &query).await?;
+    }
     Ok(())
 }
 
@@ -594,7 +626,7 @@ fn capitalized(word: &str) -> String {
 }
 
 /// The stream or table a CSAS or CTAS creates, with the partitions and replicas asked for.
-fn sink_source(csas: &CreateAsSelect, plan: &ContinuousPlan, text: &str) -> Result<(SourceDef, Option<i32>, i32)> {
+pub(super) fn sink_source(csas: &CreateAsSelect, plan: &ContinuousPlan, text: &str) -> Result<(SourceDef, Option<i32>, i32)> {
     let mut properties = csas.properties.clone();
     if properties.get("VALUE_FORMAT").is_none() && properties.get("FORMAT").is_none() {
         properties.0.push((

@@ -103,3 +103,28 @@ pub fn query_statistics(status: &QueryStatus) -> (String, String) {
     }
     (statistics, error_stats)
 }
+
+/// ksqlDB's `FieldInfo` list of columns: name, base type, and `KEY` on key columns.
+pub fn fields(columns: &[crate::parser::ColumnDef]) -> Vec<Value> {
+    columns
+        .iter()
+        .map(|c| {
+            let mut field = json!({"name": c.name, "schema": {"type": type_name(&c.data_type), "fields": null, "memberSchema": null}});
+            if c.key {
+                field["type"] = json!("KEY");
+            }
+            field
+        })
+        .collect()
+}
+
+/// ksqlDB's `SqlBaseType` name of a column type.
+fn type_name(data_type: &crate::catalog::types::SqlType) -> String {
+    use crate::catalog::types::SqlType;
+    match data_type {
+        SqlType::Array(_) => "ARRAY".into(),
+        SqlType::Map(_) => "MAP".into(),
+        SqlType::Decimal { .. } => "DECIMAL".into(),
+        other => other.to_string(),
+    }
+}

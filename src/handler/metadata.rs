@@ -126,17 +126,7 @@ fn source_description(engine: &Engine, stream: &SourceDef, extended: bool) -> Re
             .map(|q| entity::running_query(q, engine.queries.status(&q.id).as_deref()))
             .collect()
     };
-    let fields: Vec<Value> = stream
-        .columns
-        .iter()
-        .map(|c| {
-            let mut field = json!({"name": c.name, "schema": {"type": type_name(&c.data_type), "fields": null, "memberSchema": null}});
-            if c.key {
-                field["type"] = json!("KEY");
-            }
-            field
-        })
-        .collect();
+    let fields = entity::fields(&stream.columns);
     let topic = engine.cluster.topic(&stream.topic)?;
     let (mut statistics, mut error_stats) = (String::new(), String::new());
     if extended {
@@ -179,15 +169,4 @@ fn source_description(engine: &Engine, stream: &SourceDef, extended: bool) -> Re
         "clusterStatistics": [],
         "clusterErrorStats": []
     }))
-}
-
-/// ksqlDB's `SqlBaseType` name of a column type.
-fn type_name(data_type: &crate::catalog::types::SqlType) -> String {
-    use crate::catalog::types::SqlType;
-    match data_type {
-        SqlType::Array(_) => "ARRAY".into(),
-        SqlType::Map(_) => "MAP".into(),
-        SqlType::Decimal { .. } => "DECIMAL".into(),
-        other => other.to_string(),
-    }
 }

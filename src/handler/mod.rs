@@ -4,6 +4,7 @@
 pub mod connector;
 pub mod ddl;
 pub mod entity;
+pub mod explain;
 pub mod insert;
 pub mod metadata;
 
@@ -106,6 +107,10 @@ impl Engine {
         self.declare_processing_log()?;
         let queries: Vec<_> = self.catalog.snapshot().queries.into_values().collect();
         for query in &queries {
+            if query.paused {
+                self.queries.pause(&query.id);
+                continue;
+            }
             if let Err(e) = ddl::start_query(self, query).await {
                 self.replay_failed(-1, &query.statement, &e);
             }
@@ -214,6 +219,7 @@ impl Engine {
             Statement::Show(show) => metadata::show(self, parsed, show, properties, &session.variables).map(Some),
             Statement::Describe(describe) => metadata::describe(self, parsed, describe).map(Some),
             Statement::DescribeConnector(describe) => metadata::describe_connector(self, parsed, describe).map(Some),
+            Statement::Explain(target) => explain::explain(self, parsed, target).await.map(Some),
             Statement::InsertValues(insert) => {
                 insert::insert_values(self, insert).await?;
                 Ok(None)

@@ -1,5 +1,5 @@
-//! Metadata and lifecycle statements: `SHOW`/`LIST`, `DESCRIBE`, `TERMINATE`, `PRINT`, `SET`,
-//! `UNSET`, `DEFINE`, `UNDEFINE`.
+//! Metadata and lifecycle statements: `SHOW`/`LIST`, `DESCRIBE`, `TERMINATE`, `PAUSE`, `RESUME`,
+//! `EXPLAIN`, `PRINT`, `SET`, `UNSET`, `DEFINE`, `UNDEFINE`.
 
 use std::fmt;
 
@@ -77,22 +77,70 @@ impl fmt::Display for Describe {
     }
 }
 
-/// Stops a persistent query, or all of them.
-///
-/// ```text
-/// TERMINATE query_id;   TERMINATE ALL;
-/// ```
+/// What a query-control statement does to persistent queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryAction {
+    /// Stops the query for good, forgetting its positions.
+    Terminate,
+    /// Stops processing, keeping positions and state, until `RESUME`.
+    Pause,
+    /// Carries on from where `PAUSE` stopped.
+    Resume,
+}
+
+impl QueryAction {
+    pub fn word(self) -> &'static str {
+        match self {
+            QueryAction::Terminate => "TERMINATE",
+            QueryAction::Pause => "PAUSE",
+            QueryAction::Resume => "RESUME",
+        }
+    }
+}
+
+/// The queries a query-control statement acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Terminate {
+pub enum QueryTarget {
     Query(String),
     All,
 }
 
-impl fmt::Display for Terminate {
+/// Stops, pauses or resumes a persistent query, or all of them.
+///
+/// ```text
+/// TERMINATE | PAUSE | RESUME  query_id | ALL;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryControl {
+    pub action: QueryAction,
+    pub target: QueryTarget,
+}
+
+impl fmt::Display for QueryControl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.target {
+            QueryTarget::Query(id) => write!(f, "{} {id}", self.action.word()),
+            QueryTarget::All => write!(f, "{} ALL", self.action.word()),
+        }
+    }
+}
+
+/// Shows how a query runs: a running query's, by id, or the plan a statement would run.
+///
+/// ```text
+/// EXPLAIN query_id;   EXPLAIN SELECT … | CREATE … AS SELECT … | INSERT INTO … SELECT …;
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Explain {
+    Query(String),
+    Statement(Box<Statement>),
+}
+
+impl fmt::Display for Explain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Terminate::Query(id) => write!(f, "TERMINATE {id}"),
-            Terminate::All => write!(f, "TERMINATE ALL"),
+            Explain::Query(id) => write!(f, "EXPLAIN {id}"),
+            Explain::Statement(statement) => write!(f, "EXPLAIN {statement}"),
         }
     }
 }
@@ -266,13 +314,39 @@ fn variable_name(cursor: &mut Cursor) -> Result<String> {
     }
 }
 
-pub(super) fn parse_terminate(cursor: &mut Cursor) -> Result<Statement> {
-    cursor.expect_word("TERMINATE")?;
-    if cursor.eat_word("ALL") {
-        return Ok(Statement::Terminate(Terminate::All));
+pub(super) fn parse_query_control(cursor: &mut Cursor) -> Result<Statement> {
+    let action = if cursor.eat_word("TERMINATE") {
+        QueryAction::Terminate
+    } else if cursor.eat_word("PAUSE") {
+        QueryAction::Pause
+    } else {
+        cursor.expect_word("RESUME")?;
+        QueryAction::Resume
+    };
+    let target = if cursor.eat_word("ALL") {
+        QueryTarget::All
+    } else {
+        QueryTarget::Query(cursor.identifier("a query id such as CSAS_SENSOR_ID_3_5, or ALL")?)
+    };
+    Ok(Statement::QueryControl(QueryControl { action, target }))
+}
+
+pub(super) fn parse_explain(cursor: &mut Cursor) -> Result<Statement> {
+    cursor.expect_word("EXPLAIN")?;
+    let next = cursor.peek_word().unwrap_or_default();
+    if ["SELECT", "CREATE", "INSERT"].contains(&next.as_str()) {
+        let statement = super::KsqlParser::parse_statement(cursor)?;
+        return match statement {
+            Statement::Select(_) | Statement::CreateAsSelect(_) | Statement::InsertSelect(_) => {
+                Ok(Statement::Explain(Explain::Statement(Box::new(statement))))
+            }
+            other => Err(SluiceError::Plan(format!(
+                "The provided statement does not run a ksql query: {other}"
+            ))),
+        };
     }
-    let id = cursor.identifier("a query id such as CSAS_SENSOR_ID_3_5, or ALL")?;
-    Ok(Statement::Terminate(Terminate::Query(id)))
+    let id = cursor.identifier("a query id, or a SELECT, CREATE … AS SELECT or INSERT INTO … SELECT statement")?;
+    Ok(Statement::Explain(Explain::Query(id)))
 }
 
 pub(super) fn parse_print(cursor: &mut Cursor) -> Result<Statement> {

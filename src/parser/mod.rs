@@ -20,8 +20,8 @@ use sqlparser::{
 };
 
 pub use admin::{
-    DefineVariable, Describe, DescribeTarget, Print, SetProperty, Show, ShowKind, Terminate, UndefineVariable,
-    UnsetProperty,
+    DefineVariable, Describe, DescribeTarget, Explain, Print, QueryAction, QueryControl, QueryTarget, SetProperty, Show,
+    ShowKind, UndefineVariable, UnsetProperty,
 };
 pub use connector::{ConnectorKind, CreateConnector, DescribeConnector, DropConnector};
 pub use cursor::Cursor;
@@ -42,7 +42,8 @@ pub enum Statement {
     Show(Show),
     Describe(Describe),
     DropSource(DropSource),
-    Terminate(Terminate),
+    QueryControl(QueryControl),
+    Explain(Explain),
     Print(Print),
     Set(SetProperty),
     Unset(UnsetProperty),
@@ -64,7 +65,8 @@ impl fmt::Display for Statement {
             Statement::Show(s) => s.fmt(f),
             Statement::Describe(s) => s.fmt(f),
             Statement::DropSource(s) => s.fmt(f),
-            Statement::Terminate(s) => s.fmt(f),
+            Statement::QueryControl(s) => s.fmt(f),
+            Statement::Explain(s) => s.fmt(f),
             Statement::Print(s) => s.fmt(f),
             Statement::Set(s) => s.fmt(f),
             Statement::Unset(s) => s.fmt(f),
@@ -202,17 +204,18 @@ impl KsqlParser {
             "SHOW" | "LIST" => admin::parse_show(cursor),
             "DESCRIBE" => admin::parse_describe(cursor),
             "DROP" => stream::parse_drop(cursor),
-            "TERMINATE" => admin::parse_terminate(cursor),
+            "TERMINATE" | "PAUSE" | "RESUME" => admin::parse_query_control(cursor),
+            "EXPLAIN" => admin::parse_explain(cursor),
             "PRINT" => admin::parse_print(cursor),
             "SET" => admin::parse_set(cursor),
             "UNSET" => admin::parse_unset(cursor),
             "DEFINE" => admin::parse_define(cursor),
             "UNDEFINE" => admin::parse_undefine(cursor),
-            "EXPLAIN" | "PAUSE" | "RESUME" | "ALTER" | "ASSERT" => {
+            "ALTER" | "ASSERT" => {
                 Err(SluiceError::NotImplemented(format!("{word} statements")))
             }
             _ => Err(cursor.error(
-                "a statement such as CREATE, SELECT, INSERT, SHOW, DESCRIBE, DROP, TERMINATE, PRINT, SET or DEFINE",
+                "a statement such as CREATE, SELECT, INSERT, SHOW, DESCRIBE, EXPLAIN, DROP, TERMINATE, PAUSE, RESUME, PRINT, SET or DEFINE",
             )),
         }
     }

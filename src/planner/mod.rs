@@ -4,6 +4,7 @@
 //! functions become an [`AggregatePlan`] the runtime keeps state for, and the projection and
 //! `HAVING` read the aggregate's rows.
 
+mod explain;
 mod join;
 mod rewrite;
 
@@ -35,6 +36,7 @@ use crate::{
     parser::{JoinWithin, Select, WindowKind, WindowSpec},
 };
 
+pub use explain::{Operator, SinkTarget};
 pub use join::JoinKind;
 pub use rewrite::WINDOW_BOUNDS;
 

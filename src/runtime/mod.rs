@@ -30,6 +30,9 @@ use tokio::runtime::Handle;
 
 pub use status::{QueryState, QueryStatus};
 
+/// How long pausing or stopping a query waits for its scan to commit its positions.
+const LEAVE_LIMIT: Duration = Duration::from_secs(30);
+
 use crate::{
     catalog::topic_template::TopicTemplate,
     connectors::kafka::{
@@ -186,7 +189,13 @@ impl QueryManager {
         start: Checkpoint,
         guarantee: Guarantee,
     ) -> Result<Arc<QueryStatus>> {
-        let status = Arc::new(QueryStatus::new(id, self.log.clone()));
+        let status = match self.statuses.lock().get(id) {
+            Some(paused) if paused.state() == QueryState::Paused => {
+                paused.set_state(QueryState::Running);
+                paused.clone()
+            }
+            _ => Arc::new(QueryStatus::new(id, self.log.clone())),
+        };
         let stream = plan.source.clone();
         let durability = Durability {
             guarantee,
@@ -227,18 +236,36 @@ impl QueryManager {
     /// Stops a persistent query; its committed offsets stay until [`OffsetStore::forget`]. A
     /// scan left with no query stops too.
     pub fn stop_persistent(&self, id: &str) {
-        let mut shared = self.shared.lock();
-        let mut placement = self.placement.lock();
-        if let Some(identity) = placement.remove(id) {
-            if let Some(scan) = shared.get(&identity) {
-                scan.remove(id);
-            }
+        self.leave_scan(id);
+        if let Some(status) = self.statuses.lock().remove(id) {
+            status.set_state(QueryState::Terminated);
+        }
+    }
+
+    /// Pauses a persistent query: it leaves its scan with its positions committed and shows
+    /// PAUSED, keeping its counts, until [`QueryManager::start_persistent`] starts it again
+    /// from its checkpoint.
+    pub fn pause(&self, id: &str) {
+        self.leave_scan(id);
+        let status = self.statuses.lock().entry(id.to_string()).or_insert_with(|| Arc::new(QueryStatus::new(id, self.log.clone()))).clone();
+        status.set_state(QueryState::Paused);
+    }
+
+    /// Takes a query out of its scan and waits (up to [`LEAVE_LIMIT`]) until its positions are
+    /// committed, so that what starts it next starts where it stopped.
+    fn leave_scan(&self, id: &str) {
+        let left = {
+            let mut shared = self.shared.lock();
+            let mut placement = self.placement.lock();
+            let Some(identity) = placement.remove(id) else { return };
+            let left = shared.get(&identity).map(|scan| scan.remove(id));
             if !placement.values().any(|i| *i == identity) {
                 shared.remove(&identity);
             }
-        }
-        if let Some(status) = self.statuses.lock().remove(id) {
-            status.set_state(QueryState::Terminated);
+            left
+        };
+        if let Some(left) = left {
+            let _ = left.recv_timeout(LEAVE_LIMIT);
         }
     }
 

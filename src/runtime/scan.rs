@@ -301,7 +301,8 @@ struct InFlight {
 
 enum Control {
     Add(Box<ScanQuery>),
-    Remove(String),
+    /// The query leaves; the sender hears once its positions are committed.
+    Remove(String, mpsc::Sender<()>),
     Stop,
 }
 
@@ -365,8 +366,12 @@ impl ScanHandle {
         let _ = self.control.send(Control::Add(Box::new(query)));
     }
 
-    pub fn remove(&self, id: &str) {
-        let _ = self.control.send(Control::Remove(id.to_string()));
+    /// Takes query `id` out of the scan; the receiver hears once it is out, its positions
+    /// committed (or the scan has stopped).
+    pub fn remove(&self, id: &str) -> mpsc::Receiver<()> {
+        let (done, left) = mpsc::channel();
+        let _ = self.control.send(Control::Remove(id.to_string(), done));
+        left
     }
 
     /// Asks the scan to stop after its current batch, committing what it processed.
@@ -497,9 +502,10 @@ impl Scan {
                 self.queries.push(*query);
                 self.last_discovery = None;
             }
-            Control::Remove(id) => {
+            Control::Remove(id, done) => {
                 self.commit(true);
                 self.queries.retain(|q| q.id != id);
+                let _ = done.send(());
             }
             Control::Stop => {
                 self.commit(true);

@@ -13,6 +13,8 @@ use super::processing_log::ProcessingLog;
 pub enum QueryState {
     Running,
     Error(String),
+    /// `PAUSE`d: stopped with its positions committed, to go on at `RESUME`.
+    Paused,
     Terminated,
 }
 
@@ -21,6 +23,7 @@ impl QueryState {
         match self {
             QueryState::Running => "RUNNING",
             QueryState::Error(_) => "ERROR",
+            QueryState::Paused => "PAUSED",
             QueryState::Terminated => "TERMINATED",
         }
     }

@@ -72,6 +72,11 @@ impl OffsetStore {
         })
     }
 
+    /// The compacted topic the positions are kept in.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
     pub fn get(&self, owner: &str) -> Option<Checkpoint> {
         self.committed.lock().get(owner).map(|partitions| {
             let input = partitions.iter().map(|(p, c)| (*p, c.offset)).collect();

@@ -1,0 +1,152 @@
+//! `EXPLAIN`: a persistent query's description by id — its operators, the topics it reads and
+//! writes, the internal topics it keeps its positions and errors in, its state — or the plan a
+//! `SELECT`, `CREATE … AS SELECT` or `INSERT INTO … SELECT` would run, without running it.
+
+use serde_json::{Value, json};
+
+use super::{Engine, ddl, entity};
+use crate::{
+    catalog::{SourceDef, types::SqlType},
+    error::{Result, SluiceError},
+    parser::{ColumnDef, Explain, KsqlParser, ParsedStatement, Select, Statement},
+    planner::{ContinuousPlan, QueryPlanner, SinkTarget},
+    runtime::origin::Guarantee,
+};
+
+pub async fn explain(engine: &Engine, parsed: &ParsedStatement, explain: &Explain) -> Result<Value> {
+    let description = match explain {
+        Explain::Query(id) => {
+            let query = engine.catalog.query(id).ok_or_else(|| {
+                SluiceError::NotFound(format!("Query with id:{id} does not exist, use SHOW QUERIES to view the full set of queries."))
+            })?;
+            let statement = KsqlParser::parse_one(&query.statement)?.statement;
+            let plan = QueryPlanner::plan(&engine.catalog, selected(&statement)?).await?;
+            let sink = engine.catalog.stream(&query.sink)?;
+            let state = engine.queries.status(id).map_or("UNKNOWN", |s| s.state().name());
+            let mut description = describe(engine, id, &query.statement, &plan, Some(&sink), &query.properties)?;
+            description["state"] = json!(state);
+            description["statusCount"] = json!({state: 1});
+            description
+        }
+        Explain::Statement(statement) => {
+            let text = parsed.text.trim_start()["EXPLAIN".len()..].trim().to_string();
+            let plan = QueryPlanner::plan(&engine.catalog, selected(statement)?).await?;
+            let sink = match statement.as_ref() {
+                Statement::CreateAsSelect(csas) => Some(ddl::sink_source(csas, &plan, &text)?.0),
+                Statement::InsertSelect(insert) => Some(engine.catalog.stream(&insert.target)?),
+                _ => None,
+            };
+            describe(engine, "", &text, &plan, sink.as_ref(), &Default::default())?
+        }
+    };
+    Ok(json!({"@type": "queryDescription", "statementText": parsed.text, "queryDescription": description, "warnings": []}))
+}
+
+/// The `SELECT` a query-running statement runs.
+fn selected(statement: &Statement) -> Result<&Select> {
+    match statement {
+        Statement::Select(select) => Ok(select),
+        Statement::CreateAsSelect(csas) => Ok(&csas.select),
+        Statement::InsertSelect(insert) => Ok(&insert.select),
+        other => Err(SluiceError::Plan(format!("The provided statement does not run a ksql query: {other}"))),
+    }
+}
+
+/// ksqlDB's `QueryDescription`, with Sluice's operators as its `executionPlan` and how the
+/// runtime runs them as its `topology`.
+fn describe(
+    engine: &Engine,
+    id: &str,
+    statement: &str,
+    plan: &ContinuousPlan,
+    sink: Option<&SourceDef>,
+    properties: &std::collections::BTreeMap<String, String>,
+) -> Result<Value> {
+    let operators = plan.operators(sink.map(|s| SinkTarget {
+        name: &s.name,
+        topic: &s.topic,
+        value_format: s.value_format.name(),
+    }));
+    let fields = match sink {
+        Some(sink) => entity::fields(&sink.columns),
+        None => entity::fields(&output_columns(plan)?),
+    };
+    let mut sources = vec![plan.source.name.clone()];
+    sources.extend(plan.pair_join().map(|p| p.right.name.clone()));
+    sources.extend(plan.join.iter().flat_map(|j| j.tables()).map(|t| t.name.clone()));
+    let window_type = plan.aggregation.as_ref().and_then(|a| a.window).map(|w| match w.kind {
+        crate::parser::WindowKind::Tumbling { .. } => "TUMBLING",
+        crate::parser::WindowKind::Hopping { .. } => "HOPPING",
+        crate::parser::WindowKind::Session { .. } => "SESSION",
+    });
+    Ok(json!({
+        "id": id,
+        "statementText": statement,
+        "windowType": window_type,
+        "fields": fields,
+        "sources": sources,
+        "sinks": sink.map(|s| vec![s.name.clone()]).unwrap_or_default(),
+        "topology": topology(engine, plan, sink, properties)?,
+        "executionPlan": operators.to_string(),
+        "overriddenProperties": properties,
+        "ksqlHostQueryStatus": {},
+        "queryType": if sink.is_some() { "PERSISTENT" } else { "PUSH" },
+        "queryErrors": [],
+        "tasksMetadata": []
+    }))
+}
+
+/// A push query's columns, its key columns marked.
+fn output_columns(plan: &ContinuousPlan) -> Result<Vec<ColumnDef>> {
+    plan.output_schema
+        .fields()
+        .iter()
+        .zip(&plan.key_outputs)
+        .map(|(field, key)| {
+            Ok(ColumnDef {
+                name: field.name().clone(),
+                data_type: SqlType::from_arrow(field.data_type())?,
+                key: *key,
+            })
+        })
+        .collect()
+}
+
+/// How the runtime runs the plan: the topics it reads, whether its scan is shared, where its
+/// positions and processing errors go, and its output guarantee.
+fn topology(
+    engine: &Engine,
+    plan: &ContinuousPlan,
+    sink: Option<&SourceDef>,
+    properties: &std::collections::BTreeMap<String, String>,
+) -> Result<String> {
+    let mut lines = Vec::new();
+    let topics = plan.input_topics();
+    lines.push(match plan.pair_join() {
+        Some(_) => format!("Scan of topics {} of its own: each record decoded once and joined as it arrives", topics.join(", ")),
+        None => format!(
+            "Scan of topic {}: each record decoded once, shared by every persistent query over {}",
+            topics.join(", "),
+            plan.source.name
+        ),
+    });
+    for table in plan.join.iter().flat_map(|j| j.tables()) {
+        lines.push(format!("Table {} kept in memory from topic {}, versioned by record time", table.name, table.topic));
+    }
+    if plan.is_stateful() {
+        lines.push("State rebuilt after a restart by replaying the input from the checkpoint it was kept at".into());
+    }
+    match sink {
+        Some(sink) => {
+            let guarantee = match Guarantee::from_properties(properties)? {
+                Guarantee::ExactlyOnce => "exactly once: on restart the output topic's tail is read back and records already written are skipped",
+                Guarantee::AtLeastOnce => "at least once",
+            };
+            lines.push(format!("Output to topic {} ({guarantee})", sink.topic));
+            lines.push(format!("Internal topic {}: the query's input positions and output positions", engine.queries.offsets().topic()));
+        }
+        None => lines.push("Rows to the client; no positions kept".into()),
+    }
+    lines.push(format!("Internal topic {}: records the query could not process", engine.queries.processing_log().topic()));
+    Ok(lines.join("\n"))
+}

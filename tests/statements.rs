@@ -321,7 +321,7 @@ async fn inserts_stream_acknowledges_each_row_and_stops_at_the_first_bad_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn explain_shows_a_querys_operators_topics_and_state_and_plans_a_statement_without_running_it() {
+async fn explain_shows_a_querys_operators_topics_and_state_and_plans_a_statement_without_running_it_and_functions_are_listed() {
     let (_broker, _data, server) = common::server_over_ingestion().await;
     server
         .ksql_ok("CREATE STREAM SENSOR_ID_3 AS SELECT * FROM STREAM_INGESTION WHERE EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') = '3';")
@@ -356,6 +356,18 @@ async fn explain_shows_a_querys_operators_topics_and_state_and_plans_a_statement
 
     let explained = server.ksql_ok("EXPLAIN SELECT PAYLOAD FROM STREAM_INGESTION EMIT CHANGES;").await;
     assert_eq!(explained[0]["queryDescription"]["queryType"], "PUSH", "{explained}");
+
+    let functions = server.ksql_ok("SHOW FUNCTIONS;").await;
+    let listed = functions[0]["functions"].as_array().unwrap();
+    assert!(listed.contains(&json!({"name": "EXTRACTJSONFIELD", "type": "SCALAR", "category": "JSON"})), "{functions}");
+    assert!(listed.contains(&json!({"name": "COUNT", "type": "AGGREGATE", "category": "AGGREGATE"})), "{functions}");
+    let described = server.ksql_ok("DESCRIBE FUNCTION extractjsonfield;").await;
+    assert_eq!(described[0]["@type"], "describe_function", "{described}");
+    assert_eq!(described[0]["name"], "EXTRACTJSONFIELD");
+    assert_eq!(described[0]["functions"][0]["argumentTypes"], json!(["STRING", "STRING"]), "{described}");
+    assert_eq!(described[0]["functions"][0]["arguments"][1]["name"], "path", "{described}");
+    let (status, body) = server.ksql("DESCRIBE FUNCTION NO_SUCH_THING;").await;
+    assert_eq!((status, body["message"].as_str()), (400, Some("Can't find any functions with the name 'NO_SUCH_THING'")), "{body}");
 
     let (status, body) = server.ksql("EXPLAIN CSAS_NOTHING_1;").await;
     assert_eq!(status, 400, "{body}");

@@ -71,6 +71,16 @@ pub fn entity(entity: &Value) -> String {
         }
         "sourceDescription" => describe(&entity["sourceDescription"]),
         "queryDescription" => describe_query(&entity["queryDescription"]),
+        "function_names" => {
+            let rows: Vec<Vec<String>> = entity["functions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| vec![text(&f["name"]), text(&f["type"]), text(&f["category"])])
+                .collect();
+            table(&["Function Name", "Type", "Category"], &rows)
+        }
+        "describe_function" => describe_function(entity),
         "source_descriptions" => entity["sourceDescriptions"]
             .as_array()
             .into_iter()
@@ -136,6 +146,28 @@ fn describe(source: &Value) -> String {
             "\n\nStatistics           : {}\nErrors               : {}",
             text(&source["statistics"]),
             text(&source["errorStats"])
+        ));
+    }
+    out
+}
+
+/// `DESCRIBE FUNCTION`: the function, then each way to call it.
+fn describe_function(function: &Value) -> String {
+    let mut out = format!(
+        "Name        : {}\nAuthor      : {}\nVersion     : {}\nOverview    : {}\nType        : {}\n",
+        text(&function["name"]),
+        text(&function["author"]),
+        text(&function["version"]),
+        text(&function["description"]),
+        text(&function["type"]),
+    );
+    for overload in function["functions"].as_array().into_iter().flatten() {
+        let types: Vec<String> = overload["argumentTypes"].as_array().into_iter().flatten().map(text).collect();
+        out.push_str(&format!(
+            "\n\tVariation   : {}\n\tArguments   : {}\n\tReturns     : {}\n",
+            text(&overload["description"]),
+            types.join(", "),
+            text(&overload["returnType"]),
         ));
     }
     out

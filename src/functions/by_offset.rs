@@ -7,7 +7,7 @@
 //! of their values.
 
 use std::sync::{
-    Arc,
+    Arc, LazyLock,
     atomic::{AtomicU64, Ordering},
 };
 
@@ -18,7 +18,7 @@ use arrow::{
 use datafusion::{
     common::{Result, ScalarValue, exec_err},
     logical_expr::{
-        Accumulator, AggregateUDF, AggregateUDFImpl, Signature, TypeSignature, Volatility,
+        Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, Signature, TypeSignature, Volatility,
         function::{AccumulatorArgs, StateFieldsArgs},
         utils::format_state_name,
     },
@@ -49,9 +49,24 @@ pub fn functions() -> Vec<AggregateUDF> {
         .collect()
 }
 
+fn by_offset_doc(which: &str, name: &str) -> Documentation {
+    super::documented(
+        "General Functions",
+        &format!("The value of the {which} row the group received, by offset; NULLs skipped unless ignoreNulls is false."),
+        &format!("{name}(expression [, ignoreNulls])"),
+        &[("expression", "The column or expression whose value is kept."), ("ignoreNulls", "A BOOLEAN, true unless given: whether NULL values are skipped.")],
+    )
+}
+
 impl AggregateUDFImpl for ByOffset {
     fn name(&self) -> &str {
         self.name
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        static LATEST: LazyLock<Documentation> = LazyLock::new(|| by_offset_doc("last", "latest_by_offset"));
+        static EARLIEST: LazyLock<Documentation> = LazyLock::new(|| by_offset_doc("first", "earliest_by_offset"));
+        Some(if self.latest { &LATEST } else { &EARLIEST })
     }
 
     fn signature(&self) -> &Signature {

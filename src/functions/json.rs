@@ -1,7 +1,7 @@
 //! ksqlDB's JSON functions: EXTRACTJSONFIELD, IS_JSON_STRING, JSON_ARRAY_LENGTH, JSON_KEYS,
 //! TO_JSON_STRING.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use arrow::{
     array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array, ListBuilder, StringArray, StringBuilder},
@@ -11,12 +11,14 @@ use datafusion::{
     common::{ScalarValue, exec_err},
     error::Result,
     logical_expr::{
-        ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
-        Volatility,
+        ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+        TypeSignature, Volatility,
     },
 };
 
-use super::{json_path, report_row_error};
+use super::{documented, json_path, report_row_error};
+
+const JSON_FUNCTIONS: &str = "JSON Functions";
 use crate::format::ColumnWriter;
 
 pub fn functions() -> Vec<ScalarUDF> {
@@ -69,6 +71,18 @@ impl Default for ExtractJsonField {
 impl ScalarUDFImpl for ExtractJsonField {
     fn name(&self) -> &str {
         "extractjsonfield"
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        static DOC: LazyLock<Documentation> = LazyLock::new(|| {
+            documented(
+                JSON_FUNCTIONS,
+                "The value at a JSONPath in a JSON document, as a STRING: a JSON string unquoted, any other value as compact JSON, a missing path as NULL; invalid JSON gives NULL and a processing error.",
+                "extractjsonfield(json, path)",
+                &[("json", "A STRING holding a JSON document."), ("path", "A JSONPath such as '$.sensor_id' or '$.readings[0].watts'.")],
+            )
+        });
+        Some(&DOC)
     }
 
     fn signature(&self) -> &Signature {
@@ -148,6 +162,18 @@ impl ScalarUDFImpl for IsJsonString {
     fn name(&self) -> &str {
         "is_json_string"
     }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        static DOC: LazyLock<Documentation> = LazyLock::new(|| {
+            documented(
+                JSON_FUNCTIONS,
+                "Whether a STRING is a valid JSON document.",
+                "is_json_string(text)",
+                &[("text", "The STRING to check.")],
+            )
+        });
+        Some(&DOC)
+    }
     fn signature(&self) -> &Signature {
         &self.signature
     }
@@ -196,6 +222,18 @@ impl Default for JsonArrayLength {
 impl ScalarUDFImpl for JsonArrayLength {
     fn name(&self) -> &str {
         "json_array_length"
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        static DOC: LazyLock<Documentation> = LazyLock::new(|| {
+            documented(
+                JSON_FUNCTIONS,
+                "The number of elements of a JSON array; NULL for anything else.",
+                "json_array_length(text)",
+                &[("text", "A STRING holding a JSON array.")],
+            )
+        });
+        Some(&DOC)
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -248,6 +286,18 @@ impl Default for JsonKeys {
 impl ScalarUDFImpl for JsonKeys {
     fn name(&self) -> &str {
         "json_keys"
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        static DOC: LazyLock<Documentation> = LazyLock::new(|| {
+            documented(
+                JSON_FUNCTIONS,
+                "The keys of a JSON object as an ARRAY<STRING>; NULL for anything else.",
+                "json_keys(text)",
+                &[("text", "A STRING holding a JSON object.")],
+            )
+        });
+        Some(&DOC)
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -306,6 +356,18 @@ impl Default for ToJsonString {
 impl ScalarUDFImpl for ToJsonString {
     fn name(&self) -> &str {
         "to_json_string"
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        static DOC: LazyLock<Documentation> = LazyLock::new(|| {
+            documented(
+                JSON_FUNCTIONS,
+                "Any value as JSON text.",
+                "to_json_string(value)",
+                &[("value", "A value of any type.")],
+            )
+        });
+        Some(&DOC)
     }
     fn signature(&self) -> &Signature {
         &self.signature

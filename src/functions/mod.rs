@@ -9,10 +9,15 @@
 pub mod by_offset;
 pub mod json;
 pub mod json_path;
+pub mod listing;
 
 use std::{cell::RefCell, sync::Arc};
 
-use datafusion::{execution::FunctionRegistry, logical_expr::ScalarUDF, prelude::SessionContext};
+use datafusion::{
+    execution::FunctionRegistry,
+    logical_expr::{DocSection, Documentation, ScalarUDF},
+    prelude::SessionContext,
+};
 
 use crate::error::Result;
 
@@ -55,4 +60,14 @@ pub fn register_all(ctx: &SessionContext) -> Result<()> {
         ctx.register_udf(existing.as_ref().clone().with_aliases(extra.iter().copied()));
     }
     Ok(())
+}
+
+/// The documentation of one of Sluice's own functions, in DataFusion's form, so that
+/// `DESCRIBE FUNCTION` reads Sluice's functions and DataFusion's alike.
+fn documented(section: &'static str, description: &str, syntax: &str, arguments: &[(&str, &str)]) -> Documentation {
+    let mut builder = Documentation::builder(DocSection { include: true, label: section, description: None }, description, syntax);
+    for (name, text) in arguments {
+        builder = builder.with_argument(*name, *text);
+    }
+    builder.build()
 }

@@ -6,6 +6,7 @@ use crate::{
     catalog::{QueryDef, SourceDef},
     parser::SourceKind,
     connectors::kafka::TopicInfo,
+    functions::listing::FunctionInfo,
     runtime::QueryStatus,
 };
 
@@ -102,6 +103,54 @@ pub fn query_statistics(status: &QueryStatus) -> (String, String) {
         error_stats.push_str(&format!(", state: ERROR: {cause}"));
     }
     (statistics, error_stats)
+}
+
+/// ksqlDB's `FunctionNameList`: every function's name, type and category.
+pub fn function_names(statement: &str, functions: &[FunctionInfo]) -> Value {
+    let list: Vec<Value> = functions
+        .iter()
+        .map(|f| json!({"name": f.name, "type": f.kind.name(), "category": f.category}))
+        .collect();
+    json!({"@type": "function_names", "statementText": statement, "functions": list, "warnings": []})
+}
+
+/// ksqlDB's `FunctionDescriptionList`: one function's description and a `FunctionInfo` per way
+/// to call it, its documented arguments typed where the overload fixes their types.
+pub fn function_description(statement: &str, function: &FunctionInfo) -> Value {
+    let overloads: Vec<Value> = function
+        .overloads
+        .iter()
+        .map(|overload| {
+            let fixed = overload.argument_types.len() == function.arguments.len();
+            let arguments: Vec<Value> = function
+                .arguments
+                .iter()
+                .enumerate()
+                .map(|(i, (name, description))| {
+                    let data_type = if fixed { overload.argument_types[i].as_str() } else { "" };
+                    json!({"name": name, "type": data_type, "description": description, "isVariadic": false})
+                })
+                .collect();
+            json!({
+                "arguments": arguments,
+                "argumentTypes": overload.argument_types,
+                "returnType": overload.return_type.clone().unwrap_or_default(),
+                "description": function.syntax
+            })
+        })
+        .collect();
+    json!({
+        "@type": "describe_function",
+        "statementText": statement,
+        "name": function.name,
+        "description": function.description,
+        "author": function.author,
+        "version": env!("CARGO_PKG_VERSION"),
+        "path": "internal",
+        "functions": overloads,
+        "type": function.kind.name(),
+        "warnings": []
+    })
 }
 
 /// ksqlDB's `FieldInfo` list of columns: name, base type, and `KEY` on key columns.

@@ -74,6 +74,7 @@ pub fn show(
         }
         ShowKind::Connectors => connector::list(engine, text),
         ShowKind::Variables => entity::variables(text, variables),
+        ShowKind::Functions => entity::function_names(text, &crate::functions::listing::all()?),
     })
 }
 
@@ -98,6 +99,10 @@ pub fn describe(engine: &Engine, parsed: &ParsedStatement, describe: &Describe) 
         }
         DescribeTarget::Streams => descriptions(listed(engine.catalog.snapshot().streams.into_values(), SourceKind::Stream)),
         DescribeTarget::Tables => descriptions(listed(engine.catalog.snapshot().streams.into_values(), SourceKind::Table)),
+        DescribeTarget::Function(name) => match crate::functions::listing::find(name)? {
+            Some(function) => Ok(entity::function_description(text, &function)),
+            None => Err(SluiceError::NotFound(format!("Can't find any functions with the name '{name}'"))),
+        },
     }
 }
 

@@ -17,12 +17,13 @@ pub enum ShowKind {
     Properties,
     Connectors,
     Variables,
+    Functions,
 }
 
 /// Lists objects of one kind.
 ///
 /// ```text
-/// SHOW | LIST  STREAMS | TABLES | TOPICS | QUERIES | PROPERTIES | CONNECTORS | VARIABLES  [EXTENDED];
+/// SHOW | LIST  STREAMS | TABLES | TOPICS | QUERIES | PROPERTIES | CONNECTORS | VARIABLES | FUNCTIONS  [EXTENDED];
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Show {
@@ -40,6 +41,7 @@ impl fmt::Display for Show {
             ShowKind::Properties => "PROPERTIES",
             ShowKind::Connectors => "CONNECTORS",
             ShowKind::Variables => "VARIABLES",
+            ShowKind::Functions => "FUNCTIONS",
         };
         write!(f, "SHOW {kind}{}", if self.extended { " EXTENDED" } else { "" })
     }
@@ -49,6 +51,7 @@ impl fmt::Display for Show {
 ///
 /// ```text
 /// DESCRIBE name [EXTENDED];   DESCRIBE EXTENDED name;   DESCRIBE STREAMS | TABLES [EXTENDED];
+/// DESCRIBE FUNCTION name;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Describe {
@@ -61,6 +64,7 @@ pub enum DescribeTarget {
     Source(String),
     Streams,
     Tables,
+    Function(String),
 }
 
 impl fmt::Display for Describe {
@@ -69,6 +73,7 @@ impl fmt::Display for Describe {
             DescribeTarget::Source(name) => write!(f, "DESCRIBE {}", display_ident(name))?,
             DescribeTarget::Streams => write!(f, "DESCRIBE STREAMS")?,
             DescribeTarget::Tables => write!(f, "DESCRIBE TABLES")?,
+            DescribeTarget::Function(name) => write!(f, "DESCRIBE FUNCTION {name}")?,
         }
         if self.extended {
             write!(f, " EXTENDED")?;
@@ -256,10 +261,9 @@ pub(super) fn parse_show(cursor: &mut Cursor) -> Result<Statement> {
         Some("PROPERTIES") => ShowKind::Properties,
         Some("CONNECTORS") => ShowKind::Connectors,
         Some("VARIABLES") => ShowKind::Variables,
-        Some(word @ ("FUNCTIONS" | "TYPES")) => {
-            return Err(SluiceError::NotImplemented(format!("SHOW {word}")));
-        }
-        _ => return Err(cursor.error("STREAMS, TABLES, TOPICS, QUERIES, PROPERTIES, CONNECTORS or VARIABLES")),
+        Some("FUNCTIONS") => ShowKind::Functions,
+        Some("TYPES") => return Err(SluiceError::NotImplemented("SHOW TYPES".into())),
+        _ => return Err(cursor.error("STREAMS, TABLES, TOPICS, QUERIES, PROPERTIES, CONNECTORS, VARIABLES or FUNCTIONS")),
     };
     cursor.advance();
     let extended = cursor.eat_word("EXTENDED");
@@ -277,7 +281,9 @@ pub(super) fn parse_describe(cursor: &mut Cursor) -> Result<Statement> {
     } else if cursor.eat_word("TABLES") {
         DescribeTarget::Tables
     } else if cursor.peek_word_is("FUNCTION") && cursor.peek_nth(1).is_some_and(|t| t.token != Token::SemiColon) {
-        return Err(SluiceError::NotImplemented("DESCRIBE FUNCTION".into()));
+        cursor.advance();
+        let name = cursor.identifier("the name of a function such as EXTRACTJSONFIELD")?;
+        return Ok(Statement::Describe(Describe { target: DescribeTarget::Function(name), extended: false }));
     } else {
         DescribeTarget::Source(cursor.identifier("the name of a stream to describe")?)
     };

@@ -47,7 +47,7 @@ const KEYWORDS: &[&str] = &[
     "EXTENDED", "DROP", "DELETE", "TOPIC", "TERMINATE", "ALL", "PRINT", "BEGINNING", "SET", "UNSET",
     "DEFINE", "UNDEFINE", "WITH", "KAFKA_TOPIC", "VALUE_FORMAT", "PARTITIONS", "EXTRACTJSONFIELD",
     "RUN", "SCRIPT", "OUTPUT", "JSON", "TABULAR", "EXIT", "HELP", "SPOOL", "OFF", "CONNECTOR",
-    "CONNECTORS", "SINK", "EXPLAIN", "PAUSE", "RESUME", "FUNCTIONS", "FUNCTION",
+    "CONNECTORS", "SINK", "EXPLAIN", "PAUSE", "RESUME", "FUNCTIONS", "FUNCTION", "HISTORY", "CLEAR",
 ];
 
 const HELP: &str = "Statements end with ';' and may span lines. Besides ksqlDB's statements:
@@ -56,6 +56,7 @@ const HELP: &str = "Statements end with ';' and may span lines. Besides ksqlDB's
   OUTPUT JSON; / OUTPUT TABULAR;   how answers are shown
   SPOOL 'file.txt'; / SPOOL OFF;   copies statements and answers to a file
   SET 'auto.offset.reset' = 'earliest';   applies to the statements after it
+  history   lists the statements entered (kept in ~/.sluice_history);   clear   clears the screen
   help, exit (or Ctrl-D). Ctrl-C stops a running push query.";
 
 #[derive(Helper, Completer, Hinter, Highlighter, Validator)]
@@ -168,9 +169,24 @@ impl Session {
                     if buffer.trim().is_empty() && ["exit", "quit", "exit;", "quit;"].contains(&trimmed.to_ascii_lowercase().as_str()) {
                         break;
                     }
-                    if buffer.trim().is_empty() && trimmed.eq_ignore_ascii_case("help") {
-                        println!("{HELP}");
-                        continue;
+                    if buffer.trim().is_empty() {
+                        match trimmed.trim_end_matches(';').to_ascii_lowercase().as_str() {
+                            "help" => {
+                                println!("{HELP}");
+                                continue;
+                            }
+                            "history" => {
+                                for (n, entry) in editor.history().iter().enumerate() {
+                                    println!("{:>5}  {entry}", n + 1);
+                                }
+                                continue;
+                            }
+                            "clear" => {
+                                editor.clear_screen()?;
+                                continue;
+                            }
+                            _ => {}
+                        }
                     }
                     buffer.push_str(&line);
                     buffer.push('\n');

@@ -1,5 +1,5 @@
 //! The REPL as a user meets it, driven through a pseudo-terminal: multi-line statements, tables,
-//! a push query stopped with Ctrl-C, and the prompt coming back.
+//! a push query stopped with Ctrl-C, history and clear, and the prompt coming back.
 
 mod common;
 
@@ -44,6 +44,8 @@ async fn a_user_types_statements_sees_tables_and_stops_a_push_query_with_ctrl_c(
         );
         type_and_see("DESCRIBE NOPE;", "Could not find STREAM/TABLE 'NOPE' in the Metastore");
         type_and_see("SELEC 1;", "  SELEC 1;\r\n  ^");
+        type_and_see("history", "    3  SHOW STREAMS;");
+        type_and_see("clear", "\x1b[H");
 
         repl.send_line("SELECT CORRELATION_ID, EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') AS SENSOR FROM STREAM_INGESTION EMIT CHANGES;").unwrap();
         repl.expect("|CORRELATION_ID|SENSOR").unwrap();

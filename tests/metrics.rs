@@ -1,5 +1,6 @@
 //! `/metrics` read as Prometheus reads it: parsed by a Prometheus text parser, its figures
-//! moving as records flow through a query and requests reach the API.
+//! moving as records flow through a query (or wait while it is paused) and requests reach the
+//! API.
 
 mod common;
 
@@ -22,6 +23,17 @@ fn value(sample: &Sample) -> f64 {
         Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
         ref other => panic!("{} is not a number: {other:?}", sample.metric),
     }
+}
+
+/// How many INGESTION partitions `query`'s lag is shown for, and their total lag.
+fn lag(scrape: &Scrape, query: &str) -> (usize, f64) {
+    let partitions: Vec<f64> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "sluice_query_lag_records" && s.labels.get("query") == Some(query) && s.labels.get("topic") == Some("INGESTION"))
+        .map(value)
+        .collect();
+    (partitions.len(), partitions.iter().sum())
 }
 
 /// The value of `metric` whose labels include `labels`.
@@ -57,6 +69,7 @@ async fn metrics_count_a_querys_records_the_apis_requests_and_the_process() {
     assert_eq!(find(&scraped, "sluice_query_records_out_total", &[("query", &query)]), Some(2.0), "sensor 3's two readings");
     assert_eq!(find(&scraped, "sluice_query_processing_errors_total", &[("query", &query)]), Some(0.0));
     assert_eq!(find(&scraped, "sluice_query_state", &[("query", &query), ("state", "RUNNING")]), Some(1.0));
+    assert_eq!(lag(&scraped, &query), (3, 0.0), "every record of the three partitions read");
     assert!(find(&scraped, "process_cpu_seconds_total", &[]).is_some_and(|cpu| cpu > 0.0));
     assert!(find(&scraped, "process_resident_memory_bytes", &[]).is_some_and(|bytes| bytes > 1e6));
     let ksql_posts = |scrape: &Scrape| find(scrape, "sluice_http_requests_total", &[("method", "POST"), ("route", "/ksql"), ("status", "200")]);
@@ -72,6 +85,21 @@ async fn metrics_count_a_querys_records_the_apis_requests_and_the_process() {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "the next reading never showed: {:?}", scraped.samples);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    server.ksql_ok(&format!("PAUSE {query};")).await;
+    for n in 10..12 {
+        produce(&readings, "INGESTION", &format!("3-{n}"), &powergrid_record(3, n)).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let scraped = scrape(&server).await;
+        if lag(&scraped, &query) == (3, 2.0) {
+            assert_eq!(find(&scraped, "sluice_query_state", &[("query", &query), ("state", "PAUSED")]), Some(1.0));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "a paused query's lag never grew: {:?}", scraped.samples);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -30,9 +30,6 @@ use tokio::runtime::Handle;
 
 pub use status::{QueryState, QueryStatus};
 
-/// How long pausing or stopping a query waits for its scan to commit its positions.
-const LEAVE_LIMIT: Duration = Duration::from_secs(30);
-
 use crate::{
     catalog::topic_template::TopicTemplate,
     connectors::kafka::{
@@ -40,7 +37,7 @@ use crate::{
         offsets::{Checkpoint, OffsetStore, OutputPositions, PartitionOffsets},
         source::KafkaSource,
     },
-    connectors::source::source_partition,
+    connectors::source::{source_partition, topic_partition},
     format::RecordDecoder,
     catalog::SourceDef,
     error::{Result, SluiceError},
@@ -53,6 +50,9 @@ use processing_log::ProcessingLog;
 use origin::Guarantee;
 use scan::{Durability, ScanDecoder, ScanHandle, ScanQuery};
 use sink::QuerySink;
+
+/// How long pausing or stopping a query waits for its scan to commit its positions.
+const LEAVE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Where a new query starts reading, as `auto.offset.reset` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,8 +84,19 @@ pub struct QueryManager {
     /// The identity of each persistent query's scan.
     placement: Mutex<BTreeMap<String, String>>,
     statuses: Mutex<BTreeMap<String, Arc<QueryStatus>>>,
+    /// The topics each persistent query reads, its source's first.
+    inputs: Mutex<BTreeMap<String, Vec<String>>>,
     /// Materialized tables, by name.
     tables: Mutex<BTreeMap<String, Materialized>>,
+}
+
+/// How many records of one topic-partition a persistent query has yet to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryLag {
+    pub query: String,
+    pub topic: String,
+    pub partition: i32,
+    pub records: i64,
 }
 
 /// A table kept in memory for pull queries, and the scan that keeps it.
@@ -106,6 +117,7 @@ impl QueryManager {
             shared: Mutex::new(BTreeMap::new()),
             placement: Mutex::new(BTreeMap::new()),
             statuses: Mutex::new(BTreeMap::new()),
+            inputs: Mutex::new(BTreeMap::new()),
             tables: Mutex::new(BTreeMap::new()),
         }
     }
@@ -210,6 +222,7 @@ impl QueryManager {
         };
         let decoder = ScanDecoder::for_plan(&plan)?;
         let source = self.plan_source(&plan)?;
+        self.inputs.lock().insert(id.to_string(), plan.input_topics());
         let query = ScanQuery::new(id, plan, sink, status.clone(), start.input, Some(durability))?.with_lookups(lookups);
         let mut shared = self.shared.lock();
         let scan = match shared.get(&identity) {
@@ -237,6 +250,7 @@ impl QueryManager {
     /// scan left with no query stops too.
     pub fn stop_persistent(&self, id: &str) {
         self.leave_scan(id);
+        self.inputs.lock().remove(id);
         if let Some(status) = self.statuses.lock().remove(id) {
             status.set_state(QueryState::Terminated);
         }
@@ -276,6 +290,30 @@ impl QueryManager {
     /// Every persistent query's status, by id.
     pub fn statuses(&self) -> Vec<(String, Arc<QueryStatus>)> {
         self.statuses.lock().iter().map(|(id, s)| (id.clone(), s.clone())).collect()
+    }
+
+    /// How far behind each persistent query is on each topic-partition it reads: the
+    /// partition's end less the next offset the query reads (as far as it has settled, else as
+    /// committed). Partitions whose end cannot be read now are left out.
+    pub fn lags(&self) -> Vec<QueryLag> {
+        let inputs = self.inputs.lock().clone();
+        let mut lags = Vec::new();
+        for (query, topics) in inputs {
+            let Some(status) = self.status(&query) else { continue };
+            let mut next = self.offsets.get(&query).map(|c| c.input).unwrap_or_default();
+            for (partition, offset) in status.progress.read() {
+                let known = next.entry(partition).or_insert(offset);
+                *known = (*known).max(offset);
+            }
+            for (numbered, offset) in next {
+                let (index, partition) = if topics.len() > 1 { topic_partition(numbered) } else { (0, numbered) };
+                let Some(topic) = topics.get(index) else { continue };
+                if let Ok((_, end)) = self.cluster.watermark(topic, partition) {
+                    lags.push(QueryLag { query: query.clone(), topic: topic.clone(), partition, records: (end - offset).max(0) });
+                }
+            }
+        }
+        lags
     }
 
     /// Starts a push query in a scan of its own; rows arrive on the returned sink's channel.

@@ -30,6 +30,11 @@ impl Progress {
         }
     }
 
+    /// Per partition, the next offset not read yet.
+    pub fn read(&self) -> PartitionOffsets {
+        self.read.lock().clone()
+    }
+
     /// Waits up to `limit` until every partition is read up to `ends` (exclusive); whether it
     /// is.
     pub fn wait_for(&self, ends: &PartitionOffsets, limit: Duration) -> bool {

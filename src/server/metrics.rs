@@ -1,6 +1,6 @@
 //! `/metrics`: the server's figures in Prometheus' exposition format (OpenMetrics text, which
-//! Prometheus scrapes): per persistent query its records in and out, processing errors and
-//! state; per connector and topic-partition the records, files and bytes written and the lag;
+//! Prometheus scrapes): per persistent query its records in and out, processing errors, state
+//! and lag per topic-partition; per connector and topic-partition the records, files and bytes written and the lag;
 //! HTTP requests by method, route and status; the process's CPU time and memory. The query and
 //! connector figures are read from their live status at each scrape.
 
@@ -122,6 +122,16 @@ impl Collector for EngineCollector {
             "1 for a persistent query's current state (RUNNING, ERROR, …)",
             MetricType::Gauge,
             queries.iter().map(|(id, s)| (vec![("query", id.clone()), ("state", s.state().name().to_string())], ConstGauge::new(1i64))),
+        )?;
+        family(
+            &mut encoder,
+            "sluice_query_lag_records",
+            "Records in a topic-partition a persistent query has yet to read",
+            MetricType::Gauge,
+            self.engine.queries.lags().into_iter().map(|lag| {
+                let labels = vec![("query", lag.query), ("topic", lag.topic), ("partition", lag.partition.to_string())];
+                (labels, ConstGauge::new(lag.records))
+            }),
         )?;
         let partitions: Vec<(String, String, i32, PartitionProgress)> = self
             .engine

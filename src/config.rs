@@ -21,6 +21,21 @@ pub struct ServerConfig {
     pub max_push_queries: usize,
     /// The largest request body the HTTP API reads; a larger one gets 413.
     pub max_request_bytes: usize,
+    /// `authentication.method=BASIC`: who may use the HTTP API. `None` lets anyone.
+    pub authentication: Option<BasicAuthentication>,
+}
+
+/// ksqlDB's HTTP Basic authentication settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BasicAuthentication {
+    /// `authentication.realm`: the JAAS section naming the password file.
+    pub realm: String,
+    /// `authentication.roles`: the roles that may use the API (`*`: any user).
+    pub roles: Vec<String>,
+    /// `authentication.skip.paths`: paths reachable without credentials (`*` matches anything).
+    pub skip_paths: Vec<String>,
+    /// `authentication.jaas.config` (or the JVM's `java.security.auth.login.config`): the JAAS file.
+    pub jaas_config: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +48,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("sluice-data"),
             max_push_queries: 100,
             max_request_bytes: 4 << 20,
+            authentication: None,
         }
     }
 }
@@ -76,6 +92,10 @@ impl ServerConfig {
         set("sluice.http.max.request.bytes", overrides.max_request_bytes);
 
         let mut config = ServerConfig::default();
+        let mut basic = false;
+        let (mut realm, mut jaas_config) = (None, None);
+        let (mut roles, mut skip_paths) = (vec!["*".to_string()], Vec::new());
+        let list = |value: &str| -> Vec<String> { value.split(',').map(str::trim).filter(|v| !v.is_empty()).map(str::to_string).collect() };
         for (key, value) in layered {
             match key.as_str() {
                 "listeners" | "listen" => config.listen = parse_address(&key, &value)?,
@@ -87,12 +107,32 @@ impl ServerConfig {
                 "data.dir" => config.data_dir = PathBuf::from(value),
                 "ksql.max.push.queries" => config.max_push_queries = parse_count(&key, &value)?,
                 "sluice.http.max.request.bytes" => config.max_request_bytes = parse_count(&key, &value)?,
+                "authentication.method" => {
+                    basic = match value.trim().to_ascii_uppercase().as_str() {
+                        "BASIC" => true,
+                        "NONE" => false,
+                        _ => return Err(SluiceError::Config(format!("authentication.method: '{value}' is neither BASIC nor NONE"))),
+                    }
+                }
+                "authentication.realm" => realm = Some(value),
+                "authentication.roles" => roles = list(&value),
+                "authentication.skip.paths" => skip_paths = list(&value),
+                "authentication.jaas.config" | "java.security.auth.login.config" => jaas_config = Some(PathBuf::from(value)),
                 other => {
                     return Err(SluiceError::Config(format!(
-                        "unknown key '{other}' (known: listeners, bootstrap.servers, broker.listen, ksql.service.id, data.dir, ksql.max.push.queries, sluice.http.max.request.bytes)"
+                        "unknown key '{other}' (known: listeners, bootstrap.servers, broker.listen, ksql.service.id, data.dir, ksql.max.push.queries, sluice.http.max.request.bytes, authentication.method, authentication.realm, authentication.roles, authentication.skip.paths, authentication.jaas.config)"
                     )));
                 }
             }
+        }
+        if basic {
+            let missing = |key: &str| SluiceError::Config(format!("authentication.method=BASIC needs {key}"));
+            config.authentication = Some(BasicAuthentication {
+                realm: realm.ok_or_else(|| missing("authentication.realm"))?,
+                roles,
+                skip_paths,
+                jaas_config: jaas_config.ok_or_else(|| missing("authentication.jaas.config, the JAAS file naming the password file"))?,
+            });
         }
         Ok(config)
     }
@@ -169,6 +209,32 @@ mod tests {
         std::fs::write(&path, "listen.port=1\n").unwrap();
         let err = ServerConfig::load(Some(&path), Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("unknown key 'listen.port'"), "{err}");
+    }
+
+    #[test]
+    fn basic_authentication_takes_ksqldbs_keys_and_needs_a_realm_and_a_jaas_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.properties");
+        std::fs::write(
+            &path,
+            "authentication.method=BASIC\nauthentication.realm=KsqlServer-Props\nauthentication.roles=admin, user\nauthentication.skip.paths=/healthcheck\njava.security.auth.login.config=/etc/ksql/jaas.conf\n",
+        )
+        .unwrap();
+        let config = ServerConfig::load(Some(&path), Overrides::default()).unwrap();
+        assert_eq!(
+            config.authentication,
+            Some(BasicAuthentication {
+                realm: "KsqlServer-Props".into(),
+                roles: vec!["admin".into(), "user".into()],
+                skip_paths: vec!["/healthcheck".into()],
+                jaas_config: "/etc/ksql/jaas.conf".into(),
+            })
+        );
+        std::fs::write(&path, "authentication.method=BASIC\n").unwrap();
+        let err = ServerConfig::load(Some(&path), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("needs authentication.realm"), "{err}");
+        std::fs::write(&path, "authentication.method=NONE\n").unwrap();
+        assert_eq!(ServerConfig::load(Some(&path), Overrides::default()).unwrap().authentication, None);
     }
 
     #[test]

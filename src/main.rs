@@ -38,9 +38,13 @@ struct Args {
     #[arg(long, env = "SLUICE_MAX_REQUEST_BYTES")]
     max_request_bytes: Option<String>,
     /// A properties file (listeners, bootstrap.servers, ksql.service.id, data.dir, broker.listen,
-    /// ksql.max.push.queries, sluice.http.max.request.bytes)
+    /// ksql.max.push.queries, sluice.http.max.request.bytes, authentication.*)
     #[arg(long, env = "SLUICE_CONFIG")]
     config: Option<PathBuf>,
+    /// Reads a password from standard input, prints its ARGON2: credential for a password file
+    /// line (`user: ARGON2:…,role`) and exits
+    #[arg(long)]
+    hash_password: bool,
 }
 
 #[tokio::main]
@@ -53,6 +57,12 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    if args.hash_password {
+        let mut password = String::new();
+        std::io::stdin().read_line(&mut password).context("reading the password")?;
+        println!("{}", server::auth::argon2_credential(password.trim_end_matches(['\r', '\n']))?);
+        return Ok(());
+    }
     let config = ServerConfig::load(
         args.config.as_deref(),
         Overrides {
@@ -79,12 +89,16 @@ async fn main() -> anyhow::Result<()> {
         (None, None) => unreachable!("the embedded broker starts when no cluster is given"),
     };
     let listen: SocketAddr = config.listen;
+    let guard = match &config.authentication {
+        Some(basic) => Some(std::sync::Arc::new(server::auth::Guard::load(basic).context("loading the users of authentication.realm")?)),
+        None => None,
+    };
     let engine = Engine::start(config, &bootstrap)
         .await
         .with_context(|| format!("connecting to Kafka at {bootstrap}"))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    server::serve(engine.clone(), listen, shutdown).await?;
+    server::serve(engine.clone(), listen, guard, shutdown).await?;
     info!("shutting down");
     let stopped = tokio::time::timeout(SHUTDOWN_LIMIT, async {
         engine.connectors.shutdown().await;

@@ -1,11 +1,20 @@
 //! The HTTP side: sluice-server's ksqlDB REST API, and nothing else.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+/// Where the server is, and who the user is there.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub url: String,
+    /// `-u/--user` and `-p/--password`: sent as HTTP Basic credentials.
+    pub credentials: Option<(String, String)>,
+}
+
 pub struct Client {
     base: String,
+    credentials: Option<(String, String)>,
     http: reqwest::Client,
 }
 
@@ -21,10 +30,30 @@ pub enum Answer {
 }
 
 impl Client {
-    pub fn new(base: &str) -> Client {
+    pub fn new(endpoint: &Endpoint) -> Client {
         Client {
-            base: base.trim_end_matches('/').to_string(),
+            base: endpoint.url.trim_end_matches('/').to_string(),
+            credentials: endpoint.credentials.clone(),
             http: reqwest::Client::new(),
+        }
+    }
+
+    /// A request to `path`, with the user's credentials.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.credentials {
+            Some((user, password)) => request.basic_auth(user, Some(password)),
+            None => request,
+        }
+    }
+
+    /// Sends `request`; a refused user is an error, in ksqlDB's CLI's words.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let response = request.send().await.with_context(|| format!("cannot reach the server at {}", self.base))?;
+        match response.status() {
+            reqwest::StatusCode::UNAUTHORIZED => bail!("Could not authenticate successfully with the supplied credentials."),
+            reqwest::StatusCode::FORBIDDEN => bail!("You are forbidden from using this cluster."),
+            _ => Ok(response),
         }
     }
 
@@ -33,19 +62,16 @@ impl Client {
     }
 
     pub async fn info(&self) -> Result<Value> {
-        let response = self.http.get(format!("{}/info", self.base)).send().await?;
+        let response = self.send(self.request(reqwest::Method::GET, "/info")).await?;
         Ok(response.json().await?)
     }
 
     /// Runs statements through `/ksql`, with the session's properties and variables.
     pub async fn ksql(&self, sql: &str, properties: &Value, variables: &Value) -> Result<Answer> {
-        let response = self
-            .http
-            .post(format!("{}/ksql", self.base))
-            .json(&json!({"ksql": sql, "streamsProperties": properties, "sessionVariables": variables}))
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the server at {}", self.base))?;
+        let request = self
+            .request(reqwest::Method::POST, "/ksql")
+            .json(&json!({"ksql": sql, "streamsProperties": properties, "sessionVariables": variables}));
+        let response = self.send(request).await?;
         let status = response.status();
         let body: Value = response.json().await.context("the server's answer is not JSON")?;
         if status.is_success() {
@@ -63,14 +89,11 @@ impl Client {
         sql: &str,
         properties: &Value,
     ) -> Result<Result<impl futures::Stream<Item = Result<String>> + use<>, Refusal>> {
-        let response = self
-            .http
-            .post(format!("{}/query-stream", self.base))
+        let request = self
+            .request(reqwest::Method::POST, "/query-stream")
             .header("Accept", "application/vnd.ksqlapi.delimited.v1")
-            .json(&json!({"sql": sql, "properties": properties}))
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the server at {}", self.base))?;
+            .json(&json!({"sql": sql, "properties": properties}));
+        let response = self.send(request).await?;
         if !response.status().is_success() {
             let body: Value = response.json().await.unwrap_or_default();
             return Ok(Err(Refusal {
@@ -97,11 +120,7 @@ impl Client {
     }
 
     pub async fn close_query(&self, query_id: &str) -> Result<()> {
-        self.http
-            .post(format!("{}/close-query", self.base))
-            .json(&json!({"queryId": query_id}))
-            .send()
-            .await?;
+        self.send(self.request(reqwest::Method::POST, "/close-query").json(&json!({"queryId": query_id}))).await?;
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Parser;
 
+use client::Endpoint;
 use session::{Output, Session};
 
 /// Talks to sluice-server: an interactive SQL prompt, or statements from a file or the command line.
@@ -33,6 +34,12 @@ struct Args {
     /// How answers are shown
     #[arg(long, value_enum, default_value = "tabular", ignore_case = true)]
     output: Output,
+    /// The user, on a server with authentication.method=BASIC (before any subcommand)
+    #[arg(short = 'u', long = "user", env = "SLUICE_USER")]
+    user: Option<String>,
+    /// The user's password; asked for when -u is given without it
+    #[arg(short = 'p', long = "password", env = "SLUICE_PASSWORD", requires = "user")]
+    password: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -112,19 +119,25 @@ async fn run(args: Args) -> Result<i32> {
                 .ok_or_else(|| anyhow::anyhow!("--define takes NAME=VALUE, not '{definition}'"))
         })
         .collect::<Result<_>>()?;
+    let credentials = match (args.user, args.password) {
+        (Some(user), Some(password)) => Some((user, password)),
+        (Some(user), None) => Some((user, rpassword::prompt_password("Enter password: ")?)),
+        (None, _) => None,
+    };
+    let endpoint = Endpoint { url: args.server.clone(), credentials };
     match args.command {
         Some(Command::Import(import)) => return import::run(*import).await,
         Some(Command::Migrate(action)) => {
             return match action {
                 Migrate::New { name, dir } => migrate::new_file(&name, &dir),
-                Migrate::Apply { until, dir } => migrate::apply(&args.server, &dir, until, &defines).await,
-                Migrate::Info { dir } => migrate::info(&args.server, &dir).await,
-                Migrate::Validate { dir } => migrate::validate(&args.server, &dir).await,
+                Migrate::Apply { until, dir } => migrate::apply(&endpoint, &dir, until, &defines).await,
+                Migrate::Info { dir } => migrate::info(&endpoint, &dir).await,
+                Migrate::Validate { dir } => migrate::validate(&endpoint, &dir).await,
             };
         }
         None => {}
     }
-    let mut session = Session::new(&args.server, args.output);
+    let mut session = Session::new(&endpoint, args.output);
     for (name, value) in &defines {
         session.define(name, value);
     }

@@ -15,7 +15,7 @@ use md5::{Digest, Md5};
 use serde_json::Value;
 
 use crate::{
-    client::{Answer, Client},
+    client::{Answer, Client, Endpoint},
     render,
     session::{Output, Session},
 };
@@ -62,7 +62,7 @@ pub fn new_file(name: &str, dir: &Path) -> Result<i32> {
 }
 
 /// `sluice migrate apply [--until VERSION] DIR`.
-pub async fn apply(server: &str, dir: &Path, until: Option<u32>, defines: &[(String, String)]) -> Result<i32> {
+pub async fn apply(server: &Endpoint, dir: &Path, until: Option<u32>, defines: &[(String, String)]) -> Result<i32> {
     let client = Client::new(server);
     ensure_events(&client).await?;
     let applied = history(&client).await?;
@@ -113,7 +113,7 @@ pub async fn apply(server: &str, dir: &Path, until: Option<u32>, defines: &[(Str
 }
 
 /// `sluice migrate info DIR`: applied and pending versions.
-pub async fn info(server: &str, dir: &Path) -> Result<i32> {
+pub async fn info(server: &Endpoint, dir: &Path) -> Result<i32> {
     let (applied, on_disk) = state(server, dir).await?;
     let mut versions: Vec<u32> = applied.keys().chain(on_disk.keys()).copied().collect();
     versions.sort();
@@ -140,7 +140,7 @@ pub async fn info(server: &str, dir: &Path) -> Result<i32> {
 }
 
 /// `sluice migrate validate DIR`: fails when an applied file was edited or removed.
-pub async fn validate(server: &str, dir: &Path) -> Result<i32> {
+pub async fn validate(server: &Endpoint, dir: &Path) -> Result<i32> {
     let (applied, on_disk) = state(server, dir).await?;
     let mut problems = Vec::new();
     for (version, record) in applied.iter().filter(|(_, r)| r.state == "MIGRATED") {
@@ -167,7 +167,7 @@ pub async fn validate(server: &str, dir: &Path) -> Result<i32> {
 }
 
 /// What the server recorded, and the files of `dir`, both by version.
-async fn state(server: &str, dir: &Path) -> Result<(BTreeMap<u32, Applied>, BTreeMap<u32, MigrationFile>)> {
+async fn state(server: &Endpoint, dir: &Path) -> Result<(BTreeMap<u32, Applied>, BTreeMap<u32, MigrationFile>)> {
     let client = Client::new(server);
     ensure_events(&client).await?;
     let applied = history(&client).await?;

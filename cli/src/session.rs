@@ -14,7 +14,7 @@ use rustyline::{
 use serde_json::Value;
 
 use crate::{
-    client::{Answer, Client},
+    client::{Answer, Client, Endpoint},
     render,
     split::{Piece, split},
 };
@@ -89,9 +89,9 @@ impl Completer for Words {
 }
 
 impl Session {
-    pub fn new(server: &str, output: Output) -> Session {
+    pub fn new(endpoint: &Endpoint, output: Output) -> Session {
         Session {
-            client: Client::new(server),
+            client: Client::new(endpoint),
             output,
             variables: BTreeMap::new(),
             properties: BTreeMap::new(),

@@ -1,6 +1,7 @@
 //! The HTTP API: ksqlDB's REST endpoints and Kafka Connect's `/connectors` on one port,
 //! HTTP/1.1 and cleartext HTTP/2.
 
+pub mod auth;
 mod body;
 mod connect;
 mod error;
@@ -32,13 +33,14 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
 }
 
-pub fn router(engine: Arc<Engine>) -> Router {
+/// The API's routes; with a guard, every request must pass it first.
+pub fn router(engine: Arc<Engine>, guard: Option<Arc<auth::Guard>>) -> Router {
     let state = AppState {
         metrics: Arc::new(metrics::Metrics::new(engine.clone())),
         engine,
         push_queries: Arc::new(Mutex::new(BTreeMap::new())),
     };
-    Router::new()
+    let router = Router::new()
         .route("/ksql", post(ksql::ksql))
         .route("/info", get(ksql::info))
         .route("/healthcheck", get(ksql::healthcheck))
@@ -56,15 +58,24 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/connectors/{name}/tasks/{task}/restart", post(connect::restart))
         .route("/metrics", get(metrics::metrics))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests))
-        .with_state(state)
+        .with_state(state);
+    match guard {
+        Some(guard) => router.layer(axum::middleware::from_fn_with_state(guard, auth::require)),
+        None => router,
+    }
 }
 
 /// Serves the API until `shutdown` is cancelled, then drains for at most five seconds.
-pub async fn serve(engine: Arc<Engine>, address: SocketAddr, shutdown: CancellationToken) -> Result<()> {
+pub async fn serve(
+    engine: Arc<Engine>,
+    address: SocketAddr,
+    guard: Option<Arc<auth::Guard>>,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(address).await?;
     info!(%address, "HTTP API listening");
     let drained = shutdown.clone();
-    let server = axum::serve(listener, router(engine))
+    let server = axum::serve(listener, router(engine, guard))
         .with_graceful_shutdown(async move { drained.cancelled().await });
     tokio::select! {
         result = server => result?,

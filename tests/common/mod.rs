@@ -145,7 +145,8 @@ impl SluiceServer {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(r) = self.client.get(format!("{}/info", self.url)).send().await {
-                if r.status().is_success() {
+                // A server behind authentication answers 401 once it serves.
+                if r.status().is_success() || r.status() == reqwest::StatusCode::UNAUTHORIZED {
                     return;
                 }
             }

@@ -25,6 +25,14 @@ pub fn free_address() -> std::net::SocketAddr {
 
 /// A broker and a server running inside the test; returns the server's URL.
 pub async fn start_server(dir: &std::path::Path) -> (String, EmbeddedBroker, CancellationToken) {
+    start_guarded_server(dir, None).await
+}
+
+/// As [`start_server`], with the API behind `guard`.
+pub async fn start_guarded_server(
+    dir: &std::path::Path,
+    guard: Option<std::sync::Arc<server::auth::Guard>>,
+) -> (String, EmbeddedBroker, CancellationToken) {
     let broker = EmbeddedBroker::start(free_address(), dir).await.unwrap();
     let config = ServerConfig {
         listen: free_address(),
@@ -34,7 +42,7 @@ pub async fn start_server(dir: &std::path::Path) -> (String, EmbeddedBroker, Can
     let listen = config.listen;
     let engine = Engine::start(config, &broker.bootstrap_servers()).await.unwrap();
     let shutdown = CancellationToken::new();
-    tokio::spawn(server::serve(engine, listen, shutdown.clone()));
+    tokio::spawn(server::serve(engine, listen, guard, shutdown.clone()));
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(listen).await.is_ok() {
             break;

@@ -1,10 +1,12 @@
 //! HTTP Basic authentication configured as ksqlDB's: the realm's JAAS section names a Jetty
 //! password file; plain, MD5, CRYPT and ARGON2 credentials; roles; skip paths; ksqlDB's 401 and
-//! 403 bodies on the ksqlDB and Kafka Connect routes alike.
+//! 403 bodies on the ksqlDB and Kafka Connect routes alike; a ksqlDB client library signing in.
 
 mod common;
 
-use common::{SluiceServer, TestBroker};
+use std::{path::PathBuf, process::Command};
+
+use common::{SluiceServer, TestBroker, python};
 use serde_json::{Value, json};
 
 /// A server whose API lets in users with role `user` or `developer`, `/healthcheck` open.
@@ -82,4 +84,22 @@ async fn only_users_of_the_realm_with_an_allowed_role_reach_the_api() {
         let signed = server.client().get(format!("{}{path}", server.url)).basic_auth("fred", Some("letmein")).send().await.unwrap();
         assert_eq!(signed.status(), 200, "{path}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ksql_python_ng_signs_in_with_its_basic_credentials() {
+    let broker = TestBroker::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = guarded_server(&broker, dir.path()).await;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/ksql_python_ng.py");
+    let run = |password: &str| {
+        let (script, url, bootstrap, password) = (script.clone(), server.url.clone(), broker.bootstrap.clone(), password.to_string());
+        tokio::task::spawn_blocking(move || Command::new(python()).arg(script).arg(url).arg(bootstrap).args(["fred", &password]).output().unwrap())
+    };
+    let refused = run("letmeout").await.unwrap();
+    assert!(!refused.status.success(), "a wrong password is refused");
+    let output = run("letmein").await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "ksql-python-ng failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
 }

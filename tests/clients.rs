@@ -4,17 +4,8 @@ mod common;
 
 use std::{path::PathBuf, process::Command};
 
-use common::{SluiceServer, TestBroker};
+use common::{SluiceServer, TestBroker, python};
 use serde_json::Value;
-
-/// The Python with ksql-python-ng and kafka-python that `.ci/install-deps` prepares.
-fn python() -> PathBuf {
-    let path = std::env::var_os("SLUICE_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/sluice/pyenv/bin/python")
-    });
-    assert!(path.exists(), "{} is missing: run `bash .ci/install-deps` first", path.display());
-    path
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ksql_python_ng_creates_streams_and_runs_a_push_query_over_http2() {

@@ -1,7 +1,7 @@
 """Drives sluice-server with ksql-python-ng, a client written for ksqlDB, unmodified.
 
-Usage: ksql_python_ng.py SERVER_URL BOOTSTRAP_SERVERS
-Prints '1 passed, 0 failed' when every check holds; raises otherwise.
+Usage: ksql_python_ng.py SERVER_URL BOOTSTRAP_SERVERS [USER PASSWORD]
+With USER and PASSWORD it authenticates as the library does (HTTP Basic). Prints '1 passed, 0 failed' when every check holds; raises otherwise.
 """
 import json
 import sys
@@ -10,7 +10,8 @@ from kafka import KafkaProducer
 from ksql import KSQLAPI
 
 url, bootstrap = sys.argv[1], sys.argv[2]
-client = KSQLAPI(url)  # checks the server version through /info
+credentials = dict(zip(("api_key", "secret"), sys.argv[3:5]))
+client = KSQLAPI(url, **credentials)  # checks the server version through /info
 
 created = client.ksql(
     "CREATE STREAM STREAM_INGESTION (payload STRING, correlation_id STRING, created_at DOUBLE, schema_version INTEGER) "

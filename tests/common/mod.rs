@@ -407,3 +407,12 @@ pub fn read_topic(bootstrap: &str, topic: &str, expected: usize, timeout: Durati
     }
     records
 }
+
+/// The Python with ksql-python-ng and kafka-python that `.ci/install-deps` prepares.
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("SLUICE_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/sluice/pyenv/bin/python")
+    });
+    assert!(path.exists(), "{} is missing: run `bash .ci/install-deps` first", path.display());
+    path
+}

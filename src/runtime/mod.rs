@@ -279,7 +279,7 @@ impl QueryManager {
             left
         };
         if let Some(left) = left {
-            let _ = left.recv_timeout(LEAVE_LIMIT);
+            let _ = crate::connectors::kafka::blocking(|| left.recv_timeout(LEAVE_LIMIT));
         }
     }
 
@@ -294,9 +294,12 @@ impl QueryManager {
 
     /// How far behind each persistent query is on each topic-partition it reads: the
     /// partition's end less the next offset the query reads (as far as it has settled, else as
-    /// committed). Partitions whose end cannot be read now are left out.
+    /// committed). Each partition's end is asked for once; once Kafka does not answer, no more
+    /// are asked for and the partitions left are left out, so a scrape never waits long.
     pub fn lags(&self) -> Vec<QueryLag> {
         let inputs = self.inputs.lock().clone();
+        let mut ends: BTreeMap<(String, i32), Option<i64>> = BTreeMap::new();
+        let mut reachable = true;
         let mut lags = Vec::new();
         for (query, topics) in inputs {
             let Some(status) = self.status(&query) else { continue };
@@ -308,7 +311,12 @@ impl QueryManager {
             for (numbered, offset) in next {
                 let (index, partition) = if topics.len() > 1 { topic_partition(numbered) } else { (0, numbered) };
                 let Some(topic) = topics.get(index) else { continue };
-                if let Ok((_, end)) = self.cluster.watermark(topic, partition) {
+                let end = *ends.entry((topic.clone(), partition)).or_insert_with(|| {
+                    let end = reachable.then(|| self.cluster.watermark(topic, partition).ok()).flatten();
+                    reachable &= end.is_some();
+                    end.map(|(_, high)| high)
+                });
+                if let Some(end) = end {
                     lags.push(QueryLag { query: query.clone(), topic: topic.clone(), partition, records: (end - offset).max(0) });
                 }
             }

@@ -209,7 +209,7 @@ impl KafkaCluster {
 
 /// Runs a blocking librdkafka call; on a multi-threaded runtime the worker hands its other
 /// tasks away first, so a slow broker cannot stall the HTTP API.
-fn blocking<T>(call: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(call: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(call)

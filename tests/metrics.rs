@@ -70,6 +70,18 @@ async fn metrics_count_a_querys_records_the_apis_requests_and_the_process() {
     assert_eq!(find(&scraped, "sluice_query_processing_errors_total", &[("query", &query)]), Some(0.0));
     assert_eq!(find(&scraped, "sluice_query_state", &[("query", &query), ("state", "RUNNING")]), Some(1.0));
     assert_eq!(lag(&scraped, &query), (3, 0.0), "every record of the three partitions read");
+    let latency = scraped
+        .samples
+        .iter()
+        .find(|s| s.metric == "sluice_query_processing_latency_seconds" && s.labels.get("query") == Some(query.as_str()))
+        .map(|s| s.value.clone());
+    match latency {
+        Some(Value::Histogram(buckets)) => {
+            let all = buckets.iter().find(|b| b.less_than == f64::INFINITY).map(|b| b.count);
+            assert!(all.is_some_and(|n| n >= 1.0), "every settled batch is observed: {buckets:?}");
+        }
+        other => panic!("no latency histogram for {query}: {other:?}"),
+    }
     assert!(find(&scraped, "process_cpu_seconds_total", &[]).is_some_and(|cpu| cpu > 0.0));
     assert!(find(&scraped, "process_resident_memory_bytes", &[]).is_some_and(|bytes| bytes > 1e6));
     let ksql_posts = |scrape: &Scrape| find(scrape, "sluice_http_requests_total", &[("method", "POST"), ("route", "/ksql"), ("status", "200")]);

@@ -2,7 +2,10 @@
 //! retries) and, per topic-partition, the last committed offset, the log end, and the files,
 //! bytes and records written.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use parking_lot::Mutex;
 
@@ -49,6 +52,7 @@ pub struct ConnectorStatus {
     state: Mutex<Option<ConnectorState>>,
     partitions: Mutex<BTreeMap<(String, i32), PartitionProgress>>,
     skipped: Mutex<(u64, Option<String>)>,
+    failures: AtomicU64,
 }
 
 impl ConnectorStatus {
@@ -56,8 +60,17 @@ impl ConnectorStatus {
         self.state.lock().clone().unwrap_or(ConnectorState::Running)
     }
 
+    /// Sets the state; each failure is counted.
     pub fn set_state(&self, state: ConnectorState) {
+        if matches!(state, ConnectorState::Failed(_)) {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
         *self.state.lock() = Some(state);
+    }
+
+    /// How many times the connector's task failed.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
     }
 
     pub fn partitions(&self) -> BTreeMap<(String, i32), PartitionProgress> {
@@ -78,5 +91,19 @@ impl ConnectorStatus {
     /// How many records were left out, and why the last one was.
     pub fn skipped(&self) -> (u64, Option<String>) {
         self.skipped.lock().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_is_counted_and_recovery_is_not() {
+        let status = ConnectorStatus::default();
+        status.set_state(ConnectorState::Failed("HDFS away".into()));
+        status.set_state(ConnectorState::Failed("HDFS still away".into()));
+        status.set_state(ConnectorState::Running);
+        assert_eq!((status.failures(), status.state()), (2, ConnectorState::Running));
     }
 }

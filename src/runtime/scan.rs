@@ -297,6 +297,8 @@ impl ScanQuery {
 struct InFlight {
     deliveries: Arc<BatchDeliveries>,
     positions: Vec<(String, PartitionOffsets)>,
+    /// When the batch was fetched: its output settling gives each query's latency.
+    fetched_at: Instant,
 }
 
 enum Control {
@@ -554,6 +556,7 @@ impl Scan {
             let written = settled.deliveries.written();
             for (id, position) in settled.positions {
                 if let Some(query) = self.queries.iter_mut().find(|q| q.id == id) {
+                    query.status.latency.observe(settled.fetched_at.elapsed());
                     query.status.progress.advance(&position);
                     for (partition, offset) in position {
                         let next = query.next.entry(partition).or_insert(offset);
@@ -683,6 +686,7 @@ impl Scan {
 
     fn process_batch(&mut self) -> Result<()> {
         let fetched = self.source.fetch(MAX_BATCH, POLL_WAIT)?;
+        let fetched_at = Instant::now();
         let records: Vec<RawRecord> = fetched.records();
         if records.is_empty() {
             drop(records);
@@ -893,7 +897,7 @@ impl Scan {
         }
         drop(records);
         drop(fetched);
-        self.in_flight.push_back(InFlight { deliveries, positions });
+        self.in_flight.push_back(InFlight { deliveries, positions, fetched_at });
         self.mark_running();
         Ok(())
     }

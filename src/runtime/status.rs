@@ -1,8 +1,11 @@
 //! What a running query reports: its state, record counts and last processing error.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 use parking_lot::Mutex;
@@ -63,6 +66,36 @@ pub struct QueryStatus {
     last_error: Mutex<Option<ProcessingError>>,
     /// How far into its source the query's output is in Kafka.
     pub progress: super::progress::Progress,
+    /// How long its batches took from their fetch to their output being in Kafka.
+    pub latency: Latency,
+}
+
+/// Upper bounds, in seconds, of [`Latency`]'s buckets; one more bucket takes the rest.
+pub const LATENCY_BOUNDS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// A histogram of processing latencies, counted without locks.
+#[derive(Debug, Default)]
+pub struct Latency {
+    /// Per bucket of [`LATENCY_BOUNDS`], then the unbounded one, how many observations fell there.
+    counts: [AtomicU64; LATENCY_BOUNDS.len() + 1],
+    micros: AtomicU64,
+}
+
+impl Latency {
+    pub fn observe(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let bucket = LATENCY_BOUNDS.iter().position(|bound| seconds <= *bound).unwrap_or(LATENCY_BOUNDS.len());
+        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        self.micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// The sum of the observations in seconds, and each bucket's upper bound (`f64::MAX` for
+    /// the last) with how many observations fell in it.
+    pub fn buckets(&self) -> (f64, Vec<(f64, u64)>) {
+        let bounds = LATENCY_BOUNDS.iter().copied().chain([f64::MAX]);
+        let counts = bounds.zip(&self.counts).map(|(bound, count)| (bound, count.load(Ordering::Relaxed))).collect();
+        (self.micros.load(Ordering::Relaxed) as f64 / 1e6, counts)
+    }
 }
 
 impl QueryStatus {
@@ -77,6 +110,7 @@ impl QueryStatus {
             processing_errors: AtomicU64::new(0),
             last_error: Mutex::new(None),
             progress: Default::default(),
+            latency: Latency::default(),
         }
     }
 
@@ -106,5 +140,24 @@ impl QueryStatus {
             self.records_out.load(Ordering::Relaxed),
             self.processing_errors.load(Ordering::Relaxed),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_fall_in_the_first_bucket_that_bounds_them() {
+        let latency = Latency::default();
+        for millis in [3, 5, 70, 20_000] {
+            latency.observe(Duration::from_millis(millis));
+        }
+        let (sum, buckets) = latency.buckets();
+        assert!((sum - 20.078).abs() < 1e-9, "{sum}");
+        assert_eq!(buckets[0], (0.005, 2));
+        assert_eq!(buckets[4], (0.1, 1));
+        assert_eq!(buckets[11], (f64::MAX, 1));
+        assert_eq!(buckets.iter().map(|(_, n)| n).sum::<u64>(), 4);
     }
 }

@@ -1,6 +1,7 @@
 //! `/metrics`: the server's figures in Prometheus' exposition format (OpenMetrics text, which
-//! Prometheus scrapes): per persistent query its records in and out, processing errors, state
-//! and lag per topic-partition; per connector and topic-partition the records, files and bytes written and the lag;
+//! Prometheus scrapes): per persistent query its records in and out, processing errors, state,
+//! processing latency and lag per topic-partition; per connector its failures, skipped records
+//! and state, and per topic-partition the records, files and bytes written and the lag;
 //! HTTP requests by method, route and status; the process's CPU time and memory. The query and
 //! connector figures are read from their live status at each scrape.
 
@@ -14,7 +15,7 @@ use axum::{
 };
 use prometheus_client::{
     collector::Collector,
-    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, text::encode},
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet, text::encode},
     metrics::{
         MetricType,
         counter::{ConstCounter, Counter},
@@ -125,6 +126,16 @@ impl Collector for EngineCollector {
         )?;
         family(
             &mut encoder,
+            "sluice_query_processing_latency_seconds",
+            "Seconds from a batch's fetch to a persistent query's output for it being in Kafka",
+            MetricType::Histogram,
+            queries.iter().map(|(id, s)| {
+                let (sum, buckets) = s.latency.buckets();
+                (vec![("query", id.clone())], LatencyHistogram { sum, buckets })
+            }),
+        )?;
+        family(
+            &mut encoder,
             "sluice_query_lag_records",
             "Records in a topic-partition a persistent query has yet to read",
             MetricType::Gauge,
@@ -151,6 +162,28 @@ impl Collector for EngineCollector {
         family(&mut encoder, "sluice_connector_records", "Records a sink connector wrote to committed files", MetricType::Counter, per_partition(|p| p.records))?;
         family(&mut encoder, "sluice_connector_files", "Files a sink connector committed", MetricType::Counter, per_partition(|p| p.files))?;
         family(&mut encoder, "sluice_connector_bytes", "Bytes a sink connector wrote to committed files", MetricType::Counter, per_partition(|p| p.bytes))?;
+        let connectors = self.engine.connectors.statuses();
+        family(
+            &mut encoder,
+            "sluice_connector_failures",
+            "Times a connector's task failed (each retried with backoff)",
+            MetricType::Counter,
+            connectors.iter().map(|(name, s)| (vec![("connector", name.clone())], ConstCounter::new(s.failures()))),
+        )?;
+        family(
+            &mut encoder,
+            "sluice_connector_skipped_records",
+            "Records a connector left out because their value could not be read",
+            MetricType::Counter,
+            connectors.iter().map(|(name, s)| (vec![("connector", name.clone())], ConstCounter::new(s.skipped().0))),
+        )?;
+        family(
+            &mut encoder,
+            "sluice_connector_state",
+            "1 for a connector's current state (RUNNING, FAILED, …)",
+            MetricType::Gauge,
+            connectors.iter().map(|(name, s)| (vec![("connector", name.clone()), ("state", s.state().name().to_string())], ConstGauge::new(1i64))),
+        )?;
         family(
             &mut encoder,
             "sluice_connector_lag_records",
@@ -158,6 +191,24 @@ impl Collector for EngineCollector {
             MetricType::Gauge,
             partitions.iter().map(|(name, topic, partition, p)| (labels(name, topic, *partition), ConstGauge::new(p.lag()))),
         )
+    }
+}
+
+/// A query's latency histogram as read at the scrape.
+struct LatencyHistogram {
+    sum: f64,
+    /// Each bucket's upper bound and count, not cumulated.
+    buckets: Vec<(f64, u64)>,
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> fmt::Result {
+        let count = self.buckets.iter().map(|(_, n)| n).sum();
+        encoder.encode_histogram::<NoLabelSet>(self.sum, count, &self.buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }
 

@@ -70,6 +70,8 @@ async fn metrics_count_a_querys_records_the_apis_requests_and_the_process() {
     assert_eq!(find(&scraped, "sluice_query_processing_errors_total", &[("query", &query)]), Some(0.0));
     assert_eq!(find(&scraped, "sluice_query_state", &[("query", &query), ("state", "RUNNING")]), Some(1.0));
     assert_eq!(lag(&scraped, &query), (3, 0.0), "every record of the three partitions read");
+    assert_eq!(find(&scraped, "sluice_topic_records_produced_total", &[("topic", "SENSOR_ID_3")]), Some(2.0));
+    assert!(find(&scraped, "sluice_topic_records_fetched_total", &[("topic", "INGESTION")]).is_some_and(|n| n >= 3.0));
     let latency = scraped
         .samples
         .iter()

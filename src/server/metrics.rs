@@ -162,6 +162,21 @@ impl Collector for EngineCollector {
         family(&mut encoder, "sluice_connector_records", "Records a sink connector wrote to committed files", MetricType::Counter, per_partition(|p| p.records))?;
         family(&mut encoder, "sluice_connector_files", "Files a sink connector committed", MetricType::Counter, per_partition(|p| p.files))?;
         family(&mut encoder, "sluice_connector_bytes", "Bytes a sink connector wrote to committed files", MetricType::Counter, per_partition(|p| p.bytes))?;
+        let traffic = self.engine.cluster.traffic().snapshot();
+        family(
+            &mut encoder,
+            "sluice_topic_records_produced",
+            "Records this server's queries wrote to a topic, as Kafka acknowledged them",
+            MetricType::Counter,
+            traffic.iter().map(|(topic, t)| (vec![("topic", topic.clone())], ConstCounter::new(t.produced))),
+        )?;
+        family(
+            &mut encoder,
+            "sluice_topic_records_fetched",
+            "Records this server's queries fetched from a topic",
+            MetricType::Counter,
+            traffic.iter().map(|(topic, t)| (vec![("topic", topic.clone())], ConstCounter::new(t.fetched))),
+        )?;
         let connectors = self.engine.connectors.statuses();
         family(
             &mut encoder,

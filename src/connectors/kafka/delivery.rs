@@ -22,7 +22,10 @@ use rdkafka::{
     producer::{DeliveryResult, Producer, ProducerContext},
 };
 
-use super::producer::{QUEUE_RETRY, ReportedProducer};
+use super::{
+    producer::{QUEUE_RETRY, ReportedProducer},
+    traffic::Traffic,
+};
 
 /// librdkafka's `RD_KAFKA_PARTITION_UA`: the partitioner picks the partition.
 const PARTITION_UNASSIGNED: i32 = -1;
@@ -88,8 +91,10 @@ impl BatchDeliveries {
     }
 }
 
-/// Routes each delivery report to the batch its record was sent with.
-pub struct DeliveryContext;
+/// Routes each delivery report to the batch its record was sent with, counting it per topic.
+pub struct DeliveryContext {
+    traffic: Arc<Traffic>,
+}
 
 impl ClientContext for DeliveryContext {}
 
@@ -98,7 +103,10 @@ impl ProducerContext for DeliveryContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<BatchDeliveries>) {
         match result {
-            Ok(message) => batch.delivered(message.topic(), message.partition(), message.offset()),
+            Ok(message) => {
+                self.traffic.produced(message.topic(), 1);
+                batch.delivered(message.topic(), message.partition(), message.offset())
+            }
             Err((e, _)) => batch.failed(e.clone()),
         }
     }
@@ -110,9 +118,10 @@ pub struct BatchProducer {
 }
 
 impl BatchProducer {
-    pub fn new(config: &ClientConfig) -> Result<Self, KafkaError> {
+    /// A producer whose deliveries are counted in `traffic`.
+    pub fn new(config: &ClientConfig, traffic: Arc<Traffic>) -> Result<Self, KafkaError> {
         Ok(Self {
-            producer: ReportedProducer::new(config, DeliveryContext)?,
+            producer: ReportedProducer::new(config, DeliveryContext { traffic })?,
         })
     }
 

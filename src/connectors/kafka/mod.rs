@@ -6,6 +6,7 @@ pub mod offsets;
 pub mod producer;
 pub mod source;
 pub mod source_offsets;
+pub mod traffic;
 
 use std::{sync::Arc, time::Duration};
 
@@ -21,6 +22,7 @@ use crate::error::{Result, SluiceError};
 
 use delivery::BatchProducer;
 use producer::RecordProducer;
+use traffic::Traffic;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a single record (a command, a position, an `INSERT`) may wait for Kafka before its
@@ -35,6 +37,7 @@ pub struct KafkaCluster {
     metadata: BaseConsumer,
     producer: RecordProducer,
     output: Arc<BatchProducer>,
+    traffic: Arc<Traffic>,
 }
 
 /// A topic and its partition count.
@@ -47,6 +50,7 @@ pub struct TopicInfo {
 
 impl KafkaCluster {
     pub fn connect(bootstrap_servers: &str) -> Result<Self> {
+        let traffic = Arc::new(Traffic::default());
         Ok(Self {
             bootstrap_servers: bootstrap_servers.to_string(),
             admin: client_config(bootstrap_servers).create()?,
@@ -56,8 +60,14 @@ impl KafkaCluster {
             // outage never makes the idempotent producer fatal. The single-record producer times
             // out instead, and so stays non-idempotent.
             producer: RecordProducer::new(producer_config(bootstrap_servers).set("message.timeout.ms", RECORD_TIMEOUT_MS))?,
-            output: Arc::new(BatchProducer::new(producer_config(bootstrap_servers).set("enable.idempotence", "true"))?),
+            output: Arc::new(BatchProducer::new(producer_config(bootstrap_servers).set("enable.idempotence", "true"), traffic.clone())?),
+            traffic,
         })
+    }
+
+    /// Records query output delivered to, and sources fetched from, each topic.
+    pub fn traffic(&self) -> &Arc<Traffic> {
+        &self.traffic
     }
 
     pub fn bootstrap_servers(&self) -> &str {

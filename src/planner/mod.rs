@@ -566,14 +566,7 @@ fn plan_pair_join(
 ) -> Result<PairJoin> {
     let left_key = physical(ctx, &clause.left_expr.to_string(), joined)?;
     let right_key = physical(ctx, &clause.right_expr.to_string(), joined)?;
-    let (left_type, right_type) = (sql_type(&left_key, joined)?, sql_type(&right_key, joined)?);
-    if left_type != right_type {
-        return Err(SluiceError::Plan(format!(
-            "Invalid join condition: types don't match. Got {}{{{left_type}}} = {}{{{right_type}}}.",
-            join::display(&clause.left_expr),
-            join::display(&clause.right_expr)
-        )));
-    }
+    check_join_types(clause, &sql_type(&left_key, joined)?, &sql_type(&right_key, joined)?)?;
     let foreign = clause.foreign_key();
     let key = match clause.left_key_column().filter(|_| foreign) {
         Some(left_key) => physical(ctx, &left_key.to_string(), joined)?,
@@ -591,6 +584,18 @@ fn plan_pair_join(
         keyed: clause.joins_both_keys(),
         foreign,
     })
+}
+
+/// ksqlDB's check that both sides of a join condition are of one type.
+fn check_join_types(clause: &join::JoinClause, left: &crate::catalog::types::SqlType, right: &crate::catalog::types::SqlType) -> Result<()> {
+    if left == right {
+        return Ok(());
+    }
+    Err(SluiceError::Plan(format!(
+        "Invalid join condition: types don't match. Got {}{{{left}}} = {}{{{right}}}.",
+        join::display(&clause.left_expr),
+        join::display(&clause.right_expr)
+    )))
 }
 
 /// One join over the first `end` columns of the joined row, the table's starting at `width`;
@@ -612,13 +617,7 @@ fn plan_join_step(
         .next()
         .map(|k| k.data_type.clone())
         .ok_or_else(|| SluiceError::Internal("a table without a key column".into()))?;
-    if stream_type != table_type {
-        return Err(SluiceError::Plan(format!(
-            "Invalid join condition: types don't match. Got {}{{{stream_type}}} = {}{{{table_type}}}.",
-            join::display(&clause.left_expr),
-            join::display(&clause.right_expr)
-        )));
-    }
+    check_join_types(clause, &stream_type, &table_type)?;
     Ok(JoinStep {
         table: clause.right.source.clone(),
         kind: clause.kind,

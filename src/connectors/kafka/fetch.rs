@@ -169,6 +169,17 @@ impl Fetched<'_> {
         self.messages.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// Each record's topic name, without reading the record.
+    pub fn topics(&self) -> impl Iterator<Item = &[u8]> {
+        // SAFETY: each pointer is a live message owned by `self` until drop, and its topic
+        // handle and name live as long as the message.
+        self.messages.iter().map(|message| unsafe { CStr::from_ptr(rdsys::rd_kafka_topic_name((**message).rkt)) }.to_bytes())
+    }
+
     /// The records, borrowing their keys and values, each with the name of its topic.
     pub fn records(&self) -> impl Iterator<Item = (&[u8], RawRecord<'_>)> {
         self.messages.iter().map(|message| {

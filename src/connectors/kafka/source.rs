@@ -83,14 +83,14 @@ impl Source for KafkaSource {
 
     fn fetch(&mut self, max: usize, wait: Duration) -> Result<Box<dyn SourceBatch + '_>> {
         let fetched = self.consumer.fetch(max, wait, FILL_WAIT)?;
-        let mut counts = vec![0u64; self.topics.len()];
-        for (topic, _) in fetched.records() {
-            if let Some(index) = self.topics.iter().position(|t| t.as_bytes() == topic) {
-                counts[index] += 1;
+        match self.topics.as_slice() {
+            [topic] => self.cluster.traffic().fetched(topic, fetched.len() as u64),
+            topics => {
+                for topic in topics {
+                    let count = fetched.topics().filter(|t| *t == topic.as_bytes()).count();
+                    self.cluster.traffic().fetched(topic, count as u64);
+                }
             }
-        }
-        for (topic, count) in self.topics.iter().zip(counts).filter(|(_, n)| *n > 0) {
-            self.cluster.traffic().fetched(topic, count);
         }
         Ok(Box::new(TopicsBatch { fetched, topics: &self.topics }))
     }

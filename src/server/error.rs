@@ -21,6 +21,10 @@ pub enum AppError {
     QueryEndpoint { message: String, statement_text: String },
     /// 40000: a malformed request or an unknown id.
     BadRequest(String),
+    /// 40400: no such topic, connector or file.
+    NotFound(String),
+    /// 50300: a service Sluice reads for the request (Kafka, HDFS) failed; the cause is shown.
+    Unavailable(String),
     /// 40003: as many push queries run as the server allows.
     TooManyPushQueries,
     /// 41300: the request body is larger than the server reads.
@@ -92,6 +96,14 @@ impl AppError {
             AppError::BadRequest(message) => (
                 StatusCode::BAD_REQUEST,
                 json!({"@type": "generic_error", "error_code": 40000, "message": message}),
+            ),
+            AppError::NotFound(message) => (
+                StatusCode::NOT_FOUND,
+                json!({"@type": "generic_error", "error_code": 40400, "message": message}),
+            ),
+            AppError::Unavailable(message) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"@type": "generic_error", "error_code": 50300, "message": message}),
             ),
             AppError::TooManyPushQueries => (
                 StatusCode::BAD_REQUEST,

@@ -1,9 +1,10 @@
-//! The HTTP API: ksqlDB's REST endpoints and Kafka Connect's `/connectors` on one port,
-//! HTTP/1.1 and cleartext HTTP/2.
+//! The HTTP API: ksqlDB's REST endpoints, Kafka Connect's `/connectors` and the web console
+//! on one port, HTTP/1.1 and cleartext HTTP/2.
 
 pub mod auth;
 mod body;
 mod connect;
+mod console;
 mod error;
 #[cfg(test)]
 mod fuzz;
@@ -57,6 +58,7 @@ pub fn router(engine: Arc<Engine>, guard: Option<Arc<auth::Guard>>) -> Router {
         .route("/connectors/{name}/restart", post(connect::restart))
         .route("/connectors/{name}/tasks/{task}/restart", post(connect::restart))
         .route("/metrics", get(metrics::metrics))
+        .merge(console::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests))
         .with_state(state);
     match guard {

@@ -35,6 +35,16 @@ pub struct Listing {
     pub files: Vec<String>,
 }
 
+/// A file or directory found walking a tree, for people to browse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeEntry {
+    /// The path from the store's root.
+    pub path: String,
+    pub is_dir: bool,
+    /// Bytes, for a file.
+    pub length: u64,
+}
+
 impl Store {
     /// Connects to `hdfs://host:port` or opens `file:///path`.
     pub fn open(url: &str) -> Result<Store> {
@@ -176,6 +186,77 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Every file and directory under `dir`, directories before what they hold, walked
+    /// breadth first and cut off after `limit` entries (the second value tells whether it was).
+    /// An absent directory holds nothing.
+    pub async fn tree(&self, dir: &str, limit: usize) -> Result<(Vec<TreeEntry>, bool)> {
+        let mut entries = Vec::new();
+        let mut pending = std::collections::VecDeque::from([dir.trim_end_matches('/').to_string()]);
+        while let Some(next) = pending.pop_front() {
+            let mut children = self.children(&next).await?;
+            children.sort_by(|a, b| a.path.cmp(&b.path));
+            for child in children {
+                if entries.len() == limit {
+                    return Ok((entries, true));
+                }
+                if child.is_dir {
+                    pending.push_back(child.path.clone());
+                }
+                entries.push(child);
+            }
+        }
+        Ok((entries, false))
+    }
+
+    /// What directory `dir` directly holds.
+    async fn children(&self, dir: &str) -> Result<Vec<TreeEntry>> {
+        let join = |name: &str| format!("{}/{}", dir.trim_end_matches('/'), name);
+        match self {
+            Store::Hdfs { client } => match bounded(client.list_status(dir, false)).await {
+                Ok(statuses) => Ok(statuses
+                    .into_iter()
+                    .filter_map(|s| {
+                        let name = s.path.rsplit('/').next()?.to_string();
+                        Some(TreeEntry { path: join(&name), is_dir: s.isdir, length: s.length as u64 })
+                    })
+                    .collect()),
+                Err(SluiceError::Hdfs(HdfsError::FileNotFound(_))) => Ok(Vec::new()),
+                Err(e) => Err(e),
+            },
+            Store::Local { root } => match std::fs::read_dir(Self::local(root, dir)) {
+                Ok(read) => read
+                    .filter_map(|e| e.ok())
+                    .map(|e| {
+                        let metadata = e.metadata()?;
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        Ok(TreeEntry { path: join(&name), is_dir: metadata.is_dir(), length: metadata.len() })
+                    })
+                    .collect(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+
+    /// At most the first `limit` bytes of file `path`.
+    pub async fn head(&self, path: &str, limit: usize) -> Result<Bytes> {
+        match self {
+            Store::Hdfs { client } => {
+                let reader = bounded(client.read(path)).await?;
+                let length = reader.file_length().min(limit);
+                bounded(reader.read_range(0, length)).await
+            }
+            Store::Local { root } => {
+                use std::io::Read;
+                let mut data = Vec::new();
+                std::fs::File::open(Self::local(root, path))?.take(limit as u64).read_to_end(&mut data)?;
+                Ok(Bytes::from(data))
+            }
+        }
+    }
+}
+
 impl StoreFile {
     pub async fn write(&mut self, data: Bytes) -> Result<()> {
         match self {
@@ -201,5 +282,39 @@ async fn bounded<T>(call: impl Future<Output = hdfs_native::Result<T>>) -> Resul
             "HDFS did not answer within {} s",
             CALL_TIMEOUT.as_secs()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tree_lists_folders_before_their_files_and_a_head_reads_the_start_of_a_file() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("file://{}", root.path().display())).unwrap();
+        for (path, body) in [("/topics/A/partition=0/A+0+0+1.json", "{\"n\":1}\n{\"n\":2}\n"), ("/topics/A/partition=1/A+1+0+0.json", "{}\n")] {
+            let mut file = store.create(path).await.unwrap();
+            file.write(Bytes::from(body)).await.unwrap();
+            file.close().await.unwrap();
+        }
+
+        let (entries, truncated) = store.tree("/topics/", 100).await.unwrap();
+        let listed: Vec<(&str, bool, u64)> = entries.iter().map(|e| (e.path.as_str(), e.is_dir, e.length)).collect();
+        assert!(!truncated);
+        assert_eq!(
+            listed.iter().map(|(p, d, _)| (*p, *d)).collect::<Vec<_>>(),
+            [
+                ("/topics/A", true),
+                ("/topics/A/partition=0", true),
+                ("/topics/A/partition=1", true),
+                ("/topics/A/partition=0/A+0+0+1.json", false),
+                ("/topics/A/partition=1/A+1+0+0.json", false),
+            ]
+        );
+        assert_eq!(listed[3].2, 16);
+        assert_eq!(store.tree("/topics", 2).await.unwrap(), (entries[..2].to_vec(), true));
+        assert!(store.tree("/nowhere", 10).await.unwrap().0.is_empty());
+        assert_eq!(store.head("/topics/A/partition=0/A+0+0+1.json", 8).await.unwrap(), Bytes::from("{\"n\":1}\n"));
     }
 }

@@ -147,12 +147,13 @@ impl Session {
         };
         let server = &info["KsqlServerInfo"];
         println!(
-            "Sluice CLI v{}, Server v{} (ksqlDB API {}) located at {}\nServer Status: {}\n\nType 'help' for help, 'exit' or Ctrl-D to leave.\n",
+            "Sluice CLI v{}, Server v{} (ksqlDB API {}) located at {}\nServer Status: {}\nWeb console: {}/\n\nType 'help' for help, 'exit' or Ctrl-D to leave.\n",
             env!("CARGO_PKG_VERSION"),
             server["sluiceVersion"].as_str().unwrap_or("?"),
             server["version"].as_str().unwrap_or("?"),
             self.client.base(),
-            server["serverStatus"].as_str().unwrap_or("?")
+            server["serverStatus"].as_str().unwrap_or("?"),
+            self.client.base().trim_end_matches('/')
         );
         let mut editor: Editor<Prompt, FileHistory> = Editor::new()?;
         editor.set_helper(Some(Prompt { words: Words(self.completions().await) }));

@@ -19,6 +19,7 @@ async fn a_user_types_statements_sees_tables_and_stops_a_push_query_with_ctrl_c(
         let mut repl = Session::spawn(command).unwrap();
         repl.set_expect_timeout(Some(Duration::from_secs(30)));
         repl.expect("Server Status: RUNNING").unwrap();
+        repl.expect(format!("Web console: {url}/").as_str()).unwrap();
         repl.expect("sluice> ").unwrap();
 
         repl.send_line("CREATE STREAM STREAM_INGESTION (payload STRING, correlation_id STRING,").unwrap();

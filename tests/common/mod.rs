@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use sluice::broker::EmbeddedBroker;
 use tempfile::TempDir;
 
+pub mod browser;
 pub mod hdfs;
 pub mod postgres;
 

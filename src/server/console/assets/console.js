@@ -134,9 +134,9 @@ function route() {
 
 // ---- flow ------------------------------------------------------------------------------------
 
-const NODE_W = 190;
+const NODE_W = 184;
 const NODE_H = 44;
-const COLUMN_GAP = 90;
+const COLUMN_GAP = 60;
 const ROW_GAP = 22;
 
 /** Columns by longest path from a node without inputs; rows ordered by their inputs' rows. */
@@ -197,7 +197,8 @@ views.flow = (main) => {
     status.replaceChildren(flow.nodes.length ? "Records per second on each edge, from the last two reads." :
       "Nothing runs yet: declare a stream in the SQL view.");
     const { position, width, height } = layout(flow.nodes, flow.edges);
-    const drawing = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}` });
+    // A graph wider than the screen is scaled down to fit it.
+    const drawing = svg("svg", { viewBox: `0 0 ${width} ${height}`, style: `width: 100%; max-width: ${width}px` });
     for (const e of flow.edges) {
       const from = position.get(e.from);
       const to = position.get(e.to);
@@ -207,13 +208,13 @@ views.flow = (main) => {
       const perSecond = rates.of(`${e.from}>${e.to}`, e.records);
       drawing.append(svg("g", { class: `edge${perSecond > 0 ? " moving" : ""}`, "data-from": e.from, "data-to": e.to },
         svg("path", { d: `M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}` }),
-        svg("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4, "text-anchor": "middle" }, e.records === null ? "" : rate(perSecond ?? 0))));
+        svg("text", { x: x2 - 6, y: y2 - 5, "text-anchor": "end" }, e.records === null ? "" : rate(perSecond ?? 0))));
     }
     for (const n of flow.nodes) {
       const p = position.get(n.id);
       const failing = n.state === "ERROR" || n.state === "FAILED";
       const erring = !failing && n.errors > 0;
-      const label = n.name.length > 26 ? `${n.name.slice(0, 25)}…` : n.name;
+      const label = n.name.length > 23 ? `${n.name.slice(0, 22)}…` : n.name;
       const subtitle = n.state ? `${n.kind} · ${n.state}${n.errors ? ` · ${n.errors} errors` : ""}` : n.kind;
       const link = nodeLink(n);
       drawing.append(svg("g", {
@@ -486,7 +487,7 @@ views.sql = (main) => {
     const head = h("thead");
     const info = h("div", { class: "muted", id: "sql-query-state" }, "Starting…");
     results.replaceChildren(info, h("table", { id: "sql-rows" }, head, rows));
-    running = { controller, id: null };
+    running = { controller, id: null, stopped: false };
     stopButton.disabled = false;
     let count = 0;
     try {
@@ -526,7 +527,7 @@ views.sql = (main) => {
           }
         }
       }
-      info.textContent = `Done: ${count} row${count === 1 ? "" : "s"}.`;
+      info.textContent = `${running.stopped ? "Stopped after" : "Done:"} ${count} row${count === 1 ? "" : "s"}.`;
     } catch (e) {
       if (e.name === "AbortError") info.textContent = `Stopped after ${count} row${count === 1 ? "" : "s"}.`;
       else results.append(errorBox(e));
@@ -557,8 +558,9 @@ views.sql = (main) => {
   const stop = async () => {
     if (!running) return;
     const { controller, id } = running;
-    if (id) await post("/close-query", { queryId: id }).catch(() => {});
+    running.stopped = true;
     controller.abort();
+    if (id) await post("/close-query", { queryId: id }).catch(() => {});
   };
 
   runButton.addEventListener("click", run);
@@ -594,13 +596,14 @@ views.connectors = (main, name) => {
   const status = h("div");
   const files = h("div", { id: "connector-files" });
   const preview = h("div", { id: "file-preview" });
-  detail.append(h("h2", {}, name), status, h("h3", {}, "Files"), files, preview);
   const showFiles = async () => {
     try {
       const tree = await api(`/console/api/connectors/${encodeURIComponent(name)}/files`);
       files.replaceChildren(h("p", { class: "muted mono" }, `${tree.store}${tree.root}${tree.truncated ? " (only the first entries)" : ""}`), fileTree(tree, name, preview));
     } catch (e) { files.replaceChildren(e.body && e.body.error_code === 40400 ? h("p", { class: "muted" }, "A source connector writes no files.") : errorBox(e)); }
   };
+  detail.append(h("h2", {}, name), status,
+    h("h3", {}, "Files ", h("button", { id: "refresh-files", onclick: showFiles }, "Refresh")), files, preview);
   showFiles();
   return every(async () => {
     await showList();
@@ -611,8 +614,7 @@ views.connectors = (main, name) => {
       ]);
       status.replaceChildren(
         h("p", {}, `${s.type} connector · `, stateBadge(s.connector.state), " ",
-          h("button", { onclick: () => post(`/connectors/${encodeURIComponent(name)}/restart`, {}).catch(() => {}) }, "Restart"), " ",
-          h("button", { onclick: showFiles }, "Refresh files")),
+          h("button", { onclick: () => post(`/connectors/${encodeURIComponent(name)}/restart`, {}).catch(() => {}) }, "Restart")),
         table(["Task", "State", "Worker", "Trace"], s.tasks.map((t) => h("tr", {},
           h("td", {}, t.id), h("td", {}, stateBadge(t.state)), h("td", { class: "mono" }, t.worker_id), h("td", { class: "error" }, t.trace || "")))),
         s.progress && s.progress.length

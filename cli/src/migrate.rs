@@ -72,23 +72,25 @@ pub async fn apply(server: &Endpoint, dir: &Path, until: Option<u32>, defines: &
         .map(|(v, _)| *v)
         .max()
         .unwrap_or(0);
-    let mut ran = 0;
+    let mut pending = Vec::new();
     for file in files(dir)? {
         if until.is_some_and(|u| file.version > u) {
             break;
         }
-        if let Some(done) = applied.get(&file.version).filter(|a| a.state == "MIGRATED") {
-            if done.checksum != file.checksum {
-                bail!(
-                    "V{:06} ({}) was applied with checksum {} but the file now has {}; run `sluice migrate validate`",
-                    file.version, done.name, done.checksum, file.checksum
-                );
-            }
-            continue;
+        match applied.get(&file.version).filter(|a| a.state == "MIGRATED") {
+            Some(done) if done.checksum != file.checksum => bail!(
+                "V{:06} ({}) was applied with checksum {} but the file now has {}; run `sluice migrate validate`",
+                file.version, done.name, done.checksum, file.checksum
+            ),
+            Some(_) => {}
+            None => pending.push(file),
         }
-        println!("Applying V{:06}__{}", file.version, file.name);
+    }
+    let mut ran = 0;
+    for file in &pending {
+        println!("Applying V{:06}__{} ({} of {})", file.version, file.name, ran + 1, pending.len());
         let started = now();
-        record(&client, &file, "RUNNING", &started, "", previous, "").await?;
+        record(&client, file, "RUNNING", &started, "", previous, "").await?;
         let mut session = Session::new(server, Output::Tabular);
         for (name, value) in defines {
             session.define(name, value);
@@ -96,11 +98,11 @@ pub async fn apply(server: &Endpoint, dir: &Path, until: Option<u32>, defines: &
         let code = session.run_file(&file.path).await?;
         if code != 0 {
             let reason = format!("a statement of {} failed", file.path.display());
-            record(&client, &file, "ERROR", &started, &now(), previous, &reason).await?;
+            record(&client, file, "ERROR", &started, &now(), previous, &reason).await?;
             eprintln!("Migration V{:06} failed; the versions after it were not applied.", file.version);
             return Ok(1);
         }
-        record(&client, &file, "MIGRATED", &started, &now(), previous, "").await?;
+        record(&client, file, "MIGRATED", &started, &now(), previous, "").await?;
         previous = file.version;
         ran += 1;
     }

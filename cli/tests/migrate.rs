@@ -90,6 +90,9 @@ async fn the_powergrid_migrations_build_the_pipeline_once_and_validate_catches_a
     let (code, out, err) = sluice(&apply);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("Applied 8 migration(s); the current version is V000008."), "{out}");
+    let steps: Vec<&str> = out.lines().filter(|l| l.starts_with("Applying V")).collect();
+    assert_eq!(steps.len(), 8, "{out}");
+    assert!(steps[0].ends_with("(1 of 8)") && steps[7].ends_with("(8 of 8)"), "each step tells how far it is: {steps:?}");
     let (code, out, err) = sluice(&apply);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Nothing to apply"), "a second run does nothing: {out}");

@@ -40,6 +40,15 @@ pub struct KafkaCluster {
     traffic: Arc<Traffic>,
 }
 
+/// A consumer group's committed position on a topic partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffset {
+    pub group: String,
+    pub partition: i32,
+    /// The next offset the group reads.
+    pub next: i64,
+}
+
 /// A topic and its partition count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicInfo {
@@ -209,6 +218,31 @@ impl KafkaCluster {
     /// The low and high watermark of every partition of a topic.
     pub fn watermarks(&self, topic: &str, partitions: i32) -> Result<Vec<(i64, i64)>> {
         (0..partitions).map(|p| self.watermark(topic, p)).collect()
+    }
+
+    /// The offsets consumer groups committed on `topic`: per group that committed any, each
+    /// partition's next offset to read. Blocking.
+    pub fn group_offsets(&self, topic: &str, partitions: i32) -> Result<Vec<GroupOffset>> {
+        use rdkafka::{Offset, TopicPartitionList};
+        // A client of its own: a broker that fails the listing drops the connection it came on.
+        let lister: BaseConsumer = client_config(&self.bootstrap_servers).create()?;
+        let groups = blocking(|| lister.fetch_group_list(None, METADATA_TIMEOUT))?;
+        let mut offsets = Vec::new();
+        for group in groups.groups() {
+            let mut config = client_config(&self.bootstrap_servers);
+            let consumer: BaseConsumer = config.set("group.id", group.name()).set("enable.auto.commit", "false").create()?;
+            let mut wanted = TopicPartitionList::new();
+            for partition in 0..partitions {
+                wanted.add_partition(topic, partition);
+            }
+            let committed = blocking(|| consumer.committed_offsets(wanted, METADATA_TIMEOUT))?;
+            for element in committed.elements() {
+                if let Offset::Offset(next) = element.offset() {
+                    offsets.push(GroupOffset { group: group.name().to_string(), partition: element.partition(), next });
+                }
+            }
+        }
+        Ok(offsets)
     }
 
     /// The low and high watermark of one partition.

@@ -49,7 +49,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, AppError
 }
 
 /// `GET /console/api/topics/{name}`: the partitions' first and next offsets, and how far each
-/// query and sink connector reading the topic is behind on each partition.
+/// query, sink connector and consumer group reading the topic is behind on each partition.
 pub async fn describe(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, AppError> {
     let info = topic_info(&state, &name)?;
     let watermarks = state.engine.cluster.watermarks(&name, info.partitions).map_err(unavailable)?;
@@ -73,7 +73,18 @@ pub async fn describe(State(state): State<AppState>, Path(name): Path<String>) -
             }
         }
     }
-    Ok(Json(json!({"name": name, "replicas": info.replicas, "partitions": partitions, "readers": readers})))
+    // Consumer groups are shown where the broker lists them (Tansu 0.6.0 fails to).
+    let groups_error = match state.engine.cluster.group_offsets(&name, info.partitions) {
+        Ok(groups) => {
+            for group in groups {
+                let high = usize::try_from(group.partition).ok().and_then(|p| watermarks.get(p)).map_or(group.next, |(_, high)| *high);
+                readers.push(json!({"kind": "group", "name": group.group, "partition": group.partition, "lag": (high - group.next).max(0)}));
+            }
+            None
+        }
+        Err(e) => Some(format!("The broker did not list its consumer groups: {e}")),
+    };
+    Ok(Json(json!({"name": name, "replicas": info.replicas, "partitions": partitions, "readers": readers, "groupsError": groups_error})))
 }
 
 #[derive(Debug, Deserialize)]

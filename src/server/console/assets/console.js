@@ -315,9 +315,11 @@ function topicDetail(detail, name) {
       h("h3", {}, "Readers' lag"),
       topic.readers.length
         ? table(["Reader", "Partition#", "Lag#"], topic.readers.map((r) => h("tr", {},
-          h("td", {}, h("a", { href: r.kind === "query" ? `#queries/${encodeURIComponent(r.name)}` : `#connectors/${encodeURIComponent(r.name)}` }, `${r.kind} ${r.name}`)),
+          h("td", {}, r.kind === "group" ? `consumer group ${r.name}`
+            : h("a", { href: r.kind === "query" ? `#queries/${encodeURIComponent(r.name)}` : `#connectors/${encodeURIComponent(r.name)}` }, `${r.kind} ${r.name}`)),
           h("td", { class: "num" }, r.partition), h("td", { class: "num" }, number(r.lag)))))
-        : h("p", { class: "muted" }, "No query or connector reads this topic."));
+        : h("p", { class: "muted" }, "No query, connector or consumer group reads this topic."),
+      topic.groupsError ? h("p", { class: "muted" }, topic.groupsError) : null);
   });
 }
 

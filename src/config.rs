@@ -4,11 +4,17 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
 use crate::error::{Result, SluiceError};
 
+mod tls;
+
+pub use tls::{ClientAuthentication, TlsProtocol, TlsSettings};
+
 /// Everything `sluice-server` needs to start.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Where the HTTP API listens.
     pub listen: SocketAddr,
+    /// `listeners=https://…`: TLS on the HTTP API's listener.
+    pub tls: Option<TlsSettings>,
     /// An external Kafka cluster; `None` starts the embedded broker.
     pub bootstrap_servers: Option<String>,
     /// Where the embedded broker listens when it is used.
@@ -42,6 +48,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: ([127, 0, 0, 1], 8088).into(),
+            tls: None,
             bootstrap_servers: None,
             broker_listen: ([127, 0, 0, 1], 9092).into(),
             service_id: "default_".to_string(),
@@ -96,9 +103,16 @@ impl ServerConfig {
         let (mut realm, mut jaas_config) = (None, None);
         let (mut roles, mut skip_paths) = (vec!["*".to_string()], Vec::new());
         let list = |value: &str| -> Vec<String> { value.split(',').map(str::trim).filter(|v| !v.is_empty()).map(str::to_string).collect() };
+        let (mut https, mut ssl) = (false, BTreeMap::new());
         for (key, value) in layered {
             match key.as_str() {
-                "listeners" | "listen" => config.listen = parse_address(&key, &value)?,
+                "listeners" | "listen" => {
+                    https = value.trim().starts_with("https://");
+                    config.listen = parse_address(&key, &value)?;
+                }
+                ssl_key if ssl_key.starts_with("ssl.") => {
+                    ssl.insert(key, value);
+                }
                 "bootstrap.servers" => {
                     config.bootstrap_servers = Some(value).filter(|v| !v.trim().is_empty())
                 }
@@ -120,11 +134,16 @@ impl ServerConfig {
                 "authentication.jaas.config" | "java.security.auth.login.config" => jaas_config = Some(PathBuf::from(value)),
                 other => {
                     return Err(SluiceError::Config(format!(
-                        "unknown key '{other}' (known: listeners, bootstrap.servers, broker.listen, ksql.service.id, data.dir, ksql.max.push.queries, sluice.http.max.request.bytes, authentication.method, authentication.realm, authentication.roles, authentication.skip.paths, authentication.jaas.config)"
+                        "unknown key '{other}' (known: listeners, bootstrap.servers, broker.listen, ksql.service.id, data.dir, ksql.max.push.queries, sluice.http.max.request.bytes, authentication.method, authentication.realm, authentication.roles, authentication.skip.paths, authentication.jaas.config, {})",
+                        tls::KEYS
                     )));
                 }
             }
         }
+        if let Some(unknown) = ssl.keys().find(|k| !tls::KEYS.split(", ").any(|known| known == k.as_str())) {
+            return Err(SluiceError::Config(format!("unknown key '{unknown}' (the ssl.* keys Sluice reads: {})", tls::KEYS)));
+        }
+        config.tls = TlsSettings::from_keys(https, &ssl)?;
         if basic {
             let missing = |key: &str| SluiceError::Config(format!("authentication.method=BASIC needs {key}"));
             config.authentication = Some(BasicAuthentication {
@@ -164,11 +183,12 @@ fn parse_count(key: &str, value: &str) -> Result<usize> {
         .ok_or_else(|| SluiceError::Config(format!("{key}: '{value}' is not a whole number above 0")))
 }
 
-/// Accepts `host:port` and ksqlDB's `http://host:port` listener form.
+/// Accepts `host:port` and ksqlDB's `http://host:port` and `https://host:port` listener forms.
 fn parse_address(key: &str, value: &str) -> Result<SocketAddr> {
     let bare = value
         .trim()
         .trim_start_matches("http://")
+        .trim_start_matches("https://")
         .trim_end_matches('/');
     let bare = bare.replace("localhost", "127.0.0.1");
     bare.parse().map_err(|_| {

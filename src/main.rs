@@ -16,7 +16,7 @@ const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
 #[derive(Debug, Parser)]
 #[command(name = "sluice-server", version)]
 struct Args {
-    /// Address of the HTTP API [default: 127.0.0.1:8088]
+    /// Address of the HTTP API; https://host:port serves it over TLS (ssl.* keys in --config) [default: 127.0.0.1:8088]
     #[arg(long, env = "SLUICE_LISTEN")]
     listen: Option<String>,
     /// Kafka cluster to use; without it the embedded broker starts
@@ -38,7 +38,7 @@ struct Args {
     #[arg(long, env = "SLUICE_MAX_REQUEST_BYTES")]
     max_request_bytes: Option<String>,
     /// A properties file (listeners, bootstrap.servers, ksql.service.id, data.dir, broker.listen,
-    /// ksql.max.push.queries, sluice.http.max.request.bytes, authentication.*)
+    /// ksql.max.push.queries, sluice.http.max.request.bytes, authentication.*, ssl.*)
     #[arg(long, env = "SLUICE_CONFIG")]
     config: Option<PathBuf>,
     /// Reads a password from standard input, prints its ARGON2: credential for a password file
@@ -93,12 +93,13 @@ async fn main() -> anyhow::Result<()> {
         Some(basic) => Some(std::sync::Arc::new(server::auth::Guard::load(basic).context("loading the users of authentication.realm")?)),
         None => None,
     };
+    let tls = config.tls.as_ref().map(server::tls::server_config).transpose().context("setting up TLS on the listener")?;
     let engine = Engine::start(config, &bootstrap)
         .await
         .with_context(|| format!("connecting to Kafka at {bootstrap}"))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    server::serve(engine.clone(), listen, guard, shutdown).await?;
+    server::serve(engine.clone(), listen, tls, guard, shutdown).await?;
     info!("shutting down");
     let stopped = tokio::time::timeout(SHUTDOWN_LIMIT, async {
         engine.connectors.shutdown().await;

@@ -1,15 +1,43 @@
 //! The HTTP side: sluice-server's ksqlDB REST API, and nothing else.
 
+use std::path::Path;
+
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-/// Where the server is, and who the user is there.
+/// Where the server is, who the user is there, and the HTTP client that reaches it.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub url: String,
     /// `-u/--user` and `-p/--password`: sent as HTTP Basic credentials.
     pub credentials: Option<(String, String)>,
+    pub http: reqwest::Client,
+}
+
+/// An HTTP client trusting the system's authorities and the PEM ones in `ca`, presenting the
+/// PEM certificate chain and key in `identity` to a server that asks for a client certificate.
+pub fn http_client(ca: Option<&Path>, identity: Option<&Path>) -> Result<reqwest::Client> {
+    let read = |path: &Path, what: &str| std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()));
+    let mut builder = reqwest::Client::builder().use_rustls_tls();
+    if let Some(ca) = ca {
+        let certificates = reqwest::Certificate::from_pem_bundle(&read(ca, "the --ca file")?)
+            .with_context(|| format!("{} holds no PEM certificate Sluice can read", ca.display()))?;
+        if certificates.is_empty() {
+            bail!("{} holds no PEM certificate", ca.display());
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    if let Some(identity) = identity {
+        let pem = read(identity, "the --client-cert file")?;
+        builder = builder.identity(
+            reqwest::Identity::from_pem(&pem)
+                .with_context(|| format!("{} must hold a PEM certificate chain and its private key", identity.display()))?,
+        );
+    }
+    Ok(builder.build()?)
 }
 
 pub struct Client {
@@ -34,7 +62,7 @@ impl Client {
         Client {
             base: endpoint.url.trim_end_matches('/').to_string(),
             credentials: endpoint.credentials.clone(),
-            http: reqwest::Client::new(),
+            http: endpoint.http.clone(),
         }
     }
 

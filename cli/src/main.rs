@@ -40,6 +40,12 @@ struct Args {
     /// The user's password; asked for when -u is given without it
     #[arg(short = 'p', long = "password", env = "SLUICE_PASSWORD", requires = "user")]
     password: Option<String>,
+    /// A PEM file of authorities trusted for an https:// server, besides the system's
+    #[arg(long = "ca", env = "SLUICE_CA", global = true)]
+    ca: Option<PathBuf>,
+    /// A PEM file with this client's certificate chain and key, for a server that asks for one
+    #[arg(long = "client-cert", env = "SLUICE_CLIENT_CERT", global = true)]
+    client_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -124,7 +130,8 @@ async fn run(args: Args) -> Result<i32> {
         (Some(user), None) => Some((user, rpassword::prompt_password("Enter password: ")?)),
         (None, _) => None,
     };
-    let endpoint = Endpoint { url: args.server.clone(), credentials };
+    let http = client::http_client(args.ca.as_deref(), args.client_cert.as_deref())?;
+    let endpoint = Endpoint { url: args.server.clone(), credentials, http };
     match args.command {
         Some(Command::Import(import)) => return import::run(*import).await,
         Some(Command::Migrate(action)) => {

@@ -1,5 +1,5 @@
 //! The HTTP API: ksqlDB's REST endpoints, Kafka Connect's `/connectors` and the web console
-//! on one port, HTTP/1.1 and cleartext HTTP/2.
+//! on one port, HTTP/1.1 and HTTP/2, in clear or over TLS.
 
 pub mod auth;
 mod body;
@@ -12,6 +12,7 @@ mod inserts;
 mod ksql;
 mod metrics;
 mod query;
+pub mod tls;
 
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -67,18 +68,36 @@ pub fn router(engine: Arc<Engine>, guard: Option<Arc<auth::Guard>>) -> Router {
     }
 }
 
-/// Serves the API until `shutdown` is cancelled, then drains for at most five seconds.
+/// Serves the API until `shutdown` is cancelled, then drains for at most five seconds; with a
+/// TLS configuration, over TLS only.
 pub async fn serve(
     engine: Arc<Engine>,
     address: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
     guard: Option<Arc<auth::Guard>>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(address).await?;
-    info!(%address, "HTTP API listening");
+    let app = router(engine, guard);
+    match tls {
+        None => {
+            info!(%address, "HTTP API listening");
+            run(listener, app, shutdown).await
+        }
+        Some(config) => {
+            info!(%address, "HTTPS API listening");
+            run(tls::TlsListener::new(listener, config)?, app, shutdown).await
+        }
+    }
+}
+
+async fn run<L>(listener: L, app: Router, shutdown: CancellationToken) -> Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let drained = shutdown.clone();
-    let server = axum::serve(listener, router(engine, guard))
-        .with_graceful_shutdown(async move { drained.cancelled().await });
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move { drained.cancelled().await });
     tokio::select! {
         result = server => result?,
         _ = async { shutdown.cancelled().await; tokio::time::sleep(Duration::from_secs(5)).await } => {}

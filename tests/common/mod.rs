@@ -20,6 +20,7 @@ use sluice::broker::EmbeddedBroker;
 use tempfile::TempDir;
 
 pub mod browser;
+pub mod certificates;
 pub mod hdfs;
 pub mod postgres;
 
@@ -109,6 +110,24 @@ impl SluiceServer {
         server
     }
 
+    /// A server listening on `https://127.0.0.1:<port>` as the properties file `config` sets
+    /// TLS up; its client trusts the authority `ca` (PEM) and presents `identity` (a PEM
+    /// certificate chain and key) when given.
+    pub async fn start_tls(bootstrap: &str, data_dir: PathBuf, config: &std::path::Path, ca: &str, identity: Option<&str>) -> SluiceServer {
+        let mut server = Self::unstarted(bootstrap.to_string(), false, data_dir);
+        server.url = format!("https://127.0.0.1:{}", server.port);
+        server.env = vec![("SLUICE_CONFIG".to_string(), config.display().to_string())];
+        let mut client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap());
+        if let Some(identity) = identity {
+            client = client.identity(reqwest::Identity::from_pem(identity.as_bytes()).unwrap());
+        }
+        server.client = client.build().unwrap();
+        server.spawn().await;
+        server
+    }
+
     fn unstarted(bootstrap: String, embedded: bool, data_dir: PathBuf) -> SluiceServer {
         let port = free_port();
         SluiceServer {
@@ -132,7 +151,7 @@ impl SluiceServer {
     async fn spawn(&mut self) {
         let broker_flag = if self.embedded { "--broker-listen" } else { "--bootstrap-servers" };
         let child = Command::new(env!("CARGO_BIN_EXE_sluice-server"))
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["--listen", self.url.trim_start_matches("http://")])
             .args([broker_flag, &self.bootstrap])
             .arg("--data-dir")
             .arg(&self.data_dir)

@@ -15,6 +15,10 @@ pub mod hdfs;
 #[path = "../../../tests/common/postgres.rs"]
 pub mod postgres;
 
+/// The throwaway certificate authority of the server's TLS tests.
+#[path = "../../../tests/common/certificates.rs"]
+pub mod certificates;
+
 pub fn free_port() -> u16 {
     free_address().port()
 }
@@ -33,6 +37,16 @@ pub async fn start_guarded_server(
     dir: &std::path::Path,
     guard: Option<std::sync::Arc<server::auth::Guard>>,
 ) -> (String, EmbeddedBroker, CancellationToken) {
+    start_server_with(dir, guard, None).await
+}
+
+/// As [`start_server`], with the API behind `guard` and served over TLS as `tls` says; the URL
+/// is `https://` then.
+pub async fn start_server_with(
+    dir: &std::path::Path,
+    guard: Option<std::sync::Arc<server::auth::Guard>>,
+    tls: Option<sluice::config::TlsSettings>,
+) -> (String, EmbeddedBroker, CancellationToken) {
     let broker = EmbeddedBroker::start(free_address(), dir).await.unwrap();
     let config = ServerConfig {
         listen: free_address(),
@@ -42,12 +56,14 @@ pub async fn start_guarded_server(
     let listen = config.listen;
     let engine = Engine::start(config, &broker.bootstrap_servers()).await.unwrap();
     let shutdown = CancellationToken::new();
-    tokio::spawn(server::serve(engine, listen, guard, shutdown.clone()));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let tls = tls.map(|settings| server::tls::server_config(&settings).unwrap());
+    tokio::spawn(server::serve(engine, listen, tls, guard, shutdown.clone()));
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(listen).await.is_ok() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    (format!("http://{listen}"), broker, shutdown)
+    (format!("{scheme}://{listen}"), broker, shutdown)
 }

@@ -4,8 +4,10 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
 use crate::error::{Result, SluiceError};
 
+mod kafka_client;
 mod tls;
 
+pub use kafka_client::KafkaClientSecurity;
 pub use tls::{ClientAuthentication, TlsProtocol, TlsSettings};
 
 /// Everything `sluice-server` needs to start.
@@ -17,6 +19,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsSettings>,
     /// An external Kafka cluster; `None` starts the embedded broker.
     pub bootstrap_servers: Option<String>,
+    /// How every Kafka client reaches a secured cluster (`security.protocol`, SASL, TLS).
+    pub kafka_security: KafkaClientSecurity,
     /// Where the embedded broker listens when it is used.
     pub broker_listen: SocketAddr,
     /// Names the command topic and query groups, like `ksql.service.id`.
@@ -50,6 +54,7 @@ impl Default for ServerConfig {
             listen: ([127, 0, 0, 1], 8088).into(),
             tls: None,
             bootstrap_servers: None,
+            kafka_security: KafkaClientSecurity::default(),
             broker_listen: ([127, 0, 0, 1], 9092).into(),
             service_id: "default_".to_string(),
             data_dir: PathBuf::from("sluice-data"),
@@ -103,8 +108,12 @@ impl ServerConfig {
         let (mut realm, mut jaas_config) = (None, None);
         let (mut roles, mut skip_paths) = (vec!["*".to_string()], Vec::new());
         let list = |value: &str| -> Vec<String> { value.split(',').map(str::trim).filter(|v| !v.is_empty()).map(str::to_string).collect() };
-        let (mut https, mut ssl) = (false, BTreeMap::new());
+        let (mut https, mut ssl, mut kafka) = (false, BTreeMap::new(), BTreeMap::new());
         for (key, value) in layered {
+            if let Some(client_key) = kafka_client::client_key(&key) {
+                kafka.insert(client_key.to_string(), value);
+                continue;
+            }
             match key.as_str() {
                 "listeners" | "listen" => {
                     https = value.trim().starts_with("https://");
@@ -134,7 +143,7 @@ impl ServerConfig {
                 "authentication.jaas.config" | "java.security.auth.login.config" => jaas_config = Some(PathBuf::from(value)),
                 other => {
                     return Err(SluiceError::Config(format!(
-                        "unknown key '{other}' (known: listeners, bootstrap.servers, broker.listen, ksql.service.id, data.dir, ksql.max.push.queries, sluice.http.max.request.bytes, authentication.method, authentication.realm, authentication.roles, authentication.skip.paths, authentication.jaas.config, {})",
+                        "unknown key '{other}' (known: listeners, bootstrap.servers, broker.listen, ksql.service.id, data.dir, ksql.max.push.queries, sluice.http.max.request.bytes, authentication.method, authentication.realm, authentication.roles, authentication.skip.paths, authentication.jaas.config, {}, and the Kafka clients' security.protocol, sasl.*, ssl.ca.location, ssl.certificate.location, ssl.key.location, each also prefixed ksql.streams.)",
                         tls::KEYS
                     )));
                 }
@@ -144,6 +153,12 @@ impl ServerConfig {
             return Err(SluiceError::Config(format!("unknown key '{unknown}' (the ssl.* keys Sluice reads: {})", tls::KEYS)));
         }
         config.tls = TlsSettings::from_keys(https, &ssl)?;
+        config.kafka_security = KafkaClientSecurity::from_keys(&kafka)?;
+        if config.bootstrap_servers.is_none() && !config.kafka_security.properties.is_empty() {
+            return Err(SluiceError::Config(
+                "security.protocol, sasl.* and the Kafka clients' ssl.* keys are for an external cluster (bootstrap.servers); the embedded broker speaks PLAINTEXT on loopback".into(),
+            ));
+        }
         if basic {
             let missing = |key: &str| SluiceError::Config(format!("authentication.method=BASIC needs {key}"));
             config.authentication = Some(BasicAuthentication {
@@ -255,6 +270,21 @@ mod tests {
         assert!(err.to_string().contains("needs authentication.realm"), "{err}");
         std::fs::write(&path, "authentication.method=NONE\n").unwrap();
         assert_eq!(ServerConfig::load(Some(&path), Overrides::default()).unwrap().authentication, None);
+    }
+
+    #[test]
+    fn kafka_client_security_is_read_for_an_external_cluster_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secure.properties");
+        let secure = "ksql.streams.security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nsasl.username=grid\nsasl.password=s3cret\nssl.ca.location=/etc/kafka/ca.pem\n";
+        std::fs::write(&path, format!("bootstrap.servers=kafka-1:9093\n{secure}")).unwrap();
+        let config = ServerConfig::load(Some(&path), Overrides::default()).unwrap();
+        assert_eq!(config.kafka_security.properties.get("security.protocol").map(String::as_str), Some("sasl_ssl"));
+        assert_eq!(config.kafka_security.properties.get("ssl.ca.location").map(String::as_str), Some("/etc/kafka/ca.pem"));
+        assert_eq!(config.tls, None, "the Kafka clients' ssl.* keys leave the listener alone");
+        std::fs::write(&path, secure).unwrap();
+        let err = ServerConfig::load(Some(&path), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("the embedded broker speaks PLAINTEXT"), "{err}");
     }
 
     #[test]

@@ -23,8 +23,7 @@ fn file(dir: &std::path::Path, name: &str, text: &str) -> String {
 
 fn settings(keystore: &str, truststore: &str, client_authentication: ClientAuthentication) -> TlsSettings {
     TlsSettings {
-        certificate_chain: PathBuf::from(keystore),
-        private_key: PathBuf::from(keystore),
+        keystore: PathBuf::from(keystore),
         client_authentication,
         truststore: Some(PathBuf::from(truststore)),
         protocols: vec![TlsProtocol::Tls12, TlsProtocol::Tls13],

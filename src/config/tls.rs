@@ -8,10 +8,9 @@ use crate::error::{Result, SluiceError};
 /// `listeners=https://…`: the certificate the server presents and whose clients it accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSettings {
-    /// PEM file with the certificate chain, the server's own certificate first.
-    pub certificate_chain: PathBuf,
-    /// PEM file with the private key (the same file as the chain for a PEM keystore).
-    pub private_key: PathBuf,
+    /// `ssl.keystore.location`: a PEM file with the private key and the certificate chain, the
+    /// server's own certificate first.
+    pub keystore: PathBuf,
     /// `ssl.client.authentication`.
     pub client_authentication: ClientAuthentication,
     /// `ssl.truststore.location` (PEM): the authorities whose client certificates are accepted.
@@ -38,7 +37,7 @@ pub enum TlsProtocol {
 }
 
 /// The `ssl.*` keys this module reads.
-pub const KEYS: &str = "ssl.keystore.location, ssl.keystore.type, ssl.keystore.password, ssl.key.password, ssl.certificate.location, ssl.key.location, ssl.truststore.location, ssl.truststore.type, ssl.truststore.password, ssl.client.authentication, ssl.client.auth, ssl.enabled.protocols";
+pub const KEYS: &str = "ssl.keystore.location, ssl.keystore.type, ssl.keystore.password, ssl.key.password, ssl.truststore.location, ssl.truststore.type, ssl.truststore.password, ssl.client.authentication, ssl.client.auth, ssl.enabled.protocols";
 
 fn refuse(message: String) -> SluiceError {
     SluiceError::Config(message)
@@ -79,22 +78,16 @@ impl TlsSettings {
                 )));
             }
         }
-        let (certificate_chain, private_key) = match (get("ssl.keystore.location"), get("ssl.certificate.location"), get("ssl.key.location")) {
-            (Some(keystore), None, None) => {
+        let keystore = match get("ssl.keystore.location") {
+            Some(keystore) => {
                 if get("ssl.keystore.type").is_none() {
                     pem_only("ssl.keystore.type", "JKS")?;
                 }
-                (PathBuf::from(keystore), PathBuf::from(keystore))
+                PathBuf::from(keystore)
             }
-            (None, Some(certificate), Some(key)) => (PathBuf::from(certificate), PathBuf::from(key)),
-            (None, None, None) => {
+            None => {
                 return Err(refuse(
-                    "an https:// listener needs ssl.keystore.location (a PEM file with the key and certificate chain, ssl.keystore.type=PEM) or ssl.certificate.location and ssl.key.location".into(),
-                ));
-            }
-            _ => {
-                return Err(refuse(
-                    "set either ssl.keystore.location or both ssl.certificate.location and ssl.key.location".into(),
+                    "an https:// listener needs ssl.keystore.location, a PEM file with the key and certificate chain (ssl.keystore.type=PEM)".into(),
                 ));
             }
         };
@@ -132,7 +125,7 @@ impl TlsSettings {
         if protocols.is_empty() {
             return Err(refuse("ssl.enabled.protocols names no protocol".into()));
         }
-        Ok(Some(TlsSettings { certificate_chain, private_key, client_authentication, truststore, protocols }))
+        Ok(Some(TlsSettings { keystore, client_authentication, truststore, protocols }))
     }
 }
 
@@ -145,21 +138,21 @@ mod tests {
     }
 
     #[test]
-    fn a_pem_keystore_or_a_certificate_and_key_pair_is_read() {
+    fn a_pem_keystore_and_truststore_are_read() {
         let pem = keys(&[("ssl.keystore.location", "/etc/sluice/server.pem"), ("ssl.keystore.type", "PEM")]);
         let settings = TlsSettings::from_keys(true, &pem).unwrap().unwrap();
-        assert_eq!((settings.certificate_chain.to_str(), settings.private_key.to_str()), (Some("/etc/sluice/server.pem"), Some("/etc/sluice/server.pem")));
+        assert_eq!(settings.keystore, PathBuf::from("/etc/sluice/server.pem"));
         assert_eq!(settings.client_authentication, ClientAuthentication::None);
         assert_eq!(settings.protocols, [TlsProtocol::Tls12, TlsProtocol::Tls13]);
 
-        let pair = keys(&[
-            ("ssl.certificate.location", "cert.pem"),
-            ("ssl.key.location", "key.pem"),
+        let required = keys(&[
+            ("ssl.keystore.location", "server.pem"),
+            ("ssl.keystore.type", "pem"),
             ("ssl.client.authentication", "required"),
             ("ssl.truststore.location", "ca.pem"),
             ("ssl.enabled.protocols", "TLSv1.3"),
         ]);
-        let settings = TlsSettings::from_keys(true, &pair).unwrap().unwrap();
+        let settings = TlsSettings::from_keys(true, &required).unwrap().unwrap();
         assert_eq!(settings.client_authentication, ClientAuthentication::Required);
         assert_eq!(settings.truststore, Some(PathBuf::from("ca.pem")));
         assert_eq!(settings.protocols, [TlsProtocol::Tls13]);
@@ -174,7 +167,8 @@ mod tests {
         assert!(refused(&[("ssl.keystore.location", "s.pem"), ("ssl.keystore.type", "PEM"), ("ssl.key.password", "x")], true).contains("openssl pkey"));
         assert!(refused(&[], true).contains("needs ssl.keystore.location"));
         assert!(refused(&[("ssl.keystore.location", "s.pem")], false).contains("not an https:// address"));
-        assert!(refused(&[("ssl.certificate.location", "c.pem"), ("ssl.key.location", "k.pem"), ("ssl.client.auth", "true")], true).contains("ssl.truststore.location"));
-        assert!(refused(&[("ssl.certificate.location", "c.pem"), ("ssl.key.location", "k.pem"), ("ssl.enabled.protocols", "TLSv1.1")], true).contains("'TLSv1.1'"));
+        let pem = [("ssl.keystore.location", "s.pem"), ("ssl.keystore.type", "PEM")];
+        assert!(refused(&[pem[0], pem[1], ("ssl.client.auth", "true")], true).contains("ssl.truststore.location"));
+        assert!(refused(&[pem[0], pem[1], ("ssl.enabled.protocols", "TLSv1.1")], true).contains("'TLSv1.1'"));
     }
 }

@@ -63,7 +63,7 @@ pub struct ReplayFailure {
 impl Engine {
     /// Connects to Kafka, replays the command log and resumes every persistent query and connector.
     pub async fn start(config: ServerConfig, bootstrap_servers: &str) -> Result<Arc<Engine>> {
-        let cluster = Arc::new(KafkaCluster::connect(bootstrap_servers)?);
+        let cluster = Arc::new(KafkaCluster::connect_with(bootstrap_servers, &config.kafka_security.properties)?);
         let commands = CommandLog::open(cluster.clone(), &config.service_id).await?;
         let offsets = Arc::new(OffsetStore::open(cluster.clone(), &config.service_id).await?);
         let source_offsets = Arc::new(SourceOffsets::open(cluster.clone(), &config.service_id).await?);

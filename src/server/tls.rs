@@ -44,8 +44,8 @@ fn certificates(path: &std::path::Path, what: &str) -> Result<Vec<CertificateDer
 /// mistake stops the server at start with the file named.
 pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let chain = certificates(&settings.certificate_chain, "the certificate chain in")?;
-    let key = PrivateKeyDer::from_pem_file(&settings.private_key).map_err(|e| read_error("the private key in", &settings.private_key, e))?;
+    let chain = certificates(&settings.keystore, "the certificate chain in")?;
+    let key = PrivateKeyDer::from_pem_file(&settings.keystore).map_err(|e| read_error("the private key in", &settings.keystore, e))?;
     let versions: Vec<&'static rustls::SupportedProtocolVersion> = settings
         .protocols
         .iter()
@@ -75,7 +75,7 @@ pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>> {
     };
     let mut config = builder
         .with_single_cert(chain, key)
-        .map_err(|e| read_error("the key and certificate in", &settings.certificate_chain, e))?;
+        .map_err(|e| read_error("the key and certificate in", &settings.keystore, e))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

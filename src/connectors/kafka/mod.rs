@@ -8,7 +8,7 @@ pub mod source;
 pub mod source_offsets;
 pub mod traffic;
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use rdkafka::{
     ClientConfig,
@@ -33,6 +33,8 @@ const RECORD_TIMEOUT_MS: &str = "20000";
 /// The Kafka cluster Sluice runs against, and the clients shared by every part of the server.
 pub struct KafkaCluster {
     bootstrap_servers: String,
+    /// `security.protocol`, SASL and TLS settings every client takes.
+    security: BTreeMap<String, String>,
     admin: AdminClient<DefaultClientContext>,
     metadata: BaseConsumer,
     producer: RecordProducer,
@@ -58,10 +60,20 @@ pub struct TopicInfo {
 }
 
 impl KafkaCluster {
+    /// Clients of a cluster that needs no SASL or TLS.
     pub fn connect(bootstrap_servers: &str) -> Result<Self> {
+        Self::connect_with(bootstrap_servers, &BTreeMap::new())
+    }
+
+    /// Clients that each take `security`'s librdkafka properties (`security.protocol`,
+    /// `sasl.*`, `ssl.*`).
+    pub fn connect_with(bootstrap_servers: &str, security: &BTreeMap<String, String>) -> Result<Self> {
         let traffic = Arc::new(Traffic::default());
+        let client_config = |bootstrap_servers: &str| client_config(bootstrap_servers, security);
+        let producer_config = |bootstrap_servers: &str| producer_config(client_config(bootstrap_servers));
         Ok(Self {
             bootstrap_servers: bootstrap_servers.to_string(),
+            security: security.clone(),
             admin: client_config(bootstrap_servers).create()?,
             metadata: client_config(bootstrap_servers).create()?,
             // Query output is idempotent (no duplicate from the client's own retries, order
@@ -90,7 +102,7 @@ impl KafkaCluster {
 
     /// Settings for a consumer that reads partitions it assigns itself (no group membership).
     pub fn consumer_config(&self) -> ClientConfig {
-        let mut config = client_config(&self.bootstrap_servers);
+        let mut config = client_config(&self.bootstrap_servers, &self.security);
         config
             .set("group.id", "sluice-unused")
             .set("enable.auto.commit", "false")
@@ -225,11 +237,11 @@ impl KafkaCluster {
     pub fn group_offsets(&self, topic: &str, partitions: i32) -> Result<Vec<GroupOffset>> {
         use rdkafka::{Offset, TopicPartitionList};
         // A client of its own: a broker that fails the listing drops the connection it came on.
-        let lister: BaseConsumer = client_config(&self.bootstrap_servers).create()?;
+        let lister: BaseConsumer = client_config(&self.bootstrap_servers, &self.security).create()?;
         let groups = blocking(|| lister.fetch_group_list(None, METADATA_TIMEOUT))?;
         let mut offsets = Vec::new();
         for group in groups.groups() {
-            let mut config = client_config(&self.bootstrap_servers);
+            let mut config = client_config(&self.bootstrap_servers, &self.security);
             let consumer: BaseConsumer = config.set("group.id", group.name()).set("enable.auto.commit", "false").create()?;
             let mut wanted = TopicPartitionList::new();
             for partition in 0..partitions {
@@ -262,7 +274,7 @@ pub(crate) fn blocking<T>(call: impl FnOnce() -> T) -> T {
     }
 }
 
-fn client_config(bootstrap_servers: &str) -> ClientConfig {
+fn client_config(bootstrap_servers: &str, security: &BTreeMap<String, String>) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", bootstrap_servers)
@@ -270,11 +282,13 @@ fn client_config(bootstrap_servers: &str) -> ClientConfig {
         .set("reconnect.backoff.ms", "100")
         .set("reconnect.backoff.max.ms", "5000")
         .set("log_level", "3");
+    for (key, value) in security {
+        config.set(key, value);
+    }
     config
 }
 
-fn producer_config(bootstrap_servers: &str) -> ClientConfig {
-    let mut config = client_config(bootstrap_servers);
+fn producer_config(mut config: ClientConfig) -> ClientConfig {
     config
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
@@ -376,5 +390,31 @@ impl KafkaCluster {
             }
         }
         Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_client_takes_the_security_settings_and_librdkafka_has_tls_and_sasl_built_in() {
+        let security: BTreeMap<String, String> = [
+            ("security.protocol", "sasl_ssl"),
+            ("sasl.mechanism", "SCRAM-SHA-256"),
+            ("sasl.username", "grid"),
+            ("sasl.password", "s3cret"),
+            ("ssl.endpoint.identification.algorithm", "https"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let cluster = KafkaCluster::connect_with("127.0.0.1:9", &security).expect("librdkafka takes SASL_SSL with SCRAM");
+        let consumer = cluster.consumer_config();
+        for (key, value) in &security {
+            assert_eq!(consumer.get(key), Some(value.as_str()), "{key}");
+        }
+        assert_eq!(consumer.get("group.id"), Some("sluice-unused"));
+        assert!(KafkaCluster::connect("127.0.0.1:9").unwrap().consumer_config().get("security.protocol").is_none());
     }
 }

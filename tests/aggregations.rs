@@ -1,6 +1,7 @@
 //! Aggregations through the server against a real broker: counts and sums per sensor over the
 //! seed's stream, and counts per sensor per window, exact after the server is SIGKILLed while
-//! records flow; the aggregates answering pull queries; a late record counted on its query.
+//! records flow; the aggregates answering pull queries; a late record counted on its query; a
+//! table's rows counted per sensor as they are updated and deleted.
 
 mod common;
 
@@ -78,6 +79,53 @@ async fn counts_per_sensor_are_exact_across_kill_9_and_answer_pull_queries() {
 
     let rows = server.pull_rows("SELECT SENSOR, READINGS FROM READINGS_PER_SENSOR WHERE SENSOR = '3';").await;
     assert_eq!(rows, vec![json!(["3", PER_SENSOR])]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_table_aggregation_retracts_updated_and_deleted_rows_exactly_across_kill_9() {
+    let (broker, _data, mut server) = server_over_ingestion().await;
+    server
+        .ksql_ok(
+            "CREATE TABLE READING_ROWS (K STRING PRIMARY KEY, PAYLOAD STRING, SCHEMA_VERSION INTEGER) \
+             WITH (KAFKA_TOPIC = 'INGESTION', VALUE_FORMAT = 'JSON');",
+        )
+        .await;
+    server
+        .ksql_ok(
+            "CREATE TABLE ROWS_PER_SENSOR AS SELECT EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') AS SENSOR, \
+             COUNT(*) AS ROWS, SUM(SCHEMA_VERSION) AS VERSIONS FROM READING_ROWS GROUP BY EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id');",
+        )
+        .await;
+
+    feed_readings_while_killing(&broker, &mut server, SENSORS, PER_SENSOR, KILLS, None).await;
+    // Ten of sensor 3's rows deleted; five of sensor 4's rows updated to name sensor 5.
+    let records = producer(&broker.bootstrap);
+    for n in 0..10 {
+        let key = format!("3-{n}");
+        records.send(FutureRecord::<String, [u8]>::to("INGESTION").key(&key), Duration::from_secs(30)).await.unwrap();
+    }
+    for n in 0..5 {
+        let (key, moved) = (format!("4-{n}"), powergrid_record(5, n));
+        records.send(FutureRecord::to("INGESTION").key(&key).payload(&moved), Duration::from_secs(30)).await.unwrap();
+    }
+
+    let latest = tokio::task::spawn_blocking({
+        let bootstrap = broker.bootstrap.clone();
+        move || latest_per_key(&bootstrap, "ROWS_PER_SENSOR", Duration::from_secs(120))
+    })
+    .await
+    .unwrap();
+    for sensor in 1..=SENSORS {
+        let expected = match sensor {
+            3 => PER_SENSOR - 10,
+            4 => PER_SENSOR - 5,
+            5 => PER_SENSOR + 5,
+            _ => PER_SENSOR,
+        };
+        let value = &latest[sensor.to_string().as_bytes()];
+        assert_eq!(value["ROWS"], json!(expected), "sensor {sensor}: each row counted once, as it is now: {value}");
+        assert_eq!(value["VERSIONS"], json!(expected), "sensor {sensor}: {value}");
+    }
 }
 
 /// The first reading's timestamp: the windows below are 10 s long, and each sensor sends a

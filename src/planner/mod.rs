@@ -198,6 +198,9 @@ pub struct AggregatePlan {
     pub window: Option<WindowPlan>,
     /// `EMIT FINAL`: a window's row is emitted once, when it closes.
     pub emit_final: bool,
+    /// Over a table: its key columns, over the decoded row. Each update of a key takes that
+    /// key's previous row back out of its group before adding the new one.
+    pub source_key: Option<Vec<Arc<dyn PhysicalExpr>>>,
 }
 
 /// A `WINDOW` clause with ksqlDB's defaults applied.
@@ -637,8 +640,8 @@ fn plan_aggregate(
     source: &SourceDef,
     window: Option<WindowPlan>,
 ) -> Result<AggregatePlan> {
-    if source.is_table() {
-        return Err(SluiceError::NotImplemented("aggregating a table (GROUP BY over a table's updates)".into()));
+    if source.is_table() && window.is_some() {
+        return Err(SluiceError::Plan("Windowing not supported for table aggregations.".into()));
     }
     if aggregate.aggr_expr.is_empty() {
         return Err(SluiceError::Plan("GROUP BY requires aggregate functions in either the SELECT or HAVING clause.".into()));
@@ -690,6 +693,16 @@ fn plan_aggregate(
     let having = having
         .map(|h| to_physical(ctx, h.clone(), aggregate.schema.as_ref()))
         .transpose()?;
+    let source_key = if source.is_table() {
+        check_table_aggregates(&aggregates)?;
+        let key = source
+            .key_columns()
+            .map(|c| to_physical(ctx, Expr::Column(datafusion::common::Column::from_name(c.name.clone())), scan_schema))
+            .collect::<Result<Vec<_>>>()?;
+        Some(key)
+    } else {
+        None
+    };
     Ok(AggregatePlan {
         group_outputs: vec![Vec::new(); group_by.len()],
         group_by,
@@ -698,7 +711,30 @@ fn plan_aggregate(
         schema: Arc::new(aggregate.schema.as_arrow().clone()),
         window,
         emit_final: false,
+        source_key,
     })
+}
+
+/// The aggregate functions whose state can take a value back out in any order, which a table's
+/// updates need: ksqlDB's table aggregation functions among DataFusion's.
+const TABLE_AGGREGATES: [&str; 3] = ["count", "sum", "avg"];
+
+/// Refuses, in ksqlDB's words, aggregate functions a table's updates cannot retract from.
+fn check_table_aggregates(aggregates: &[Arc<AggregateFunctionExpr>]) -> Result<()> {
+    let mut refused: Vec<String> = Vec::new();
+    for aggregate in aggregates {
+        let name = aggregate.fun().name().to_ascii_uppercase();
+        if !TABLE_AGGREGATES.contains(&aggregate.fun().name()) && !refused.contains(&name) {
+            refused.push(name);
+        }
+    }
+    let listed = match refused.as_slice() {
+        [] => return Ok(()),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    };
+    let plural = if refused.len() == 1 { "" } else { "s" };
+    Err(SluiceError::Plan(format!("The aggregation function{plural} {listed} cannot be applied to a table source, only to a stream source.")))
 }
 
 /// The first window bound `expr` reads.

@@ -12,6 +12,9 @@
 //! as late. Merging sessions emits a tombstone for each session merged away, then the merged
 //! session. Under `EMIT FINAL` a window emits nothing until it closes, then its final row once.
 //! A window is forgotten once its retention has passed.
+//!
+//! Over a table ([`table`]), each update takes the key's previous row back out of its group
+//! and adds the new one: one row per group it changed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -24,6 +27,8 @@ use arrow::{
 use datafusion::{logical_expr::Accumulator, scalar::ScalarValue};
 
 use super::{operator::evaluate_rows, window::window_starts};
+
+mod table;
 use crate::{
     error::Result,
     format::WindowKey,
@@ -37,6 +42,8 @@ pub struct Aggregator {
     groups: HashMap<Vec<u8>, Group>,
     per_record: bool,
     windows: Option<Windows>,
+    /// Over a table: what each of its keys' current row put into its group.
+    contributions: Option<HashMap<Vec<ScalarValue>, table::Contribution>>,
 }
 
 struct Group {
@@ -125,6 +132,7 @@ impl Aggregator {
                 sessions: HashMap::new(),
                 pending: BTreeSet::new(),
             }),
+            contributions: plan.source_key.is_some().then(HashMap::new),
             plan,
             groups: HashMap::new(),
             per_record,
@@ -133,23 +141,7 @@ impl Aggregator {
 
     /// Updates the groups with the rows of `batch`, whose timestamps are `rowtime`.
     pub fn process(&mut self, batch: &RecordBatch, rowtime: &[i64]) -> Result<Aggregated> {
-        let mut errors = Vec::new();
-        let mut keys = Vec::with_capacity(self.plan.key_count());
-        for expr in &self.plan.group_by {
-            let (values, failed) = evaluate_rows(expr, batch)?;
-            errors.extend(failed);
-            keys.push(values);
-        }
-        let mut arguments = Vec::with_capacity(self.plan.aggregates.len());
-        for aggregate in &self.plan.aggregates {
-            let mut values = Vec::new();
-            for expr in aggregate.expressions() {
-                let (value, failed) = evaluate_rows(&expr, batch)?;
-                errors.extend(failed);
-                values.push(value);
-            }
-            arguments.push(values);
-        }
+        let (keys, arguments, mut errors) = self.inputs(batch)?;
         let converted = self.converter.convert_columns(&keys)?;
         let mut grouped = Vec::with_capacity(batch.num_rows());
         for row in 0..batch.num_rows() {
@@ -184,6 +176,29 @@ impl Aggregator {
         self.expire();
         let rows = self.rows(std::mem::take(&mut emitted.columns))?;
         self.apply_having(rows, emitted, errors)
+    }
+
+    /// The grouping keys and each aggregate's arguments of every row of `batch`, and the rows
+    /// whose expressions failed.
+    fn inputs(&self, batch: &RecordBatch) -> Result<(Vec<ArrayRef>, Vec<Vec<ArrayRef>>, Vec<(usize, String)>)> {
+        let mut errors = Vec::new();
+        let mut keys = Vec::with_capacity(self.plan.key_count());
+        for expr in &self.plan.group_by {
+            let (values, failed) = evaluate_rows(expr, batch)?;
+            errors.extend(failed);
+            keys.push(values);
+        }
+        let mut arguments = Vec::with_capacity(self.plan.aggregates.len());
+        for aggregate in &self.plan.aggregates {
+            let mut values = Vec::new();
+            for expr in aggregate.expressions() {
+                let (value, failed) = evaluate_rows(&expr, batch)?;
+                errors.extend(failed);
+                values.push(value);
+            }
+            arguments.push(values);
+        }
+        Ok((keys, arguments, errors))
     }
 
     /// The state keys and windows `row` updates: its group's, or its group's in each open
@@ -259,7 +274,12 @@ impl Aggregator {
         Ok(Group {
             key: keys.iter().map(|k| ScalarValue::try_from_array(k, row)).collect::<datafusion::error::Result<_>>()?,
             window,
-            accumulators: self.plan.aggregates.iter().map(|a| a.create_accumulator()).collect::<datafusion::error::Result<_>>()?,
+            accumulators: self
+                .plan
+                .aggregates
+                .iter()
+                .map(|a| if self.contributions.is_some() { a.create_sliding_accumulator() } else { a.create_accumulator() })
+                .collect::<datafusion::error::Result<_>>()?,
             timestamp: i64::MIN,
             present: false,
         })
@@ -292,8 +312,13 @@ impl Aggregator {
             column += 2;
             emitted.windows.push(window);
         }
-        for accumulator in group.accumulators.iter_mut() {
-            emitted.columns[column].push(accumulator.evaluate()?);
+        for (accumulator, function) in group.accumulators.iter_mut().zip(&self.plan.aggregates) {
+            let mut value = accumulator.evaluate()?;
+            // ksqlDB's SUM starts at 0: a table group whose rows were all taken out sums to 0.
+            if self.contributions.is_some() && value.is_null() && function.fun().name() == "sum" {
+                value = ScalarValue::new_zero(&value.data_type())?;
+            }
+            emitted.columns[column].push(value);
             column += 1;
         }
         emitted.keys.push(state_key.to_vec());

@@ -14,8 +14,8 @@
 //! projection reads the rows it emits; their key is the grouping key.
 
 use arrow::{
-    array::{Array, ArrayRef, BooleanArray, RecordBatch, new_null_array},
-    compute::{concat, filter_record_batch, kernels::boolean::{and, not, or}, prep_null_mask_filter},
+    array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, new_null_array},
+    compute::{concat, filter, filter_record_batch, kernels::boolean::{and, not, or}, prep_null_mask_filter},
 };
 
 use std::sync::Arc;
@@ -100,13 +100,19 @@ pub fn evaluate(
         None => None,
     };
     let (selected, tombstone) = if let Some(aggregator) = aggregator {
-        // A null row updates no aggregate.
+        // A null row updates no aggregate; over a table, it and a row WHERE drops delete the
+        // key's row from its group.
         let selected = match (passed, no_value) {
             (Some(passed), Some(no_value)) => Some(and(&passed, &not(no_value)?)?),
             (None, Some(no_value)) => Some(not(no_value)?),
             (passed, None) => passed,
         };
-        return aggregate(plan, aggregator, batch, selected, eligible, errors);
+        return if aggregator.over_table() {
+            let live = selected.unwrap_or_else(|| BooleanArray::from(vec![true; batch.num_rows()]));
+            aggregate(plan, aggregator, batch, None, Some(live), eligible, errors)
+        } else {
+            aggregate(plan, aggregator, batch, selected, None, eligible, errors)
+        };
     } else if plan.changelog {
         let dropped = passed.as_ref().map(not).transpose()?;
         let tombstone = match (dropped, no_value) {
@@ -169,12 +175,14 @@ pub fn evaluate(
     })
 }
 
-/// Updates `aggregator` with the rows `selected` and `eligible` keep, and projects what it emits.
+/// Updates `aggregator` with the rows `selected` and `eligible` keep — over a table, with each
+/// row as its key's new row where `live`, else as its deletion — and projects what it emits.
 fn aggregate(
     plan: &ContinuousPlan,
     aggregator: &mut Aggregator,
     batch: &RecordBatch,
     selected: Option<BooleanArray>,
+    live: Option<BooleanArray>,
     eligible: Option<&BooleanArray>,
     mut errors: Vec<(usize, String)>,
 ) -> Result<Evaluated> {
@@ -194,7 +202,16 @@ fn aggregate(
         .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int64Array>())
         .map(|c| c.values().to_vec())
         .unwrap_or_else(|| vec![0; filtered.num_rows()]);
-    let aggregated = aggregator.process(&filtered, &rowtime)?;
+    let aggregated = match live {
+        Some(live) => {
+            let live = match &mask {
+                Some(mask) => filter(&live, mask)?.as_boolean().clone(),
+                None => live,
+            };
+            aggregator.process_table(&filtered, &rowtime, &live)?
+        }
+        None => aggregator.process(&filtered, &rowtime)?,
+    };
     errors.extend(aggregated.errors.into_iter().map(|(i, m)| (rows[i], m)));
     let mut columns = Vec::with_capacity(plan.projection.len());
     for column in &plan.projection {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use common::{
     CREATE_INGESTION, SluiceServer, TestBroker,
+    create_ingestion_topic,
     browser::{Browser, Scheme},
     hdfs::HdfsCluster,
     powergrid_record, produce, producer,
@@ -54,11 +55,7 @@ async fn produce_from_form(browser: &Browser, key: &str, value: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_powergrid_walkthrough_in_the_console_alone() {
     let (broker, hdfs) = tokio::join!(TestBroker::start(), HdfsCluster::start());
-    sluice::connectors::kafka::KafkaCluster::connect(&broker.bootstrap)
-        .unwrap()
-        .ensure_topic("INGESTION", 3, 1, &[])
-        .await
-        .unwrap();
+    create_ingestion_topic(&broker.bootstrap).await;
     let data = tempfile::tempdir().unwrap();
     let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
     let browser = Browser::start("walkthrough", Scheme::Light).await;

@@ -27,13 +27,13 @@ use arrow::{
 use datafusion::{logical_expr::Accumulator, scalar::ScalarValue};
 
 use super::{operator::evaluate_rows, window::window_starts};
-
-mod table;
 use crate::{
     error::Result,
     format::WindowKey,
     planner::{AggregatePlan, WindowPlan},
 };
+
+mod table;
 
 pub struct Aggregator {
     plan: Arc<AggregatePlan>,

@@ -320,15 +320,20 @@ STREAM STREAM_INGESTION (
   schema_version INTEGER
 ) WITH (KAFKA_TOPIC = 'INGESTION', VALUE_FORMAT = 'JSON');";
 
-/// A broker with a 3-partition `INGESTION`, and a server (its data in the directory returned)
-/// with the seed's stream over it.
-pub async fn server_over_ingestion() -> (TestBroker, tempfile::TempDir, SluiceServer) {
-    let broker = TestBroker::start().await;
-    sluice::connectors::kafka::KafkaCluster::connect(&broker.bootstrap)
+/// The sensors' topic `INGESTION`, with 3 partitions, as the seed's pipeline has it.
+pub async fn create_ingestion_topic(bootstrap: &str) {
+    sluice::connectors::kafka::KafkaCluster::connect(bootstrap)
         .unwrap()
         .ensure_topic("INGESTION", 3, 1, &[])
         .await
         .unwrap();
+}
+
+/// A broker with a 3-partition `INGESTION`, and a server (its data in the directory returned)
+/// with the seed's stream over it.
+pub async fn server_over_ingestion() -> (TestBroker, tempfile::TempDir, SluiceServer) {
+    let broker = TestBroker::start().await;
+    create_ingestion_topic(&broker.bootstrap).await;
     let data = tempfile::tempdir().unwrap();
     let server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
     server.ksql_ok(CREATE_INGESTION).await;

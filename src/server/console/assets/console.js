@@ -424,12 +424,12 @@ views.queries = (main, selected) => {
 
 // ---- SQL editor ------------------------------------------------------------------------------
 
-function history() {
+function pastStatements() {
   try { return JSON.parse(localStorage.getItem(HISTORY_KEY)) || []; } catch { return []; }
 }
 
 function remember(statement) {
-  const kept = [statement, ...history().filter((s) => s !== statement)].slice(0, HISTORY_SIZE);
+  const kept = [statement, ...pastStatements().filter((s) => s !== statement)].slice(0, HISTORY_SIZE);
   localStorage.setItem(HISTORY_KEY, JSON.stringify(kept));
 }
 
@@ -465,7 +465,7 @@ views.sql = (main) => {
   const past = h("ul", { class: "history", id: "sql-history" });
   let running = null;
 
-  const showHistory = () => past.replaceChildren(...history().map((s) => h("li", { title: s, onclick: () => { editor.value = s; editor.focus(); } }, s)));
+  const showHistory = () => past.replaceChildren(...pastStatements().map((s) => h("li", { title: s, onclick: () => { editor.value = s; editor.focus(); } }, s)));
   const showError = (message, text) => {
     const at = errorPosition(message);
     const parts = [h("div", { class: "error", id: "sql-error" }, message)];

@@ -103,6 +103,11 @@ fn sql_type() -> impl Strategy<Value = SqlType> {
         Just(SqlType::Bytes),
         Just(SqlType::Timestamp),
         Just(SqlType::Decimal { precision: 6, scale: 2 }),
+        Just(SqlType::Date),
+        Just(SqlType::Time),
+        Just(SqlType::Array(Box::new(SqlType::Integer))),
+        Just(SqlType::Map(Box::new(SqlType::Double))),
+        Just(SqlType::Struct(vec![("A".into(), SqlType::String), ("B".into(), SqlType::Array(Box::new(SqlType::Bigint)))])),
     ]
 }
 
@@ -150,11 +155,9 @@ proptest! {
         values in vec(sql_type(), 1..5),
         records in vec((proptest::option::of(record_bytes()), proptest::option::of(record_bytes())), 1..8),
     ) {
-        let values = if format == Format::Kafka {
-            values.into_iter().take(1).map(|t| if Format::Kafka.refuses(&t).is_some() { SqlType::String } else { t }).collect()
-        } else {
-            values
-        };
+        let kept = if format == Format::Kafka { 1 } else { values.len() };
+        let values: Vec<SqlType> =
+            values.into_iter().take(kept).map(|t| if format.refuses(&t).is_some() { SqlType::String } else { t }).collect();
         let stream = stream(format, key, &values);
         let decoder = RecordDecoder::new(&stream).unwrap();
         let raw: Vec<RawRecord> = records

@@ -51,12 +51,13 @@ impl Format {
                 data_type,
                 SqlType::Integer | SqlType::Bigint | SqlType::Double | SqlType::String | SqlType::Bytes
             ),
-            Format::Delimited => matches!(data_type, SqlType::Array(_) | SqlType::Map(_)),
+            Format::Delimited => data_type.is_nested(),
         };
         refused.then(|| {
             let base = match data_type {
                 SqlType::Array(_) => "ARRAY".to_string(),
                 SqlType::Map(_) => "MAP".to_string(),
+                SqlType::Struct(_) => "STRUCT".to_string(),
                 SqlType::Decimal { .. } => "DECIMAL".to_string(),
                 other => other.to_string(),
             };

@@ -17,8 +17,15 @@ pub enum SqlType {
     String,
     Bytes,
     Timestamp,
+    /// Days since the epoch.
+    Date,
+    /// Milliseconds since midnight.
+    Time,
     Array(Box<SqlType>),
+    /// A map from STRING keys to values of this type.
     Map(Box<SqlType>),
+    /// Named fields, in their declared order.
+    Struct(Vec<(String, SqlType)>),
 }
 
 impl SqlType {
@@ -32,8 +39,15 @@ impl SqlType {
             "STRING" | "VARCHAR" => SqlType::String,
             "BYTES" => SqlType::Bytes,
             "TIMESTAMP" => SqlType::Timestamp,
+            "DATE" => SqlType::Date,
+            "TIME" => SqlType::Time,
             _ => return None,
         })
+    }
+
+    /// ARRAY, MAP and STRUCT: values that hold values.
+    pub fn is_nested(&self) -> bool {
+        matches!(self, SqlType::Array(_) | SqlType::Map(_) | SqlType::Struct(_))
     }
 
     pub fn to_arrow(&self) -> DataType {
@@ -46,6 +60,11 @@ impl SqlType {
             SqlType::String => DataType::Utf8,
             SqlType::Bytes => DataType::Binary,
             SqlType::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
+            SqlType::Date => DataType::Date32,
+            SqlType::Time => DataType::Time32(TimeUnit::Millisecond),
+            SqlType::Struct(fields) => DataType::Struct(
+                fields.iter().map(|(name, data_type)| Field::new(name, data_type.to_arrow(), true)).collect(),
+            ),
             SqlType::Array(item) => {
                 DataType::List(Arc::new(Field::new("item", item.to_arrow(), true)))
             }
@@ -84,9 +103,25 @@ impl SqlType {
             }
             DataType::Binary | DataType::LargeBinary | DataType::BinaryView => SqlType::Bytes,
             DataType::Timestamp(_, _) => SqlType::Timestamp,
+            DataType::Date32 | DataType::Date64 => SqlType::Date,
+            DataType::Time32(_) | DataType::Time64(_) => SqlType::Time,
             DataType::List(item) | DataType::LargeList(item) => {
                 SqlType::Array(Box::new(SqlType::from_arrow(item.data_type())?))
             }
+            DataType::Struct(fields) => SqlType::Struct(
+                fields
+                    .iter()
+                    .map(|f| Ok((f.name().clone(), SqlType::from_arrow(f.data_type())?)))
+                    .collect::<Result<_>>()?,
+            ),
+            DataType::Map(entries, _) => match entries.data_type() {
+                DataType::Struct(pair) if pair.len() == 2 && SqlType::from_arrow(pair[0].data_type())? == SqlType::String => {
+                    SqlType::Map(Box::new(SqlType::from_arrow(pair[1].data_type())?))
+                }
+                other => {
+                    return Err(SluiceError::NotImplemented(format!("a map of {other} in a stream: map keys are STRING")));
+                }
+            },
             other => {
                 return Err(SluiceError::NotImplemented(format!(
                     "a column of type {other} in a stream"
@@ -107,8 +142,18 @@ impl fmt::Display for SqlType {
             SqlType::String => write!(f, "STRING"),
             SqlType::Bytes => write!(f, "BYTES"),
             SqlType::Timestamp => write!(f, "TIMESTAMP"),
+            SqlType::Date => write!(f, "DATE"),
+            SqlType::Time => write!(f, "TIME"),
             SqlType::Array(item) => write!(f, "ARRAY<{item}>"),
             SqlType::Map(value) => write!(f, "MAP<STRING, {value}>"),
+            SqlType::Struct(fields) => {
+                write!(f, "STRUCT<")?;
+                for (i, (name, data_type)) in fields.iter().enumerate() {
+                    let separator = if i == 0 { "" } else { ", " };
+                    write!(f, "{separator}`{name}` {data_type}")?;
+                }
+                write!(f, ">")
+            }
         }
     }
 }

@@ -1,11 +1,13 @@
 //! Decoding a batch of records into one Arrow batch; a record that does not fit is set aside.
 
+mod nested;
+
 use std::{borrow::Cow, fmt, ops::Range, sync::Arc};
 
 use arrow::{
     array::{
-        ArrayRef, BinaryBuilder, BooleanBuilder, Decimal128Builder, Float64Builder, Int32Builder,
-        Int64Builder, RecordBatch, StringBuilder, TimestampMillisecondBuilder,
+        ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int32Builder,
+        Int64Builder, RecordBatch, StringBuilder, Time32MillisecondBuilder, TimestampMillisecondBuilder,
     },
     datatypes::SchemaRef,
 };
@@ -62,15 +64,21 @@ enum Cell<'a> {
     Bytes(Cow<'a, [u8]>),
     /// A JSON string with escapes, unescaped into the record's scratch text at this range.
     Unescaped(Range<usize>),
+    /// A JSON array or object, checked against its column's ARRAY, MAP or STRUCT type.
+    Nested(serde_json::Value),
 }
 
 impl RecordDecoder {
     pub fn new(stream: &SourceDef) -> Result<Self> {
         for column in &stream.columns {
-            if matches!(column.data_type, SqlType::Array(_) | SqlType::Map(_)) {
+            let format = if column.key { stream.key_format } else { stream.value_format };
+            if column.data_type.is_nested() && (column.key || format != Format::Json) {
                 return Err(SluiceError::NotImplemented(format!(
-                    "decoding {} columns ({})",
-                    column.data_type, column.name
+                    "decoding {} {} columns in the {} format ({})",
+                    column.data_type,
+                    if column.key { "key" } else { "value" },
+                    format.name(),
+                    column.name
                 )));
             }
         }
@@ -145,7 +153,7 @@ impl RecordDecoder {
             }
             let mut failed = None;
             for (column, cell) in self.columns.iter().zip(&cells) {
-                if let Err(reason) = check(&column.data_type, cell) {
+                if let Err(reason) = check_range(&column.data_type, cell) {
                     failed = Some(format!("column {}: {reason}", column.name));
                     break;
                 }
@@ -392,6 +400,11 @@ fn json_cell<'a>(data_type: &SqlType, raw: &'a RawValue, scratch: &mut String) -
     if text == "null" {
         return Ok(Cell::Null);
     }
+    if data_type.is_nested() {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        nested::check(data_type, &value)?;
+        return Ok(Cell::Nested(value));
+    }
     match data_type {
         SqlType::String => Ok(match first {
             b'"' if text.contains('\\') => {
@@ -475,7 +488,7 @@ fn text_cell<'a>(data_type: &SqlType, text: Cow<'a, str>) -> Result<Cell<'a>, St
             "false" => Cell::Bool(false),
             _ => return Err(fail()),
         },
-        SqlType::Integer | SqlType::Bigint | SqlType::Timestamp => {
+        SqlType::Integer | SqlType::Bigint | SqlType::Timestamp | SqlType::Date | SqlType::Time => {
             Cell::Int(trimmed.parse::<i64>().map_err(|_| fail())?)
         }
         SqlType::Double => Cell::Float(trimmed.parse::<f64>().map_err(|_| fail())?),
@@ -489,7 +502,7 @@ fn text_cell<'a>(data_type: &SqlType, text: Cow<'a, str>) -> Result<Cell<'a>, St
                 base64::engine::general_purpose::STANDARD.decode(trimmed).map_err(|_| fail())?,
             ))
         }
-        SqlType::Array(_) | SqlType::Map(_) => return Err(fail()),
+        SqlType::Array(_) | SqlType::Map(_) | SqlType::Struct(_) => return Err(fail()),
     })
 }
 
@@ -514,11 +527,12 @@ fn kafka_cell<'a>(data_type: &SqlType, bytes: &'a [u8]) -> Result<Cell<'a>, Stri
     })
 }
 
-/// Checks a cell fits its column (an INTEGER must fit 32 bits, a DECIMAL its precision).
-fn check(data_type: &SqlType, cell: &Cell) -> Result<(), String> {
+/// Checks a cell fits its column (an INTEGER, DATE or TIME must fit 32 bits, a DECIMAL its
+/// precision).
+fn check_range(data_type: &SqlType, cell: &Cell) -> Result<(), String> {
     match (data_type, cell) {
-        (SqlType::Integer, Cell::Int(v)) if i32::try_from(*v).is_err() => {
-            Err(format!("{v} does not fit an INTEGER"))
+        (SqlType::Integer | SqlType::Date | SqlType::Time, Cell::Int(v)) if i32::try_from(*v).is_err() => {
+            Err(format!("{v} does not fit {}", if *data_type == SqlType::Integer { "an INTEGER" } else { "a DATE or TIME" }))
         }
         (SqlType::Decimal { precision, scale }, Cell::Text(t)) => {
             decimal_value(t, *precision, *scale).map(|_| ())
@@ -544,7 +558,11 @@ enum Builder {
     Text(StringBuilder),
     Binary(BinaryBuilder),
     Timestamp(TimestampMillisecondBuilder),
+    Date(Date32Builder),
+    Time(Time32MillisecondBuilder),
     Decimal(Decimal128Builder, u8, i8),
+    /// ARRAY, MAP and STRUCT values, built into their column when the batch is finished.
+    Nested(SqlType, Vec<Option<serde_json::Value>>),
 }
 
 impl Builder {
@@ -554,9 +572,12 @@ impl Builder {
             SqlType::Integer => Builder::Int32(Int32Builder::with_capacity(capacity)),
             SqlType::Bigint => Builder::Int64(Int64Builder::with_capacity(capacity)),
             SqlType::Double => Builder::Float64(Float64Builder::with_capacity(capacity)),
-            SqlType::String | SqlType::Array(_) | SqlType::Map(_) => {
-                Builder::Text(StringBuilder::with_capacity(capacity, capacity * 32))
+            SqlType::String => Builder::Text(StringBuilder::with_capacity(capacity, capacity * 32)),
+            SqlType::Array(_) | SqlType::Map(_) | SqlType::Struct(_) => {
+                Builder::Nested(data_type.clone(), Vec::with_capacity(capacity))
             }
+            SqlType::Date => Builder::Date(Date32Builder::with_capacity(capacity)),
+            SqlType::Time => Builder::Time(Time32MillisecondBuilder::with_capacity(capacity)),
             SqlType::Bytes => Builder::Binary(BinaryBuilder::with_capacity(capacity, capacity * 32)),
             SqlType::Timestamp => Builder::Timestamp(TimestampMillisecondBuilder::with_capacity(capacity)),
             SqlType::Decimal { precision, scale } => Builder::Decimal(
@@ -580,6 +601,9 @@ impl Builder {
             (Builder::Text(b), Cell::Text(v)) => b.append_value(v),
             (Builder::Binary(b), Cell::Bytes(v)) => b.append_value(v),
             (Builder::Timestamp(b), Cell::Int(v)) => b.append_value(v),
+            (Builder::Date(b), Cell::Int(v)) => b.append_value(v as i32),
+            (Builder::Time(b), Cell::Int(v)) => b.append_value(v as i32),
+            (Builder::Nested(_, values), Cell::Nested(v)) => values.push(Some(v)),
             (Builder::Decimal(b, p, s), Cell::Text(v)) => match decimal_value(&v, *p, *s) {
                 Ok(d) => b.append_value(d),
                 Err(_) => b.append_null(),
@@ -592,6 +616,9 @@ impl Builder {
             (Builder::Binary(b), _) => b.append_null(),
             (Builder::Timestamp(b), _) => b.append_null(),
             (Builder::Decimal(b, _, _), _) => b.append_null(),
+            (Builder::Date(b), _) => b.append_null(),
+            (Builder::Time(b), _) => b.append_null(),
+            (Builder::Nested(_, values), _) => values.push(None),
         }
     }
 
@@ -604,6 +631,12 @@ impl Builder {
             Builder::Text(mut b) => Arc::new(b.finish()),
             Builder::Binary(mut b) => Arc::new(b.finish()),
             Builder::Timestamp(mut b) => Arc::new(b.finish()),
+            Builder::Date(mut b) => Arc::new(b.finish()),
+            Builder::Time(mut b) => Arc::new(b.finish()),
+            Builder::Nested(data_type, values) => {
+                let values: Vec<Option<&serde_json::Value>> = values.iter().map(Option::as_ref).collect();
+                nested::array(&data_type, &values)
+            }
             Builder::Decimal(mut b, p, s) => Arc::new(
                 b.finish()
                     .with_precision_and_scale(p, s)

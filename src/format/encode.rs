@@ -5,8 +5,8 @@ use std::{borrow::Cow, io::Write};
 
 use arrow::{
     array::{
-        Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Decimal128Array, Float64Array,
-        Int32Array, Int64Array, StringArray, TimestampMillisecondArray,
+        Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array,
+        Int32Array, Int64Array, StringArray, Time32MillisecondArray, TimestampMillisecondArray,
     },
     datatypes::{DataType, TimeUnit},
 };
@@ -26,6 +26,12 @@ pub enum ColumnWriter<'a> {
     Binary(&'a BinaryArray),
     Timestamp(&'a TimestampMillisecondArray),
     Decimal(&'a Decimal128Array),
+    /// Days since the epoch, written as a number as ksqlDB writes a DATE.
+    Date(&'a Date32Array),
+    /// Milliseconds since midnight, written as a number as ksqlDB writes a TIME.
+    Time(&'a Time32MillisecondArray),
+    /// An ARRAY, MAP or STRUCT, written as a JSON array or object of its values.
+    Nested(&'a ArrayRef),
     Null,
     /// Any other type: rendered through Arrow's display formatting.
     Other(&'a ArrayRef),
@@ -44,6 +50,9 @@ impl<'a> ColumnWriter<'a> {
                 ColumnWriter::Timestamp(array.as_primitive())
             }
             DataType::Decimal128(_, _) => ColumnWriter::Decimal(array.as_primitive()),
+            DataType::Date32 => ColumnWriter::Date(array.as_primitive()),
+            DataType::Time32(TimeUnit::Millisecond) => ColumnWriter::Time(array.as_primitive()),
+            DataType::List(_) | DataType::Struct(_) | DataType::Map(_, _) => ColumnWriter::Nested(array),
             DataType::Null => ColumnWriter::Null,
             _ => ColumnWriter::Other(array),
         }
@@ -59,6 +68,9 @@ impl<'a> ColumnWriter<'a> {
             ColumnWriter::Binary(a) => a.is_null(row),
             ColumnWriter::Timestamp(a) => a.is_null(row),
             ColumnWriter::Decimal(a) => a.is_null(row),
+            ColumnWriter::Date(a) => a.is_null(row),
+            ColumnWriter::Time(a) => a.is_null(row),
+            ColumnWriter::Nested(a) => a.is_null(row),
             ColumnWriter::Null => true,
             ColumnWriter::Other(a) => a.is_null(row),
         }
@@ -80,7 +92,9 @@ impl<'a> ColumnWriter<'a> {
                 if v.is_finite() {
                     let _ = serde_json::to_writer(&mut *out, &v);
                 } else {
-                    out.extend_from_slice(b"null");
+                    // As ksqlDB's JSON writer (Jackson) writes them; read back as doubles.
+                    let text: &[u8] = if v.is_nan() { b"\"NaN\"" } else if v > 0.0 { b"\"Infinity\"" } else { b"\"-Infinity\"" };
+                    out.extend_from_slice(text);
                 }
             }
             ColumnWriter::Text(a) => {
@@ -92,6 +106,9 @@ impl<'a> ColumnWriter<'a> {
                 let _ = serde_json::to_writer(&mut *out, &encoded);
             }
             ColumnWriter::Decimal(a) => out.extend_from_slice(a.value_as_string(row).as_bytes()),
+            ColumnWriter::Date(a) => write_display(out, a.value(row)),
+            ColumnWriter::Time(a) => write_display(out, a.value(row)),
+            ColumnWriter::Nested(a) => write_nested_json(a, row, out),
             ColumnWriter::Null => out.extend_from_slice(b"null"),
             ColumnWriter::Other(a) => {
                 let text = arrow::util::display::array_value_to_string(a, row).unwrap_or_default();
@@ -112,6 +129,57 @@ impl<'a> ColumnWriter<'a> {
                     .as_bytes(),
             ),
             _ => self.write_json(row, out),
+        }
+    }
+}
+
+/// Writes a row of a list, struct or map column as a JSON array or object; a map's keys as text.
+fn write_nested_json(array: &ArrayRef, row: usize, out: &mut Vec<u8>) {
+    let write_items = |items: ArrayRef, out: &mut Vec<u8>| {
+        let writer = ColumnWriter::new(&items);
+        out.push(b'[');
+        for i in 0..items.len() {
+            if i > 0 {
+                out.push(b',');
+            }
+            writer.write_json(i, out);
+        }
+        out.push(b']');
+    };
+    match array.data_type() {
+        DataType::List(_) => write_items(array.as_list::<i32>().value(row), out),
+        DataType::Struct(fields) => {
+            out.push(b'{');
+            for (i, (field, column)) in fields.iter().zip(array.as_struct().columns()).enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let _ = serde_json::to_writer(&mut *out, field.name());
+                out.push(b':');
+                ColumnWriter::new(column).write_json(row, out);
+            }
+            out.push(b'}');
+        }
+        DataType::Map(_, _) => {
+            let entries = array.as_map().value(row);
+            let (keys, values) = (ColumnWriter::new(entries.column(0)), ColumnWriter::new(entries.column(1)));
+            out.push(b'{');
+            let mut key = Vec::new();
+            for i in 0..entries.len() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                key.clear();
+                keys.write_text(i, &mut key);
+                let _ = serde_json::to_writer(&mut *out, &*String::from_utf8_lossy(&key));
+                out.push(b':');
+                values.write_json(i, out);
+            }
+            out.push(b'}');
+        }
+        _ => {
+            let text = arrow::util::display::array_value_to_string(array, row).unwrap_or_default();
+            let _ = serde_json::to_writer(&mut *out, &text);
         }
     }
 }
@@ -264,6 +332,8 @@ pub fn normalize_array(array: ArrayRef) -> Result<ArrayRef> {
         DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
         DataType::LargeBinary | DataType::BinaryView => DataType::Binary,
         DataType::Timestamp(_, _) => DataType::Timestamp(TimeUnit::Millisecond, None),
+        DataType::Date64 => DataType::Date32,
+        DataType::Time32(TimeUnit::Second) | DataType::Time64(_) => DataType::Time32(TimeUnit::Millisecond),
         _ => return Ok(array),
     };
     Ok(arrow::compute::cast(&array, &target)?)

@@ -64,7 +64,10 @@ fn column(data_type: SqlType, rows: usize) -> BoxedStrategy<ArrayRef> {
                 })
                 .boxed()
         }
-        SqlType::Array(_) | SqlType::Map(_) => unreachable!("no format here holds nested types"),
+        SqlType::Date | SqlType::Time => array!(any::<i32>(), Int32Array)
+            .prop_map(move |ints| arrow::compute::cast(&ints, &data_type.to_arrow()).expect("a 32-bit day or time"))
+            .boxed(),
+        SqlType::Array(_) | SqlType::Map(_) | SqlType::Struct(_) => unreachable!("no format here holds nested types"),
     }
 }
 
@@ -147,7 +150,7 @@ fn empty_as_null(array: &ArrayRef) -> ArrayRef {
     array.clone()
 }
 
-const ALL: [SqlType; 8] = [
+const ALL: [SqlType; 10] = [
     SqlType::Boolean,
     SqlType::Integer,
     SqlType::Bigint,
@@ -156,6 +159,8 @@ const ALL: [SqlType; 8] = [
     DECIMAL,
     SqlType::Bytes,
     SqlType::Timestamp,
+    SqlType::Date,
+    SqlType::Time,
 ];
 const KAFKA: [SqlType; 5] = [SqlType::Integer, SqlType::Bigint, SqlType::Double, SqlType::String, SqlType::Bytes];
 

@@ -7,6 +7,10 @@
 //! evaluation with [`collect_row_errors`] and counts them on the query.
 
 pub mod by_offset;
+pub mod collect;
+pub mod correlation;
+pub mod deviation;
+pub mod histogram;
 pub mod json;
 pub mod json_path;
 pub mod listing;
@@ -47,9 +51,13 @@ pub fn register_all(ctx: &SessionContext) -> Result<()> {
     for udf in json::functions() {
         ctx.register_udf(udf);
     }
-    for udaf in by_offset::functions() {
+    let udafs = by_offset::functions().into_iter().chain(collect::functions()).chain(deviation::functions());
+    for udaf in udafs.chain([histogram::function(), correlation::function()]) {
         ctx.register_udaf(udaf);
     }
+    // ksqlDB's COUNT_DISTINCT is a HyperLogLog of 2^14 registers, as DataFusion's.
+    let approx_distinct = ctx.udaf("approx_distinct")?;
+    ctx.register_udaf(approx_distinct.as_ref().clone().with_aliases(["count_distinct"]));
     let aliases: [(&str, &[&str]); 3] = [
         ("upper", &["ucase"]),
         ("lower", &["lcase"]),

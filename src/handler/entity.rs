@@ -173,6 +173,7 @@ fn type_name(data_type: &crate::catalog::types::SqlType) -> String {
     match data_type {
         SqlType::Array(_) => "ARRAY".into(),
         SqlType::Map(_) => "MAP".into(),
+        SqlType::Struct(_) => "STRUCT".into(),
         SqlType::Decimal { .. } => "DECIMAL".into(),
         other => other.to_string(),
     }

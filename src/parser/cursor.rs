@@ -117,6 +117,24 @@ impl Cursor {
         }
     }
 
+    /// Consumes one `>` closing a type's angle brackets; `>>` (which the tokenizer reads as one
+    /// shift) closes two nested ones, so its first half is taken and a `>` left.
+    pub fn close_angle(&mut self, described: &str) -> Result<(), SluiceError> {
+        match self.peek().map(|t| &t.token) {
+            Some(Token::Gt) => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(Token::ShiftRight) => {
+                let rest = &mut self.tokens[self.pos];
+                rest.token = Token::Gt;
+                rest.span.start.column += 1;
+                Ok(())
+            }
+            _ => Err(self.error(described)),
+        }
+    }
+
     /// An identifier, normalised the ksqlDB way.
     pub fn identifier(&mut self, what: &str) -> Result<String, SluiceError> {
         match self.peek().map(|t| &t.token) {

@@ -241,7 +241,16 @@ fn split_ksql_clauses(tokens: Vec<TokenWithSpan>) -> Result<KsqlClauses> {
     while i < tokens.len() {
         let token = &tokens[i];
         depth += nesting(token);
-        let next_word = tokens.get(i + 1).and_then(word);
+        let mut next_word = tokens.get(i + 1).and_then(word);
+        // ksqlDB lets a window be named (`WINDOW w SESSION (…)`); the name means nothing.
+        let kind_after_name = tokens.get(i + 2).and_then(word);
+        if word(token).as_deref() == Some("WINDOW")
+            && matches!(tokens.get(i + 1).map(|t| &t.token), Some(Token::Word(_)))
+            && matches!(kind_after_name.as_deref(), Some("TUMBLING" | "HOPPING" | "SESSION"))
+        {
+            i += 1;
+            next_word = kind_after_name;
+        }
         match (depth, word(token).as_deref(), next_word.as_deref()) {
             (0, Some("JOIN"), _) => {
                 joins += 1;

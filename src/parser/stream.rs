@@ -393,7 +393,8 @@ fn parse_columns(cursor: &mut Cursor, kind: SourceKind) -> Result<Vec<ColumnDef>
 }
 
 fn parse_type(cursor: &mut Cursor) -> Result<SqlType> {
-    const EXPECTED: &str = "a column type (STRING, INTEGER, BIGINT, DOUBLE, BOOLEAN, DECIMAL, TIMESTAMP, BYTES, ARRAY or MAP)";
+    const EXPECTED: &str =
+        "a column type (STRING, INTEGER, BIGINT, DOUBLE, BOOLEAN, DECIMAL, TIMESTAMP, DATE, TIME, BYTES, ARRAY, MAP or STRUCT)";
     let Some(word) = cursor.peek_word() else {
         return Err(cursor.error(EXPECTED));
     };
@@ -423,7 +424,7 @@ fn parse_type(cursor: &mut Cursor) -> Result<SqlType> {
             cursor.advance();
             cursor.expect(&Token::Lt, "'<' after ARRAY")?;
             let item = parse_type(cursor)?;
-            cursor.expect(&Token::Gt, "'>' to close ARRAY<...>")?;
+            cursor.close_angle("'>' to close ARRAY<...>")?;
             Ok(SqlType::Array(Box::new(item)))
         }
         "MAP" => {
@@ -435,8 +436,28 @@ fn parse_type(cursor: &mut Cursor) -> Result<SqlType> {
             }
             cursor.expect(&Token::Comma, "',' between the MAP key and value types")?;
             let value = parse_type(cursor)?;
-            cursor.expect(&Token::Gt, "'>' to close MAP<...>")?;
+            cursor.close_angle("'>' to close MAP<...>")?;
             Ok(SqlType::Map(Box::new(value)))
+        }
+        "STRUCT" => {
+            cursor.advance();
+            cursor.expect(&Token::Lt, "'<' after STRUCT")?;
+            let mut fields: Vec<(String, SqlType)> = Vec::new();
+            if cursor.close_angle("a field or '>'").is_err() {
+                loop {
+                    let name = cursor.identifier("a STRUCT field's name")?;
+                    if fields.iter().any(|(existing, _)| *existing == name) {
+                        return Err(SluiceError::Plan(format!("Duplicate field names found in STRUCT: '{name}'")));
+                    }
+                    let data_type = parse_type(cursor)?;
+                    fields.push((name, data_type));
+                    if !cursor.eat(&Token::Comma) {
+                        break;
+                    }
+                }
+                cursor.close_angle("',' or '>' to close STRUCT<...>")?;
+            }
+            Ok(SqlType::Struct(fields))
         }
         _ => Err(cursor.error(EXPECTED)),
     }

@@ -687,6 +687,12 @@ fn plan_aggregate(
             if lowered.filter.is_some() || !lowered.order_bys.is_empty() {
                 return Err(SluiceError::NotImplemented(format!("FILTER or ORDER BY inside an aggregate ({e})")));
             }
+            // A function refuses its literal arguments (TOPK's k) when it makes its state: now,
+            // not at the first record.
+            lowered.aggregate.create_accumulator().map_err(|e| match e.find_root() {
+                datafusion::error::DataFusionError::Plan(message) => SluiceError::Plan(message.clone()),
+                _ => SluiceError::from(e),
+            })?;
             Ok(lowered.aggregate)
         })
         .collect::<Result<Vec<_>>>()?;
@@ -716,8 +722,8 @@ fn plan_aggregate(
 }
 
 /// The aggregate functions whose state can take a value back out in any order, which a table's
-/// updates need: ksqlDB's table aggregation functions among DataFusion's.
-const TABLE_AGGREGATES: [&str; 3] = ["count", "sum", "avg"];
+/// updates need: ksqlDB's table aggregation functions.
+const TABLE_AGGREGATES: [&str; 8] = ["count", "sum", "avg", "collect_list", "histogram", "correlation", "stddev_samp", "stddev_sample"];
 
 /// Refuses, in ksqlDB's words, aggregate functions a table's updates cannot retract from.
 fn check_table_aggregates(aggregates: &[Arc<AggregateFunctionExpr>]) -> Result<()> {

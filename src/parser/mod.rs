@@ -12,11 +12,12 @@ mod stream;
 pub mod variables;
 pub mod window;
 
-use std::fmt;
+use std::{fmt, ops::ControlFlow};
 
 use sqlparser::{
+    ast::{AccessExpr, BinaryOperator, Expr, Ident, Subscript, Value, visit_expressions_mut},
     dialect::GenericDialect,
-    tokenizer::{Token, Tokenizer},
+    tokenizer::{Token, TokenWithSpan, Tokenizer},
 };
 
 pub use admin::{
@@ -100,7 +101,7 @@ pub struct KsqlParser;
 impl KsqlParser {
     /// Parses every statement of `sql`; each but the last must end with `;`.
     pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>> {
-        let mut cursor = Cursor::new(tokenize(sql)?);
+        let mut cursor = Cursor::new(struct_field_reads(tokenize(sql)?));
         let mut statements = Vec::new();
         loop {
             while cursor.eat(&Token::SemiColon) {}
@@ -222,7 +223,7 @@ impl KsqlParser {
 }
 
 /// The tokens of `sql`, or where it holds text that is no SQL token.
-fn tokenize(sql: &str) -> Result<Vec<sqlparser::tokenizer::TokenWithSpan>> {
+fn tokenize(sql: &str) -> Result<Vec<TokenWithSpan>> {
     Tokenizer::new(&GenericDialect {}, sql)
         .with_unescape(true)
         .tokenize_with_location()
@@ -236,6 +237,87 @@ fn tokenize(sql: &str) -> Result<Vec<sqlparser::tokenizer::TokenWithSpan>> {
                 expected: e.message.to_lowercase(),
             })
         })
+}
+
+/// ksqlDB's struct field read `s->field` as the subscript sqlparser and DataFusion read, its
+/// name a double-quoted string that tells it from a map's key (`s["FIELD"]`, upper-cased unless
+/// the field is quoted); `s->*` as `s["*"]`, for the projection to expand.
+fn struct_field_reads(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut read = Vec::with_capacity(tokens.len());
+    let mut tokens = tokens.into_iter().peekable();
+    while let Some(token) = tokens.next() {
+        if token.token != Token::Arrow {
+            read.push(token);
+            continue;
+        }
+        while tokens.next_if(|t| matches!(t.token, Token::Whitespace(_))).is_some() {}
+        let field = tokens.next_if(|t| matches!(t.token, Token::Word(_) | Token::Mul));
+        let (name, span) = match field {
+            Some(TokenWithSpan { token: Token::Word(word), span }) => match word.quote_style {
+                Some(_) => (word.value, span),
+                None => (word.value.to_ascii_uppercase(), span),
+            },
+            Some(TokenWithSpan { span, .. }) => ("*".to_string(), span),
+            None => {
+                read.push(token);
+                continue;
+            }
+        };
+        read.push(TokenWithSpan::new(Token::LBracket, token.span));
+        read.push(TokenWithSpan::new(Token::DoubleQuotedString(name), span));
+        read.push(TokenWithSpan::new(Token::RBracket, span));
+    }
+    read
+}
+
+/// `query` printed as it was written: each struct field read `s["FIELD"]` (see
+/// [`struct_field_reads`]) as `s->FIELD` again, so what is printed reads back the same.
+pub(crate) fn with_struct_reads_written(query: &sqlparser::ast::Query) -> sqlparser::ast::Query {
+    let mut query = query.clone();
+    let _ = visit_expressions_mut(&mut query, |expr| {
+        struct_reads_written(expr);
+        ControlFlow::<()>::Continue(())
+    });
+    query
+}
+
+fn struct_reads_written(expr: &mut Expr) {
+    let Expr::CompoundFieldAccess { root, access_chain } = expr else { return };
+    let field = |access: &AccessExpr| match access {
+        AccessExpr::Subscript(Subscript::Index { index: Expr::Value(value) }) => match &value.value {
+            Value::DoubleQuotedString(field) => Some(field.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    if !access_chain.iter().any(|a| field(a).is_some()) {
+        return;
+    }
+    let subscripted = |root: Expr, chain: &mut Vec<AccessExpr>| match chain.is_empty() {
+        true => root,
+        false => Expr::CompoundFieldAccess { root: Box::new(root), access_chain: std::mem::take(chain) },
+    };
+    let mut written = root.as_ref().clone();
+    let mut pending = Vec::new();
+    for access in std::mem::take(access_chain) {
+        let Some(name) = field(&access) else {
+            pending.push(access);
+            continue;
+        };
+        let plain = name.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+            && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        let right = match name.as_str() {
+            "*" => Expr::Identifier(Ident::new("*")),
+            _ if plain => Expr::Identifier(Ident::new(name)),
+            _ => Expr::Identifier(Ident::with_quote('`', name)),
+        };
+        written = Expr::BinaryOp {
+            left: Box::new(subscripted(written, &mut pending)),
+            op: BinaryOperator::Arrow,
+            right: Box::new(right),
+        };
+    }
+    *expr = subscripted(written, &mut pending);
 }
 
 /// The text between two locations of `sql` (end exclusive).

@@ -65,7 +65,7 @@ impl fmt::Display for JoinWithin {
 impl Select {
     /// The query as sqlparser prints it, each join's `WITHIN` put back after its source.
     fn query_text(&self) -> String {
-        let mut text = self.query.to_string();
+        let mut text = super::with_struct_reads_written(&self.query).to_string();
         let sqlparser::ast::SetExpr::Select(select) = self.query.body.as_ref() else { return text };
         let joins = select.from.iter().flat_map(|f| &f.joins);
         for (i, join) in joins.enumerate() {
@@ -405,6 +405,17 @@ mod tests {
         assert!(printed.contains("B WITHIN (1 SECONDS, 2 MINUTES) GRACE PERIOD 5 SECONDS ON"), "{printed}");
         assert_eq!(select(&format!("{printed};")), parsed, "what is printed reads back the same");
         assert_eq!(select("SELECT * FROM A JOIN B WITHIN 1 HOUR ON A.X = B.X EMIT CHANGES;").withins[0].1.after_ms, 3_600_000);
+    }
+
+    #[test]
+    fn struct_field_reads_are_subscripts_that_print_back_as_written() {
+        let parsed = select("SELECT a->b['k']->c[1]->D, `x`->`y z`->* FROM s EMIT CHANGES;");
+        let query = parsed.query.to_string();
+        assert!(query.contains(r#"a["B"]['k']["C"][1]["D"]"#), "{query}");
+        assert!(query.contains(r#"`x`["y z"]["*"]"#), "{query}");
+        let printed = parsed.to_string();
+        assert!(printed.contains("a -> B['k'] -> C[1] -> D"), "{printed}");
+        assert_eq!(select(&format!("{printed};")), parsed, "what is printed reads back the same");
     }
 
     #[test]

@@ -5,8 +5,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, Ident, Join, JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, SelectItem,
-    TableFactor, visit_expressions_mut,
+    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, Join,
+    JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, SelectItem, TableFactor, visit_expressions_mut,
 };
 
 use crate::{
@@ -245,17 +245,26 @@ impl Joins {
     /// The result's key when no join expression that is a column equals it (`key_columns` is
     /// empty): ksqlDB's synthetic `ROWKEY`, the last join's expression, taken from the side that
     /// has one.
-    pub fn synthetic_key(&self) -> Result<Option<Expr>> {
+    pub fn synthetic_key(&self) -> Option<Expr> {
         if !self.key_columns().is_empty() {
-            return Ok(None);
+            return None;
         }
-        let Some(last) = self.clauses.last() else { return Ok(None) };
-        let text = format!("COALESCE({}, {})", last.left_expr, last.right_expr);
-        let expr = sqlparser::parser::Parser::new(&sqlparser::dialect::GenericDialect {})
-            .try_with_sql(&text)
-            .and_then(|mut p| p.parse_expr())
-            .map_err(|e| SluiceError::Internal(format!("the join key {text} does not parse: {e}")))?;
-        Ok(Some(expr))
+        let last = self.clauses.last()?;
+        let argument = |expr: &Expr| FunctionArg::Unnamed(FunctionArgExpr::Expr(expr.clone()));
+        Some(Expr::Function(Function {
+            name: ObjectName::from(vec![Ident::new("COALESCE")]),
+            uses_odbc_syntax: false,
+            parameters: FunctionArguments::None,
+            args: FunctionArguments::List(FunctionArgumentList {
+                duplicate_treatment: None,
+                args: vec![argument(&last.left_expr), argument(&last.right_expr)],
+                clauses: Vec::new(),
+            }),
+            filter: None,
+            null_treatment: None,
+            over: None,
+            within_group: Vec::new(),
+        }))
     }
 
     /// The join expressions that are columns and equal the result's key, in join order, as

@@ -6,6 +6,7 @@
 
 mod explain;
 mod join;
+mod structs;
 mod rewrite;
 
 use std::sync::Arc;
@@ -420,13 +421,18 @@ fn split_plan(plan: &LogicalPlan) -> Result<PlanParts> {
         input = a.input.as_ref();
     }
     let mut filter = None;
+    // A source read under an alias (`FROM S A`): the query's columns are qualified by the alias.
+    let mut aliased = None;
     loop {
         match input {
             LogicalPlan::Filter(f) if filter.is_none() => {
                 filter = Some(f.predicate.clone());
                 input = f.input.as_ref();
             }
-            LogicalPlan::SubqueryAlias(alias) => input = alias.input.as_ref(),
+            LogicalPlan::SubqueryAlias(alias) => {
+                aliased.get_or_insert_with(|| alias.schema.clone());
+                input = alias.input.as_ref();
+            }
             LogicalPlan::Join(join) => {
                 return Ok(PlanParts {
                     projection: projection.expr.clone(),
@@ -442,7 +448,7 @@ fn split_plan(plan: &LogicalPlan) -> Result<PlanParts> {
                     filter,
                     aggregate,
                     having,
-                    scan_schema: scan.projected_schema.clone(),
+                    scan_schema: aliased.unwrap_or_else(|| scan.projected_schema.clone()),
                 });
             }
             other => return Err(unsupported(other)),

@@ -1,6 +1,6 @@
 //! Rewrites a ksqlDB `SELECT` into the SQL DataFusion plans: identifiers upper-cased as ksqlDB
 //! reads them, `*` expanded to the declared columns (in a join, each named as ksqlDB names it),
-//! unnamed expressions named `KSQL_COL_n`, and an integer literal that fits 32 bits an INTEGER
+//! unnamed expressions named `KSQL_COL_n` (a struct field read after its field), and an integer literal that fits 32 bits an INTEGER
 //! where ksqlDB types it so (a projected literal, an operand of arithmetic), not DataFusion's
 //! BIGINT.
 
@@ -11,7 +11,10 @@ use sqlparser::ast::{
     SelectItemQualifiedWildcardKind, SetExpr, Value, visit_expressions_mut,
 };
 
-use super::join::{self, Joins};
+use super::{
+    join::{self, Joins},
+    structs::{self, FieldNames},
+};
 
 use crate::{
     catalog::{
@@ -73,16 +76,22 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
     let from = &mut body.from[0];
     let first = join::resolve(catalog, &mut from.relation)?;
     let source = first.source.clone();
+    let first_side = first.clone();
     let mut joins = (!from.joins.is_empty())
         .then(|| Joins::analyze(catalog, first, &mut from.joins, &select.withins))
         .transpose()?;
 
     let is_star = body.projection.len() == 1 && matches!(body.projection[0], SelectItem::Wildcard(_));
-    let synthetic_key = joins.as_ref().map(Joins::synthetic_key).transpose()?.flatten();
+    let synthetic_key = joins.as_ref().and_then(Joins::synthetic_key);
     let mut synthetic_key_names = Vec::new();
     let is_rowkey = |expr: &Expr| matches!(expr, Expr::Identifier(ident) if normalize_ident(ident) == ROWKEY);
     let mut projection = Vec::new();
     let mut unnamed = 0;
+    let sides = match &joins {
+        Some(joins) => joins.sides.clone(),
+        None => vec![first_side],
+    };
+    let mut field_names = FieldNames::reserving(&sides);
     for item in std::mem::take(&mut body.projection) {
         match item {
             SelectItem::Wildcard(_) if joins.is_some() => {
@@ -120,20 +129,27 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
                     keys.chain(bounds).chain(values).map(|name| SelectItem::UnnamedExpr(Expr::Identifier(quoted(name)))),
                 );
             }
-            SelectItem::UnnamedExpr(mut expr) => match &expr {
-                Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
+            SelectItem::UnnamedExpr(expr) => {
+                if let Some(reads) = structs::expand_all_fields(&expr, &sides)? {
+                    projection.extend(reads);
+                } else if matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
                     match joins.as_ref().and_then(|j| j.column_alias(&expr)) {
                         Some(alias) => projection.push(SelectItem::ExprWithAlias { expr, alias }),
                         None => projection.push(SelectItem::UnnamedExpr(expr)),
                     }
-                }
-                _ => {
-                    let alias = quoted(&format!("KSQL_COL_{unnamed}"));
-                    unnamed += 1;
+                } else {
+                    let alias = match structs::field_read(&expr) {
+                        Some(field) => field_names.next(field),
+                        None => {
+                            unnamed += 1;
+                            format!("KSQL_COL_{}", unnamed - 1)
+                        }
+                    };
+                    let mut expr = expr;
                     narrow_integer(&mut expr);
-                    projection.push(SelectItem::ExprWithAlias { expr, alias });
+                    projection.push(SelectItem::ExprWithAlias { expr, alias: quoted(&alias) });
                 }
-            },
+            }
             SelectItem::ExprWithAlias { mut expr, alias } => {
                 narrow_integer(&mut expr);
                 projection.push(SelectItem::ExprWithAlias {
@@ -148,17 +164,15 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
     }
     body.projection = projection;
 
-    let _ = visit_expressions_mut(&mut query, |expr| {
-        as_ksqldb_reads(expr);
-        ControlFlow::<()>::Continue(())
-    });
+    if let ControlFlow::Break(error) = visit_expressions_mut(&mut query, as_ksqldb_reads) {
+        return Err(error);
+    }
     // The join conditions as the query now reads them.
     for clause in joins.iter_mut().flat_map(|j| j.clauses.iter_mut()) {
         for side in [&mut clause.left_expr, &mut clause.right_expr] {
-            let _ = visit_expressions_mut(side, |expr| {
-                as_ksqldb_reads(expr);
-                ControlFlow::<()>::Continue(())
-            });
+            if let ControlFlow::Break(error) = visit_expressions_mut(side, as_ksqldb_reads) {
+                return Err(error);
+            }
         }
     }
     let partition_by = select.partition_by.clone().map(|mut expr| {
@@ -178,10 +192,13 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
     })
 }
 
-/// `expr` read as ksqlDB reads it: identifiers upper-cased, the operands of arithmetic that fit
-/// 32 bits INTEGER.
-fn as_ksqldb_reads(expr: &mut Expr) {
+/// `expr` read as ksqlDB reads it: identifiers upper-cased, the struct and map constructors as
+/// DataFusion's, the operands of arithmetic that fit 32 bits INTEGER.
+fn as_ksqldb_reads(expr: &mut Expr) -> ControlFlow<SluiceError> {
     upper_case_identifiers(expr);
+    if let Err(error) = structs::constructor(expr) {
+        return ControlFlow::Break(error);
+    }
     if let Expr::BinaryOp { left, op, right } = expr
         && matches!(
             op,
@@ -191,6 +208,7 @@ fn as_ksqldb_reads(expr: &mut Expr) {
         narrow_integer(left);
         narrow_integer(right);
     }
+    ControlFlow::Continue(())
 }
 
 /// The columns of a window's bounds, grouped by after the query's own grouping expressions.

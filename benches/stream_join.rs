@@ -27,6 +27,11 @@ use sluice::{
     runtime::{operator, two_sources::TwoSources, window_join::WindowJoiner},
 };
 
+
+mod common;
+
+use common::{cpu_seconds, peak_rss_mb};
+
 const BATCH: usize = 8192;
 const SPACING_MS: i64 = 10;
 const COPY_DELAY_MS: i64 = 2_000;
@@ -179,22 +184,4 @@ fn hand_written_join(records: &[Input]) -> usize {
         expiry[side].push_back((*timestamp, key.clone()));
     }
     rows
-}
-
-/// User + system CPU seconds of this process.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }

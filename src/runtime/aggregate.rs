@@ -16,7 +16,7 @@
 //! Over a table ([`table`]), each update takes the key's previous row back out of its group
 //! and adds the new one: one row per group it changed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::{
@@ -24,7 +24,11 @@ use arrow::{
     compute::{cast, filter_record_batch, prep_null_mask_filter, take},
     row::{RowConverter, SortField},
 };
-use datafusion::{logical_expr::Accumulator, scalar::ScalarValue};
+use datafusion::{
+    common::{HashMap, hash_map::EntryRef},
+    logical_expr::Accumulator,
+    scalar::ScalarValue,
+};
 
 use super::{operator::evaluate_rows, window::window_starts};
 use crate::{
@@ -253,36 +257,22 @@ impl Aggregator {
         emitted: &mut Emitted,
     ) -> Result<()> {
         let Segment { state_key, window, rows } = segment;
-        if !self.groups.contains_key(&state_key) {
-            let group = self.new_group(keys, rows[0] as usize, window)?;
-            if let (Some(windows), Some(window)) = (self.windows.as_mut(), window) {
-                windows.expiry.insert((window.start.saturating_add(windows.plan.retention_ms), state_key.clone()));
+        let group = match self.groups.entry_ref(state_key.as_slice()) {
+            EntryRef::Occupied(group) => group.into_mut(),
+            EntryRef::Vacant(vacant) => {
+                let group = new_group(&self.plan, self.contributions.is_some(), keys, rows[0] as usize, window)?;
+                if let (Some(windows), Some(window)) = (self.windows.as_mut(), window) {
+                    windows.expiry.insert((window.start.saturating_add(windows.plan.retention_ms), state_key.clone()));
+                }
+                vacant.insert(group)
             }
-            self.groups.insert(state_key.clone(), group);
-        }
-        let group = self.groups.get_mut(&state_key).expect("the group was just made");
+        };
         accumulate(&mut group.accumulators, arguments, &rows)?;
         for row in &rows {
             group.timestamp = group.timestamp.max(rowtime[*row as usize]);
         }
         let contributors = rows.iter().map(|r| *r as usize).collect();
         self.changed(state_key, contributors, emitted)
-    }
-
-    /// A group for the key of `row`, in `window`, with fresh accumulators.
-    fn new_group(&self, keys: &[ArrayRef], row: usize, window: Option<WindowKey>) -> Result<Group> {
-        Ok(Group {
-            key: keys.iter().map(|k| ScalarValue::try_from_array(k, row)).collect::<datafusion::error::Result<_>>()?,
-            window,
-            accumulators: self
-                .plan
-                .aggregates
-                .iter()
-                .map(|a| if self.contributions.is_some() { a.create_sliding_accumulator() } else { a.create_accumulator() })
-                .collect::<datafusion::error::Result<_>>()?,
-            timestamp: i64::MIN,
-            present: false,
-        })
     }
 
     /// Emits the row of a group `contributors` changed, or under `EMIT FINAL` keeps it for its
@@ -370,7 +360,7 @@ impl Aggregator {
             return Ok(());
         }
         let window = WindowKey { start, end, session: true };
-        let mut merged = self.new_group(keys, row, Some(window))?;
+        let mut merged = new_group(&self.plan, self.contributions.is_some(), keys, row, Some(window))?;
         for (old_start, old_end) in touching {
             let old_key = state_key(&key, old_start);
             let windows = self.windows.as_mut().expect("a session aggregation");
@@ -496,6 +486,22 @@ impl Aggregator {
 }
 
 /// Updates `accumulators` with the arguments of `rows`.
+/// A group for the key of `row`, in `window`, with fresh accumulators: ones that can retract
+/// when the aggregation is over a table (`retracting`).
+fn new_group(plan: &AggregatePlan, retracting: bool, keys: &[ArrayRef], row: usize, window: Option<WindowKey>) -> Result<Group> {
+    Ok(Group {
+        key: keys.iter().map(|k| ScalarValue::try_from_array(k, row)).collect::<datafusion::error::Result<_>>()?,
+        window,
+        accumulators: plan
+            .aggregates
+            .iter()
+            .map(|a| if retracting { a.create_sliding_accumulator() } else { a.create_accumulator() })
+            .collect::<datafusion::error::Result<_>>()?,
+        timestamp: i64::MIN,
+        present: false,
+    })
+}
+
 fn accumulate(accumulators: &mut [Box<dyn Accumulator>], arguments: &[Vec<ArrayRef>], rows: &[u32]) -> Result<()> {
     let indices = UInt32Array::from(rows.to_vec());
     for (accumulator, values) in accumulators.iter_mut().zip(arguments) {

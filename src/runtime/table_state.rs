@@ -6,7 +6,8 @@
 //! exactly once), so a restarted server, after `kill -9` too, rebuilds it from Kafka: the topic
 //! is its changelog. A record without value deletes its key.
 
-use indexmap::IndexMap;
+use std::collections::{BTreeMap, HashMap};
+
 use parking_lot::RwLock;
 
 use super::progress::Progress;
@@ -24,36 +25,55 @@ pub struct StoredRecord {
 /// The rows of one table, and how far into its topic they reflect.
 #[derive(Debug, Default)]
 pub struct TableState {
-    /// By key bytes, in the order keys first appeared.
-    rows: RwLock<IndexMap<Vec<u8>, StoredRecord>>,
+    rows: RwLock<Rows>,
     /// How far into the topic the rows reflect.
     pub progress: Progress,
 }
 
+/// The rows in the order their keys first appeared (a deleted key appears anew when it comes
+/// back): each write and delete costs O(log n), whatever the table's size.
+#[derive(Debug, Default)]
+struct Rows {
+    /// Each key's place in `ordered`.
+    places: HashMap<Vec<u8>, u64>,
+    ordered: BTreeMap<u64, StoredRecord>,
+    next_place: u64,
+}
+
 impl TableState {
     pub fn upsert(&self, record: StoredRecord) {
-        self.rows.write().insert(record.key.clone(), record);
+        let mut rows = self.rows.write();
+        let Rows { places, ordered, next_place } = &mut *rows;
+        let place = *places.entry(record.key.clone()).or_insert_with(|| {
+            *next_place += 1;
+            *next_place
+        });
+        ordered.insert(place, record);
     }
 
     pub fn delete(&self, key: &[u8]) {
-        self.rows.write().shift_remove(key);
+        let mut rows = self.rows.write();
+        if let Some(place) = rows.places.remove(key) {
+            rows.ordered.remove(&place);
+        }
     }
 
     /// The record of `key`, if the table holds it.
     pub fn get(&self, key: &[u8]) -> Option<StoredRecord> {
-        self.rows.read().get(key).cloned()
+        let rows = self.rows.read();
+        rows.places.get(key).and_then(|place| rows.ordered.get(place)).cloned()
     }
 
     /// Every row, in the order their keys first appeared.
     pub fn rows(&self) -> Vec<StoredRecord> {
-        self.rows.read().values().cloned().collect()
+        self.rows.read().ordered.values().cloned().collect()
     }
 
     /// How many keys the table holds, and the bytes of their keys and values.
     pub fn size(&self) -> (usize, usize) {
         let rows = self.rows.read();
-        let bytes = rows.values().map(|r| r.key.len() + r.value.len()).sum();
-        (rows.len(), bytes)
+        let bytes = rows.ordered.values().map(|r| r.key.len() + r.value.len()).sum();
+        (rows.ordered.len(), bytes)
     }
 }
 
@@ -82,5 +102,9 @@ mod tests {
         table.delete(b"b");
         assert!(table.get(b"b").is_none());
         assert_eq!(table.size(), (1, 2));
+        table.upsert(record("b", "4", 3));
+        let keys: Vec<Vec<u8>> = table.rows().into_iter().map(|r| r.key).collect();
+        assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec()], "a key deleted and written again comes last");
+        assert_eq!(table.get(b"b").map(|r| r.value), Some(b"4".to_vec()));
     }
 }

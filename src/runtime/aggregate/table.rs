@@ -4,12 +4,14 @@
 //! it changed — the one the row left first, one row when it stays in its group — and a group
 //! left empty keeps its row (a `COUNT` of 0), as ksqlDB's.
 
-use std::collections::HashMap;
-
 use arrow::array::{Array, BooleanArray, RecordBatch};
-use datafusion::{logical_expr::Accumulator, scalar::ScalarValue};
+use datafusion::{
+    common::{HashMap, hash_map::EntryRef},
+    logical_expr::Accumulator,
+    scalar::ScalarValue,
+};
 
-use super::{Aggregated, Aggregator, Emitted, accumulate, kept};
+use super::{Aggregated, Aggregator, Emitted, accumulate, kept, new_group};
 use crate::{error::Result, runtime::operator::evaluate_rows};
 
 /// What one row of the table put into its group.
@@ -55,11 +57,11 @@ impl Aggregator {
                     }
                 } else {
                     let state_key = converted.row(row).as_ref().to_vec();
-                    if !self.groups.contains_key(&state_key) {
-                        let group = self.new_group(&keys, row, None)?;
-                        self.groups.insert(state_key.clone(), group);
-                    }
-                    let group = self.groups.get_mut(&state_key).expect("the group was just made");
+                    let retracting = self.contributions.is_some();
+                    let group = match self.groups.entry_ref(state_key.as_slice()) {
+                        EntryRef::Occupied(group) => group.into_mut(),
+                        EntryRef::Vacant(vacant) => vacant.insert(new_group(&self.plan, retracting, &keys, row, None)?),
+                    };
                     accumulate(&mut group.accumulators, &arguments, &[row as u32])?;
                     group.timestamp = group.timestamp.max(rowtime[row]);
                     let values = arguments

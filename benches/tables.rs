@@ -1,0 +1,210 @@
+//! The table benchmarks (issue 14): an aggregation over 1M distinct keys (the work of restoring
+//! its state, which is rebuilt from the source topic on restart) beside a hand-written
+//! serde_json + hash-map loop, and pull queries by key against a table of 1M keys, paced at
+//! 1,000 a second, beside the same query answered by a scan of every row.
+//!
+//! `cargo bench --bench tables` (keys: `SLUICE_BENCH_KEYS`, default 1,000,000). Each variant
+//! runs in a process of its own (this binary re-run with its name), so its CPU time and peak RSS
+//! (`VmHWM`) are its own. The runs check their answers (one group per key, one row per pull
+//! query), so a fast wrong run cannot pass.
+
+use std::{
+    collections::HashMap,
+    hint::black_box,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use sluice::{
+    catalog::{Catalog, SourceDef},
+    format::{RawRecord, RecordDecoder},
+    parser::{KsqlParser, Statement},
+    planner::{ContinuousPlan, QueryPlanner},
+    runtime::{
+        aggregate::Aggregator,
+        operator, pull,
+        sink::{QuerySink, RowsSink},
+        table_state::{StoredRecord, TableState},
+    },
+};
+
+
+mod common;
+
+use common::{cpu_seconds, peak_rss_mb};
+
+const BATCH: usize = 8192;
+const READINGS: &str = "CREATE STREAM READINGS (SENSOR STRING KEY, WATTS INTEGER, CREATED_AT DOUBLE) WITH (KAFKA_TOPIC = 'readings', VALUE_FORMAT = 'JSON');";
+const PER_SENSOR: &str = "CREATE TABLE PER_SENSOR AS SELECT SENSOR, COUNT(*) AS READINGS, SUM(WATTS) AS TOTAL, MAX(WATTS) AS PEAK FROM READINGS GROUP BY SENSOR;";
+const LATEST: &str = "CREATE SOURCE TABLE LATEST_READING (SENSOR STRING PRIMARY KEY, WATTS INTEGER, CREATED_AT DOUBLE) WITH (KAFKA_TOPIC = 'latest', VALUE_FORMAT = 'JSON');";
+const PULLS: usize = 1_000;
+const SCANS: usize = 5;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let keys: usize = std::env::var("SLUICE_BENCH_KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    match args.first().map(String::as_str) {
+        Some("aggregate") => report(keys, sluice_aggregate),
+        Some("hand") => report(keys, hand_written_aggregate),
+        Some("pull") => pull_queries(keys),
+        _ => {
+            println!("aggregation over {keys} distinct keys (COUNT, SUM, MAX per key), from record bytes");
+            println!("{:<30} {:>8} {:>8} {:>14} {:>9}", "", "wall s", "CPU s", "records/CPU-s", "peak MB");
+            for variant in ["aggregate", "hand"] {
+                let measured = run(variant);
+                let cpu = measured["cpu"].as_f64().unwrap();
+                println!(
+                    "{:<30} {:>8.2} {:>8.2} {:>14.0} {:>9.1}",
+                    if variant == "aggregate" { "sluice decode+aggregate" } else { "hand-written serde+HashMap" },
+                    measured["wall"].as_f64().unwrap(),
+                    cpu,
+                    keys as f64 / cpu,
+                    measured["rss_mb"].as_f64().unwrap()
+                );
+            }
+            let measured = run("pull");
+            println!("\npull queries by key against a table of {keys} keys, {PULLS} paced at 1,000/s (planning included)");
+            println!("table filled in {:.2} s, peak RSS {:.1} MB", measured["fill_s"].as_f64().unwrap(), measured["rss_mb"].as_f64().unwrap());
+            println!(
+                "by key: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; by a scan of every row (mean of {SCANS}): {:.1} ms",
+                measured["p50_ms"].as_f64().unwrap(),
+                measured["p99_ms"].as_f64().unwrap(),
+                measured["max_ms"].as_f64().unwrap(),
+                measured["scan_ms"].as_f64().unwrap()
+            );
+        }
+    }
+}
+
+/// This binary re-run as `variant`, its measurements read back.
+fn run(variant: &str) -> Value {
+    let out = Command::new(std::env::current_exe().unwrap()).arg(variant).output().unwrap();
+    assert!(out.status.success(), "{variant} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Runs `aggregate` over one record per key and prints its wall and CPU seconds and peak RSS.
+fn report(keys: usize, aggregate: fn(&[(String, Vec<u8>)]) -> usize) {
+    let records = readings(keys);
+    let (cpu_before, wall) = (cpu_seconds(), Instant::now());
+    let groups = aggregate(&records);
+    let (cpu, wall) = (cpu_seconds() - cpu_before, wall.elapsed().as_secs_f64());
+    assert_eq!(groups, keys, "one group per key");
+    println!("{}", json!({"wall": wall, "cpu": cpu, "rss_mb": peak_rss_mb()}));
+}
+
+/// One reading per sensor: its key and JSON value.
+fn readings(keys: usize) -> Vec<(String, Vec<u8>)> {
+    (0..keys)
+        .map(|n| {
+            let value = json!({"WATTS": 400 + n % 97, "CREATED_AT": 1694902173.12 + n as f64}).to_string();
+            (sensor(n), value.into_bytes())
+        })
+        .collect()
+}
+
+fn sensor(n: usize) -> String {
+    format!("sensor-{n:07}")
+}
+
+fn plan(catalog: &Catalog, select: &sluice::parser::Select) -> ContinuousPlan {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(QueryPlanner::plan(catalog, select)).unwrap()
+}
+
+fn sluice_aggregate(records: &[(String, Vec<u8>)]) -> usize {
+    let catalog = Catalog::default();
+    catalog.put_stream(SourceDef::from_create(READINGS).unwrap());
+    let Statement::CreateAsSelect(ctas) = KsqlParser::parse_one(PER_SENSOR).unwrap().statement else { unreachable!("a CTAS") };
+    let plan = plan(&catalog, &ctas.select);
+    let decoder = RecordDecoder::new(&plan.source).unwrap();
+    let mut aggregator = Aggregator::for_plan(&plan).unwrap().expect("an aggregation");
+    let mut updated = 0;
+    for (chunk, batch) in records.chunks(BATCH).enumerate() {
+        let raw: Vec<RawRecord<'_>> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, (key, value))| RawRecord {
+                partition: 0,
+                offset: (chunk * BATCH + i) as i64,
+                timestamp: (chunk * BATCH + i) as i64,
+                key: Some(key.as_bytes()),
+                value: Some(value),
+            })
+            .collect();
+        let decoded = decoder.decode(&raw).unwrap();
+        let evaluated = operator::evaluate(&plan, None, &decoded.batch, None, None, Some(&mut aggregator)).unwrap();
+        updated += evaluated.rows.len();
+    }
+    updated
+}
+
+/// Count, sum and maximum of one sensor's readings.
+#[derive(Default)]
+struct Totals {
+    readings: u64,
+    total: i64,
+    peak: i64,
+}
+
+fn hand_written_aggregate(records: &[(String, Vec<u8>)]) -> usize {
+    let mut groups: HashMap<String, Totals> = HashMap::new();
+    for (key, value) in records {
+        let value: Value = serde_json::from_slice(value).unwrap();
+        let watts = value["WATTS"].as_i64().unwrap();
+        let totals = groups.entry(key.clone()).or_default();
+        totals.readings += 1;
+        totals.total += watts;
+        totals.peak = totals.peak.max(watts);
+    }
+    black_box(groups.len())
+}
+
+/// Fills a table of `keys` rows, then answers pull queries by key paced at 1,000 a second
+/// (latency counted from each query's due time, planning included), then a few answered by a
+/// scan of every row (`OR WATTS IS NULL` pins no key; no reading lacks its watts).
+fn pull_queries(keys: usize) {
+    let table = TableState::default();
+    let fill = Instant::now();
+    for (offset, (key, value)) in readings(keys).into_iter().enumerate() {
+        table.upsert(StoredRecord { key: key.into_bytes(), value, timestamp: offset as i64, partition: 0, offset: offset as i64 });
+    }
+    let fill_s = fill.elapsed().as_secs_f64();
+    let catalog = Catalog::default();
+    catalog.put_stream(SourceDef::from_create(LATEST).unwrap());
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let ask = |query: &str| {
+        let Statement::Select(select) = KsqlParser::parse_one(query).unwrap().statement else { unreachable!("a SELECT") };
+        let plan = runtime.block_on(QueryPlanner::plan(&catalog, &select)).unwrap();
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(1024);
+        let sink = QuerySink::Rows(RowsSink { sender, key_outputs: plan.key_outputs.clone() });
+        pull::run(&table, plan, sink).unwrap();
+        let mut rows = 0;
+        while receiver.try_recv().is_ok() {
+            rows += 1;
+        }
+        assert_eq!(rows, 1, "{query} answers one row");
+    };
+    let mut latencies = Vec::with_capacity(PULLS);
+    let start = Instant::now();
+    for n in 0..PULLS {
+        let due = start + Duration::from_millis(n as u64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        ask(&format!("SELECT * FROM LATEST_READING WHERE SENSOR = '{}';", sensor(n * 7919 % keys)));
+        latencies.push(due.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let percentile = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
+    let scans = Instant::now();
+    for n in 0..SCANS {
+        ask(&format!("SELECT * FROM LATEST_READING WHERE SENSOR = '{}' OR WATTS IS NULL;", sensor(n * 7919 % keys)));
+    }
+    let scan_ms = scans.elapsed().as_secs_f64() * 1000.0 / SCANS as f64;
+    println!(
+        "{}",
+        json!({"fill_s": fill_s, "p50_ms": percentile(50), "p99_ms": percentile(99), "max_ms": latencies[latencies.len() - 1], "scan_ms": scan_ms, "rss_mb": peak_rss_mb()})
+    );
+}

@@ -167,15 +167,8 @@ impl ByOffsetAccumulator {
 
 impl Accumulator for ByOffsetAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let column = &values[0];
-        for row in 0..column.len() {
-            if self.ignore_nulls && column.is_null(row) {
-                continue;
-            }
-            let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-            self.offer(ScalarValue::try_from_array(column, row)?, sequence);
-        }
-        Ok(())
+        let ignore_nulls = self.ignore_nulls;
+        offer_each(&values[0], ignore_nulls, |value, sequence| self.offer(value, sequence))
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
@@ -238,15 +231,8 @@ impl ByOffsetN {
 
 impl Accumulator for ByOffsetN {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let column = &values[0];
-        for row in 0..column.len() {
-            if self.ignore_nulls && column.is_null(row) {
-                continue;
-            }
-            let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-            self.offer(ScalarValue::try_from_array(column, row)?, sequence);
-        }
-        Ok(())
+        let ignore_nulls = self.ignore_nulls;
+        offer_each(&values[0], ignore_nulls, |value, sequence| self.offer(value, sequence))
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
@@ -273,6 +259,19 @@ impl Accumulator for ByOffsetN {
         }
         Ok(())
     }
+}
+
+/// Offers each value of `column` in order, with the next sequence number (NULLs skipped when
+/// `ignore_nulls`).
+fn offer_each(column: &ArrayRef, ignore_nulls: bool, mut offer: impl FnMut(ScalarValue, u64)) -> Result<()> {
+    for row in 0..column.len() {
+        if ignore_nulls && column.is_null(row) {
+            continue;
+        }
+        let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        offer(ScalarValue::try_from_array(column, row)?, sequence);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

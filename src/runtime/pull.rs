@@ -20,9 +20,9 @@ use super::{
     table_state::TableState,
 };
 use crate::{
+    catalog::Format,
     connectors::kafka::delivery::BatchDeliveries,
     error::Result,
-    catalog::Format,
     format::{ColumnWriter, RawRecord, RecordDecoder, encode_key},
     planner::ContinuousPlan,
 };
@@ -31,7 +31,7 @@ use crate::{
 const CHUNK: usize = 8192;
 
 /// Evaluates `plan` (its filter and projection) over the rows of `table` it may pass (those of
-/// the keys it pins, else every row, in the order keys first appeared), and writes what passes
+/// the keys it pins, else every row, in the order of their key bytes), and writes what passes
 /// to `sink`. Blocking.
 pub fn run(table: &TableState, mut plan: ContinuousPlan, mut sink: QuerySink) -> Result<()> {
     plan.changelog = false;
@@ -71,10 +71,10 @@ pub fn run(table: &TableState, mut plan: ContinuousPlan, mut sink: QuerySink) ->
 
 /// The keys `plan`'s filter pins its table's key column to, as the table's records hold them:
 /// `K = literal` (either way round) or `K IN (literal, …)`, alone, under `AND`, or `OR`ed with
-/// another such pin. None when it
-/// pins none, or when the table's key bytes may differ from Sluice's encoding of the same value:
-/// a windowed key, several key columns, or a key format other producers may write in another
-/// form than Sluice would (JSON's spacing, DELIMITED's quoting); the KAFKA format has one form.
+/// another such pin. The rows found still pass through the filter. None when it pins none, or
+/// when the table's key bytes may differ from Sluice's encoding of the same value: a windowed
+/// key, several key columns, or a key format other producers may write in another form than
+/// Sluice would (JSON's spacing, DELIMITED's quoting); the KAFKA format has one form.
 pub fn pinned_keys(plan: &ContinuousPlan) -> Result<Option<Vec<Vec<u8>>>> {
     let source = &plan.source;
     let mut keys = source.key_columns();

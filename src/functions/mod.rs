@@ -14,6 +14,7 @@ pub mod histogram;
 pub mod json;
 pub mod json_path;
 pub mod listing;
+pub mod sum_list;
 
 use std::{cell::RefCell, sync::Arc};
 
@@ -52,7 +53,7 @@ pub fn register_all(ctx: &SessionContext) -> Result<()> {
         ctx.register_udf(udf);
     }
     let udafs = by_offset::functions().into_iter().chain(collect::functions()).chain(deviation::functions());
-    for udaf in udafs.chain([histogram::function(), correlation::function()]) {
+    for udaf in udafs.chain([histogram::function(), correlation::function(), sum_list::function()]) {
         ctx.register_udaf(udaf);
     }
     // ksqlDB's COUNT_DISTINCT is a HyperLogLog of 2^14 registers, as DataFusion's.

@@ -729,7 +729,8 @@ fn plan_aggregate(
 
 /// The aggregate functions whose state can take a value back out in any order, which a table's
 /// updates need: ksqlDB's table aggregation functions.
-const TABLE_AGGREGATES: [&str; 8] = ["count", "sum", "avg", "collect_list", "histogram", "correlation", "stddev_samp", "stddev_sample"];
+const TABLE_AGGREGATES: [&str; 9] =
+    ["count", "sum", "avg", "collect_list", "histogram", "correlation", "stddev_samp", "stddev_sample", "sum_list"];
 
 /// Refuses, in ksqlDB's words, aggregate functions a table's updates cannot retract from.
 fn check_table_aggregates(aggregates: &[Arc<AggregateFunctionExpr>]) -> Result<()> {

@@ -27,7 +27,6 @@ use sluice::{
     runtime::{operator, two_sources::TwoSources, window_join::WindowJoiner},
 };
 
-
 mod common;
 
 use common::{cpu_seconds, peak_rss_mb};

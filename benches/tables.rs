@@ -29,7 +29,6 @@ use sluice::{
     },
 };
 
-
 mod common;
 
 use common::{cpu_seconds, peak_rss_mb};

@@ -485,7 +485,6 @@ impl Aggregator {
     }
 }
 
-/// Updates `accumulators` with the arguments of `rows`.
 /// A group for the key of `row`, in `window`, with fresh accumulators: ones that can retract
 /// when the aggregation is over a table (`retracting`).
 fn new_group(plan: &AggregatePlan, retracting: bool, keys: &[ArrayRef], row: usize, window: Option<WindowKey>) -> Result<Group> {
@@ -502,6 +501,7 @@ fn new_group(plan: &AggregatePlan, retracting: bool, keys: &[ArrayRef], row: usi
     })
 }
 
+/// Updates `accumulators` with the arguments of `rows`.
 fn accumulate(accumulators: &mut [Box<dyn Accumulator>], arguments: &[Vec<ArrayRef>], rows: &[u32]) -> Result<()> {
     let indices = UInt32Array::from(rows.to_vec());
     for (accumulator, values) in accumulators.iter_mut().zip(arguments) {

@@ -13,7 +13,6 @@
 use std::{
     collections::{HashMap, VecDeque},
     hint::black_box,
-    process::Command,
     time::Instant,
 };
 
@@ -29,7 +28,7 @@ use sluice::{
 
 mod common;
 
-use common::{cpu_seconds, peak_rss_mb};
+use common::{cpu_seconds, peak_rss_mb, run_variant};
 
 const BATCH: usize = 8192;
 const SPACING_MS: i64 = 10;
@@ -49,9 +48,7 @@ fn main() {
             println!("stream-stream join, 2 × {per_stream} records, WITHIN 1 MINUTE GRACE PERIOD 1 MINUTE, one match per record");
             println!("{:<28} {:>10} {:>10} {:>14} {:>10}", "", "wall s", "CPU s", "records/CPU-s", "peak MB");
             for variant in ["sluice", "hand"] {
-                let out = Command::new(std::env::current_exe().unwrap()).arg(variant).output().unwrap();
-                assert!(out.status.success(), "{variant} failed: {}", String::from_utf8_lossy(&out.stderr));
-                let measured: Value = serde_json::from_slice(&out.stdout).unwrap();
+                let measured = run_variant(variant);
                 let cpu = measured["cpu"].as_f64().unwrap();
                 println!(
                     "{:<28} {:>10.2} {:>10.2} {:>14.0} {:>10.1}",

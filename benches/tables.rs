@@ -11,7 +11,6 @@
 use std::{
     collections::HashMap,
     hint::black_box,
-    process::Command,
     time::{Duration, Instant},
 };
 
@@ -31,7 +30,7 @@ use sluice::{
 
 mod common;
 
-use common::{cpu_seconds, peak_rss_mb};
+use common::{cpu_seconds, peak_rss_mb, run_variant};
 
 const BATCH: usize = 8192;
 const READINGS: &str = "CREATE STREAM READINGS (SENSOR STRING KEY, WATTS INTEGER, CREATED_AT DOUBLE) WITH (KAFKA_TOPIC = 'readings', VALUE_FORMAT = 'JSON');";
@@ -51,7 +50,7 @@ fn main() {
             println!("aggregation over {keys} distinct keys (COUNT, SUM, MAX per key), from record bytes");
             println!("{:<30} {:>8} {:>8} {:>14} {:>9}", "", "wall s", "CPU s", "records/CPU-s", "peak MB");
             for variant in ["aggregate", "hand"] {
-                let measured = run(variant);
+                let measured = run_variant(variant);
                 let cpu = measured["cpu"].as_f64().unwrap();
                 println!(
                     "{:<30} {:>8.2} {:>8.2} {:>14.0} {:>9.1}",
@@ -62,7 +61,7 @@ fn main() {
                     measured["rss_mb"].as_f64().unwrap()
                 );
             }
-            let measured = run("pull");
+            let measured = run_variant("pull");
             println!("\npull queries by key against a table of {keys} keys, {PULLS} paced at 1,000/s (planning included)");
             println!("table filled in {:.2} s, peak RSS {:.1} MB", measured["fill_s"].as_f64().unwrap(), measured["rss_mb"].as_f64().unwrap());
             println!(
@@ -77,12 +76,6 @@ fn main() {
 }
 
 /// This binary re-run as `variant`, its measurements read back.
-fn run(variant: &str) -> Value {
-    let out = Command::new(std::env::current_exe().unwrap()).arg(variant).output().unwrap();
-    assert!(out.status.success(), "{variant} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// Runs `aggregate` over one record per key and prints its wall and CPU seconds and peak RSS.
 fn report(keys: usize, aggregate: fn(&[(String, Vec<u8>)]) -> usize) {
     let records = readings(keys);

@@ -1,5 +1,17 @@
-//! What the benchmarks share: a process's own CPU time and peak resident memory, read from
-//! `/proc/self`, so each variant run in a process of its own is measured apart.
+//! What the benchmarks share: running a variant in a process of its own, and that process's
+//! own CPU time and peak resident memory, read from `/proc/self`, so each is measured apart.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Runs this benchmark binary again with `variant` as its argument, and returns the JSON it
+/// printed: the variant's own measurements.
+pub fn run_variant(variant: &str) -> Value {
+    let out = Command::new(std::env::current_exe().unwrap()).arg(variant).output().unwrap();
+    assert!(out.status.success(), "{variant} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
 
 /// CPU seconds (user and system) this process has used.
 pub fn cpu_seconds() -> f64 {

@@ -2,7 +2,10 @@
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
-use crate::error::{Result, SluiceError};
+use crate::{
+    error::{Result, SluiceError},
+    properties,
+};
 
 mod kafka_client;
 mod tls;
@@ -33,6 +36,9 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// `authentication.method=BASIC`: who may use the HTTP API. `None` lets anyone.
     pub authentication: Option<BasicAuthentication>,
+    /// `ksql.functions.collect_list.limit` and `ksql.functions.collect_set.limit`: settings of
+    /// the functions every query starts from, which a request's properties override.
+    pub function_properties: BTreeMap<String, String>,
 }
 
 /// ksqlDB's HTTP Basic authentication settings.
@@ -61,6 +67,7 @@ impl Default for ServerConfig {
             max_push_queries: 100,
             max_request_bytes: 4 << 20,
             authentication: None,
+            function_properties: BTreeMap::new(),
         }
     }
 }
@@ -141,9 +148,13 @@ impl ServerConfig {
                 "authentication.roles" => roles = list(&value),
                 "authentication.skip.paths" => skip_paths = list(&value),
                 "authentication.jaas.config" | "java.security.auth.login.config" => jaas_config = Some(PathBuf::from(value)),
+                properties::COLLECT_LIST_LIMIT | properties::COLLECT_SET_LIMIT => {
+                    properties::check_value(&key, &value).map_err(|e| SluiceError::Config(e.to_string()))?;
+                    config.function_properties.insert(key, value);
+                }
                 other => {
                     return Err(SluiceError::Config(format!(
-                        "unknown key '{other}' (known: listeners, bootstrap.servers, broker.listen, ksql.service.id, data.dir, ksql.max.push.queries, sluice.http.max.request.bytes, authentication.method, authentication.realm, authentication.roles, authentication.skip.paths, authentication.jaas.config, {}, and the Kafka clients' security.protocol, sasl.*, ssl.ca.location, ssl.certificate.location, ssl.key.location, each also prefixed ksql.streams.)",
+                        "unknown key '{other}' (known: listeners, bootstrap.servers, broker.listen, ksql.service.id, data.dir, ksql.max.push.queries, sluice.http.max.request.bytes, authentication.method, authentication.realm, authentication.roles, authentication.skip.paths, authentication.jaas.config, ksql.functions.collect_list.limit, ksql.functions.collect_set.limit, {}, and the Kafka clients' security.protocol, sasl.*, ssl.ca.location, ssl.certificate.location, ssl.key.location, each also prefixed ksql.streams.)",
                         tls::KEYS
                     )));
                 }
@@ -297,5 +308,11 @@ mod tests {
         std::fs::write(&path, "ksql.max.push.queries=-1\n").unwrap();
         let err = ServerConfig::load(Some(&path), Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("ksql.max.push.queries: '-1'"), "{err}");
+        std::fs::write(&path, "ksql.functions.collect_list.limit=10\n").unwrap();
+        let config = ServerConfig::load(Some(&path), Overrides::default()).unwrap();
+        assert_eq!(config.function_properties.get("ksql.functions.collect_list.limit").map(String::as_str), Some("10"));
+        std::fs::write(&path, "ksql.functions.collect_set.limit=ten\n").unwrap();
+        let err = ServerConfig::load(Some(&path), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("Not a number of type INT"), "{err}");
     }
 }

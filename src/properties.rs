@@ -16,6 +16,8 @@ const KSQL_PREFIX: &str = "ksql.";
 pub const AUTO_OFFSET_RESET: &str = "auto.offset.reset";
 pub const PROCESSING_GUARANTEE: &str = "processing.guarantee";
 pub const CACHE_MAX_BYTES_BUFFERING: &str = "cache.max.bytes.buffering";
+pub const COLLECT_LIST_LIMIT: &str = "ksql.functions.collect_list.limit";
+pub const COLLECT_SET_LIMIT: &str = "ksql.functions.collect_set.limit";
 
 /// The properties Sluice acts on, with the value in force when none is set.
 pub const DEFAULTS: [(&str, &str); 3] = [
@@ -109,6 +111,9 @@ pub fn check_value(name: &str, value: &str) -> Result<()> {
     let allowed: &[&str] = match name {
         AUTO_OFFSET_RESET => &["latest", "earliest"],
         PROCESSING_GUARANTEE => &["at_least_once", "exactly_once", "exactly_once_beta", "exactly_once_v2"],
+        COLLECT_LIST_LIMIT | COLLECT_SET_LIMIT if value.trim().parse::<i32>().is_err() => {
+            return Err(SluiceError::Plan(format!("Invalid value {value} for configuration {name}: Not a number of type INT")));
+        }
         _ => return Ok(()),
     };
     if allowed.iter().any(|a| a.eq_ignore_ascii_case(value)) {

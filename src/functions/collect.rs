@@ -2,13 +2,16 @@
 //! `COLLECT_SET(col)`, `TOPK(col [, other…], k)` and `TOPKDISTINCT(col, k)`.
 //!
 //! As ksqlDB's: a list keeps every value in arrival order, NULLs included, and a set each value
-//! once, both up to 1,000 values (`ksql.functions.collect_list.limit`'s default); TOPK keeps the
+//! once, each up to its limit ([`CollectLimits`]); TOPK keeps the
 //! k largest non-NULL values, largest first and ties in arrival order, as structs
 //! `{sort_col, col0, col1, …}` when other columns are given; TOPKDISTINCT the k largest
 //! distinct values. Only a list can take a value back out (a table's update), as only ksqlDB's
 //! `COLLECT_LIST` is a table aggregate.
 
-use std::sync::{Arc, LazyLock};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, LazyLock},
+};
 
 use arrow::{
     array::{Array, ArrayRef, AsArray},
@@ -24,8 +27,42 @@ use datafusion::{
     physical_expr::expressions::Literal,
 };
 
-/// How many values a list or set keeps: ksqlDB's default limit.
-const LIMIT: usize = 1000;
+use crate::{
+    error::SluiceError,
+    properties::{COLLECT_LIST_LIMIT, COLLECT_SET_LIMIT},
+};
+
+/// How many values `COLLECT_LIST` and `COLLECT_SET` keep, beyond which further values are
+/// ignored: `ksql.functions.collect_list.limit` and `ksql.functions.collect_set.limit`. Both
+/// are 1,000 unless set (Confluent Cloud's fixed setting; self-managed ksqlDB keeps every value
+/// unless told, and lets state grow without bound); a negative limit keeps every value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CollectLimits {
+    pub list: usize,
+    pub set: usize,
+}
+
+impl Default for CollectLimits {
+    fn default() -> Self {
+        Self { list: 1000, set: 1000 }
+    }
+}
+
+impl CollectLimits {
+    /// The limits `properties` set, the defaults for those they leave out.
+    pub fn from_properties(properties: &BTreeMap<String, String>) -> crate::error::Result<Self> {
+        let limit = |name: &str, default: usize| match properties.get(name) {
+            None => Ok(default),
+            Some(value) => match value.trim().parse::<i32>() {
+                Ok(n) if n < 0 => Ok(usize::MAX),
+                Ok(n) => Ok(n as usize),
+                Err(_) => Err(SluiceError::Plan(format!("Invalid value {value} for configuration {name}: Not a number of type INT"))),
+            },
+        };
+        let defaults = Self::default();
+        Ok(Self { list: limit(COLLECT_LIST_LIMIT, defaults.list)?, set: limit(COLLECT_SET_LIMIT, defaults.set)? })
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
@@ -47,13 +84,21 @@ struct Gather {
     name: &'static str,
     kind: Kind,
     signature: Signature,
+    /// How many values a list or set keeps.
+    limit: usize,
 }
 
-/// `COLLECT_LIST`, `COLLECT_SET`, `TOPK` and `TOPKDISTINCT`.
-pub fn functions() -> Vec<AggregateUDF> {
+/// `COLLECT_LIST` and `COLLECT_SET` keeping up to `limits`, `TOPK` and `TOPKDISTINCT`.
+pub fn functions(limits: CollectLimits) -> Vec<AggregateUDF> {
     [("collect_list", Kind::List), ("collect_set", Kind::Set), ("topk", Kind::TopK), ("topkdistinct", Kind::TopKDistinct)]
         .into_iter()
-        .map(|(name, kind)| AggregateUDF::from(Gather { name, kind, signature: Signature::variadic_any(Volatility::Immutable) }))
+        .map(|(name, kind)| {
+            let limit = match kind {
+                Kind::Set => limits.set,
+                _ => limits.list,
+            };
+            AggregateUDF::from(Gather { name, kind, signature: Signature::variadic_any(Volatility::Immutable), limit })
+        })
         .collect()
 }
 
@@ -62,8 +107,8 @@ fn documentation(kind: Kind) -> &'static Documentation {
         let value = ("expression", "The column or expression whose values are gathered.");
         let k = ("k", "An INTEGER literal: how many values are kept.");
         [
-            super::documented("General Functions", "An array of every value of the group, NULLs included, in arrival order (at most 1,000).", "collect_list(expression)", &[value]),
-            super::documented("General Functions", "An array of the distinct values of the group, in arrival order (at most 1,000).", "collect_set(expression)", &[value]),
+            super::documented("General Functions", "An array of every value of the group, NULLs included, in arrival order (at most ksql.functions.collect_list.limit: 1,000 unless set).", "collect_list(expression)", &[value]),
+            super::documented("General Functions", "An array of the distinct values of the group, in arrival order (at most ksql.functions.collect_set.limit: 1,000 unless set).", "collect_set(expression)", &[value]),
             super::documented(
                 "General Functions",
                 "The k largest values of the group, largest first; with other columns, structs {sort_col, col0, …} of each value and the other columns of its row.",
@@ -122,7 +167,7 @@ impl AggregateUDFImpl for Gather {
                 _ => return plan_err!("{}'s last argument, k, must be a positive INTEGER literal", self.name.to_uppercase()),
             }
         } else {
-            LIMIT
+            self.limit
         };
         Ok(Box::new(Gathered { kind: self.kind, item: item.data_type().clone(), keep, items: Vec::new() }))
     }
@@ -299,7 +344,7 @@ mod tests {
 
     #[test]
     fn a_list_keeps_nulls_and_takes_back_the_last_equal_value() {
-        let mut collected = gathered(Kind::List, DataType::Int64, LIMIT);
+        let mut collected = gathered(Kind::List, DataType::Int64, 1000);
         collected.update_batch(&[ints(&[Some(1), None, Some(2), Some(1)])]).unwrap();
         collected.retract_batch(&[ints(&[Some(1)])]).unwrap();
         assert_eq!(list(&mut collected), vec![int(Some(1)), int(None), int(Some(2))]);
@@ -307,7 +352,7 @@ mod tests {
 
     #[test]
     fn a_set_keeps_each_value_once_in_arrival_order_and_cannot_retract() {
-        let mut collected = gathered(Kind::Set, DataType::Int64, LIMIT);
+        let mut collected = gathered(Kind::Set, DataType::Int64, 1000);
         collected.update_batch(&[ints(&[Some(3), Some(1), Some(3), None, None])]).unwrap();
         assert_eq!(list(&mut collected), vec![int(Some(3)), int(Some(1)), int(None)]);
         assert!(collected.retract_batch(&[ints(&[Some(3)])]).is_err());
@@ -333,5 +378,17 @@ mod tests {
         let state: Vec<ArrayRef> = other.state().unwrap().iter().map(|v| v.to_array().unwrap()).collect();
         distinct.merge_batch(&state).unwrap();
         assert_eq!(list(&mut distinct), vec![int(Some(7)), int(Some(6))]);
+    }
+
+    #[test]
+    fn limits_come_from_the_properties_and_a_negative_one_keeps_everything() {
+        let mut properties = BTreeMap::new();
+        assert_eq!(CollectLimits::from_properties(&properties).unwrap(), CollectLimits { list: 1000, set: 1000 });
+        properties.insert(COLLECT_LIST_LIMIT.to_string(), "1".to_string());
+        properties.insert(COLLECT_SET_LIMIT.to_string(), "-1".to_string());
+        assert_eq!(CollectLimits::from_properties(&properties).unwrap(), CollectLimits { list: 1, set: usize::MAX });
+        properties.insert(COLLECT_SET_LIMIT.to_string(), "many".to_string());
+        let error = CollectLimits::from_properties(&properties).unwrap_err().to_string();
+        assert!(error.contains("Invalid value many for configuration ksql.functions.collect_set.limit"), "{error}");
     }
 }

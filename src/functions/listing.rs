@@ -55,7 +55,7 @@ pub struct FunctionInfo {
 /// Every callable function, by name.
 pub fn all() -> Result<Vec<FunctionInfo>> {
     let ctx = SessionContext::new();
-    super::register_all(&ctx)?;
+    super::register_all(&ctx, Default::default())?;
     let state = ctx.state();
     let own: Vec<String> = super::json::functions()
         .iter()

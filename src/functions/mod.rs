@@ -48,11 +48,11 @@ pub fn report_row_error(row: usize, message: impl FnOnce() -> String) {
 }
 
 /// Registers ksqlDB's functions, and ksqlDB's names for DataFusion's own, in a session.
-pub fn register_all(ctx: &SessionContext) -> Result<()> {
+pub fn register_all(ctx: &SessionContext, limits: collect::CollectLimits) -> Result<()> {
     for udf in json::functions() {
         ctx.register_udf(udf);
     }
-    let udafs = by_offset::functions().into_iter().chain(collect::functions()).chain(deviation::functions());
+    let udafs = by_offset::functions().into_iter().chain(collect::functions(limits)).chain(deviation::functions());
     for udaf in udafs.chain([histogram::function(), correlation::function(), sum_list::function()]) {
         ctx.register_udaf(udaf);
     }

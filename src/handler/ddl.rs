@@ -12,6 +12,7 @@ use super::{Engine, connector, entity};
 use crate::{
     catalog::{Format, QueryDef, SourceDef, topic_template::TopicTemplate},
     error::{Result, SluiceError},
+    functions::collect::CollectLimits,
     parser::{
         ColumnDef, CreateAsSelect, DropSource, KsqlParser, ParsedStatement, Select, SourceKind,
         QueryAction, QueryControl, QueryTarget, Statement,
@@ -57,7 +58,7 @@ pub async fn validate(
             check_replace(csas.kind, &csas.name, existing.as_ref(), csas.or_replace, csas.if_not_exists, false)?;
             OffsetReset::from_properties(properties)?;
             Guarantee::from_properties(properties)?;
-            let plan = QueryPlanner::plan(&engine.catalog, &csas.select).await?;
+            let plan = QueryPlanner::plan_with(&engine.catalog, &csas.select, collect_limits(engine, properties)?).await?;
             check_result_kind(csas, &plan)?;
             check_copartitioned(engine, &plan)?;
             let (sink, _, _) = sink_source(csas, &plan, &parsed.text)?;
@@ -77,7 +78,7 @@ pub async fn validate(
             writable_stream(&target, "insert into")?;
             OffsetReset::from_properties(properties)?;
             Guarantee::from_properties(properties)?;
-            let plan = QueryPlanner::plan(&engine.catalog, &insert.select).await?;
+            let plan = QueryPlanner::plan_with(&engine.catalog, &insert.select, collect_limits(engine, properties)?).await?;
             check_copartitioned(engine, &plan)?;
             check_insert_schema(&target, &plan)
         }
@@ -175,7 +176,7 @@ pub async fn apply(
                 let message = format!("{} already exists", capitalized(word));
                 return Ok(entity::command_status(text, word, &csas.name, &message, None, seq));
             }
-            let plan = QueryPlanner::plan(&engine.catalog, &csas.select).await?;
+            let plan = QueryPlanner::plan_with(&engine.catalog, &csas.select, collect_limits(engine, properties)?).await?;
             let (sink, partitions, replicas) = sink_source(csas, &plan, text)?;
             let partitions = match partitions {
                 Some(p) => p,
@@ -208,7 +209,7 @@ pub async fn apply(
         }
         Statement::InsertSelect(insert) => {
             let target = engine.catalog.stream(&insert.target)?;
-            let plan = QueryPlanner::plan(&engine.catalog, &insert.select).await?;
+            let plan = QueryPlanner::plan_with(&engine.catalog, &insert.select, collect_limits(engine, properties)?).await?;
             let query = QueryDef {
                 id: format!("INSERTQUERY_{seq}"),
                 statement: text.clone(),
@@ -293,6 +294,14 @@ async fn register_query(engine: &Engine, query: QueryDef, plan: ContinuousPlan, 
     Ok(id)
 }
 
+/// The limits of `COLLECT_LIST` and `COLLECT_SET` for a query: the server's, overridden by
+/// the query's `properties`.
+pub fn collect_limits(engine: &Engine, properties: &BTreeMap<String, String>) -> Result<CollectLimits> {
+    let mut merged = engine.config.function_properties.clone();
+    merged.extend(properties.iter().map(|(k, v)| (k.clone(), v.clone())));
+    CollectLimits::from_properties(&merged)
+}
+
 /// Starts a catalogued query from its committed offsets (after a replay).
 pub async fn start_query(engine: &Engine, query: &QueryDef) -> Result<()> {
     let parsed = KsqlParser::parse_one(&query.statement)?;
@@ -301,7 +310,7 @@ pub async fn start_query(engine: &Engine, query: &QueryDef) -> Result<()> {
         Statement::InsertSelect(insert) => &insert.select,
         other => return Err(SluiceError::Internal(format!("query {} is {other}", query.id))),
     };
-    let plan = QueryPlanner::plan(&engine.catalog, select).await?;
+    let plan = QueryPlanner::plan_with(&engine.catalog, select, collect_limits(engine, &query.properties)?).await?;
     let start = match engine.queries.offsets().get(&query.id) {
         Some(start) => start,
         None => {

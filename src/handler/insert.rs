@@ -124,7 +124,7 @@ fn build(stream: &SourceDef, insert: &InsertValues) -> Result<Inserted> {
         )));
     }
     let ctx = SessionContext::new();
-    functions::register_all(&ctx)?;
+    functions::register_all(&ctx, Default::default())?;
     let named = names
         .iter()
         .zip(&insert.values)

@@ -33,7 +33,7 @@ use datafusion::{
 use crate::{
     catalog::{Catalog, SourceDef},
     error::{Result, SluiceError},
-    functions,
+    functions::{self, collect::CollectLimits},
     parser::{JoinWithin, Select, WindowKind, WindowSpec},
 };
 
@@ -258,11 +258,17 @@ impl AggregatePlan {
 pub struct QueryPlanner;
 
 impl QueryPlanner {
+    /// Plans `select` with the functions' default settings.
     pub async fn plan(catalog: &Catalog, select: &Select) -> Result<ContinuousPlan> {
+        Self::plan_with(catalog, select, CollectLimits::default()).await
+    }
+
+    /// Plans `select` with `COLLECT_LIST` and `COLLECT_SET` keeping up to `limits`.
+    pub async fn plan_with(catalog: &Catalog, select: &Select, limits: CollectLimits) -> Result<ContinuousPlan> {
         let rewritten = rewrite::rewrite(catalog, select)?;
         let source = rewritten.source;
         let ctx = SessionContext::new();
-        functions::register_all(&ctx)?;
+        functions::register_all(&ctx, limits)?;
         let mut row_schema = source.row_schema();
         if select.window.is_some() {
             // The window's bounds are columns the projection may read; the aggregation fills them.

@@ -27,6 +27,7 @@ use arrow::{
 use datafusion::{
     common::{HashMap, hash_map::EntryRef},
     logical_expr::Accumulator,
+    physical_expr::PhysicalExpr,
     scalar::ScalarValue,
 };
 
@@ -183,25 +184,27 @@ impl Aggregator {
     }
 
     /// The grouping keys and each aggregate's arguments of every row of `batch`, and the rows
-    /// whose expressions failed.
+    /// whose expressions failed. An expression written more than once (`AVG(x)` and `MAX(x)`)
+    /// is evaluated once.
     fn inputs(&self, batch: &RecordBatch) -> Result<(Vec<ArrayRef>, Vec<Vec<ArrayRef>>, Vec<(usize, String)>)> {
         let mut errors = Vec::new();
-        let mut keys = Vec::with_capacity(self.plan.key_count());
-        for expr in &self.plan.group_by {
+        let mut evaluated: Vec<(Arc<dyn PhysicalExpr>, ArrayRef)> = Vec::new();
+        let mut evaluate = |expr: &Arc<dyn PhysicalExpr>| -> Result<ArrayRef> {
+            if let Some((_, values)) = evaluated.iter().find(|(e, _)| e == expr) {
+                return Ok(values.clone());
+            }
             let (values, failed) = evaluate_rows(expr, batch)?;
             errors.extend(failed);
-            keys.push(values);
-        }
-        let mut arguments = Vec::with_capacity(self.plan.aggregates.len());
-        for aggregate in &self.plan.aggregates {
-            let mut values = Vec::new();
-            for expr in aggregate.expressions() {
-                let (value, failed) = evaluate_rows(&expr, batch)?;
-                errors.extend(failed);
-                values.push(value);
-            }
-            arguments.push(values);
-        }
+            evaluated.push((expr.clone(), values.clone()));
+            Ok(values)
+        };
+        let keys = self.plan.group_by.iter().map(&mut evaluate).collect::<Result<Vec<_>>>()?;
+        let arguments = self
+            .plan
+            .aggregates
+            .iter()
+            .map(|aggregate| aggregate.expressions().iter().map(&mut evaluate).collect::<Result<Vec<_>>>())
+            .collect::<Result<Vec<_>>>()?;
         Ok((keys, arguments, errors))
     }
 

@@ -137,7 +137,8 @@ async fn run(state: AppState, sql: &str, properties: BTreeMap<String, String>, l
         });
     };
     let engine = state.engine.clone();
-    let plan = QueryPlanner::plan(&engine.catalog, &select)
+    let limits = crate::handler::ddl::collect_limits(&engine, &properties).map_err(|e| AppError::from(e).with_statement(&text))?;
+    let plan = QueryPlanner::plan_with(&engine.catalog, &select, limits)
         .await
         .map_err(|e| AppError::from(e).with_statement(&text))?;
     if plan.join.is_some() && !select.emit_changes {

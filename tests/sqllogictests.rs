@@ -64,7 +64,7 @@ async fn main() {
     for file in &files {
         let mut runner = sqllogictest::Runner::new(|| async {
             let ctx = SessionContext::new();
-            sluice::functions::register_all(&ctx).map_err(|e| DataFusionError::External(Box::new(e)))?;
+            sluice::functions::register_all(&ctx, Default::default()).map_err(|e| DataFusionError::External(Box::new(e)))?;
             Ok(Functions { ctx })
         });
         match runner.run_file_async(file).await {

@@ -377,6 +377,10 @@ impl ScalarUDFImpl for ToJsonString {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let array = args.args[0].to_array(args.number_rows)?;
+        if let Some(texts) = temporal_texts(&array) {
+            let result: StringArray = texts.into_iter().map(|t| Some(t.map_or("null".to_string(), |t| format!("\"{t}\"")))).collect();
+            return Ok(ColumnarValue::Array(Arc::new(result)));
+        }
         let writer = ColumnWriter::new(&array);
         let mut buffer = Vec::new();
         let result: StringArray = (0..args.number_rows)
@@ -388,4 +392,32 @@ impl ScalarUDFImpl for ToJsonString {
             .collect();
         Ok(ColumnarValue::Array(Arc::new(result)))
     }
+}
+
+/// A DATE, TIME or TIMESTAMP column as the text ksqlDB's `TO_JSON_STRING` quotes: ISO dates,
+/// Java's `LocalTime` text, and timestamps to the millisecond.
+fn temporal_texts(array: &ArrayRef) -> Option<Vec<Option<String>>> {
+    use arrow::datatypes::{Date32Type, Time32MillisecondType, TimeUnit, TimestampMillisecondType};
+    let millis = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.naive_utc());
+    let texts = match array.data_type() {
+        DataType::Date32 => array.as_primitive::<Date32Type>().iter().map(|d| d.and_then(|d| millis(d as i64 * 86_400_000)).map(|t| t.format("%Y-%m-%d").to_string())).collect(),
+        DataType::Time32(TimeUnit::Millisecond) => array
+            .as_primitive::<Time32MillisecondType>()
+            .iter()
+            .map(|ms| {
+                ms.and_then(|ms| millis(ms as i64)).map(|t| match (ms.unwrap_or(0) % 60_000, ms.unwrap_or(0) % 1000) {
+                    (0, _) => t.format("%H:%M").to_string(),
+                    (_, 0) => t.format("%H:%M:%S").to_string(),
+                    _ => t.format("%H:%M:%S%.3f").to_string(),
+                })
+            })
+            .collect(),
+        DataType::Timestamp(TimeUnit::Millisecond, None) => array
+            .as_primitive::<TimestampMillisecondType>()
+            .iter()
+            .map(|ms| ms.and_then(millis).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()))
+            .collect(),
+        _ => return None,
+    };
+    Some(texts)
 }

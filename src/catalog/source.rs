@@ -74,6 +74,11 @@ pub const ROWOFFSET: &str = "ROWOFFSET";
 pub const WINDOWSTART: &str = "WINDOWSTART";
 pub const WINDOWEND: &str = "WINDOWEND";
 
+/// Whether no declared or aliased column may take `name`: a pseudo-column's.
+pub fn is_reserved(name: &str) -> bool {
+    [ROWTIME, ROWPARTITION, ROWOFFSET, WINDOWSTART, WINDOWEND].contains(&name)
+}
+
 /// How a windowed table's keys carry their window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceWindow {
@@ -148,6 +153,8 @@ pub struct SourceDef {
     pub wrap_single_value: bool,
     /// A value column whose BIGINT or TIMESTAMP value becomes ROWTIME.
     pub timestamp_column: Option<String>,
+    /// `TIMESTAMP_FORMAT`: the Java pattern in which the STRING timestamp column is read.
+    pub timestamp_format: Option<String>,
     /// The statement that created it, as the user wrote it.
     pub statement: String,
     /// A windowed table's: each key carries its window.
@@ -182,7 +189,7 @@ impl SourceDef {
         default_topic: Option<&str>,
         statement: &str,
     ) -> Result<SourceDef> {
-        const KNOWN: [&str; 12] = [
+        const KNOWN: [&str; 13] = [
             "KAFKA_TOPIC",
             "VALUE_FORMAT",
             "KEY_FORMAT",
@@ -190,6 +197,7 @@ impl SourceDef {
             "PARTITIONS",
             "REPLICAS",
             "TIMESTAMP",
+            "TIMESTAMP_FORMAT",
             "VALUE_DELIMITER",
             "WRAP_SINGLE_VALUE",
             "RETENTION_MS",
@@ -245,9 +253,9 @@ impl SourceDef {
                     column.name
                 )));
             }
-            if [ROWTIME, ROWPARTITION, ROWOFFSET, WINDOWSTART, WINDOWEND].contains(&column.name.as_str()) {
+            if is_reserved(&column.name) {
                 return Err(SluiceError::Plan(format!(
-                    "'{}' is a reserved column name.",
+                    "'{}' is a reserved column name. You cannot use it as a name for a column.",
                     column.name
                 )));
             }
@@ -271,12 +279,21 @@ impl SourceDef {
             ));
         }
         let timestamp_column = properties.get("TIMESTAMP").map(|t| t.as_text().to_ascii_uppercase());
+        let timestamp_format = properties.get("TIMESTAMP_FORMAT").map(|f| f.as_text());
+        if let Some(format) = &timestamp_format {
+            if timestamp_column.is_none() {
+                return Err(SluiceError::Plan("TIMESTAMP_FORMAT may only be set with TIMESTAMP, the column it reads".into()));
+            }
+            crate::java_time::Pattern::parse(format)
+                .map_err(|e| SluiceError::Plan(format!("Invalid TIMESTAMP_FORMAT '{format}': {e}")))?;
+        }
         if let Some(ts) = &timestamp_column {
             match columns.iter().find(|c| &c.name == ts) {
                 Some(c) if matches!(c.data_type, SqlType::Bigint | SqlType::Timestamp) => {}
+                Some(c) if c.data_type == SqlType::String && timestamp_format.is_some() => {}
                 Some(_) => {
                     return Err(SluiceError::Plan(format!(
-                        "Timestamp column, {ts}, should be LONG(INT64) or TIMESTAMP"
+                        "Timestamp column, `{ts}`, should be LONG(INT64), TIMESTAMP, or a String with a timestamp_format specified."
                     )));
                 }
                 None => {
@@ -311,6 +328,7 @@ impl SourceDef {
             value_delimiter,
             wrap_single_value,
             timestamp_column,
+            timestamp_format,
             statement: statement.to_string(),
             window: SourceWindow::declared(properties)?,
         })
@@ -322,7 +340,7 @@ impl SourceDef {
     pub fn source_identity(&self) -> String {
         format!(
             "{:?}",
-            (self.kind, &self.topic, &self.columns, self.key_format, self.value_format, self.value_delimiter, &self.timestamp_column, self.window)
+            (self.kind, &self.topic, &self.columns, self.key_format, self.value_format, self.value_delimiter, &self.timestamp_column, &self.timestamp_format, self.window)
         )
     }
 

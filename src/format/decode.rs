@@ -18,6 +18,7 @@ use super::{RawRecord, WindowKey};
 use crate::{
     catalog::{Format, SourceDef, SourceWindow, types::SqlType},
     error::{Result, SluiceError},
+    java_time::{Pattern, Zone},
 };
 
 /// The decoded rows of a batch and the records that could not be decoded.
@@ -41,6 +42,8 @@ pub struct RecordDecoder {
     value_format: Format,
     delimiter: u8,
     timestamp_column: Option<usize>,
+    /// `TIMESTAMP_FORMAT`: how a STRING timestamp column is read.
+    timestamp_pattern: Option<Pattern>,
     /// A table's rows are identified by their key: a record without one is skipped.
     keyed: bool,
     /// A windowed table's keys end with their window.
@@ -102,6 +105,12 @@ impl RecordDecoder {
             value_format: stream.value_format,
             delimiter: stream.value_delimiter,
             timestamp_column,
+            timestamp_pattern: stream
+                .timestamp_format
+                .as_deref()
+                .map(Pattern::parse)
+                .transpose()
+                .map_err(|e| SluiceError::Plan(format!("Invalid TIMESTAMP_FORMAT: {e}")))?,
             keyed: stream.is_table(),
             window: stream.window,
         })
@@ -162,13 +171,14 @@ impl RecordDecoder {
                 errors.push((index, reason));
                 continue;
             }
-            let mut time = record.timestamp;
-            for (i, (builder, cell)) in builders.iter_mut().zip(cells.drain(..)).enumerate() {
-                if Some(i) == self.timestamp_column {
-                    if let Cell::Int(ms) = cell {
-                        time = ms;
-                    }
+            let time = match self.row_time(&cells, &scratch) {
+                Ok(time) => time.unwrap_or(record.timestamp),
+                Err(reason) => {
+                    errors.push((index, reason));
+                    continue;
                 }
+            };
+            for (builder, cell) in builders.iter_mut().zip(cells.drain(..)) {
                 builder.append(cell, &scratch);
             }
             rowtime.append_value(time);
@@ -198,6 +208,23 @@ impl RecordDecoder {
             errors,
             no_value: no_value.unwrap_or_default(),
         })
+    }
+
+    /// The record's time from its timestamp column, if it has one holding a value: epoch
+    /// milliseconds, or a STRING read in `TIMESTAMP_FORMAT`.
+    fn row_time(&self, cells: &[Cell<'_>], scratch: &str) -> Result<Option<i64>, String> {
+        let Some(column) = self.timestamp_column else { return Ok(None) };
+        let text = match &cells[column] {
+            Cell::Int(ms) => return Ok(Some(*ms)),
+            Cell::Text(text) => text.as_ref(),
+            Cell::Unescaped(range) => &scratch[range.clone()],
+            _ => return Ok(None),
+        };
+        let Some(pattern) = &self.timestamp_pattern else { return Ok(None) };
+        pattern
+            .parse_instant(text, &Zone::UTC)
+            .map(|t| Some(t.timestamp_millis()))
+            .map_err(|e| format!("Failed to parse timestamp '{text}' with formatter '{}': {e}", self.columns[column].name))
     }
 
     fn decode_record<'a>(

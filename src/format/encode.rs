@@ -283,7 +283,8 @@ pub fn encode_keys(format: Format, order: &[String], names: &[String], columns: 
 
 /// Writes one DELIMITED field as ksqlDB's serializer (Apache Commons CSV, minimal quoting)
 /// does: quoted when it holds the delimiter, a quote or a line break, starts with a character
-/// at or below `#`, ends in whitespace, or is empty at the start of the line; quotes doubled.
+/// at or below `#`, ends in whitespace, or opens the line with anything but a letter or digit
+/// (`"-10",…`) or empty; quotes doubled.
 /// NULL is an empty field, never quoted. BYTES are base64, DECIMAL plain digits.
 fn write_delimited_field(column: &ColumnWriter, row: usize, delimiter: u8, first: bool, out: &mut Vec<u8>) {
     use base64::Engine;
@@ -304,6 +305,7 @@ fn write_delimited_field(column: &ColumnWriter, row: usize, delimiter: u8, first
     let quote = match (text.first(), text.last()) {
         (Some(&start), Some(&end)) => {
             start <= b'#'
+                || (first && !start.is_ascii_alphanumeric())
                 || end <= b' '
                 || text.iter().any(|&b| b == delimiter || b == b'"' || b == b'\n' || b == b'\r')
         }

@@ -95,6 +95,7 @@ pub(crate) fn stream(format: Format, key: Option<SqlType>, values: &[SqlType]) -
         value_delimiter: b',',
         wrap_single_value: true,
         timestamp_column: None,
+        timestamp_format: None,
         statement: String::new(),
         window: None,
     }
@@ -206,14 +207,15 @@ proptest! {
 #[test]
 fn delimited_fields_are_quoted_as_ksqldb_quotes_them() {
     let stream = stream(Format::Delimited, None, &[SqlType::String, SqlType::String, SqlType::Integer]);
-    let cases: [([Option<&str>; 2], &str); 7] = [
+    let cases: [([Option<&str>; 2], &str); 8] = [
         ([Some("a"), Some("b")], "a,b,1"),
         ([Some("a,b"), Some("say \"hi\"")], "\"a,b\",\"say \"\"hi\"\"\",1"),
         ([None, None], ",,1"),
         ([Some(""), None], "\"\",,1"),
         ([Some(" lead"), Some("trail ")], "\" lead\",\"trail \",1"),
         ([Some("#tag"), Some("two\nlines")], "\"#tag\",\"two\nlines\",1"),
-        ([Some("é€"), Some("")], "é€,,1"),
+        ([Some("é€"), Some("")], "\"é€\",,1"),
+        ([Some("-10"), Some("-10")], "\"-10\",-10,1"),
     ];
     for ([a, b], expected) in cases {
         let columns: Vec<ArrayRef> = vec![

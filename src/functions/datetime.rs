@@ -1,9 +1,11 @@
 //! ksqlDB's date and time functions that DataFusion lacks or names differently:
 //! TIMESTAMPTOSTRING, STRINGTOTIMESTAMP, FORMAT_TIMESTAMP, PARSE_TIMESTAMP, STRINGTODATE,
 //! DATETOSTRING, FORMAT_DATE, PARSE_DATE, FORMAT_TIME, PARSE_TIME, UNIX_TIMESTAMP, UNIX_DATE,
-//! FROM_DAYS, FROM_UNIXTIME (milliseconds, as ksqlDB's) and CONVERT_TZ.
+//! FROM_DAYS, FROM_UNIXTIME (milliseconds, as ksqlDB's), CONVERT_TZ, and DATEADD, DATESUB,
+//! TIMEADD, TIMESUB, TIMESTAMPADD and TIMESTAMPSUB, whose time unit the planner passes as its
+//! name (`DATEADD(DAYS, 10, d)` is `dateadd('DAYS', 10, d)` here).
 //!
-//! Patterns are Java's `DateTimeFormatter` patterns ([`super::java_time`]); a zone left out is
+//! Patterns are Java's `DateTimeFormatter` patterns ([`crate::java_time`]); a zone left out is
 //! UTC (ksqlDB's servers' default zone is the JVM's, UTC on its images). A text that does not
 //! match its pattern gives NULL and a processing error.
 
@@ -11,11 +13,15 @@ use arrow::datatypes::{DataType, TimeUnit};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use datafusion::{
     common::{ScalarValue, plan_err},
-    logical_expr::{ScalarUDF, Volatility},
+    logical_expr::{ScalarUDF, Signature, TypeSignature, Volatility},
+};
+
+use crate::{
+    catalog::types::SqlType,
+    java_time::{Pattern, Zone},
 };
 
 use super::{
-    java_time::{Pattern, Zone},
     row_function::{Doc, RowFunction, integer, one_of, text},
 };
 
@@ -27,7 +33,7 @@ const MILLIS_PER_DAY: i64 = 86_400_000;
 pub fn functions() -> Vec<ScalarUDF> {
     use DataType::{Date32, Int32, Int64, Utf8};
     let patterned = |value: DataType| one_of(vec![vec![value.clone(), Utf8], vec![value, Utf8, Utf8]], Volatility::Immutable);
-    vec![
+    let mut functions = vec![
         RowFunction::new("timestamptostring", patterned(Int64), |_| Ok(Utf8), format_millis, Doc {
             section: SECTION,
             description: "Epoch milliseconds as a STRING in a Java DateTimeFormatter pattern, in a time zone (UTC if none).",
@@ -133,7 +139,66 @@ pub fn functions() -> Vec<ScalarUDF> {
             arguments: &[("timestamp", "A TIMESTAMP."), ("from_zone", "A Java time-zone name."), ("to_zone", "A Java time-zone name.")],
         })
         .udf(),
+    ];
+    functions.extend(shifts());
+    functions
+}
+
+/// DATEADD, DATESUB, TIMEADD, TIMESUB, TIMESTAMPADD and TIMESTAMPSUB.
+fn shifts() -> Vec<ScalarUDF> {
+    let any = || Signature::new(TypeSignature::VariadicAny, Volatility::Immutable);
+    let doc = |description: &'static str, syntax: &'static str| Doc { section: SECTION, description, syntax, arguments: &[UNIT, INTERVAL, ("value", "The DATE, TIME or TIMESTAMP to shift.")] };
+    vec![
+        RowFunction::new("dateadd", any(), |t| shifted_type("dateadd", t, DataType::Date32), |a| shift(a, 1), doc("A DATE moved forward by an interval (whole days of it).", "dateadd(unit, interval, date)")).udf(),
+        RowFunction::new("datesub", any(), |t| shifted_type("datesub", t, DataType::Date32), |a| shift(a, -1), doc("A DATE moved back by an interval (whole days of it).", "datesub(unit, interval, date)")).udf(),
+        RowFunction::new("timeadd", any(), |t| shifted_type("timeadd", t, TIME), |a| shift(a, 1), doc("A TIME moved forward by an interval, wrapping at midnight.", "timeadd(unit, interval, time)")).udf(),
+        RowFunction::new("timesub", any(), |t| shifted_type("timesub", t, TIME), |a| shift(a, -1), doc("A TIME moved back by an interval, wrapping at midnight.", "timesub(unit, interval, time)")).udf(),
+        RowFunction::new("timestampadd", any(), |t| shifted_type("timestampadd", t, TIMESTAMP), |a| shift(a, 1), doc("A TIMESTAMP moved forward by an interval.", "timestampadd(unit, interval, timestamp)")).udf(),
+        RowFunction::new("timestampsub", any(), |t| shifted_type("timestampsub", t, TIMESTAMP), |a| shift(a, -1), doc("A TIMESTAMP moved back by an interval.", "timestampsub(unit, interval, timestamp)")).udf(),
     ]
+}
+
+const UNIT: (&str, &str) = ("unit", "MILLISECONDS, SECONDS, MINUTES, HOURS or DAYS.");
+const INTERVAL: (&str, &str) = ("interval", "An INTEGER or BIGINT: how many units.");
+
+/// The type a shift returns: its value's, when it is given a unit, an integer and a value of
+/// type `value`; otherwise ksqlDB's refusal.
+fn shifted_type(name: &str, types: &[DataType], value: DataType) -> datafusion::common::Result<DataType> {
+    match types {
+        [DataType::Utf8, interval, given] if interval.is_integer() && *given == value => Ok(value),
+        [_, _, given] if given.is_null() => Ok(value),
+        _ => {
+            let names: Vec<String> =
+                types.iter().map(|t| SqlType::from_arrow(t).map_or_else(|_| t.to_string(), |t| t.to_string())).collect();
+            plan_err!("Function '{name}' does not accept parameters ({}).", names.join(", "))
+        }
+    }
+}
+
+/// A value shifted by `direction` times an interval: days for a DATE (the interval cut to whole
+/// days, as Java's `TimeUnit.toDays`), milliseconds for a TIME (wrapping) or TIMESTAMP.
+fn shift(args: &[ScalarValue], direction: i64) -> Result<ScalarValue, String> {
+    let unit = text(&args[0]).ok_or("the time unit is not a name")?;
+    let millis_per_unit: i64 = match unit.trim_end_matches('S') {
+        "MILLISECOND" => 1,
+        "SECOND" => 1000,
+        "MINUTE" => 60_000,
+        "HOUR" => 3_600_000,
+        "DAY" => MILLIS_PER_DAY,
+        other => return Err(format!("unknown time unit {other}")),
+    };
+    let interval = integer(&args[1]).ok_or("the interval is not an integer")?;
+    let millis = interval.checked_mul(millis_per_unit).and_then(|m| m.checked_mul(direction)).ok_or("the interval is out of range")?;
+    Ok(match &args[2] {
+        ScalarValue::Date32(Some(days)) => ScalarValue::Date32(Some((*days as i64 + millis / MILLIS_PER_DAY) as i32)),
+        ScalarValue::Time32Millisecond(Some(ms)) => {
+            ScalarValue::Time32Millisecond(Some((*ms as i64 + millis).rem_euclid(MILLIS_PER_DAY) as i32))
+        }
+        ScalarValue::TimestampMillisecond(Some(ms), zone) => {
+            ScalarValue::TimestampMillisecond(Some(ms.checked_add(millis).ok_or("the timestamp is out of range")?), zone.clone())
+        }
+        other => return Err(format!("cannot shift {other}")),
+    })
 }
 
 const MILLIS: (&str, &str) = ("epoch_millis", "A BIGINT: milliseconds since 1970-01-01T00:00:00Z.");
@@ -272,6 +337,17 @@ mod tests {
         assert_eq!(format_days(&[ScalarValue::Int32(Some(18993)), utf8("dd-MMM-yyyy")]).unwrap(), utf8("01-Jan-2022"));
         assert_eq!(parse_days(&[utf8("2018-05-11Lit"), utf8("yyyy-MM-dd'Lit'")]).unwrap(), ScalarValue::Int32(Some(17662)));
         assert_eq!(parse_time(&[utf8("10:15:30.250"), utf8("HH:mm:ss.SSS")]).unwrap(), ScalarValue::Time32Millisecond(Some(36_930_250)));
+    }
+
+    #[test]
+    fn shifts_move_dates_times_and_timestamps_by_units() {
+        let days = |n| ScalarValue::Date32(Some(n));
+        assert_eq!(shift(&[utf8("DAYS"), ScalarValue::Int32(Some(10)), days(10)], 1).unwrap(), days(20));
+        assert_eq!(shift(&[utf8("MILLISECONDS"), ScalarValue::Int32(Some(5)), days(10)], 1).unwrap(), days(10), "less than a day moves no date");
+        let time = ScalarValue::Time32Millisecond(Some(2));
+        assert_eq!(shift(&[utf8("MILLISECONDS"), ScalarValue::Int32(Some(5)), time], -1).unwrap(), ScalarValue::Time32Millisecond(Some(86_399_997)));
+        let refused = shifted_type("dateadd", &[DataType::Date32, DataType::Int32, DataType::Date32], DataType::Date32).unwrap_err().to_string();
+        assert!(refused.contains("Function 'dateadd' does not accept parameters (DATE, INTEGER, DATE)."), "{refused}");
     }
 
     #[test]

@@ -12,7 +12,6 @@ pub mod correlation;
 pub mod datetime;
 pub mod deviation;
 pub mod histogram;
-pub mod java_time;
 pub mod json;
 pub mod json_path;
 pub mod listing;

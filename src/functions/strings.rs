@@ -1,6 +1,7 @@
 //! ksqlDB's string functions that DataFusion lacks or gives other meanings: ELT, FIELD, INSTR
 //! (with a position and an occurrence), INITCAP (words split at whitespace only),
-//! REGEXP_EXTRACT, REGEXP_EXTRACT_ALL, SPLIT, REGEXP_SPLIT_TO_ARRAY, SPLIT_TO_MAP and SIGN.
+//! REGEXP_EXTRACT, REGEXP_EXTRACT_ALL, SPLIT, REGEXP_SPLIT_TO_ARRAY, SPLIT_TO_MAP, and the math
+//! functions SIGN and GEO_DISTANCE.
 
 use std::{cell::RefCell, sync::Arc};
 
@@ -105,6 +106,20 @@ pub fn functions() -> Vec<ScalarUDF> {
             syntax: "split_to_map(text, entry_delimiter, key_value_delimiter)",
             arguments: &[("text", "The STRING to split."), ("entry_delimiter", "What separates entries."), ("key_value_delimiter", "What separates a key from its value.")],
         })
+        .udf(),
+        RowFunction::new(
+            "geo_distance",
+            one_of(vec![vec![DataType::Float64; 4], vec![DataType::Float64, DataType::Float64, DataType::Float64, DataType::Float64, Utf8]], Volatility::Immutable),
+            |_| Ok(DataType::Float64),
+            geo_distance,
+            Doc {
+                section: "Math Functions",
+                description: "The great-circle distance between two points given in decimal degrees, in kilometres or, with 'MI', miles.",
+                syntax: "geo_distance(lat1, lon1, lat2, lon2 [, unit])",
+                arguments: &[("lat1, lon1", "The first point."), ("lat2, lon2", "The second point."), ("unit", "'KM' (the default, also when NULL) or 'MI'.")],
+            },
+        )
+        .taking_nulls()
         .udf(),
         RowFunction::new("sign", one_of(vec![vec![Int32], vec![Int64], vec![DataType::Float64]], Volatility::Immutable), |_| Ok(Int32), sign, Doc {
             section: "Math Functions",
@@ -264,6 +279,32 @@ fn split_to_map(args: &[ScalarValue]) -> Result<ScalarValue, String> {
     }
     builder.append(true).map_err(|e| e.to_string())?;
     Ok(ScalarValue::Map(Arc::new(builder.finish())))
+}
+
+/// ksqlDB's GEO_DISTANCE: the haversine distance on a sphere of the Earth's mean radius.
+fn geo_distance(args: &[ScalarValue]) -> Result<ScalarValue, String> {
+    if args[..4].iter().any(ScalarValue::is_null) {
+        return Ok(ScalarValue::Float64(None));
+    }
+    let degrees: Vec<f64> = args[..4].iter().map(|a| if let ScalarValue::Float64(Some(v)) = a { *v } else { f64::NAN }).collect();
+    let (lat1, lon1, lat2, lon2) = (degrees[0], degrees[1], degrees[2], degrees[3]);
+    if !(-90.0..=90.0).contains(&lat1) || !(-90.0..=90.0).contains(&lat2) {
+        return Err("valid latitude values for GeoDistance function are in the range of -90 to 90 decimal degrees".into());
+    }
+    if !(-180.0..=180.0).contains(&lon1) || !(-180.0..=180.0).contains(&lon2) {
+        return Err("valid longitude values for GeoDistance function are in the range of -180 to +180 decimal degrees".into());
+    }
+    let radius = match args.get(4).and_then(text).map(|u| u.trim().to_lowercase()) {
+        None => 6371.0,
+        Some(unit) if unit.is_empty() || ["km", "kilometer", "kilometers", "kilometre", "kilometres"].contains(&unit.as_str()) => 6371.0,
+        Some(unit) if ["mi", "mile", "miles"].contains(&unit.as_str()) => 3959.0,
+        Some(_) => {
+            return Err("GeoDistance function units parameter must be one of mi, mile, miles, km, kilometer, kilometers, kilometre or kilometres. Values are case-insensitive.".into());
+        }
+    };
+    let haversin = |angle: f64| (angle / 2.0).sin().powi(2);
+    let a = haversin((lat2 - lat1).to_radians()) + haversin((lon2 - lon1).to_radians()) * lat1.to_radians().cos() * lat2.to_radians().cos();
+    Ok(ScalarValue::Float64(Some(2.0 * a.sqrt().asin() * radius)))
 }
 
 fn sign(args: &[ScalarValue]) -> Result<ScalarValue, String> {

@@ -79,6 +79,7 @@ pub async fn validate(
             OffsetReset::from_properties(properties)?;
             Guarantee::from_properties(properties)?;
             let plan = QueryPlanner::plan_with(&engine.catalog, &insert.select, collect_limits(engine, properties)?).await?;
+            reserved_names_refused(&insert.select, &plan.output_schema.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>())?;
             check_copartitioned(engine, &plan)?;
             check_insert_schema(&target, &plan)
         }
@@ -329,8 +330,15 @@ pub async fn start_query(engine: &Engine, query: &QueryDef) -> Result<()> {
 fn start_planned(engine: &Engine, query: &QueryDef, mut plan: ContinuousPlan, start: Checkpoint) -> Result<()> {
     let sink = engine.catalog.stream(&query.sink)?;
     plan.per_record_updates = crate::properties::per_record_updates(&query.properties);
-    plan.forwards_value &= sink.value_format == plan.source.value_format
-        && (sink.value_format != Format::Delimited || sink.value_delimiter == plan.source.value_delimiter);
+    // A DELIMITED value is written again, as ksqlDB's serializer quotes it (`"-10"`); a JSON
+    // or KAFKA one is forwarded as read.
+    plan.forwards_value &= sink.value_format == plan.source.value_format && sink.value_format != Format::Delimited;
+    // The sink's `TIMESTAMP` column stamps each output record.
+    if let Some(column) = sink.timestamp_column.as_ref().and_then(|ts| plan.output_schema.fields().iter().position(|f| f.name() == ts)) {
+        let pattern = sink.timestamp_format.as_deref().map(crate::java_time::Pattern::parse).transpose().map_err(SluiceError::Plan)?;
+        plan.output_timestamp = Some(crate::planner::OutputTimestamp { column, pattern });
+        plan.forwards_value = false;
+    }
     let destination = match TopicTemplate::parse(&sink.topic)? {
         None => Destination::Fixed {
             name: sink.topic.clone(),
@@ -635,6 +643,28 @@ fn capitalized(word: &str) -> String {
 }
 
 /// The stream or table a CSAS or CTAS creates, with the partitions and replicas asked for.
+/// ksqlDB's refusals of a query whose output would have a column of a reserved name: one the
+/// query names so (`x AS ROWTIME`), or one it selects unnamed (`SELECT ROWTIME`).
+fn reserved_names_refused(select: &Select, columns: &[String]) -> Result<()> {
+    use crate::catalog::source::{ROWOFFSET, ROWPARTITION, ROWTIME, is_reserved};
+    let sqlparser::ast::SetExpr::Select(body) = select.query.body.as_ref() else { return Ok(()) };
+    let aliases: Vec<String> = body
+        .projection
+        .iter()
+        .filter_map(|item| match item {
+            sqlparser::ast::SelectItem::ExprWithAlias { alias, .. } => Some(crate::parser::normalize_ident(alias)),
+            _ => None,
+        })
+        .collect();
+    if let Some(alias) = aliases.iter().find(|a| is_reserved(a)) {
+        return Err(SluiceError::Plan(format!("`{alias}` is a reserved column name. You cannot use it as an alias for a column.")));
+    }
+    match columns.iter().find(|c| [ROWTIME, ROWPARTITION, ROWOFFSET].contains(&c.as_str())) {
+        Some(column) => Err(SluiceError::Plan(format!("Reserved column name in select: `{column}`. Please remove or alias the column."))),
+        None => Ok(()),
+    }
+}
+
 pub(super) fn sink_source(csas: &CreateAsSelect, plan: &ContinuousPlan, text: &str) -> Result<(SourceDef, Option<i32>, i32)> {
     let mut properties = csas.properties.clone();
     if properties.get("VALUE_FORMAT").is_none() && properties.get("FORMAT").is_none() {
@@ -665,6 +695,7 @@ pub(super) fn sink_source(csas: &CreateAsSelect, plan: &ContinuousPlan, text: &s
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    reserved_names_refused(&csas.select, &columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>())?;
     let mut stream = SourceDef::from_declaration(&csas.name, columns, &properties, Some(&csas.name), text)?;
     stream.kind = csas.kind;
     stream.created_by_query = true;

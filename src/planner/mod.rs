@@ -74,6 +74,17 @@ pub struct ContinuousPlan {
     /// 0), not the latest per group per batch.
     pub per_record_updates: bool,
     pub limit: Option<u64>,
+    /// The sink's `TIMESTAMP` column: each output record's timestamp is read from it.
+    pub output_timestamp: Option<OutputTimestamp>,
+}
+
+/// Where an output record's timestamp comes from when the sink names a `TIMESTAMP` column.
+#[derive(Debug, Clone)]
+pub struct OutputTimestamp {
+    /// The column's index among the output columns.
+    pub column: usize,
+    /// `TIMESTAMP_FORMAT`: how a STRING column is read.
+    pub pattern: Option<crate::java_time::Pattern>,
 }
 
 impl ContinuousPlan {
@@ -395,6 +406,7 @@ impl QueryPlanner {
             forwards_value: rewritten.is_star,
             partition_by,
             limit: select.limit,
+            output_timestamp: None,
         })
     }
 }

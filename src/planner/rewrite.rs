@@ -7,8 +7,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CastKind, DataType, Expr, GroupByExpr, Ident, ObjectNamePart, Query, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, Value, visit_expressions_mut,
+    BinaryOperator, CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
+    ObjectNamePart, Query, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Value, visit_expressions_mut,
 };
 
 use super::{
@@ -199,6 +199,7 @@ fn as_ksqldb_reads(expr: &mut Expr) -> ControlFlow<SluiceError> {
     if let Err(error) = structs::constructor(expr) {
         return ControlFlow::Break(error);
     }
+    time_unit_argument(expr);
     if let Expr::BinaryOp { left, op, right } = expr
         && matches!(
             op,
@@ -258,6 +259,36 @@ pub fn window_bound_misplaced(bound: &str) -> SluiceError {
     SluiceError::Plan(format!(
         "Window bounds column {bound} can only be used in the SELECT clause of windowed aggregations"
     ))
+}
+
+/// The functions whose first argument is a time unit (`DATEADD(DAYS, 10, d)`).
+const TAKES_TIME_UNIT: [&str; 6] = ["DATEADD", "DATESUB", "TIMEADD", "TIMESUB", "TIMESTAMPADD", "TIMESTAMPSUB"];
+/// ksqlDB's time units.
+const TIME_UNITS: [&str; 10] =
+    ["MILLISECONDS", "SECONDS", "MINUTES", "HOURS", "DAYS", "MILLISECOND", "SECOND", "MINUTE", "HOUR", "DAY"];
+
+/// In a call of a function taking a time unit, the unit (read as a column so far) becomes the
+/// unit's name as a string, and an integer interval an INTEGER, as ksqlDB types it.
+fn time_unit_argument(expr: &mut Expr) {
+    let Expr::Function(function) = expr else { return };
+    let name = function.name.0.last().and_then(ObjectNamePart::as_ident).map(normalize_ident).unwrap_or_default();
+    if !TAKES_TIME_UNIT.contains(&name.as_str()) {
+        return;
+    }
+    let FunctionArguments::List(list) = &mut function.args else { return };
+    let mut args = list.args.iter_mut().filter_map(|arg| match arg {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) => Some(expr),
+        _ => None,
+    });
+    if let Some(unit) = args.next()
+        && let Expr::Identifier(ident) = unit
+        && TIME_UNITS.contains(&ident.value.to_uppercase().as_str())
+    {
+        *unit = Expr::value(Value::SingleQuotedString(ident.value.to_uppercase()));
+    }
+    if let Some(interval) = args.next() {
+        narrow_integer(interval);
+    }
 }
 
 /// An integer literal that fits 32 bits becomes `CAST(n AS INTEGER)`: ksqlDB types it INTEGER.

@@ -407,6 +407,7 @@ impl QueryManager {
             join: None,
             per_record_updates: false,
             limit: None,
+            output_timestamp: None,
         };
         let start = self.start_offsets(&table.topic, OffsetReset::Earliest)?;
         let source = Box::new(KafkaSource::new(self.cluster.clone(), &table.topic)?);

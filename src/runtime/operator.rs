@@ -28,7 +28,8 @@ use crate::{
     error::Result,
     format::{RawRecord, WindowKey, encode::normalize_array},
     functions,
-    planner::ContinuousPlan,
+    java_time::Zone,
+    planner::{ContinuousPlan, OutputTimestamp},
 };
 
 /// The rows a query produces from one batch.
@@ -71,6 +72,50 @@ impl Evaluated {
                 identity: None,
             })
             .collect()
+    }
+}
+
+/// Gives each row the timestamp its sink's `TIMESTAMP` column holds, dropping the rows whose
+/// column is NULL, negative or unreadable; returns the dropped rows' records and why.
+pub fn stamp_rows<'a>(stamp: &OutputTimestamp, columns: &[ArrayRef], rows: &mut Vec<OutputRow<'a>>) -> Vec<(&'a RawRecord<'a>, String)> {
+    let Some(column) = columns.get(stamp.column) else { return Vec::new() };
+    let mut dropped = Vec::new();
+    rows.retain_mut(|row| {
+        if row.tombstone {
+            return true;
+        }
+        match timestamp_at(column, row.row, stamp) {
+            Ok(timestamp) if timestamp >= 0 => {
+                row.timestamp = Some(timestamp);
+                true
+            }
+            Ok(timestamp) => {
+                dropped.push((row.record, format!("The TIMESTAMP column holds a negative timestamp, {timestamp}: the row is dropped")));
+                false
+            }
+            Err(reason) => {
+                dropped.push((row.record, reason));
+                false
+            }
+        }
+    });
+    dropped
+}
+
+/// The timestamp in row `row` of a BIGINT, TIMESTAMP or (with a pattern) STRING column.
+fn timestamp_at(column: &ArrayRef, row: usize, stamp: &OutputTimestamp) -> std::result::Result<i64, String> {
+    use arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMillisecondType};
+    if column.is_null(row) {
+        return Err("The TIMESTAMP column is NULL: the row is dropped".into());
+    }
+    match (column.data_type(), &stamp.pattern) {
+        (DataType::Int64, _) => Ok(column.as_primitive::<Int64Type>().value(row)),
+        (DataType::Timestamp(TimeUnit::Millisecond, _), _) => Ok(column.as_primitive::<TimestampMillisecondType>().value(row)),
+        (DataType::Utf8, Some(pattern)) => {
+            let text = column.as_string::<i32>().value(row);
+            pattern.parse_instant(text, &Zone::UTC).map(|t| t.timestamp_millis()).map_err(|e| format!("Failed to parse timestamp '{text}': {e}"))
+        }
+        (other, _) => Err(format!("The TIMESTAMP column is {other}, not a timestamp")),
     }
 }
 
@@ -162,6 +207,16 @@ pub fn evaluate(
         Some(tombstone) if tombstone.true_count() > 0 => rows.iter().map(|r| tombstone.value(*r)).collect(),
         _ => Vec::new(),
     };
+    // A row's ROWTIME is its output's timestamp; it differs from its record's when the source
+    // reads it from a column (`TIMESTAMP = '…'`).
+    let timestamps = match plan.source.timestamp_column {
+        Some(_) => filtered
+            .column_by_name(ROWTIME)
+            .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int64Array>())
+            .map(|c| c.values().to_vec())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     Ok(Evaluated {
         rows,
         columns,
@@ -169,7 +224,7 @@ pub fn evaluate(
         key_names: Vec::new(),
         errors,
         tombstones,
-        timestamps: Vec::new(),
+        timestamps,
         windows: Vec::new(),
         contributors: Vec::new(),
     })
@@ -357,6 +412,7 @@ mod tests {
             join: None,
             per_record_updates: false,
             limit: None,
+            output_timestamp: None,
         };
         let evaluated = evaluate(&plan, None, &batch(), None, None, None).unwrap();
         assert_eq!(evaluated.rows, vec![0, 2]);

@@ -807,6 +807,12 @@ impl Scan {
                 record_error(&query.status, kind, message, topic, &record);
             }
             let mut rows = evaluated.output_rows(&records, &row_records);
+            if let Some(stamp) = &query.plan.output_timestamp {
+                for (record, message) in operator::stamp_rows(stamp, &evaluated.columns, &mut rows) {
+                    let (topic, record) = self.decoder.locate(&topic, record);
+                    record_error(&query.status, ErrorKind::RecordProcessing, &message, topic, &record);
+                }
+            }
             if let Some(paired) = &paired {
                 for row in &mut rows {
                     let joined_row = evaluated.rows[row.row];

@@ -248,6 +248,11 @@ impl Pattern {
                     zone_at = Some(format.len());
                     format.push('\u{1}');
                 }
+                // A fraction after a dot, of any width, is read as chrono reads `%.f`.
+                Part::Field('S', count) if !matches!(count, 3 | 6 | 9) && format.ends_with('.') => {
+                    format.pop();
+                    format.push_str("%.f");
+                }
                 Part::Field(letter, count) => format.push_str(parse_item(*letter, *count)?),
             }
         }
@@ -471,6 +476,8 @@ mod tests {
         assert_eq!(iso.parse_instant("2020-05-11T21:58:33z", &Zone::UTC).unwrap().timestamp_millis(), 1589234313000);
         let named = Pattern::parse("yyyy-MM-dd'T'HH:mm:ss zzz").unwrap();
         assert_eq!(named.parse_instant("2018-05-11T21:58:33 PST", &Zone::UTC).unwrap().timestamp_millis(), 1526101113000);
+        let tenths = Pattern::parse("yyyy-MM-dd'T'HH:mm:ss.SX").unwrap();
+        assert_eq!(tenths.parse_instant("2019-08-27T13:31:09.2+0000", &Zone::UTC).unwrap().timestamp_millis(), 1566912669200);
         let date = Pattern::parse("dd-MMM-yyyy").unwrap();
         assert_eq!(date.parse_local("01-Jan-2022").unwrap().0.date(), NaiveDate::from_ymd_opt(2022, 1, 1).unwrap());
         let time = Pattern::parse("HH:mm").unwrap();

@@ -15,6 +15,7 @@ pub mod histogram;
 pub mod json;
 pub mod json_path;
 pub mod listing;
+pub mod maps;
 pub mod row_function;
 pub mod strings;
 pub mod sum_list;
@@ -53,7 +54,7 @@ pub fn report_row_error(row: usize, message: impl FnOnce() -> String) {
 
 /// Registers ksqlDB's functions, and ksqlDB's names for DataFusion's own, in a session.
 pub fn register_all(ctx: &SessionContext, limits: collect::CollectLimits) -> Result<()> {
-    for udf in json::functions().into_iter().chain(datetime::functions()).chain(url::functions()).chain(strings::functions()) {
+    for udf in json::functions().into_iter().chain(datetime::functions()).chain(url::functions()).chain(strings::functions()).chain(maps::functions()) {
         ctx.register_udf(udf);
     }
     let udafs = by_offset::functions().into_iter().chain(collect::functions(limits)).chain(deviation::functions());

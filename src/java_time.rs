@@ -98,6 +98,11 @@ impl Zone {
         }
     }
 
+    /// The local time in this zone at instant `utc`.
+    pub fn local(&self, utc: &NaiveDateTime) -> NaiveDateTime {
+        *utc + self.offset_at(utc)
+    }
+
     /// The offset from UTC at instant `utc`.
     fn offset_at(&self, utc: &NaiveDateTime) -> FixedOffset {
         match self {
@@ -215,7 +220,7 @@ impl Pattern {
     /// Instant `utc` as local time in `zone`, written in this pattern.
     pub fn format(&self, utc: &NaiveDateTime, zone: &Zone) -> Result<String, String> {
         let offset = zone.offset_at(utc);
-        let local = *utc + offset;
+        let local = zone.local(utc);
         let mut out = String::new();
         for part in &self.parts {
             match part {

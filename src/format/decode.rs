@@ -224,7 +224,7 @@ impl RecordDecoder {
         pattern
             .parse_instant(text, &Zone::UTC)
             .map(|t| Some(t.timestamp_millis()))
-            .map_err(|e| format!("Failed to parse timestamp '{text}' with formatter '{}': {e}", self.columns[column].name))
+            .map_err(|e| format!("Failed to read the timestamp column {} ('{text}') in its TIMESTAMP_FORMAT: {e}", self.columns[column].name))
     }
 
     fn decode_record<'a>(

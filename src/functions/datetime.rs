@@ -21,9 +21,7 @@ use crate::{
     java_time::{Pattern, Zone},
 };
 
-use super::{
-    row_function::{Doc, RowFunction, integer, one_of, text},
-};
+use super::row_function::{Doc, RowFunction, integer, one_of, text};
 
 const SECTION: &str = "Date and Time Functions";
 const TIMESTAMP: DataType = DataType::Timestamp(TimeUnit::Millisecond, None);
@@ -315,9 +313,7 @@ fn convert_tz(args: &[ScalarValue]) -> Result<ScalarValue, String> {
     let local = instant(millis(&args[0])?)?;
     let from = Zone::named(text(&args[1]).ok_or("the zone is not a STRING")?)?;
     let to = Zone::named(text(&args[2]).ok_or("the zone is not a STRING")?)?;
-    let utc = from.instant(&local).naive_utc();
-    let shifted = Pattern::parse("yyyy-MM-dd'T'HH:mm:ss.SSS")?.format(&utc, &to)?;
-    let (converted, _) = Pattern::parse("yyyy-MM-dd'T'HH:mm:ss.SSS")?.parse_local(&shifted)?;
+    let converted = to.local(&from.instant(&local).naive_utc());
     Ok(ScalarValue::TimestampMillisecond(Some(converted.and_utc().timestamp_millis()), None))
 }
 

@@ -71,10 +71,10 @@ fn entry_fields(value: &DataType) -> Fields {
 
 fn entries_type(types: &[DataType]) -> datafusion::common::Result<DataType> {
     match types {
-        [map, DataType::Boolean] if map_value(map).is_some() => {
-            let value = map_value(map).expect("checked above");
-            Ok(DataType::List(Arc::new(Field::new("item", DataType::Struct(entry_fields(value)), true))))
-        }
+        [map, DataType::Boolean] => match map_value(map) {
+            Some(value) => Ok(DataType::List(Arc::new(Field::new("item", DataType::Struct(entry_fields(value)), true)))),
+            None => plan_err!("ENTRIES takes a MAP and a BOOLEAN"),
+        },
         _ => plan_err!("ENTRIES takes a MAP and a BOOLEAN"),
     }
 }

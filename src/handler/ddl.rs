@@ -642,7 +642,6 @@ fn capitalized(word: &str) -> String {
     chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
 }
 
-/// The stream or table a CSAS or CTAS creates, with the partitions and replicas asked for.
 /// ksqlDB's refusals of a query whose output would have a column of a reserved name: one the
 /// query names so (`x AS ROWTIME`), or one it selects unnamed (`SELECT ROWTIME`).
 fn reserved_names_refused(select: &Select, columns: &[String]) -> Result<()> {
@@ -665,6 +664,7 @@ fn reserved_names_refused(select: &Select, columns: &[String]) -> Result<()> {
     }
 }
 
+/// The stream or table a CSAS or CTAS creates, with the partitions and replicas asked for.
 pub(super) fn sink_source(csas: &CreateAsSelect, plan: &ContinuousPlan, text: &str) -> Result<(SourceDef, Option<i32>, i32)> {
     let mut properties = csas.properties.clone();
     if properties.get("VALUE_FORMAT").is_none() && properties.get("FORMAT").is_none() {

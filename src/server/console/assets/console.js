@@ -257,7 +257,11 @@ function topicDetail(detail, name) {
   const partition = h("select", { id: "browse-partition" }, h("option", { value: "" }, "All partitions"));
   const limit = h("input", { id: "browse-limit", type: "number", min: 1, max: 500, value: 50, style: "width:5rem", title: "records" });
   const filter = h("input", { id: "browse-filter", type: "search", placeholder: "filter text" });
+  // Only the latest read shows its records: an earlier one answering late (a read after a
+  // produce, say) must not replace a filtered read's.
+  let reads = 0;
   const read = async () => {
+    const mine = ++reads;
     const query = new URLSearchParams({ from: from.value, limit: limit.value || "50" });
     if (from.value === "offset") query.set("offset", offset.value || "0");
     if (partition.value !== "") query.set("partition", partition.value);
@@ -265,12 +269,13 @@ function topicDetail(detail, name) {
     records.replaceChildren(h("p", { class: "muted" }, "Reading…"));
     try {
       const found = await api(`/console/api/topics/${encodeURIComponent(name)}/records?${query}`);
+      if (mine !== reads) return;
       records.replaceChildren(found.length
         ? table(["Partition#", "Offset#", "Timestamp", "Key", "Value"], found.map((r) => h("tr", { class: "record" },
           h("td", { class: "num" }, r.partition), h("td", { class: "num" }, r.offset), h("td", { class: "mono" }, time(r.timestamp)),
           h("td", { class: "mono" }, r.key ?? h("span", { class: "muted" }, "null")), h("td", {}, pretty(r.value)))))
         : h("p", { class: "muted" }, "No records."));
-    } catch (e) { records.replaceChildren(errorBox(e)); }
+    } catch (e) { if (mine === reads) records.replaceChildren(errorBox(e)); }
   };
   filter.addEventListener("keydown", (e) => { if (e.key === "Enter") read(); });
 

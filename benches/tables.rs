@@ -162,25 +162,30 @@ fn expected_tumbling_rows(records: &[(i64, Vec<u8>)]) -> usize {
 }
 
 fn sluice_tumbling(records: &[(i64, Vec<u8>)]) -> usize {
+    let batches = records.chunks(BATCH).enumerate().map(|(chunk, batch)| {
+        let raw = batch.iter().enumerate().map(|(i, (timestamp, value))| RawRecord {
+            partition: 0,
+            offset: (chunk * BATCH + i) as i64,
+            timestamp: *timestamp,
+            key: None,
+            value: Some(value.as_slice()),
+        });
+        raw.collect()
+    });
+    aggregate_batches(INGESTION.trim(), WATTAGE_PER_MINUTE.trim(), batches)
+}
+
+/// Plans `ctas` over the stream `declaration` declares, then decodes and aggregates each batch;
+/// how many rows the aggregation emitted.
+fn aggregate_batches<'a>(declaration: &str, ctas: &str, batches: impl Iterator<Item = Vec<RawRecord<'a>>>) -> usize {
     let catalog = Catalog::default();
-    catalog.put_stream(SourceDef::from_create(INGESTION.trim()).unwrap());
-    let Statement::CreateAsSelect(ctas) = KsqlParser::parse_one(WATTAGE_PER_MINUTE.trim()).unwrap().statement else { unreachable!("a CTAS") };
+    catalog.put_stream(SourceDef::from_create(declaration).unwrap());
+    let Statement::CreateAsSelect(ctas) = KsqlParser::parse_one(ctas).unwrap().statement else { unreachable!("a CTAS") };
     let plan = plan(&catalog, &ctas.select);
     let decoder = RecordDecoder::new(&plan.source).unwrap();
     let mut aggregator = Aggregator::for_plan(&plan).unwrap().expect("an aggregation");
     let mut emitted = 0;
-    for (chunk, batch) in records.chunks(BATCH).enumerate() {
-        let raw: Vec<RawRecord<'_>> = batch
-            .iter()
-            .enumerate()
-            .map(|(i, (timestamp, value))| RawRecord {
-                partition: 0,
-                offset: (chunk * BATCH + i) as i64,
-                timestamp: *timestamp,
-                key: None,
-                value: Some(value),
-            })
-            .collect();
+    for raw in batches {
         let decoded = decoder.decode(&raw).unwrap();
         let evaluated = operator::evaluate(&plan, None, &decoded.batch, None, None, Some(&mut aggregator)).unwrap();
         emitted += evaluated.rows.len();
@@ -258,30 +263,17 @@ fn plan(catalog: &Catalog, select: &sluice::parser::Select) -> ContinuousPlan {
 }
 
 fn sluice_aggregate(records: &[(String, Vec<u8>)]) -> usize {
-    let catalog = Catalog::default();
-    catalog.put_stream(SourceDef::from_create(READINGS).unwrap());
-    let Statement::CreateAsSelect(ctas) = KsqlParser::parse_one(PER_SENSOR).unwrap().statement else { unreachable!("a CTAS") };
-    let plan = plan(&catalog, &ctas.select);
-    let decoder = RecordDecoder::new(&plan.source).unwrap();
-    let mut aggregator = Aggregator::for_plan(&plan).unwrap().expect("an aggregation");
-    let mut updated = 0;
-    for (chunk, batch) in records.chunks(BATCH).enumerate() {
-        let raw: Vec<RawRecord<'_>> = batch
-            .iter()
-            .enumerate()
-            .map(|(i, (key, value))| RawRecord {
-                partition: 0,
-                offset: (chunk * BATCH + i) as i64,
-                timestamp: (chunk * BATCH + i) as i64,
-                key: Some(key.as_bytes()),
-                value: Some(value),
-            })
-            .collect();
-        let decoded = decoder.decode(&raw).unwrap();
-        let evaluated = operator::evaluate(&plan, None, &decoded.batch, None, None, Some(&mut aggregator)).unwrap();
-        updated += evaluated.rows.len();
-    }
-    updated
+    let batches = records.chunks(BATCH).enumerate().map(|(chunk, batch)| {
+        let raw = batch.iter().enumerate().map(|(i, (key, value))| RawRecord {
+            partition: 0,
+            offset: (chunk * BATCH + i) as i64,
+            timestamp: (chunk * BATCH + i) as i64,
+            key: Some(key.as_bytes()),
+            value: Some(value.as_slice()),
+        });
+        raw.collect()
+    });
+    aggregate_batches(READINGS, PER_SENSOR, batches)
 }
 
 /// Count, sum and maximum of one sensor's readings.

@@ -2,7 +2,7 @@
 //! reads them, `*` expanded to the declared columns (in a join, each named as ksqlDB names it),
 //! unnamed expressions named `KSQL_COL_n` (a struct field read after its field), and an integer literal that fits 32 bits an INTEGER
 //! where ksqlDB types it so (a projected literal, an operand of arithmetic), not DataFusion's
-//! BIGINT.
+//! BIGINT, and the time unit of `DATEADD(DAYS, …)` and its kin the unit's name as a string.
 
 use std::ops::ControlFlow;
 

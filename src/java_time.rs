@@ -309,7 +309,11 @@ fn local_of(parsed: &Parsed) -> Result<NaiveDateTime, String> {
     let date = if parsed.year.is_some() || parsed.month.is_some() || parsed.day.is_some() || parsed.ordinal.is_some() {
         let mut filled = parsed.clone();
         if filled.year.is_none() && filled.year_div_100.is_none() {
-            filled.set_year(1970).map_err(|e| e.to_string())?;
+            match filled.year_mod_100 {
+                // Java reads a two-digit year (`yy`) as one of 2000 to 2099.
+                Some(_) => filled.set_year_div_100(20).map_err(|e| e.to_string())?,
+                None => filled.set_year(1970).map_err(|e| e.to_string())?,
+            }
         }
         if filled.ordinal.is_none() {
             if filled.month.is_none() {
@@ -479,6 +483,8 @@ mod tests {
         let iso = Pattern::parse("yyyy-MM-dd'T'HH:mm:ssX").unwrap();
         assert_eq!(iso.parse_instant("2018-05-11T21:58:33Z", &Zone::UTC).unwrap().timestamp_millis(), 1526075913000);
         assert_eq!(iso.parse_instant("2020-05-11T21:58:33z", &Zone::UTC).unwrap().timestamp_millis(), 1589234313000);
+        let short_year = Pattern::parse("yy-MM-dd HH:mm:ssX").unwrap();
+        assert_eq!(short_year.parse_instant("10-04-19 12:00:17Z", &Zone::UTC).unwrap().timestamp_millis(), 1271678417000);
         let named = Pattern::parse("yyyy-MM-dd'T'HH:mm:ss zzz").unwrap();
         assert_eq!(named.parse_instant("2018-05-11T21:58:33 PST", &Zone::UTC).unwrap().timestamp_millis(), 1526101113000);
         let tenths = Pattern::parse("yyyy-MM-dd'T'HH:mm:ss.SX").unwrap();

@@ -18,6 +18,14 @@ pub const PROCESSING_GUARANTEE: &str = "processing.guarantee";
 pub const CACHE_MAX_BYTES_BUFFERING: &str = "cache.max.bytes.buffering";
 pub const COLLECT_LIST_LIMIT: &str = "ksql.functions.collect_list.limit";
 pub const COLLECT_SET_LIMIT: &str = "ksql.functions.collect_set.limit";
+/// Put before the name of a topic a `CREATE … AS SELECT` names after its sink.
+pub const OUTPUT_TOPIC_PREFIX: &str = "ksql.output.topic.name.prefix";
+/// The value format of a `CREATE STREAM` or `CREATE TABLE` that names none.
+pub const DEFAULT_VALUE_FORMAT: &str = "ksql.persistence.default.format.value";
+/// The key format of a `CREATE STREAM` or `CREATE TABLE` that names none (else KAFKA).
+pub const DEFAULT_KEY_FORMAT: &str = "ksql.persistence.default.format.key";
+/// `false`: a query's sink with one value column writes it unwrapped unless it says otherwise.
+pub const WRAP_SINGLE_VALUES: &str = "ksql.persistence.wrap.single.values";
 
 /// The properties Sluice acts on, with the value in force when none is set.
 pub const DEFAULTS: [(&str, &str); 3] = [

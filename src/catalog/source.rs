@@ -28,7 +28,7 @@ impl Format {
                 SluiceError::NotImplemented(format!("the {text} format; use JSON, KAFKA or DELIMITED")),
             ),
             _ => Err(SluiceError::Plan(format!(
-                "unknown format '{text}'; expected JSON, KAFKA or DELIMITED"
+                "Unknown format: {text} (Sluice reads JSON, KAFKA and DELIMITED)"
             ))),
         }
     }
@@ -221,6 +221,13 @@ impl SourceDef {
             }
         };
         let format = properties.get("FORMAT").map(|f| f.as_text());
+        for side in ["KEY", "VALUE"] {
+            if format.is_some() && properties.get(&format!("{side}_FORMAT")).is_some() {
+                return Err(SluiceError::Plan(format!(
+                    "Cannot supply both '{side}_FORMAT' and 'FORMAT' properties, as 'FORMAT' sets both key and value formats. Either use just 'FORMAT', or use 'KEY_FORMAT' and 'VALUE_FORMAT'."
+                )));
+            }
+        }
         let value_format = match properties.get("VALUE_FORMAT").map(|f| f.as_text()).or(format.clone()) {
             Some(f) => Format::parse(&f)?,
             None if default_topic.is_some() => Format::Json,
@@ -259,6 +266,12 @@ impl SourceDef {
                     column.name
                 )));
             }
+        }
+        if let Some(column) = columns.iter().find(|c| c.key && c.data_type.has_map()) {
+            return Err(SluiceError::Plan(format!(
+                "Map keys, including types that contain maps, are not supported as they may lead to unexpected behavior due to inconsistent serialization. Key column name: `{}`. Column type: {}. See https://github.com/confluentinc/ksql/issues/6621 for more.",
+                column.name, column.data_type
+            )));
         }
         for column in &columns {
             let format = if column.key { key_format } else { value_format };
@@ -311,8 +324,18 @@ impl SourceDef {
                 return Err(SluiceError::Plan(format!("Invalid value {other} for property WRAP_SINGLE_VALUE: expected true or false")));
             }
         };
-        if !wrap_single_value && columns.iter().filter(|c| !c.key).count() > 1 {
-            return Err(SluiceError::Plan("'WRAP_SINGLE_VALUE' is only valid for single-field value schemas".into()));
+        // ksqlDB's checks of an explicit WRAP_SINGLE_VALUE: KAFKA and DELIMITED values cannot
+        // be wrapped, and only a single value column can be unwrapped or wrapped.
+        if properties.get("WRAP_SINGLE_VALUE").is_some() {
+            if wrap_single_value && value_format != Format::Json {
+                return Err(SluiceError::Plan(format!(
+                    "Format '{}' does not support 'WRAP_SINGLE_VALUE' set to 'true'.",
+                    value_format.name()
+                )));
+            }
+            if columns.iter().filter(|c| !c.key).count() > 1 {
+                return Err(SluiceError::Plan("'WRAP_SINGLE_VALUE' is only valid for single-field value schemas".into()));
+            }
         }
         let mut ordered: Vec<ColumnDef> = columns.iter().filter(|c| c.key).cloned().collect();
         ordered.extend(columns.into_iter().filter(|c| !c.key));

@@ -50,6 +50,16 @@ impl SqlType {
         matches!(self, SqlType::Array(_) | SqlType::Map(_) | SqlType::Struct(_))
     }
 
+    /// Whether a MAP is this type or inside it.
+    pub fn has_map(&self) -> bool {
+        match self {
+            SqlType::Map(_) => true,
+            SqlType::Array(element) => element.has_map(),
+            SqlType::Struct(fields) => fields.iter().any(|(_, t)| t.has_map()),
+            _ => false,
+        }
+    }
+
     pub fn to_arrow(&self) -> DataType {
         match self {
             SqlType::Boolean => DataType::Boolean,

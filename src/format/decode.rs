@@ -48,6 +48,8 @@ pub struct RecordDecoder {
     keyed: bool,
     /// A windowed table's keys end with their window.
     window: Option<SourceWindow>,
+    /// `WRAP_SINGLE_VALUE=false`: the value is the one value column's own, even a JSON object.
+    unwrapped: bool,
 }
 
 struct ColumnSpec {
@@ -75,7 +77,7 @@ impl RecordDecoder {
     pub fn new(stream: &SourceDef) -> Result<Self> {
         for column in &stream.columns {
             let format = if column.key { stream.key_format } else { stream.value_format };
-            if column.data_type.is_nested() && (column.key || format != Format::Json) {
+            if column.data_type.is_nested() && format != Format::Json {
                 return Err(SluiceError::NotImplemented(format!(
                     "decoding {} {} columns in the {} format ({})",
                     column.data_type,
@@ -113,6 +115,7 @@ impl RecordDecoder {
                 .map_err(|e| SluiceError::Plan(format!("Invalid TIMESTAMP_FORMAT: {e}")))?,
             keyed: stream.is_table(),
             window: stream.window,
+            unwrapped: !stream.wrap_single_value,
         })
     }
 
@@ -214,17 +217,24 @@ impl RecordDecoder {
     /// milliseconds, or a STRING read in `TIMESTAMP_FORMAT`.
     fn row_time(&self, cells: &[Cell<'_>], scratch: &str) -> Result<Option<i64>, String> {
         let Some(column) = self.timestamp_column else { return Ok(None) };
+        let name = &self.columns[column].name;
+        // Kafka carries no timestamp before the epoch: the record is skipped, as ksqlDB's
+        // LogAndSkipOnInvalidTimestamp skips it.
+        let checked = |millis: i64| match millis {
+            0.. => Ok(Some(millis)),
+            _ => Err(format!("the timestamp column {name} holds {millis}, before the epoch: a record's timestamp cannot be negative")),
+        };
         let text = match &cells[column] {
-            Cell::Int(ms) => return Ok(Some(*ms)),
+            Cell::Int(ms) => return checked(*ms),
             Cell::Text(text) => text.as_ref(),
             Cell::Unescaped(range) => &scratch[range.clone()],
             _ => return Ok(None),
         };
         let Some(pattern) = &self.timestamp_pattern else { return Ok(None) };
-        pattern
+        let instant = pattern
             .parse_instant(text, &Zone::UTC)
-            .map(|t| Some(t.timestamp_millis()))
-            .map_err(|e| format!("Failed to read the timestamp column {} ('{text}') in its TIMESTAMP_FORMAT: {e}", self.columns[column].name))
+            .map_err(|e| format!("Failed to read the timestamp column {name} ('{text}') in its TIMESTAMP_FORMAT: {e}"))?;
+        checked(instant.timestamp_millis())
     }
 
     fn decode_record<'a>(
@@ -299,7 +309,7 @@ impl RecordDecoder {
         let mut deserializer = serde_json::Deserializer::from_str(value);
         let single_value = self.columns.iter().filter(|c| !c.key).count() == 1;
         let first = value.bytes().find(|b| !b.is_ascii_whitespace());
-        if first == Some(b'{') {
+        if first == Some(b'{') && !self.unwrapped {
             deserializer
                 .deserialize_map(RowVisitor {
                     decoder: self,

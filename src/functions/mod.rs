@@ -6,6 +6,7 @@
 //! that row and reports it with [`report_row_error`]; the runtime collects the reports around each
 //! evaluation with [`collect_row_errors`] and counts them on the query.
 
+pub mod as_value;
 pub mod by_offset;
 pub mod collect;
 pub mod correlation;
@@ -57,6 +58,7 @@ pub fn register_all(ctx: &SessionContext, limits: collect::CollectLimits) -> Res
     for udf in json::functions().into_iter().chain(datetime::functions()).chain(url::functions()).chain(strings::functions()).chain(maps::functions()) {
         ctx.register_udf(udf);
     }
+    ctx.register_udf(as_value::function());
     let udafs = by_offset::functions().into_iter().chain(collect::functions(limits)).chain(deviation::functions());
     for udaf in udafs.chain([histogram::function(), correlation::function(), sum_list::function()]) {
         ctx.register_udaf(udaf);

@@ -14,10 +14,11 @@ use crate::{
     error::{Result, SluiceError},
     functions::collect::CollectLimits,
     parser::{
-        ColumnDef, CreateAsSelect, DropSource, KsqlParser, ParsedStatement, Select, SourceKind,
+        ColumnDef, CreateAsSelect, CreateSource, DropSource, KsqlParser, ParsedStatement, Select, SourceKind,
         QueryAction, QueryControl, QueryTarget, Statement,
     },
     planner::{ContinuousPlan, QueryPlanner},
+    properties,
     connectors::kafka::offsets::Checkpoint,
     runtime::{
         OffsetReset,
@@ -37,7 +38,7 @@ pub async fn validate(
         Statement::CreateSource(create) => {
             let existing = engine.catalog.stream(&create.name).ok();
             check_replace(create.kind, &create.name, existing.as_ref(), create.or_replace, create.if_not_exists, create.read_only)?;
-            let stream = SourceDef::declared(create, &parsed.text)?;
+            let stream = SourceDef::declared(&with_default_formats(create, properties), &parsed.text)?;
             if TopicTemplate::parse(&stream.topic)?.is_some() {
                 return Err(SluiceError::Plan(format!(
                     "KAFKA_TOPIC '{}' names a topic per record, which only a query's output can do: use CREATE STREAM … AS SELECT",
@@ -61,7 +62,10 @@ pub async fn validate(
             let plan = QueryPlanner::plan_with(&engine.catalog, &csas.select, collect_limits(engine, properties)?).await?;
             check_result_kind(csas, &plan)?;
             check_copartitioned(engine, &plan)?;
-            let (sink, _, _) = sink_source(csas, &plan, &parsed.text)?;
+            let (sink, _, _) = sink_source(csas, &plan, &parsed.text, properties)?;
+            if csas.kind == SourceKind::Stream {
+                check_source_key(csas, &plan)?;
+            }
             if let Some(template) = TopicTemplate::parse(&sink.topic)? {
                 if csas.kind == SourceKind::Table {
                     return Err(SluiceError::Plan(format!(
@@ -158,7 +162,7 @@ pub async fn apply(
                 let message = format!("{} already exists", capitalized(word));
                 return Ok(entity::command_status(text, word, &create.name, &message, None, seq));
             }
-            let source = SourceDef::declared(create, text)?;
+            let source = SourceDef::declared(&with_default_formats(create, properties), text)?;
             if run {
                 let partitions = number(create.properties.get("PARTITIONS"), 1)?;
                 let replicas = number(create.properties.get("REPLICAS"), 1)?;
@@ -178,7 +182,7 @@ pub async fn apply(
                 return Ok(entity::command_status(text, word, &csas.name, &message, None, seq));
             }
             let plan = QueryPlanner::plan_with(&engine.catalog, &csas.select, collect_limits(engine, properties)?).await?;
-            let (sink, partitions, replicas) = sink_source(csas, &plan, text)?;
+            let (sink, partitions, replicas) = sink_source(csas, &plan, text, properties)?;
             let partitions = match partitions {
                 Some(p) => p,
                 None => engine.cluster.topic(&plan.source.topic)?.map_or(1, |t| t.partitions),
@@ -277,6 +281,20 @@ pub async fn apply(
     }
 }
 
+/// `create` with the formats `ksql.persistence.default.format.key` and `….value` give
+/// where it names none.
+fn with_default_formats(create: &CreateSource, settings: &BTreeMap<String, String>) -> CreateSource {
+    let mut create = create.clone();
+    if create.properties.get("FORMAT").is_none() {
+        for (property, setting) in [("KEY_FORMAT", properties::DEFAULT_KEY_FORMAT), ("VALUE_FORMAT", properties::DEFAULT_VALUE_FORMAT)] {
+            if let (None, Some(format)) = (create.properties.get(property), settings.get(setting)) {
+                create.properties.0.push((property.into(), crate::parser::PropertyValue::String(format.clone())));
+            }
+        }
+    }
+    create
+}
+
 /// Adds a query to the catalog and, unless replaying, starts it from `auto.offset.reset`.
 async fn register_query(engine: &Engine, query: QueryDef, plan: ContinuousPlan, run: bool) -> Result<String> {
     let id = query.id.clone();
@@ -330,9 +348,11 @@ pub async fn start_query(engine: &Engine, query: &QueryDef) -> Result<()> {
 fn start_planned(engine: &Engine, query: &QueryDef, mut plan: ContinuousPlan, start: Checkpoint) -> Result<()> {
     let sink = engine.catalog.stream(&query.sink)?;
     plan.per_record_updates = crate::properties::per_record_updates(&query.properties);
-    // A DELIMITED value is written again, as ksqlDB's serializer quotes it (`"-10"`); a JSON
-    // or KAFKA one is forwarded as read.
-    plan.forwards_value &= sink.value_format == plan.source.value_format && sink.value_format != Format::Delimited;
+    // A DELIMITED value is written again, as ksqlDB's serializer quotes it (`"-10"`), and so
+    // is a single value wrapped on one side only; a JSON or KAFKA one is forwarded as read.
+    plan.forwards_value &= sink.value_format == plan.source.value_format
+        && sink.value_format != Format::Delimited
+        && sink.wrap_single_value == plan.source.wrap_single_value;
     // The sink's `TIMESTAMP` column stamps each output record.
     if let Some(column) = sink.timestamp_column.as_ref().and_then(|ts| plan.output_schema.fields().iter().position(|f| f.name() == ts)) {
         let pattern = sink.timestamp_format.as_deref().map(crate::java_time::Pattern::parse).transpose().map_err(SluiceError::Plan)?;
@@ -483,6 +503,9 @@ fn check_result_kind(csas: &CreateAsSelect, plan: &ContinuousPlan) -> Result<()>
     if let (Some(join), None) = (&plan.join, &plan.aggregation) {
         check_join_key(&csas.name, plan, join)?;
     }
+    if let Some(partition) = plan.partition_by.as_ref().filter(|p| !p.missing.is_empty()) {
+        return Err(keys_missing(&csas.name, "partitioning expression", &partition.missing));
+    }
     if csas.kind != SourceKind::Table {
         return Ok(());
     }
@@ -498,9 +521,25 @@ fn check_result_kind(csas: &CreateAsSelect, plan: &ContinuousPlan) -> Result<()>
         // A join's key is its join expression, checked above.
         return Ok(());
     }
+    check_source_key(csas, plan)
+}
+
+/// ksqlDB's rule that a query which keeps its source's key projects every key column (after
+/// the sink's properties are checked, as ksqlDB checks them first for a stream).
+fn check_source_key(csas: &CreateAsSelect, plan: &ContinuousPlan) -> Result<()> {
+    if plan.partition_by.is_some() || plan.join.is_some() || plan.aggregation.is_some() {
+        return Ok(());
+    }
     let keys: Vec<String> = plan.source.key_columns().map(|k| k.name.clone()).collect();
+    // A key column is projected when an output column reads it, under any name.
     let projected = |key: &String| {
-        plan.output_schema.fields().iter().zip(&plan.key_outputs).any(|(f, is_key)| *is_key && f.name() == key)
+        plan.projection.iter().zip(&plan.key_outputs).any(|(output, is_key)| {
+            *is_key
+                && output
+                    .expr
+                    .downcast_ref::<datafusion::physical_expr::expressions::Column>()
+                    .is_some_and(|c| c.name() == key)
+        })
     };
     if keys.iter().all(projected) {
         return Ok(());
@@ -665,13 +704,31 @@ fn reserved_names_refused(select: &Select, columns: &[String]) -> Result<()> {
 }
 
 /// The stream or table a CSAS or CTAS creates, with the partitions and replicas asked for.
-pub(super) fn sink_source(csas: &CreateAsSelect, plan: &ContinuousPlan, text: &str) -> Result<(SourceDef, Option<i32>, i32)> {
+/// `settings` are the query's properties: `ksql.output.topic.name.prefix` names a topic the
+/// statement does not, and `ksql.persistence.wrap.single.values` wraps a single value column.
+pub(super) fn sink_source(
+    csas: &CreateAsSelect,
+    plan: &ContinuousPlan,
+    text: &str,
+    settings: &BTreeMap<String, String>,
+) -> Result<(SourceDef, Option<i32>, i32)> {
     let mut properties = csas.properties.clone();
     if properties.get("VALUE_FORMAT").is_none() && properties.get("FORMAT").is_none() {
         properties.0.push((
             "VALUE_FORMAT".into(),
             crate::parser::PropertyValue::String(plan.source.value_format.name().into()),
         ));
+    }
+    // A DELIMITED sink of a DELIMITED source keeps its delimiter unless the statement names one.
+    let delimited = |v: Option<&crate::parser::PropertyValue>| v.is_some_and(|f| f.as_text().eq_ignore_ascii_case("DELIMITED"));
+    let sink_delimited = delimited(properties.get("VALUE_FORMAT")) || delimited(properties.get("FORMAT"));
+    if sink_delimited && plan.source.value_format == Format::Delimited && properties.get("VALUE_DELIMITER").is_none() {
+        let delimiter = match plan.source.value_delimiter {
+            b' ' => "SPACE".to_string(),
+            b'\t' => "TAB".to_string(),
+            other => char::from(other).to_string(),
+        };
+        properties.0.push(("VALUE_DELIMITER".into(), crate::parser::PropertyValue::String(delimiter)));
     }
     // The key keeps its source's format unless the statement names one, as in ksqlDB.
     if properties.get("KEY_FORMAT").is_none() && properties.get("FORMAT").is_none() {
@@ -691,12 +748,22 @@ pub(super) fn sink_source(csas: &CreateAsSelect, plan: &ContinuousPlan, text: &s
             Ok(ColumnDef {
                 name: f.name().clone(),
                 data_type: crate::catalog::types::SqlType::from_arrow(f.data_type())?,
-                key: plan.partition_by.is_none() && *is_key,
+                key: *is_key,
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    reserved_names_refused(&csas.select, &columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>())?;
-    let mut stream = SourceDef::from_declaration(&csas.name, columns, &properties, Some(&csas.name), text)?;
+    // A key column PARTITION BY adds is named after what it reads, `ROWTIME` included.
+    let named: Vec<String> = columns.iter().filter(|c| !(c.key && plan.partition_by.is_some())).map(|c| c.name.clone()).collect();
+    reserved_names_refused(&csas.select, &named)?;
+    if plan.partition_by.as_ref().is_some_and(|p| p.keys == 0) && csas.properties.get("KEY_FORMAT").is_some() {
+        return Err(SluiceError::Plan("Key format specified for stream without key columns.".into()));
+    }
+    let topic = format!("{}{}", settings.get(crate::properties::OUTPUT_TOPIC_PREFIX).map_or("", String::as_str), csas.name);
+    let mut stream = SourceDef::from_declaration(&csas.name, columns, &properties, Some(&topic), text)?;
+    let unwrapped = settings.get(crate::properties::WRAP_SINGLE_VALUES).is_some_and(|w| w.trim().eq_ignore_ascii_case("false"));
+    if unwrapped && properties.get("WRAP_SINGLE_VALUE").is_none() && stream.value_columns().count() == 1 {
+        stream.wrap_single_value = false;
+    }
     stream.kind = csas.kind;
     stream.created_by_query = true;
     // A windowed aggregate's rows are per window; a query keeping its source's keys keeps their

@@ -32,7 +32,7 @@ pub async fn explain(engine: &Engine, parsed: &ParsedStatement, explain: &Explai
             let text = parsed.text.trim_start()["EXPLAIN".len()..].trim().to_string();
             let plan = QueryPlanner::plan(&engine.catalog, selected(statement)?).await?;
             let sink = match statement.as_ref() {
-                Statement::CreateAsSelect(csas) => Some(ddl::sink_source(csas, &plan, &text)?.0),
+                Statement::CreateAsSelect(csas) => Some(ddl::sink_source(csas, &plan, &text, &Default::default())?.0),
                 Statement::InsertSelect(insert) => Some(engine.catalog.stream(&insert.target)?),
                 _ => None,
             };

@@ -20,7 +20,7 @@ use crate::error::{Result, SluiceError};
 ///
 /// ```text
 /// SELECT items FROM stream [WINDOW window] [WHERE condition] [GROUP BY expressions]
-///     [HAVING condition] [PARTITION BY expression] [EMIT CHANGES | EMIT FINAL] [LIMIT n]
+///     [HAVING condition] [PARTITION BY expression, …] [EMIT CHANGES | EMIT FINAL] [LIMIT n]
 /// join: [INNER | LEFT [OUTER] | RIGHT [OUTER] | FULL [OUTER]] JOIN source [alias]
 ///     [WITHIN duration | WITHIN (before, after)] [GRACE PERIOD duration] ON condition
 /// ```
@@ -30,7 +30,8 @@ pub struct Select {
     /// The `WITHIN` of each join that has one, by the join's position in the `FROM` clause.
     pub withins: Vec<(usize, JoinWithin)>,
     pub window: Option<WindowSpec>,
-    pub partition_by: Option<Expr>,
+    /// `PARTITION BY`: the expressions of the records' new key, one per key column.
+    pub partition_by: Option<Vec<Expr>>,
     pub emit_changes: bool,
     /// `EMIT FINAL`: one row per window, when it closes.
     pub emit_final: bool,
@@ -88,7 +89,8 @@ impl fmt::Display for Select {
             write!(f, " {window}")?;
         }
         if let Some(partition_by) = &self.partition_by {
-            write!(f, " PARTITION BY {partition_by}")?;
+            let keys: Vec<String> = partition_by.iter().map(ToString::to_string).collect();
+            write!(f, " PARTITION BY {}", keys.join(", "))?;
         }
         if self.emit_changes {
             write!(f, " EMIT CHANGES")?;
@@ -152,7 +154,7 @@ pub(super) fn parse_select(cursor: &mut Cursor) -> Result<Select> {
     let clauses = split_ksql_clauses(tokens)?;
     let query = with_sqlparser(clauses.query, |p| p.parse_query())?;
     let partition_by = match clauses.partition_by {
-        Some(tokens) => Some(with_sqlparser(tokens, |p| p.parse_expr())?),
+        Some(tokens) => Some(parse_partition_by(tokens)?),
         None => None,
     };
     let window = match clauses.window {
@@ -173,6 +175,15 @@ pub(super) fn parse_select(cursor: &mut Cursor) -> Result<Select> {
         emit_final: clauses.emit_final,
         limit: clauses.limit,
     })
+}
+
+/// The expressions after `PARTITION BY`; `()` names none, which ksqlDB refuses.
+fn parse_partition_by(tokens: Vec<TokenWithSpan>) -> Result<Vec<Expr>> {
+    let words: Vec<&Token> = tokens.iter().map(|t| &t.token).filter(|t| !matches!(t, Token::Whitespace(_))).collect();
+    if matches!(words.as_slice(), [Token::LParen, Token::RParen]) {
+        return Err(SluiceError::Plan("PARTITION BY requires at least one expression".into()));
+    }
+    with_sqlparser(tokens, |p| p.parse_comma_separated(|p| p.parse_expr()))
 }
 
 /// Parses `WITHIN …` up to the join's `ON`.

@@ -61,8 +61,10 @@ impl ContinuousPlan {
         if let Some(filter) = &self.filter {
             top = Operator::new("FILTER", vec![("Condition", expr_text(filter))], vec![top]);
         }
-        if let Some(key) = &self.partition_by {
-            top = Operator::new("REKEY", vec![("Key", expr_text(key))], vec![top]);
+        if let Some(partition) = &self.partition_by {
+            let keys: Vec<String> = self.projection[..partition.keys].iter().map(|c| expr_text(&c.expr)).collect();
+            let keys = if keys.is_empty() { "NULL".to_string() } else { keys.join(", ") };
+            top = Operator::new("REKEY", vec![("Key", keys)], vec![top]);
         }
         if let Some(aggregation) = &self.aggregation {
             let mut details = vec![

@@ -5,7 +5,11 @@
 //! `HAVING` read the aggregate's rows.
 
 mod explain;
+mod explode;
+mod input;
 mod join;
+mod partition;
+mod pseudo_time;
 mod structs;
 mod rewrite;
 
@@ -38,7 +42,9 @@ use crate::{
 };
 
 pub use explain::{Operator, SinkTarget};
+pub use explode::element_column as explode_column;
 pub use join::JoinKind;
+pub use partition::PartitionBy;
 pub use rewrite::WINDOW_BOUNDS;
 
 /// One output column of a query.
@@ -63,8 +69,12 @@ pub struct ContinuousPlan {
     pub changelog: bool,
     /// `SELECT *` over a source in the sink's format: the record's value bytes pass unchanged.
     pub forwards_value: bool,
-    /// The new key of each record; `None` keeps the source record's key.
-    pub partition_by: Option<Arc<dyn PhysicalExpr>>,
+    /// `PARTITION BY`: the leading output columns are each record's new key; `None` keeps the
+    /// source record's key.
+    pub partition_by: Option<PartitionBy>,
+    /// `EXPLODE`'s arrays, over the decoded row: each row becomes one per element of the
+    /// longest, each array's element appended to the row as a column.
+    pub explode: Vec<Arc<dyn PhysicalExpr>>,
     /// With `GROUP BY`: the aggregation, whose rows the projection reads.
     pub aggregation: Option<Arc<AggregatePlan>>,
     /// With `JOIN`: the tables each row is joined with; the filter, projection and aggregation
@@ -289,7 +299,7 @@ impl QueryPlanner {
         }
         ctx.register_table(
             datafusion::common::TableReference::bare(source.name.clone()),
-            Arc::new(EmptyTable::new(row_schema)),
+            Arc::new(EmptyTable::new(row_schema.clone())),
         )?;
         for clause in rewritten.joins.iter().flat_map(|j| &j.clauses) {
             ctx.register_table(
@@ -297,8 +307,27 @@ impl QueryPlanner {
                 Arc::new(EmptyTable::new(clause.right.source.row_schema())),
             )?;
         }
-        let state = ctx.state();
+        let mut state = ctx.state();
         let query = rewritten.query;
+        let partition_keys = match &rewritten.partition_by {
+            Some(keys) => Some(partition::plan_keys(&state, &query, keys).await?),
+            None => None,
+        };
+        // EXPLODE's arrays read the row; its element columns follow the row's own.
+        let mut explode = Vec::with_capacity(rewritten.explode.len());
+        if !rewritten.explode.is_empty() {
+            let (arrays, input_schema) = input::plan_over_input(&state, &query, &rewritten.explode).await.map_err(plan_error)?;
+            let mut fields: Vec<Field> = row_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            for (n, array) in arrays.into_iter().enumerate() {
+                let physical = to_physical(&ctx, array, &input_schema)?;
+                fields.push(explode::element_field(n, &physical.data_type(input_schema.as_arrow())?)?);
+                explode.push(physical);
+            }
+            let name = datafusion::common::TableReference::bare(source.name.clone());
+            ctx.deregister_table(name.clone())?;
+            ctx.register_table(name, Arc::new(EmptyTable::new(Arc::new(Schema::new(fields)))))?;
+            state = ctx.state();
+        }
         let statement = DFStatement::Statement(Box::new(sqlparser::ast::Statement::Query(Box::new(query.clone()))));
         let plan = state
             .statement_to_plan(statement)
@@ -333,6 +362,7 @@ impl QueryPlanner {
         let mut fields = Vec::with_capacity(parts.projection.len());
         let mut key_outputs = Vec::with_capacity(parts.projection.len());
         let mut projected_columns = Vec::with_capacity(parts.projection.len());
+        let mut outputs = Vec::with_capacity(parts.projection.len());
         for expr in parts.projection {
             let (name, inner) = match expr {
                 Expr::Alias(alias) => (alias.name.clone(), *alias.expr),
@@ -361,24 +391,13 @@ impl QueryPlanner {
                 Expr::Column(c) => Some((c.relation.as_ref().map(|r| r.table().to_string()), c.name.clone())),
                 _ => None,
             });
+            outputs.push((inner.clone(), name.clone()));
             let physical = to_physical(&ctx, inner, projected_schema)?;
             let data_type = physical.data_type(projected_schema.as_arrow())?;
             crate::catalog::types::SqlType::from_arrow(&data_type)?;
             fields.push(Field::new(&name, data_type, true));
             columns.push(OutputColumn { name, expr: physical });
         }
-        let partition_by = match &select.partition_by {
-            Some(_) => {
-                let expr = rewritten.partition_by.ok_or_else(|| {
-                    SluiceError::Internal("PARTITION BY was not rewritten".into())
-                })?;
-                let logical = state
-                    .create_logical_expr(&expr.to_string(), df_schema)
-                    .map_err(plan_error)?;
-                Some(to_physical(&ctx, logical, df_schema)?)
-            }
-            None => None,
-        };
         if aggregation.is_some() && select.partition_by.is_some() {
             return Err(SluiceError::Plan("PARTITION BY cannot be used with GROUP BY: the grouping is the key".into()));
         }
@@ -389,6 +408,43 @@ impl QueryPlanner {
                     key_outputs = (0..fields.len()).map(|i| Some(i) == key).collect();
                 }
                 Some(Arc::new(plan))
+            }
+            None => None,
+        };
+        let partition_by = match partition_keys {
+            Some(keys) => {
+                let located = partition::locate_keys(
+                    keys,
+                    &outputs,
+                    &rewritten.partition_names,
+                    &rewritten.partition_texts,
+                    rewritten.has_star,
+                )?;
+                let mut leading = Vec::with_capacity(located.len());
+                let mut missing = Vec::new();
+                for key in located {
+                    match key {
+                        partition::KeyColumn::Projected(i) => leading.push(i),
+                        partition::KeyColumn::Added(expr, name) => {
+                            let physical = to_physical(&ctx, expr, df_schema)?;
+                            let data_type = physical.data_type(df_schema.as_arrow())?;
+                            leading.push(fields.len());
+                            fields.push(Field::new(&name, data_type, true));
+                            columns.push(OutputColumn { name, expr: physical });
+                        }
+                        partition::KeyColumn::Missing(text) => missing.push(text),
+                    }
+                }
+                // ksqlDB's refusal names every expression once one is missing.
+                if !missing.is_empty() {
+                    missing = rewritten.partition_texts.clone();
+                }
+                // The key columns lead, in the clause's order; the others follow as projected.
+                let order: Vec<usize> = leading.iter().copied().chain((0..fields.len()).filter(|i| !leading.contains(i))).collect();
+                fields = order.iter().map(|i| fields[*i].clone()).collect();
+                columns = order.iter().map(|i| columns[*i].clone()).collect();
+                key_outputs = (0..order.len()).map(|i| i < leading.len()).collect();
+                Some(PartitionBy { keys: leading.len(), missing })
             }
             None => None,
         };
@@ -403,8 +459,9 @@ impl QueryPlanner {
             output_schema: Arc::new(Schema::new(fields)),
             key_outputs,
             changelog: is_table,
-            forwards_value: rewritten.is_star,
+            forwards_value: rewritten.is_star && partition_by.is_none(),
             partition_by,
+            explode,
             limit: select.limit,
             output_timestamp: None,
         })

@@ -28,9 +28,19 @@ use crate::{
 pub struct Rewritten {
     pub query: Query,
     pub source: SourceDef,
-    pub partition_by: Option<Expr>,
+    /// `PARTITION BY`'s expressions, as the query reads them.
+    pub partition_by: Option<Vec<Expr>>,
     /// The projection is exactly `*` over one source.
     pub is_star: bool,
+    /// The projection has a `*`: a `PARTITION BY` expression it lacks is added as a key column.
+    pub has_star: bool,
+    /// The name of the key column each `PARTITION BY` expression makes when the projection
+    /// lacks it: a column's or struct field's name, else ksqlDB's `KSQL_COL_n`.
+    pub partition_names: Vec<String>,
+    /// Each `PARTITION BY` expression as ksqlDB writes it in its messages.
+    pub partition_texts: Vec<String>,
+    /// The arrays of the projection's `EXPLODE` calls, each now read as its element column.
+    pub explode: Vec<Expr>,
     /// The tables the stream is joined with, and how.
     pub joins: Option<Joins>,
     /// The output columns that project a join's synthetic key (`ROWKEY`).
@@ -77,11 +87,13 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
     let first = join::resolve(catalog, &mut from.relation)?;
     let source = first.source.clone();
     let first_side = first.clone();
+    let partition_texts = select.partition_by.iter().flatten().map(|e| super::partition::ksql_text(e, &first.qualifier)).collect();
     let mut joins = (!from.joins.is_empty())
         .then(|| Joins::analyze(catalog, first, &mut from.joins, &select.withins))
         .transpose()?;
 
     let is_star = body.projection.len() == 1 && matches!(body.projection[0], SelectItem::Wildcard(_));
+    let has_star = body.projection.iter().any(|item| matches!(item, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)));
     let synthetic_key = joins.as_ref().and_then(Joins::synthetic_key);
     let mut synthetic_key_names = Vec::new();
     let is_rowkey = |expr: &Expr| matches!(expr, Expr::Identifier(ident) if normalize_ident(ident) == ROWKEY);
@@ -121,13 +133,16 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
                 projection.extend(joins.as_ref().expect("joins").expand_star(Some(&qualifier))?);
             }
             SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(_, _) => {
-                // A windowed table's window bounds follow its key columns, as ksqlDB lists them.
+                // A windowed table's window bounds follow its key columns, as ksqlDB lists them;
+                // under PARTITION BY the old key columns follow the values, as ksqlDB moves them.
                 let keys = source.key_columns().map(|c| c.name.as_str());
                 let bounds = source.window.iter().flat_map(|_| WINDOW_BOUNDS);
                 let values = source.value_columns().map(|c| c.name.as_str());
-                projection.extend(
-                    keys.chain(bounds).chain(values).map(|name| SelectItem::UnnamedExpr(Expr::Identifier(quoted(name)))),
-                );
+                let names: Vec<&str> = match select.partition_by {
+                    Some(_) => values.chain(keys).chain(bounds).collect(),
+                    None => keys.chain(bounds).chain(values).collect(),
+                };
+                projection.extend(names.into_iter().map(|name| SelectItem::UnnamedExpr(Expr::Identifier(quoted(name)))));
             }
             SelectItem::UnnamedExpr(expr) => {
                 if let Some(reads) = structs::expand_all_fields(&expr, &sides)? {
@@ -175,31 +190,69 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
             }
         }
     }
-    let partition_by = select.partition_by.clone().map(|mut expr| {
-        let _ = visit_expressions_mut(&mut expr, |e| {
-            upper_case_identifiers(e);
-            ControlFlow::<()>::Continue(())
-        });
-        expr
-    });
+    let explode = super::explode::take_calls(&mut query);
+    if !explode.is_empty() {
+        if grouped {
+            return Err(SluiceError::Plan("Table functions cannot be used with aggregations.".into()));
+        }
+        if source.is_table() {
+            return Err(SluiceError::Plan("Table source is not supported with table functions".into()));
+        }
+        if joins.is_some() {
+            return Err(SluiceError::NotImplemented("table functions (EXPLODE) over a join".into()));
+        }
+    }
+    let mut partition_by = select.partition_by.clone();
+    for expr in partition_by.iter_mut().flatten() {
+        if let ControlFlow::Break(error) = visit_expressions_mut(expr, as_ksqldb_reads) {
+            return Err(error);
+        }
+        narrow_integer(expr);
+    }
+    let partition_names = partition_by
+        .iter()
+        .flatten()
+        .map(|expr| match expr {
+            Expr::Identifier(ident) => normalize_ident(ident),
+            Expr::CompoundIdentifier(parts) => match joins.as_ref().and_then(|j| j.column_alias(expr)) {
+                Some(alias) => normalize_ident(&alias),
+                None => parts.last().map(normalize_ident).unwrap_or_default(),
+            },
+            _ => match structs::field_read(expr) {
+                Some(field) => field_names.next(field),
+                None => {
+                    unnamed += 1;
+                    format!("KSQL_COL_{}", unnamed - 1)
+                }
+            },
+        })
+        .collect();
     Ok(Rewritten {
         query,
         source,
         partition_by,
         is_star: is_star && joins.is_none(),
+        has_star,
+        partition_names,
+        partition_texts,
+        explode,
         joins,
         synthetic_key_names,
     })
 }
 
 /// `expr` read as ksqlDB reads it: identifiers upper-cased, the struct and map constructors as
-/// DataFusion's, the operands of arithmetic that fit 32 bits INTEGER.
+/// DataFusion's, text compared with ROWTIME or a window bound as its instant, the operands of
+/// arithmetic that fit 32 bits INTEGER.
 fn as_ksqldb_reads(expr: &mut Expr) -> ControlFlow<SluiceError> {
     upper_case_identifiers(expr);
     if let Err(error) = structs::constructor(expr) {
         return ControlFlow::Break(error);
     }
     time_unit_argument(expr);
+    if let Err(error) = super::pseudo_time::compared_with_text(expr) {
+        return ControlFlow::Break(error);
+    }
     if let Expr::BinaryOp { left, op, right } = expr
         && matches!(
             op,

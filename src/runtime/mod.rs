@@ -3,6 +3,7 @@
 
 pub mod aggregate;
 pub mod connectors;
+pub mod explode;
 pub mod fault;
 pub mod join;
 pub mod operator;
@@ -403,6 +404,7 @@ impl QueryManager {
             changelog: true,
             forwards_value: true,
             partition_by: None,
+            explode: Vec::new(),
             aggregation: None,
             join: None,
             per_record_updates: false,

@@ -186,6 +186,13 @@ pub fn evaluate(
     if let Some(eligible) = eligible {
         errors.retain(|(row, _)| *row < eligible.len() && eligible.value(*row));
     }
+    let (filtered, rows) = if plan.explode.is_empty() {
+        (filtered, rows)
+    } else {
+        let (exploded, records, failed) = super::explode::explode(&plan.explode, &filtered, &rows)?;
+        errors.extend(failed.into_iter().map(|(i, m)| (rows[i], m)));
+        (exploded, records)
+    };
     let mut columns = Vec::with_capacity(plan.projection.len());
     if !plan.forwards_value {
         for column in &plan.projection {
@@ -194,14 +201,22 @@ pub fn evaluate(
             columns.push(normalize_array(array)?);
         }
     }
-    // The new key: PARTITION BY's, else a join's (the join expression).
-    let keys = match plan.partition_by.as_ref().or(plan.join.as_ref().map(|j| j.key())) {
-        Some(expr) => {
+    // The new key: PARTITION BY's leading output columns (none: no key), else a join's (the
+    // join expression).
+    let (keys, key_names) = match (&plan.partition_by, plan.join.as_ref().map(|j| j.key())) {
+        (Some(partition), _) if partition.keys == 0 => {
+            (vec![new_null_array(&arrow::datatypes::DataType::Null, filtered.num_rows())], Vec::new())
+        }
+        (Some(partition), _) => (
+            columns[..partition.keys].to_vec(),
+            plan.projection[..partition.keys].iter().map(|c| c.name.clone()).collect(),
+        ),
+        (None, Some(expr)) => {
             let (keys, key_errors) = evaluate_rows(expr, &filtered)?;
             errors.extend(key_errors.into_iter().map(|(i, m)| (rows[i], m)));
-            vec![keys]
+            (vec![keys], Vec::new())
         }
-        None => Vec::new(),
+        (None, None) => (Vec::new(), Vec::new()),
     };
     let tombstones = match tombstone {
         Some(tombstone) if tombstone.true_count() > 0 => rows.iter().map(|r| tombstone.value(*r)).collect(),
@@ -221,7 +236,7 @@ pub fn evaluate(
         rows,
         columns,
         keys,
-        key_names: Vec::new(),
+        key_names,
         errors,
         tombstones,
         timestamps,
@@ -408,6 +423,7 @@ mod tests {
             changelog: false,
             forwards_value: false,
             partition_by: None,
+            explode: Vec::new(),
             aggregation: None,
             join: None,
             per_record_updates: false,

@@ -304,7 +304,8 @@ impl TopicSink {
             };
             let key_bytes: Option<&[u8]> = if key_writers.is_empty() {
                 out.record.key
-            } else if key_writers.iter().all(|w| w.is_null(out.row)) {
+            } else if key_writers.len() == 1 && key_writers[0].is_null(out.row) {
+                // A key of several columns is written even when each is NULL, as ksqlDB does.
                 None
             } else {
                 key.clear();

@@ -180,8 +180,8 @@ async fn legacy_query_endpoint_streams_rows_and_close_query_ends_a_push_query() 
     assert_eq!(
         rekeyed,
         vec![
-            (Some("05-000000".to_string()), r#"{"CORRELATION_ID":"05-000000","SENSOR":"5"}"#.to_string()),
-            (Some("05-000001".to_string()), r#"{"CORRELATION_ID":"05-000001","SENSOR":"5"}"#.to_string()),
+            (Some("05-000000".to_string()), r#"{"SENSOR":"5"}"#.to_string()),
+            (Some("05-000001".to_string()), r#"{"SENSOR":"5"}"#.to_string()),
         ]
     );
 

@@ -42,7 +42,7 @@ use crate::{
 };
 
 pub use explain::{Operator, SinkTarget};
-pub use explode::element_column as explode_column;
+pub use explode::{TableFunction, element_column as explode_column};
 pub use join::JoinKind;
 pub use partition::PartitionBy;
 pub use rewrite::WINDOW_BOUNDS;
@@ -72,9 +72,10 @@ pub struct ContinuousPlan {
     /// `PARTITION BY`: the leading output columns are each record's new key; `None` keeps the
     /// source record's key.
     pub partition_by: Option<PartitionBy>,
-    /// `EXPLODE`'s arrays, over the decoded row: each row becomes one per element of the
-    /// longest, each array's element appended to the row as a column.
-    pub explode: Vec<Arc<dyn PhysicalExpr>>,
+    /// The table functions' arrays, over the decoded row: each row becomes one per element of
+    /// the longest (of its combinations, for CUBE_EXPLODE), each element appended to the row as
+    /// a column.
+    pub explode: Vec<(TableFunction, Arc<dyn PhysicalExpr>)>,
     /// With `GROUP BY`: the aggregation, whose rows the projection reads.
     pub aggregation: Option<Arc<AggregatePlan>>,
     /// With `JOIN`: the tables each row is joined with; the filter, projection and aggregation
@@ -313,15 +314,16 @@ impl QueryPlanner {
             Some(keys) => Some(partition::plan_keys(&state, &query, keys).await?),
             None => None,
         };
-        // EXPLODE's arrays read the row; its element columns follow the row's own.
+        // The table functions' arrays read the row; their element columns follow the row's own.
         let mut explode = Vec::with_capacity(rewritten.explode.len());
         if !rewritten.explode.is_empty() {
-            let (arrays, input_schema) = input::plan_over_input(&state, &query, &rewritten.explode).await.map_err(plan_error)?;
+            let calls: Vec<sqlparser::ast::Expr> = rewritten.explode.iter().map(|(_, array)| array.clone()).collect();
+            let (arrays, input_schema) = input::plan_over_input(&state, &query, &calls).await.map_err(plan_error)?;
             let mut fields: Vec<Field> = row_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-            for (n, array) in arrays.into_iter().enumerate() {
+            for (n, ((function, _), array)) in rewritten.explode.iter().zip(arrays).enumerate() {
                 let physical = to_physical(&ctx, array, &input_schema)?;
-                fields.push(explode::element_field(n, &physical.data_type(input_schema.as_arrow())?)?);
-                explode.push(physical);
+                fields.push(explode::element_field(n, *function, &physical.data_type(input_schema.as_arrow())?)?);
+                explode.push((*function, physical));
             }
             let name = datafusion::common::TableReference::bare(source.name.clone());
             ctx.deregister_table(name.clone())?;

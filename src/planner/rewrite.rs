@@ -39,8 +39,9 @@ pub struct Rewritten {
     pub partition_names: Vec<String>,
     /// Each `PARTITION BY` expression as ksqlDB writes it in its messages.
     pub partition_texts: Vec<String>,
-    /// The arrays of the projection's `EXPLODE` calls, each now read as its element column.
-    pub explode: Vec<Expr>,
+    /// The projection's table function calls (`EXPLODE`, `CUBE_EXPLODE`) and their arrays,
+    /// each call now read as its element column.
+    pub explode: Vec<(super::explode::TableFunction, Expr)>,
     /// The tables the stream is joined with, and how.
     pub joins: Option<Joins>,
     /// The output columns that project a join's synthetic key (`ROWKEY`).

@@ -16,6 +16,8 @@ pub enum Format {
     Json,
     Kafka,
     Delimited,
+    /// Nothing: a key or value without columns, never read and written as none.
+    None,
 }
 
 impl Format {
@@ -24,11 +26,12 @@ impl Format {
             "JSON" => Ok(Format::Json),
             "KAFKA" => Ok(Format::Kafka),
             "DELIMITED" => Ok(Format::Delimited),
-            "AVRO" | "PROTOBUF" | "PROTOBUF_NOSR" | "JSON_SR" | "NONE" => Err(
-                SluiceError::NotImplemented(format!("the {text} format; use JSON, KAFKA or DELIMITED")),
+            "NONE" => Ok(Format::None),
+            "AVRO" | "PROTOBUF" | "PROTOBUF_NOSR" | "JSON_SR" => Err(
+                SluiceError::NotImplemented(format!("the {text} format; use JSON, KAFKA, DELIMITED or NONE")),
             ),
             _ => Err(SluiceError::Plan(format!(
-                "Unknown format: {text} (Sluice reads JSON, KAFKA and DELIMITED)"
+                "Unknown format: {text} (Sluice reads JSON, KAFKA, DELIMITED and NONE)"
             ))),
         }
     }
@@ -38,6 +41,7 @@ impl Format {
             Format::Json => "JSON",
             Format::Kafka => "KAFKA",
             Format::Delimited => "DELIMITED",
+            Format::None => "NONE",
         }
     }
 
@@ -52,6 +56,8 @@ impl Format {
                 SqlType::Integer | SqlType::Bigint | SqlType::Double | SqlType::String | SqlType::Bytes
             ),
             Format::Delimited => data_type.is_nested(),
+            // Whether NONE holds columns at all is checked once for all of them.
+            Format::None => false,
         };
         refused.then(|| {
             let base = match data_type {
@@ -272,6 +278,15 @@ impl SourceDef {
                 "Map keys, including types that contain maps, are not supported as they may lead to unexpected behavior due to inconsistent serialization. Key column name: `{}`. Column type: {}. See https://github.com/confluentinc/ksql/issues/6621 for more.",
                 column.name, column.data_type
             )));
+        }
+        for (format, key) in [(key_format, true), (value_format, false)] {
+            let held: Vec<String> = columns.iter().filter(|c| c.key == key).map(|c| format!("`{}` {}{}", c.name, c.data_type, if key { " KEY" } else { "" })).collect();
+            if format == Format::None && !held.is_empty() {
+                return Err(SluiceError::Plan(format!(
+                    "The 'NONE' format can only be used when no columns are defined. Got: [{}]",
+                    held.join(", ")
+                )));
+            }
         }
         for column in &columns {
             let format = if column.key { key_format } else { value_format };

@@ -259,6 +259,7 @@ impl RecordDecoder {
                 Ok(())
             }
             Format::Delimited => self.decode_delimited(value, cells),
+            Format::None => Ok(()),
         }
     }
 
@@ -294,6 +295,7 @@ impl RecordDecoder {
                 }
             }
             (Format::Kafka, _) => return Err("the KAFKA format holds one key column".into()),
+            (Format::None, _) => {}
         }
         Ok(())
     }

@@ -238,6 +238,7 @@ pub fn encode_key(format: Format, column: &ColumnWriter, row: usize, out: &mut V
         Format::Kafka => encode_kafka_value(column, row, out)?,
         Format::Json => column.write_json(row, out),
         Format::Delimited => write_delimited_field(column, row, b',', true, out),
+        Format::None => {}
     }
     Ok(())
 }
@@ -277,6 +278,7 @@ pub fn encode_keys(format: Format, order: &[String], names: &[String], columns: 
         Format::Kafka => {
             return Err(SluiceError::Plan("The 'KAFKA' format only supports a single field".into()));
         }
+        Format::None => {}
     }
     Ok(())
 }
@@ -381,6 +383,7 @@ pub fn encode_row(
                 write_delimited_field(w, row, delimiter, i == 0, out);
             }
         }
+        Format::None => return Ok(false),
     }
     Ok(true)
 }

@@ -730,12 +730,16 @@ pub(super) fn sink_source(
         };
         properties.0.push(("VALUE_DELIMITER".into(), crate::parser::PropertyValue::String(delimiter)));
     }
-    // The key keeps its source's format unless the statement names one, as in ksqlDB.
+    // The key keeps its source's format unless the statement names one, as in ksqlDB; a
+    // result with key columns over a source keyed in NONE takes the default key format.
     if properties.get("KEY_FORMAT").is_none() && properties.get("FORMAT").is_none() {
-        properties.0.push((
-            "KEY_FORMAT".into(),
-            crate::parser::PropertyValue::String(plan.source.key_format.name().into()),
-        ));
+        let inherited = match plan.source.key_format {
+            Format::None if plan.key_outputs.iter().any(|k| *k) => {
+                settings.get(crate::properties::DEFAULT_KEY_FORMAT).map_or("KAFKA", String::as_str)
+            }
+            format => format.name(),
+        };
+        properties.0.push(("KEY_FORMAT".into(), crate::parser::PropertyValue::String(inherited.to_string())));
     }
     let columns = plan
         .output_schema
@@ -755,7 +759,8 @@ pub(super) fn sink_source(
     // A key column PARTITION BY adds is named after what it reads, `ROWTIME` included.
     let named: Vec<String> = columns.iter().filter(|c| !(c.key && plan.partition_by.is_some())).map(|c| c.name.clone()).collect();
     reserved_names_refused(&csas.select, &named)?;
-    if plan.partition_by.as_ref().is_some_and(|p| p.keys == 0) && csas.properties.get("KEY_FORMAT").is_some() {
+    let names_key_format = csas.properties.get("KEY_FORMAT").is_some_and(|f| !f.as_text().eq_ignore_ascii_case("NONE"));
+    if plan.partition_by.as_ref().is_some_and(|p| p.keys == 0) && names_key_format {
         return Err(SluiceError::Plan("Key format specified for stream without key columns.".into()));
     }
     let topic = format!("{}{}", settings.get(crate::properties::OUTPUT_TOPIC_PREFIX).map_or("", String::as_str), csas.name);

@@ -302,7 +302,9 @@ impl TopicSink {
                     (topic, *partitions)
                 }
             };
-            let key_bytes: Option<&[u8]> = if key_writers.is_empty() {
+            let key_bytes: Option<&[u8]> = if self.key_format == Format::None {
+                None
+            } else if key_writers.is_empty() {
                 out.record.key
             } else if key_writers.len() == 1 && key_writers[0].is_null(out.row) {
                 // A key of several columns is written even when each is NULL, as ksqlDB does.

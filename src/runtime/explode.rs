@@ -22,14 +22,12 @@ use crate::{
 /// ksqlDB's bound on CUBE_EXPLODE's array: 2^20 combinations.
 const MAX_CUBE_COLUMNS: usize = 20;
 
-/// The rows `arrays` make of `batch`, whose row `i` came from record `records[i]`: the new
-/// batch, each new row's record, and the rows whose arrays failed to compute (by index into
-/// `batch`, with why).
-pub fn explode(
-    arrays: &[(TableFunction, Arc<dyn PhysicalExpr>)],
-    batch: &RecordBatch,
-    records: &[usize],
-) -> Result<(RecordBatch, Vec<usize>, Vec<(usize, String)>)> {
+/// What [`explode`] makes: the new batch, each new row's record, and the rows whose arrays
+/// failed to compute (by index into the batch given, with why).
+pub type Exploded = (RecordBatch, Vec<usize>, Vec<(usize, String)>);
+
+/// The rows `arrays` make of `batch`, whose row `i` came from record `records[i]`.
+pub fn explode(arrays: &[(TableFunction, Arc<dyn PhysicalExpr>)], batch: &RecordBatch, records: &[usize]) -> Result<Exploded> {
     let mut errors = Vec::new();
     let mut lists = Vec::with_capacity(arrays.len());
     for (function, array) in arrays {

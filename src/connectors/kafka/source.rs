@@ -1,7 +1,12 @@
 //! A Kafka topic, or several read as one, as a [`Source`]: one consumer with its own assignment
 //! (no group), batches taken with librdkafka's batch consume.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    cmp::Reverse,
+    collections::{BTreeMap, BinaryHeap, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
 
 use rdkafka::{Offset, TopicPartitionList, consumer::Consumer};
 use tracing::debug;
@@ -117,15 +122,75 @@ impl SourceBatch for TopicsBatch<'_> {
     fn records(&self) -> Vec<RawRecord<'_>> {
         match self.topics {
             [_] => self.fetched.records().map(|(_, record)| record).collect(),
-            topics => self
-                .fetched
-                .records()
-                .map(|(topic, mut record)| {
-                    let index = topics.iter().position(|t| t.as_bytes() == topic).unwrap_or(0);
-                    record.partition = source_partition(index, record.partition);
-                    record
-                })
-                .collect(),
+            topics => in_time_order(
+                self.fetched
+                    .records()
+                    .map(|(topic, mut record)| {
+                        let index = topics.iter().position(|t| t.as_bytes() == topic).unwrap_or(0);
+                        record.partition = source_partition(index, record.partition);
+                        record
+                    })
+                    .collect(),
+            ),
         }
+    }
+}
+
+/// The records of several topics in the order their timestamps give, each partition's in its
+/// own order, as Kafka Streams picks the partition whose next record is oldest: a join's two
+/// sides fetched together are processed as they happened, whatever order the broker's answer
+/// listed their partitions in. Ties go to the lower source partition (the left side's).
+fn in_time_order(records: Vec<RawRecord<'_>>) -> Vec<RawRecord<'_>> {
+    let mut partitions: BTreeMap<i32, VecDeque<RawRecord<'_>>> = BTreeMap::new();
+    for record in &records {
+        partitions.entry(record.partition).or_default().push_back(*record);
+    }
+    if partitions.len() < 2 {
+        return records;
+    }
+    let mut heads: BinaryHeap<Reverse<(i64, i32)>> =
+        partitions.iter().map(|(partition, queue)| Reverse((queue[0].timestamp, *partition))).collect();
+    let mut ordered = Vec::with_capacity(records.len());
+    while let Some(Reverse((_, partition))) = heads.pop() {
+        let queue = partitions.get_mut(&partition).expect("a partition with records");
+        ordered.push(queue.pop_front().expect("the partition's next record"));
+        if let Some(next) = queue.front() {
+            heads.push(Reverse((next.timestamp, partition)));
+        }
+    }
+    ordered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(partition: i32, offset: i64, timestamp: i64) -> RawRecord<'static> {
+        RawRecord {
+            partition,
+            offset,
+            timestamp,
+            key: None,
+            value: None,
+        }
+    }
+
+    fn places(records: &[RawRecord<'_>]) -> Vec<(i32, i64)> {
+        records.iter().map(|r| (r.partition, r.offset)).collect()
+    }
+
+    #[test]
+    fn records_of_two_topics_are_merged_by_timestamp() {
+        let right = source_partition(1, 0);
+        let fetched = vec![record(right, 7, 20), record(right, 8, 40), record(0, 3, 10), record(0, 4, 30)];
+        assert_eq!(places(&in_time_order(fetched)), vec![(0, 3), (right, 7), (0, 4), (right, 8)]);
+    }
+
+    #[test]
+    fn a_partition_keeps_its_own_order_and_ties_go_left() {
+        let right = source_partition(1, 0);
+        // Offset 5 is older than offset 4 in its partition, yet stays after it.
+        let fetched = vec![record(right, 1, 50), record(0, 4, 50), record(0, 5, 10)];
+        assert_eq!(places(&in_time_order(fetched)), vec![(0, 4), (0, 5), (right, 1)]);
     }
 }

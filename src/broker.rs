@@ -1,6 +1,6 @@
 //! The embedded Kafka-protocol broker (Tansu with SQLite storage) that runs when no cluster is given.
 
-use std::{net::SocketAddr, path::Path};
+use std::{net::SocketAddr, path::Path, time::Duration};
 
 use tansu_broker::{broker::Broker, coordinator::group::administrator::Controller};
 use tansu_storage::StorageContainer;
@@ -23,7 +23,8 @@ impl EmbeddedBroker {
     /// Returns once the broker accepts connections.
     pub async fn start(address: SocketAddr, data_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(data_dir)?;
-        let storage = sqlite_url(&data_dir.join("broker.db"))?;
+        let database = data_dir.join("broker.db");
+        let storage = sqlite_url(&database)?;
         let listener = Url::parse(&format!("tcp://{address}"))
             .map_err(|e| SluiceError::Config(format!("broker address {address}: {e}")))?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -61,6 +62,10 @@ impl EmbeddedBroker {
                             return;
                         }
                     };
+                    if let Err(e) = index_headers(&database).await {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
                     let serve = tokio::spawn(async move {
                         if let Err(e) = broker.serve(tokio::time::Instant::now()).await {
                             error!(error = ?e, "embedded broker stopped");
@@ -106,6 +111,23 @@ fn sqlite_url(path: &Path) -> Result<Url> {
     let rest = absolute.to_string_lossy();
     Url::parse(&format!("sqlite:{climb}{}", rest.trim_start_matches('/')))
         .map_err(|e| SluiceError::Config(format!("broker storage path {}: {e}", path.display())))
+}
+
+/// Tansu 0.6.0 reads each fetched record's headers with a query that scans its whole
+/// `header` table, which has no index: a fetch costs as many scans as it returns records,
+/// each as long as every header ever written, and every record Sluice writes carries its
+/// origin header. Fetching then grows quadratic and holds up every other request of the
+/// broker (they are served one at a time). The index makes each lookup a seek.
+async fn index_headers(database: &Path) -> Result<()> {
+    let failed = |e: libsql::Error| SluiceError::Execution(format!("indexing the embedded broker's headers: {e}"));
+    let db = libsql::Builder::new_local(database).build().await.map_err(failed)?;
+    let connection = db.connect().map_err(failed)?;
+    connection.busy_timeout(Duration::from_secs(30)).map_err(failed)?;
+    connection
+        .execute("CREATE INDEX IF NOT EXISTS sluice_header_record ON header (topition, offset_id)", ())
+        .await
+        .map_err(failed)?;
+    Ok(())
 }
 
 async fn wait_until_listening(address: SocketAddr) -> Result<()> {

@@ -155,7 +155,7 @@ impl SluiceServer {
             .args([broker_flag, &self.bootstrap])
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("SLUICE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -24,18 +24,25 @@ pub mod certificates;
 pub mod hdfs;
 pub mod postgres;
 
-/// A port nothing listens on now and that this process has not handed out before: two servers
-/// started at once never get the same one (the OS may offer a port again once it is free).
+/// A port nothing listens on now and that this process has not handed out before, below the
+/// kernel's ephemeral range (32768–60999 on Linux): no outgoing connection can be given it while
+/// a killed server is down, so the server starts again on it. Two servers started at once never
+/// get the same one.
 pub fn free_port() -> u16 {
+    const FIRST: u32 = 20_000;
+    const END: u32 = 32_768;
     static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut handed_out = HANDED_OUT.lock().unwrap();
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if !handed_out.contains(&port) {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let start = std::process::id().wrapping_mul(7919).wrapping_add(nanos);
+    for step in 0..END - FIRST {
+        let port = (FIRST + start.wrapping_add(step) % (END - FIRST)) as u16;
+        if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
             handed_out.push(port);
             return port;
         }
     }
+    panic!("no free port between {FIRST} and {END}");
 }
 
 pub struct TestBroker {
@@ -164,6 +171,9 @@ impl SluiceServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("sluice-server exited with {status} before answering /info; its log is above");
+            }
             if let Ok(r) = self.client.get(format!("{}/info", self.url)).send().await {
                 // A server behind authentication answers 401 once it serves.
                 if r.status().is_success() || r.status() == reqwest::StatusCode::UNAUTHORIZED {

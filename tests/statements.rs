@@ -366,6 +366,9 @@ async fn explain_shows_a_querys_operators_topics_and_state_and_plans_a_statement
     assert_eq!(described[0]["name"], "EXTRACTJSONFIELD");
     assert_eq!(described[0]["functions"][0]["argumentTypes"], json!(["STRING", "STRING"]), "{described}");
     assert_eq!(described[0]["functions"][0]["arguments"][1]["name"], "path", "{described}");
+    assert!(listed.contains(&json!({"name": "EXPLODE", "type": "TABLE", "category": "TABLE"})), "{functions}");
+    let described = server.ksql_ok("DESCRIBE FUNCTION CUBE_EXPLODE;").await;
+    assert_eq!((&described[0]["type"], &described[0]["functions"][0]["returnType"]), (&json!("TABLE"), &json!("ARRAY<T>")), "{described}");
     let (status, body) = server.ksql("DESCRIBE FUNCTION NO_SUCH_THING;").await;
     assert_eq!((status, body["message"].as_str()), (400, Some("Can't find any functions with the name 'NO_SUCH_THING'")), "{body}");
 

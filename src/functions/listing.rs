@@ -14,6 +14,8 @@ use crate::{catalog::types::SqlType, error::Result};
 pub enum FunctionKind {
     Scalar,
     Aggregate,
+    /// A function that makes zero or more rows of each input row (`EXPLODE`).
+    Table,
 }
 
 impl FunctionKind {
@@ -22,6 +24,7 @@ impl FunctionKind {
         match self {
             FunctionKind::Scalar => "SCALAR",
             FunctionKind::Aggregate => "AGGREGATE",
+            FunctionKind::Table => "TABLE",
         }
     }
 }
@@ -79,6 +82,7 @@ pub fn all() -> Result<Vec<FunctionInfo>> {
             }
             info
         })
+        .chain(table_functions())
         .collect();
     functions.sort_by(|a, b| a.name.cmp(&b.name));
     functions.dedup_by(|a, b| a.name == b.name);
@@ -99,6 +103,7 @@ fn describe(
 ) -> FunctionInfo {
     let category = match kind {
         FunctionKind::Aggregate => "AGGREGATE".to_string(),
+        FunctionKind::Table => "TABLE".to_string(),
         FunctionKind::Scalar => documentation.map_or_else(|| "OTHER".to_string(), |d| category(d.doc_section.label)),
     };
     FunctionInfo {
@@ -111,6 +116,43 @@ fn describe(
         overloads: overloads(&signature.type_signature, returns),
         author: "Apache DataFusion",
     }
+}
+
+/// The table functions the planner reads out of a projection (not DataFusion functions), as
+/// ksqlDB describes them.
+fn table_functions() -> [FunctionInfo; 2] {
+    let table = |name: &str, description: &str, syntax: &str, argument: (&str, &str), overloads: Vec<Overload>| FunctionInfo {
+        name: name.to_string(),
+        kind: FunctionKind::Table,
+        category: "TABLE".to_string(),
+        description: description.to_string(),
+        syntax: syntax.to_string(),
+        arguments: vec![(argument.0.to_string(), argument.1.to_string())],
+        overloads,
+        author: "Sluice",
+    };
+    let overload = |argument: &str, returns: &str| Overload {
+        argument_types: vec![argument.to_string()],
+        return_type: Some(returns.to_string()),
+    };
+    [
+        table(
+            "EXPLODE",
+            "Explodes an array. This function outputs one value for each element of the array.",
+            "explode(list)",
+            ("list", "The array whose elements become rows; NULL or empty makes no row."),
+            vec![overload("ARRAY<T>", "T"), overload("ARRAY<DECIMAL>", "DECIMAL")],
+        ),
+        table(
+            "CUBE_EXPLODE",
+            "Takes as argument a list of columns and outputs all possible combinations of them. \
+             It produces 2^d new rows where d is the number of columns given as parameter. \
+             Duplicate entries for columns with null value are skipped.",
+            "cube_explode(columns)",
+            ("columns", "The array whose elements are kept or NULL in each combination."),
+            vec![overload("ARRAY<T>", "ARRAY<T>")],
+        ),
+    ]
 }
 
 /// ksqlDB's category for a DataFusion documentation section.
@@ -170,5 +212,9 @@ mod tests {
         assert!(!abs.description.is_empty());
         assert_eq!(find("LATEST_BY_OFFSET").unwrap().unwrap().kind, FunctionKind::Aggregate);
         assert_eq!(find("NO_SUCH_FUNCTION").unwrap(), None);
+        let explode = find("explode").unwrap().unwrap();
+        assert_eq!((explode.kind.name(), explode.category.as_str()), ("TABLE", "TABLE"));
+        assert_eq!(explode.overloads[0].return_type.as_deref(), Some("T"));
+        assert_eq!(find("CUBE_EXPLODE").unwrap().unwrap().kind, FunctionKind::Table);
     }
 }

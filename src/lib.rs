@@ -9,6 +9,7 @@ pub mod format;
 pub mod handler;
 pub mod functions;
 pub mod import;
+pub mod java_number;
 pub mod java_time;
 #[cfg(test)]
 mod fuzzing;

@@ -6,12 +6,14 @@
 //! that row and reports it with [`report_row_error`]; the runtime collects the reports around each
 //! evaluation with [`collect_row_errors`] and counts them on the query.
 
+pub mod arrays;
 pub mod as_value;
 pub mod by_offset;
 pub mod collect;
 pub mod correlation;
 pub mod datetime;
 pub mod deviation;
+pub mod encoding;
 pub mod histogram;
 pub mod json;
 pub mod json_path;
@@ -55,10 +57,11 @@ pub fn report_row_error(row: usize, message: impl FnOnce() -> String) {
 
 /// Registers ksqlDB's functions, and ksqlDB's names for DataFusion's own, in a session.
 pub fn register_all(ctx: &SessionContext, limits: collect::CollectLimits) -> Result<()> {
-    for udf in json::functions().into_iter().chain(datetime::functions()).chain(url::functions()).chain(strings::functions()).chain(maps::functions()) {
+    for udf in json::functions().into_iter().chain(datetime::functions()).chain(url::functions()).chain(strings::functions()).chain(maps::functions()).chain(arrays::functions()) {
         ctx.register_udf(udf);
     }
     ctx.register_udf(as_value::function());
+    ctx.register_udf(encoding::function());
     let udafs = by_offset::functions().into_iter().chain(collect::functions(limits)).chain(deviation::functions());
     for udaf in udafs.chain([histogram::function(), correlation::function(), sum_list::function()]) {
         ctx.register_udaf(udaf);

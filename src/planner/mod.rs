@@ -334,7 +334,11 @@ impl QueryPlanner {
         let plan = state
             .statement_to_plan(statement)
             .await
-            .map_err(|e| grouping_error(&ctx, &query, &e).unwrap_or_else(|| plan_error(e)))?;
+            .map_err(|e| {
+                unresolved_column(&query, &e)
+                    .or_else(|| grouping_error(&ctx, &query, &e))
+                    .unwrap_or_else(|| plan_error(e))
+            })?;
         let plan = state
             .analyzer()
             .execute_and_check(plan, state.config_options(), |_, _| {})
@@ -847,6 +851,45 @@ fn unsupported(plan: &LogicalPlan) -> SluiceError {
         "this kind of query ({}); Sluice runs projections, filters and aggregations over one stream or table, or a stream joined with tables",
         plan.display()
     ))
+}
+
+/// ksqlDB's words for a column no source has: `WHERE column 'BOB' cannot be resolved.` when the
+/// `WHERE` clause names it, else `SELECT column …` when the projection does.
+fn unresolved_column(query: &sqlparser::ast::Query, error: &datafusion::error::DataFusionError) -> Option<SluiceError> {
+    use sqlparser::ast::SetExpr;
+    let datafusion::error::DataFusionError::SchemaError(schema_error, _) = error.find_root() else { return None };
+    let datafusion::common::SchemaError::FieldNotFound { field, .. } = schema_error.as_ref() else { return None };
+    let SetExpr::Select(body) = query.body.as_ref() else { return None };
+    let clause = if body.selection.as_ref().is_some_and(|w| names_column(w, &field.name)) {
+        "WHERE"
+    } else if names_column(&body.projection, &field.name) {
+        "SELECT"
+    } else {
+        return None;
+    };
+    let column = match &field.relation {
+        Some(relation) => format!("{}.{}", relation.table(), field.name),
+        None => field.name.clone(),
+    };
+    Some(SluiceError::Plan(format!("{clause} column '{column}' cannot be resolved.")))
+}
+
+/// Whether `node` reads a column named `name`, qualified or not.
+fn names_column<T: sqlparser::ast::Visit>(node: &T, name: &str) -> bool {
+    use sqlparser::ast::Expr as Sql;
+    sqlparser::ast::visit_expressions(node, |expr| {
+        let last = match expr {
+            Sql::Identifier(ident) => Some(ident),
+            Sql::CompoundIdentifier(parts) => parts.last(),
+            _ => None,
+        };
+        if last.is_some_and(|ident| ident.value.eq_ignore_ascii_case(name)) {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    })
+    .is_break()
 }
 
 /// ksqlDB's words for a projection that does not fit its `GROUP BY`: a grouping without any

@@ -82,6 +82,7 @@ pub fn all() -> Result<Vec<FunctionInfo>> {
             }
             info
         })
+        .chain(state.higher_order_functions().iter().map(|(name, function)| higher_order(name, function.documentation())))
         .chain(table_functions())
         .collect();
     functions.sort_by(|a, b| a.name.cmp(&b.name));
@@ -115,6 +116,43 @@ fn describe(
         arguments: documentation.and_then(|d| d.arguments.clone()).unwrap_or_default(),
         overloads: overloads(&signature.type_signature, returns),
         author: "Apache DataFusion",
+    }
+}
+
+/// A function that takes lambdas, such as `TRANSFORM`: one overload per form its documented
+/// syntax gives, `a(x, y => e) | a(m, i, (s, k) => e)`, each argument as written there.
+fn higher_order(name: &str, documentation: Option<&Documentation>) -> FunctionInfo {
+    let syntax = documentation.map(|d| d.syntax_example.clone()).unwrap_or_default();
+    let overloads = syntax
+        .split(" | ")
+        .filter_map(|form| {
+            let arguments = form.split_once('(')?.1.strip_suffix(')')?;
+            let mut split = Vec::new();
+            let (mut depth, mut start) = (0, 0);
+            for (i, c) in arguments.char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    ',' if depth == 0 => {
+                        split.push(arguments[start..i].trim().to_string());
+                        start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+            split.push(arguments[start..].trim().to_string());
+            Some(Overload { argument_types: split, return_type: None })
+        })
+        .collect();
+    FunctionInfo {
+        name: name.to_uppercase(),
+        kind: FunctionKind::Scalar,
+        category: documentation.map_or_else(|| "LAMBDA".to_string(), |d| category(d.doc_section.label)),
+        description: documentation.map(|d| d.description.clone()).unwrap_or_default(),
+        syntax,
+        arguments: documentation.and_then(|d| d.arguments.clone()).unwrap_or_default(),
+        overloads,
+        author: if super::lambdas::functions().iter().any(|f| f.name() == name) { "Sluice" } else { "Apache DataFusion" },
     }
 }
 
@@ -216,5 +254,8 @@ mod tests {
         assert_eq!((explode.kind.name(), explode.category.as_str()), ("TABLE", "TABLE"));
         assert_eq!(explode.overloads[0].return_type.as_deref(), Some("T"));
         assert_eq!(find("CUBE_EXPLODE").unwrap().unwrap().kind, FunctionKind::Table);
+        let reduce = find("reduce").unwrap().unwrap();
+        assert_eq!((reduce.kind, reduce.category.as_str(), reduce.author), (FunctionKind::Scalar, "LAMBDA", "Sluice"));
+        assert_eq!(reduce.overloads[1].argument_types, ["map", "initial state", "(s, k, v) => expression"]);
     }
 }

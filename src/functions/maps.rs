@@ -49,7 +49,7 @@ pub fn functions() -> Vec<ScalarUDF> {
 }
 
 /// The type of a MAP of STRING keys to `value`s, as Sluice types ksqlDB's maps.
-fn map_type(value: &DataType) -> DataType {
+pub(crate) fn map_type(value: &DataType) -> DataType {
     let entries = DataType::Struct(vec![Field::new("key", DataType::Utf8, false), Field::new("value", value.clone(), true)].into());
     DataType::Map(Arc::new(Field::new("entries", entries, false)), false)
 }

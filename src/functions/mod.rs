@@ -17,6 +17,7 @@ pub mod encoding;
 pub mod histogram;
 pub mod json;
 pub mod json_path;
+pub mod lambdas;
 pub mod listing;
 pub mod maps;
 pub mod row_function;
@@ -62,6 +63,9 @@ pub fn register_all(ctx: &SessionContext, limits: collect::CollectLimits) -> Res
     }
     ctx.register_udf(as_value::function());
     ctx.register_udf(encoding::function());
+    for function in lambdas::functions() {
+        ctx.register_higher_order_function(Arc::new(function));
+    }
     let udafs = by_offset::functions().into_iter().chain(collect::functions(limits)).chain(deviation::functions());
     for udaf in udafs.chain([histogram::function(), correlation::function(), sum_list::function()]) {
         ctx.register_udaf(udaf);

@@ -1,7 +1,6 @@
 //! A cursor over one SQL text's tokens that skips whitespace and reports errors in plain words.
 
 use sqlparser::{
-    dialect::GenericDialect,
     parser::{Parser, ParserError},
     tokenizer::{Token, TokenWithSpan, Whitespace},
 };
@@ -206,7 +205,7 @@ pub fn with_sqlparser<T>(
     tokens: Vec<TokenWithSpan>,
     production: impl FnOnce(&mut Parser) -> Result<T, ParserError>,
 ) -> Result<T, SluiceError> {
-    let dialect = GenericDialect {};
+    let dialect = super::dialect::KsqlDialect;
     let end = tokens.last().map(|t| t.span.end);
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let value = production(&mut parser).map_err(|e| from_sqlparser(e, end))?;

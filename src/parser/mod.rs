@@ -7,6 +7,7 @@
 mod admin;
 mod connector;
 mod cursor;
+mod dialect;
 mod query;
 mod stream;
 pub mod variables;
@@ -15,7 +16,10 @@ pub mod window;
 use std::{fmt, ops::ControlFlow};
 
 use sqlparser::{
-    ast::{AccessExpr, BinaryOperator, Expr, Ident, Subscript, Value, visit_expressions_mut},
+    ast::{
+        AccessExpr, BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgOperator, FunctionArguments,
+        Ident, LambdaFunctionParameter, OneOrManyWithParens, Subscript, Value, visit_expressions_mut,
+    },
     dialect::GenericDialect,
     tokenizer::{Token, TokenWithSpan, Tokenizer},
 };
@@ -101,7 +105,7 @@ pub struct KsqlParser;
 impl KsqlParser {
     /// Parses every statement of `sql`; each but the last must end with `;`.
     pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>> {
-        let mut cursor = Cursor::new(struct_field_reads(tokenize(sql)?));
+        let mut cursor = Cursor::new(dialect::lambda_arrows(struct_field_reads(tokenize(sql)?)));
         let mut statements = Vec::new();
         loop {
             while cursor.eat(&Token::SemiColon) {}
@@ -276,9 +280,29 @@ pub(crate) fn with_struct_reads_written(query: &sqlparser::ast::Query) -> sqlpar
     let mut query = query.clone();
     let _ = visit_expressions_mut(&mut query, |expr| {
         struct_reads_written(expr);
+        lambdas_written(expr);
         ControlFlow::<()>::Continue(())
     });
     query
+}
+
+/// Each lambda argument of a call as ksqlDB writes it, `x => body` or `(x, y) => body`: sqlparser
+/// prints its own lambdas with `->`, which would read back as a struct field.
+fn lambdas_written(expr: &mut Expr) {
+    let Expr::Function(Function { args: FunctionArguments::List(list), .. }) = expr else { return };
+    for arg in &mut list.args {
+        let FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Lambda(lambda))) = arg else { continue };
+        let param = |p: &LambdaFunctionParameter| Expr::Identifier(p.name.clone());
+        let name = match &lambda.params {
+            OneOrManyWithParens::One(p) => param(p),
+            OneOrManyWithParens::Many(ps) => Expr::Tuple(ps.iter().map(param).collect()),
+        };
+        *arg = FunctionArg::ExprNamed {
+            name,
+            arg: FunctionArgExpr::Expr(lambda.body.as_ref().clone()),
+            operator: FunctionArgOperator::RightArrow,
+        };
+    }
 }
 
 fn struct_reads_written(expr: &mut Expr) {

@@ -430,6 +430,14 @@ mod tests {
     }
 
     #[test]
+    fn lambdas_parse_and_print_back_with_ksqldbs_arrow() {
+        let parsed = select("SELECT TRANSFORM(m, (k, v) => UCASE(k), (k, v) => FILTER(v, x => x->f > 1)) FROM s EMIT CHANGES;");
+        let printed = parsed.to_string();
+        assert!(printed.contains("TRANSFORM(m, (k, v) => UCASE(k), (k, v) => FILTER(v, x => x -> F > 1))"), "{printed}");
+        assert_eq!(select(&format!("{printed};")), parsed, "what is printed reads back the same");
+    }
+
+    #[test]
     fn a_bad_window_says_what_was_expected() {
         let error = KsqlParser::parse_one("SELECT * FROM A JOIN B WITHIN 1 FORTNIGHT ON A.X = B.X EMIT CHANGES;").unwrap_err();
         assert!(error.to_string().contains("a time unit"), "{error}");

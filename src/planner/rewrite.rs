@@ -7,8 +7,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
-    ObjectNamePart, Query, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Value, visit_expressions_mut,
+    BinaryOperator, CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
+    GroupByExpr, Ident, ObjectName, ObjectNamePart, OneOrManyWithParens, Query, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Value, visit_expressions_mut,
 };
 
 use super::{
@@ -247,6 +247,7 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
 /// arithmetic that fit 32 bits INTEGER.
 fn as_ksqldb_reads(expr: &mut Expr) -> ControlFlow<SluiceError> {
     upper_case_identifiers(expr);
+    lambda_array_literals(expr);
     if let Err(error) = structs::constructor(expr) {
         return ControlFlow::Break(error);
     }
@@ -364,6 +365,28 @@ fn quoted(name: &str) -> Ident {
     Ident::with_quote('"', name)
 }
 
+/// Each `ARRAY[…]` in a lambda's body as the `make_array(…)` call DataFusion would plan it as:
+/// DataFusion plans an array literal's elements without the lambda's parameters in scope.
+fn lambda_array_literals(expr: &mut Expr) {
+    let Expr::Lambda(lambda) = expr else { return };
+    let _ = visit_expressions_mut(lambda.body.as_mut(), |e| {
+        if let Expr::Array(array) = e {
+            let args = std::mem::take(&mut array.elem).into_iter().map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e))).collect();
+            *e = Expr::Function(Function {
+                name: ObjectName::from(vec![Ident::new("make_array")]),
+                uses_odbc_syntax: false,
+                parameters: FunctionArguments::None,
+                args: FunctionArguments::List(FunctionArgumentList { duplicate_treatment: None, args, clauses: Vec::new() }),
+                filter: None,
+                null_treatment: None,
+                over: None,
+                within_group: Vec::new(),
+            });
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 fn upper_case_identifiers(expr: &mut Expr) {
     match expr {
         Expr::Identifier(ident) => *ident = quoted(&normalize_ident(ident)),
@@ -372,6 +395,14 @@ fn upper_case_identifiers(expr: &mut Expr) {
                 *ident = quoted(&normalize_ident(ident));
             }
         }
+        Expr::Lambda(lambda) => match &mut lambda.params {
+            OneOrManyWithParens::One(param) => param.name = quoted(&normalize_ident(&param.name)),
+            OneOrManyWithParens::Many(params) => {
+                for param in params {
+                    param.name = quoted(&normalize_ident(&param.name));
+                }
+            }
+        },
         _ => {}
     }
 }

@@ -1,5 +1,5 @@
 //! ksqlDB's JSON functions: EXTRACTJSONFIELD, IS_JSON_STRING, JSON_ARRAY_LENGTH, JSON_KEYS,
-//! TO_JSON_STRING.
+//! TO_JSON_STRING (the functions over whole documents are in `json_documents`).
 
 use std::sync::{Arc, LazyLock};
 

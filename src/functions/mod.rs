@@ -7,6 +7,7 @@
 //! evaluation with [`collect_row_errors`] and counts them on the query.
 
 pub mod arrays;
+pub mod attr;
 pub mod as_value;
 pub mod by_offset;
 pub mod collect;
@@ -16,6 +17,7 @@ pub mod deviation;
 pub mod encoding;
 pub mod histogram;
 pub mod json;
+pub mod json_documents;
 pub mod json_path;
 pub mod lambdas;
 pub mod listing;
@@ -58,7 +60,7 @@ pub fn report_row_error(row: usize, message: impl FnOnce() -> String) {
 
 /// Registers ksqlDB's functions, and ksqlDB's names for DataFusion's own, in a session.
 pub fn register_all(ctx: &SessionContext, limits: collect::CollectLimits) -> Result<()> {
-    for udf in json::functions().into_iter().chain(datetime::functions()).chain(url::functions()).chain(strings::functions()).chain(maps::functions()).chain(arrays::functions()) {
+    for udf in json::functions().into_iter().chain(json_documents::functions()).chain(datetime::functions()).chain(url::functions()).chain(strings::functions()).chain(maps::functions()).chain(arrays::functions()) {
         ctx.register_udf(udf);
     }
     ctx.register_udf(as_value::function());
@@ -67,7 +69,7 @@ pub fn register_all(ctx: &SessionContext, limits: collect::CollectLimits) -> Res
         ctx.register_higher_order_function(Arc::new(function));
     }
     let udafs = by_offset::functions().into_iter().chain(collect::functions(limits)).chain(deviation::functions());
-    for udaf in udafs.chain([histogram::function(), correlation::function(), sum_list::function()]) {
+    for udaf in udafs.chain([histogram::function(), correlation::function(), sum_list::function(), attr::function()]) {
         ctx.register_udaf(udaf);
     }
     // ksqlDB's COUNT_DISTINCT is a HyperLogLog of 2^14 registers, as DataFusion's.

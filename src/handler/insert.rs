@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use arrow::{
-    array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, new_null_array},
+    array::{Array, ArrayRef, AsArray, MapArray, RecordBatch, RecordBatchOptions, StructArray, new_null_array},
     compute::{CastOptions, cast_with_options},
     datatypes::{DataType, Schema},
     util::display::array_value_to_string,
@@ -24,6 +24,7 @@ use crate::{
     format::{ColumnWriter, encode::normalize_array, encode_key, encode_value},
     functions,
     parser::{ColumnDef, InsertValues},
+    planner,
 };
 
 /// One record built from an `INSERT … VALUES` or an inserted JSON row.
@@ -190,6 +191,7 @@ fn record_of(stream: &SourceDef, named: Vec<(String, ArrayRef)>) -> Result<Inser
 /// Evaluates a value's expression (no column may be named) to a one-row array.
 fn evaluate(ctx: &SessionContext, expr: &Expr) -> Result<ArrayRef> {
     let empty = DFSchema::empty();
+    let expr = planner::literal_value(expr)?;
     let logical = ctx
         .state()
         .create_logical_expr(&expr.to_string(), &empty)
@@ -207,19 +209,35 @@ fn evaluate(ctx: &SessionContext, expr: &Expr) -> Result<ArrayRef> {
     Ok(normalize_array(value?)?)
 }
 
-/// `value` as a value of `column`: the same type, NULL, or a number widened as ksqlDB widens
-/// it (INTEGER to BIGINT, DOUBLE or DECIMAL; DOUBLE to DECIMAL and back). Anything else is
-/// refused with ksqlDB's message.
+/// Whether a value of type `value` can be written as a `target`: the same type, NULL, or a
+/// number widened as ksqlDB widens it (INTEGER to BIGINT, DOUBLE or DECIMAL; DOUBLE to DECIMAL
+/// and back), in an ARRAY's elements, a MAP's values and a STRUCT's fields as well.
+fn fits(value: &DataType, target: &SqlType) -> bool {
+    let numeric = matches!(value, DataType::Int32 | DataType::Int64 | DataType::Float64 | DataType::Decimal128(_, _));
+    if value == &target.to_arrow() || value == &DataType::Null {
+        return true;
+    }
+    match (target, value) {
+        (SqlType::Integer | SqlType::Bigint, DataType::Int32 | DataType::Int64) => true,
+        (SqlType::Double | SqlType::Decimal { .. }, _) => numeric,
+        (SqlType::Array(item), DataType::List(element)) => fits(element.data_type(), item),
+        (SqlType::Map(item), DataType::Map(entries, _)) => match entries.data_type() {
+            DataType::Struct(pair) if pair.len() == 2 => matches!(pair[0].data_type(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) && fits(pair[1].data_type(), item),
+            _ => false,
+        },
+        (SqlType::Struct(fields), DataType::Struct(given)) => {
+            fields.len() == given.len()
+                && fields.iter().zip(given.iter()).all(|((name, field_type), field)| name == field.name() && fits(field.data_type(), field_type))
+        }
+        _ => false,
+    }
+}
+
+/// `value` as a value of `column`, when it [`fits`]; anything else is refused with ksqlDB's
+/// message.
 fn coerce(stream: &SourceDef, column: &ColumnDef, value: ArrayRef) -> Result<ArrayRef> {
     let target = column.data_type.to_arrow();
-    let numeric = |t: &DataType| matches!(t, DataType::Int32 | DataType::Int64 | DataType::Float64 | DataType::Decimal128(_, _));
-    let allowed = value.data_type() == &target
-        || value.data_type() == &DataType::Null
-        || match &column.data_type {
-            SqlType::Integer | SqlType::Bigint => matches!(value.data_type(), DataType::Int32 | DataType::Int64),
-            SqlType::Double | SqlType::Decimal { .. } => numeric(value.data_type()),
-            _ => false,
-        };
+    let allowed = fits(value.data_type(), &column.data_type);
     let refused = || {
         let got = SqlType::from_arrow(value.data_type()).map_or_else(|_| value.data_type().to_string(), |t| t.to_string());
         let shown = array_value_to_string(&value, 0).unwrap_or_default();
@@ -235,7 +253,21 @@ fn coerce(stream: &SourceDef, column: &ColumnDef, value: ArrayRef) -> Result<Arr
         safe: false,
         ..Default::default()
     };
-    cast_with_options(&value, &target, &strict).map_err(|_| refused())
+    cast_value(&value, &target, &strict).map_err(|_| refused())
+}
+
+/// `value` cast to `target`; a map's values are cast one by one, under the target's entries.
+fn cast_value(value: &ArrayRef, target: &DataType, options: &CastOptions) -> std::result::Result<ArrayRef, arrow::error::ArrowError> {
+    let (DataType::Map(entries_field, sorted), Some(map)) = (target, value.as_map_opt()) else {
+        return cast_with_options(value, target, options);
+    };
+    let DataType::Struct(pair) = entries_field.data_type() else {
+        return cast_with_options(value, target, options);
+    };
+    let keys = cast_with_options(map.keys(), pair[0].data_type(), options)?;
+    let values = cast_value(map.values(), pair[1].data_type(), options)?;
+    let entries = StructArray::try_new(pair.clone(), vec![keys, values], None)?;
+    Ok(Arc::new(MapArray::try_new(entries_field.clone(), map.offsets().clone(), entries, map.nulls().cloned(), *sorted)?))
 }
 
 #[cfg(test)]
@@ -320,10 +352,24 @@ mod tests {
         assert_eq!(record.key, None);
         let wrong = |statement: &str| insert(&s, statement).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(wrong("INSERT INTO J (I) VALUES ('abc');").contains("Expected type INTEGER for field I but got STRING(abc)"));
-        assert!(wrong("INSERT INTO J (S) VALUES (5);").contains("Expected type STRING for field S but got BIGINT(5)"));
+        assert!(wrong("INSERT INTO J (S) VALUES (5);").contains("Expected type STRING for field S but got INTEGER(5)"));
         assert!(wrong("INSERT INTO J (I) VALUES (3000000000);").contains("Expected type INTEGER"));
         assert!(wrong("INSERT INTO J (X) VALUES (1);").contains("Column name `X` does not exist."));
         assert!(wrong("INSERT INTO J (I, D) VALUES (1);").contains("Expected number columns and values to match: 2, 1"));
         assert!(wrong("INSERT INTO J (ROWOFFSET) VALUES (1);").contains("Inserting into column `ROWOFFSET` is not allowed."));
+    }
+
+    #[test]
+    fn nested_values_are_built_with_ksqldbs_constructors_and_widened_inside() {
+        let s = stream(
+            "CREATE STREAM N (A ARRAY<INT>, B ARRAY<BIGINT>, M MAP<STRING, DOUBLE>, S STRUCT<X INT, Y STRING>) WITH (KAFKA_TOPIC='n', VALUE_FORMAT='JSON', PARTITIONS=1);",
+        );
+        let record = insert(&s, "INSERT INTO N (A, B, M, S) VALUES (ARRAY[1, 2], ARRAY[3], MAP('k' := 1), STRUCT(X := 4, Y := 'y'));").unwrap();
+        assert_eq!(
+            String::from_utf8(record.value.unwrap()).unwrap(),
+            r#"{"A":[1,2],"B":[3],"M":{"k":1.0},"S":{"X":4,"Y":"y"}}"#
+        );
+        let refused = insert(&s, "INSERT INTO N (A) VALUES (ARRAY['a']);").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused.contains("Expected type ARRAY<INTEGER> for field A"), "{refused}");
     }
 }

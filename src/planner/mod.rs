@@ -43,6 +43,7 @@ use crate::{
 
 pub use explain::{Operator, SinkTarget};
 pub use explode::{TableFunction, element_column as explode_column};
+pub use rewrite::literal_value;
 pub use join::JoinKind;
 pub use partition::PartitionBy;
 pub use rewrite::WINDOW_BOUNDS;
@@ -810,8 +811,8 @@ fn plan_aggregate(
 
 /// The aggregate functions whose state can take a value back out in any order, which a table's
 /// updates need: ksqlDB's table aggregation functions.
-const TABLE_AGGREGATES: [&str; 9] =
-    ["count", "sum", "avg", "collect_list", "histogram", "correlation", "stddev_samp", "stddev_sample", "sum_list"];
+const TABLE_AGGREGATES: [&str; 10] =
+    ["count", "sum", "avg", "collect_list", "histogram", "correlation", "stddev_samp", "stddev_sample", "sum_list", "attr"];
 
 /// Refuses, in ksqlDB's words, aggregate functions a table's updates cannot retract from.
 fn check_table_aggregates(aggregates: &[Arc<AggregateFunctionExpr>]) -> Result<()> {

@@ -346,6 +346,19 @@ fn time_unit_argument(expr: &mut Expr) {
     }
 }
 
+/// A value of `INSERT … VALUES` read as ksqlDB reads it: the struct and map constructors as
+/// DataFusion's, and every integer literal that fits 32 bits an INTEGER (in an `ARRAY[…]` too).
+pub fn literal_value(expr: &Expr) -> Result<Expr> {
+    let mut expr = expr.clone();
+    if let ControlFlow::Break(error) = visit_expressions_mut(&mut expr, |e| {
+        narrow_integer(e);
+        as_ksqldb_reads(e)
+    }) {
+        return Err(error);
+    }
+    Ok(expr)
+}
+
 /// An integer literal that fits 32 bits becomes `CAST(n AS INTEGER)`: ksqlDB types it INTEGER.
 fn narrow_integer(expr: &mut Expr) {
     let Expr::Value(literal) = expr else { return };

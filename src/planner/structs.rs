@@ -210,6 +210,7 @@ fn assigned_argument(arg: &FunctionArg) -> Option<(Expr, Expr)> {
         FunctionArg::Named { name, arg: FunctionArgExpr::Expr(value), operator: FunctionArgOperator::Assignment } => {
             let key = match name.quote_style {
                 None if name.value.eq_ignore_ascii_case("NULL") => Expr::Value(Value::Null.into()),
+                Some('\'') => Expr::Value(Value::SingleQuotedString(name.value.clone()).into()),
                 _ => Expr::Identifier(Ident::with_quote('"', normalize_ident(name))),
             };
             Some((key, value.clone()))

@@ -43,10 +43,9 @@ use crate::{
 
 pub use explain::{Operator, SinkTarget};
 pub use explode::{TableFunction, element_column as explode_column};
-pub use rewrite::literal_value;
 pub use join::JoinKind;
 pub use partition::PartitionBy;
-pub use rewrite::WINDOW_BOUNDS;
+pub use rewrite::{WINDOW_BOUNDS, literal_value};
 
 /// One output column of a query.
 #[derive(Debug, Clone)]

@@ -7,8 +7,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
-    GroupByExpr, Ident, ObjectName, ObjectNamePart, OneOrManyWithParens, Query, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Value, visit_expressions_mut,
+    BinaryOperator, CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
+    ObjectNamePart, OneOrManyWithParens, Query, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Value, visit_expressions_mut,
 };
 
 use super::{
@@ -385,16 +385,7 @@ fn lambda_array_literals(expr: &mut Expr) {
     let _ = visit_expressions_mut(lambda.body.as_mut(), |e| {
         if let Expr::Array(array) = e {
             let args = std::mem::take(&mut array.elem).into_iter().map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e))).collect();
-            *e = Expr::Function(Function {
-                name: ObjectName::from(vec![Ident::new("make_array")]),
-                uses_odbc_syntax: false,
-                parameters: FunctionArguments::None,
-                args: FunctionArguments::List(FunctionArgumentList { duplicate_treatment: None, args, clauses: Vec::new() }),
-                filter: None,
-                null_treatment: None,
-                over: None,
-                within_group: Vec::new(),
-            });
+            *e = structs::call("make_array", args);
         }
         ControlFlow::<()>::Continue(())
     });

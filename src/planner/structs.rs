@@ -161,8 +161,14 @@ pub fn constructor(expr: &mut Expr) -> Result<()> {
         args.push(FunctionArg::Unnamed(FunctionArgExpr::Expr(value)));
     }
     let planned = if is_struct { "named_struct" } else { "make_map" };
-    *expr = Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(planned)]),
+    *expr = call(planned, args);
+    Ok(())
+}
+
+/// A plain call of the function `name` with positional `args`.
+pub fn call(name: &str, args: Vec<FunctionArg>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
         uses_odbc_syntax: false,
         parameters: FunctionArguments::None,
         args: FunctionArguments::List(FunctionArgumentList { duplicate_treatment: None, args, clauses: Vec::new() }),
@@ -170,8 +176,7 @@ pub fn constructor(expr: &mut Expr) -> Result<()> {
         null_treatment: None,
         over: None,
         within_group: Vec::new(),
-    });
-    Ok(())
+    })
 }
 
 /// ksqlDB's refusals of an `ARRAY[…]` whose elements' type cannot be told.

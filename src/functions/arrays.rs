@@ -1,12 +1,14 @@
 //! ksqlDB's array functions that DataFusion lacks or gives other meanings: SLICE (from 1, both
 //! ends included, NULL when out of bounds) and ARRAY_JOIN (elements as Java prints them, NULL as
-//! `null`, a `,` unless told otherwise).
+//! `null`, a `,` unless told otherwise) and ARRAY_REMOVE (every element equal to the value, NULL
+//! elements when the value is NULL).
 
 use std::sync::Arc;
 
 use arrow::{
-    array::{Array, ListArray, cast::AsArray},
+    array::{Array, BooleanArray, ListArray, cast::AsArray},
     buffer::OffsetBuffer,
+    compute::filter,
     datatypes::{DataType, Float32Type, Float64Type},
 };
 use datafusion::{
@@ -44,7 +46,23 @@ pub fn functions() -> Vec<datafusion::logical_expr::ScalarUDF> {
         )
         .taking_nulls()
         .udf(),
+        RowFunction::new("array_remove", Signature::new(any(2), Volatility::Immutable), removed_type, array_remove, Doc {
+            section: SECTION,
+            description: "An ARRAY without the elements equal to a value (without its NULL elements when the value is NULL).",
+            syntax: "array_remove(array, value)",
+            arguments: &[("array", "An ARRAY."), ("value", "The value to remove, of the ARRAY's element type.")],
+        })
+        .taking_nulls()
+        .udf(),
     ]
+}
+
+fn removed_type(types: &[DataType]) -> Result<DataType> {
+    match types.first() {
+        Some(list @ DataType::List(_)) => Ok(list.clone()),
+        Some(other) => exec_err!("ARRAY_REMOVE takes an ARRAY, not {other}"),
+        None => exec_err!("ARRAY_REMOVE takes an ARRAY and a value"),
+    }
 }
 
 fn list_type(types: &[DataType]) -> Result<DataType> {
@@ -91,6 +109,19 @@ fn slice(args: &[ScalarValue]) -> std::result::Result<ScalarValue, String> {
     let length = (end - start) as usize;
     let sliced = values.slice(start as usize, length);
     Ok(ScalarValue::List(Arc::new(ListArray::new(field.clone(), OffsetBuffer::from_lengths([length]), sliced, None))))
+}
+
+fn array_remove(args: &[ScalarValue]) -> std::result::Result<ScalarValue, String> {
+    let Some((values, list)) = elements(&args[0]) else { return Ok(ScalarValue::Null) };
+    let DataType::List(field) = list.data_type() else { return Err("not an ARRAY".into()) };
+    let victim = if args[1].is_null() { ScalarValue::try_from(field.data_type()) } else { args[1].cast_to(field.data_type()) }.map_err(|e| e.to_string())?;
+    let kept = (0..values.len())
+        .map(|i| ScalarValue::try_from_array(&values, i).map(|element| Some(element != victim)))
+        .collect::<Result<BooleanArray>>()
+        .map_err(|e| e.to_string())?;
+    let remaining = filter(&values, &kept).map_err(|e| e.to_string())?;
+    let length = remaining.len();
+    Ok(ScalarValue::List(Arc::new(ListArray::new(field.clone(), OffsetBuffer::from_lengths([length]), remaining, None))))
 }
 
 fn array_join(args: &[ScalarValue]) -> std::result::Result<ScalarValue, String> {

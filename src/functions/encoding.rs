@@ -18,8 +18,9 @@ pub fn function() -> ScalarUDF {
     .udf()
 }
 
+/// The encodings ksqlDB's ENCODE, TO_BYTES and FROM_BYTES name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Encoding {
+pub(super) enum Encoding {
     Hex,
     Utf8,
     Ascii,
@@ -27,7 +28,7 @@ enum Encoding {
 }
 
 impl Encoding {
-    fn named(name: &str) -> Option<Encoding> {
+    pub(super) fn named(name: &str) -> Option<Encoding> {
         match name.to_ascii_lowercase().as_str() {
             "hex" => Some(Encoding::Hex),
             "utf8" => Some(Encoding::Utf8),

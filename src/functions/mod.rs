@@ -10,6 +10,7 @@ pub mod arrays;
 pub mod attr;
 pub mod as_value;
 pub mod by_offset;
+pub mod bytes;
 pub mod collect;
 pub mod correlation;
 pub mod datetime;
@@ -60,7 +61,7 @@ pub fn report_row_error(row: usize, message: impl FnOnce() -> String) {
 
 /// Registers ksqlDB's functions, and ksqlDB's names for DataFusion's own, in a session.
 pub fn register_all(ctx: &SessionContext, limits: collect::CollectLimits) -> Result<()> {
-    for udf in json::functions().into_iter().chain(json_documents::functions()).chain(datetime::functions()).chain(url::functions()).chain(strings::functions()).chain(maps::functions()).chain(arrays::functions()) {
+    for udf in json::functions().into_iter().chain(json_documents::functions()).chain(datetime::functions()).chain(url::functions()).chain(strings::functions()).chain(maps::functions()).chain(arrays::functions()).chain(bytes::functions()) {
         ctx.register_udf(udf);
     }
     ctx.register_udf(as_value::function());

@@ -4,6 +4,7 @@
 //! functions become an [`AggregatePlan`] the runtime keeps state for, and the projection and
 //! `HAVING` read the aggregate's rows.
 
+mod comparison;
 mod explain;
 mod explode;
 mod input;
@@ -11,6 +12,7 @@ mod join;
 mod partition;
 mod pseudo_time;
 mod structs;
+mod type_check;
 mod rewrite;
 
 use std::sync::Arc;
@@ -331,14 +333,17 @@ impl QueryPlanner {
             state = ctx.state();
         }
         let statement = DFStatement::Statement(Box::new(sqlparser::ast::Statement::Query(Box::new(query.clone()))));
-        let plan = state
-            .statement_to_plan(statement)
-            .await
-            .map_err(|e| {
-                unresolved_column(&query, &e)
+        let plan = match state.statement_to_plan(statement).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                let not_boolean = if e.to_string().contains("non-boolean predicate") { where_not_boolean(&state, &query).await } else { None };
+                return Err(not_boolean
+                    .or_else(|| unresolved_column(&query, &e))
                     .or_else(|| grouping_error(&ctx, &query, &e))
-                    .unwrap_or_else(|| plan_error(e))
-            })?;
+                    .unwrap_or_else(|| plan_error(e)));
+            }
+        };
+        type_check::check(&plan)?;
         let plan = state
             .analyzer()
             .execute_and_check(plan, state.config_options(), |_, _| {})
@@ -913,6 +918,14 @@ fn grouping_error(ctx: &SessionContext, query: &sqlparser::ast::Query, error: &d
     let column = message[at..].split('"').nth(1)?;
     let column = column.rsplit('.').next().unwrap_or(column);
     Some(SluiceError::Plan(format!("Non-aggregate SELECT expression(s) not part of GROUP BY: {column}")))
+}
+
+/// ksqlDB's refusal of the query's `WHERE` when it is not BOOLEAN.
+async fn where_not_boolean(state: &datafusion::execution::SessionState, query: &sqlparser::ast::Query) -> Option<SluiceError> {
+    let sqlparser::ast::SetExpr::Select(body) = query.body.as_ref() else { return None };
+    let predicate = body.selection.as_ref()?;
+    let (exprs, schema) = input::plan_over_input(state, query, std::slice::from_ref(predicate)).await.ok()?;
+    type_check::where_not_boolean(exprs.first()?, &schema)
 }
 
 /// DataFusion's planning errors are the user's: say them without DataFusion's prefix.

@@ -2,7 +2,8 @@
 //! reads them, `*` expanded to the declared columns (in a join, each named as ksqlDB names it),
 //! unnamed expressions named `KSQL_COL_n` (a struct field read after its field), and an integer literal that fits 32 bits an INTEGER
 //! where ksqlDB types it so (a projected literal, an operand of arithmetic), not DataFusion's
-//! BIGINT, and the time unit of `DATEADD(DAYS, …)` and its kin the unit's name as a string.
+//! BIGINT, the time unit of `DATEADD(DAYS, …)` and its kin the unit's name as a string, and
+//! comparisons false on a NULL operand ([`super::comparison`]).
 
 use std::ops::ControlFlow;
 
@@ -12,6 +13,7 @@ use sqlparser::ast::{
 };
 
 use super::{
+    comparison,
     join::{self, Joins},
     structs::{self, FieldNames},
 };
@@ -179,6 +181,14 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
         }
     }
     body.projection = projection;
+    for item in &mut body.projection {
+        if let SelectItem::ExprWithAlias { expr, .. } | SelectItem::UnnamedExpr(expr) = item {
+            comparison::false_on_null(expr);
+        }
+    }
+    for filter in body.selection.iter_mut().chain(body.having.iter_mut()) {
+        comparison::filter_false_on_null(filter);
+    }
 
     if let ControlFlow::Break(error) = visit_expressions_mut(&mut query, as_ksqldb_reads) {
         return Err(error);

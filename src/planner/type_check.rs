@@ -1,0 +1,193 @@
+//! ksqlDB's type checks that DataFusion would answer otherwise: a comparison of types ksqlDB
+//! cannot compare (a number with a string, booleans or collections by order, …) is refused
+//! where DataFusion would cast one side, and a `WHERE` or `HAVING` that is not BOOLEAN is refused
+//! in ksqlDB's words, each naming the expressions as ksqlDB prints them.
+
+use datafusion::{
+    common::{
+        DFSchema, ScalarValue,
+        tree_node::{TreeNode, TreeNodeRecursion},
+    },
+    logical_expr::{Aggregate, BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator},
+};
+
+use crate::{
+    catalog::types::SqlType,
+    error::{Result, SluiceError},
+};
+
+/// Checks the comparisons and filters of a plan as DataFusion's SQL planner made it, before
+/// its types are coerced.
+pub fn check(plan: &LogicalPlan) -> Result<()> {
+    let joined = plan.exists(|node| Ok(matches!(node, LogicalPlan::Join(_)))).unwrap_or(false);
+    let mut failure = None;
+    let _ = plan.apply(|node| {
+        let outcome = match node {
+            LogicalPlan::Filter(filter) => {
+                let (clause, aggregate) = match filter.input.as_ref() {
+                    LogicalPlan::Aggregate(aggregate) => ("HAVING", Some(aggregate)),
+                    _ => ("WHERE", None),
+                };
+                let printer = Printer { joined, aggregate };
+                check_filter(clause, &filter.predicate, filter.input.schema(), &printer).map_err(SluiceError::Plan)
+            }
+            LogicalPlan::Projection(projection) => {
+                let aggregate = match projection.input.as_ref() {
+                    LogicalPlan::Aggregate(aggregate) => Some(aggregate),
+                    _ => None,
+                };
+                let printer = Printer { joined, aggregate };
+                projection
+                    .expr
+                    .iter()
+                    .try_for_each(|e| check_comparisons(e, projection.input.schema(), &printer))
+                    .map_err(SluiceError::Plan)
+            }
+            _ => Ok(()),
+        };
+        match outcome {
+            Ok(()) => Ok(TreeNodeRecursion::Continue),
+            Err(error) => {
+                failure = Some(error);
+                Ok(TreeNodeRecursion::Stop)
+            }
+        }
+    });
+    failure.map_or(Ok(()), Err)
+}
+
+/// A filter's refusal, naming its clause (`WHERE` or `HAVING`) as ksqlDB does.
+fn check_filter(clause: &str, predicate: &Expr, schema: &DFSchema, printer: &Printer) -> std::result::Result<(), String> {
+    check_comparisons(predicate, schema, printer).map_err(|message| format!("Error in {clause} expression: {message}"))?;
+    match type_of(predicate, schema) {
+        Some(SqlType::Boolean) | None => Ok(()),
+        Some(other) => Err(format!(
+            "Type error in {clause} expression: Should evaluate to boolean but is {} ({other}) instead.",
+            printer.text(predicate)
+        )),
+    }
+}
+
+/// ksqlDB's refusal of a `WHERE` whose expression, planned over the query's input, is not
+/// BOOLEAN (DataFusion refuses such a filter before its types can be checked).
+pub fn where_not_boolean(predicate: &Expr, schema: &DFSchema) -> Option<SluiceError> {
+    check_filter("WHERE", predicate, schema, &Printer { joined: false, aggregate: None }).err().map(SluiceError::Plan)
+}
+
+/// The first comparison in `expr` of types ksqlDB cannot compare.
+fn check_comparisons(expr: &Expr, schema: &DFSchema, printer: &Printer) -> std::result::Result<(), String> {
+    let mut failure = None;
+    let _ = expr.apply(|e| {
+        if let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e
+            && let Some(name) = comparison_name(*op)
+            && let (Some(l), Some(r)) = (type_of(left, schema), type_of(right, schema))
+            && !comparable(&l, *op, &r)
+        {
+            failure = Some(format!("Cannot compare {} ({l}) to {} ({r}) with {name}.", printer.text(left), printer.text(right)));
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    failure.map_or(Ok(()), Err)
+}
+
+/// The type of `expr`, unless it is NULL or DataFusion cannot tell it yet.
+fn type_of(expr: &Expr, schema: &DFSchema) -> Option<SqlType> {
+    let data_type = expr.get_type(schema).ok()?;
+    if data_type == arrow::datatypes::DataType::Null {
+        return None;
+    }
+    SqlType::from_arrow(&data_type).ok()
+}
+
+/// ksqlDB's operator names.
+fn comparison_name(op: Operator) -> Option<&'static str> {
+    Some(match op {
+        Operator::Eq => "EQUAL",
+        Operator::NotEq => "NOT_EQUAL",
+        Operator::Lt => "LESS_THAN",
+        Operator::LtEq => "LESS_THAN_OR_EQUAL",
+        Operator::Gt => "GREATER_THAN",
+        Operator::GtEq => "GREATER_THAN_OR_EQUAL",
+        Operator::IsDistinctFrom => "IS_DISTINCT_FROM",
+        Operator::IsNotDistinctFrom => "IS_NOT_DISTINCT_FROM",
+        _ => return None,
+    })
+}
+
+/// ksqlDB's `ComparisonUtil`: what each type compares with, collections and booleans only for
+/// equality.
+fn comparable(left: &SqlType, op: Operator, right: &SqlType) -> bool {
+    let equality = matches!(op, Operator::Eq | Operator::NotEq | Operator::IsDistinctFrom | Operator::IsNotDistinctFrom);
+    let is_number = |t: &SqlType| matches!(t, SqlType::Integer | SqlType::Bigint | SqlType::Double | SqlType::Decimal { .. });
+    let is_time = |t: &SqlType| matches!(t, SqlType::Timestamp | SqlType::Date | SqlType::Time);
+    match left {
+        l if is_number(l) => is_number(right),
+        SqlType::String => matches!(right, SqlType::String) || is_time(right),
+        SqlType::Boolean => matches!(right, SqlType::Boolean) && equality,
+        SqlType::Array(_) => matches!(right, SqlType::Array(_)) && equality,
+        SqlType::Map(_) => matches!(right, SqlType::Map(_)) && equality,
+        SqlType::Struct(_) => matches!(right, SqlType::Struct(_)) && equality,
+        SqlType::Time => matches!(right, SqlType::Time | SqlType::String),
+        SqlType::Date | SqlType::Timestamp => matches!(right, SqlType::Date | SqlType::Timestamp | SqlType::String),
+        SqlType::Bytes => matches!(right, SqlType::Bytes),
+        _ => true,
+    }
+}
+
+/// Prints expressions as ksqlDB's messages do: bare column names (`SIDE_NAME` over a join),
+/// quoted strings, upper-case function names, parenthesised operations, and an aggregate's
+/// result as its call.
+struct Printer<'a> {
+    joined: bool,
+    aggregate: Option<&'a Aggregate>,
+}
+
+impl Printer<'_> {
+    fn text(&self, expr: &Expr) -> String {
+        match expr {
+            Expr::Column(column) => {
+                if let Some(computed) = self.aggregate.and_then(|a| {
+                    let i = a.schema.index_of_column(column).ok()?;
+                    a.group_expr.iter().chain(&a.aggr_expr).nth(i)
+                }) {
+                    return Printer { joined: self.joined, aggregate: None }.text(computed);
+                }
+                match &column.relation {
+                    Some(relation) if self.joined => format!("{}_{}", relation.table(), column.name),
+                    _ => column.name.clone(),
+                }
+            }
+            Expr::Literal(value, _) => literal(value),
+            Expr::Alias(alias) => self.text(&alias.expr),
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => format!("({} {op} {})", self.text(left), self.text(right)),
+            Expr::Not(inner) => format!("(NOT {})", self.text(inner)),
+            Expr::Negative(inner) => format!("-{}", self.text(inner)),
+            Expr::ScalarFunction(call) => format!("{}({})", call.name().to_uppercase(), self.list(&call.args)),
+            Expr::AggregateFunction(call) if call.params.args.is_empty() => format!("{}(*)", call.func.name().to_uppercase()),
+            Expr::AggregateFunction(call) => match call.params.args.as_slice() {
+                [Expr::Literal(..)] if call.func.name() == "count" => "COUNT(*)".to_string(),
+                args => format!("{}({})", call.func.name().to_uppercase(), self.list(args)),
+            },
+            Expr::Cast(cast) => match SqlType::from_arrow(cast.field.data_type()) {
+                Ok(to) => format!("CAST({} AS {to})", self.text(&cast.expr)),
+                Err(_) => expr.to_string(),
+            },
+            other => other.to_string(),
+        }
+    }
+
+    fn list(&self, args: &[Expr]) -> String {
+        args.iter().map(|a| self.text(a)).collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn literal(value: &ScalarValue) -> String {
+    if value.is_null() {
+        return "null".into();
+    }
+    match value {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => format!("'{}'", s.replace('\'', "''")),
+        other => other.to_string(),
+    }
+}

@@ -163,7 +163,7 @@ proptest! {
         let raw: Vec<RawRecord> = records
             .iter()
             .enumerate()
-            .map(|(offset, (key, value))| RawRecord { partition: 0, offset: offset as i64, timestamp: 0, key: key.as_deref(), value: value.as_deref() })
+            .map(|(offset, (key, value))| RawRecord { partition: 0, offset: offset as i64, timestamp: 0, key: key.as_deref(), value: value.as_deref(), headers: None })
             .collect();
         let decoded = within_bounds("decode", || decoder.decode(&raw))?.unwrap();
         prop_assert_eq!(decoded.batch.num_rows() + decoded.errors.len(), raw.len(), "each record is a row or an error");

@@ -14,6 +14,7 @@ mod common;
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
+use base64::Engine as _;
 use common::{SluiceServer, TestBroker};
 use futures::StreamExt;
 use rdkafka::{
@@ -21,6 +22,7 @@ use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
     consumer::{BaseConsumer, Consumer},
+    message::{Header, Headers, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
 };
 use serde_json::{Value, json};
@@ -441,6 +443,14 @@ async fn produce_inputs(bootstrap: &str, inputs: &[Value], schemas: &BTreeMap<St
         if let Some(timestamp) = input["timestamp"].as_i64() {
             record = record.timestamp(timestamp + shift);
         }
+        if let Some(headers) = input["headers"].as_array() {
+            let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+            for header in headers {
+                let value = header["VALUE"].as_str().map(|v| base64::engine::general_purpose::STANDARD.decode(v).unwrap());
+                owned = owned.insert(Header { key: header["KEY"].as_str().unwrap(), value: value.as_deref() });
+            }
+            record = record.headers(owned);
+        }
         producer
             .send(record, Duration::from_secs(30))
             .await
@@ -478,7 +488,7 @@ async fn check_outputs(bootstrap: &str, outputs: &[Value], schemas: &BTreeMap<St
         let got: Vec<Value> = records
             .iter()
             .zip(expected.iter().map(|e| &e["window"]).chain(std::iter::repeat(&Value::Null)))
-            .map(|((key, value, timestamp), expected_window)| {
+            .map(|((key, value, timestamp, headers), expected_window)| {
                 let (key, window) = match key {
                     None => (Value::Null, Value::Null),
                     Some(k) => {
@@ -488,7 +498,7 @@ async fn check_outputs(bootstrap: &str, outputs: &[Value], schemas: &BTreeMap<St
                 };
                 let value = decode_value(value.as_deref(), schema);
                 let value = if exact { value } else { round_doubles(&value) };
-                json!({"key": key, "value": value, "timestamp": timestamp - shift, "window": window})
+                json!({"key": key, "value": value, "timestamp": timestamp - shift, "window": window, "headers": headers})
             })
             .collect();
         let matches = got.len() == expected.len()
@@ -497,6 +507,7 @@ async fn check_outputs(bootstrap: &str, outputs: &[Value], schemas: &BTreeMap<St
                     && same_columns(&g["value"], &e["value"])
                     && e.get("timestamp").is_none_or(|t| same(&g["timestamp"], t))
                     && e.get("window").is_none_or(|w| same(&g["window"], w))
+                    && e.get("headers").is_none_or(|h| same(&g["headers"], h))
             });
         if !matches {
             let wanted: Vec<&Value> = expected.iter().map(|e| *e).collect();
@@ -537,7 +548,9 @@ fn split_window<'a>(key: &'a [u8], window_type: Option<&str>, expected: &Value, 
 
 /// The records of `topic` once `expected` arrived (or 20 s passed), and any that follow within
 /// a second and a half: key, value and timestamp.
-fn read_records(bootstrap: &str, topic: &str, expected: usize) -> Vec<(Option<Vec<u8>>, Option<Vec<u8>>, i64)> {
+/// A topic's records: key, value, timestamp, and headers as ksqlDB's cases write them (Sluice's
+/// own origin header left out).
+fn read_records(bootstrap: &str, topic: &str, expected: usize) -> Vec<(Option<Vec<u8>>, Option<Vec<u8>>, i64, Value)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "ksqldb-cases")
@@ -575,7 +588,14 @@ fn read_records(bootstrap: &str, topic: &str, expected: usize) -> Vec<(Option<Ve
             break;
         }
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            records.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec), m.timestamp().to_millis().unwrap_or(0)));
+            let headers: Vec<Value> = m
+                .headers()
+                .into_iter()
+                .flat_map(|h| h.iter())
+                .filter(|h| h.key != "sluice.origin")
+                .map(|h| json!({"KEY": h.key, "VALUE": h.value.map(|v| base64::engine::general_purpose::STANDARD.encode(v))}))
+                .collect();
+            records.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec), m.timestamp().to_millis().unwrap_or(0), Value::Array(headers)));
         }
     }
     records

@@ -121,11 +121,15 @@ fn describe(source: &Value) -> String {
         .into_iter()
         .flatten()
         .map(|f| {
-            // ksqlDB's CLI marks a table's key its primary key.
-            let key = match (f["type"] == "KEY", is_table) {
-                (true, true) => "  (primary key)",
-                (true, false) => "  (key)",
-                (false, _) => "",
+            // ksqlDB's CLI marks a table's key its primary key, and a header column the headers it reads.
+            let key = match (f["type"].as_str(), is_table) {
+                (Some("KEY"), true) => "  (primary key)".to_string(),
+                (Some("KEY"), false) => "  (key)".to_string(),
+                (Some("HEADER"), _) => match f["headerKey"].as_str() {
+                    Some(header) => format!("  (header('{header}'))"),
+                    None => "  (headers)".to_string(),
+                },
+                _ => String::new(),
             };
             vec![text(&f["name"]), format!("{}{key}", text(&f["schema"]["type"]))]
         })

@@ -288,7 +288,7 @@ impl SourceDef {
                 )));
             }
         }
-        for column in &columns {
+        for column in columns.iter().filter(|c| c.header.is_none()) {
             let format = if column.key { key_format } else { value_format };
             if let Some(reason) = format.refuses(&column.data_type) {
                 return Err(SluiceError::Plan(format!("{reason}, column: `{}`", column.name)));
@@ -301,7 +301,7 @@ impl SourceDef {
                 "Key format does not support schema.\nformat: KAFKA\nschema: Persistence{{columns=[{keys}], features=[]}}\nreason: The 'KAFKA' format only supports a single field. Got: [{keys}]"
             )));
         }
-        if value_format == Format::Kafka && columns.iter().filter(|c| !c.key).count() > 1 {
+        if value_format == Format::Kafka && columns.iter().filter(|c| c.in_value()).count() > 1 {
             return Err(SluiceError::Plan(
                 "The 'KAFKA' format only supports a single field. Got: more than one value column".into(),
             ));
@@ -348,7 +348,7 @@ impl SourceDef {
                     value_format.name()
                 )));
             }
-            if columns.iter().filter(|c| !c.key).count() > 1 {
+            if columns.iter().filter(|c| c.in_value()).count() > 1 {
                 return Err(SluiceError::Plan("'WRAP_SINGLE_VALUE' is only valid for single-field value schemas".into()));
             }
         }
@@ -396,8 +396,19 @@ impl SourceDef {
         self.columns.iter().filter(|c| c.key)
     }
 
+    /// The columns the value format holds.
     pub fn value_columns(&self) -> impl Iterator<Item = &ColumnDef> {
+        self.columns.iter().filter(|c| c.in_value())
+    }
+
+    /// The columns besides the key: the value's and the headers', as declared.
+    pub fn non_key_columns(&self) -> impl Iterator<Item = &ColumnDef> {
         self.columns.iter().filter(|c| !c.key)
+    }
+
+    /// The columns read from the record's headers.
+    pub fn header_columns(&self) -> impl Iterator<Item = &ColumnDef> {
+        self.columns.iter().filter(|c| c.header.is_some())
     }
 
     /// The schema queries see: declared columns, then the pseudo-columns (a windowed table's

@@ -109,6 +109,7 @@ impl SourceWriter {
                     value: record.value.as_deref(),
                     timestamp,
                     origin: Some(origin),
+                    headers: None,
                 },
             )?;
         }

@@ -1,5 +1,6 @@
 //! Decoding a batch of records into one Arrow batch; a record that does not fit is set aside.
 
+mod headers;
 mod nested;
 
 use std::{borrow::Cow, fmt, ops::Range, sync::Arc};
@@ -19,6 +20,7 @@ use crate::{
     catalog::{Format, SourceDef, SourceWindow, types::SqlType},
     error::{Result, SluiceError},
     java_time::{Pattern, Zone},
+    parser::HeaderColumn,
 };
 
 /// The decoded rows of a batch and the records that could not be decoded.
@@ -56,6 +58,14 @@ struct ColumnSpec {
     name: String,
     data_type: SqlType,
     key: bool,
+    header: Option<HeaderColumn>,
+}
+
+impl ColumnSpec {
+    /// Read from the record's value.
+    fn in_value(&self) -> bool {
+        !self.key && self.header.is_none()
+    }
 }
 
 /// One decoded value, borrowing from the record where it can.
@@ -75,7 +85,7 @@ enum Cell<'a> {
 
 impl RecordDecoder {
     pub fn new(stream: &SourceDef) -> Result<Self> {
-        for column in &stream.columns {
+        for column in stream.columns.iter().filter(|c| c.header.is_none()) {
             let format = if column.key { stream.key_format } else { stream.value_format };
             if column.data_type.is_nested() && format != Format::Json {
                 return Err(SluiceError::NotImplemented(format!(
@@ -94,6 +104,7 @@ impl RecordDecoder {
                 name: c.name.clone(),
                 data_type: c.data_type.clone(),
                 key: c.key,
+                header: c.header.clone(),
             })
             .collect();
         let timestamp_column = stream
@@ -198,6 +209,11 @@ impl RecordDecoder {
             }
         }
         let mut arrays: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
+        for (i, column) in self.columns.iter().enumerate() {
+            if let Some(header) = &column.header {
+                arrays[i] = headers::column(header, rows.iter().map(|r| records[*r].headers));
+            }
+        }
         arrays.push(Arc::new(rowtime.finish()));
         arrays.push(Arc::new(partition.finish()));
         arrays.push(Arc::new(offset.finish()));
@@ -253,7 +269,7 @@ impl RecordDecoder {
         match self.value_format {
             Format::Json => self.decode_json(value, cells, scratch),
             Format::Kafka => {
-                if let Some(i) = self.columns.iter().position(|c| !c.key) {
+                if let Some(i) = self.columns.iter().position(ColumnSpec::in_value) {
                     cells[i] = kafka_cell(&self.columns[i].data_type, value)?;
                 }
                 Ok(())
@@ -309,7 +325,7 @@ impl RecordDecoder {
         // Validated once here, so serde_json's text reader checks no string's UTF-8 again.
         let value = std::str::from_utf8(value).map_err(|e| format!("Invalid JSON: the value is not UTF-8 text ({e})"))?;
         let mut deserializer = serde_json::Deserializer::from_str(value);
-        let single_value = self.columns.iter().filter(|c| !c.key).count() == 1;
+        let single_value = self.columns.iter().filter(|c| c.in_value()).count() == 1;
         let first = value.bytes().find(|b| !b.is_ascii_whitespace());
         if first == Some(b'{') && !self.unwrapped {
             deserializer
@@ -321,7 +337,7 @@ impl RecordDecoder {
                 .map_err(|e| format!("Invalid JSON: {e}"))?;
             deserializer.end().map_err(|e| format!("Invalid JSON: {e}"))
         } else if single_value {
-            let i = self.columns.iter().position(|c| !c.key).unwrap_or(0);
+            let i = self.columns.iter().position(ColumnSpec::in_value).unwrap_or(0);
             let raw: &RawValue = serde_json::from_str(value).map_err(|e| format!("Invalid JSON: {e}"))?;
             cells[i] = json_cell(&self.columns[i].data_type, raw, scratch)?;
             Ok(())
@@ -333,7 +349,7 @@ impl RecordDecoder {
     fn decode_delimited<'a>(&self, value: &'a [u8], cells: &mut [Cell<'a>]) -> Result<(), String> {
         let text = std::str::from_utf8(value).map_err(|_| "the value is not UTF-8".to_string())?;
         let fields = split_delimited(text, self.delimiter as char);
-        let value_columns: Vec<usize> = (0..self.columns.len()).filter(|i| !self.columns[*i].key).collect();
+        let value_columns: Vec<usize> = (0..self.columns.len()).filter(|i| self.columns[*i].in_value()).collect();
         if fields.len() != value_columns.len() {
             return Err(format!(
                 "Unexpected field count, csvFields:{} schemaFields:{}",
@@ -415,7 +431,7 @@ impl<'de, 'd, 'c> Visitor<'de> for RowVisitor<'d, 'c, 'de> {
                 .decoder
                 .columns
                 .iter()
-                .position(|c| !c.key && c.name.eq_ignore_ascii_case(&key));
+                .position(|c| c.in_value() && c.name.eq_ignore_ascii_case(&key));
             match column {
                 Some(i) => {
                     let raw: &'de RawValue = map.next_value()?;

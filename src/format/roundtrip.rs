@@ -76,13 +76,9 @@ fn column(data_type: SqlType, rows: usize) -> BoxedStrategy<ArrayRef> {
 pub(crate) fn stream(format: Format, key: Option<SqlType>, values: &[SqlType]) -> SourceDef {
     let mut columns: Vec<ColumnDef> = key
         .into_iter()
-        .map(|data_type| ColumnDef { name: "K".into(), data_type, key: true })
+        .map(|data_type| ColumnDef::key("K", data_type))
         .collect();
-    columns.extend(values.iter().enumerate().map(|(i, t)| ColumnDef {
-        name: format!("V{i}"),
-        data_type: t.clone(),
-        key: false,
-    }));
+    columns.extend(values.iter().enumerate().map(|(i, t)| ColumnDef::value(format!("V{i}"), t.clone())));
     SourceDef {
         name: "S".into(),
         kind: crate::parser::SourceKind::Stream,
@@ -132,6 +128,7 @@ fn round_trip(stream: &SourceDef, columns: &[ArrayRef]) -> Result<Vec<ArrayRef>,
             timestamp: 0,
             key: key.as_deref(),
             value: value.as_deref(),
+            headers: None,
         })
         .collect();
     let decoded = RecordDecoder::new(stream).unwrap().decode(&raw).unwrap();

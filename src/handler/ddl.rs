@@ -214,6 +214,9 @@ pub async fn apply(
         }
         Statement::InsertSelect(insert) => {
             let target = engine.catalog.stream(&insert.target)?;
+            if target.header_columns().next().is_some() {
+                return Err(SluiceError::Plan(format!("Cannot insert into {} because it has header columns", target.name)));
+            }
             let plan = QueryPlanner::plan_with(&engine.catalog, &insert.select, collect_limits(engine, properties)?).await?;
             let query = QueryDef {
                 id: format!("INSERTQUERY_{seq}"),
@@ -749,11 +752,8 @@ pub(super) fn sink_source(
         .enumerate()
         .filter(|(i, _)| !in_windowed_key(plan, *i))
         .map(|(_, (f, is_key))| {
-            Ok(ColumnDef {
-                name: f.name().clone(),
-                data_type: crate::catalog::types::SqlType::from_arrow(f.data_type())?,
-                key: *is_key,
-            })
+            let data_type = crate::catalog::types::SqlType::from_arrow(f.data_type())?;
+            Ok(if *is_key { ColumnDef::key(f.name(), data_type) } else { ColumnDef::value(f.name(), data_type) })
         })
         .collect::<Result<Vec<_>>>()?;
     // A key column PARTITION BY adds is named after what it reads, `ROWTIME` included.

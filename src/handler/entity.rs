@@ -153,7 +153,8 @@ pub fn function_description(statement: &str, function: &FunctionInfo) -> Value {
     })
 }
 
-/// ksqlDB's `FieldInfo` list of columns: name, base type, and `KEY` on key columns.
+/// ksqlDB's `FieldInfo` list of columns: name, base type, `KEY` on key columns and `HEADER` (with
+/// its `headerKey` when it reads one header) on header columns.
 pub fn fields(columns: &[crate::parser::ColumnDef]) -> Vec<Value> {
     columns
         .iter()
@@ -161,6 +162,14 @@ pub fn fields(columns: &[crate::parser::ColumnDef]) -> Vec<Value> {
             let mut field = json!({"name": c.name, "schema": {"type": type_name(&c.data_type), "fields": null, "memberSchema": null}});
             if c.key {
                 field["type"] = json!("KEY");
+            }
+            match &c.header {
+                Some(crate::parser::HeaderColumn::Key(key)) => {
+                    field["type"] = json!("HEADER");
+                    field["headerKey"] = json!(key);
+                }
+                Some(crate::parser::HeaderColumn::All) => field["type"] = json!("HEADER"),
+                None => {}
             }
             field
         })

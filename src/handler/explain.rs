@@ -103,11 +103,8 @@ fn output_columns(plan: &ContinuousPlan) -> Result<Vec<ColumnDef>> {
         .iter()
         .zip(&plan.key_outputs)
         .map(|(field, key)| {
-            Ok(ColumnDef {
-                name: field.name().clone(),
-                data_type: SqlType::from_arrow(field.data_type())?,
-                key: *key,
-            })
+            let data_type = SqlType::from_arrow(field.data_type())?;
+            Ok(if *key { ColumnDef::key(field.name(), data_type) } else { ColumnDef::value(field.name(), data_type) })
         })
         .collect()
 }

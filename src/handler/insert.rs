@@ -117,6 +117,11 @@ fn build(stream: &SourceDef, insert: &InsertValues) -> Result<Inserted> {
         Some(columns) => columns.clone(),
         None => stream.columns.iter().map(|c| c.name.clone()).collect(),
     };
+    // ksqlDB names every header column the statement writes (all of them when it lists none).
+    let headers: Vec<&str> = stream.header_columns().filter(|c| names.contains(&c.name)).map(|c| c.name.as_str()).collect();
+    if !headers.is_empty() {
+        return Err(SluiceError::Plan(format!("Cannot insert into HEADER columns: {}", headers.join(", "))));
+    }
     if names.len() != insert.values.len() {
         return Err(SluiceError::Plan(format!(
             "Expected number columns and values to match: {}, {}",
@@ -144,11 +149,7 @@ fn record_of(stream: &SourceDef, named: Vec<(String, ArrayRef)>) -> Result<Inser
             return Err(SluiceError::Plan(format!("Inserting into column `{name}` is not allowed.")));
         }
         if name == ROWTIME {
-            let rowtime = ColumnDef {
-                name: ROWTIME.into(),
-                data_type: SqlType::Bigint,
-                key: false,
-            };
+            let rowtime = ColumnDef::value(ROWTIME, SqlType::Bigint);
             let time = coerce(stream, &rowtime, value)?;
             timestamp = time.as_any().downcast_ref::<arrow::array::Int64Array>().and_then(|a| a.is_valid(0).then(|| a.value(0)));
             continue;
@@ -158,6 +159,9 @@ fn record_of(stream: &SourceDef, named: Vec<(String, ArrayRef)>) -> Result<Inser
             .iter()
             .position(|c| c.name == name)
             .ok_or_else(|| SluiceError::Plan(format!("Column name `{name}` does not exist.")))?;
+        if stream.columns[index].header.is_some() {
+            return Err(SluiceError::Plan(format!("Cannot insert into HEADER columns: {name}")));
+        }
         columns[index] = Some(coerce(stream, &stream.columns[index], value)?);
     }
     let columns: Vec<ArrayRef> = columns
@@ -176,7 +180,7 @@ fn record_of(stream: &SourceDef, named: Vec<(String, ArrayRef)>) -> Result<Inser
     }
     let (names, values): (Vec<String>, Vec<ColumnWriter>) = writers
         .into_iter()
-        .filter(|(c, _)| !c.key)
+        .filter(|(c, _)| c.in_value())
         .map(|(c, w)| (c.name.clone(), w))
         .unzip();
     let mut value = Vec::new();
@@ -302,6 +306,7 @@ mod tests {
             timestamp: 0,
             key: record.key.as_deref(),
             value: record.value.as_deref(),
+            headers: None,
         };
         let decoded = decoder.decode(&[raw]).unwrap();
         assert!(decoded.errors.is_empty(), "{:?}", decoded.errors);

@@ -32,7 +32,7 @@ pub use connector::{ConnectorKind, CreateConnector, DescribeConnector, DropConne
 pub use cursor::Cursor;
 pub use query::{InsertSelect, InsertValues, JoinWithin, Select};
 pub use window::{WindowKind, WindowSpec};
-pub use stream::{ColumnDef, CreateAsSelect, CreateSource, DropSource, Properties, PropertyValue, SourceKind};
+pub use stream::{ColumnDef, CreateAsSelect, CreateSource, DropSource, HeaderColumn, Properties, PropertyValue, SourceKind};
 
 use crate::error::{Location, ParseError, Result, SluiceError};
 

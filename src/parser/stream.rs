@@ -57,6 +57,35 @@ pub struct ColumnDef {
     pub data_type: SqlType,
     /// Read from the record's key rather than its value.
     pub key: bool,
+    /// Read from the record's headers rather than its value.
+    #[serde(default)]
+    pub header: Option<HeaderColumn>,
+}
+
+/// Which of a record's headers a column reads.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum HeaderColumn {
+    /// `HEADERS`: every header, in order, as `ARRAY<STRUCT<KEY STRING, VALUE BYTES>>`.
+    All,
+    /// `HEADER('key')`: the value of the last header with this key, as BYTES.
+    Key(String),
+}
+
+impl ColumnDef {
+    /// A column read from the record's value.
+    pub fn value(name: impl Into<String>, data_type: SqlType) -> Self {
+        Self { name: name.into(), data_type, key: false, header: None }
+    }
+
+    /// A column read from the record's key.
+    pub fn key(name: impl Into<String>, data_type: SqlType) -> Self {
+        Self { name: name.into(), data_type, key: true, header: None }
+    }
+
+    /// Read from the record's value: neither its key nor its headers.
+    pub fn in_value(&self) -> bool {
+        !self.key && self.header.is_none()
+    }
 }
 
 impl fmt::Display for ColumnDef {
@@ -64,6 +93,11 @@ impl fmt::Display for ColumnDef {
         write!(f, "{} {}", display_ident(&self.name), self.data_type)?;
         if self.key {
             write!(f, " KEY")?;
+        }
+        match &self.header {
+            Some(HeaderColumn::All) => write!(f, " HEADERS")?,
+            Some(HeaderColumn::Key(key)) => write!(f, " HEADER('{}')", key.replace('\'', "''"))?,
+            None => {}
         }
         Ok(())
     }
@@ -379,17 +413,38 @@ fn parse_columns(cursor: &mut Cursor, kind: SourceKind) -> Result<Vec<ColumnDef>
             )));
         }
         let key = declared.is_some();
-        columns.push(ColumnDef {
-            name,
-            data_type,
-            key,
-        });
+        let header = if key { None } else { parse_header(cursor, &data_type)? };
+        columns.push(ColumnDef { name, data_type, key, header });
         if !cursor.eat(&Token::Comma) {
             break;
         }
     }
     cursor.expect(&Token::RParen, "',' or ')' after a column")?;
     Ok(columns)
+}
+
+/// `HEADERS` or `HEADER('key')` after a column's type, checked against it as ksqlDB checks it.
+fn parse_header(cursor: &mut Cursor, data_type: &SqlType) -> Result<Option<HeaderColumn>> {
+    let header = if cursor.eat_word("HEADERS") {
+        let expected = SqlType::Array(Box::new(SqlType::Struct(vec![("KEY".into(), SqlType::String), ("VALUE".into(), SqlType::Bytes)])));
+        if *data_type != expected {
+            return Err(SluiceError::Plan(format!(
+                "Invalid type for HEADERS column: expected ARRAY<STRUCT<`KEY` STRING, `VALUE` BYTES>>, got {data_type}"
+            )));
+        }
+        HeaderColumn::All
+    } else if cursor.eat_word("HEADER") {
+        cursor.expect(&Token::LParen, "'(' after HEADER")?;
+        let key = cursor.string_literal("the header's key in quotes")?;
+        cursor.expect(&Token::RParen, "')' after the header's key")?;
+        if *data_type != SqlType::Bytes {
+            return Err(SluiceError::Plan(format!("Invalid type for HEADER('{key}') column: expected BYTES, got {data_type}")));
+        }
+        HeaderColumn::Key(key)
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(header))
 }
 
 fn parse_type(cursor: &mut Cursor) -> Result<SqlType> {

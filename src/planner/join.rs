@@ -44,7 +44,7 @@ impl JoinSide {
 
     /// What `*` selects: key columns, then value columns, as ksqlDB orders them.
     fn star_columns(&self) -> impl Iterator<Item = &str> {
-        self.source.key_columns().chain(self.source.value_columns()).map(|c| c.name.as_str())
+        self.source.key_columns().chain(self.source.non_key_columns()).map(|c| c.name.as_str())
     }
 }
 

@@ -460,6 +460,8 @@ impl QueryPlanner {
             None => None,
         };
         let is_table = source.is_table();
+        // Header columns are written into the value: it is no longer the record's own.
+        let forwards_value = rewritten.is_star && partition_by.is_none() && source.header_columns().next().is_none();
         Ok(ContinuousPlan {
             aggregation: aggregation.map(Arc::new),
             join,
@@ -470,7 +472,7 @@ impl QueryPlanner {
             output_schema: Arc::new(Schema::new(fields)),
             key_outputs,
             changelog: is_table,
-            forwards_value: rewritten.is_star && partition_by.is_none(),
+            forwards_value,
             partition_by,
             explode,
             limit: select.limit,

@@ -140,7 +140,7 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
                 // under PARTITION BY the old key columns follow the values, as ksqlDB moves them.
                 let keys = source.key_columns().map(|c| c.name.as_str());
                 let bounds = source.window.iter().flat_map(|_| WINDOW_BOUNDS);
-                let values = source.value_columns().map(|c| c.name.as_str());
+                let values = source.non_key_columns().map(|c| c.name.as_str());
                 let names: Vec<&str> = match select.partition_by {
                     Some(_) => values.chain(keys).chain(bounds).collect(),
                     None => keys.chain(bounds).chain(values).collect(),

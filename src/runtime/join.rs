@@ -238,6 +238,7 @@ impl TableJoiner {
                 timestamp: version.timestamp,
                 key: Some(key),
                 value: version.value.as_deref(),
+                headers: None,
             })
             .collect();
         let decoded = self.decoder.decode(&records)?;
@@ -288,6 +289,7 @@ mod tests {
                 timestamp: *timestamp,
                 key: Some(key.as_bytes()),
                 value: Some(value.as_bytes()),
+                headers: None,
             })
             .collect();
         RecordDecoder::new(&SourceDef::from_create(STREAM).unwrap()).unwrap().decode(&records).unwrap().batch

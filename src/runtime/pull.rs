@@ -52,6 +52,7 @@ pub fn run(table: &TableState, mut plan: ContinuousPlan, mut sink: QuerySink) ->
                 timestamp: r.timestamp,
                 key: Some(&r.key),
                 value: Some(&r.value),
+                headers: None,
             })
             .collect();
         let decoded = decoder.decode(&records)?;

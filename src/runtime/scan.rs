@@ -996,6 +996,7 @@ mod tests {
                     timestamp: 0,
                     key: None,
                     value: Some(value.as_bytes()),
+                    headers: None,
                 })
                 .collect()
         }

@@ -162,7 +162,7 @@ mod tests {
         let records: Vec<RawRecord> = values
             .iter()
             .enumerate()
-            .map(|(i, v)| RawRecord { partition: 0, offset: i as i64, timestamp: 0, key: None, value: Some(v.as_bytes()) })
+            .map(|(i, v)| RawRecord { partition: 0, offset: i as i64, timestamp: 0, key: None, value: Some(v.as_bytes()), headers: None })
             .collect();
         let decoded = decoder.decode(&records).unwrap();
         let augmented = shared.evaluate(&decoded.batch).unwrap();

@@ -331,6 +331,7 @@ impl TopicSink {
                 key: key_bytes,
                 value: payload,
                 timestamp: out.timestamp.unwrap_or(out.record.timestamp),
+                headers: out.record.headers,
             };
             topic.send(batch, &record)?;
         }

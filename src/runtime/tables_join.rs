@@ -318,6 +318,7 @@ mod tests {
                 timestamp: *timestamp,
                 key: Some(b"k"),
                 value: value.as_deref().map(str::as_bytes),
+                headers: None,
             };
             let decoded = decoder.decode(&[record]).unwrap();
             let no_value = (!decoded.no_value.is_empty()).then(|| BooleanArray::from(decoded.no_value.clone()));

@@ -325,6 +325,7 @@ mod tests {
                 timestamp: *timestamp,
                 key: Some(key.as_bytes()),
                 value: Some(value.as_bytes()),
+                headers: None,
             };
             let decoded = decoder.decode(&[record]).unwrap();
             let joined = joiner.process(window, &decoded.batch, None, &[*right], &[(record.partition, record.offset)]).unwrap();

@@ -98,6 +98,7 @@ impl RecordEncoder {
                 timestamp: r.timestamp,
                 key: r.key.as_deref(),
                 value: r.value.as_deref(),
+                headers: None,
             })
             .collect();
         let decoded = decoder.decode(&raw)?;

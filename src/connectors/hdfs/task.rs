@@ -105,6 +105,7 @@ impl SinkTask {
                             timestamp: message.timestamp().to_millis().unwrap_or_default(),
                             key: message.key(),
                             value: message.payload(),
+                            headers: None,
                         };
                         writer.append(&store, &record).await?;
                     }

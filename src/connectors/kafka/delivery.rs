@@ -22,6 +22,8 @@ use rdkafka::{
     producer::{DeliveryResult, Producer, ProducerContext},
 };
 
+use crate::format::{HeaderIter, RecordHeaders};
+
 use super::{
     producer::{QUEUE_RETRY, ReportedProducer},
     traffic::Traffic,
@@ -146,6 +148,8 @@ pub struct OutputRecord<'a> {
     pub timestamp: i64,
     /// The value of the record's [`ORIGIN_HEADER`], when it carries one.
     pub origin: Option<&'a [u8]>,
+    /// Headers carried over from the record this one came from (its origin header left out).
+    pub headers: Option<&'a dyn RecordHeaders>,
 }
 
 /// The header naming the query and the source record an output record came from.
@@ -195,6 +199,30 @@ impl OutputTopic {
         ]
         .map(|(vtype, u)| rdsys::rd_kafka_vu_t { vtype, u });
         let count = if record.origin.is_some() { fields.len() } else { fields.len() - 1 };
+        let carried: Vec<rdsys::rd_kafka_vu_t> = record
+            .headers
+            .into_iter()
+            .flat_map(HeaderIter::of)
+            .filter(|(name, _)| *name != ORIGIN_HEADER)
+            .map(|(name, value)| rdsys::rd_kafka_vu_t {
+                vtype: rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_HEADER,
+                u: rdsys::rd_kafka_vu_s__bindgen_ty_1 {
+                    header: rdsys::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_2 {
+                        name: name.as_ptr(),
+                        val: value.map_or(ptr::null(), |v| v.as_ptr().cast()),
+                        size: value.map_or(0, |v| v.len() as isize),
+                    },
+                },
+            })
+            .collect();
+        // Only a record carrying headers pays for a list of its own fields.
+        let all: Vec<rdsys::rd_kafka_vu_t>;
+        let (fields, count) = if carried.is_empty() {
+            (&fields[..], count)
+        } else {
+            all = fields[..count].iter().copied().chain(carried).collect();
+            (&all[..], all.len())
+        };
         let client = self.producer.producer.client().native_ptr();
         loop {
             // SAFETY: every field points at data that outlives the call (librdkafka copies the

@@ -18,7 +18,7 @@ use rdkafka::{
 };
 use tracing::{debug, info, warn};
 
-use crate::format::RawRecord;
+use crate::format::{RawRecord, RecordHeaders};
 
 /// A consumer whose records are taken in batches. Assignment and metadata are the wrapped
 /// consumer's.
@@ -158,6 +158,49 @@ impl Drop for BatchConsumer {
     }
 }
 
+/// A fetched message's headers, read through librdkafka, which parses them when first asked.
+#[repr(transparent)]
+pub struct MessageHeaders(rdsys::rd_kafka_message_t);
+
+impl MessageHeaders {
+    fn of(message: &rdsys::rd_kafka_message_t) -> &MessageHeaders {
+        // SAFETY: `MessageHeaders` is a transparent wrapper of the message.
+        unsafe { &*(message as *const rdsys::rd_kafka_message_t).cast::<MessageHeaders>() }
+    }
+}
+
+impl std::fmt::Debug for MessageHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(crate::format::HeaderIter::of(self)).finish()
+    }
+}
+
+// SAFETY: a batch's messages are read by the one thread that fetched them; librdkafka parses a
+// message's headers once, on that thread, and only reads them afterwards.
+unsafe impl Sync for MessageHeaders {}
+
+impl RecordHeaders for MessageHeaders {
+    fn header(&self, index: usize) -> Option<(&CStr, Option<&[u8]>)> {
+        let mut headers: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
+        // SAFETY: the message is live while `self` is borrowed; librdkafka keeps the parsed
+        // headers with the message.
+        let found = unsafe { rdsys::rd_kafka_message_headers(&self.0, &mut headers) };
+        if found != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || headers.is_null() {
+            return None;
+        }
+        let mut name: *const std::ffi::c_char = std::ptr::null();
+        let mut value: *const std::ffi::c_void = std::ptr::null();
+        let mut size: usize = 0;
+        // SAFETY: `headers` belongs to the message; the name and value it hands out live as long.
+        let error = unsafe { rdsys::rd_kafka_header_get_all(headers, index, &mut name, &mut value, &mut size) };
+        if error != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+            return None;
+        }
+        // SAFETY: as above; a header's name is NUL-terminated and its value `size` bytes.
+        unsafe { Some((CStr::from_ptr(name), (!value.is_null()).then(|| std::slice::from_raw_parts(value.cast::<u8>(), size)))) }
+    }
+}
+
 /// Records taken from a [`BatchConsumer`]; they are released when this is dropped.
 pub struct Fetched<'c> {
     messages: Vec<*mut rdsys::rd_kafka_message_t>,
@@ -198,6 +241,7 @@ impl Fetched<'_> {
                 // SAFETY: librdkafka's key and payload are `len` bytes, valid while the message is.
                 key: unsafe { bytes(message.key, message.key_len) },
                 value: unsafe { bytes(message.payload, message.len) },
+                headers: Some(MessageHeaders::of(message)),
             };
             (topic, record)
         })

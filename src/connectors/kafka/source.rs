@@ -172,6 +172,7 @@ mod tests {
             timestamp,
             key: None,
             value: None,
+            headers: None,
         }
     }
 

@@ -191,3 +191,23 @@ fn literal(value: &ScalarValue) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_compare_as_ksqldbs_comparison_util_allows() {
+        let array = SqlType::Array(Box::new(SqlType::String));
+        assert!(comparable(&SqlType::Integer, Operator::Lt, &SqlType::Decimal { precision: 4, scale: 2 }));
+        assert!(!comparable(&SqlType::Integer, Operator::GtEq, &SqlType::String));
+        assert!(comparable(&SqlType::String, Operator::Gt, &SqlType::Timestamp));
+        assert!(comparable(&SqlType::Date, Operator::Lt, &SqlType::String));
+        assert!(!comparable(&SqlType::Time, Operator::Lt, &SqlType::Date));
+        assert!(comparable(&SqlType::Boolean, Operator::Eq, &SqlType::Boolean));
+        assert!(!comparable(&SqlType::Boolean, Operator::Lt, &SqlType::Boolean));
+        assert!(comparable(&array, Operator::NotEq, &array));
+        assert!(!comparable(&array, Operator::Gt, &array));
+        assert!(!comparable(&SqlType::Bytes, Operator::Eq, &SqlType::String));
+    }
+}

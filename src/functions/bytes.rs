@@ -11,7 +11,7 @@ use datafusion::{
 use md5::{Digest, Md5};
 
 use super::{
-    encoding::Encoding,
+    encoding::{Encoding, HexError, ascii_bytes, ascii_text, hex_bytes},
     row_function::{Doc, RowFunction, integer, one_of, text},
 };
 
@@ -92,7 +92,7 @@ fn to_bytes(args: &[ScalarValue]) -> std::result::Result<ScalarValue, String> {
     let decoded = match encoding(&args[1])? {
         Encoding::Hex => parse_hex_binary(input)?,
         Encoding::Utf8 => input.as_bytes().to_vec(),
-        Encoding::Ascii => input.chars().map(|c| if c.is_ascii() { c as u8 } else { b'?' }).collect(),
+        Encoding::Ascii => ascii_bytes(input),
         Encoding::Base64 => base64::engine::GeneralPurpose::new(
             &base64::alphabet::STANDARD,
             base64::engine::GeneralPurposeConfig::new().with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
@@ -108,7 +108,7 @@ fn from_bytes(args: &[ScalarValue]) -> std::result::Result<ScalarValue, String> 
     let encoded = match encoding(&args[1])? {
         Encoding::Hex => input.iter().map(|b| format!("{b:02X}")).collect(),
         Encoding::Utf8 => String::from_utf8_lossy(input).into_owned(),
-        Encoding::Ascii => input.iter().map(|&b| if b.is_ascii() { b as char } else { char::REPLACEMENT_CHARACTER }).collect(),
+        Encoding::Ascii => ascii_text(input),
         Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(input),
     };
     Ok(ScalarValue::Utf8(Some(encoded)))
@@ -116,18 +116,10 @@ fn from_bytes(args: &[ScalarValue]) -> std::result::Result<ScalarValue, String> 
 
 /// `DatatypeConverter.parseHexBinary`: an even number of hex digits, either case.
 fn parse_hex_binary(hex: &str) -> std::result::Result<Vec<u8>, String> {
-    if hex.len() % 2 != 0 {
-        return Err(format!("hexBinary needs to be even-length: {hex}"));
-    }
-    hex.as_bytes()
-        .chunks(2)
-        .map(|pair| {
-            std::str::from_utf8(pair)
-                .ok()
-                .and_then(|digits| u8::from_str_radix(digits, 16).ok())
-                .ok_or_else(|| format!("contains illegal character for hexBinary: {hex}"))
-        })
-        .collect()
+    hex_bytes(hex).map_err(|e| match e {
+        HexError::OddLength => format!("hexBinary needs to be even-length: {hex}"),
+        HexError::IllegalCharacter => format!("contains illegal character for hexBinary: {hex}"),
+    })
 }
 
 /// A number read from exactly `N` bytes in the byte order the optional second argument names.

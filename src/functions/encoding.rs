@@ -52,13 +52,13 @@ fn encode(args: &[datafusion::common::ScalarValue]) -> Result<datafusion::common
     let bytes = match from {
         Encoding::Hex => hex_decode(hex_strip(input))?,
         Encoding::Utf8 => input.as_bytes().to_vec(),
-        Encoding::Ascii => input.chars().map(|c| if c.is_ascii() { c as u8 } else { b'?' }).collect(),
+        Encoding::Ascii => ascii_bytes(input),
         Encoding::Base64 => base64_decode(input),
     };
     let output = match to {
         Encoding::Hex => bytes.iter().map(|b| format!("{b:02x}")).collect(),
         Encoding::Utf8 => String::from_utf8_lossy(&bytes).into_owned(),
-        Encoding::Ascii => bytes.iter().map(|&b| if b.is_ascii() { b as char } else { char::REPLACEMENT_CHARACTER }).collect(),
+        Encoding::Ascii => ascii_text(&bytes),
         Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(&bytes),
     };
     Ok(datafusion::common::ScalarValue::Utf8(Some(output)))
@@ -77,18 +77,37 @@ fn hex_strip(input: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn hex_decode(hex: std::borrow::Cow<'_, str>) -> Result<Vec<u8>, String> {
+    hex_bytes(&hex).map_err(|e| match e {
+        HexError::OddLength => "Odd number of characters.".into(),
+        HexError::IllegalCharacter => format!("Illegal hexadecimal character in {hex}"),
+    })
+}
+
+/// Why a text is not hex digits, for each caller to word as the Java codec it follows does.
+pub(super) enum HexError {
+    OddLength,
+    IllegalCharacter,
+}
+
+/// The bytes an even number of hex digits (either case) spell.
+pub(super) fn hex_bytes(hex: &str) -> Result<Vec<u8>, HexError> {
     if hex.len() % 2 != 0 {
-        return Err("Odd number of characters.".into());
+        return Err(HexError::OddLength);
     }
     hex.as_bytes()
         .chunks(2)
-        .map(|pair| {
-            std::str::from_utf8(pair)
-                .ok()
-                .and_then(|digits| u8::from_str_radix(digits, 16).ok())
-                .ok_or_else(|| format!("Illegal hexadecimal character in {hex}"))
-        })
+        .map(|pair| std::str::from_utf8(pair).ok().and_then(|digits| u8::from_str_radix(digits, 16).ok()).ok_or(HexError::IllegalCharacter))
         .collect()
+}
+
+/// Text as Java encodes it in US-ASCII: each other character becomes `?`.
+pub(super) fn ascii_bytes(text: &str) -> Vec<u8> {
+    text.chars().map(|c| if c.is_ascii() { c as u8 } else { b'?' }).collect()
+}
+
+/// Bytes as Java decodes them in US-ASCII: each byte above 127 becomes U+FFFD.
+pub(super) fn ascii_text(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| if b.is_ascii() { b as char } else { char::REPLACEMENT_CHARACTER }).collect()
 }
 
 /// Commons Codec's lenient base64: characters outside the alphabet (padding included) are

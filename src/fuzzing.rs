@@ -142,7 +142,7 @@ proptest! {
             if let Ok(pieces) = KsqlParser::split(&text) {
                 for piece in pieces {
                     let substituted = variables::substitute(&piece.text, &BTreeMap::from([("x".into(), "S".into())]));
-                    let _ = KsqlParser::parse_split(&substituted, piece.location);
+                    let _ = KsqlParser::parse_split(&substituted, piece.location, &Default::default());
                 }
             }
         })?;

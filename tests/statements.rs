@@ -376,3 +376,56 @@ async fn explain_shows_a_querys_operators_topics_and_state_and_plans_a_statement
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["message"], "Query with id:CSAS_NOTHING_1 does not exist, use SHOW QUERIES to view the full set of queries.");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn custom_types_name_column_types_and_casts_and_survive_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = SluiceServer::start_embedded(data.path().to_path_buf()).await;
+    let created = server
+        .ksql_ok(
+            "CREATE TYPE ADDRESS AS STRUCT<NUMBER INTEGER, CITY STRING>;\n\
+             CREATE STREAM PEOPLE (ID STRING KEY, HOME ADDRESS, PAST ARRAY<ADDRESS>) WITH (KAFKA_TOPIC='people', VALUE_FORMAT='JSON', PARTITIONS=1);",
+        )
+        .await;
+    assert_eq!(created[0]["commandStatus"]["message"], "Registered custom type with name 'ADDRESS' and SQL type STRUCT<`NUMBER` INTEGER, `CITY` STRING>");
+    assert_eq!(created[0]["commandId"], "type/ADDRESS/create");
+    let (status, body) = server.ksql("CREATE TYPE ADDRESS AS INTEGER;").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["message"], "Cannot register custom type 'ADDRESS' since it is already registered with type: STRUCT<`NUMBER` INTEGER, `CITY` STRING>");
+    let (_, body) = server.ksql("CREATE STREAM NOPE (V POSTCODE) WITH (KAFKA_TOPIC='nope', VALUE_FORMAT='JSON', PARTITIONS=1);").await;
+    assert_eq!(body["message"], "Cannot resolve unknown type: POSTCODE");
+
+    let types = server.ksql_ok("SHOW TYPES;").await;
+    assert_eq!(types[0]["@type"], "type_list");
+    assert_eq!(types[0]["types"]["ADDRESS"]["type"], "STRUCT");
+    assert_eq!(types[0]["types"]["ADDRESS"]["fields"][0], json!({"name": "NUMBER", "schema": {"type": "INTEGER", "fields": null, "memberSchema": null}}));
+    let described = server.ksql_ok("DESCRIBE PEOPLE;").await;
+    let fields = &described[0]["sourceDescription"]["fields"];
+    assert_eq!(fields[1]["schema"]["fields"][1]["name"], "CITY");
+    assert_eq!(fields[2]["schema"]["memberSchema"]["type"], "STRUCT");
+
+    // A CAST to a struct matches fields by name; one the value lacks is NULL.
+    server
+        .ksql_ok(
+            "SET 'auto.offset.reset' = 'earliest';\n\
+             CREATE STREAM PLACES AS SELECT ID, CAST(HOME AS STRUCT<CITY STRING, ZIP STRING>) AS PLACE, CAST(PAST AS ARRAY<STRUCT<NUMBER BIGINT>>) AS NUMBERS FROM PEOPLE;",
+        )
+        .await;
+    server.ksql_ok("INSERT INTO PEOPLE (ID, HOME, PAST) VALUES ('ann', STRUCT(NUMBER := 7, CITY := 'Lyon'), ARRAY[STRUCT(NUMBER := 3, CITY := 'Nice')]);").await;
+    let places = read_topic(&server.bootstrap, "PLACES", 1, Duration::from_secs(60));
+    assert_eq!(places[0].1, r#"{"PLACE":{"CITY":"Lyon","ZIP":null},"NUMBERS":[{"NUMBER":3}]}"#);
+
+    // The catalog's types come back from the command log; a dropped one is gone, and the
+    // stream made with it keeps its columns.
+    server.ksql_ok("DROP TYPE ADDRESS;").await;
+    assert!(server.terminate(), "sluice-server exits cleanly on SIGTERM");
+    server.start_again().await;
+    let types = server.ksql_ok("SHOW TYPES;").await;
+    assert_eq!(types[0]["types"], json!({}));
+    let described = server.ksql_ok("DESCRIBE PEOPLE;").await;
+    assert_eq!(described[0]["sourceDescription"]["fields"][1]["schema"]["type"], "STRUCT");
+    let (_, body) = server.ksql("DROP TYPE ADDRESS;").await;
+    assert_eq!(body["message"], "Type ADDRESS does not exist.");
+    let dropped = server.ksql_ok("DROP TYPE IF EXISTS ADDRESS;").await;
+    assert_eq!(dropped[0]["commandStatus"]["message"], "Type 'ADDRESS' does not exist");
+}

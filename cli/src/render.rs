@@ -81,6 +81,15 @@ pub fn entity(entity: &Value) -> String {
             table(&["Function Name", "Type", "Category"], &rows)
         }
         "describe_function" => describe_function(entity),
+        "type_list" => {
+            let rows: Vec<Vec<String>> = entity["types"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(name, schema)| vec![name.clone(), type_string(schema)])
+                .collect();
+            table(&["Type Name", "Schema"], &rows)
+        }
         "source_descriptions" => entity["sourceDescriptions"]
             .as_array()
             .into_iter()
@@ -114,6 +123,31 @@ pub fn entity(entity: &Value) -> String {
     }
 }
 
+/// A column type as ksqlDB's CLI prints a `SchemaInfo`: `VARCHAR(STRING)`, `ARRAY<INTEGER>`,
+/// `STRUCT<A INTEGER>`, `DECIMAL(4, 2)`.
+fn type_string(schema: &Value) -> String {
+    let base = text(&schema["type"]);
+    match base.as_str() {
+        "STRING" => "VARCHAR(STRING)".into(),
+        "ARRAY" => format!("ARRAY<{}>", type_string(&schema["memberSchema"])),
+        "MAP" => format!("MAP<STRING, {}>", type_string(&schema["memberSchema"])),
+        "STRUCT" => {
+            let fields: Vec<String> = schema["fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| format!("{} {}", text(&f["name"]), type_string(&f["schema"])))
+                .collect();
+            format!("STRUCT<{}>", fields.join(", "))
+        }
+        "DECIMAL" => match (schema["parameters"].get("precision"), schema["parameters"].get("scale")) {
+            (Some(precision), Some(scale)) => format!("DECIMAL({precision}, {scale})"),
+            _ => base,
+        },
+        _ => base,
+    }
+}
+
 fn describe(source: &Value) -> String {
     let is_table = source["type"] == "TABLE";
     let fields: Vec<Vec<String>> = source["fields"]
@@ -131,7 +165,7 @@ fn describe(source: &Value) -> String {
                 },
                 _ => String::new(),
             };
-            vec![text(&f["name"]), format!("{}{key}", text(&f["schema"]["type"]))]
+            vec![text(&f["name"]), format!("{}{key}", type_string(&f["schema"]))]
         })
         .collect();
     let mut out = format!(
@@ -183,7 +217,7 @@ fn describe_query(query: &Value) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|f| vec![text(&f["name"]), format!("{}{}", text(&f["schema"]["type"]), if f["type"] == "KEY" { "  (key)" } else { "" })])
+        .map(|f| vec![text(&f["name"]), format!("{}{}", type_string(&f["schema"]), if f["type"] == "KEY" { "  (key)" } else { "" })])
         .collect();
     let names = |list: &Value| list.as_array().into_iter().flatten().map(text).collect::<Vec<_>>().join(", ");
     let mut out = String::new();
@@ -248,9 +282,24 @@ mod tests {
         let text = entity_lines(&entity);
         assert_eq!(text[0], "ID                   : CSAS_S_1");
         assert_eq!(text[1], "Query state          : PAUSED");
-        assert!(text.contains(&" ID    | STRING  (key)".to_string()), "{text:#?}");
+        assert!(text.contains(&" ID    | VARCHAR(STRING)  (key)".to_string()), "{text:#?}");
         assert!(text.contains(&"Sources that this query reads from: T".to_string()), "{text:#?}");
         assert!(text.contains(&"\t\t > [ SOURCE ] | Topic: T".to_string()), "{text:#?}");
+    }
+
+    #[test]
+    fn show_types_prints_each_type_as_ksqldb_writes_it() {
+        let entity = serde_json::json!({"@type": "type_list", "types": {
+            "ADDRESS": {"type": "STRUCT", "fields": [
+                {"name": "NUMBER", "schema": {"type": "INTEGER", "fields": null, "memberSchema": null}},
+                {"name": "TAGS", "schema": {"type": "ARRAY", "fields": null, "memberSchema": {"type": "STRING", "fields": null, "memberSchema": null}}}
+            ], "memberSchema": null},
+            "MONEY": {"type": "DECIMAL", "fields": null, "memberSchema": null, "parameters": {"precision": 10, "scale": 2}}
+        }});
+        let text = entity_lines(&entity);
+        assert_eq!(text[0], " Type Name | Schema");
+        assert_eq!(text[2], " ADDRESS   | STRUCT<NUMBER INTEGER, TAGS ARRAY<VARCHAR(STRING)>>");
+        assert_eq!(text[3], " MONEY     | DECIMAL(10, 2)");
     }
 
     fn entity_lines(value: &Value) -> Vec<String> {

@@ -47,7 +47,7 @@ const KEYWORDS: &[&str] = &[
     "EXTENDED", "DROP", "DELETE", "TOPIC", "TERMINATE", "ALL", "PRINT", "BEGINNING", "SET", "UNSET",
     "DEFINE", "UNDEFINE", "WITH", "KAFKA_TOPIC", "VALUE_FORMAT", "PARTITIONS", "EXTRACTJSONFIELD",
     "RUN", "SCRIPT", "OUTPUT", "JSON", "TABULAR", "EXIT", "HELP", "SPOOL", "OFF", "CONNECTOR",
-    "CONNECTORS", "SINK", "EXPLAIN", "PAUSE", "RESUME", "FUNCTIONS", "FUNCTION", "HISTORY", "CLEAR",
+    "CONNECTORS", "SINK", "EXPLAIN", "PAUSE", "RESUME", "FUNCTIONS", "FUNCTION", "HISTORY", "CLEAR", "TYPE", "TYPES",
 ];
 
 const HELP: &str = "Statements end with ';' and may span lines. Besides ksqlDB's statements:

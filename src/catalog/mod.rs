@@ -15,6 +15,7 @@ use parking_lot::RwLock;
 
 pub use connector::ConnectorDef;
 pub use source::{Format, SourceDef, SourceWindow};
+pub use types::{CustomTypes, SqlType};
 
 use crate::error::{Result, SluiceError};
 
@@ -39,6 +40,8 @@ pub struct CatalogState {
     pub streams: BTreeMap<String, SourceDef>,
     pub queries: BTreeMap<String, QueryDef>,
     pub connectors: BTreeMap<String, ConnectorDef>,
+    /// The types `CREATE TYPE` named.
+    pub types: CustomTypes,
 }
 
 #[derive(Debug, Default)]
@@ -105,6 +108,25 @@ impl Catalog {
 
     pub fn remove_connector(&self, name: &str) -> Option<ConnectorDef> {
         self.state.write().connectors.remove(name)
+    }
+
+    /// The types column types may name.
+    pub fn types(&self) -> CustomTypes {
+        self.state.read().types.clone()
+    }
+
+    /// Names `data_type` `name`, unless the name is taken; whether it was free.
+    pub fn put_type(&self, name: &str, data_type: SqlType) -> bool {
+        let mut state = self.state.write();
+        if state.types.contains_key(name) {
+            return false;
+        }
+        state.types.insert(name.to_string(), data_type);
+        true
+    }
+
+    pub fn remove_type(&self, name: &str) -> Option<SqlType> {
+        self.state.write().types.remove(name)
     }
 
     /// Queries reading from and writing into a stream.

@@ -6,6 +6,10 @@ use arrow::datatypes::{DataType, Field, TimeUnit};
 
 use crate::error::{Result, SluiceError};
 
+/// The types `CREATE TYPE` has named, by name: each a name for a column type, which any column
+/// type may use in its place (ksqlDB's type registry).
+pub type CustomTypes = std::collections::BTreeMap<String, SqlType>;
+
 /// A column type as written in a `CREATE STREAM` column list.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum SqlType {

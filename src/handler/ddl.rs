@@ -142,6 +142,17 @@ pub async fn validate(
             None if drop.if_exists => Ok(()),
             None => Err(SluiceError::NotFound(format!("Connector {} does not exist.", drop.name))),
         },
+        Statement::CreateType(create) => match engine.catalog.types().get(&create.name) {
+            Some(existing) if !create.if_not_exists => Err(SluiceError::Plan(format!(
+                "Cannot register custom type '{}' since it is already registered with type: {existing}",
+                create.name
+            ))),
+            _ => Ok(()),
+        },
+        Statement::DropType(drop) => match engine.catalog.types().get(&drop.name) {
+            None if !drop.if_exists => Err(SluiceError::Plan(format!("Type {} does not exist.", drop.name))),
+            _ => Ok(()),
+        },
         other => Err(SluiceError::Internal(format!("{other} is not a catalog command"))),
     }
 }
@@ -280,6 +291,22 @@ pub async fn apply(
             }
             Ok(connector::dropped(text, &drop.name))
         }
+        Statement::CreateType(create) => {
+            let message = if engine.catalog.put_type(&create.name, create.data_type.clone()) {
+                format!("Registered custom type with name '{}' and SQL type {}", create.name, create.data_type)
+            } else {
+                let existing = engine.catalog.types().get(&create.name).cloned().unwrap_or_else(|| create.data_type.clone());
+                format!("{} is already registered with type {existing}", create.name)
+            };
+            Ok(entity::command_done(text, format!("type/{}/create", create.name), &message, seq))
+        }
+        Statement::DropType(drop) => {
+            let message = match engine.catalog.remove_type(&drop.name) {
+                Some(_) => format!("Dropped type '{}'", drop.name),
+                None => format!("Type '{}' does not exist", drop.name),
+            };
+            Ok(entity::command_done(text, format!("type/{}/drop", drop.name), &message, seq))
+        }
         other => Err(SluiceError::Internal(format!("{other} is not a catalog command"))),
     }
 }
@@ -326,7 +353,7 @@ pub fn collect_limits(engine: &Engine, properties: &BTreeMap<String, String>) ->
 
 /// Starts a catalogued query from its committed offsets (after a replay).
 pub async fn start_query(engine: &Engine, query: &QueryDef) -> Result<()> {
-    let parsed = KsqlParser::parse_one(&query.statement)?;
+    let parsed = KsqlParser::parse_one_with_types(&query.statement, &engine.catalog.types())?;
     let select: &Select = match &parsed.statement {
         Statement::CreateAsSelect(csas) => &csas.select,
         Statement::InsertSelect(insert) => &insert.select,

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::{
-    catalog::{QueryDef, SourceDef},
+    catalog::{QueryDef, SourceDef, SqlType},
     parser::SourceKind,
     connectors::kafka::TopicInfo,
     functions::listing::FunctionInfo,
@@ -153,13 +153,13 @@ pub fn function_description(statement: &str, function: &FunctionInfo) -> Value {
     })
 }
 
-/// ksqlDB's `FieldInfo` list of columns: name, base type, `KEY` on key columns and `HEADER` (with
+/// ksqlDB's `FieldInfo` list of columns: name, schema, `KEY` on key columns and `HEADER` (with
 /// its `headerKey` when it reads one header) on header columns.
 pub fn fields(columns: &[crate::parser::ColumnDef]) -> Vec<Value> {
     columns
         .iter()
         .map(|c| {
-            let mut field = json!({"name": c.name, "schema": {"type": type_name(&c.data_type), "fields": null, "memberSchema": null}});
+            let mut field = json!({"name": c.name, "schema": schema_info(&c.data_type)});
             if c.key {
                 field["type"] = json!("KEY");
             }
@@ -176,14 +176,26 @@ pub fn fields(columns: &[crate::parser::ColumnDef]) -> Vec<Value> {
         .collect()
 }
 
-/// ksqlDB's `SqlBaseType` name of a column type.
-fn type_name(data_type: &crate::catalog::types::SqlType) -> String {
-    use crate::catalog::types::SqlType;
-    match data_type {
-        SqlType::Array(_) => "ARRAY".into(),
-        SqlType::Map(_) => "MAP".into(),
-        SqlType::Struct(_) => "STRUCT".into(),
-        SqlType::Decimal { .. } => "DECIMAL".into(),
-        other => other.to_string(),
-    }
+/// ksqlDB's `SchemaInfo` of a type: its base type, a STRUCT's fields, an ARRAY's element or a
+/// MAP's value type, a DECIMAL's precision and scale.
+pub fn schema_info(data_type: &SqlType) -> Value {
+    let (base, fields, member) = match data_type {
+        SqlType::Array(element) => ("ARRAY".to_string(), Value::Null, schema_info(element)),
+        SqlType::Map(value) => ("MAP".to_string(), Value::Null, schema_info(value)),
+        SqlType::Struct(fields) => {
+            let fields = fields.iter().map(|(name, t)| json!({"name": name, "schema": schema_info(t)})).collect();
+            ("STRUCT".to_string(), Value::Array(fields), Value::Null)
+        }
+        SqlType::Decimal { precision, scale } => {
+            return json!({"type": "DECIMAL", "fields": null, "memberSchema": null, "parameters": {"precision": precision, "scale": scale}});
+        }
+        other => (other.to_string(), Value::Null, Value::Null),
+    };
+    json!({"type": base, "fields": fields, "memberSchema": member})
+}
+
+/// ksqlDB's `TypeList`: every type `CREATE TYPE` named, by name.
+pub fn types(statement: &str, types: &crate::catalog::CustomTypes) -> Value {
+    let types: serde_json::Map<String, Value> = types.iter().map(|(name, t)| (name.clone(), schema_info(t))).collect();
+    json!({"@type": "type_list", "statementText": statement, "types": types, "warnings": []})
 }

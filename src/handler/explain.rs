@@ -19,7 +19,7 @@ pub async fn explain(engine: &Engine, parsed: &ParsedStatement, explain: &Explai
             let query = engine.catalog.query(id).ok_or_else(|| {
                 SluiceError::NotFound(format!("Query with id:{id} does not exist, use SHOW QUERIES to view the full set of queries."))
             })?;
-            let statement = KsqlParser::parse_one(&query.statement)?.statement;
+            let statement = KsqlParser::parse_one_with_types(&query.statement, &engine.catalog.types())?.statement;
             let plan = QueryPlanner::plan(&engine.catalog, selected(&statement)?).await?;
             let sink = engine.catalog.stream(&query.sink)?;
             let state = engine.queries.status(id).map_or("UNKNOWN", |s| s.state().name());

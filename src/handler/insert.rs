@@ -131,6 +131,7 @@ fn build(stream: &SourceDef, insert: &InsertValues) -> Result<Inserted> {
     }
     let ctx = SessionContext::new();
     functions::register_all(&ctx, Default::default())?;
+    ctx.register_udf(crate::planner::cast::udf());
     let named = names
         .iter()
         .zip(&insert.values)

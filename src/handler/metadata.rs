@@ -75,6 +75,7 @@ pub fn show(
         ShowKind::Connectors => connector::list(engine, text),
         ShowKind::Variables => entity::variables(text, variables),
         ShowKind::Functions => entity::function_names(text, &crate::functions::listing::all()?),
+        ShowKind::Types => entity::types(text, &engine.catalog.types()),
     })
 }
 

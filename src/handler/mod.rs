@@ -14,7 +14,7 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::{
-    catalog::{Catalog, SourceDef, command_log::{Command, CommandLog}},
+    catalog::{Catalog, SourceDef, command_log::{Command, CommandLog}, types::CustomTypes},
     config::ServerConfig,
     connectors::kafka::{KafkaCluster, offsets::OffsetStore, source_offsets::SourceOffsets},
     error::{Result, SluiceError},
@@ -96,7 +96,7 @@ impl Engine {
                 }
             };
             let properties = properties::normalize(&command.properties).unwrap_or(command.properties);
-            let applied = match KsqlParser::parse_one(&command.statement) {
+            let applied = match KsqlParser::parse_one_with_types(&command.statement, &self.catalog.types()) {
                 Ok(parsed) => ddl::apply(self, &parsed, &properties, seq, false).await.map(|_| ()),
                 Err(e) => Err(e),
             };
@@ -173,7 +173,7 @@ impl Engine {
             entities: Vec::new(),
             is_query: false,
         };
-        let parsed = parse_with_variables(sql, request_variables).map_err(whole)?;
+        let parsed = parse_with_variables(sql, request_variables, &self.catalog.types()).map_err(whole)?;
         let mut properties = properties::normalize(request_properties).map_err(whole)?;
         let mut session = Session {
             properties: &mut properties,
@@ -255,13 +255,16 @@ struct Session<'a> {
 }
 
 /// Parses each statement of `sql` after replacing `${name}` with the variables defined at that
-/// point: the request's, then those its `DEFINE`s and `UNDEFINE`s set.
-fn parse_with_variables(sql: &str, variables: &BTreeMap<String, String>) -> Result<Vec<ParsedStatement>> {
+/// point: the request's, then those its `DEFINE`s and `UNDEFINE`s set. Column types may name
+/// `types` and the types the request's `CREATE TYPE`s name before them.
+fn parse_with_variables(sql: &str, variables: &BTreeMap<String, String>, types: &CustomTypes) -> Result<Vec<ParsedStatement>> {
     let mut variables = variables.clone();
+    let mut types = types.clone();
     let mut parsed = Vec::new();
     for piece in KsqlParser::split(sql)? {
         let text = variables::substitute(&piece.text, &variables);
-        let statement = KsqlParser::parse_split(&text, piece.location)?;
+        let statement = KsqlParser::parse_split(&text, piece.location, &types)?;
+        statement.statement.name_types(&mut types);
         match &statement.statement {
             Statement::Define(define) => {
                 undefine_variable(&mut variables, &define.name);

@@ -18,6 +18,7 @@ pub enum ShowKind {
     Connectors,
     Variables,
     Functions,
+    Types,
 }
 
 /// Lists objects of one kind.
@@ -42,6 +43,7 @@ impl fmt::Display for Show {
             ShowKind::Connectors => "CONNECTORS",
             ShowKind::Variables => "VARIABLES",
             ShowKind::Functions => "FUNCTIONS",
+            ShowKind::Types => "TYPES",
         };
         write!(f, "SHOW {kind}{}", if self.extended { " EXTENDED" } else { "" })
     }
@@ -262,8 +264,8 @@ pub(super) fn parse_show(cursor: &mut Cursor) -> Result<Statement> {
         Some("CONNECTORS") => ShowKind::Connectors,
         Some("VARIABLES") => ShowKind::Variables,
         Some("FUNCTIONS") => ShowKind::Functions,
-        Some("TYPES") => return Err(SluiceError::NotImplemented("SHOW TYPES".into())),
-        _ => return Err(cursor.error("STREAMS, TABLES, TOPICS, QUERIES, PROPERTIES, CONNECTORS, VARIABLES or FUNCTIONS")),
+        Some("TYPES") => ShowKind::Types,
+        _ => return Err(cursor.error("STREAMS, TABLES, TOPICS, QUERIES, PROPERTIES, CONNECTORS, VARIABLES, FUNCTIONS or TYPES")),
     };
     cursor.advance();
     let extended = cursor.eat_word("EXTENDED");

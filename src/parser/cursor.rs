@@ -5,11 +5,16 @@ use sqlparser::{
     tokenizer::{Token, TokenWithSpan, Whitespace},
 };
 
-use crate::error::{Location, ParseError, SluiceError};
+use crate::{
+    catalog::types::CustomTypes,
+    error::{Location, ParseError, SluiceError},
+};
 
 pub struct Cursor {
     tokens: Vec<TokenWithSpan>,
     pos: usize,
+    /// The types `CREATE TYPE` has named, which a column type may name.
+    types: CustomTypes,
 }
 
 impl Cursor {
@@ -18,7 +23,22 @@ impl Cursor {
             .into_iter()
             .filter(|t| !matches!(t.token, Token::Whitespace(_)))
             .collect();
-        Self { tokens, pos: 0 }
+        Self { tokens, pos: 0, types: CustomTypes::new() }
+    }
+
+    /// The same cursor, resolving the type names of `types`.
+    pub fn with_types(mut self, types: CustomTypes) -> Self {
+        self.types = types;
+        self
+    }
+
+    /// The types a column type may name.
+    pub fn types(&self) -> &CustomTypes {
+        &self.types
+    }
+
+    pub fn types_mut(&mut self) -> &mut CustomTypes {
+        &mut self.types
     }
 
     pub fn peek(&self) -> Option<&TokenWithSpan> {

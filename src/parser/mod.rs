@@ -5,8 +5,10 @@
 //! expression are handed to sqlparser. Words that are not sqlparser keywords are matched by value.
 
 mod admin;
+mod casts;
 mod connector;
 mod cursor;
+mod custom_type;
 mod dialect;
 mod query;
 mod stream;
@@ -29,12 +31,17 @@ pub use admin::{
     ShowKind, UndefineVariable, UnsetProperty,
 };
 pub use connector::{ConnectorKind, CreateConnector, DescribeConnector, DropConnector};
+pub use casts::{KSQL_CAST, parse_column_type};
 pub use cursor::Cursor;
+pub use custom_type::{CreateType, DropType};
 pub use query::{InsertSelect, InsertValues, JoinWithin, Select};
 pub use window::{WindowKind, WindowSpec};
 pub use stream::{ColumnDef, CreateAsSelect, CreateSource, DropSource, HeaderColumn, Properties, PropertyValue, SourceKind};
 
-use crate::error::{Location, ParseError, Result, SluiceError};
+use crate::{
+    catalog::types::CustomTypes,
+    error::{Location, ParseError, Result, SluiceError},
+};
 
 /// One statement of the dialect.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +64,8 @@ pub enum Statement {
     CreateConnector(CreateConnector),
     DropConnector(DropConnector),
     DescribeConnector(DescribeConnector),
+    CreateType(CreateType),
+    DropType(DropType),
 }
 
 impl fmt::Display for Statement {
@@ -80,6 +89,8 @@ impl fmt::Display for Statement {
             Statement::CreateConnector(s) => s.fmt(f),
             Statement::DropConnector(s) => s.fmt(f),
             Statement::DescribeConnector(s) => s.fmt(f),
+            Statement::CreateType(s) => s.fmt(f),
+            Statement::DropType(s) => s.fmt(f),
         }
     }
 }
@@ -105,7 +116,14 @@ pub struct KsqlParser;
 impl KsqlParser {
     /// Parses every statement of `sql`; each but the last must end with `;`.
     pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>> {
-        let mut cursor = Cursor::new(dialect::lambda_arrows(struct_field_reads(tokenize(sql)?)));
+        Self::parse_with_types(sql, &CustomTypes::new())
+    }
+
+    /// Parses every statement of `sql`, whose column types may name `types` and the types its
+    /// own `CREATE TYPE`s name before them.
+    pub fn parse_with_types(sql: &str, types: &CustomTypes) -> Result<Vec<ParsedStatement>> {
+        let tokens = dialect::lambda_arrows(struct_field_reads(tokenize(sql)?));
+        let mut cursor = Cursor::new(tokens).with_types(types.clone());
         let mut statements = Vec::new();
         loop {
             while cursor.eat(&Token::SemiColon) {}
@@ -123,6 +141,7 @@ impl KsqlParser {
             } else {
                 end
             };
+            statement.name_types(cursor.types_mut());
             statements.push(ParsedStatement {
                 statement,
                 text: slice(sql, start, text_end).to_string(),
@@ -165,12 +184,12 @@ impl KsqlParser {
 
     /// Parses one statement split from a longer text, where it started at `at`: a syntax
     /// error's line and column point into the longer text.
-    pub fn parse_split(statement: &str, at: Location) -> Result<ParsedStatement> {
+    pub fn parse_split(statement: &str, at: Location, types: &CustomTypes) -> Result<ParsedStatement> {
         let shift = |l: Location| Location {
             line: at.line + l.line - 1,
             column: if l.line == 1 { at.column + l.column - 1 } else { l.column },
         };
-        match Self::parse_one(statement) {
+        match Self::parse_one_with_types(statement, types) {
             Ok(mut parsed) => {
                 parsed.location = shift(parsed.location);
                 Ok(parsed)
@@ -185,7 +204,12 @@ impl KsqlParser {
 
     /// Parses exactly one statement.
     pub fn parse_one(sql: &str) -> Result<ParsedStatement> {
-        let mut all = Self::parse(sql)?;
+        Self::parse_one_with_types(sql, &CustomTypes::new())
+    }
+
+    /// Parses exactly one statement, whose column types may name `types`.
+    pub fn parse_one_with_types(sql: &str, types: &CustomTypes) -> Result<ParsedStatement> {
+        let mut all = Self::parse_with_types(sql, types)?;
         match all.len() {
             1 => Ok(all.remove(0)),
             0 => Err(SluiceError::Parse(ParseError {

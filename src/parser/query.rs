@@ -152,7 +152,7 @@ pub(super) fn parse_select(cursor: &mut Cursor) -> Result<Select> {
     }
     let tokens = cursor.rest_of_statement();
     let clauses = split_ksql_clauses(tokens)?;
-    let query = with_sqlparser(clauses.query, |p| p.parse_query())?;
+    let query = with_sqlparser(super::casts::rewrite(clauses.query, cursor.types())?, |p| p.parse_query())?;
     let partition_by = match clauses.partition_by {
         Some(tokens) => Some(parse_partition_by(tokens)?),
         None => None,

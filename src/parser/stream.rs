@@ -325,11 +325,11 @@ pub(super) fn parse_create(cursor: &mut Cursor) -> Result<Statement> {
     if cursor.peek_word_is("SINK") || (cursor.peek_word_is("SOURCE") && connector_ahead) {
         return super::connector::parse_create_connector(cursor);
     }
+    if cursor.peek_word_is("TYPE") {
+        return super::custom_type::parse_create_type(cursor);
+    }
     let or_replace = cursor.eat_words(&["OR", "REPLACE"]);
     let read_only = cursor.eat_word("SOURCE");
-    if cursor.peek_word_is("TYPE") {
-        return Err(SluiceError::NotImplemented("custom types (CREATE TYPE)".into()));
-    }
     let kind = parse_kind(cursor, "STREAM or TABLE after CREATE")?;
     let if_not_exists = cursor.eat_words(&["IF", "NOT", "EXISTS"]);
     let name = cursor.identifier(&format!("the {}'s name", kind.word()))?;
@@ -447,9 +447,14 @@ fn parse_header(cursor: &mut Cursor, data_type: &SqlType) -> Result<Option<Heade
     Ok(Some(header))
 }
 
-fn parse_type(cursor: &mut Cursor) -> Result<SqlType> {
+/// Words that are no type's name: those that may follow a column's type (where one is, the
+/// type is missing), and NULL.
+const NOT_TYPE_NAMES: [&str; 5] = ["KEY", "PRIMARY", "HEADERS", "HEADER", "NULL"];
+
+/// A column type: a built-in one, or a name `CREATE TYPE` gave one.
+pub(super) fn parse_type(cursor: &mut Cursor) -> Result<SqlType> {
     const EXPECTED: &str =
-        "a column type (STRING, INTEGER, BIGINT, DOUBLE, BOOLEAN, DECIMAL, TIMESTAMP, DATE, TIME, BYTES, ARRAY, MAP or STRUCT)";
+        "a column type (STRING, INTEGER, BIGINT, DOUBLE, BOOLEAN, DECIMAL, TIMESTAMP, DATE, TIME, BYTES, ARRAY, MAP, STRUCT or a type CREATE TYPE named)";
     let Some(word) = cursor.peek_word() else {
         return Err(cursor.error(EXPECTED));
     };
@@ -514,14 +519,24 @@ fn parse_type(cursor: &mut Cursor) -> Result<SqlType> {
             }
             Ok(SqlType::Struct(fields))
         }
-        _ => Err(cursor.error(EXPECTED)),
+        _ => {
+            if NOT_TYPE_NAMES.contains(&word.as_str()) {
+                return Err(cursor.error(EXPECTED));
+            }
+            let name = cursor.identifier(EXPECTED)?;
+            cursor
+                .types()
+                .get(&name)
+                .cloned()
+                .ok_or_else(|| SluiceError::Plan(format!("Cannot resolve unknown type: {name}")))
+        }
     }
 }
 
 pub(super) fn parse_drop(cursor: &mut Cursor) -> Result<Statement> {
     cursor.expect_word("DROP")?;
     if cursor.peek_word_is("TYPE") {
-        return Err(SluiceError::NotImplemented("custom types (DROP TYPE)".into()));
+        return super::custom_type::parse_drop_type(cursor);
     }
     if cursor.peek_word_is("CONNECTOR") {
         return super::connector::parse_drop_connector(cursor);

@@ -4,6 +4,7 @@
 //! functions become an [`AggregatePlan`] the runtime keeps state for, and the projection and
 //! `HAVING` read the aggregate's rows.
 
+pub mod cast;
 mod comparison;
 mod explain;
 mod explode;
@@ -293,6 +294,7 @@ impl QueryPlanner {
         let source = rewritten.source;
         let ctx = SessionContext::new();
         functions::register_all(&ctx, limits)?;
+        ctx.register_udf(cast::udf());
         let mut row_schema = source.row_schema();
         if select.window.is_some() {
             // The window's bounds are columns the projection may read; the aggregation fills them.

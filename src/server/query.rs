@@ -108,7 +108,7 @@ pub async fn close_query(State(state): State<AppState>, KsqlBody(body): KsqlBody
 
 async fn run(state: AppState, sql: &str, properties: BTreeMap<String, String>, layout: Layout) -> Result<Response, AppError> {
     let mut properties = properties::normalize(&properties).map_err(|e| AppError::from(e).with_statement(sql))?;
-    let statements = KsqlParser::parse(sql).map_err(|e| AppError::from(e).with_statement(sql))?;
+    let statements = KsqlParser::parse_with_types(sql, &state.engine.catalog.types()).map_err(|e| AppError::from(e).with_statement(sql))?;
     let mut select = None;
     for parsed in statements {
         match parsed.statement {

@@ -1,0 +1,6 @@
+-- A name for a column type, usable wherever a column type is written.
+CREATE TYPE ADDRESS AS STRUCT<NUMBER INTEGER, STREET VARCHAR, CITY VARCHAR>;
+-- A type may use the types named before it: PERSON holds ADDRESS's fields.
+CREATE TYPE IF NOT EXISTS PERSON AS STRUCT<NAME VARCHAR, ADDRESS ADDRESS>;
+CREATE TYPE WATTS AS DECIMAL(10, 2);
+CREATE TYPE READINGS AS ARRAY<WATTS>;

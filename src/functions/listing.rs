@@ -60,10 +60,10 @@ pub fn all() -> Result<Vec<FunctionInfo>> {
     let ctx = SessionContext::new();
     super::register_all(&ctx, Default::default())?;
     let state = ctx.state();
-    let own: Vec<String> = super::json::functions()
+    let own: Vec<String> = super::scalar_functions()
         .iter()
-        .map(|f| f.name().to_string())
-        .chain(super::by_offset::functions().iter().map(|f| f.name().to_string()))
+        .flat_map(|f| std::iter::once(f.name()).chain(f.aliases().iter().map(String::as_str)).map(str::to_string).collect::<Vec<_>>())
+        .chain(super::aggregate_functions(Default::default()).iter().map(|f| f.name().to_string()))
         .collect();
     let mut functions: Vec<FunctionInfo> = state
         .scalar_functions()
@@ -245,6 +245,9 @@ mod tests {
             extract.overloads,
             [Overload { argument_types: vec!["STRING".into(), "STRING".into()], return_type: Some("STRING".into()) }]
         );
+        for own in ["TO_BYTES", "COLLECT_LIST", "HISTOGRAM", "AS_VALUE", "ENCODE"] {
+            assert_eq!(find(own).unwrap().unwrap().author, "Sluice", "{own}");
+        }
         let abs = find("ABS").unwrap().unwrap();
         assert_eq!((abs.category.as_str(), abs.author), ("MATHEMATICAL", "Apache DataFusion"));
         assert!(!abs.description.is_empty());

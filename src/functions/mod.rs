@@ -32,7 +32,7 @@ use std::{cell::RefCell, sync::Arc};
 
 use datafusion::{
     execution::FunctionRegistry,
-    logical_expr::{DocSection, Documentation, ScalarUDF},
+    logical_expr::{AggregateUDF, DocSection, Documentation, ScalarUDF},
     prelude::SessionContext,
 };
 
@@ -61,16 +61,13 @@ pub fn report_row_error(row: usize, message: impl FnOnce() -> String) {
 
 /// Registers ksqlDB's functions, and ksqlDB's names for DataFusion's own, in a session.
 pub fn register_all(ctx: &SessionContext, limits: collect::CollectLimits) -> Result<()> {
-    for udf in json::functions().into_iter().chain(json_documents::functions()).chain(datetime::functions()).chain(url::functions()).chain(strings::functions()).chain(maps::functions()).chain(arrays::functions()).chain(bytes::functions()) {
+    for udf in scalar_functions() {
         ctx.register_udf(udf);
     }
-    ctx.register_udf(as_value::function());
-    ctx.register_udf(encoding::function());
     for function in lambdas::functions() {
         ctx.register_higher_order_function(Arc::new(function));
     }
-    let udafs = by_offset::functions().into_iter().chain(collect::functions(limits)).chain(deviation::functions());
-    for udaf in udafs.chain([histogram::function(), correlation::function(), sum_list::function(), attr::function()]) {
+    for udaf in aggregate_functions(limits) {
         ctx.register_udaf(udaf);
     }
     // ksqlDB's COUNT_DISTINCT is a HyperLogLog of 2^14 registers, as DataFusion's.
@@ -86,6 +83,31 @@ pub fn register_all(ctx: &SessionContext, limits: collect::CollectLimits) -> Res
         ctx.register_udf(existing.as_ref().clone().with_aliases(extra.iter().copied()));
     }
     Ok(())
+}
+
+/// Sluice's own scalar functions: ksqlDB's that DataFusion lacks, or has with other behaviour.
+pub fn scalar_functions() -> Vec<ScalarUDF> {
+    json::functions()
+        .into_iter()
+        .chain(json_documents::functions())
+        .chain(datetime::functions())
+        .chain(url::functions())
+        .chain(strings::functions())
+        .chain(maps::functions())
+        .chain(arrays::functions())
+        .chain(bytes::functions())
+        .chain([as_value::function(), encoding::function()])
+        .collect()
+}
+
+/// Sluice's own aggregate functions, `COLLECT_LIST` and `COLLECT_SET` keeping up to `limits`.
+pub fn aggregate_functions(limits: collect::CollectLimits) -> Vec<AggregateUDF> {
+    by_offset::functions()
+        .into_iter()
+        .chain(collect::functions(limits))
+        .chain(deviation::functions())
+        .chain([histogram::function(), correlation::function(), sum_list::function(), attr::function()])
+        .collect()
 }
 
 /// The documentation of one of Sluice's own functions, in DataFusion's form, so that

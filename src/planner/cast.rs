@@ -4,17 +4,26 @@
 //! A struct's fields are matched by name: a field the value lacks is NULL, one the type lacks
 //! is dropped. Integers narrow and doubles become integers as Java's casts do them (wrapping,
 //! and saturating); other scalars are cast as DataFusion casts them, NULL where one cannot be.
+//!
+//! A MAP or STRUCT (or a collection holding one) cast to STRING is written as ksqlDB writes it,
+//! with Java's `toString`: `{k=v, k2=v2}`, `Struct{F0=1,F1=a}` (NULL fields left out), `[a, b]`.
 
 use std::sync::Arc;
 
 use arrow::{
-    array::{Array, ArrayRef, AsArray, ListArray, MapArray, StructArray, new_null_array},
+    array::{Array, ArrayRef, AsArray, ListArray, MapArray, StringArray, StructArray, new_null_array},
     compute::{CastOptions, cast_with_options, kernels::cast::can_cast_types},
     datatypes::{DataType, Float64Type, Int32Type, Int64Type},
 };
 use datafusion::{
-    common::{Result, ScalarValue, exec_err, plan_err},
-    logical_expr::{ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility},
+    common::{
+        Result, ScalarValue, exec_err, plan_err,
+        tree_node::{Transformed, TreeNode},
+    },
+    logical_expr::{
+        ColumnarValue, Expr, ExprSchemable, LogicalPlan, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+        Volatility, lit,
+    },
 };
 
 use crate::{catalog::SqlType, parser::{KSQL_CAST, parse_column_type}};
@@ -77,6 +86,7 @@ fn castable(from: &DataType, to: &DataType) -> bool {
             _ => false,
         },
         (DataType::Struct(_), DataType::Struct(_)) => true,
+        (from, DataType::Utf8) if holds_map_or_struct(from) => true,
         (from, to) if !from.is_nested() && !to.is_nested() => can_cast_types(from, to),
         _ => false,
     }
@@ -111,11 +121,83 @@ fn cast(values: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
                 .collect::<Result<Vec<_>>>()?;
             Arc::new(StructArray::try_new(fields.clone(), columns, record.nulls().cloned())?)
         }
+        (from, DataType::Utf8) if holds_map_or_struct(from) => {
+            Arc::new((0..values.len()).map(|row| values.is_valid(row).then(|| java_text(values, row))).collect::<StringArray>())
+        }
         (DataType::Int64, DataType::Int32) => Arc::new(values.as_primitive::<Int64Type>().unary::<_, Int32Type>(|v| v as i32)),
         (DataType::Float64, DataType::Int32) => Arc::new(values.as_primitive::<Float64Type>().unary::<_, Int32Type>(|v| v as i32)),
         (DataType::Float64, DataType::Int64) => Arc::new(values.as_primitive::<Float64Type>().unary::<_, Int64Type>(|v| v as i64)),
         (_, to) => cast_with_options(values, to, &CastOptions { safe: true, ..Default::default() })?,
     })
+}
+
+/// Whether a value of `data_type` is or holds a MAP or STRUCT, which DataFusion cannot write
+/// as a string.
+fn holds_map_or_struct(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Map(_, _) | DataType::Struct(_) => true,
+        DataType::List(element) => holds_map_or_struct(element.data_type()),
+        _ => false,
+    }
+}
+
+/// Java's `toString` of the value at `row`, as ksqlDB's CAST to STRING writes it.
+fn java_text(values: &ArrayRef, row: usize) -> String {
+    if values.is_null(row) {
+        return "null".into();
+    }
+    match values.data_type() {
+        DataType::Struct(fields) => {
+            let record = values.as_struct();
+            let set: Vec<String> = fields
+                .iter()
+                .zip(record.columns())
+                .filter(|(_, column)| column.is_valid(row))
+                .map(|(field, column)| format!("{}={}", field.name(), java_text(column, row)))
+                .collect();
+            format!("Struct{{{}}}", set.join(","))
+        }
+        DataType::Map(_, _) => {
+            let map = values.as_map();
+            let entries = map.value(row);
+            let (keys, values) = (entries.column(0), entries.column(1));
+            let pairs: Vec<String> = (0..entries.len()).map(|i| format!("{}={}", java_text(keys, i), java_text(values, i))).collect();
+            format!("{{{}}}", pairs.join(", "))
+        }
+        DataType::List(_) => {
+            let elements = values.as_list::<i32>().value(row);
+            let texts: Vec<String> = (0..elements.len()).map(|i| java_text(&elements, i)).collect();
+            format!("[{}]", texts.join(", "))
+        }
+        DataType::Float64 => crate::java_number::double_to_string(values.as_primitive::<Float64Type>().value(row)),
+        _ => arrow::util::display::array_value_to_string(values, row).unwrap_or_default(),
+    }
+}
+
+/// `plan` with each CAST to a string of a value holding a MAP or STRUCT made a `KSQL_CAST`,
+/// which writes it as ksqlDB does; DataFusion has no such cast.
+pub fn nested_to_string(plan: LogicalPlan) -> Result<LogicalPlan> {
+    plan.transform_up(|node| {
+        let Some(schema) = node.inputs().first().map(|input| input.schema().clone()) else {
+            return Ok(Transformed::no(node));
+        };
+        let projection = matches!(node, LogicalPlan::Projection(_));
+        node.map_expressions(|expr| {
+            let name = expr.schema_name().to_string();
+            let rewritten = expr.transform_up(|e| match &e {
+                Expr::Cast(cast) if matches!(cast.field.data_type(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) => {
+                    if !cast.expr.get_type(&schema).is_ok_and(|t| holds_map_or_struct(&t)) {
+                        return Ok(Transformed::no(e));
+                    }
+                    let call = udf().call(vec![cast.expr.as_ref().clone(), lit("STRING")]);
+                    Ok(Transformed::yes(Expr::Cast(datafusion::logical_expr::Cast::new_from_field(Box::new(call), cast.field.clone()))))
+                }
+                _ => Ok(Transformed::no(e)),
+            })?;
+            if projection && rewritten.transformed { rewritten.map_data(|e| e.alias_if_changed(name)) } else { Ok(rewritten) }
+        })
+    })
+    .map(|t| t.data)
 }
 
 #[cfg(test)]
@@ -141,6 +223,32 @@ mod tests {
         let record = cast.as_struct();
         assert_eq!(record.column(0).as_primitive::<Int32Type>(), &Int32Array::from(vec![1, i32::MIN]));
         assert_eq!(record.column(1).null_count(), 2, "a field the value lacks is NULL");
+    }
+
+    #[test]
+    fn maps_and_structs_are_written_as_javas_to_string() {
+        let fields = Fields::from(vec![Field::new("F0", DataType::Int32, true), Field::new("f1", DataType::Float64, true), Field::new("F2", DataType::Utf8, true)]);
+        let record: ArrayRef = Arc::new(StructArray::new(
+            fields,
+            vec![
+                Arc::new(Int32Array::from(vec![1])),
+                Arc::new(arrow::array::Float64Array::from(vec![1e10])),
+                Arc::new(StringArray::from(vec![None::<&str>])),
+            ],
+            None,
+        ));
+        let text = cast(&record, &DataType::Utf8).unwrap();
+        assert_eq!(text.as_string::<i32>().value(0), "Struct{F0=1,f1=1.0E10}", "a NULL field is left out");
+        let mut map = arrow::array::MapBuilder::new(None, arrow::array::StringBuilder::new(), arrow::array::Int32Builder::new());
+        map.keys().append_value("this");
+        map.values().append_value(1);
+        map.append(true).unwrap();
+        map.append(false).unwrap();
+        let map: ArrayRef = Arc::new(map.finish());
+        let text = cast(&map, &DataType::Utf8).unwrap();
+        assert_eq!(text.as_string::<i32>().value(0), "{this=1}");
+        assert!(text.is_null(1));
+        assert!(!castable(&DataType::Int32, &parse_column_type("MAP<STRING, INTEGER>").unwrap().to_arrow()));
     }
 
     #[test]

@@ -346,6 +346,7 @@ impl QueryPlanner {
             }
         };
         type_check::check(&plan)?;
+        let plan = cast::nested_to_string(plan).map_err(plan_error)?;
         let plan = state
             .analyzer()
             .execute_and_check(plan, state.config_options(), |_, _| {})

@@ -25,6 +25,7 @@ pub mod listing;
 pub mod maps;
 pub mod row_function;
 pub mod strings;
+pub mod sum;
 pub mod sum_list;
 pub mod url;
 
@@ -106,7 +107,7 @@ pub fn aggregate_functions(limits: collect::CollectLimits) -> Vec<AggregateUDF> 
         .into_iter()
         .chain(collect::functions(limits))
         .chain(deviation::functions())
-        .chain([histogram::function(), correlation::function(), sum_list::function(), attr::function()])
+        .chain([histogram::function(), correlation::function(), sum_list::function(), attr::function(), sum::function()])
         .collect()
 }
 

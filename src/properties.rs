@@ -4,6 +4,7 @@
 //! `ksql.streams.` prefix, and its own under `ksql.`; anything else is refused. Sluice keeps a
 //! property under one canonical name — the streams ones without the prefix, the `ksql.` ones as
 //! written — so `auto.offset.reset` and `ksql.streams.auto.offset.reset` are one property.
+//! Sluice's own properties, which ksqlDB has no counterpart of, are named under `sluice.`.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,7 @@ use crate::error::{Result, SluiceError};
 /// The prefix ksqlDB puts before Kafka Streams, consumer and producer properties.
 pub const STREAMS_PREFIX: &str = "ksql.streams.";
 const KSQL_PREFIX: &str = "ksql.";
+const SLUICE_PREFIX: &str = "sluice.";
 
 pub const AUTO_OFFSET_RESET: &str = "auto.offset.reset";
 pub const PROCESSING_GUARANTEE: &str = "processing.guarantee";
@@ -27,6 +29,12 @@ pub const DEFAULT_KEY_FORMAT: &str = "ksql.persistence.default.format.key";
 /// `false`: a query's sink with one value column writes it unwrapped unless it says otherwise.
 pub const WRAP_SINGLE_VALUES: &str = "ksql.persistence.wrap.single.values";
 
+/// How long (ms) an `EMIT FINAL` windowed aggregation's input must be idle before its stream
+/// time moves on with the wall clock, closing windows no new record closes.
+pub const WINDOW_IDLE_CLOSE_MS: &str = "sluice.window.idle.close.ms";
+/// Sluice's own properties.
+const SLUICE_PROPERTIES: &[&str] = &[WINDOW_IDLE_CLOSE_MS];
+
 /// The properties Sluice acts on, with the value in force when none is set.
 pub const DEFAULTS: [(&str, &str); 3] = [
     (AUTO_OFFSET_RESET, "latest"),
@@ -38,6 +46,12 @@ pub const DEFAULTS: [(&str, &str); 3] = [
 /// latest per group per batch.
 pub fn per_record_updates(properties: &BTreeMap<String, String>) -> bool {
     properties.get(CACHE_MAX_BYTES_BUFFERING).is_some_and(|v| v.trim() == "0")
+}
+
+/// How long an `EMIT FINAL` windowed aggregation waits on idle input before the wall clock
+/// moves its stream time (`sluice.window.idle.close.ms`); none when not set.
+pub fn window_idle_close(properties: &BTreeMap<String, String>) -> Option<std::time::Duration> {
+    properties.get(WINDOW_IDLE_CLOSE_MS).and_then(|v| v.trim().parse().ok()).map(std::time::Duration::from_millis)
 }
 
 /// Kafka Streams, consumer and producer properties ksqlDB accepts; Sluice acts on those in
@@ -109,6 +123,15 @@ pub fn resolve(name: &str) -> Result<String> {
     if name.starts_with(KSQL_PREFIX) && !name.starts_with(STREAMS_PREFIX) {
         return Ok(name.to_string());
     }
+    if name.starts_with(SLUICE_PREFIX) {
+        return match SLUICE_PROPERTIES.contains(&name) {
+            true => Ok(name.to_string()),
+            false => Err(SluiceError::Plan(format!(
+                "Not a Sluice property: '{name}'; Sluice's own properties are {}",
+                SLUICE_PROPERTIES.join(", ")
+            ))),
+        };
+    }
     Err(SluiceError::Plan(format!(
         "Not recognizable as ksql, streams, consumer, or producer property: '{name}'"
     )))
@@ -121,6 +144,13 @@ pub fn check_value(name: &str, value: &str) -> Result<()> {
         PROCESSING_GUARANTEE => &["at_least_once", "exactly_once", "exactly_once_beta", "exactly_once_v2"],
         COLLECT_LIST_LIMIT | COLLECT_SET_LIMIT if value.trim().parse::<i32>().is_err() => {
             return Err(SluiceError::Plan(format!("Invalid value {value} for configuration {name}: Not a number of type INT")));
+        }
+        WINDOW_IDLE_CLOSE_MS => {
+            return match value.trim().parse::<i64>() {
+                Ok(ms) if ms >= 0 => Ok(()),
+                Ok(_) => Err(SluiceError::Plan(format!("Invalid value {value} for configuration {name}: Value must be at least 0"))),
+                Err(_) => Err(SluiceError::Plan(format!("Invalid value {value} for configuration {name}: Not a number of type LONG"))),
+            };
         }
         _ => return Ok(()),
     };
@@ -162,7 +192,7 @@ pub fn unset(properties: &mut BTreeMap<String, String>, name: &str) -> Result<()
 
 /// The name ksqlDB shows for a canonical name: streams properties with their prefix.
 pub fn display_name(name: &str) -> String {
-    if name.starts_with(KSQL_PREFIX) {
+    if name.starts_with(KSQL_PREFIX) || name.starts_with(SLUICE_PREFIX) {
         name.to_string()
     } else {
         format!("{STREAMS_PREFIX}{name}")
@@ -192,6 +222,18 @@ mod tests {
         let error = resolve("auto.offset.rest").unwrap_err().to_string();
         assert_eq!(error, "Not recognizable as ksql, streams, consumer, or producer property: 'auto.offset.rest'");
         assert!(resolve("ksql.streams.no.such.thing").is_err());
+    }
+
+    #[test]
+    fn sluice_properties_are_named_under_their_own_prefix_and_checked() {
+        assert_eq!(resolve(WINDOW_IDLE_CLOSE_MS).unwrap(), WINDOW_IDLE_CLOSE_MS);
+        assert_eq!(display_name(WINDOW_IDLE_CLOSE_MS), WINDOW_IDLE_CLOSE_MS);
+        assert!(resolve("sluice.window.idle.close").unwrap_err().to_string().contains(WINDOW_IDLE_CLOSE_MS));
+        assert!(check_value(WINDOW_IDLE_CLOSE_MS, "-1").unwrap_err().to_string().contains("at least 0"));
+        assert!(check_value(WINDOW_IDLE_CLOSE_MS, "soon").unwrap_err().to_string().contains("LONG"));
+        let set = BTreeMap::from([(WINDOW_IDLE_CLOSE_MS.to_string(), "1500".to_string())]);
+        assert_eq!(window_idle_close(&set), Some(std::time::Duration::from_millis(1500)));
+        assert_eq!(window_idle_close(&BTreeMap::new()), None);
     }
 
     #[test]

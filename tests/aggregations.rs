@@ -1,7 +1,8 @@
 //! Aggregations through the server against a real broker: counts and sums per sensor over the
 //! seed's stream, and counts per sensor per window, exact after the server is SIGKILLed while
 //! records flow; the aggregates answering pull queries; a late record counted on its query; a
-//! table's rows counted per sensor as they are updated and deleted.
+//! table's rows counted per sensor as they are updated and deleted; `EMIT FINAL` windows
+//! closed by the wall clock when the input is idle, once across a SIGKILL.
 
 mod common;
 
@@ -24,6 +25,11 @@ const KILLS: usize = 4;
 
 /// The last value of every key in `topic` (its bytes), read until the topic is quiet for 3 s.
 fn latest_per_key(bootstrap: &str, topic: &str, within: Duration) -> BTreeMap<Vec<u8>, Value> {
+    records(bootstrap, topic, within).into_iter().collect()
+}
+
+/// Every record of `topic` (key bytes and value), read until the topic is quiet for 3 s.
+fn records(bootstrap: &str, topic: &str, within: Duration) -> Vec<(Vec<u8>, Value)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "sluice-aggregation-reader")
@@ -37,17 +43,17 @@ fn latest_per_key(bootstrap: &str, topic: &str, within: Duration) -> BTreeMap<Ve
     }
     consumer.assign(&assignment).unwrap();
     let deadline = Instant::now() + within;
-    let mut latest = BTreeMap::new();
+    let mut records = Vec::new();
     let mut quiet_since = Instant::now();
     while Instant::now() < deadline && quiet_since.elapsed() < Duration::from_secs(3) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
             let key = m.key().unwrap_or_default().to_vec();
             let value = m.payload().map_or(Value::Null, |v| serde_json::from_slice(v).unwrap());
-            latest.insert(key, value);
+            records.push((key, value));
             quiet_since = Instant::now();
         }
     }
-    latest
+    records
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -204,4 +210,74 @@ async fn windowed_counts_are_exact_across_kill_9_and_a_late_record_is_counted() 
         assert!(Instant::now() < deadline, "the late record was never counted: {errors}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Readings of sensor 3 stamped `at`, one each.
+async fn send_readings_at(bootstrap: &str, at: &[i64]) {
+    let producer = producer(bootstrap);
+    for (n, timestamp) in at.iter().enumerate() {
+        let key = format!("3-{timestamp}");
+        let value = powergrid_record(3, n as u32);
+        let record = FutureRecord::to("INGESTION").key(&key).payload(&value).timestamp(*timestamp);
+        producer.send(record, Duration::from_secs(30)).await.expect("record is produced");
+    }
+}
+
+/// The window start and `READINGS` of every record of `topic` once `expected` are there (or
+/// 30 s passed) and no more came for 3 s, in order.
+fn final_rows(bootstrap: &str, topic: &str, expected: usize) -> Vec<(i64, u64)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut rows: Vec<(i64, u64)> = records(bootstrap, topic, Duration::from_secs(30))
+            .into_iter()
+            .map(|(key, value)| (i64::from_be_bytes(key[key.len() - 8..].try_into().unwrap()), value["READINGS"].as_u64().unwrap()))
+            .collect();
+        if rows.len() >= expected || Instant::now() > deadline {
+            rows.sort();
+            return rows;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_emit_final_window_closes_by_the_wall_clock_once_across_kill_9() {
+    let (broker, _data, mut server) = server_over_ingestion().await;
+    server
+        .ksql_ok(
+            "SET 'sluice.window.idle.close.ms' = '1000'; SET 'auto.offset.reset' = 'earliest'; \
+             CREATE TABLE FINAL_COUNTS AS SELECT EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') AS SENSOR, \
+             COUNT(*) AS READINGS FROM STREAM_INGESTION WINDOW TUMBLING (SIZE 2 SECONDS, GRACE PERIOD 0 SECONDS) \
+             GROUP BY EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') EMIT FINAL;",
+        )
+        .await;
+    // Five readings in [EPOCH, EPOCH + 2 s), then nothing: no record ever closes the window.
+    send_readings_at(&broker.bootstrap, &[EPOCH, EPOCH + 100, EPOCH + 200, EPOCH + 300, EPOCH + 400]).await;
+    let bootstrap = broker.bootstrap.clone();
+    let rows = tokio::task::spawn_blocking(move || final_rows(&bootstrap, "FINAL_COUNTS", 1)).await.unwrap();
+    assert_eq!(rows, vec![(EPOCH, 5)], "the idle window's final row, once");
+
+    // Once the checkpoint has the advance, SIGKILL: the restarted server rebuilds the window
+    // from the input and must not close it again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.kill();
+    server.start_again().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // A reading for the closed window is late; one in a later window opens it, and the idle
+    // input closes that one too.
+    send_readings_at(&broker.bootstrap, &[EPOCH + 100]).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let described = server.ksql_ok("DESCRIBE FINAL_COUNTS EXTENDED;").await;
+        let errors = described[0]["sourceDescription"]["errorStats"].as_str().unwrap_or_default().to_string();
+        if errors.contains("processing-errors: 1,") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the late reading was never counted: {errors}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    send_readings_at(&broker.bootstrap, &[EPOCH + 5_000, EPOCH + 5_500]).await;
+    let bootstrap = broker.bootstrap.clone();
+    let rows = tokio::task::spawn_blocking(move || final_rows(&bootstrap, "FINAL_COUNTS", 2)).await.unwrap();
+    assert_eq!(rows, vec![(EPOCH, 5), (EPOCH + 4_000, 2)], "each window's final row once: none again after the restart");
 }

@@ -336,6 +336,7 @@ async fn register_query(engine: &Engine, query: QueryDef, plan: ContinuousPlan, 
             start: plan.is_stateful().then(|| input.clone()),
             input,
             output: Some(engine.queries.output_ends(&query.sink_topic)?),
+            idle: Vec::new(),
         };
         engine.queries.offsets().commit(&id, &start).await?;
         start_planned(engine, &query, plan, start)?;
@@ -369,6 +370,7 @@ pub async fn start_query(engine: &Engine, query: &QueryDef) -> Result<()> {
                 start: plan.is_stateful().then(|| input.clone()),
                 input,
                 output: None,
+                idle: Vec::new(),
             }
         }
     };
@@ -378,6 +380,7 @@ pub async fn start_query(engine: &Engine, query: &QueryDef) -> Result<()> {
 fn start_planned(engine: &Engine, query: &QueryDef, mut plan: ContinuousPlan, start: Checkpoint) -> Result<()> {
     let sink = engine.catalog.stream(&query.sink)?;
     plan.per_record_updates = crate::properties::per_record_updates(&query.properties);
+    plan.idle_close = crate::properties::window_idle_close(&query.properties);
     // A DELIMITED value is written again, as ksqlDB's serializer quotes it (`"-10"`), and so
     // is a single value wrapped on one side only; a JSON or KAFKA one is forwarded as read.
     plan.forwards_value &= sink.value_format == plan.source.value_format

@@ -87,6 +87,9 @@ pub struct ContinuousPlan {
     /// An aggregation emits its group's row after every input row (`cache.max.bytes.buffering`
     /// 0), not the latest per group per batch.
     pub per_record_updates: bool,
+    /// An `EMIT FINAL` windowed aggregation's stream time moves on with the wall clock once its
+    /// input has been idle this long (`sluice.window.idle.close.ms`).
+    pub idle_close: Option<std::time::Duration>,
     pub limit: Option<u64>,
     /// The sink's `TIMESTAMP` column: each output record's timestamp is read from it.
     pub output_timestamp: Option<OutputTimestamp>,
@@ -469,6 +472,7 @@ impl QueryPlanner {
             aggregation: aggregation.map(Arc::new),
             join,
             per_record_updates: false,
+            idle_close: None,
             source,
             filter,
             projection: columns,

@@ -11,7 +11,9 @@
 //! window it falls in that is still open, and one no open window takes is dropped and reported
 //! as late. Merging sessions emits a tombstone for each session merged away, then the merged
 //! session. Under `EMIT FINAL` a window emits nothing until it closes, then its final row once.
-//! A window is forgotten once its retention has passed.
+//! A window is forgotten once its retention has passed. Stream time may also move without a
+//! record ([`Aggregator::advance`], an idle input's wall clock — see [`super::idle`]); a replay
+//! repeats such a move before the first row read after it (a row's floor).
 //!
 //! Over a table ([`table`]), each update takes the key's previous row back out of its group
 //! and adds the new one: one row per group it changed.
@@ -72,6 +74,16 @@ struct Windows {
     sessions: HashMap<Vec<u8>, BTreeMap<i64, i64>>,
     /// `EMIT FINAL`: windows updated since they were last emitted, by the end that closes them.
     pending: BTreeSet<(i64, Vec<u8>)>,
+    /// The batch being processed: the stream time each row raises stream time to first.
+    floors: Vec<i64>,
+}
+
+impl Windows {
+    /// Moves stream time to take in the record of `row`, at `timestamp`.
+    fn take_in(&mut self, row: usize, timestamp: i64) {
+        let floor = self.floors.get(row).copied().unwrap_or(i64::MIN);
+        self.stream_time = self.stream_time.max(timestamp).max(floor);
+    }
 }
 
 /// What one batch changed.
@@ -136,6 +148,7 @@ impl Aggregator {
                 expiry: BTreeSet::new(),
                 sessions: HashMap::new(),
                 pending: BTreeSet::new(),
+                floors: Vec::new(),
             }),
             contributions: plan.source_key.is_some().then(HashMap::new),
             plan,
@@ -144,8 +157,13 @@ impl Aggregator {
         })
     }
 
-    /// Updates the groups with the rows of `batch`, whose timestamps are `rowtime`.
-    pub fn process(&mut self, batch: &RecordBatch, rowtime: &[i64]) -> Result<Aggregated> {
+    /// Updates the groups with the rows of `batch`, whose timestamps are `rowtime`. Before a
+    /// row of a windowed aggregation, stream time is raised to its floor in `floors` (none when
+    /// empty).
+    pub fn process(&mut self, batch: &RecordBatch, rowtime: &[i64], floors: &[i64]) -> Result<Aggregated> {
+        if let Some(windows) = self.windows.as_mut() {
+            windows.floors = floors.to_vec();
+        }
         let (keys, arguments, mut errors) = self.inputs(batch)?;
         let converted = self.converter.convert_columns(&keys)?;
         let mut grouped = Vec::with_capacity(batch.num_rows());
@@ -179,8 +197,38 @@ impl Aggregator {
             }
         }
         self.expire();
+        if let Some(windows) = self.windows.as_mut() {
+            windows.floors.clear();
+        }
         let rows = self.rows(std::mem::take(&mut emitted.columns))?;
         self.apply_having(rows, emitted, errors)
+    }
+
+    /// The stream time of a windowed aggregation that has seen a record or been advanced.
+    pub fn stream_time(&self) -> Option<i64> {
+        self.windows.as_ref().map(|w| w.stream_time).filter(|t| *t != i64::MIN)
+    }
+
+    /// Whether moving stream time to `stream_time` closes a window `EMIT FINAL` holds back.
+    pub fn closes_by(&self, stream_time: i64) -> bool {
+        self.windows
+            .as_ref()
+            .filter(|_| self.plan.emit_final)
+            .and_then(|w| w.pending.first().map(|(end, _)| w.plan.closed(*end, stream_time.max(w.stream_time))))
+            .unwrap_or(false)
+    }
+
+    /// Moves stream time to `stream_time` without a record: under `EMIT FINAL` the windows it
+    /// closes are emitted, each row's source being row 0 of no batch.
+    pub fn advance(&mut self, stream_time: i64) -> Result<Aggregated> {
+        let mut emitted = Emitted { columns: vec![Vec::new(); self.plan.schema.fields().len()], ..Default::default() };
+        if let Some(windows) = self.windows.as_mut() {
+            windows.stream_time = windows.stream_time.max(stream_time);
+            self.close_windows(0, &mut emitted)?;
+            self.expire();
+        }
+        let rows = self.rows(std::mem::take(&mut emitted.columns))?;
+        self.apply_having(rows, emitted, Vec::new())
     }
 
     /// The grouping keys and each aggregate's arguments of every row of `batch`, and the rows
@@ -213,7 +261,7 @@ impl Aggregator {
     fn assign(&mut self, row: usize, key: Vec<u8>, rowtime: &[i64], errors: &mut Vec<(usize, String)>) -> Vec<(Vec<u8>, Option<WindowKey>)> {
         let Some(windows) = self.windows.as_mut() else { return vec![(key, None)] };
         let timestamp = rowtime[row];
-        windows.stream_time = windows.stream_time.max(timestamp);
+        windows.take_in(row, timestamp);
         let (size, advance) = windows.plan.time_window().expect("time windows");
         let mut assigned = Vec::new();
         let mut late = None;
@@ -336,7 +384,7 @@ impl Aggregator {
     ) -> Result<()> {
         let timestamp = rowtime[row];
         let windows = self.windows.as_mut().expect("a session aggregation");
-        windows.stream_time = windows.stream_time.max(timestamp);
+        windows.take_in(row, timestamp);
         // Sessions past their retention are gone before the search, as from Kafka Streams'
         // store; under `EMIT FINAL` they have closed, and are emitted first.
         self.close_windows(row, emitted)?;
@@ -582,14 +630,14 @@ mod tests {
         let times: Vec<i64> = batch.column(2).as_primitive::<Int64Type>().values().to_vec();
 
         let mut per_batch = Aggregator::new(plan.clone(), false).unwrap();
-        let out = per_batch.process(&batch, &times).unwrap();
+        let out = per_batch.process(&batch, &times, &[]).unwrap();
         assert_eq!(out.batch.column(1).as_primitive::<Int64Type>().values().to_vec(), vec![4, 2]);
         assert_eq!(out.sources, vec![2, 1], "each row shows the group's last update");
         assert_eq!(out.timestamps, vec![10, 5], "the largest timestamp of the group's records");
         assert_eq!(out.errors.len(), 1, "the NULL key is reported");
 
         let mut per_record = Aggregator::new(plan, true).unwrap();
-        let out = per_record.process(&batch, &times).unwrap();
+        let out = per_record.process(&batch, &times, &[]).unwrap();
         assert_eq!(out.batch.column(1).as_primitive::<Int64Type>().values().to_vec(), vec![1, 2, 4]);
     }
 
@@ -599,7 +647,7 @@ mod tests {
         let batch = rows(&[Some("a"), Some("a"), Some("a")], &[1, 1, 1], &[1, 2, 3]);
         let times = vec![1, 2, 3];
         let mut aggregator = Aggregator::new(plan, true).unwrap();
-        let out = aggregator.process(&batch, &times).unwrap();
+        let out = aggregator.process(&batch, &times, &[]).unwrap();
         assert_eq!(out.tombstones, vec![false, true], "in, then out; the third update emits nothing");
         assert_eq!(out.sources, vec![0, 1]);
     }
@@ -610,7 +658,7 @@ mod tests {
         let times = vec![3, 25, 14, 9];
         let batch = rows(&[Some("a"); 4], &[1, 1, 1, 1], &times);
         let mut aggregator = Aggregator::new(plan, true).unwrap();
-        let out = aggregator.process(&batch, &times).unwrap();
+        let out = aggregator.process(&batch, &times, &[]).unwrap();
         let starts: Vec<i64> = out.windows.iter().map(|w| w.start).collect();
         assert_eq!(starts, vec![0, 20, 10], "[10,20) open until stream time 26; [0,10) closed at 16");
         assert_eq!(out.errors.len(), 1);
@@ -624,7 +672,7 @@ mod tests {
         let times = vec![0, 20, 10];
         let batch = rows(&[Some("a"); 3], &[1, 1, 1], &times);
         let mut aggregator = Aggregator::new(plan, true).unwrap();
-        let out = aggregator.process(&batch, &times).unwrap();
+        let out = aggregator.process(&batch, &times, &[]).unwrap();
         let windows: Vec<(i64, i64)> = out.windows.iter().map(|w| (w.start, w.end)).collect();
         assert_eq!(windows, vec![(0, 0), (20, 20), (0, 0), (20, 20), (0, 20)]);
         assert_eq!(out.tombstones, vec![false, false, true, true, false]);
@@ -638,14 +686,47 @@ mod tests {
         let plan = plan("SELECT K, COUNT(*) AS N FROM S WINDOW TUMBLING (SIZE 10 MILLISECONDS) GROUP BY K EMIT FINAL;").await;
         let mut aggregator = Aggregator::new(plan, true).unwrap();
         let times = vec![1, 5, 9];
-        let out = aggregator.process(&rows(&[Some("a"); 3], &[1, 1, 1], &times), &times).unwrap();
+        let out = aggregator.process(&rows(&[Some("a"); 3], &[1, 1, 1], &times), &times, &[]).unwrap();
         assert_eq!(out.batch.num_rows(), 0, "the window is still open");
         let times = vec![10];
-        let out = aggregator.process(&rows(&[Some("b")], &[1], &times), &times).unwrap();
+        let out = aggregator.process(&rows(&[Some("b")], &[1], &times), &times, &[]).unwrap();
         assert_eq!(out.batch.column(3).as_primitive::<Int64Type>().values().to_vec(), vec![3]);
         assert_eq!(out.timestamps, vec![9]);
         let times = vec![30];
-        let out = aggregator.process(&rows(&[Some("a")], &[1], &times), &times).unwrap();
+        let out = aggregator.process(&rows(&[Some("a")], &[1], &times), &times, &[]).unwrap();
         assert_eq!(out.windows.iter().map(|w| w.start).collect::<Vec<_>>(), vec![10], "only b's window closed since");
+    }
+
+    #[tokio::test]
+    async fn stream_time_moved_without_a_record_closes_and_emits_each_window_once() {
+        let plan = plan("SELECT K, COUNT(*) AS N FROM S WINDOW TUMBLING (SIZE 10 MILLISECONDS, GRACE PERIOD 5 MILLISECONDS) GROUP BY K EMIT FINAL;").await;
+        let mut aggregator = Aggregator::new(plan, false).unwrap();
+        assert_eq!(aggregator.stream_time(), None);
+        let times = vec![1, 12];
+        aggregator.process(&rows(&[Some("a"), Some("b")], &[1, 1], &times), &times, &[]).unwrap();
+        assert_eq!(aggregator.stream_time(), Some(12));
+        assert!(!aggregator.closes_by(14), "[0,10) stays open until 15");
+        assert!(aggregator.closes_by(15));
+        let out = aggregator.advance(15).unwrap();
+        assert_eq!(out.windows.iter().map(|w| w.start).collect::<Vec<_>>(), vec![0]);
+        assert_eq!(out.sources, vec![0]);
+        assert_eq!(aggregator.advance(24).unwrap().batch.num_rows(), 0, "[10,20) closes at 25");
+        assert_eq!(aggregator.advance(25).unwrap().windows.iter().map(|w| w.start).collect::<Vec<_>>(), vec![10]);
+        assert_eq!(aggregator.advance(100).unwrap().batch.num_rows(), 0, "each window is emitted once");
+        let times = vec![3];
+        let out = aggregator.process(&rows(&[Some("a")], &[1], &times), &times, &[]).unwrap();
+        assert_eq!(out.errors.len(), 1, "a record for a window the advance closed is late");
+    }
+
+    #[tokio::test]
+    async fn a_rows_floor_raises_stream_time_before_it_is_taken_in() {
+        let plan = plan("SELECT K, COUNT(*) AS N FROM S WINDOW TUMBLING (SIZE 10 MILLISECONDS, GRACE PERIOD 0 MILLISECONDS) GROUP BY K EMIT FINAL;").await;
+        let mut aggregator = Aggregator::new(plan, false).unwrap();
+        let times = vec![1, 2, 4];
+        let out = aggregator.process(&rows(&[Some("a"); 3], &[1, 1, 1], &times), &times, &[i64::MIN, 10, 10]).unwrap();
+        assert_eq!(out.batch.num_rows(), 1, "the floor before the second row closed [0,10)");
+        assert_eq!(out.batch.column(3).as_primitive::<Int64Type>().values().to_vec(), vec![1]);
+        assert_eq!(out.sources, vec![1], "as if the second row closed it");
+        assert_eq!(out.errors.iter().map(|(row, _)| *row).collect::<Vec<_>>(), vec![1, 2], "both rows after the floor are late");
     }
 }

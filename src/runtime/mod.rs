@@ -5,6 +5,7 @@ pub mod aggregate;
 pub mod connectors;
 pub mod explode;
 pub mod fault;
+pub mod idle;
 pub mod join;
 pub mod operator;
 pub mod origin;
@@ -214,6 +215,7 @@ impl QueryManager {
             guarantee,
             output: start.output,
             replay_from: start.start,
+            idle: start.idle,
         };
         let lookups = self.table_lookups(id, &plan)?;
         // A query reading two sources has a scan of its own.
@@ -408,6 +410,7 @@ impl QueryManager {
             aggregation: None,
             join: None,
             per_record_updates: false,
+            idle_close: None,
             limit: None,
             output_timestamp: None,
         };

@@ -121,14 +121,15 @@ fn timestamp_at(column: &ArrayRef, row: usize, stamp: &OutputTimestamp) -> std::
 
 /// Runs `plan` over `batch`, considering only the rows `eligible` marks (all when `None`).
 /// `filter` replaces the plan's filter when the scan rewrote it to read shared columns;
-/// `no_value` marks the rows whose record had no value.
+/// `no_value` marks the rows whose record had no value. `aggregator` comes with each row's
+/// floor of stream time (see [`Aggregator::process`]).
 pub fn evaluate(
     plan: &ContinuousPlan,
     filter: Option<&Arc<dyn PhysicalExpr>>,
     batch: &RecordBatch,
     eligible: Option<&BooleanArray>,
     no_value: Option<&BooleanArray>,
-    aggregator: Option<&mut Aggregator>,
+    aggregator: Option<(&mut Aggregator, &[i64])>,
 ) -> Result<Evaluated> {
     let mut errors = Vec::new();
     let passed = match filter.or(plan.filter.as_ref()) {
@@ -144,7 +145,7 @@ pub fn evaluate(
         }
         None => None,
     };
-    let (selected, tombstone) = if let Some(aggregator) = aggregator {
+    let (selected, tombstone) = if let Some((aggregator, floors)) = aggregator {
         // A null row updates no aggregate; over a table, it and a row WHERE drops delete the
         // key's row from its group.
         let selected = match (passed, no_value) {
@@ -154,9 +155,9 @@ pub fn evaluate(
         };
         return if aggregator.over_table() {
             let live = selected.unwrap_or_else(|| BooleanArray::from(vec![true; batch.num_rows()]));
-            aggregate(plan, aggregator, batch, None, Some(live), eligible, errors)
+            aggregate(plan, (aggregator, &[]), batch, None, Some(live), eligible, errors)
         } else {
-            aggregate(plan, aggregator, batch, selected, None, eligible, errors)
+            aggregate(plan, (aggregator, floors), batch, selected, None, eligible, errors)
         };
     } else if plan.changelog {
         let dropped = passed.as_ref().map(not).transpose()?;
@@ -249,7 +250,7 @@ pub fn evaluate(
 /// row as its key's new row where `live`, else as its deletion — and projects what it emits.
 fn aggregate(
     plan: &ContinuousPlan,
-    aggregator: &mut Aggregator,
+    (aggregator, floors): (&mut Aggregator, &[i64]),
     batch: &RecordBatch,
     selected: Option<BooleanArray>,
     live: Option<BooleanArray>,
@@ -280,8 +281,24 @@ fn aggregate(
             };
             aggregator.process_table(&filtered, &rowtime, &live)?
         }
-        None => aggregator.process(&filtered, &rowtime)?,
+        None => {
+            let floors: Vec<i64> = if floors.is_empty() { Vec::new() } else { rows.iter().map(|r| floors[*r]).collect() };
+            aggregator.process(&filtered, &rowtime, &floors)?
+        }
     };
+    project(plan, aggregated, &rows, errors)
+}
+
+/// What an aggregation emits when its stream time moves to `stream_time` without a record
+/// ([`Aggregator::advance`]): every row shows row 0 of no batch.
+pub fn advance(plan: &ContinuousPlan, aggregator: &mut Aggregator, stream_time: i64) -> Result<Evaluated> {
+    let aggregated = aggregator.advance(stream_time)?;
+    project(plan, aggregated, &[0], Vec::new())
+}
+
+/// Projects the rows an aggregation emitted; `rows` maps the aggregator's input rows to the
+/// decoded batch's.
+fn project(plan: &ContinuousPlan, aggregated: super::aggregate::Aggregated, rows: &[usize], mut errors: Vec<(usize, String)>) -> Result<Evaluated> {
     errors.extend(aggregated.errors.into_iter().map(|(i, m)| (rows[i], m)));
     let mut columns = Vec::with_capacity(plan.projection.len());
     for column in &plan.projection {
@@ -427,6 +444,7 @@ mod tests {
             aggregation: None,
             join: None,
             per_record_updates: false,
+            idle_close: None,
             limit: None,
             output_timestamp: None,
         };

@@ -37,7 +37,7 @@ use tracing::{info, warn};
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::{
-    QueryState, QueryStatus, aggregate::Aggregator, fault, join::{self, TableLookup}, operator,
+    QueryState, QueryStatus, aggregate::Aggregator, fault, idle::IdleClose, join::{self, TableLookup}, operator,
     origin::{self, Guarantee, Written},
     shared::SharedExprs,
     sink::QuerySink,
@@ -49,7 +49,7 @@ use crate::{
     connectors::{source::Source, kafka::{
         KafkaCluster,
         delivery::BatchDeliveries,
-        offsets::{Checkpoint, OffsetStore, OutputPositions, PartitionOffsets},
+        offsets::{Checkpoint, IdleAdvance, OffsetStore, OutputPositions, PartitionOffsets},
     }},
     error::{Result, SluiceError, panic_message},
     format::{DecodedBatch, RawRecord, RecordDecoder},
@@ -110,6 +110,8 @@ pub struct ScanQuery {
     /// A table-table join's: the output keys holding a row. A row its filter drops deletes its
     /// key only if the key is there, as Kafka Streams' table filter does.
     present: Option<HashSet<String>>,
+    /// An `EMIT FINAL` windowed aggregation's wall-clock advances of stream time.
+    idle: Option<IdleClose>,
 }
 
 /// How a scan decodes what it reads: one source's records, or two sources' side by side.
@@ -177,6 +179,8 @@ pub struct Durability {
     /// from there and updates its state with what it reads, but emits nothing for input before
     /// its checkpoint: that output is already in Kafka.
     pub replay_from: Option<PartitionOffsets>,
+    /// From its checkpoint: the wall-clock advances of its stream time a replay repeats.
+    pub idle: Vec<IdleAdvance>,
 }
 
 impl ScanQuery {
@@ -236,6 +240,11 @@ impl ScanQuery {
         status.progress.advance(&start);
         sink.progress(&start);
         let replay_from = durability.as_ref().and_then(|d| d.replay_from.clone());
+        let closes_windows = plan.aggregation.as_ref().is_some_and(|a| a.emit_final && a.window.is_some());
+        let idle = plan
+            .idle_close
+            .filter(|_| closes_windows)
+            .map(|after| IdleClose::new(after, durability.as_ref().map(|d| d.idle.clone()).unwrap_or_default()));
         let sent = replay_from.clone().unwrap_or_else(|| start.clone());
         let replay_until = if replay_from.is_some() { start.clone() } else { PartitionOffsets::new() };
         Ok(Self {
@@ -259,6 +268,7 @@ impl ScanQuery {
             lookups: Vec::new(),
             present,
             pair_joiner,
+            idle,
         })
     }
 
@@ -275,6 +285,34 @@ impl ScanQuery {
 
     fn exactly_once(&self) -> bool {
         self.guarantee == Some(Guarantee::ExactlyOnce)
+    }
+
+    /// Whether a stateful query is still rebuilding its state from input already processed.
+    fn replaying(&self) -> bool {
+        self.replay_until.iter().any(|(p, until)| self.sent.get(p).copied().unwrap_or(0) < *until)
+    }
+
+    /// Each row's floor of stream time from the idle advances a replay repeats (none once
+    /// stream time has passed them all): `rows` maps rows to `records`.
+    fn floors(&self, records: &[RawRecord<'_>], rows: &[usize]) -> Vec<i64> {
+        match (&self.idle, &self.aggregator) {
+            (Some(idle), Some(aggregator))
+                if idle.settled().last().is_some_and(|a| aggregator.stream_time().is_none_or(|t| t < a.stream_time)) =>
+            {
+                rows.iter().map(|r| idle.floor(records[*r].partition, records[*r].offset)).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Repeats the idle advances made when the input stood where the query has now read to;
+    /// their output is in Kafka, so what they emit is dropped.
+    fn repeat_idle_advances(&mut self) -> Result<()> {
+        let (Some(idle), Some(aggregator)) = (&self.idle, self.aggregator.as_mut()) else { return Ok(()) };
+        if let Some(stream_time) = idle.reached(&self.sent).filter(|t| aggregator.stream_time().is_none_or(|s| s < *t)) {
+            aggregator.advance(stream_time)?;
+        }
+        Ok(())
     }
 
     /// Records where a settled batch's output landed, for the next checkpoint.
@@ -297,6 +335,8 @@ impl ScanQuery {
 struct InFlight {
     deliveries: Arc<BatchDeliveries>,
     positions: Vec<(String, PartitionOffsets)>,
+    /// The idle advances of stream time whose output the batch is.
+    advances: Vec<(String, IdleAdvance)>,
     /// When the batch was fetched: its output settling gives each query's latency.
     fetched_at: Instant,
 }
@@ -464,6 +504,7 @@ impl Scan {
                     self.reassign = false;
                     if self.in_flight.len() < MAX_IN_FLIGHT {
                         self.process_batch()?;
+                        self.advance_idle()?;
                     }
                     self.settle(MAX_IN_FLIGHT - 1, POLL_WAIT)
                 });
@@ -554,6 +595,11 @@ impl Scan {
             }
             let settled = self.in_flight.pop_front().expect("the front batch");
             let written = settled.deliveries.written();
+            for (id, advance) in settled.advances {
+                if let Some(idle) = self.queries.iter_mut().find(|q| q.id == id).and_then(|q| q.idle.as_mut()) {
+                    idle.settle(advance);
+                }
+            }
             for (id, position) in settled.positions {
                 if let Some(query) = self.queries.iter_mut().find(|q| q.id == id) {
                     query.status.latency.observe(settled.fetched_at.elapsed());
@@ -591,6 +637,9 @@ impl Scan {
                 }
             }
             query.written = Written::default();
+            if let Some(idle) = query.idle.as_mut() {
+                idle.took_input();
+            }
             query.restored = !query.exactly_once();
             query.status.set_state(QueryState::Error(error.to_string()));
         }
@@ -738,6 +787,9 @@ impl Scan {
             if count == 0 {
                 continue;
             }
+            if let Some(idle) = query.idle.as_mut() {
+                idle.took_input();
+            }
             let mut eligible_rows = (count < records.len())
                 .then(|| BooleanArray::from_iter(decoded.rows.iter().map(|r| Some(eligible(*r)))));
             // A stream-stream or table-table join first pairs the records of both sources; its
@@ -775,7 +827,8 @@ impl Scan {
             let input = joined.as_ref().map(|j| &j.batch).or(paired.as_ref().map(|w| &w.batch)).unwrap_or(batch);
             let filter = self.filters.get(index).and_then(Option::as_ref);
             let no_value = if paired.is_some() { tombstones.as_ref() } else { no_value.as_ref() };
-            let evaluated = operator::evaluate(&query.plan, filter, input, eligible_rows.as_ref(), no_value, query.aggregator.as_mut())?;
+            let floors = query.floors(&records, &row_records);
+            let evaluated = operator::evaluate(&query.plan, filter, input, eligible_rows.as_ref(), no_value, query.aggregator.as_mut().map(|a| (a, floors.as_slice())))?;
             let shared_errors = shared.iter().flat_map(|s| {
                 s.errors
                     .iter()
@@ -889,6 +942,7 @@ impl Scan {
             if !query.written.is_empty() {
                 query.written.forget_before(&query.sent);
             }
+            query.repeat_idle_advances()?;
             query.sink.progress(&query.sent);
             if let (Some(kept), Some(replay_from)) = (query.pair_joiner.as_ref().and_then(PairJoiner::earliest_kept), query.replay_from.as_mut()) {
                 // A window join's state is rebuilt from its oldest record still kept.
@@ -903,8 +957,46 @@ impl Scan {
         }
         drop(records);
         drop(fetched);
-        self.in_flight.push_back(InFlight { deliveries, positions, fetched_at });
+        self.in_flight.push_back(InFlight { deliveries, positions, advances: Vec::new(), fetched_at });
         self.mark_running();
+        Ok(())
+    }
+
+    /// Moves on, by the wall clock, the stream time of every query whose input has been idle
+    /// long enough when that closes a window, and writes the windows' rows (see
+    /// [`super::idle`]). A query still rebuilding its state only repeats recorded advances.
+    fn advance_idle(&mut self) -> Result<()> {
+        let deliveries = Arc::new(BatchDeliveries::default());
+        let mut positions = Vec::new();
+        let mut advances = Vec::new();
+        for query in &mut self.queries {
+            query.repeat_idle_advances()?;
+            if !query.restored || query.replaying() || query.status.state() == QueryState::Terminated {
+                continue;
+            }
+            let origin = query.exactly_once().then(|| query.id.clone());
+            let (Some(idle), Some(aggregator)) = (query.idle.as_mut(), query.aggregator.as_mut()) else { continue };
+            let Some(stream_time) = aggregator.stream_time() else { continue };
+            let Some(target) = idle.due(stream_time).filter(|t| aggregator.closes_by(*t)) else { continue };
+            let evaluated = operator::advance(&query.plan, aggregator, target)?;
+            // The rows show no record: they are written as from the last one read.
+            let (partition, offset) = query.sent.iter().next_back().map_or((0, -1), |(p, next)| (*p, next - 1));
+            let records = [RawRecord { partition, offset, timestamp: target, key: None, value: None, headers: None }];
+            let rows = evaluated.output_rows(&records, &[0]);
+            let keys = (evaluated.keys.as_slice(), evaluated.key_names.as_slice());
+            let unwritten = query.sink.write(&rows, &evaluated.columns, keys, query.plan.forwards_value, origin.as_deref(), &deliveries)?;
+            for (_, kind, message) in &unwritten {
+                record_error(&query.status, *kind, message, &self.topic, &records[0]);
+            }
+            let written = rows.len() - unwritten.len();
+            query.emitted += written as u64;
+            query.status.records_out.fetch_add(written as u64, Ordering::Relaxed);
+            positions.push((query.id.clone(), query.sent.clone()));
+            advances.push((query.id.clone(), IdleAdvance { at: query.sent.clone(), stream_time: target }));
+        }
+        if !advances.is_empty() {
+            self.in_flight.push_back(InFlight { deliveries, positions, advances, fetched_at: Instant::now() });
+        }
         Ok(())
     }
 
@@ -932,6 +1024,7 @@ impl Scan {
                 input: query.next.clone(),
                 output: query.output.clone(),
                 start: query.replay_from.clone(),
+                idle: query.idle.as_ref().map(|i| i.settled().to_vec()).unwrap_or_default(),
             };
             match tokio::time::timeout(COMMIT_LIMIT, offsets.commit(&query.id, &checkpoint)).await {
                 Ok(Ok(())) => query.dirty = false,

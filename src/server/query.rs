@@ -147,6 +147,7 @@ async fn run(state: AppState, sql: &str, properties: BTreeMap<String, String>, l
     let reset = OffsetReset::from_properties(&properties).map_err(|e| AppError::from(e).with_statement(&text))?;
     let mut plan = plan;
     plan.per_record_updates = crate::properties::per_record_updates(&properties);
+    plan.idle_close = crate::properties::window_idle_close(&properties);
     let query_id = format!("transient_{}_{}", plan.source.name, rand_id());
     let names: Vec<String> = plan.output_schema.fields().iter().map(|f| f.name().clone()).collect();
     let types: Vec<String> = plan

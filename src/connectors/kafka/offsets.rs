@@ -2,6 +2,7 @@
 //! its output topics the output of that offset onwards may start. Kept in a compacted topic,
 //! one record per (query, partition), so a restarted server resumes every query where its output
 //! was flushed, reads back what it wrote after that, and partitions commit independently.
+//! A query whose stream time the wall clock moved keeps those advances under `query/idle`.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -28,6 +29,17 @@ pub struct Checkpoint {
     pub output: Option<OutputPositions>,
     /// A stateful query's: where the input its state is rebuilt from starts, per partition.
     pub start: Option<PartitionOffsets>,
+    /// The advances of its stream time the wall clock made while its input was idle, oldest
+    /// first, whose output is in Kafka.
+    pub idle: Vec<IdleAdvance>,
+}
+
+/// Stream time moved to `stream_time` without a record, when the input stood at `at`: a replay
+/// repeats it before the first record read after `at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdleAdvance {
+    pub at: PartitionOffsets,
+    pub stream_time: i64,
 }
 
 /// One (query, partition) record of the store.
@@ -43,7 +55,14 @@ struct PartitionCheckpoint {
 pub struct OffsetStore {
     topic: String,
     cluster: Arc<KafkaCluster>,
-    committed: Mutex<BTreeMap<String, BTreeMap<i32, PartitionCheckpoint>>>,
+    committed: Mutex<Committed>,
+}
+
+/// What the store holds, by owner: each partition's checkpoint, and the idle advances.
+#[derive(Default)]
+struct Committed {
+    partitions: BTreeMap<String, BTreeMap<i32, PartitionCheckpoint>>,
+    idle: BTreeMap<String, Vec<IdleAdvance>>,
 }
 
 impl OffsetStore {
@@ -58,7 +77,7 @@ impl OffsetStore {
         let records = tokio::task::spawn_blocking(move || reader.read_partition_to_end(&name))
             .await
             .map_err(|e| SluiceError::Internal(e.to_string()))??;
-        let mut committed: BTreeMap<String, BTreeMap<i32, PartitionCheckpoint>> = BTreeMap::new();
+        let mut committed = Committed::default();
         for record in records {
             let Some(key) = record.key.and_then(|k| String::from_utf8(k).ok()) else {
                 continue;
@@ -78,7 +97,9 @@ impl OffsetStore {
     }
 
     pub fn get(&self, owner: &str) -> Option<Checkpoint> {
-        self.committed.lock().get(owner).map(|partitions| {
+        let committed = self.committed.lock();
+        let idle = committed.idle.get(owner).cloned().unwrap_or_default();
+        committed.partitions.get(owner).map(|partitions| {
             let input = partitions.iter().map(|(p, c)| (*p, c.offset)).collect();
             let mut output: Option<OutputPositions> = Some(BTreeMap::new());
             for checkpoint in partitions.values() {
@@ -88,16 +109,25 @@ impl OffsetStore {
                 };
             }
             let start = partitions.iter().map(|(p, c)| c.start.map(|s| (*p, s))).collect();
-            Checkpoint { input, output, start }
+            Checkpoint { input, output, start, idle }
         })
     }
 
     /// Durably records `checkpoint` for `owner` (a query id): one record per source partition
-    /// whose checkpoint changed, sent together.
+    /// whose checkpoint changed, sent together, after the idle advances when they changed (an
+    /// advance recorded without the positions past it is repeated by a replay without output;
+    /// positions recorded without the advance would have it made, and written, again).
     pub async fn commit(&self, owner: &str, checkpoint: &Checkpoint) -> Result<()> {
+        let idle_changed = self.committed.lock().idle.get(owner).map_or(!checkpoint.idle.is_empty(), |idle| *idle != checkpoint.idle);
+        if idle_changed {
+            let value = serde_json::to_vec(&checkpoint.idle)?;
+            let key = idle_key(owner);
+            self.cluster.producer().send(&self.topic, None, Some(key.as_bytes()), Some(&value), None).await?;
+            self.committed.lock().idle.insert(owner.to_string(), checkpoint.idle.clone());
+        }
         let changed: Vec<(i32, PartitionCheckpoint)> = {
             let committed = self.committed.lock();
-            let previous = committed.get(owner);
+            let previous = committed.partitions.get(owner);
             checkpoint
                 .input
                 .iter()
@@ -121,20 +151,29 @@ impl OffsetStore {
             sent?;
         }
         let mut committed = self.committed.lock();
-        let entry = committed.entry(owner.to_string()).or_default();
+        let entry = committed.partitions.entry(owner.to_string()).or_default();
         entry.extend(changed);
         Ok(())
     }
 
     /// Forgets an owner's positions (tombstones, so compaction drops them).
     pub async fn forget(&self, owner: &str) -> Result<()> {
-        let partitions: Vec<i32> = self.committed.lock().get(owner).map(|p| p.keys().copied().collect()).unwrap_or_default();
+        let (partitions, idle) = {
+            let committed = self.committed.lock();
+            let partitions: Vec<i32> = committed.partitions.get(owner).map(|p| p.keys().copied().collect()).unwrap_or_default();
+            (partitions, committed.idle.contains_key(owner))
+        };
         for partition in partitions {
             let key = partition_key(owner, partition);
             self.cluster.producer().send(&self.topic, None, Some(key.as_bytes()), None, None).await?;
         }
+        if idle {
+            self.cluster.producer().send(&self.topic, None, Some(idle_key(owner).as_bytes()), None, None).await?;
+        }
         self.cluster.producer().send(&self.topic, None, Some(owner.as_bytes()), None, None).await?;
-        self.committed.lock().remove(owner);
+        let mut committed = self.committed.lock();
+        committed.partitions.remove(owner);
+        committed.idle.remove(owner);
         Ok(())
     }
 }
@@ -143,9 +182,24 @@ fn partition_key(owner: &str, partition: i32) -> String {
     format!("{owner}/{partition}")
 }
 
-/// Applies one record of the store: `owner/partition` keys hold a partition's checkpoint; a key
-/// without a partition is the older form, a whole query's offsets in one map.
-fn apply_record(committed: &mut BTreeMap<String, BTreeMap<i32, PartitionCheckpoint>>, key: &str, value: Option<&[u8]>) -> Result<()> {
+const IDLE_SUFFIX: &str = "/idle";
+
+fn idle_key(owner: &str) -> String {
+    format!("{owner}{IDLE_SUFFIX}")
+}
+
+/// Applies one record of the store: `owner/partition` keys hold a partition's checkpoint,
+/// `owner/idle` its idle advances; a key without either is the older form, a whole query's
+/// offsets in one map.
+fn apply_record(store: &mut Committed, key: &str, value: Option<&[u8]>) -> Result<()> {
+    if let Some(owner) = key.strip_suffix(IDLE_SUFFIX) {
+        match value {
+            Some(value) => store.idle.insert(owner.to_string(), serde_json::from_slice(value)?),
+            None => store.idle.remove(owner),
+        };
+        return Ok(());
+    }
+    let committed = &mut store.partitions;
     let split = key.rsplit_once('/').and_then(|(owner, p)| p.parse::<i32>().ok().map(|p| (owner, p)));
     match (split, value) {
         (Some((owner, partition)), Some(value)) => {
@@ -191,11 +245,27 @@ mod tests {
     use super::*;
 
     fn store(records: &[(&str, Option<&str>)]) -> BTreeMap<String, BTreeMap<i32, PartitionCheckpoint>> {
-        let mut committed = BTreeMap::new();
+        read(records).partitions
+    }
+
+    fn read(records: &[(&str, Option<&str>)]) -> Committed {
+        let mut committed = Committed::default();
         for (key, value) in records {
             apply_record(&mut committed, key, value.map(str::as_bytes)).unwrap();
         }
         committed
+    }
+
+    #[test]
+    fn idle_advances_are_kept_beside_the_partitions_and_removed_by_a_tombstone() {
+        let committed = read(&[
+            ("Q/0", Some(r#"{"offset": 4}"#)),
+            ("Q/idle", Some(r#"[{"at": {"0": 4, "1": 2}, "stream_time": 1000}]"#)),
+        ]);
+        assert_eq!(committed.partitions["Q"].keys().copied().collect::<Vec<_>>(), vec![0]);
+        assert_eq!(committed.idle["Q"], vec![IdleAdvance { at: BTreeMap::from([(0, 4), (1, 2)]), stream_time: 1000 }]);
+        let committed = read(&[("Q/idle", Some("[]")), ("Q/idle", None)]);
+        assert!(committed.idle.is_empty());
     }
 
     #[test]

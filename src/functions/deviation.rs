@@ -2,7 +2,8 @@
 //! and `STDDEV_SAMP(col)`, which ksqlDB has always answered with the sample *variance* and keeps
 //! so for compatibility (its documentation calls both a standard deviation). Both are 0.0 for
 //! fewer than two values, as ksqlDB's; NULLs are skipped; a table's update takes its value back
-//! out.
+//! out. The arithmetic is ksqlDB's, step for step (an INTEGER's or BIGINT's sum and deltas in
+//! Java's wrapping integers), so every value is the double ksqlDB writes.
 
 use std::sync::{Arc, LazyLock};
 
@@ -71,25 +72,84 @@ impl AggregateUDFImpl for Deviation {
         }
     }
 
-    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(Moments { root: self.root, count: 0, mean: 0.0, m2: 0.0 }))
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let sum = match args.expr_fields.first().map(|f| f.data_type()) {
+            Some(DataType::Int8 | DataType::Int16 | DataType::Int32) => Sum::Int(0),
+            Some(t) if t.is_integer() => Sum::Long(0),
+            _ => Sum::Double(0.0),
+        };
+        Ok(Box::new(Moments { root: self.root, sum, count: 0, m2: 0.0 }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(vec![
+            Arc::new(Field::new(format_state_name(args.name, "sum"), DataType::Float64, false)),
             Arc::new(Field::new(format_state_name(args.name, "count"), DataType::Int64, false)),
-            Arc::new(Field::new(format_state_name(args.name, "mean"), DataType::Float64, false)),
             Arc::new(Field::new(format_state_name(args.name, "m2"), DataType::Float64, false)),
         ])
     }
 }
 
-/// Welford's running count, mean and sum of squared distances from the mean.
+/// The running sum, in the input's Java type: ksqlDB's arithmetic is that type's.
+#[derive(Debug, Clone, Copy)]
+enum Sum {
+    Int(i32),
+    Long(i64),
+    Double(f64),
+}
+
+impl Sum {
+    fn plus(self, x: f64) -> Sum {
+        match self {
+            Sum::Int(sum) => Sum::Int(sum.wrapping_add(x as i32)),
+            Sum::Long(sum) => Sum::Long(sum.wrapping_add(x as i64)),
+            Sum::Double(sum) => Sum::Double(sum + x),
+        }
+    }
+
+    fn minus(self, x: f64) -> Sum {
+        match self {
+            Sum::Int(sum) => Sum::Int(sum.wrapping_sub(x as i32)),
+            Sum::Long(sum) => Sum::Long(sum.wrapping_sub(x as i64)),
+            Sum::Double(sum) => Sum::Double(sum - x),
+        }
+    }
+
+    /// ksqlDB's delta of a value `x` against `count` values summing to this:
+    /// `x × (count + 1) − (sum + x)`, in the input type's arithmetic.
+    fn delta(self, x: f64, count: i64) -> f64 {
+        match self {
+            Sum::Int(sum) => (x as i32 as i64).wrapping_mul(count + 1).wrapping_sub(sum.wrapping_add(x as i32) as i64) as f64,
+            Sum::Long(sum) => (x as i64).wrapping_mul(count + 1).wrapping_sub(sum.wrapping_add(x as i64)) as f64,
+            Sum::Double(sum) => x * (count + 1) as f64 - (sum + x),
+        }
+    }
+
+    /// The mean of `count` values summing to this, divided as the input type divides.
+    fn mean(self, count: i64) -> f64 {
+        match self {
+            Sum::Int(sum) => (sum as i64 / count) as f64,
+            Sum::Long(sum) => sum.wrapping_div(count) as f64,
+            Sum::Double(sum) => sum / count as f64,
+        }
+    }
+
+    fn as_f64(self) -> f64 {
+        match self {
+            Sum::Int(sum) => sum as f64,
+            Sum::Long(sum) => sum as f64,
+            Sum::Double(sum) => sum,
+        }
+    }
+}
+
+/// ksqlDB's Youngs-Cramer running sum, count and sum of squared distances from the mean,
+/// computed as its `StandardDeviationSamp(le)Udaf` computes them, so values agree to the bit.
 #[derive(Debug)]
 struct Moments {
     root: bool,
+    sum: Sum,
     count: i64,
-    mean: f64,
     m2: f64,
 }
 
@@ -98,16 +158,38 @@ impl Moments {
         Ok(arrow::compute::cast(values, &DataType::Float64)?)
     }
 
-    /// Combines these moments with another set's.
-    fn combine(&mut self, count: i64, mean: f64, m2: f64) {
-        let total = self.count + count;
-        if total <= 0 {
-            (self.count, self.mean, self.m2) = (0, 0.0, 0.0);
-            return;
+    fn add(&mut self, x: f64) {
+        let count = self.count + 1;
+        if count > 1 {
+            let delta = self.sum.delta(x, self.count);
+            self.m2 += delta * delta / count.wrapping_mul(count - 1) as f64;
         }
-        let delta = mean - self.mean;
-        self.mean += delta * count as f64 / total as f64;
-        self.m2 += m2 + delta * delta * self.count as f64 * count as f64 / total as f64;
+        self.sum = self.sum.plus(x);
+        self.count = count;
+    }
+
+    fn undo(&mut self, x: f64) {
+        let count = self.count - 1;
+        let removed = if count > 0 {
+            let delta = self.sum.delta(x, self.count);
+            delta * delta / count.wrapping_mul(count + 1) as f64
+        } else {
+            0.0
+        };
+        self.sum = self.sum.minus(x);
+        self.count = count;
+        self.m2 -= removed;
+    }
+
+    fn merge(&mut self, sum: Sum, count: i64, m2: f64) {
+        let total = self.count + count;
+        if self.count == 0 || count == 0 {
+            self.m2 += m2;
+        } else {
+            let inner = self.sum.mean(self.count) - sum.mean(count);
+            self.m2 += m2 + (self.count.wrapping_mul(count)) as f64 * inner * inner / total as f64;
+        }
+        self.sum = self.sum.plus(sum.as_f64());
         self.count = total;
     }
 }
@@ -115,21 +197,14 @@ impl Moments {
 impl Accumulator for Moments {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         for x in Self::values(&values[0])?.as_primitive::<Float64Type>().iter().flatten() {
-            self.combine(1, x, 0.0);
+            self.add(x);
         }
         Ok(())
     }
 
     fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         for x in Self::values(&values[0])?.as_primitive::<Float64Type>().iter().flatten() {
-            let count = self.count - 1;
-            if count <= 0 {
-                (self.count, self.mean, self.m2) = (0, 0.0, 0.0);
-                continue;
-            }
-            let mean = (self.mean * self.count as f64 - x) / count as f64;
-            self.m2 = (self.m2 - (x - mean) * (x - self.mean)).max(0.0);
-            (self.count, self.mean) = (count, mean);
+            self.undo(x);
         }
         Ok(())
     }
@@ -148,14 +223,23 @@ impl Accumulator for Moments {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        Ok(vec![ScalarValue::Int64(Some(self.count)), ScalarValue::Float64(Some(self.mean)), ScalarValue::Float64(Some(self.m2))])
+        Ok(vec![
+            ScalarValue::Float64(Some(self.sum.as_f64())),
+            ScalarValue::Int64(Some(self.count)),
+            ScalarValue::Float64(Some(self.m2)),
+        ])
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let (counts, means, m2s) =
-            (states[0].as_primitive::<Int64Type>(), states[1].as_primitive::<Float64Type>(), states[2].as_primitive::<Float64Type>());
+        let (sums, counts, m2s) =
+            (states[0].as_primitive::<Float64Type>(), states[1].as_primitive::<Int64Type>(), states[2].as_primitive::<Float64Type>());
         for row in 0..counts.len() {
-            self.combine(counts.value(row), means.value(row), m2s.value(row));
+            let sum = match self.sum {
+                Sum::Int(_) => Sum::Int(sums.value(row) as i32),
+                Sum::Long(_) => Sum::Long(sums.value(row) as i64),
+                Sum::Double(_) => Sum::Double(sums.value(row)),
+            };
+            self.merge(sum, counts.value(row), m2s.value(row));
         }
         Ok(())
     }
@@ -175,13 +259,13 @@ mod tests {
     #[test]
     fn variance_and_deviation_with_retraction_and_merge() {
         let values: ArrayRef = Arc::new(Int64Array::from(vec![Some(2), Some(4), None, Some(4), Some(4), Some(5), Some(5), Some(7), Some(9)]));
-        let mut variance = Moments { root: false, count: 0, mean: 0.0, m2: 0.0 };
+        let mut variance = Moments { root: false, sum: Sum::Long(0), count: 0, m2: 0.0 };
         variance.update_batch(&[values.clone()]).unwrap();
         assert!((value(&mut variance) - 32.0 / 7.0).abs() < 1e-12);
-        let mut deviation = Moments { root: true, count: 0, mean: 0.0, m2: 0.0 };
+        let mut deviation = Moments { root: true, sum: Sum::Long(0), count: 0, m2: 0.0 };
         deviation.update_batch(&[Arc::new(Int64Array::from(vec![2, 4, 4, 4]))]).unwrap();
         let state: Vec<ArrayRef> = {
-            let mut rest = Moments { root: true, count: 0, mean: 0.0, m2: 0.0 };
+            let mut rest = Moments { root: true, sum: Sum::Long(0), count: 0, m2: 0.0 };
             rest.update_batch(&[Arc::new(Int64Array::from(vec![5, 5, 7, 9]))]).unwrap();
             rest.state().unwrap().iter().map(|v| v.to_array().unwrap()).collect()
         };
@@ -189,5 +273,16 @@ mod tests {
         assert!((value(&mut deviation) - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
         variance.retract_batch(&[Arc::new(Int64Array::from(vec![9, 7, 5, 5, 4, 4, 4]))]).unwrap();
         assert_eq!(value(&mut variance), 0.0, "one value left");
+    }
+
+    #[test]
+    fn every_value_is_the_double_ksqldb_computes() {
+        let mut variance = Moments { root: false, sum: Sum::Double(0.0), count: 0, m2: 0.0 };
+        let mut seen = Vec::new();
+        for x in [10.0, 12.0, 13.0, 14.0, 16.0] {
+            variance.update_batch(&[Arc::new(arrow::array::Float64Array::from(vec![x]))]).unwrap();
+            seen.push(value(&mut variance));
+        }
+        assert_eq!(seen, vec![0.0, 2.0, 2.333333333333333, 2.9166666666666665, 5.0], "ksqlDB's stddev-samp double-map case");
     }
 }

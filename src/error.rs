@@ -35,8 +35,9 @@ impl fmt::Display for ParseError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SluiceError {
-    /// The SQL text is not valid in the dialect.
-    #[error("Syntax error at {0}")]
+    /// The SQL text is not valid in the dialect ("Syntax Error", as ksqlDB words it and its
+    /// clients look for).
+    #[error("Syntax Error at {0}")]
     Parse(ParseError),
     /// The statement is valid SQL but cannot be applied to the catalog as it stands.
     #[error("{0}")]

@@ -8,8 +8,10 @@ pub mod cast;
 mod comparison;
 mod explain;
 mod explode;
+mod in_list;
 mod input;
 mod join;
+mod literals;
 mod partition;
 mod pseudo_time;
 mod structs;
@@ -349,6 +351,7 @@ impl QueryPlanner {
             }
         };
         type_check::check(&plan)?;
+        let plan = in_list::coerce(plan).map_err(plan_error)?;
         let plan = cast::nested_to_string(plan).map_err(plan_error)?;
         let plan = state
             .analyzer()

@@ -54,6 +54,7 @@ pub struct Rewritten {
 pub const ROWKEY: &str = "ROWKEY";
 
 pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
+    super::literals::check(&select.query)?;
     let mut query = select.query.clone();
     if query.with.is_some() || query.order_by.is_some() || query.limit_clause.is_some() || query.fetch.is_some() {
         return Err(SluiceError::NotImplemented(
@@ -262,6 +263,7 @@ fn as_ksqldb_reads(expr: &mut Expr) -> ControlFlow<SluiceError> {
         return ControlFlow::Break(error);
     }
     time_unit_argument(expr);
+    super::in_list::decimal_literals(expr);
     if let Err(error) = super::pseudo_time::compared_with_text(expr) {
         return ControlFlow::Break(error);
     }

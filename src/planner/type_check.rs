@@ -135,6 +135,22 @@ fn comparable(left: &SqlType, op: Operator, right: &SqlType) -> bool {
     }
 }
 
+/// The text of a decimal number an `IN` list's parser wrote as `CAST('10.30' AS DECIMAL(4, 2))`.
+pub fn decimal_literal(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Cast(cast) if matches!(cast.field.data_type(), arrow::datatypes::DataType::Decimal128(..)) => match cast.expr.as_ref() {
+            Expr::Literal(ScalarValue::Utf8(Some(text)), _) => Some(text),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `expr` as ksqlDB's messages print it, over a query without joins or aggregates.
+pub fn printed(expr: &Expr) -> String {
+    Printer { joined: false, aggregate: None }.text(expr)
+}
+
 /// Prints expressions as ksqlDB's messages do: bare column names (`SIDE_NAME` over a join),
 /// quoted strings, upper-case function names, parenthesised operations, and an aggregate's
 /// result as its call.
@@ -145,6 +161,9 @@ struct Printer<'a> {
 
 impl Printer<'_> {
     fn text(&self, expr: &Expr) -> String {
+        if let Some(text) = decimal_literal(expr) {
+            return text.to_string();
+        }
         match expr {
             Expr::Column(column) => {
                 if let Some(computed) = self.aggregate.and_then(|a| {
@@ -163,7 +182,42 @@ impl Printer<'_> {
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => format!("({} {op} {})", self.text(left), self.text(right)),
             Expr::Not(inner) => format!("(NOT {})", self.text(inner)),
             Expr::Negative(inner) => format!("-{}", self.text(inner)),
-            Expr::ScalarFunction(call) => format!("{}({})", call.name().to_uppercase(), self.list(&call.args)),
+            Expr::ScalarFunction(call) => match call.name() {
+                "make_array" => format!("ARRAY[{}]", self.list(&call.args)),
+                "named_struct" => {
+                    let fields: Vec<String> = call
+                        .args
+                        .chunks(2)
+                        .map(|pair| {
+                            let name = match &pair[0] {
+                                Expr::Literal(ScalarValue::Utf8(Some(name)), _) => field_name(name),
+                                other => self.text(other),
+                            };
+                            format!("{name}:={}", pair.get(1).map(|v| self.text(v)).unwrap_or_default())
+                        })
+                        .collect();
+                    format!("STRUCT({})", fields.join(", "))
+                }
+                "map" => match call.args.as_slice() {
+                    [Expr::ScalarFunction(keys), Expr::ScalarFunction(values)] if keys.name() == "make_array" && values.name() == "make_array" => {
+                        let entries: Vec<String> = keys
+                            .args
+                            .iter()
+                            .zip(&values.args)
+                            .map(|(key, value)| {
+                                let key = match key {
+                                    Expr::Cast(cast) => cast.expr.as_ref(),
+                                    other => other,
+                                };
+                                format!("{}:={}", self.text(key), self.text(value))
+                            })
+                            .collect();
+                        format!("MAP({})", entries.join(", "))
+                    }
+                    args => format!("MAP({})", self.list(args)),
+                },
+                name => format!("{}({})", name.to_uppercase(), self.list(&call.args)),
+            },
             Expr::AggregateFunction(call) if call.params.args.is_empty() => format!("{}(*)", call.func.name().to_uppercase()),
             Expr::AggregateFunction(call) => match call.params.args.as_slice() {
                 [Expr::Literal(..)] if call.func.name() == "count" => "COUNT(*)".to_string(),
@@ -180,6 +234,13 @@ impl Printer<'_> {
     fn list(&self, args: &[Expr]) -> String {
         args.iter().map(|a| self.text(a)).collect::<Vec<_>>().join(", ")
     }
+}
+
+/// A struct field's name as ksqlDB prints it: quoted unless upper case.
+fn field_name(name: &str) -> String {
+    let plain = name.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if plain { name.to_string() } else { format!("`{name}`") }
 }
 
 fn literal(value: &ScalarValue) -> String {

@@ -1,7 +1,7 @@
 //! ksqlDB's array functions that DataFusion lacks or gives other meanings: SLICE (from 1, both
 //! ends included, NULL when out of bounds) and ARRAY_JOIN (elements as Java prints them, NULL as
-//! `null`, a `,` unless told otherwise) and ARRAY_REMOVE (every element equal to the value, NULL
-//! elements when the value is NULL).
+//! `null`, a `,` unless told otherwise), ARRAY_REMOVE (every element equal to the value, NULL
+//! elements when the value is NULL) and ARRAY_LENGTH (an INTEGER, where DataFusion's is unsigned).
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use arrow::{
     datatypes::{DataType, Float32Type, Float64Type},
 };
 use datafusion::{
-    common::{Result, ScalarValue, exec_err},
+    common::{Result, ScalarValue, exec_err, plan_err},
     logical_expr::{Signature, TypeSignature, Volatility},
 };
 
@@ -45,6 +45,13 @@ pub fn functions() -> Vec<datafusion::logical_expr::ScalarUDF> {
             },
         )
         .taking_nulls()
+        .udf(),
+        RowFunction::new("array_length", Signature::new(any(1), Volatility::Immutable), length_type, array_length, Doc {
+            section: SECTION,
+            description: "The number of elements of an ARRAY, as an INTEGER.",
+            syntax: "array_length(array)",
+            arguments: &[("array", "An ARRAY.")],
+        })
         .udf(),
         RowFunction::new("array_remove", Signature::new(any(2), Volatility::Immutable), removed_type, array_remove, Doc {
             section: SECTION,
@@ -109,6 +116,23 @@ fn slice(args: &[ScalarValue]) -> std::result::Result<ScalarValue, String> {
     let length = (end - start) as usize;
     let sliced = values.slice(start as usize, length);
     Ok(ScalarValue::List(Arc::new(ListArray::new(field.clone(), OffsetBuffer::from_lengths([length]), sliced, None))))
+}
+
+fn length_type(types: &[DataType]) -> Result<DataType> {
+    match types {
+        [DataType::List(_) | DataType::Null] => Ok(DataType::Int32),
+        [other] => {
+            let named = crate::catalog::SqlType::from_arrow(other).map_or_else(|_| other.to_string(), |t| t.to_string());
+            plan_err!("Function 'ARRAY_LENGTH' does not accept parameters ({named}).")
+        }
+        _ => plan_err!("Function 'ARRAY_LENGTH' takes one ARRAY"),
+    }
+}
+
+fn array_length(args: &[ScalarValue]) -> std::result::Result<ScalarValue, String> {
+    let Some((values, _)) = elements(&args[0]) else { return Ok(ScalarValue::Int32(None)) };
+    let length = i32::try_from(values.len()).map_err(|_| "an ARRAY longer than an INTEGER counts".to_string())?;
+    Ok(ScalarValue::Int32(Some(length)))
 }
 
 fn array_remove(args: &[ScalarValue]) -> std::result::Result<ScalarValue, String> {
@@ -183,6 +207,14 @@ mod tests {
         assert_eq!(strings(&at(Some(3), Some(2))), Vec::<String>::new());
         assert!(at(Some(0), Some(2)).is_null());
         assert!(at(Some(2), Some(5)).is_null());
+    }
+
+    #[test]
+    fn array_length_is_an_integer() {
+        let letters = list(Arc::new(StringArray::from(vec!["a", "b", "c"])));
+        assert_eq!(array_length(&[letters]).unwrap(), ScalarValue::Int32(Some(3)));
+        assert_eq!(length_type(&[DataType::List(Arc::new(arrow::datatypes::Field::new("item", DataType::Utf8, true)))]).unwrap(), DataType::Int32);
+        assert!(length_type(&[DataType::Utf8]).unwrap_err().to_string().contains("does not accept parameters (STRING)"));
     }
 
     #[test]

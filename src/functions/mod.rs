@@ -24,6 +24,7 @@ pub mod lambdas;
 pub mod listing;
 pub mod maps;
 pub mod row_function;
+pub mod series;
 pub mod strings;
 pub mod sum;
 pub mod sum_list;
@@ -97,7 +98,7 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
         .chain(maps::functions())
         .chain(arrays::functions())
         .chain(bytes::functions())
-        .chain([as_value::function(), encoding::function()])
+        .chain([as_value::function(), encoding::function(), series::function()])
         .collect()
 }
 

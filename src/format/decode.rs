@@ -473,10 +473,26 @@ fn json_cell<'a>(data_type: &SqlType, raw: &'a RawValue, scratch: &mut String) -
         _ => match first {
             b'"' => text_cell(data_type, json_string(text)?),
             b't' | b'f' if *data_type == SqlType::Boolean => Ok(Cell::Bool(first == b't')),
+            b'-' | b'0'..=b'9' if matches!(data_type, SqlType::Integer | SqlType::Bigint) && text.contains(['.', 'e', 'E']) => {
+                whole_part(text).map(Cell::Int)
+            }
             b'-' | b'0'..=b'9' => text_cell(data_type, Cow::Borrowed(text)),
             _ => Err(format!("cannot read {text} as {data_type}")),
         },
     }
+}
+
+/// A JSON number with a fraction or an exponent read into a whole-number column: truncated
+/// towards zero, as ksqlDB's reader takes a number node's `longValue()`.
+fn whole_part(number: &str) -> Result<i64, String> {
+    let out_of_range = || format!("{number} does not fit a BIGINT");
+    if !number.contains(['e', 'E']) {
+        let whole = number.split('.').next().unwrap_or_default();
+        return whole.parse::<i64>().map_err(|_| out_of_range());
+    }
+    let value: f64 = number.parse().map_err(|_| format!("cannot read {number} as a number"))?;
+    let whole = value.trunc();
+    if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&whole) { Ok(whole as i64) } else { Err(out_of_range()) }
 }
 
 /// Appends the content of a JSON string literal (without its quotes; already validated by the
@@ -703,7 +719,18 @@ impl Builder {
 
 #[cfg(test)]
 mod tests {
-    use super::unescape;
+    use super::{unescape, whole_part};
+
+    #[test]
+    fn fractional_numbers_in_whole_number_columns_are_truncated() {
+        assert_eq!(whole_part("-1.7"), Ok(-1));
+        assert_eq!(whole_part("-0.5"), Ok(0));
+        assert_eq!(whole_part("12345.678"), Ok(12345));
+        assert_eq!(whole_part("1.5e3"), Ok(1500));
+        assert_eq!(whole_part("-2E-1"), Ok(0));
+        assert!(whole_part("1e19").is_err());
+        assert!(whole_part("99999999999999999999.5").is_err());
+    }
 
     #[test]
     fn unescape_agrees_with_serde_json() {

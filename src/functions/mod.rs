@@ -23,6 +23,7 @@ pub mod json_path;
 pub mod lambdas;
 pub mod listing;
 pub mod maps;
+pub mod math;
 pub mod row_function;
 pub mod series;
 pub mod strings;
@@ -97,6 +98,7 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
         .chain(strings::functions())
         .chain(maps::functions())
         .chain(arrays::functions())
+        .chain(math::functions())
         .chain(bytes::functions())
         .chain([as_value::function(), encoding::function(), series::function()])
         .collect()

@@ -1,5 +1,6 @@
 //! `KsqlDialect`: sqlparser's generic dialect with ksqlDB's lambdas, `x => body` and
-//! `(x, y) => body`, which reach sqlparser as its `->` lambda arrow.
+//! `(x, y) => body`, which reach sqlparser as its `->` lambda arrow, and its identifiers that
+//! start with digits.
 
 use std::any::TypeId;
 
@@ -8,7 +9,7 @@ use sqlparser::{
     tokenizer::{Token, TokenWithSpan},
 };
 
-/// The generic dialect, with lambda functions. Every other answer is the generic dialect's,
+/// The generic dialect, with lambda functions and identifiers such as `1R`. Every other answer is the generic dialect's,
 /// and the parser's checks for "is this the generic dialect" still hold.
 #[derive(Debug, Default)]
 pub struct KsqlDialect;
@@ -40,6 +41,11 @@ impl Dialect for KsqlDialect {
     }
 
     fn supports_lambda_functions(&self) -> bool {
+        true
+    }
+
+    /// ksqlDB's lexer reads a word that starts with digits (`1R`) as an identifier.
+    fn supports_numeric_prefix(&self) -> bool {
         true
     }
 

@@ -22,7 +22,6 @@ use sqlparser::{
         AccessExpr, BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgOperator, FunctionArguments,
         Ident, LambdaFunctionParameter, OneOrManyWithParens, Subscript, Value, visit_expressions_mut,
     },
-    dialect::GenericDialect,
     tokenizer::{Token, TokenWithSpan, Tokenizer},
 };
 
@@ -252,7 +251,7 @@ impl KsqlParser {
 
 /// The tokens of `sql`, or where it holds text that is no SQL token.
 fn tokenize(sql: &str) -> Result<Vec<TokenWithSpan>> {
-    Tokenizer::new(&GenericDialect {}, sql)
+    Tokenizer::new(&dialect::KsqlDialect, sql)
         .with_unescape(true)
         .tokenize_with_location()
         .map_err(|e| {

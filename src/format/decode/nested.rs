@@ -15,7 +15,7 @@ use arrow::{
 };
 use serde_json::{Map, Value};
 
-use super::{Builder, Cell, check_range, text_cell};
+use super::{Builder, Cell, check_range, text_cell, whole_part};
 use crate::catalog::types::SqlType;
 
 /// Checks that `value` can be read as `data_type`, saying where it cannot.
@@ -118,6 +118,7 @@ fn leaf<'v>(data_type: &SqlType, value: &'v Value) -> Result<Cell<'v>, String> {
         (SqlType::String, Value::Number(_) | Value::Bool(_)) => Ok(Cell::Text(Cow::Owned(value.to_string()))),
         (SqlType::Boolean, Value::Bool(flag)) => Ok(Cell::Bool(*flag)),
         (_, Value::String(text)) => text_cell(data_type, Cow::Borrowed(text)),
+        (SqlType::Integer | SqlType::Bigint, Value::Number(number)) if number.is_f64() => whole_part(&number.to_string()).map(Cell::Int),
         (_, Value::Number(number)) if *data_type != SqlType::Boolean && *data_type != SqlType::Bytes => {
             text_cell(data_type, Cow::Owned(number.to_string()))
         }
@@ -166,6 +167,8 @@ mod tests {
         assert!(check(&ints, &json!({"a": 1})).is_err());
         assert!(check(&ints, &json!([1, "two"])).is_err());
         assert!(check(&ints, &json!([1, 4_000_000_000_i64])).is_err());
+        assert!(check(&ints, &json!([1, 4.0e9])).is_err());
+        assert!(matches!(leaf(&SqlType::Integer, &json!(-2.7)), Ok(Cell::Int(-2))), "truncated as ksqlDB reads it");
         let nested = SqlType::Struct(vec![("B".into(), SqlType::Map(Box::new(SqlType::Boolean)))]);
         let error = check(&nested, &json!({"b": {"k": 3}})).unwrap_err();
         assert!(error.contains("field B") && error.contains("map entry 'k'"), "{error}");

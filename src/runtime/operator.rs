@@ -43,6 +43,8 @@ pub struct Evaluated {
     pub keys: Vec<ArrayRef>,
     /// The output column each key column is, when there are several.
     pub key_names: Vec<String>,
+    /// The keys are the source's own, read again: a record without a key keeps none.
+    pub keys_read_again: bool,
     /// Decoded rows that could not be evaluated (they still count as processed).
     pub errors: Vec<(usize, String)>,
     /// For each output row, whether it is written without value; empty when none is.
@@ -203,7 +205,9 @@ pub fn evaluate(
         }
     }
     // The new key: PARTITION BY's leading output columns (none: no key), else a join's (the
-    // join expression).
+    // join expression), else the source's own key columns written again in the sink's key format,
+    // as ksqlDB writes every key it read (`"22"` read from a DELIMITED key is written `22`).
+    let mut keys_read_again = false;
     let (keys, key_names) = match (&plan.partition_by, plan.join.as_ref().map(|j| j.key())) {
         (Some(partition), _) if partition.keys == 0 => {
             (vec![new_null_array(&arrow::datatypes::DataType::Null, filtered.num_rows())], Vec::new())
@@ -217,7 +221,13 @@ pub fn evaluate(
             errors.extend(key_errors.into_iter().map(|(i, m)| (rows[i], m)));
             (vec![keys], Vec::new())
         }
-        (None, None) => (Vec::new(), Vec::new()),
+        (None, None) => match rewritten_keys(plan, &filtered) {
+            Some(rewritten) => {
+                keys_read_again = true;
+                rewritten
+            }
+            None => (Vec::new(), Vec::new()),
+        },
     };
     let tombstones = match tombstone {
         Some(tombstone) if tombstone.true_count() > 0 => rows.iter().map(|r| tombstone.value(*r)).collect(),
@@ -238,6 +248,7 @@ pub fn evaluate(
         columns,
         keys,
         key_names,
+        keys_read_again,
         errors,
         tombstones,
         timestamps,
@@ -321,6 +332,7 @@ fn project(plan: &ContinuousPlan, aggregated: super::aggregate::Aggregated, rows
         columns,
         keys,
         key_names,
+        keys_read_again: false,
         errors,
         tombstones: aggregated.tombstones,
         timestamps: aggregated.timestamps,
@@ -332,6 +344,22 @@ fn project(plan: &ContinuousPlan, aggregated: super::aggregate::Aggregated, rows
 /// Evaluates `expr` over every row of `batch`: the value of each row, NULL for a row that
 /// failed, and the failed rows with their messages. A batch-wide failure is retried row by
 /// row, so one bad row costs the others nothing but the retry.
+/// The source's key columns, to be written again in the sink's key format, with their names
+/// when there are several; `None` keeps each record's key bytes: a source without key columns,
+/// a windowed one, or several key columns not all projected under their own names.
+fn rewritten_keys(plan: &ContinuousPlan, batch: &RecordBatch) -> Option<(Vec<ArrayRef>, Vec<String>)> {
+    let keys: Vec<&str> = plan.source.key_columns().map(|c| c.name.as_str()).collect();
+    if plan.source.window.is_some() || keys.is_empty() {
+        return None;
+    }
+    if keys.len() > 1 && !keys.iter().all(|name| plan.output_schema.field_with_name(name).is_ok()) {
+        return None;
+    }
+    let arrays = keys.iter().map(|name| batch.column_by_name(name).cloned()).collect::<Option<Vec<_>>>()?;
+    let names = if keys.len() > 1 { keys.iter().map(|name| name.to_string()).collect() } else { Vec::new() };
+    Some((arrays, names))
+}
+
 pub fn evaluate_rows(expr: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> Result<(ArrayRef, Vec<(usize, String)>)> {
     let rows = batch.num_rows();
     let (value, errors) = functions::collect_row_errors(|| expr.evaluate(batch).and_then(|v| v.into_array(rows)));

@@ -62,7 +62,7 @@ pub fn run(table: &TableState, mut plan: ContinuousPlan, mut sink: QuerySink) ->
             rows.truncate(limit.saturating_sub(emitted) as usize);
         }
         emitted += rows.len() as u64;
-        sink.write(&rows, &evaluated.columns, (&[], &[]), false, None, &deliveries)?;
+        sink.write(&rows, &evaluated.columns, (&[], &[], false), false, None, &deliveries)?;
         if plan.limit.is_some_and(|limit| emitted >= limit) {
             break;
         }

@@ -909,7 +909,7 @@ impl Scan {
                 rows.truncate(limit.saturating_sub(query.emitted) as usize);
             }
             let origin = query.exactly_once().then_some(query.id.as_str());
-            let unwritten = match query.sink.write(&rows, &evaluated.columns, (&evaluated.keys, &evaluated.key_names), query.plan.forwards_value, origin, &deliveries) {
+            let unwritten = match query.sink.write(&rows, &evaluated.columns, (&evaluated.keys, &evaluated.key_names, evaluated.keys_read_again), query.plan.forwards_value, origin, &deliveries) {
                 Ok(unwritten) => unwritten,
                 Err(SluiceError::Execution(_)) if !query.persistent => {
                     query.status.set_state(QueryState::Terminated);
@@ -983,7 +983,7 @@ impl Scan {
             let (partition, offset) = query.sent.iter().next_back().map_or((0, -1), |(p, next)| (*p, next - 1));
             let records = [RawRecord { partition, offset, timestamp: target, key: None, value: None, headers: None }];
             let rows = evaluated.output_rows(&records, &[0]);
-            let keys = (evaluated.keys.as_slice(), evaluated.key_names.as_slice());
+            let keys = (evaluated.keys.as_slice(), evaluated.key_names.as_slice(), evaluated.keys_read_again);
             let unwritten = query.sink.write(&rows, &evaluated.columns, keys, query.plan.forwards_value, origin.as_deref(), &deliveries)?;
             for (_, kind, message) in &unwritten {
                 record_error(&query.status, *kind, message, &self.topic, &records[0]);

@@ -37,9 +37,10 @@ pub struct OutputRow<'a> {
     pub identity: Option<super::origin::RowIdentity>,
 }
 
-/// The new key of each row, one array per key column (none: each record keeps its key), and the
-/// output column each is when there are several.
-pub type NewKeys<'a> = (&'a [ArrayRef], &'a [String]);
+/// The new key of each row, one array per key column (none: each record keeps its key), the
+/// output column each is when there are several, and whether they are the record's own key read
+/// again (a record without a key then keeps none).
+pub type NewKeys<'a> = (&'a [ArrayRef], &'a [String], bool);
 
 /// A row the sink skipped: its index in the rows given, what failed, and why.
 pub type Unwritten = (usize, ErrorKind, String);
@@ -257,7 +258,7 @@ impl TopicSink {
         } else {
             self.value_columns.iter().map(|&i| ColumnWriter::new(&columns[i])).collect()
         };
-        let (keys, key_names) = keys;
+        let (keys, key_names, read_again) = keys;
         let key_writers: Vec<ColumnWriter> = keys.iter().map(ColumnWriter::new).collect();
         let mut value = Vec::with_capacity(256);
         let mut key = Vec::new();
@@ -306,7 +307,7 @@ impl TopicSink {
                 None
             } else if key_writers.is_empty() {
                 out.record.key
-            } else if key_writers.len() == 1 && key_writers[0].is_null(out.row) {
+            } else if (key_writers.len() == 1 && key_writers[0].is_null(out.row)) || (read_again && out.record.key.is_none()) {
                 // A key of several columns is written even when each is NULL, as ksqlDB does.
                 None
             } else {

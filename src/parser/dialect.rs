@@ -9,8 +9,8 @@ use sqlparser::{
     tokenizer::{Token, TokenWithSpan},
 };
 
-/// The generic dialect, with lambda functions and identifiers such as `1R`. Every other answer is the generic dialect's,
-/// and the parser's checks for "is this the generic dialect" still hold.
+/// The generic dialect, with lambda functions and identifiers such as `1R`. Every other answer
+/// is the generic dialect's, and the parser's checks for "is this the generic dialect" still hold.
 #[derive(Debug, Default)]
 pub struct KsqlDialect;
 

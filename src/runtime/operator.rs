@@ -341,9 +341,6 @@ fn project(plan: &ContinuousPlan, aggregated: super::aggregate::Aggregated, rows
     })
 }
 
-/// Evaluates `expr` over every row of `batch`: the value of each row, NULL for a row that
-/// failed, and the failed rows with their messages. A batch-wide failure is retried row by
-/// row, so one bad row costs the others nothing but the retry.
 /// The source's key columns, to be written again in the sink's key format, with their names
 /// when there are several; `None` keeps each record's key bytes: a source without key columns,
 /// a windowed one, or several key columns not all projected under their own names.
@@ -360,6 +357,9 @@ fn rewritten_keys(plan: &ContinuousPlan, batch: &RecordBatch) -> Option<(Vec<Arr
     Some((arrays, names))
 }
 
+/// Evaluates `expr` over every row of `batch`: the value of each row, NULL for a row that
+/// failed, and the failed rows with their messages. A batch-wide failure is retried row by
+/// row, so one bad row costs the others nothing but the retry.
 pub fn evaluate_rows(expr: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> Result<(ArrayRef, Vec<(usize, String)>)> {
     let rows = batch.num_rows();
     let (value, errors) = functions::collect_row_errors(|| expr.evaluate(batch).and_then(|v| v.into_array(rows)));

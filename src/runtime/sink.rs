@@ -308,7 +308,9 @@ impl TopicSink {
             } else if key_writers.is_empty() {
                 out.record.key
             } else if (key_writers.len() == 1 && key_writers[0].is_null(out.row)) || (read_again && out.record.key.is_none()) {
-                // A key of several columns is written even when each is NULL, as ksqlDB does.
+                // A NULL single key, or a record without key whose key is read again, is written
+                // without key; a new key of several columns is written even when each is NULL,
+                // as ksqlDB does.
                 None
             } else {
                 key.clear();

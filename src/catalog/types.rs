@@ -99,6 +99,11 @@ impl SqlType {
         }
     }
 
+    /// ksqlDB's name for the type of a computed value, or Arrow's where it has none (for messages).
+    pub fn name_of(data_type: &DataType) -> String {
+        SqlType::from_arrow(data_type).map_or_else(|_| data_type.to_string(), |t| t.to_string())
+    }
+
     /// The SQL type of a value computed by a query, for the sink stream's schema.
     pub fn from_arrow(data_type: &DataType) -> Result<SqlType> {
         Ok(match data_type {

@@ -16,7 +16,7 @@ use datafusion::{
     logical_expr::{Signature, TypeSignature, Volatility},
 };
 
-use super::row_function::{Doc, RowFunction, integer, text};
+use super::row_function::{Doc, RowFunction, integer, refuse_parameters, text};
 use crate::java_number::double_to_string;
 
 const SECTION: &str = "Array Functions";
@@ -121,10 +121,7 @@ fn slice(args: &[ScalarValue]) -> std::result::Result<ScalarValue, String> {
 fn length_type(types: &[DataType]) -> Result<DataType> {
     match types {
         [DataType::List(_) | DataType::Null] => Ok(DataType::Int32),
-        [other] => {
-            let named = crate::catalog::SqlType::from_arrow(other).map_or_else(|_| other.to_string(), |t| t.to_string());
-            plan_err!("Function 'ARRAY_LENGTH' does not accept parameters ({named}).")
-        }
+        [_] => refuse_parameters("ARRAY_LENGTH", types),
         _ => plan_err!("Function 'ARRAY_LENGTH' takes one ARRAY"),
     }
 }

@@ -16,12 +16,9 @@ use datafusion::{
     logical_expr::{ScalarUDF, Signature, TypeSignature, Volatility},
 };
 
-use crate::{
-    catalog::types::SqlType,
-    java_time::{Pattern, Zone},
-};
+use crate::java_time::{Pattern, Zone};
 
-use super::row_function::{Doc, RowFunction, integer, one_of, text};
+use super::row_function::{Doc, RowFunction, integer, one_of, refuse_parameters, text};
 
 const SECTION: &str = "Date and Time Functions";
 const TIMESTAMP: DataType = DataType::Timestamp(TimeUnit::Millisecond, None);
@@ -165,11 +162,7 @@ fn shifted_type(name: &str, types: &[DataType], value: DataType) -> datafusion::
     match types {
         [DataType::Utf8, interval, given] if interval.is_integer() && *given == value => Ok(value),
         [_, _, given] if given.is_null() => Ok(value),
-        _ => {
-            let names: Vec<String> =
-                types.iter().map(|t| SqlType::from_arrow(t).map_or_else(|_| t.to_string(), |t| t.to_string())).collect();
-            plan_err!("Function '{name}' does not accept parameters ({}).", names.join(", "))
-        }
+        _ => refuse_parameters(name, types),
     }
 }
 

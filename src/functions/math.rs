@@ -56,14 +56,17 @@ fn numeric(data_type: &DataType) -> bool {
 fn rounded_type(types: &[DataType]) -> Result<DataType> {
     match types {
         [value] if value.is_integer() || value.is_floating() || *value == DataType::Null => Ok(DataType::Int64),
-        [DataType::Decimal128(precision, scale)] => {
-            let whole = (i16::from(*precision) - i16::from((*scale).max(0))).max(1);
-            Ok(DataType::Decimal128(whole as u8, 0))
-        }
+        [DataType::Decimal128(precision, scale)] => Ok(DataType::Decimal128(whole_digits(*precision, *scale), 0)),
         [decimal @ DataType::Decimal128(..), places] if places.is_integer() || *places == DataType::Null => Ok(decimal.clone()),
         [value, places] if numeric(value) && (places.is_integer() || *places == DataType::Null) => Ok(DataType::Float64),
         _ => plan_err!("takes a number and an optional INTEGER number of places, not ({})", listed(types)),
     }
+}
+
+/// The digits left of the point of a `DECIMAL(precision, scale)`: ROUND's and TRUNC's precision
+/// without places (at least 1).
+fn whole_digits(precision: u8, scale: i8) -> u8 {
+    (i16::from(precision) - i16::from(scale.max(0))).max(1) as u8
 }
 
 fn double_type(types: &[DataType]) -> Result<DataType> {
@@ -113,13 +116,10 @@ fn to_places(args: &[ScalarValue], rounding: Rounding) -> std::result::Result<Sc
         Some(places) => Some(integer(places).and_then(|p| i32::try_from(p).ok()).ok_or("the number of places is not an INTEGER")?),
     };
     match (&args[0], places) {
-        (ScalarValue::Decimal128(value, _, scale), None) => {
+        (ScalarValue::Decimal128(value, precision, scale), None) => {
             let Some(unscaled) = value else { return Ok(ScalarValue::Null) };
             let kept = rounding.drop_digits(*unscaled, u32::try_from(*scale).unwrap_or(0));
-            let DataType::Decimal128(whole, _) = rounded_type(&[args[0].data_type()]).map_err(|e| e.to_string())? else {
-                return Err("not a DECIMAL".into());
-            };
-            Ok(ScalarValue::Decimal128(Some(kept), whole, 0))
+            Ok(ScalarValue::Decimal128(Some(kept), whole_digits(*precision, *scale), 0))
         }
         (ScalarValue::Decimal128(value, precision, scale), Some(places)) => {
             let Some(unscaled) = value else { return Ok(ScalarValue::Null) };

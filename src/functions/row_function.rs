@@ -134,6 +134,12 @@ impl ScalarUDFImpl for RowFunction {
 }
 
 /// The string in `value`, if it holds one.
+/// ksqlDB's refusal of a call whose argument types no variant of `function` takes.
+pub fn refuse_parameters<T>(function: &str, types: &[DataType]) -> Result<T> {
+    let names: Vec<String> = types.iter().map(crate::catalog::SqlType::name_of).collect();
+    datafusion::common::plan_err!("Function '{function}' does not accept parameters ({}).", names.join(", "))
+}
+
 pub fn text(value: &ScalarValue) -> Option<&str> {
     match value {
         ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => Some(s),

@@ -10,12 +10,11 @@ use arrow::{
     datatypes::{DataType, Field},
 };
 use datafusion::{
-    common::{Result, ScalarValue, plan_err},
+    common::{Result, ScalarValue},
     logical_expr::{Signature, TypeSignature, Volatility},
 };
 
-use super::row_function::{Doc, RowFunction, integer};
-use crate::catalog::SqlType;
+use super::row_function::{Doc, RowFunction, integer, refuse_parameters};
 
 /// The most elements one call makes: a longer series fails its row rather than the server's memory.
 const LONGEST: i64 = 10_000_000;
@@ -52,8 +51,7 @@ fn series_type(types: &[DataType]) -> Result<DataType> {
 }
 
 fn refused(types: &[DataType]) -> Result<DataType> {
-    let named: Vec<String> = types.iter().map(|t| SqlType::from_arrow(t).map_or_else(|_| t.to_string(), |t| t.to_string())).collect();
-    plan_err!("Function 'GENERATE_SERIES' does not accept parameters ({}).", named.join(", "))
+    refuse_parameters("GENERATE_SERIES", types)
 }
 
 fn generate_series(args: &[ScalarValue]) -> std::result::Result<ScalarValue, String> {

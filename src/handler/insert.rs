@@ -244,7 +244,7 @@ fn coerce(stream: &SourceDef, column: &ColumnDef, value: ArrayRef) -> Result<Arr
     let target = column.data_type.to_arrow();
     let allowed = fits(value.data_type(), &column.data_type);
     let refused = || {
-        let got = SqlType::from_arrow(value.data_type()).map_or_else(|_| value.data_type().to_string(), |t| t.to_string());
+        let got = SqlType::name_of(&value.data_type());
         let shown = array_value_to_string(&value, 0).unwrap_or_default();
         SluiceError::Plan(format!(
             "Failed to insert values into '{}'. Expected type {} for field {} but got {got}({shown})",

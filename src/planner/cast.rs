@@ -58,8 +58,7 @@ impl ScalarUDFImpl for KsqlCast {
         let target = parse_column_type(written).map_err(|e| datafusion::error::DataFusionError::Plan(e.to_string()))?.to_arrow();
         let from = args.arg_fields[0].data_type();
         if !castable(from, &target) {
-            let name = |t: &DataType| SqlType::from_arrow(t).map_or_else(|_| t.to_string(), |t| t.to_string());
-            return plan_err!("Cast of {} to {} is not supported", name(from), written);
+            return plan_err!("Cast of {} to {} is not supported", SqlType::name_of(from), written);
         }
         Ok(Arc::new(arrow::datatypes::Field::new(self.name(), target, true)))
     }

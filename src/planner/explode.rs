@@ -69,7 +69,7 @@ pub fn element_field(n: usize, function: TableFunction, array_type: &DataType) -
         (TableFunction::Explode, DataType::List(element)) => Ok(Field::new(element_column(n), element.data_type().clone(), true)),
         (TableFunction::Cube, DataType::List(_)) => Ok(Field::new(element_column(n), array_type.clone(), true)),
         (function, other) => {
-            let shown = SqlType::from_arrow(other).map_or_else(|_| other.to_string(), |t| t.to_string());
+            let shown = SqlType::name_of(other);
             let (name, alternatives) = match function {
                 TableFunction::Explode => ("explode", "explode(ARRAY<DECIMAL> input)\nexplode(ARRAY<T> list)"),
                 TableFunction::Cube => ("cube_explode", "cube_explode(ARRAY<T> columns)"),

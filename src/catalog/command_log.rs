@@ -1,16 +1,22 @@
 //! The command log: every accepted statement that changes state, in a single-partition topic.
 //!
 //! A statement is appended before it takes effect; its offset is its command sequence number and
-//! names the query it starts. On start the server replays the log to rebuild the catalog.
+//! names the query it starts. On start the server replays the log to rebuild the catalog, and
+//! from then on follows it: statements other servers of the service append are applied here too.
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
+use rdkafka::Message;
+
 use crate::{
-    connectors::kafka::KafkaCluster,
+    connectors::kafka::{KafkaCluster, PartitionRange},
     error::{Result, SluiceError},
 };
+
+/// An entry of the log with its sequence number: the command, or why it is not one.
+pub type LoggedCommand = (i64, Result<Command, UnreadableCommand>);
 
 /// One entry of the log.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -53,17 +59,49 @@ impl CommandLog {
         Ok(offset)
     }
 
-    /// Every entry so far, in order, with its sequence number: the command, or why the entry
-    /// cannot be read as one (with its text).
-    pub async fn replay(&self) -> Result<Vec<(i64, Result<Command, UnreadableCommand>)>> {
+    /// The sequence number the next command appended gets: every command before it is in the log.
+    pub async fn end(&self) -> Result<i64> {
         let cluster = self.cluster.clone();
         let topic = self.topic.clone();
-        let records = tokio::task::spawn_blocking(move || cluster.read_partition_to_end(&topic))
+        let (_, high) = tokio::task::spawn_blocking(move || cluster.watermark(&topic, 0))
             .await
             .map_err(|e| SluiceError::Internal(e.to_string()))??;
-        Ok(records
+        Ok(high)
+    }
+
+    /// Every entry so far, in order, and the sequence number after the last.
+    pub async fn replay(&self) -> Result<(Vec<LoggedCommand>, i64)> {
+        let cluster = self.cluster.clone();
+        let topic = self.topic.clone();
+        let (low, high) = tokio::task::spawn_blocking(move || cluster.watermark(&topic, 0))
+            .await
+            .map_err(|e| SluiceError::Internal(e.to_string()))??;
+        Ok((self.read(low, high).await?, high))
+    }
+
+    /// The entries from sequence number `from` up to `until` (exclusive), in order, each with
+    /// its sequence number: the command, or why the entry cannot be read as one (with its text).
+    pub async fn read(&self, from: i64, until: i64) -> Result<Vec<LoggedCommand>> {
+        let cluster = self.cluster.clone();
+        let range = PartitionRange {
+            topic: self.topic.clone(),
+            partition: 0,
+            from,
+            until,
+        };
+        let values = tokio::task::spawn_blocking(move || {
+            let mut values = Vec::new();
+            cluster.read_ranges(&[range], |message| {
+                if let Some(value) = message.payload() {
+                    values.push((message.offset(), value.to_vec()));
+                }
+            })?;
+            Ok::<_, SluiceError>(values)
+        })
+        .await
+        .map_err(|e| SluiceError::Internal(e.to_string()))??;
+        Ok(values
             .into_iter()
-            .filter_map(|r| r.value.map(|v| (r.offset, v)))
             .map(|(offset, value)| {
                 let command = serde_json::from_slice(&value).map_err(|e| UnreadableCommand {
                     text: String::from_utf8_lossy(&value).into_owned(),

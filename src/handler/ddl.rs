@@ -2,7 +2,7 @@
 //! DROP STREAM|TABLE, TERMINATE, CREATE/DROP CONNECTOR.
 //!
 //! `validate` checks a statement against the catalog before it is logged; `apply` makes it take
-//! effect, both when it is first run and when the command log is replayed.
+//! effect where it was accepted, where the command log is followed and when it is replayed.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +28,78 @@ use crate::{
     },
 };
 
+/// How a logged statement is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Replaying the log at start: the catalog only; what runs is started once it is replayed.
+    Replay,
+    /// This server accepted the statement: it creates the topics, sets where a new query starts
+    /// and starts what the statement starts.
+    Accepted,
+    /// Another server of the service accepted it and this one follows the log: as `Accepted`,
+    /// except that what the accepting server did once (where a query starts, offsets forgotten,
+    /// a topic deleted) is read from Kafka, not done again.
+    Followed,
+}
+
+impl Mode {
+    /// Whether what the statement starts starts now.
+    fn runs(self) -> bool {
+        self != Mode::Replay
+    }
+}
+
+/// Checks that a logged statement can still be applied to the catalog as it stands: two servers
+/// may each accept a statement the other's makes impossible (the same name created twice, a
+/// source dropped while a query starts reading it), and the one logged later is refused on
+/// every server, as the catalog is the same on every server at that point of the log.
+pub fn check_logged(engine: &Engine, parsed: &ParsedStatement) -> Result<()> {
+    match &parsed.statement {
+        Statement::CreateSource(create) => {
+            let existing = engine.catalog.stream(&create.name).ok();
+            check_replace(create.kind, &create.name, existing.as_ref(), create.or_replace, create.if_not_exists, create.read_only)
+        }
+        Statement::CreateAsSelect(csas) => {
+            let existing = engine.catalog.stream(&csas.name).ok();
+            check_replace(csas.kind, &csas.name, existing.as_ref(), csas.or_replace, csas.if_not_exists, false)
+        }
+        Statement::DropSource(drop) => {
+            let Ok(existing) = engine.catalog.stream(&drop.name) else {
+                return if drop.if_exists {
+                    Ok(())
+                } else {
+                    Err(SluiceError::NotFound(format!(
+                        "{} {} does not exist.",
+                        capitalized(drop.kind.word()),
+                        drop.name
+                    )))
+                };
+            };
+            if existing.kind != drop.kind {
+                return Err(SluiceError::Plan(format!(
+                    "Incompatible data source type is {}, but statement was DROP {}",
+                    existing.kind, drop.kind
+                )));
+            }
+            let (reads, _) = engine.catalog.queries_of(&drop.name);
+            if !reads.is_empty() {
+                let ids: Vec<&str> = reads.iter().map(|q| q.id.as_str()).collect();
+                return Err(SluiceError::Plan(format!(
+                    "Cannot drop {}.\nThe following queries read from this source: [{}].\nYou need to terminate them before dropping {}.",
+                    drop.name,
+                    ids.join(", "),
+                    drop.name
+                )));
+            }
+            Ok(())
+        }
+        Statement::CreateConnector(create) if engine.catalog.connector(&create.name).is_some() && !create.if_not_exists => {
+            Err(SluiceError::Plan(format!("Connector {} already exists", create.name)))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks that `parsed` can be applied to the catalog as it stands.
 pub async fn validate(
     engine: &Engine,
@@ -36,8 +108,7 @@ pub async fn validate(
 ) -> Result<()> {
     match &parsed.statement {
         Statement::CreateSource(create) => {
-            let existing = engine.catalog.stream(&create.name).ok();
-            check_replace(create.kind, &create.name, existing.as_ref(), create.or_replace, create.if_not_exists, create.read_only)?;
+            check_logged(engine, parsed)?;
             let stream = SourceDef::declared(&with_default_formats(create, properties), &parsed.text)?;
             if TopicTemplate::parse(&stream.topic)?.is_some() {
                 return Err(SluiceError::Plan(format!(
@@ -55,8 +126,7 @@ pub async fn validate(
             Ok(())
         }
         Statement::CreateAsSelect(csas) => {
-            let existing = engine.catalog.stream(&csas.name).ok();
-            check_replace(csas.kind, &csas.name, existing.as_ref(), csas.or_replace, csas.if_not_exists, false)?;
+            check_logged(engine, parsed)?;
             OffsetReset::from_properties(properties)?;
             Guarantee::from_properties(properties)?;
             let plan = QueryPlanner::plan_with(&engine.catalog, &csas.select, collect_limits(engine, properties)?).await?;
@@ -88,23 +158,10 @@ pub async fn validate(
             check_insert_schema(&target, &plan)
         }
         Statement::DropSource(drop) => {
+            check_logged(engine, parsed)?;
             let Ok(existing) = engine.catalog.stream(&drop.name) else {
-                return if drop.if_exists {
-                    Ok(())
-                } else {
-                    Err(SluiceError::NotFound(format!(
-                        "{} {} does not exist.",
-                        capitalized(drop.kind.word()),
-                        drop.name
-                    )))
-                };
+                return Ok(());
             };
-            if existing.kind != drop.kind {
-                return Err(SluiceError::Plan(format!(
-                    "Incompatible data source type is {}, but statement was DROP {}",
-                    existing.kind, drop.kind
-                )));
-            }
             if existing.read_only && drop.delete_topic {
                 return Err(SluiceError::Plan(format!("Cannot delete topic for read-only source: {}", drop.name)));
             }
@@ -112,16 +169,6 @@ pub async fn validate(
                 return Err(SluiceError::NotImplemented(
                     "DELETE TOPIC on the embedded broker: Tansu 0.6.0 deletes the metadata of every topic when it deletes one (tansu-storage src/sql/topic_delete_by.sql). Drop the stream without DELETE TOPIC; its topic stays".into(),
                 ));
-            }
-            let (reads, _) = engine.catalog.queries_of(&drop.name);
-            if !reads.is_empty() {
-                let ids: Vec<&str> = reads.iter().map(|q| q.id.as_str()).collect();
-                return Err(SluiceError::Plan(format!(
-                    "Cannot drop {}.\nThe following queries read from this source: [{}].\nYou need to terminate them before dropping {}.",
-                    drop.name,
-                    ids.join(", "),
-                    drop.name
-                )));
             }
             Ok(())
         }
@@ -131,9 +178,7 @@ pub async fn validate(
         },
         Statement::QueryControl(QueryControl { target: QueryTarget::All, .. }) => Ok(()),
         Statement::CreateConnector(create) => {
-            if engine.catalog.connector(&create.name).is_some() && !create.if_not_exists {
-                return Err(SluiceError::Plan(format!("Connector {} already exists", create.name)));
-            }
+            check_logged(engine, parsed)?;
             ConnectorManager::validate(&connector::definition(create))?;
             Ok(())
         }
@@ -157,13 +202,13 @@ pub async fn validate(
     }
 }
 
-/// Applies a logged statement; `run` starts what it starts (false while replaying the log).
+/// Applies a logged statement as `mode` says.
 pub async fn apply(
     engine: &Engine,
     parsed: &ParsedStatement,
     properties: &BTreeMap<String, String>,
     seq: i64,
-    run: bool,
+    mode: Mode,
 ) -> Result<Value> {
     let text = &parsed.text;
     match &parsed.statement {
@@ -174,14 +219,14 @@ pub async fn apply(
                 return Ok(entity::command_status(text, word, &create.name, &message, None, seq));
             }
             let source = SourceDef::declared(&with_default_formats(create, properties), text)?;
-            if run {
+            if mode.runs() {
                 let partitions = number(create.properties.get("PARTITIONS"), 1)?;
                 let replicas = number(create.properties.get("REPLICAS"), 1)?;
                 engine.cluster.ensure_topic(&source.topic, partitions, replicas, &[]).await?;
             }
             engine.catalog.put_stream(source.clone());
             engine.queries.dematerialize(&create.name);
-            if run && source.is_materialized() {
+            if mode.runs() && source.is_materialized() {
                 engine.queries.materialize(&source)?;
             }
             Ok(entity::command_status(text, word, &create.name, &format!("{} created", capitalized(word)), None, seq))
@@ -198,7 +243,7 @@ pub async fn apply(
                 Some(p) => p,
                 None => engine.cluster.topic(&plan.source.topic)?.map_or(1, |t| t.partitions),
             };
-            if run && TopicTemplate::parse(&sink.topic)?.is_none() {
+            if mode.runs() && TopicTemplate::parse(&sink.topic)?.is_none() {
                 engine.cluster.ensure_topic(&sink.topic, partitions, replicas, &[]).await?;
             }
             let prefix = match csas.kind {
@@ -216,9 +261,9 @@ pub async fn apply(
                 paused: false,
             };
             engine.catalog.put_stream(sink.clone());
-            let id = register_query(engine, query, plan, run).await?;
+            let id = register_query(engine, query, plan, mode).await?;
             engine.queries.dematerialize(&csas.name);
-            if run && sink.is_materialized() {
+            if mode.runs() && sink.is_materialized() {
                 engine.queries.materialize(&sink)?;
             }
             Ok(entity::command_status(text, word, &csas.name, &format!("Created query with ID {id}"), Some(&id), seq))
@@ -239,11 +284,11 @@ pub async fn apply(
                 properties: properties.clone(),
                 paused: false,
             };
-            register_query(engine, query, plan, run).await.map(|id| {
+            register_query(engine, query, plan, mode).await.map(|id| {
                 entity::command_status(text, "stream", &insert.target, &format!("Created query with ID {id}"), Some(&id), seq)
             })
         }
-        Statement::DropSource(drop) => drop_source(engine, drop, text, seq, run).await,
+        Statement::DropSource(drop) => drop_source(engine, drop, text, seq, mode).await,
         Statement::QueryControl(control) => {
             let (ids, target) = match &control.target {
                 QueryTarget::Query(id) => (vec![id.clone()], id.as_str()),
@@ -251,9 +296,9 @@ pub async fn apply(
             };
             for id in &ids {
                 match control.action {
-                    QueryAction::Terminate => terminate_query(engine, id, run).await?,
-                    QueryAction::Pause => pause_query(engine, id, run),
-                    QueryAction::Resume => resume_query(engine, id, run).await?,
+                    QueryAction::Terminate => terminate_query(engine, id, mode).await?,
+                    QueryAction::Pause => pause_query(engine, id, mode),
+                    QueryAction::Resume => resume_query(engine, id, mode).await?,
                 }
             }
             let message = match control.action {
@@ -279,7 +324,7 @@ pub async fn apply(
             }
             let definition = connector::definition(create);
             engine.catalog.put_connector(definition.clone());
-            if run {
+            if mode.runs() {
                 engine.connectors.start(&definition).await?;
             }
             Ok(connector::created(text, &definition))
@@ -325,22 +370,34 @@ fn with_default_formats(create: &CreateSource, settings: &BTreeMap<String, Strin
     create
 }
 
-/// Adds a query to the catalog and, unless replaying, starts it from `auto.offset.reset`.
-async fn register_query(engine: &Engine, query: QueryDef, plan: ContinuousPlan, run: bool) -> Result<String> {
+/// Adds a query to the catalog and, unless replaying, starts it: from `auto.offset.reset` where
+/// it was accepted (committed as its first checkpoint), from that checkpoint where the log is
+/// followed (or from `auto.offset.reset` too, when the accepting server has not committed it yet).
+async fn register_query(engine: &Engine, query: QueryDef, plan: ContinuousPlan, mode: Mode) -> Result<String> {
     let id = query.id.clone();
     engine.catalog.put_query(query.clone());
-    if run {
-        let reset = OffsetReset::from_properties(&query.properties)?;
-        let input = engine.queries.plan_start(&plan, reset)?;
-        let start = Checkpoint {
-            start: plan.is_stateful().then(|| input.clone()),
-            input,
-            output: Some(engine.queries.output_ends(&query.sink_topic)?),
-            idle: Vec::new(),
-        };
-        engine.queries.offsets().commit(&id, &start).await?;
-        start_planned(engine, &query, plan, start)?;
+    if !mode.runs() {
+        return Ok(id);
     }
+    if mode == Mode::Followed {
+        engine.queries.offsets().reload().await?;
+    }
+    let start = match engine.queries.offsets().get(&id) {
+        Some(committed) => committed,
+        None => {
+            let reset = OffsetReset::from_properties(&query.properties)?;
+            let input = engine.queries.plan_start(&plan, reset)?;
+            let start = Checkpoint {
+                start: plan.is_stateful().then(|| input.clone()),
+                input,
+                output: Some(engine.queries.output_ends(&query.sink_topic)?),
+                idle: Vec::new(),
+            };
+            engine.queries.offsets().commit(&id, &start).await?;
+            start
+        }
+    };
+    start_planned(engine, &query, plan, start)?;
     Ok(id)
 }
 
@@ -430,46 +487,52 @@ fn start_planned(engine: &Engine, query: &QueryDef, mut plan: ContinuousPlan, st
 
 /// Pauses a running query; replaying the log only marks it, and the replay shows it paused
 /// instead of starting it.
-fn pause_query(engine: &Engine, id: &str, run: bool) {
-    if engine.catalog.query(id).is_some_and(|q| !q.paused) && engine.catalog.set_paused(id, true) && run {
+fn pause_query(engine: &Engine, id: &str, mode: Mode) {
+    if engine.catalog.query(id).is_some_and(|q| !q.paused) && engine.catalog.set_paused(id, true) && mode.runs() {
         engine.queries.pause(id);
     }
 }
 
-/// Starts a paused query again from its committed positions.
-async fn resume_query(engine: &Engine, id: &str, run: bool) -> Result<()> {
+/// Starts a paused query again from its committed positions (as the server that paused it
+/// committed them, where the log is followed).
+async fn resume_query(engine: &Engine, id: &str, mode: Mode) -> Result<()> {
     let Some(query) = engine.catalog.query(id).filter(|q| q.paused) else {
         return Ok(());
     };
     engine.catalog.set_paused(id, false);
-    if run {
+    if mode == Mode::Followed {
+        engine.queries.offsets().reload().await?;
+    }
+    if mode.runs() {
         start_query(engine, &query).await?;
     }
     Ok(())
 }
 
-async fn terminate_query(engine: &Engine, id: &str, run: bool) -> Result<()> {
+/// Stops a query and takes it out of the catalog; the server that accepted the statement
+/// forgets its positions.
+async fn terminate_query(engine: &Engine, id: &str, mode: Mode) -> Result<()> {
     if engine.catalog.remove_query(id).is_some() {
         engine.queries.stop_persistent(id);
-        if run {
+        if mode == Mode::Accepted {
             engine.queries.offsets().forget(id).await?;
         }
     }
     Ok(())
 }
 
-async fn drop_source(engine: &Engine, drop: &DropSource, text: &str, seq: i64, run: bool) -> Result<Value> {
+async fn drop_source(engine: &Engine, drop: &DropSource, text: &str, seq: i64, mode: Mode) -> Result<Value> {
     let command_id = format!("{}/`{}`/drop", drop.kind.word(), drop.name);
     let Some(stream) = engine.catalog.stream(&drop.name).ok() else {
         return Ok(entity::command_done(text, command_id, &format!("Source `{}` does not exist.", drop.name), seq));
     };
     let (_, writes) = engine.catalog.queries_of(&drop.name);
     for query in writes {
-        terminate_query(engine, &query.id, run).await?;
+        terminate_query(engine, &query.id, mode).await?;
     }
     engine.catalog.remove_stream(&drop.name);
     engine.queries.dematerialize(&drop.name);
-    if run && drop.delete_topic {
+    if mode == Mode::Accepted && drop.delete_topic {
         engine.cluster.delete_topic(&stream.topic).await?;
     }
     Ok(entity::command_done(text, command_id, &format!("Source `{}` (topic: {}) was dropped.", drop.name, stream.topic), seq))

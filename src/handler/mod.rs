@@ -1,5 +1,6 @@
 //! Statement handling: one `execute` that validates a statement, appends it to the command log
-//! when it changes state, applies it, and answers with ksqlDB's entities.
+//! when it changes state, applies it, and answers with ksqlDB's entities; and the follower that
+//! applies what the service's other servers append.
 
 pub mod connector;
 pub mod ddl;
@@ -8,13 +9,25 @@ pub mod explain;
 pub mod insert;
 pub mod metadata;
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
+use ddl::Mode;
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
-    catalog::{Catalog, SourceDef, command_log::{Command, CommandLog}, types::CustomTypes},
+    catalog::{
+        Catalog, SourceDef,
+        command_log::{Command, CommandLog},
+        types::CustomTypes,
+    },
     config::ServerConfig,
     connectors::kafka::{KafkaCluster, offsets::OffsetStore, source_offsets::SourceOffsets},
     error::{Result, SluiceError},
@@ -47,6 +60,8 @@ pub struct Engine {
     pub connectors: ConnectorManager,
     /// State-changing statements are applied one at a time, in command-log order.
     write: tokio::sync::Mutex<()>,
+    /// The sequence number of the next command to apply: every one before it is applied here.
+    next_command: AtomicI64,
     /// Command-log entries that could not be applied on replay: the server serves the rest and
     /// reports itself degraded.
     replay_failures: parking_lot::Mutex<Vec<ReplayFailure>>,
@@ -78,32 +93,26 @@ impl Engine {
             cluster,
             commands,
             write: tokio::sync::Mutex::new(()),
+            next_command: AtomicI64::new(0),
             replay_failures: parking_lot::Mutex::new(Vec::new()),
         });
         engine.replay().await?;
+        tokio::spawn(follow(Arc::downgrade(&engine)));
         Ok(engine)
     }
 
     async fn replay(&self) -> Result<()> {
-        let commands = self.commands.replay().await?;
+        let (commands, end) = self.commands.replay().await?;
         let count = commands.len();
         for (seq, command) in commands {
-            let command = match command {
-                Ok(command) => command,
-                Err(unreadable) => {
-                    self.replay_failed(seq, &unreadable.text, &SluiceError::Internal(unreadable.error));
-                    continue;
+            match command {
+                Ok(command) => {
+                    let _ = self.apply_logged(seq, &command, Mode::Replay).await;
                 }
-            };
-            let properties = properties::normalize(&command.properties).unwrap_or(command.properties);
-            let applied = match KsqlParser::parse_one_with_types(&command.statement, &self.catalog.types()) {
-                Ok(parsed) => ddl::apply(self, &parsed, &properties, seq, false).await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = applied {
-                self.replay_failed(seq, &command.statement, &e);
+                Err(unreadable) => self.replay_failed(seq, &unreadable.text, &SluiceError::Internal(unreadable.error)),
             }
         }
+        self.next_command.store(end, Ordering::SeqCst);
         self.declare_processing_log()?;
         let queries: Vec<_> = self.catalog.snapshot().queries.into_values().collect();
         for query in &queries {
@@ -130,6 +139,83 @@ impl Engine {
         Ok(())
     }
 
+    /// Applies a logged command as `mode` says. A statement the catalog no longer allows at its
+    /// place in the log (another server's statement came first) is refused here as on every
+    /// server, and only logged; one that fails otherwise is kept as a failure the health check
+    /// shows. Gives the statement's entity, or why it was refused or failed.
+    async fn apply_logged(&self, seq: i64, command: &Command, mode: Mode) -> Result<Value> {
+        let properties = properties::normalize(&command.properties).unwrap_or_else(|_| command.properties.clone());
+        let parsed = match KsqlParser::parse_one_with_types(&command.statement, &self.catalog.types()) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                self.replay_failed(seq, &command.statement, &e);
+                return Err(e);
+            }
+        };
+        if let Err(refusal) = ddl::check_logged(self, &parsed) {
+            info!(sequence = seq, statement = %command.statement, reason = %refusal, "a logged statement is refused: another came first");
+            return Err(refusal);
+        }
+        let applied = ddl::apply(self, &parsed, &properties, seq, mode).await;
+        if let Err(e) = &applied {
+            self.replay_failed(seq, &command.statement, e);
+        }
+        applied
+    }
+
+    /// Applies the commands other servers logged, up to `until` (exclusive). The caller holds
+    /// the write lock.
+    async fn follow_to(&self, until: i64) -> Result<()> {
+        let from = self.next_command.load(Ordering::SeqCst);
+        if until <= from {
+            return Ok(());
+        }
+        for (seq, command) in self.commands.read(from, until).await? {
+            match command {
+                Ok(command) => {
+                    debug!(sequence = seq, statement = %command.statement, "applying a statement another server logged");
+                    let _ = self.apply_logged(seq, &command, Mode::Followed).await;
+                }
+                Err(unreadable) => self.replay_failed(seq, &unreadable.text, &SluiceError::Internal(unreadable.error)),
+            }
+            self.next_command.store(seq + 1, Ordering::SeqCst);
+        }
+        self.next_command.store(until, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Applies whatever the service's other servers have logged since this one last looked.
+    pub async fn catch_up(&self) -> Result<()> {
+        let end = self.commands.end().await?;
+        if end <= self.next_command.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let _guard = self.write.lock().await;
+        self.follow_to(end).await
+    }
+
+    /// Waits until the command with sequence number `seq` is applied here (ksqlDB's
+    /// `commandSequenceNumber` of a request), catching up on the log meanwhile; false when
+    /// `limit` passes first.
+    pub async fn await_command(&self, seq: i64, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if seq < self.next_command.load(Ordering::SeqCst) {
+                return true;
+            }
+            if let Err(e) = self.catch_up().await {
+                warn!(error = %e, "could not read the command log");
+            }
+            if seq < self.next_command.load(Ordering::SeqCst) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(COMMAND_POLL).await;
+        }
+    }
+
     fn replay_failed(&self, sequence: i64, statement: &str, error: &SluiceError) {
         warn!(sequence, statement, error = %error, "a command could not be applied on replay");
         self.replay_failures.lock().push(ReplayFailure {
@@ -139,7 +225,7 @@ impl Engine {
         });
     }
 
-    /// The logged statements that could not be applied when the server started.
+    /// The logged statements that could not be applied, on start or since.
     pub fn replay_failures(&self) -> Vec<ReplayFailure> {
         self.replay_failures.lock().clone()
     }
@@ -173,6 +259,9 @@ impl Engine {
             entities: Vec::new(),
             is_query: false,
         };
+        if let Err(e) = self.catch_up().await {
+            warn!(error = %e, "could not read the command log; answering from what is applied here");
+        }
         let parsed = parse_with_variables(sql, request_variables, &self.catalog.types()).map_err(whole)?;
         let mut properties = properties::normalize(request_properties).map_err(whole)?;
         let mut session = Session {
@@ -229,6 +318,7 @@ impl Engine {
             )),
             _ => {
                 let _guard = self.write.lock().await;
+                self.follow_to(self.commands.end().await?).await?;
                 ddl::validate(self, parsed, properties).await?;
                 let seq = self
                     .commands
@@ -237,13 +327,38 @@ impl Engine {
                         properties: properties.clone(),
                     })
                     .await?;
-                ddl::apply(self, parsed, properties, seq, true).await.map(Some)
+                // Another server may have logged statements between this one's validation and
+                // its place in the log: they are applied first, and this one checked again.
+                self.follow_to(seq).await?;
+                let applied = match ddl::check_logged(self, parsed) {
+                    Ok(()) => ddl::apply(self, parsed, properties, seq, Mode::Accepted).await,
+                    Err(refusal) => Err(refusal),
+                };
+                self.next_command.store(seq + 1, Ordering::SeqCst);
+                applied.map(Some)
             }
         }
     }
 
     pub fn shutdown(&self) {
         self.queries.shutdown();
+    }
+}
+
+/// How often the log is read for what other servers appended, and how often a request waiting
+/// for a command looks again.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
+const COMMAND_POLL: Duration = Duration::from_millis(50);
+
+/// Follows the command log for as long as the engine lives: what the service's other servers
+/// append is applied here within [`FOLLOW_INTERVAL`].
+async fn follow(engine: Weak<Engine>) {
+    loop {
+        tokio::time::sleep(FOLLOW_INTERVAL).await;
+        let Some(engine) = engine.upgrade() else { return };
+        if let Err(e) = engine.catch_up().await {
+            warn!(error = %e, "could not follow the command log");
+        }
     }
 }
 

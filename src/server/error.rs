@@ -25,6 +25,8 @@ pub enum AppError {
     NotFound(String),
     /// 50300: a service Sluice reads for the request (Kafka, HDFS) failed; the cause is shown.
     Unavailable(String),
+    /// 50301: the command a request names was not applied here in time.
+    CommandTimeout(i64),
     /// 40003: as many push queries run as the server allows.
     TooManyPushQueries,
     /// 41300: the request body is larger than the server reads.
@@ -104,6 +106,10 @@ impl AppError {
             AppError::Unavailable(message) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"@type": "generic_error", "error_code": 50300, "message": message}),
+            ),
+            AppError::CommandTimeout(seq) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"@type": "generic_error", "error_code": 50301, "message": format!("Timed out while waiting for a previous command to execute. command sequence number: {seq}")}),
             ),
             AppError::TooManyPushQueries => (
                 StatusCode::BAD_REQUEST,

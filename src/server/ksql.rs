@@ -16,6 +16,22 @@ pub struct KsqlRequest {
     pub streams_properties: BTreeMap<String, Value>,
     #[serde(default, deserialize_with = "null_as_empty", rename = "sessionVariables")]
     pub session_variables: BTreeMap<String, Value>,
+    /// The request runs once this command is applied on this server (read your own writes
+    /// across the servers of a service, as ksqlDB's clients do).
+    #[serde(default, rename = "commandSequenceNumber")]
+    pub command_sequence_number: Option<i64>,
+}
+
+/// How long a request waits for the command it names to be applied here (ksqlDB's
+/// `ksql.server.command.response.timeout.ms`).
+const COMMAND_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits until the command a request names, if any, is applied on this server.
+pub async fn await_command(state: &AppState, seq: Option<i64>) -> Result<(), AppError> {
+    match seq {
+        Some(seq) if !state.engine.await_command(seq, COMMAND_WAIT).await => Err(AppError::CommandTimeout(seq)),
+        _ => Ok(()),
+    }
 }
 
 /// A map field that a client may also send as `null`, as ksqlDB's Jackson model allows.
@@ -42,6 +58,7 @@ pub fn property_text(properties: &BTreeMap<String, Value>) -> BTreeMap<String, S
 pub async fn ksql(State(state): State<AppState>, KsqlBody(body): KsqlBody) -> Result<Json<Vec<Value>>, AppError> {
     let request: KsqlRequest = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("Invalid request body: {e}")))?;
+    await_command(&state, request.command_sequence_number).await?;
     let properties = property_text(&request.streams_properties);
     let variables = property_text(&request.session_variables);
     let entities = state.engine.execute(&request.ksql, &properties, &variables).await?;

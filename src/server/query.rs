@@ -47,6 +47,8 @@ pub(super) struct LegacyQueryRequest {
     pub(super) streams_properties: BTreeMap<String, Value>,
     #[serde(default, deserialize_with = "super::ksql::null_as_empty", rename = "sessionVariables")]
     pub(super) session_variables: BTreeMap<String, Value>,
+    #[serde(default, rename = "commandSequenceNumber")]
+    pub(super) command_sequence_number: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +80,7 @@ pub async fn query(State(state): State<AppState>, headers: HeaderMap, KsqlBody(b
         Some("*/*") | Some("application/vnd.ksqlapi.delimited.v1") => Layout::Delimited,
         _ => Layout::StreamedRow,
     };
+    super::ksql::await_command(&state, request.command_sequence_number).await?;
     let sql = substitute(&request.ksql, &property_text(&request.session_variables));
     run(state, &sql, property_text(&request.streams_properties), layout).await
 }

@@ -72,23 +72,22 @@ impl OffsetStore {
         cluster
             .ensure_topic(&topic, 1, 1, &[("cleanup.policy", "compact")])
             .await?;
-        let reader = cluster.clone();
-        let name = topic.clone();
-        let records = tokio::task::spawn_blocking(move || reader.read_partition_to_end(&name))
-            .await
-            .map_err(|e| SluiceError::Internal(e.to_string()))??;
-        let mut committed = Committed::default();
-        for record in records {
-            let Some(key) = record.key.and_then(|k| String::from_utf8(k).ok()) else {
-                continue;
-            };
-            apply_record(&mut committed, &key, record.value.as_deref())?;
-        }
+        let committed = read_committed(&cluster, &topic).await?;
         Ok(Self {
             topic,
             cluster,
             committed: Mutex::new(committed),
         })
+    }
+
+    /// Reads every committed position again: what another server committed since this one
+    /// opened the store (a query it ran, paused or handed over) is then what [`get`] gives.
+    ///
+    /// [`get`]: OffsetStore::get
+    pub async fn reload(&self) -> Result<()> {
+        let committed = read_committed(&self.cluster, &self.topic).await?;
+        *self.committed.lock() = committed;
+        Ok(())
     }
 
     /// The compacted topic the positions are kept in.
@@ -176,6 +175,23 @@ impl OffsetStore {
         committed.idle.remove(owner);
         Ok(())
     }
+}
+
+/// Every record of the store's topic, applied in order.
+async fn read_committed(cluster: &Arc<KafkaCluster>, topic: &str) -> Result<Committed> {
+    let reader = cluster.clone();
+    let name = topic.to_string();
+    let records = tokio::task::spawn_blocking(move || reader.read_partition_to_end(&name))
+        .await
+        .map_err(|e| SluiceError::Internal(e.to_string()))??;
+    let mut committed = Committed::default();
+    for record in records {
+        let Some(key) = record.key.and_then(|k| String::from_utf8(k).ok()) else {
+            continue;
+        };
+        apply_record(&mut committed, &key, record.value.as_deref())?;
+    }
+    Ok(committed)
 }
 
 fn partition_key(owner: &str, partition: i32) -> String {

@@ -1,0 +1,92 @@
+//! Several servers of one service over a real broker: a statement accepted by one is applied by
+//! every other, in command-log order, and statements two servers accept at once resolve the
+//! same way on both.
+
+mod common;
+
+use common::{SluiceServer, TestBroker};
+use serde_json::{Value, json};
+
+/// The column names and types `DESCRIBE name` shows on `server`.
+async fn columns(server: &SluiceServer, name: &str) -> Vec<(String, String)> {
+    let body = server.ksql_ok(&format!("DESCRIBE {name};")).await;
+    body[0]["sourceDescription"]["fields"]
+        .as_array()
+        .unwrap_or_else(|| panic!("DESCRIBE {name}: {body}"))
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap().to_string(), f["schema"]["type"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// POSTs `/ksql` with a `commandSequenceNumber`.
+async fn ksql_after(server: &SluiceServer, sql: &str, seq: i64) -> (u16, Value) {
+    let response = server
+        .client()
+        .post(format!("{}/ksql", server.url))
+        .json(&json!({"ksql": sql, "commandSequenceNumber": seq}))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_statement_sent_to_one_server_is_applied_on_every_server_of_the_service() {
+    let broker = TestBroker::start().await;
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = SluiceServer::start(&broker.bootstrap, a_dir.path().to_path_buf()).await;
+    let mut b = SluiceServer::start(&broker.bootstrap, b_dir.path().to_path_buf()).await;
+
+    a.ksql_ok("CREATE STREAM READINGS (ID STRING KEY, WATTS INTEGER) WITH (KAFKA_TOPIC='readings', VALUE_FORMAT='JSON', PARTITIONS=2);").await;
+    assert_eq!(columns(&b, "READINGS").await, [("ID".to_string(), "STRING".to_string()), ("WATTS".to_string(), "INTEGER".to_string())]);
+
+    // A statement on B over A's stream, and its query seen from A.
+    let created = b.ksql_ok("CREATE STREAM HIGH AS SELECT ID, WATTS FROM READINGS WHERE WATTS > 100;").await;
+    let query_id = created[0]["commandStatus"]["queryId"].as_str().unwrap().to_string();
+    let seq = created[0]["commandSequenceNumber"].as_i64().unwrap();
+    let queries = a.ksql_ok("SHOW QUERIES;").await;
+    let ids: Vec<&str> = queries[0]["queries"].as_array().unwrap().iter().map(|q| q["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&query_id.as_str()), "{queries}");
+
+    // ksqlDB's read-your-writes: a request naming a sequence number runs once it is applied.
+    let (status, body) = ksql_after(&a, "DESCRIBE HIGH;", seq).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = ksql_after(&a, "SHOW STREAMS;", seq + 1000).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error_code"], 50301, "{body}");
+    assert_eq!(
+        body["message"],
+        format!("Timed out while waiting for a previous command to execute. command sequence number: {}", seq + 1000)
+    );
+
+    // Two servers accepting the same name at once: the statement logged first wins on both,
+    // the other is refused to its sender, and both servers describe the winner.
+    for round in 0..6 {
+        let name = format!("CLASH{round}");
+        let on_a = format!("CREATE STREAM {name} (FROM_A INTEGER) WITH (KAFKA_TOPIC='clash_a{round}', VALUE_FORMAT='JSON', PARTITIONS=1);");
+        let on_b = format!("CREATE STREAM {name} (FROM_B STRING, N BIGINT) WITH (KAFKA_TOPIC='clash_b{round}', VALUE_FORMAT='JSON', PARTITIONS=1);");
+        let ((a_status, a_body), (b_status, b_body)) = tokio::join!(a.ksql(&on_a), b.ksql(&on_b));
+        assert_eq!(
+            [a_status, b_status].iter().filter(|s| **s == 200).count(),
+            1,
+            "one of two CREATEs of {name} succeeds: {a_body} {b_body}"
+        );
+        let loser = if a_status == 200 { &b_body } else { &a_body };
+        assert_eq!(loser["message"], format!("Cannot add stream '{name}': A stream with the same name already exists"), "{loser}");
+        let winner = if a_status == 200 { vec![("FROM_A", "INTEGER")] } else { vec![("FROM_B", "STRING"), ("N", "BIGINT")] };
+        let winner: Vec<(String, String)> = winner.into_iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+        assert_eq!(columns(&a, &name).await, winner, "{name} on A");
+        assert_eq!(columns(&b, &name).await, winner, "{name} on B");
+    }
+
+    // A terminates the query and drops the stream; B, restarted, replays the refused
+    // statements without counting them as failures, and has what A has.
+    a.ksql_ok(&format!("TERMINATE {query_id};")).await;
+    a.ksql_ok("DROP STREAM HIGH;").await;
+    b.restart().await;
+    let health: Value = b.client().get(format!("{}/healthcheck", b.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["isHealthy"], true, "{health}");
+    let streams = b.ksql_ok("SHOW STREAMS;").await;
+    let names: Vec<&str> = streams[0]["streams"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"READINGS") && !names.contains(&"HIGH"), "{streams}");
+}

@@ -1,6 +1,6 @@
 //! Server configuration: built-in defaults, then a properties file, then environment and flags.
 
-use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
 use crate::{
     error::{Result, SluiceError},
@@ -39,6 +39,12 @@ pub struct ServerConfig {
     /// `ksql.functions.collect_list.limit` and `ksql.functions.collect_set.limit`: settings of
     /// the functions every query starts from, which a request's properties override.
     pub function_properties: BTreeMap<String, String>,
+    /// `ksql.advertised.listener`: the URL the service's other servers and clients reach this
+    /// one at, and its name among them; by default the listener's.
+    pub advertised_listener: Option<String>,
+    /// `sluice.cluster.session.timeout.ms`: how long a server of the service may go without a
+    /// heartbeat before its share of the queries is taken over.
+    pub session_timeout: Duration,
 }
 
 /// ksqlDB's HTTP Basic authentication settings.
@@ -68,6 +74,27 @@ impl Default for ServerConfig {
             max_request_bytes: 4 << 20,
             authentication: None,
             function_properties: BTreeMap::new(),
+            advertised_listener: None,
+            session_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The name this server goes by among the servers of its service: the advertised
+    /// listener, else the URL of the listener (with the host's name for a wildcard address).
+    pub fn server_name(&self) -> String {
+        if let Some(advertised) = &self.advertised_listener {
+            return advertised.trim_end_matches('/').to_string();
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        if self.listen.ip().is_unspecified() {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "localhost".to_string());
+            format!("{scheme}://{host}:{}", self.listen.port())
+        } else {
+            format!("{scheme}://{}", self.listen)
         }
     }
 }
@@ -134,6 +161,10 @@ impl ServerConfig {
                 }
                 "broker.listen" => config.broker_listen = parse_address(&key, &value)?,
                 "ksql.service.id" | "service.id" => config.service_id = value,
+                "ksql.advertised.listener" => config.advertised_listener = Some(value.trim().to_string()).filter(|v| !v.is_empty()),
+                "sluice.cluster.session.timeout.ms" => {
+                    config.session_timeout = Duration::from_millis(parse_count(&key, &value)? as u64)
+                }
                 "data.dir" => config.data_dir = PathBuf::from(value),
                 "ksql.max.push.queries" => config.max_push_queries = parse_count(&key, &value)?,
                 "sluice.http.max.request.bytes" => config.max_request_bytes = parse_count(&key, &value)?,
@@ -154,7 +185,7 @@ impl ServerConfig {
                 }
                 other => {
                     return Err(SluiceError::Config(format!(
-                        "unknown key '{other}' (known: listeners, bootstrap.servers, broker.listen, ksql.service.id, data.dir, ksql.max.push.queries, sluice.http.max.request.bytes, authentication.method, authentication.realm, authentication.roles, authentication.skip.paths, authentication.jaas.config, ksql.functions.collect_list.limit, ksql.functions.collect_set.limit, {}, and the Kafka clients' security.protocol, sasl.*, ssl.ca.location, ssl.certificate.location, ssl.key.location, each also prefixed ksql.streams.)",
+                        "unknown key '{other}' (known: listeners, bootstrap.servers, broker.listen, ksql.service.id, ksql.advertised.listener, sluice.cluster.session.timeout.ms, data.dir, ksql.max.push.queries, sluice.http.max.request.bytes, authentication.method, authentication.realm, authentication.roles, authentication.skip.paths, authentication.jaas.config, ksql.functions.collect_list.limit, ksql.functions.collect_set.limit, {}, and the Kafka clients' security.protocol, sasl.*, ssl.ca.location, ssl.certificate.location, ssl.key.location, each also prefixed ksql.streams.)",
                         tls::KEYS
                     )));
                 }

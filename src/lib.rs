@@ -2,6 +2,7 @@
 
 pub mod broker;
 pub mod catalog;
+pub mod cluster;
 pub mod connectors;
 pub mod config;
 pub mod error;

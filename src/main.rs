@@ -103,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
     info!("shutting down");
     let stopped = tokio::time::timeout(SHUTDOWN_LIMIT, async {
         engine.connectors.shutdown().await;
-        tokio::task::spawn_blocking(move || engine.shutdown()).await
+        engine.shutdown().await
     })
     .await;
     if stopped.is_err() {

@@ -1,11 +1,20 @@
 //! Several servers of one service over a real broker: a statement accepted by one is applied by
 //! every other, in command-log order, and statements two servers accept at once resolve the
-//! same way on both.
+//! same way on both; the servers share the persistent queries, and a killed server's share
+//! moves to the others with every record routed exactly once.
 
 mod common;
 
-use common::{SluiceServer, TestBroker};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::{Duration, Instant},
+};
+
+use common::{CREATE_INGESTION, SluiceServer, TestBroker, check_routed_exactly_once, create_ingestion_topic, feed_sensors};
 use serde_json::{Value, json};
+
+const SENSORS: u32 = 6;
+const PER_SENSOR: u32 = 400;
 
 /// The column names and types `DESCRIBE name` shows on `server`.
 async fn columns(server: &SluiceServer, name: &str) -> Vec<(String, String)> {
@@ -89,4 +98,72 @@ async fn a_statement_sent_to_one_server_is_applied_on_every_server_of_the_servic
     let streams = b.ksql_ok("SHOW STREAMS;").await;
     let names: Vec<&str> = streams[0]["streams"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"READINGS") && !names.contains(&"HIGH"), "{streams}");
+}
+
+/// `/clusterStatus` on `server`: the queries each live server runs, by `host:port`.
+async fn shares(server: &SluiceServer) -> BTreeMap<String, BTreeSet<String>> {
+    let status: Value = server.client().get(format!("{}/clusterStatus", server.url)).send().await.unwrap().json().await.unwrap();
+    status["clusterStatus"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{status}"))
+        .iter()
+        .filter(|(_, host)| host["hostAlive"] == true)
+        .map(|(name, host)| (name.clone(), host["activeStandbyPerQuery"].as_object().unwrap().keys().cloned().collect()))
+        .collect()
+}
+
+/// Waits until `server` sees each of `hosts` run `per_host` queries, and no other host any;
+/// gives how long that took.
+async fn until_shared(server: &SluiceServer, hosts: &[&SluiceServer], per_host: usize) -> Duration {
+    let started = Instant::now();
+    let wanted: BTreeSet<String> = hosts.iter().map(|h| h.url.trim_start_matches("http://").to_string()).collect();
+    loop {
+        let shares = shares(server).await;
+        let running: BTreeSet<String> = shares.iter().filter(|(_, q)| !q.is_empty()).map(|(h, _)| h.clone()).collect();
+        if running == wanted && shares.values().filter(|q| !q.is_empty()).all(|q| q.len() == per_host) {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "shares never settled on {per_host} per host of {wanted:?}: {shares:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_servers_share_the_routing_queries_and_take_over_a_killed_ones_share_exactly_once() {
+    let broker = TestBroker::start().await;
+    create_ingestion_topic(&broker.bootstrap).await;
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "sluice.cluster.session.timeout.ms=4000\n").unwrap();
+    let env = [("SLUICE_CONFIG", config.path().to_str().unwrap())];
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut servers = Vec::new();
+    for dir in &dirs {
+        servers.push(SluiceServer::start_with_env(&broker.bootstrap, dir.path().to_path_buf(), &env).await);
+    }
+    servers[0].ksql_ok(CREATE_INGESTION).await;
+    for sensor in 1..=SENSORS {
+        let server = &servers[sensor as usize % 3];
+        server
+            .ksql_ok(&format!(
+                "CREATE STREAM SENSOR_ID_{sensor} AS SELECT * FROM STREAM_INGESTION WHERE EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') = '{sensor}';"
+            ))
+            .await;
+    }
+    until_shared(&servers[0], &servers.iter().collect::<Vec<_>>(), 2).await;
+
+    let feeding = feed_sensors(&broker.bootstrap, SENSORS, PER_SENSOR);
+    for victim in [1, 2, 0] {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        servers[victim].kill();
+        let witness = (victim + 1) % 3;
+        let survivors: Vec<&SluiceServer> = servers.iter().enumerate().filter(|(i, _)| *i != victim).map(|(_, s)| s).collect();
+        let took = until_shared(&servers[witness], &survivors, 3).await;
+        println!("the share of a server killed with SIGKILL ran on the others {took:?} after the kill");
+        servers[victim].start_again().await;
+        until_shared(&servers[witness], &servers.iter().collect::<Vec<_>>(), 2).await;
+    }
+    feeding.await.unwrap();
+    for sensor in 1..=SENSORS {
+        check_routed_exactly_once(&broker.bootstrap, sensor, PER_SENSOR);
+    }
 }

@@ -3,58 +3,13 @@
 
 mod common;
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
-use common::{SluiceServer, TestBroker, powergrid_record, produce, producer, server_over_ingestion};
-use rdkafka::{
-    ClientConfig, Message, Offset, TopicPartitionList,
-    consumer::{BaseConsumer, Consumer},
-};
-use serde_json::Value;
+use common::{SluiceServer, TestBroker, check_routed_exactly_once, feed_sensors, produce, producer, server_over_ingestion};
 
 const SENSORS: u32 = 6;
 const PER_SENSOR: u32 = 400;
 const KILLS: usize = 5;
-
-/// Every record of every partition of `topic`, as (partition, key, correlation id), read until
-/// `expected` records arrived and the topic stayed quiet for a while after.
-fn routed(bootstrap: &str, topic: &str, expected: usize, within: Duration) -> Vec<(i32, String, String)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "sluice-exactly-once-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
-    let partitions = metadata.topics()[0].partitions().len() as i32;
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..partitions {
-        assignment.add_partition_offset(topic, p, Offset::Beginning).unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
-    let deadline = Instant::now() + within;
-    let mut records = Vec::new();
-    let mut quiet_since = Instant::now();
-    while Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let value: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
-                records.push((
-                    m.partition(),
-                    String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-                    value["CORRELATION_ID"].as_str().or(value["correlation_id"].as_str()).unwrap().to_string(),
-                ));
-                quiet_since = Instant::now();
-            }
-            _ if records.len() >= expected && quiet_since.elapsed() > Duration::from_secs(3) => break,
-            _ => {}
-        }
-    }
-    records
-}
 
 /// Creates the ingestion stream and `queries`, feeds every sensor's records while killing the
 /// server [`KILLS`] times, then checks each sensor's routed topic holds each record once, in
@@ -65,45 +20,15 @@ async fn route_across_kills(queries: &[String]) {
         server.ksql_ok(query).await;
     }
 
-    let bootstrap = broker.bootstrap.clone();
-    let feeding = tokio::spawn(async move {
-        let producer = producer(&bootstrap);
-        for n in 0..PER_SENSOR {
-            for sensor in 1..=SENSORS {
-                produce(&producer, "INGESTION", &sensor.to_string(), &powergrid_record(sensor, n)).await;
-            }
-            if n % 20 == 0 {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    });
+    let feeding = feed_sensors(&broker.bootstrap, SENSORS, PER_SENSOR);
     for _ in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         server.kill();
         server.start_again().await;
     }
     feeding.await.unwrap();
-
     for sensor in 1..=SENSORS {
-        let topic = format!("SENSOR_ID_{sensor}");
-        let records = routed(&broker.bootstrap, &topic, PER_SENSOR as usize, Duration::from_secs(120));
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for (_, _, id) in &records {
-            *counts.entry(id.as_str()).or_default() += 1;
-        }
-        let duplicated: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
-        assert!(duplicated.is_empty(), "{topic}: {} records duplicated, e.g. {:?}", duplicated.len(), duplicated.first());
-        let missing: Vec<String> = (0..PER_SENSOR)
-            .map(|n| format!("{sensor:02}-{n:06}"))
-            .filter(|id| !counts.contains_key(id.as_str()))
-            .collect();
-        assert!(missing.is_empty(), "{topic}: {} records lost, e.g. {:?}", missing.len(), missing.first());
-        let mut last: BTreeMap<(i32, &str), &str> = BTreeMap::new();
-        for (partition, key, id) in &records {
-            if let Some(previous) = last.insert((*partition, key.as_str()), id.as_str()) {
-                assert!(previous < id.as_str(), "{topic}: {id} after {previous} for key {key}");
-            }
-        }
+        check_routed_exactly_once(&broker.bootstrap, sensor, PER_SENSOR);
     }
 }
 

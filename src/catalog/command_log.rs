@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use rdkafka::Message;
 
 use crate::{
-    connectors::kafka::{KafkaCluster, PartitionRange},
+    connectors::kafka::{KafkaCluster, PartitionRange, offsets::Checkpoint},
     error::{Result, SluiceError},
 };
 
@@ -25,6 +25,9 @@ pub struct Command {
     /// Request properties in force for the statement (`auto.offset.reset`, …).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// Where the query the statement creates starts, as the server that accepted it set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<Checkpoint>,
 }
 
 /// A command-log entry that is not a command.

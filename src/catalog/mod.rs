@@ -17,7 +17,10 @@ pub use connector::ConnectorDef;
 pub use source::{Format, SourceDef, SourceWindow};
 pub use types::{CustomTypes, SqlType};
 
-use crate::error::{Result, SluiceError};
+use crate::{
+    connectors::kafka::offsets::Checkpoint,
+    error::{Result, SluiceError},
+};
 
 /// A persistent query as the catalog knows it.
 #[derive(Debug, Clone)]
@@ -33,6 +36,12 @@ pub struct QueryDef {
     pub properties: BTreeMap<String, String>,
     /// `PAUSE`d: not running, its positions and state kept until `RESUME`.
     pub paused: bool,
+    /// The sequence number of the statement that created it: the servers of a service deal
+    /// queries out in this order.
+    pub sequence: i64,
+    /// Where it starts when it has committed no checkpoint yet, as the server that accepted
+    /// it set (`None` in commands logged before it was set: from `auto.offset.reset` then).
+    pub initial: Option<Checkpoint>,
 }
 
 #[derive(Debug, Default, Clone)]

@@ -28,17 +28,17 @@ use crate::{
     },
 };
 
-/// How a logged statement is applied.
+/// How a logged statement is applied. The topics a statement needs and where a query it
+/// creates starts were settled before it was logged ([`prepare`]); queries are started and
+/// stopped by placement, on the server whose share they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Replaying the log at start: the catalog only; what runs is started once it is replayed.
+    /// Replaying the log at start: the catalog only.
     Replay,
-    /// This server accepted the statement: it creates the topics, sets where a new query starts
-    /// and starts what the statement starts.
+    /// This server accepted the statement: it also forgets a terminated query's positions and
+    /// deletes a dropped source's topic when told to.
     Accepted,
-    /// Another server of the service accepted it and this one follows the log: as `Accepted`,
-    /// except that what the accepting server did once (where a query starts, offsets forgotten,
-    /// a topic deleted) is read from Kafka, not done again.
+    /// Another server of the service accepted it, and did what is done once.
     Followed,
 }
 
@@ -202,13 +202,60 @@ pub async fn validate(
     }
 }
 
-/// Applies a logged statement as `mode` says.
+/// Does what a statement needs before it is logged, as ksqlDB does before it distributes one:
+/// creates the topics it declares or writes to, and sets where a query it creates starts (the
+/// command carries it, so whichever server runs the query starts it there).
+pub async fn prepare(engine: &Engine, parsed: &ParsedStatement, properties: &BTreeMap<String, String>) -> Result<Option<Checkpoint>> {
+    match &parsed.statement {
+        Statement::CreateSource(create) if !(create.if_not_exists && engine.catalog.has_stream(&create.name)) => {
+            let source = SourceDef::declared(&with_default_formats(create, properties), &parsed.text)?;
+            let partitions = number(create.properties.get("PARTITIONS"), 1)?;
+            let replicas = number(create.properties.get("REPLICAS"), 1)?;
+            engine.cluster.ensure_topic(&source.topic, partitions, replicas, &[]).await?;
+            Ok(None)
+        }
+        Statement::CreateAsSelect(csas) if !(csas.if_not_exists && engine.catalog.has_stream(&csas.name)) => {
+            let plan = QueryPlanner::plan_with(&engine.catalog, &csas.select, collect_limits(engine, properties)?).await?;
+            let (sink, partitions, replicas) = sink_source(csas, &plan, &parsed.text, properties)?;
+            let partitions = match partitions {
+                Some(p) => p,
+                None => engine.cluster.topic(&plan.source.topic)?.map_or(1, |t| t.partitions),
+            };
+            if TopicTemplate::parse(&sink.topic)?.is_none() {
+                engine.cluster.ensure_topic(&sink.topic, partitions, replicas, &[]).await?;
+            }
+            initial_checkpoint(engine, &plan, &sink.topic, properties).map(Some)
+        }
+        Statement::InsertSelect(insert) => {
+            let target = engine.catalog.stream(&insert.target)?;
+            let plan = QueryPlanner::plan_with(&engine.catalog, &insert.select, collect_limits(engine, properties)?).await?;
+            initial_checkpoint(engine, &plan, &target.topic, properties).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Where a new query starts: its input from `auto.offset.reset`, its output at the ends of
+/// `sink_topic` now.
+fn initial_checkpoint(engine: &Engine, plan: &ContinuousPlan, sink_topic: &str, properties: &BTreeMap<String, String>) -> Result<Checkpoint> {
+    let reset = OffsetReset::from_properties(properties)?;
+    let input = engine.queries.plan_start(plan, reset)?;
+    Ok(Checkpoint {
+        start: plan.is_stateful().then(|| input.clone()),
+        input,
+        output: Some(engine.queries.output_ends(sink_topic)?),
+        idle: Vec::new(),
+    })
+}
+
+/// Applies a logged statement as `mode` says; `start` is where a query it creates starts.
 pub async fn apply(
     engine: &Engine,
     parsed: &ParsedStatement,
     properties: &BTreeMap<String, String>,
     seq: i64,
     mode: Mode,
+    start: Option<Checkpoint>,
 ) -> Result<Value> {
     let text = &parsed.text;
     match &parsed.statement {
@@ -219,11 +266,6 @@ pub async fn apply(
                 return Ok(entity::command_status(text, word, &create.name, &message, None, seq));
             }
             let source = SourceDef::declared(&with_default_formats(create, properties), text)?;
-            if mode.runs() {
-                let partitions = number(create.properties.get("PARTITIONS"), 1)?;
-                let replicas = number(create.properties.get("REPLICAS"), 1)?;
-                engine.cluster.ensure_topic(&source.topic, partitions, replicas, &[]).await?;
-            }
             engine.catalog.put_stream(source.clone());
             engine.queries.dematerialize(&create.name);
             if mode.runs() && source.is_materialized() {
@@ -238,14 +280,7 @@ pub async fn apply(
                 return Ok(entity::command_status(text, word, &csas.name, &message, None, seq));
             }
             let plan = QueryPlanner::plan_with(&engine.catalog, &csas.select, collect_limits(engine, properties)?).await?;
-            let (sink, partitions, replicas) = sink_source(csas, &plan, text, properties)?;
-            let partitions = match partitions {
-                Some(p) => p,
-                None => engine.cluster.topic(&plan.source.topic)?.map_or(1, |t| t.partitions),
-            };
-            if mode.runs() && TopicTemplate::parse(&sink.topic)?.is_none() {
-                engine.cluster.ensure_topic(&sink.topic, partitions, replicas, &[]).await?;
-            }
+            let (sink, _, _) = sink_source(csas, &plan, text, properties)?;
             let prefix = match csas.kind {
                 SourceKind::Stream => "CSAS",
                 SourceKind::Table => "CTAS",
@@ -259,9 +294,12 @@ pub async fn apply(
                 sink_topic: sink.topic.clone(),
                 properties: properties.clone(),
                 paused: false,
+                sequence: seq,
+                initial: start,
             };
             engine.catalog.put_stream(sink.clone());
-            let id = register_query(engine, query, plan, mode).await?;
+            let id = query.id.clone();
+            engine.catalog.put_query(query);
             engine.queries.dematerialize(&csas.name);
             if mode.runs() && sink.is_materialized() {
                 engine.queries.materialize(&sink)?;
@@ -283,10 +321,12 @@ pub async fn apply(
                 sink_topic: target.topic.clone(),
                 properties: properties.clone(),
                 paused: false,
+                sequence: seq,
+                initial: start,
             };
-            register_query(engine, query, plan, mode).await.map(|id| {
-                entity::command_status(text, "stream", &insert.target, &format!("Created query with ID {id}"), Some(&id), seq)
-            })
+            let id = query.id.clone();
+            engine.catalog.put_query(query);
+            Ok(entity::command_status(text, "stream", &insert.target, &format!("Created query with ID {id}"), Some(&id), seq))
         }
         Statement::DropSource(drop) => drop_source(engine, drop, text, seq, mode).await,
         Statement::QueryControl(control) => {
@@ -298,7 +338,7 @@ pub async fn apply(
                 match control.action {
                     QueryAction::Terminate => terminate_query(engine, id, mode).await?,
                     QueryAction::Pause => pause_query(engine, id, mode),
-                    QueryAction::Resume => resume_query(engine, id, mode).await?,
+                    QueryAction::Resume => resume_query(engine, id),
                 }
             }
             let message = match control.action {
@@ -370,37 +410,6 @@ fn with_default_formats(create: &CreateSource, settings: &BTreeMap<String, Strin
     create
 }
 
-/// Adds a query to the catalog and, unless replaying, starts it: from `auto.offset.reset` where
-/// it was accepted (committed as its first checkpoint), from that checkpoint where the log is
-/// followed (or from `auto.offset.reset` too, when the accepting server has not committed it yet).
-async fn register_query(engine: &Engine, query: QueryDef, plan: ContinuousPlan, mode: Mode) -> Result<String> {
-    let id = query.id.clone();
-    engine.catalog.put_query(query.clone());
-    if !mode.runs() {
-        return Ok(id);
-    }
-    if mode == Mode::Followed {
-        engine.queries.offsets().reload().await?;
-    }
-    let start = match engine.queries.offsets().get(&id) {
-        Some(committed) => committed,
-        None => {
-            let reset = OffsetReset::from_properties(&query.properties)?;
-            let input = engine.queries.plan_start(&plan, reset)?;
-            let start = Checkpoint {
-                start: plan.is_stateful().then(|| input.clone()),
-                input,
-                output: Some(engine.queries.output_ends(&query.sink_topic)?),
-                idle: Vec::new(),
-            };
-            engine.queries.offsets().commit(&id, &start).await?;
-            start
-        }
-    };
-    start_planned(engine, &query, plan, start)?;
-    Ok(id)
-}
-
 /// The limits of `COLLECT_LIST` and `COLLECT_SET` for a query: the server's, overridden by
 /// the query's `properties`.
 pub fn collect_limits(engine: &Engine, properties: &BTreeMap<String, String>) -> Result<CollectLimits> {
@@ -409,7 +418,8 @@ pub fn collect_limits(engine: &Engine, properties: &BTreeMap<String, String>) ->
     CollectLimits::from_properties(&merged)
 }
 
-/// Starts a catalogued query from its committed offsets (after a replay).
+/// Starts a catalogued query where it stopped: from its committed checkpoint, else where the
+/// server that accepted it set, else from `auto.offset.reset` now.
 pub async fn start_query(engine: &Engine, query: &QueryDef) -> Result<()> {
     let parsed = KsqlParser::parse_one_with_types(&query.statement, &engine.catalog.types())?;
     let select: &Select = match &parsed.statement {
@@ -418,7 +428,7 @@ pub async fn start_query(engine: &Engine, query: &QueryDef) -> Result<()> {
         other => return Err(SluiceError::Internal(format!("query {} is {other}", query.id))),
     };
     let plan = QueryPlanner::plan_with(&engine.catalog, select, collect_limits(engine, &query.properties)?).await?;
-    let start = match engine.queries.offsets().get(&query.id) {
+    let start = match engine.queries.offsets().get(&query.id).or_else(|| query.initial.clone()) {
         Some(start) => start,
         None => {
             let reset = OffsetReset::from_properties(&query.properties)?;
@@ -493,20 +503,12 @@ fn pause_query(engine: &Engine, id: &str, mode: Mode) {
     }
 }
 
-/// Starts a paused query again from its committed positions (as the server that paused it
-/// committed them, where the log is followed).
-async fn resume_query(engine: &Engine, id: &str, mode: Mode) -> Result<()> {
-    let Some(query) = engine.catalog.query(id).filter(|q| q.paused) else {
-        return Ok(());
-    };
-    engine.catalog.set_paused(id, false);
-    if mode == Mode::Followed {
-        engine.queries.offsets().reload().await?;
+/// Marks a paused query to run again; the server whose share it is starts it from its
+/// committed positions.
+fn resume_query(engine: &Engine, id: &str) {
+    if engine.catalog.query(id).is_some_and(|q| q.paused) {
+        engine.catalog.set_paused(id, false);
     }
-    if mode.runs() {
-        start_query(engine, &query).await?;
-    }
-    Ok(())
 }
 
 /// Stops a query and takes it out of the catalog; the server that accepted the statement

@@ -8,6 +8,7 @@ pub mod entity;
 pub mod explain;
 pub mod insert;
 pub mod metadata;
+pub mod placement;
 
 use std::{
     collections::BTreeMap,
@@ -28,8 +29,9 @@ use crate::{
         command_log::{Command, CommandLog},
         types::CustomTypes,
     },
+    cluster::{Holders, Membership, membership::HEARTBEAT_INTERVAL},
     config::ServerConfig,
-    connectors::kafka::{KafkaCluster, offsets::OffsetStore, source_offsets::SourceOffsets},
+    connectors::kafka::{KafkaCluster, offsets::{Checkpoint, OffsetStore}, source_offsets::SourceOffsets},
     error::{Result, SluiceError},
     parser::{KsqlParser, ParsedStatement, Statement, variables},
     properties,
@@ -58,6 +60,8 @@ pub struct Engine {
     pub commands: CommandLog,
     pub queries: QueryManager,
     pub connectors: ConnectorManager,
+    /// This server's share of the service's persistent queries.
+    pub placement: placement::Placement,
     /// State-changing statements are applied one at a time, in command-log order.
     write: tokio::sync::Mutex<()>,
     /// The sequence number of the next command to apply: every one before it is applied here.
@@ -84,8 +88,12 @@ impl Engine {
         let source_offsets = Arc::new(SourceOffsets::open(cluster.clone(), &config.service_id).await?);
         let log = Arc::new(ProcessingLog::new(cluster.clone(), &config.service_id, tokio::runtime::Handle::current()));
         cluster.ensure_topic(log.topic(), 1, 1, &[]).await?;
+        let me = config.server_name();
+        let membership = Membership::join(cluster.clone(), &config.service_id, me.clone(), config.session_timeout).await?;
+        let holders = Holders::open(cluster.clone(), &config.service_id, me).await?;
         let catalog = Arc::new(Catalog::default());
         let engine = Arc::new(Engine {
+            placement: placement::Placement::new(membership, holders),
             config,
             connectors: ConnectorManager::new(cluster.clone(), catalog.clone(), source_offsets),
             catalog,
@@ -97,6 +105,10 @@ impl Engine {
             replay_failures: parking_lot::Mutex::new(Vec::new()),
         });
         engine.replay().await?;
+        engine.placement.membership.beat(false).await?;
+        engine.placement.membership.settle().await?;
+        tokio::spawn(beat(Arc::downgrade(&engine)));
+        engine.place().await;
         tokio::spawn(follow(Arc::downgrade(&engine)));
         Ok(engine)
     }
@@ -107,7 +119,7 @@ impl Engine {
         for (seq, command) in commands {
             match command {
                 Ok(command) => {
-                    let _ = self.apply_logged(seq, &command, Mode::Replay).await;
+                    let _ = self.apply_logged(seq, &command, Mode::Replay, command.start.clone()).await;
                 }
                 Err(unreadable) => self.replay_failed(seq, &unreadable.text, &SluiceError::Internal(unreadable.error)),
             }
@@ -115,14 +127,8 @@ impl Engine {
         self.next_command.store(end, Ordering::SeqCst);
         self.declare_processing_log()?;
         let queries: Vec<_> = self.catalog.snapshot().queries.into_values().collect();
-        for query in &queries {
-            if query.paused {
-                self.queries.pause(&query.id);
-                continue;
-            }
-            if let Err(e) = ddl::start_query(self, query).await {
-                self.replay_failed(-1, &query.statement, &e);
-            }
+        for query in queries.iter().filter(|q| q.paused) {
+            self.queries.pause(&query.id);
         }
         for table in self.catalog.snapshot().streams.values().filter(|s| s.is_materialized()) {
             if let Err(e) = self.queries.materialize(table) {
@@ -143,7 +149,7 @@ impl Engine {
     /// place in the log (another server's statement came first) is refused here as on every
     /// server, and only logged; one that fails otherwise is kept as a failure the health check
     /// shows. Gives the statement's entity, or why it was refused or failed.
-    async fn apply_logged(&self, seq: i64, command: &Command, mode: Mode) -> Result<Value> {
+    async fn apply_logged(&self, seq: i64, command: &Command, mode: Mode, start: Option<Checkpoint>) -> Result<Value> {
         let properties = properties::normalize(&command.properties).unwrap_or_else(|_| command.properties.clone());
         let parsed = match KsqlParser::parse_one_with_types(&command.statement, &self.catalog.types()) {
             Ok(parsed) => parsed,
@@ -156,7 +162,7 @@ impl Engine {
             info!(sequence = seq, statement = %command.statement, reason = %refusal, "a logged statement is refused: another came first");
             return Err(refusal);
         }
-        let applied = ddl::apply(self, &parsed, &properties, seq, mode).await;
+        let applied = ddl::apply(self, &parsed, &properties, seq, mode, start).await;
         if let Err(e) = &applied {
             self.replay_failed(seq, &command.statement, e);
         }
@@ -174,7 +180,7 @@ impl Engine {
             match command {
                 Ok(command) => {
                     debug!(sequence = seq, statement = %command.statement, "applying a statement another server logged");
-                    let _ = self.apply_logged(seq, &command, Mode::Followed).await;
+                    let _ = self.apply_logged(seq, &command, Mode::Followed, command.start.clone()).await;
                 }
                 Err(unreadable) => self.replay_failed(seq, &unreadable.text, &SluiceError::Internal(unreadable.error)),
             }
@@ -317,32 +323,35 @@ impl Engine {
                 "The following statement types should be issued to the websocket endpoint '/query': SELECT, PRINT".into(),
             )),
             _ => {
-                let _guard = self.write.lock().await;
-                self.follow_to(self.commands.end().await?).await?;
-                ddl::validate(self, parsed, properties).await?;
-                let seq = self
-                    .commands
-                    .append(&Command {
-                        statement: parsed.text.clone(),
-                        properties: properties.clone(),
-                    })
-                    .await?;
-                // Another server may have logged statements between this one's validation and
-                // its place in the log: they are applied first, and this one checked again.
-                self.follow_to(seq).await?;
-                let applied = match ddl::check_logged(self, parsed) {
-                    Ok(()) => ddl::apply(self, parsed, properties, seq, Mode::Accepted).await,
-                    Err(refusal) => Err(refusal),
+                let applied = {
+                    let _guard = self.write.lock().await;
+                    self.follow_to(self.commands.end().await?).await?;
+                    ddl::validate(self, parsed, properties).await?;
+                    let start = ddl::prepare(self, parsed, properties).await?;
+                    let seq = self
+                        .commands
+                        .append(&Command {
+                            statement: parsed.text.clone(),
+                            properties: properties.clone(),
+                            start: start.clone(),
+                        })
+                        .await?;
+                    // Another server may have logged statements between this one's validation
+                    // and its place in the log: they are applied first, and this one checked again.
+                    self.follow_to(seq).await?;
+                    let applied = match ddl::check_logged(self, parsed) {
+                        Ok(()) => ddl::apply(self, parsed, properties, seq, Mode::Accepted, start).await,
+                        Err(refusal) => Err(refusal),
+                    };
+                    self.next_command.store(seq + 1, Ordering::SeqCst);
+                    applied
                 };
-                self.next_command.store(seq + 1, Ordering::SeqCst);
+                self.place().await;
                 applied.map(Some)
             }
         }
     }
 
-    pub fn shutdown(&self) {
-        self.queries.shutdown();
-    }
 }
 
 /// How often the log is read for what other servers appended, and how often a request waiting
@@ -352,12 +361,31 @@ const COMMAND_POLL: Duration = Duration::from_millis(50);
 
 /// Follows the command log for as long as the engine lives: what the service's other servers
 /// append is applied here within [`FOLLOW_INTERVAL`].
+/// Placement passes run as often: a server that joins or leaves is noticed within one.
 async fn follow(engine: Weak<Engine>) {
     loop {
         tokio::time::sleep(FOLLOW_INTERVAL).await;
         let Some(engine) = engine.upgrade() else { return };
+        if engine.placement.is_leaving() {
+            return;
+        }
         if let Err(e) = engine.catch_up().await {
             warn!(error = %e, "could not follow the command log");
+        }
+        engine.place().await;
+    }
+}
+
+/// Says every [`HEARTBEAT_INTERVAL`] that this server is alive, until it leaves.
+async fn beat(engine: Weak<Engine>) {
+    loop {
+        tokio::time::sleep(HEARTBEAT_INTERVAL).await;
+        let Some(engine) = engine.upgrade() else { return };
+        if engine.placement.is_leaving() {
+            return;
+        }
+        if let Err(e) = engine.placement.membership.beat(false).await {
+            warn!(error = %e, "could not send a heartbeat");
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod body;
+mod cluster;
 mod connect;
 mod console;
 mod error;
@@ -46,6 +47,7 @@ pub fn router(engine: Arc<Engine>, guard: Option<Arc<auth::Guard>>) -> Router {
         .route("/ksql", post(ksql::ksql))
         .route("/info", get(ksql::info))
         .route("/healthcheck", get(ksql::healthcheck))
+        .route("/clusterStatus", get(cluster::cluster_status))
         .route("/query", post(query::query))
         .route("/query-stream", post(query::query_stream))
         .route("/close-query", post(query::close_query))

@@ -20,7 +20,7 @@ pub type PartitionOffsets = BTreeMap<i32, i64>;
 pub type OutputPositions = BTreeMap<String, BTreeMap<i32, i64>>;
 
 /// What a query has done, as committed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
     /// The next offset to process, per source partition.
     pub input: PartitionOffsets,

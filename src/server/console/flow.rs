@@ -188,6 +188,8 @@ mod tests {
                 sink_topic: "SENSOR_ID_3".into(),
                 properties: BTreeMap::new(),
                 paused: false,
+                sequence: 1,
+                initial: None,
             },
         );
         let config = [

@@ -102,7 +102,6 @@ async fn main() -> anyhow::Result<()> {
     server::serve(engine.clone(), listen, tls, guard, shutdown).await?;
     info!("shutting down");
     let stopped = tokio::time::timeout(SHUTDOWN_LIMIT, async {
-        engine.connectors.shutdown().await;
         engine.shutdown().await
     })
     .await;

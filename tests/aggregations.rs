@@ -11,50 +11,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{feed_readings_while_killing, powergrid_record, producer, server_over_ingestion};
-use rdkafka::{
-    ClientConfig, Message, Offset, TopicPartitionList,
-    consumer::{BaseConsumer, Consumer},
-    producer::FutureRecord,
-};
+use common::{feed_readings_while_killing, latest_per_key, powergrid_record, producer, records, server_over_ingestion};
+use rdkafka::producer::FutureRecord;
 use serde_json::{Value, json};
 
 const SENSORS: u32 = 6;
 const PER_SENSOR: u32 = 300;
 const KILLS: usize = 4;
-
-/// The last value of every key in `topic` (its bytes), read until the topic is quiet for 3 s.
-fn latest_per_key(bootstrap: &str, topic: &str, within: Duration) -> BTreeMap<Vec<u8>, Value> {
-    records(bootstrap, topic, within).into_iter().collect()
-}
-
-/// Every record of `topic` (key bytes and value), read until the topic is quiet for 3 s.
-fn records(bootstrap: &str, topic: &str, within: Duration) -> Vec<(Vec<u8>, Value)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "sluice-aggregation-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..metadata.topics()[0].partitions().len() as i32 {
-        assignment.add_partition_offset(topic, p, Offset::Beginning).unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
-    let deadline = Instant::now() + within;
-    let mut records = Vec::new();
-    let mut quiet_since = Instant::now();
-    while Instant::now() < deadline && quiet_since.elapsed() < Duration::from_secs(3) {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let key = m.key().unwrap_or_default().to_vec();
-            let value = m.payload().map_or(Value::Null, |v| serde_json::from_slice(v).unwrap());
-            records.push((key, value));
-            quiet_since = Instant::now();
-        }
-    }
-    records
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn counts_per_sensor_are_exact_across_kill_9_and_answer_pull_queries() {

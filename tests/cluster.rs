@@ -1,7 +1,7 @@
 //! Several servers of one service over a real broker: a statement accepted by one is applied by
 //! every other, in command-log order, and statements two servers accept at once resolve the
 //! same way on both; the servers share the persistent queries, and a killed server's share
-//! moves to the others with every record routed exactly once.
+//! moves to the others with every record routed and counted exactly once.
 
 mod common;
 
@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{CREATE_INGESTION, SluiceServer, TestBroker, check_routed_exactly_once, create_ingestion_topic, feed_sensors};
+use common::{CREATE_INGESTION, SluiceServer, TestBroker, check_routed_exactly_once, create_ingestion_topic, feed_sensors, latest_per_key};
 use serde_json::{Value, json};
 
 const SENSORS: u32 = 6;
@@ -112,18 +112,20 @@ async fn shares(server: &SluiceServer) -> BTreeMap<String, BTreeSet<String>> {
         .collect()
 }
 
-/// Waits until `server` sees each of `hosts` run `per_host` queries, and no other host any;
-/// gives how long that took.
-async fn until_shared(server: &SluiceServer, hosts: &[&SluiceServer], per_host: usize) -> Duration {
+/// Waits until `server` sees exactly `hosts` run the `total` queries, in shares that differ by
+/// one at most; gives how long that took.
+async fn until_shared(server: &SluiceServer, hosts: &[&SluiceServer], total: usize) -> Duration {
     let started = Instant::now();
     let wanted: BTreeSet<String> = hosts.iter().map(|h| h.url.trim_start_matches("http://").to_string()).collect();
     loop {
         let shares = shares(server).await;
-        let running: BTreeSet<String> = shares.iter().filter(|(_, q)| !q.is_empty()).map(|(h, _)| h.clone()).collect();
-        if running == wanted && shares.values().filter(|q| !q.is_empty()).all(|q| q.len() == per_host) {
+        let running: BTreeMap<&String, usize> = shares.iter().filter(|(_, q)| !q.is_empty()).map(|(h, q)| (h, q.len())).collect();
+        let sizes = running.values().copied();
+        let even = sizes.clone().max().unwrap_or(0) - sizes.clone().min().unwrap_or(0) <= 1;
+        if running.keys().map(|h| h.to_string()).collect::<BTreeSet<_>>() == wanted && sizes.sum::<usize>() == total && even {
             return started.elapsed();
         }
-        assert!(started.elapsed() < Duration::from_secs(90), "shares never settled on {per_host} per host of {wanted:?}: {shares:?}");
+        assert!(started.elapsed() < Duration::from_secs(90), "{total} queries never shared evenly by {wanted:?}: {shares:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -149,7 +151,14 @@ async fn three_servers_share_the_routing_queries_and_take_over_a_killed_ones_sha
             ))
             .await;
     }
-    until_shared(&servers[0], &servers.iter().collect::<Vec<_>>(), 2).await;
+    servers[1]
+        .ksql_ok(
+            "CREATE TABLE READINGS_PER_SENSOR AS SELECT EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id') AS SENSOR, COUNT(*) AS READINGS \
+             FROM STREAM_INGESTION GROUP BY EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id');",
+        )
+        .await;
+    let queries = SENSORS as usize + 1;
+    until_shared(&servers[0], &servers.iter().collect::<Vec<_>>(), queries).await;
 
     let feeding = feed_sensors(&broker.bootstrap, SENSORS, PER_SENSOR);
     for victim in [1, 2, 0] {
@@ -157,13 +166,18 @@ async fn three_servers_share_the_routing_queries_and_take_over_a_killed_ones_sha
         servers[victim].kill();
         let witness = (victim + 1) % 3;
         let survivors: Vec<&SluiceServer> = servers.iter().enumerate().filter(|(i, _)| *i != victim).map(|(_, s)| s).collect();
-        let took = until_shared(&servers[witness], &survivors, 3).await;
+        let took = until_shared(&servers[witness], &survivors, queries).await;
         println!("the share of a server killed with SIGKILL ran on the others {took:?} after the kill");
         servers[victim].start_again().await;
-        until_shared(&servers[witness], &servers.iter().collect::<Vec<_>>(), 2).await;
+        until_shared(&servers[witness], &servers.iter().collect::<Vec<_>>(), queries).await;
     }
     feeding.await.unwrap();
     for sensor in 1..=SENSORS {
         check_routed_exactly_once(&broker.bootstrap, sensor, PER_SENSOR);
+    }
+    let counts = latest_per_key(&broker.bootstrap, "READINGS_PER_SENSOR", Duration::from_secs(120));
+    for sensor in 1..=SENSORS {
+        let value = &counts[sensor.to_string().as_bytes()];
+        assert_eq!(value["READINGS"], json!(PER_SENSOR), "sensor {sensor}: every reading counted once: {value}");
     }
 }

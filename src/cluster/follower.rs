@@ -25,15 +25,18 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// Follows `topic` from offset `from`, calling `apply(offset, key, value)` for each record.
+    /// Follows `topic` from offset `from`, calling `apply(offset, key, value)` for each record;
+    /// a record is read within about `wait` of its write (the broker holds each fetch that long
+    /// when there is nothing new).
     pub fn start(
         cluster: &Arc<KafkaCluster>,
         topic: &str,
         from: i64,
+        wait: Duration,
         mut apply: impl FnMut(i64, Option<&[u8]>, Option<&[u8]>) + Send + 'static,
     ) -> Result<Follower> {
         let mut config = cluster.consumer_config();
-        config.set("fetch.wait.max.ms", "100");
+        config.set("fetch.wait.max.ms", wait.as_millis().to_string());
         let consumer: BaseConsumer = config.create()?;
         let mut assignment = TopicPartitionList::new();
         assignment.add_partition_offset(topic, 0, Offset::Offset(from))?;

@@ -77,7 +77,8 @@ impl Holders {
         cluster.ensure_topic(&topic, 1, 1, &[("retention.ms", "-1")]).await?;
         let (low, high) = blocking(|| cluster.watermark(&topic, 0))?;
         let holds: Arc<Mutex<BTreeMap<String, Hold>>> = Arc::default();
-        let follower = Follower::start(&cluster, &topic, low, {
+        // Short fetches: a statement that creates a query waits for its claim to be read back.
+        let follower = Follower::start(&cluster, &topic, low, Duration::from_millis(20), {
             let holds = holds.clone();
             move |_, _, value| {
                 if let Some(record) = value.and_then(|v| serde_json::from_slice::<HoldRecord>(v).ok()) {

@@ -53,7 +53,7 @@ impl Membership {
         cluster.ensure_topic(&topic, 1, 1, &[("retention.ms", "3600000")]).await?;
         let (low, high) = blocking(|| cluster.watermark(&topic, 0))?;
         let seen: Arc<Mutex<BTreeMap<String, Heartbeat>>> = Arc::default();
-        let follower = Follower::start(&cluster, &topic, low.max(high - TAIL), {
+        let follower = Follower::start(&cluster, &topic, low.max(high - TAIL), Duration::from_millis(250), {
             let seen = seen.clone();
             move |_, _, value| {
                 if let Some(heartbeat) = value.and_then(|v| serde_json::from_slice::<Heartbeat>(v).ok()) {

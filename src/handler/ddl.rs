@@ -43,7 +43,8 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// Whether what the statement starts starts now.
+    /// Whether the statement takes effect beyond the catalog now (a table materialized for
+    /// pull queries, a query paused), as it does except while replaying.
     fn runs(self) -> bool {
         self != Mode::Replay
     }
@@ -364,9 +365,6 @@ pub async fn apply(
             }
             let definition = connector::definition(create);
             engine.catalog.put_connector(definition.clone());
-            if mode.runs() {
-                engine.connectors.start(&definition).await?;
-            }
             Ok(connector::created(text, &definition))
         }
         Statement::DropConnector(drop) => {

@@ -31,7 +31,7 @@ use crate::{
     },
     cluster::{Holders, Membership, membership::HEARTBEAT_INTERVAL},
     config::ServerConfig,
-    connectors::kafka::{KafkaCluster, offsets::{Checkpoint, OffsetStore}, source_offsets::SourceOffsets},
+    connectors::kafka::{KafkaCluster, offsets::OffsetStore, source_offsets::SourceOffsets},
     error::{Result, SluiceError},
     parser::{KsqlParser, ParsedStatement, Statement, variables},
     properties,
@@ -66,8 +66,8 @@ pub struct Engine {
     write: tokio::sync::Mutex<()>,
     /// The sequence number of the next command to apply: every one before it is applied here.
     next_command: AtomicI64,
-    /// Command-log entries that could not be applied on replay: the server serves the rest and
-    /// reports itself degraded.
+    /// Command-log entries that could not be applied (on replay, followed, or a query that
+    /// could not start): the server serves the rest and reports itself degraded.
     replay_failures: parking_lot::Mutex<Vec<ReplayFailure>>,
 }
 
@@ -119,7 +119,7 @@ impl Engine {
         for (seq, command) in commands {
             match command {
                 Ok(command) => {
-                    let _ = self.apply_logged(seq, &command, Mode::Replay, command.start.clone()).await;
+                    let _ = self.apply_logged(seq, &command, Mode::Replay).await;
                 }
                 Err(unreadable) => self.replay_failed(seq, &unreadable.text, &SluiceError::Internal(unreadable.error)),
             }
@@ -135,13 +135,8 @@ impl Engine {
                 self.replay_failed(-1, &table.statement, &e);
             }
         }
-        let connectors: Vec<_> = self.catalog.snapshot().connectors.into_values().collect();
-        for connector in &connectors {
-            if let Err(e) = self.connectors.start(connector).await {
-                warn!(connector = %connector.name, error = %e, "could not resume connector");
-            }
-        }
-        info!(commands = count, queries = queries.len(), connectors = connectors.len(), "command log replayed");
+        let connectors = self.catalog.snapshot().connectors.len();
+        info!(commands = count, queries = queries.len(), connectors, "command log replayed");
         Ok(())
     }
 
@@ -149,7 +144,7 @@ impl Engine {
     /// place in the log (another server's statement came first) is refused here as on every
     /// server, and only logged; one that fails otherwise is kept as a failure the health check
     /// shows. Gives the statement's entity, or why it was refused or failed.
-    async fn apply_logged(&self, seq: i64, command: &Command, mode: Mode, start: Option<Checkpoint>) -> Result<Value> {
+    async fn apply_logged(&self, seq: i64, command: &Command, mode: Mode) -> Result<Value> {
         let properties = properties::normalize(&command.properties).unwrap_or_else(|_| command.properties.clone());
         let parsed = match KsqlParser::parse_one_with_types(&command.statement, &self.catalog.types()) {
             Ok(parsed) => parsed,
@@ -162,7 +157,7 @@ impl Engine {
             info!(sequence = seq, statement = %command.statement, reason = %refusal, "a logged statement is refused: another came first");
             return Err(refusal);
         }
-        let applied = ddl::apply(self, &parsed, &properties, seq, mode, start).await;
+        let applied = ddl::apply(self, &parsed, &properties, seq, mode, command.start.clone()).await;
         if let Err(e) = &applied {
             self.replay_failed(seq, &command.statement, e);
         }
@@ -180,7 +175,7 @@ impl Engine {
             match command {
                 Ok(command) => {
                     debug!(sequence = seq, statement = %command.statement, "applying a statement another server logged");
-                    let _ = self.apply_logged(seq, &command, Mode::Followed, command.start.clone()).await;
+                    let _ = self.apply_logged(seq, &command, Mode::Followed).await;
                 }
                 Err(unreadable) => self.replay_failed(seq, &unreadable.text, &SluiceError::Internal(unreadable.error)),
             }
@@ -223,7 +218,7 @@ impl Engine {
     }
 
     fn replay_failed(&self, sequence: i64, statement: &str, error: &SluiceError) {
-        warn!(sequence, statement, error = %error, "a command could not be applied on replay");
+        warn!(sequence, statement, error = %error, "a command could not be applied");
         self.replay_failures.lock().push(ReplayFailure {
             sequence,
             statement: statement.to_string(),
@@ -351,7 +346,6 @@ impl Engine {
             }
         }
     }
-
 }
 
 /// How often the log is read for what other servers appended, and how often a request waiting
@@ -360,8 +354,8 @@ const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
 const COMMAND_POLL: Duration = Duration::from_millis(50);
 
 /// Follows the command log for as long as the engine lives: what the service's other servers
-/// append is applied here within [`FOLLOW_INTERVAL`].
-/// Placement passes run as often: a server that joins or leaves is noticed within one.
+/// append is applied here within [`FOLLOW_INTERVAL`], and a placement pass follows, so a
+/// server that joins or leaves is noticed as soon.
 async fn follow(engine: Weak<Engine>) {
     loop {
         tokio::time::sleep(FOLLOW_INTERVAL).await;

@@ -1,8 +1,8 @@
-//! This server's share of the service's persistent queries. Each pass deals the queries round
-//! the servers alive; lets go of those no longer its share (stopped at a checkpoint first, so
-//! the next holder starts exactly there); and starts those that are once it holds them —
-//! claimed when free, taken over when their holder has stopped beating, else waited for until
-//! their holder lets them go.
+//! This server's share of the service's work: its persistent queries and connectors. Each pass
+//! deals them round the servers alive; lets go of those no longer its share (stopped at a
+//! checkpoint first, so the next holder starts exactly there); and starts those that are once
+//! it holds them — claimed when free, taken over when their holder has stopped beating, else
+//! waited for until their holder lets them go.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -14,27 +14,63 @@ use tracing::{info, warn};
 
 use super::{Engine, ddl};
 use crate::{
-    catalog::QueryDef,
+    catalog::CatalogState,
     cluster::{Holders, Membership, assignment::assign},
     error::Result,
 };
 
-/// The name a persistent query goes by in the holders log.
-pub fn task(query_id: &str) -> String {
-    format!("query/{query_id}")
+/// A piece of work one server runs at a time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Task {
+    Query(String),
+    Connector(String),
 }
 
-fn query_of(task: &str) -> Option<&str> {
-    task.strip_prefix("query/")
+impl Task {
+    /// Its name in the holders log.
+    pub fn name(&self) -> String {
+        match self {
+            Task::Query(id) => format!("query/{id}"),
+            Task::Connector(name) => format!("connector/{name}"),
+        }
+    }
+
+    fn parse(name: &str) -> Option<Task> {
+        if let Some(id) = name.strip_prefix("query/") {
+            Some(Task::Query(id.to_string()))
+        } else {
+            name.strip_prefix("connector/").map(|n| Task::Connector(n.to_string()))
+        }
+    }
+
+    /// Whether it exists and is to run: a query not paused, a connector.
+    fn wanted(&self, catalog: &CatalogState) -> bool {
+        match self {
+            Task::Query(id) => catalog.queries.get(id).is_some_and(|q| !q.paused),
+            Task::Connector(name) => catalog.connectors.contains_key(name),
+        }
+    }
+}
+
+/// Every task of `catalog`, in the order they are dealt: queries as they were created, then
+/// connectors by name.
+fn tasks(catalog: &CatalogState) -> Vec<Task> {
+    let mut queries: Vec<_> = catalog.queries.values().filter(|q| !q.paused).collect();
+    queries.sort_by_key(|q| (q.sequence, q.id.clone()));
+    queries
+        .into_iter()
+        .map(|q| Task::Query(q.id.clone()))
+        .chain(catalog.connectors.keys().map(|name| Task::Connector(name.clone())))
+        .collect()
 }
 
 pub struct Placement {
     pub membership: Membership,
     pub holders: Holders,
-    /// The queries running here.
-    running: Mutex<BTreeSet<String>>,
-    /// Queries that could not start here, with why; not tried again while they exist.
-    failed: Mutex<BTreeMap<String, String>>,
+    /// The tasks running here.
+    running: Mutex<BTreeSet<Task>>,
+    /// Tasks that could not start here, with why; not tried again while they exist.
+    failed: Mutex<BTreeMap<Task, String>>,
     /// One pass at a time.
     pass: tokio::sync::Mutex<()>,
     /// Set on shutdown: no more passes.
@@ -58,17 +94,12 @@ impl Placement {
         self.leaving.load(Ordering::SeqCst)
     }
 
-    /// The queries running here.
-    pub fn running(&self) -> BTreeSet<String> {
-        self.running.lock().clone()
-    }
-
-    /// Which server runs each query, as far as this one knows: its holder.
-    pub fn holders_by_query(&self) -> BTreeMap<String, String> {
+    /// The server holding each task, as far as this one knows.
+    pub fn holders(&self) -> BTreeMap<Task, String> {
         self.holders
             .holds()
             .into_iter()
-            .filter_map(|(task, hold)| Some((query_of(&task)?.to_string(), hold.server?)))
+            .filter_map(|(name, hold)| Some((Task::parse(&name)?, hold.server?)))
             .collect()
     }
 }
@@ -82,84 +113,106 @@ impl Engine {
             return;
         }
         let me = placement.membership.me().to_string();
-        let catalog = self.catalog.snapshot().queries;
-        let mut queries: Vec<&QueryDef> = catalog.values().filter(|q| !q.paused).collect();
-        queries.sort_by_key(|q| (q.sequence, q.id.clone()));
-        let tasks: Vec<String> = queries.iter().map(|q| task(&q.id)).collect();
-        let shares = assign(&tasks, &placement.membership.live());
-        let mine = |task: &str| shares.get(task) == Some(&me);
-        placement.failed.lock().retain(|id, _| catalog.contains_key(id));
+        let catalog = self.catalog.snapshot();
+        let tasks = tasks(&catalog);
+        let names: Vec<String> = tasks.iter().map(Task::name).collect();
+        let shares = assign(&names, &placement.membership.live());
+        let mine = |task: &Task| shares.get(task.name().as_str()) == Some(&me);
+        placement.failed.lock().retain(|task, _| task.wanted(&catalog));
 
-        let running: Vec<String> = placement.running.lock().iter().cloned().collect();
-        for id in running {
-            let task = task(&id);
-            let hold = placement.holders.hold(&task);
+        let running: Vec<Task> = placement.running.lock().iter().cloned().collect();
+        for task in running {
+            let hold = placement.holders.hold(&task.name());
             let held = hold.server.as_deref() == Some(me.as_str());
-            if held && mine(&task) {
+            if held && mine(&task) && task.wanted(&catalog) {
                 continue;
             }
-            match catalog.get(&id) {
-                // PAUSE stopped it, keeping its status.
-                Some(query) if query.paused => {}
-                Some(_) => self.queries.stop_persistent(&id),
-                None => {
-                    self.queries.stop_persistent(&id);
-                    if held && let Err(e) = self.queries.offsets().forget(&id).await {
-                        warn!(query = %id, error = %e, "could not forget a terminated query's positions");
-                    }
-                }
-            }
-            placement.running.lock().remove(&id);
+            self.stop_task(&task, &catalog, held).await;
+            placement.running.lock().remove(&task);
             if held {
-                info!(query = %id, "handing a query over");
-                if let Err(e) = placement.holders.release(&task, hold.epoch).await {
-                    warn!(query = %id, error = %e, "could not let go of a query");
+                info!(task = %task.name(), "letting a task go");
+                if let Err(e) = placement.holders.release(&task.name(), hold.epoch).await {
+                    warn!(task = %task.name(), error = %e, "could not let go of a task");
                 }
             } else {
-                warn!(query = %id, holder = ?hold.server, "stopped a query another server has taken over");
+                warn!(task = %task.name(), holder = ?hold.server, "stopped a task another server has taken over");
             }
         }
 
-        for (task, hold) in placement.holders.holds() {
-            let Some(id) = query_of(&task) else { continue };
-            if hold.server.as_deref() == Some(me.as_str()) && !mine(&task) && !placement.running.lock().contains(id) {
-                if let Err(e) = placement.holders.release(&task, hold.epoch).await {
-                    warn!(query = %id, error = %e, "could not let go of a query");
+        for (name, hold) in placement.holders.holds() {
+            let Some(task) = Task::parse(&name) else { continue };
+            let idle_here = hold.server.as_deref() == Some(me.as_str()) && !placement.running.lock().contains(&task);
+            if idle_here && !(mine(&task) && task.wanted(&catalog)) {
+                if let Err(e) = placement.holders.release(&name, hold.epoch).await {
+                    warn!(task = %name, error = %e, "could not let go of a task");
                 }
             }
         }
 
-        for query in queries {
-            let task = task(&query.id);
-            if !mine(&task) || placement.running.lock().contains(&query.id) || placement.failed.lock().contains_key(&query.id) {
+        for task in tasks {
+            if !mine(&task) || placement.running.lock().contains(&task) || placement.failed.lock().contains_key(&task) {
                 continue;
             }
-            match self.hold(&task).await {
+            match self.hold(&task.name()).await {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
-                    warn!(query = %query.id, error = %e, "could not take hold of a query");
+                    warn!(task = %task.name(), error = %e, "could not take hold of a task");
                     continue;
                 }
             }
-            // The previous holder's last checkpoint is where this server starts.
-            if let Err(e) = self.queries.offsets().reload().await {
-                warn!(query = %query.id, error = %e, "could not read the committed positions; trying again");
-                continue;
-            }
-            match ddl::start_query(self, query).await {
+            match self.start_task(&task, &catalog).await {
                 Ok(()) => {
-                    placement.running.lock().insert(query.id.clone());
+                    placement.running.lock().insert(task);
                 }
                 Err(e) => {
-                    self.replay_failed(-1, &query.statement, &e);
-                    placement.failed.lock().insert(query.id.clone(), e.to_string());
+                    let what = match &task {
+                        Task::Query(id) => catalog.queries.get(id).map_or_else(|| task.name(), |q| q.statement.clone()),
+                        Task::Connector(_) => task.name(),
+                    };
+                    self.replay_failed(-1, &what, &e);
+                    placement.failed.lock().insert(task, e.to_string());
                 }
             }
         }
     }
 
-    /// Takes hold of `task` if it can: claimed when nobody holds it, taken over when its
+    /// Starts a task this server holds where its last holder left it: from the positions and
+    /// offsets committed, read again for what another server committed.
+    async fn start_task(&self, task: &Task, catalog: &CatalogState) -> Result<()> {
+        match task {
+            Task::Query(id) => {
+                let Some(query) = catalog.queries.get(id) else { return Ok(()) };
+                self.queries.offsets().reload().await?;
+                self.queries.forget_paused(id);
+                ddl::start_query(self, query).await
+            }
+            Task::Connector(name) => {
+                let Some(connector) = catalog.connectors.get(name) else { return Ok(()) };
+                self.connectors.resume(connector).await
+            }
+        }
+    }
+
+    /// Stops a task running here: at a checkpoint, or as its PAUSE or DROP left it; a
+    /// terminated query's positions are forgotten by the server that held it.
+    async fn stop_task(&self, task: &Task, catalog: &CatalogState, held: bool) {
+        match task {
+            Task::Query(id) => match catalog.queries.get(id) {
+                Some(query) if query.paused => {}
+                Some(_) => self.queries.stop_persistent(id),
+                None => {
+                    self.queries.stop_persistent(id);
+                    if held && let Err(e) = self.queries.offsets().forget(id).await {
+                        warn!(query = %id, error = %e, "could not forget a terminated query's positions");
+                    }
+                }
+            },
+            Task::Connector(name) => self.connectors.stop(name).await,
+        }
+    }
+
+    /// Takes hold of a task if it can: claimed when nobody holds it, taken over when its
     /// holder has stopped beating, already held here; false while another server holds it.
     async fn hold(&self, task: &str) -> Result<bool> {
         let placement = &self.placement;
@@ -175,12 +228,13 @@ impl Engine {
         }
     }
 
-    /// Stops every query at a checkpoint, lets go of what this server holds and says it is
-    /// leaving, so the other servers of the service take its share at once.
+    /// Stops every query and connector at a checkpoint, lets go of what this server holds and
+    /// says it is leaving, so the other servers of the service take its share at once.
     pub async fn shutdown(&self) {
         let placement = &self.placement;
         placement.leaving.store(true, Ordering::SeqCst);
         let _pass = placement.pass.lock().await;
+        self.connectors.shutdown().await;
         crate::connectors::kafka::blocking(|| self.queries.shutdown());
         placement.running.lock().clear();
         let me = placement.membership.me();

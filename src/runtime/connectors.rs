@@ -83,6 +83,18 @@ impl ConnectorManager {
         Ok(())
     }
 
+    /// Starts a connector another server may have run before: from the source offsets
+    /// committed by whichever server ran it last.
+    pub async fn resume(&self, connector: &ConnectorDef) -> Result<()> {
+        self.source_offsets.reload().await?;
+        self.start(connector).await
+    }
+
+    /// Whether `name` runs here.
+    pub fn is_running(&self, name: &str) -> bool {
+        self.running.lock().contains_key(name)
+    }
+
     pub async fn stop(&self, name: &str) {
         let sink = self.running.lock().remove(name);
         if let Some(sink) = sink {

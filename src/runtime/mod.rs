@@ -286,6 +286,15 @@ impl QueryManager {
         }
     }
 
+    /// Drops the PAUSED status of a query about to start here, which another server paused
+    /// and resumed: it starts with counts of its own.
+    pub fn forget_paused(&self, id: &str) {
+        let mut statuses = self.statuses.lock();
+        if statuses.get(id).is_some_and(|s| s.state() == QueryState::Paused) && !self.placement.lock().contains_key(id) {
+            statuses.remove(id);
+        }
+    }
+
     pub fn status(&self, id: &str) -> Option<Arc<QueryStatus>> {
         self.statuses.lock().get(id).cloned()
     }

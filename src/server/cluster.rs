@@ -11,7 +11,14 @@ pub async fn cluster_status(State(state): State<AppState>) -> Json<Value> {
     let placement = &engine.placement;
     let membership = &placement.membership;
     let catalog = engine.catalog.snapshot();
-    let holders = placement.holders_by_query();
+    let holders: Vec<(String, String)> = placement
+        .holders()
+        .into_iter()
+        .filter_map(|(task, holder)| match task {
+            crate::handler::placement::Task::Query(id) => Some((id, holder)),
+            crate::handler::placement::Task::Connector(_) => None,
+        })
+        .collect();
     let mut servers = membership.heartbeats();
     if !servers.iter().any(|h| h.server == membership.me()) {
         servers.push(crate::cluster::Heartbeat {
@@ -23,7 +30,7 @@ pub async fn cluster_status(State(state): State<AppState>) -> Json<Value> {
     let mut status = Map::new();
     for heartbeat in servers {
         let mut queries = Map::new();
-        for (id, _) in holders.iter().filter(|(_, holder)| **holder == heartbeat.server) {
+        for (id, _) in holders.iter().filter(|(_, holder)| *holder == heartbeat.server) {
             let Some(query) = catalog.queries.get(id) else { continue };
             let topics = std::iter::once(&query.source)
                 .chain(&query.joined)

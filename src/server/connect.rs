@@ -203,6 +203,14 @@ pub async fn restart(State(state): State<AppState>, Path(params): Path<Vec<(Stri
         }
     }
     let found = find(&state, &name)?;
+    if !state.engine.connectors.is_running(&found.name) {
+        let task = crate::handler::placement::Task::Connector(found.name.clone());
+        let message = match state.engine.placement.holders().remove(&task) {
+            Some(holder) => format!("Connector {} runs on {holder}: restart it there", found.name),
+            None => format!("Connector {} is not running on any server yet", found.name),
+        };
+        return Err(ConnectError(StatusCode::CONFLICT, message));
+    }
     state
         .engine
         .connectors

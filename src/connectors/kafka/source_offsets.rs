@@ -34,29 +34,17 @@ impl SourceOffsets {
     pub async fn open(cluster: Arc<KafkaCluster>, service_id: &str) -> Result<SourceOffsets> {
         let topic = format!("_sluice-{service_id}_connect_offsets");
         cluster.ensure_topic(&topic, 1, 1, &[("cleanup.policy", "compact")]).await?;
-        let reader = cluster.clone();
-        let name = topic.clone();
-        let records = tokio::task::spawn_blocking(move || reader.read_partition_to_end(&name))
-            .await
-            .map_err(|e| SluiceError::Internal(e.to_string()))??;
-        let mut committed = BTreeMap::new();
-        for record in records {
-            let Some(key) = record.key.and_then(|k| String::from_utf8(k).ok()) else { continue };
-            match record.value.as_deref().map(serde_json::from_slice::<Value>).transpose()? {
-                Some(Value::Object(mut offset)) => {
-                    let output = offset
-                        .remove(OUTPUT_FIELD)
-                        .map(serde_json::from_value)
-                        .transpose()?
-                        .unwrap_or_default();
-                    committed.insert(key, SourceCheckpoint { offset, output });
-                }
-                _ => {
-                    committed.remove(&key);
-                }
-            }
-        }
+        let committed = read_committed(&cluster, &topic).await?;
         Ok(SourceOffsets { topic, cluster, committed: Mutex::new(committed) })
+    }
+
+    /// Reads every committed offset again: what another server committed since this one
+    /// opened the store (a connector it ran before this one took it over) is then what
+    /// [`get`](SourceOffsets::get) gives.
+    pub async fn reload(&self) -> Result<()> {
+        let committed = read_committed(&self.cluster, &self.topic).await?;
+        *self.committed.lock() = committed;
+        Ok(())
     }
 
     /// The committed checkpoint of `connector`'s source partition `partition`.
@@ -79,4 +67,31 @@ impl SourceOffsets {
 /// Connect's offset key: the JSON array `[connector, partition]`.
 fn key(connector: &str, partition: &Value) -> String {
     json!([connector, partition]).to_string()
+}
+
+/// Every committed offset in `topic`, by connector and source partition.
+async fn read_committed(cluster: &Arc<KafkaCluster>, topic: &str) -> Result<BTreeMap<String, SourceCheckpoint>> {
+    let reader = cluster.clone();
+    let name = topic.to_string();
+    let records = tokio::task::spawn_blocking(move || reader.read_partition_to_end(&name))
+        .await
+        .map_err(|e| SluiceError::Internal(e.to_string()))??;
+    let mut committed = BTreeMap::new();
+    for record in records {
+        let Some(key) = record.key.and_then(|k| String::from_utf8(k).ok()) else { continue };
+        match record.value.as_deref().map(serde_json::from_slice::<Value>).transpose()? {
+            Some(Value::Object(mut offset)) => {
+                let output = offset
+                    .remove(OUTPUT_FIELD)
+                    .map(serde_json::from_value)
+                    .transpose()?
+                    .unwrap_or_default();
+                committed.insert(key, SourceCheckpoint { offset, output });
+            }
+            _ => {
+                committed.remove(&key);
+            }
+        }
+    }
+    Ok(committed)
 }

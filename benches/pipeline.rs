@@ -1,8 +1,9 @@
 //! The end-to-end benchmark: the PowerGrid routing over a real broker, Sluice against a
 //! hand-written rdkafka loop in the same run, and the HDFS sink against raw hdfs-native writes.
 //!
-//! `cargo bench --bench pipeline` (records: `SLUICE_BENCH_RECORDS`, default 1,000,000). The
-//! broker runs in a process of its own (this binary re-run with `broker`), so each routing
+//! `cargo bench --bench pipeline` (records: `SLUICE_BENCH_RECORDS`, default 1,000,000;
+//! `SLUICE_BENCH_ONLY=cluster` runs only one server against two sharing the queries, and the
+//! takeover after a `kill -9`). The broker runs in a process of its own (this binary re-run with `broker`), so each routing
 //! process's CPU time (from `/proc/<pid>/stat`) and peak RSS (`VmHWM`) are its own. Every run
 //! checks its output counts, so a fast wrong run cannot pass.
 
@@ -398,6 +399,49 @@ async fn sluice_run(name: &'static str, bootstrap: &str, cluster: &KafkaCluster,
     }
 }
 
+/// Two servers of one service sharing the six CSAS (sent alternately to each, from earliest
+/// over the preloaded `INGESTION`): their CPU together, and each one's. Then one of them is
+/// killed with SIGKILL and one more record per sensor produced: how long until every routed
+/// topic has it, that is until the other server runs the killed one's share.
+async fn two_servers_run(bootstrap: &str, cluster: &KafkaCluster, records: u64) -> (Run, [f64; 2], f64) {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut servers = Vec::new();
+    for dir in &dirs {
+        servers.push(Server::start(bootstrap, "bench_two", dir.path()).await);
+    }
+    servers[0].ksql(&CREATE_INGESTION.replace("{topic}", "INGESTION"), "earliest").await;
+    let topics: Vec<String> = (1..=SENSORS).map(|s| format!("TWO_{s}")).collect();
+    for topic in &topics {
+        cluster.ensure_topic(topic, 3, 1, &[]).await.unwrap();
+    }
+    let cpu_start = [cpu_seconds(&servers[0].pid()), cpu_seconds(&servers[1].pid())];
+    let start = Instant::now();
+    for (sensor, topic) in (1..=SENSORS).zip(&topics) {
+        servers[sensor as usize % 2].ksql(&route(topic, sensor), "earliest").await;
+    }
+    let end = wait_for_records(cluster, &topics, records, Duration::from_secs(1800));
+    let each = [cpu_seconds(&servers[0].pid()) - cpu_start[0], cpu_seconds(&servers[1].pid()) - cpu_start[1]];
+    let run = Run {
+        name: "(f) Sluice, six CSAS on two servers",
+        records,
+        wall: (end - start).as_secs_f64(),
+        cpu: each[0] + each[1],
+        rss_mb: peak_rss_mb(&servers[0].pid()).max(peak_rss_mb(&servers[1].pid())),
+        broker_cpu: 0.0,
+    };
+    let mut killed = servers.pop().unwrap();
+    let _ = killed.child.kill();
+    let _ = killed.child.wait();
+    let killed_at = Instant::now();
+    let producer = producer(bootstrap);
+    for sensor in 1..=SENSORS {
+        send(&producer, "INGESTION", &sensor.to_string(), &powergrid_record(sensor, records + sensor as u64));
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let flowing = wait_for_records(cluster, &topics, records + SENSORS as u64, Duration::from_secs(120));
+    (run, each, (flowing - killed_at).as_secs_f64())
+}
+
 /// What a latency run measures between the producer and the reader.
 #[derive(Clone, Copy)]
 enum Hop {
@@ -585,6 +629,25 @@ async fn orchestrate() {
     wait_for_records(&cluster, &["INGESTION".to_string()], records, Duration::from_secs(600));
     eprintln!("preloaded in {:.1} s", start.elapsed().as_secs_f64());
 
+    let all: Vec<u32> = (1..=SENSORS).collect();
+    if std::env::var("SLUICE_BENCH_ONLY").is_ok_and(|only| only == "cluster") {
+        eprintln!("(b) Sluice, six CSAS, one server…");
+        let six = with_broker_cpu(&broker_pid, sluice_run("(b) Sluice, six CSAS (exactly once)", &bootstrap, &cluster, records, Routing::PerSensor(&all), "exactly_once", "SIX")).await;
+        eprintln!("(f) Sluice, six CSAS, two servers…");
+        let (two, each, takeover) = two_servers_run(&bootstrap, &cluster, records).await;
+        let _ = broker.kill();
+        let _ = broker.wait();
+        println!("\n{records} PowerGrid records, 3 partitions\n");
+        println!("| run | records/s wall | records per CPU-second | CPU s | peak RSS MB |");
+        println!("|---|---|---|---|---|");
+        for run in [&six, &two] {
+            println!("| {} | {:.0} | {:.0} | {:.2} | {:.0} |", run.name, run.records as f64 / run.wall, run.per_cpu_second(), run.cpu, run.rss_mb);
+        }
+        println!("\nCPU s of each of the two servers: {:.2} and {:.2}", each[0], each[1]);
+        println!("two servers / one server, records per CPU-second: {:.2}", two.per_cpu_second() / six.per_cpu_second());
+        println!("kill -9 of one server to its queries routing on the other: {takeover:.1} s (session timeout 10 s)");
+        return;
+    }
     eprintln!("(a) baseline rdkafka loop, six sensors, then one…");
     let baseline = with_broker_cpu(&broker_pid, baseline_run("(a) baseline rdkafka loop", &bootstrap, &cluster, records, None, "BASE_SENSOR_")).await;
     let baseline_one = with_broker_cpu(&broker_pid, baseline_run("(a1) baseline, sensor 3 only", &bootstrap, &cluster, records, Some(3), "BASE_ONE_")).await;
@@ -594,7 +657,6 @@ async fn orchestrate() {
         .unwrap();
     let measured: Value = serde_json::from_slice(&output.stdout).expect("the reader reports its figures");
     let read = Run::reported("rdkafka consume only (the broker's read rate)", records, &measured);
-    let all: Vec<u32> = (1..=SENSORS).collect();
     eprintln!("(b) Sluice, six CSAS, exactly once…");
     let six = with_broker_cpu(&broker_pid, sluice_run("(b) Sluice, six CSAS (exactly once)", &bootstrap, &cluster, records, Routing::PerSensor(&all), "exactly_once", "SIX")).await;
     eprintln!("(b2) Sluice, six CSAS, at least once…");

@@ -1,7 +1,8 @@
 //! Several servers of one service over a real broker: a statement accepted by one is applied by
 //! every other, in command-log order, and statements two servers accept at once resolve the
-//! same way on both; the servers share the persistent queries, and a killed server's share
-//! moves to the others with every record routed and counted exactly once.
+//! same way on both; the servers share the persistent queries and connectors, and a killed
+//! server's share moves to the others with every record routed, counted and landed in HDFS
+//! exactly once.
 
 mod common;
 
@@ -10,7 +11,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{CREATE_INGESTION, SluiceServer, TestBroker, check_routed_exactly_once, create_ingestion_topic, feed_sensors, latest_per_key};
+use common::{
+    CREATE_INGESTION, SluiceServer, TestBroker, check_routed_exactly_once, create_ingestion_topic, feed_sensors, hdfs::HdfsCluster,
+    latest_per_key,
+};
 use serde_json::{Value, json};
 
 const SENSORS: u32 = 6;
@@ -132,7 +136,7 @@ async fn until_shared(server: &SluiceServer, hosts: &[&SluiceServer], total: usi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_servers_share_the_routing_queries_and_take_over_a_killed_ones_share_exactly_once() {
-    let broker = TestBroker::start().await;
+    let (broker, hdfs) = tokio::join!(TestBroker::start(), HdfsCluster::start());
     create_ingestion_topic(&broker.bootstrap).await;
     let config = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(config.path(), "sluice.cluster.session.timeout.ms=4000\n").unwrap();
@@ -157,6 +161,15 @@ async fn three_servers_share_the_routing_queries_and_take_over_a_killed_ones_sha
              FROM STREAM_INGESTION GROUP BY EXTRACTJSONFIELD(PAYLOAD, '$.sensor_id');",
         )
         .await;
+    servers[2]
+        .ksql_ok(&format!(
+            "CREATE SINK CONNECTOR GRID_SINK WITH ('connector.class'='io.confluent.connect.hdfs.HdfsSinkConnector', \
+             'topics.regex'='SENSOR_ID_.*', 'hdfs.url'='{}', 'topics.dir'='/grid', 'flush.size'='50', 'rotate.schedule.interval.ms'='2000', 'timezone'='UTC', \
+             'format.class'='io.confluent.connect.hdfs.json.JsonFormat', 'value.converter'='org.apache.kafka.connect.json.JsonConverter', \
+             'value.converter.schemas.enable'='false');",
+            hdfs.url
+        ))
+        .await;
     let queries = SENSORS as usize + 1;
     until_shared(&servers[0], &servers.iter().collect::<Vec<_>>(), queries).await;
 
@@ -180,4 +193,27 @@ async fn three_servers_share_the_routing_queries_and_take_over_a_killed_ones_sha
         let value = &counts[sensor.to_string().as_bytes()];
         assert_eq!(value["READINGS"], json!(PER_SENSOR), "sensor {sensor}: every reading counted once: {value}");
     }
+
+    // The HDFS sink moved with its servers too: every routed record in HDFS once.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    for sensor in 1..=SENSORS {
+        loop {
+            let lines = hdfs.read_back(&format!("/grid/SENSOR_ID_{sensor}"));
+            if lines.len() >= PER_SENSOR as usize || Instant::now() > deadline {
+                let mut ids: Vec<String> = lines
+                    .iter()
+                    .map(|l| {
+                        let value: Value = serde_json::from_str(l).unwrap();
+                        value["correlation_id"].as_str().or(value["CORRELATION_ID"].as_str()).unwrap().to_string()
+                    })
+                    .collect();
+                ids.sort();
+                let wanted: Vec<String> = (0..PER_SENSOR).map(|n| format!("{sensor:02}-{n:06}")).collect();
+                assert_eq!(ids, wanted, "SENSOR_ID_{sensor} in HDFS, each record once");
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+    }
+    assert_eq!(hdfs.open_files(), "", "no file may stay open for write after the sink moved");
 }

@@ -256,31 +256,6 @@ async fn seed_connectors_by_sql_and_by_curl_land_the_seed_folder_tree_exactly_on
     assert_eq!(body, json!({"error_code": 404, "message": "Connector hdfs-sink-sensor-6 not found"}));
 }
 
-/// Every record of `topic_dir` read back through `hdfs dfs -cat`, checked to be laid out in
-/// contiguous files with no gap and no overlap per partition.
-fn read_back(hdfs: &HdfsCluster, topic_dir: &str) -> Vec<String> {
-    let files = hdfs.list_files(topic_dir);
-    let mut by_partition: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
-    for file in &files {
-        assert!(!file.contains("+tmp"), "an in-progress file was left behind: {file}");
-        let (dir, name) = file.rsplit_once('/').unwrap();
-        let parts: Vec<&str> = name.trim_end_matches(".json").split('+').collect();
-        by_partition
-            .entry(dir.to_string())
-            .or_default()
-            .push((parts[2].parse().unwrap(), parts[3].parse().unwrap()));
-    }
-    for (dir, mut ranges) in by_partition {
-        ranges.sort();
-        let mut next = 0;
-        for (start, end) in ranges {
-            assert_eq!(start, next, "{dir}: files must follow each other without gap or overlap");
-            next = end + 1;
-        }
-    }
-    hdfs.shell(&["-cat", &format!("{topic_dir}/*/*")]).lines().map(str::to_string).collect()
-}
-
 async fn create_flow_sink(server: &SluiceServer, hdfs_url: &str, extra: &str) {
     server
         .ksql_ok("CREATE STREAM FLOW (ID BIGINT, WATTS DOUBLE) WITH (KAFKA_TOPIC='FLOW', VALUE_FORMAT='JSON', PARTITIONS=2);")
@@ -334,7 +309,7 @@ async fn sigkill_while_records_flow_leaves_every_record_in_hdfs_exactly_once() {
     let status = wait_committed(&server, "FLOW_SINK", total, Duration::from_secs(120)).await;
     assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
 
-    assert_each_once(&read_back(&hdfs, "/flow/FLOW"), total);
+    assert_each_once(&hdfs.read_back("/flow/FLOW"), total);
     assert_eq!(hdfs.open_files(), "", "no file may stay open for write (a lease) after recovery");
     let leftovers: Vec<String> = hdfs.list_files("/flow").into_iter().filter(|f| f.contains("+tmp")).collect();
     assert!(leftovers.is_empty(), "in-progress files left behind: {leftovers:?}");
@@ -372,7 +347,7 @@ async fn a_sink_with_hdfs_down_loses_nothing_and_catches_up() {
     hdfs.wait_writable().await;
     let status = wait_committed(&server, "FLOW_SINK", 140, Duration::from_secs(120)).await;
     assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
-    assert_each_once(&read_back(&hdfs, "/flow/FLOW"), 140);
+    assert_each_once(&hdfs.read_back("/flow/FLOW"), 140);
 }
 
 /// Names of the files under `dir` on the local file system, recursively, relative to `dir`.

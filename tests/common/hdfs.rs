@@ -3,6 +3,7 @@
 //! their own, and Hadoop's own `FsShell` to look at what was written.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -139,6 +140,31 @@ impl HdfsCluster {
             .collect();
         files.sort();
         files
+    }
+
+    /// Every record of `topic_dir` read back through `hdfs dfs -cat`, checked to be laid out in
+    /// contiguous files with no gap and no overlap per partition.
+    pub fn read_back(&self, topic_dir: &str) -> Vec<String> {
+        let files = self.list_files(topic_dir);
+        let mut by_partition: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+        for file in &files {
+            assert!(!file.contains("+tmp"), "an in-progress file was left behind: {file}");
+            let (dir, name) = file.rsplit_once('/').unwrap();
+            let parts: Vec<&str> = name.trim_end_matches(".json").split('+').collect();
+            by_partition
+                .entry(dir.to_string())
+                .or_default()
+                .push((parts[2].parse().unwrap(), parts[3].parse().unwrap()));
+        }
+        for (dir, mut ranges) in by_partition {
+            ranges.sort();
+            let mut next = 0;
+            for (start, end) in ranges {
+                assert_eq!(start, next, "{dir}: files must follow each other without gap or overlap");
+                next = end + 1;
+            }
+        }
+        self.shell(&["-cat", &format!("{topic_dir}/*/*")]).lines().map(str::to_string).collect()
     }
 
     /// Files the NameNode reports as still open for write (a lease not released).

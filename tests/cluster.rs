@@ -173,6 +173,27 @@ async fn three_servers_share_the_routing_queries_and_take_over_a_killed_ones_sha
     let queries = SENSORS as usize + 1;
     until_shared(&servers[0], &servers.iter().collect::<Vec<_>>(), queries).await;
 
+    // Every server shows every query running, wherever it runs, and which server runs it.
+    let holders: BTreeMap<String, String> = shares(&servers[0])
+        .await
+        .into_iter()
+        .flat_map(|(host, queries)| queries.into_iter().map(move |q| (q, host.clone())))
+        .collect();
+    let started = Instant::now();
+    loop {
+        let shown = servers[0].ksql_ok("SHOW QUERIES;").await;
+        let counts: Vec<&Value> = shown[0]["queries"].as_array().unwrap().iter().map(|q| &q["statusCount"]).collect();
+        if counts.len() == queries && counts.iter().all(|c| **c == json!({"RUNNING": 1})) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{shown}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (query, host) in &holders {
+        let explained = servers[1].ksql_ok(&format!("EXPLAIN {query};")).await;
+        assert_eq!(explained[0]["queryDescription"]["ksqlHostQueryStatus"], json!({host: "RUNNING"}), "{explained}");
+    }
+
     let feeding = feed_sensors(&broker.bootstrap, SENSORS, PER_SENSOR);
     for victim in [1, 2, 0] {
         tokio::time::sleep(Duration::from_millis(1500)).await;

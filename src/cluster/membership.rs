@@ -33,6 +33,9 @@ pub struct Heartbeat {
     /// Sent on a clean shutdown: the server is gone without waiting out the timeout.
     #[serde(default)]
     pub leaving: bool,
+    /// The state of each query the server runs (`RUNNING`, `ERROR`, …), by query id.
+    #[serde(default)]
+    pub queries: BTreeMap<String, String>,
 }
 
 pub struct Membership {
@@ -79,9 +82,9 @@ impl Membership {
         }
     }
 
-    /// Says this server is alive, or leaving.
-    pub async fn beat(&self, leaving: bool) -> Result<()> {
-        let heartbeat = Heartbeat { server: self.me.clone(), at: now_ms(), leaving };
+    /// Says this server is alive, or leaving, and how the queries it runs are.
+    pub async fn beat(&self, leaving: bool, queries: BTreeMap<String, String>) -> Result<()> {
+        let heartbeat = Heartbeat { server: self.me.clone(), at: now_ms(), leaving, queries };
         let value = serde_json::to_vec(&heartbeat)?;
         self.cluster.producer().send(&self.topic, Some(0), Some(self.me.as_bytes()), Some(&value), None).await?;
         Ok(())
@@ -107,9 +110,31 @@ impl Membership {
         server == self.me || self.seen.lock().get(server).is_some_and(|heartbeat| alive(heartbeat, now_ms(), self.timeout))
     }
 
+    /// Whether `server` is gone, judged on every heartbeat sent until now: the topic is read to
+    /// its current end first, so that a server whose heartbeats this one merely had not read
+    /// (Kafka away for a while) is not taken for gone.
+    pub async fn confirmed_gone(&self, server: &str) -> Result<bool> {
+        let (_, end) = blocking(|| self.cluster.watermark(&self.topic, 0))?;
+        if !self.follower.wait_until(end, Duration::from_secs(10)).await {
+            return Err(SluiceError::Execution(format!("could not read {} to its end", self.topic)));
+        }
+        Ok(!self.is_live(server))
+    }
+
     /// The last heartbeat of every server seen.
     pub fn heartbeats(&self) -> Vec<Heartbeat> {
         self.seen.lock().values().cloned().collect()
+    }
+
+    /// The last heartbeat of every other server alive now.
+    pub fn live_heartbeats(&self) -> Vec<Heartbeat> {
+        let now = now_ms();
+        self.seen
+            .lock()
+            .values()
+            .filter(|heartbeat| heartbeat.server != self.me && alive(heartbeat, now, self.timeout))
+            .cloned()
+            .collect()
     }
 
     /// How long a server may go without a heartbeat before it is taken for gone.
@@ -122,6 +147,11 @@ fn alive(heartbeat: &Heartbeat, now: i64, timeout: Duration) -> bool {
     !heartbeat.leaving && now - heartbeat.at <= timeout.as_millis() as i64
 }
 
+/// A server's name as ksqlDB names hosts: `host:port`, without the scheme.
+pub fn host_port(server: &str) -> String {
+    server.split_once("://").map_or(server, |(_, rest)| rest).trim_end_matches('/').to_string()
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
@@ -132,7 +162,7 @@ mod tests {
 
     #[test]
     fn a_server_is_alive_until_its_heartbeat_is_older_than_the_timeout_or_it_leaves() {
-        let beat = |at, leaving| Heartbeat { server: "http://a:1".into(), at, leaving };
+        let beat = |at, leaving| Heartbeat { server: "http://a:1".into(), at, leaving, queries: BTreeMap::new() };
         let timeout = Duration::from_secs(10);
         assert!(alive(&beat(1_000, false), 11_000, timeout));
         assert!(!alive(&beat(1_000, false), 11_001, timeout));

@@ -1,5 +1,7 @@
 //! The ksqlDB entities `/ksql` answers with, shaped exactly as ksqlDB's REST model.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 
 use crate::{
@@ -69,21 +71,36 @@ pub fn topics(statement: &str, topics: &[TopicInfo]) -> Value {
 }
 
 /// ksqlDB's `RunningQuery`, with Sluice's processing statistics.
-pub fn running_query(query: &QueryDef, status: Option<&QueryStatus>) -> Value {
-    let state = status.map_or("UNKNOWN", |s| s.state().name());
+/// ksqlDB's `RunningQuery`: how many servers run it in each state, and its state (the one
+/// most servers show; UNKNOWN where no server alive says).
+pub fn running_query(query: &QueryDef, states: &BTreeMap<String, String>) -> Value {
+    let (counts, state) = state_counts(states);
     json!({
         "queryString": query.statement,
         "sinks": [query.sink],
         "sinkKafkaTopics": [query.sink_topic],
         "id": query.id,
-        "statusCount": {state: 1},
+        "statusCount": counts,
         "queryType": "PERSISTENT",
         "state": state
     })
 }
 
-pub fn queries(statement: &str, queries: &[(QueryDef, Option<std::sync::Arc<QueryStatus>>)]) -> Value {
-    let list: Vec<Value> = queries.iter().map(|(q, s)| running_query(q, s.as_deref())).collect();
+/// The number of servers in each state, and the state most are in.
+pub fn state_counts(states: &BTreeMap<String, String>) -> (BTreeMap<&str, usize>, &str) {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for state in states.values() {
+        *counts.entry(state.as_str()).or_default() += 1;
+    }
+    if counts.is_empty() {
+        counts.insert("UNKNOWN", 1);
+    }
+    let state = counts.iter().max_by_key(|(_, n)| **n).map_or("UNKNOWN", |(s, _)| *s);
+    (counts, state)
+}
+
+pub fn queries(statement: &str, queries: &[(QueryDef, BTreeMap<String, String>)]) -> Value {
+    let list: Vec<Value> = queries.iter().map(|(q, s)| running_query(q, s)).collect();
     json!({"@type": "queries", "statementText": statement, "queries": list, "warnings": []})
 }
 

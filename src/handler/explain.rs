@@ -22,10 +22,12 @@ pub async fn explain(engine: &Engine, parsed: &ParsedStatement, explain: &Explai
             let statement = KsqlParser::parse_one_with_types(&query.statement, &engine.catalog.types())?.statement;
             let plan = QueryPlanner::plan(&engine.catalog, selected(&statement)?).await?;
             let sink = engine.catalog.stream(&query.sink)?;
-            let state = engine.queries.status(id).map_or("UNKNOWN", |s| s.state().name());
+            let states = engine.query_states(id);
+            let (counts, state) = entity::state_counts(&states);
             let mut description = describe(engine, id, &query.statement, &plan, Some(&sink), &query.properties)?;
             description["state"] = json!(state);
-            description["statusCount"] = json!({state: 1});
+            description["statusCount"] = json!(counts);
+            description["ksqlHostQueryStatus"] = json!(states);
             description
         }
         Explain::Statement(statement) => {

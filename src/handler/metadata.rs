@@ -50,8 +50,8 @@ pub fn show(
                 .queries
                 .into_values()
                 .map(|q| {
-                    let status = engine.queries.status(&q.id);
-                    (q, status)
+                    let states = engine.query_states(&q.id);
+                    (q, states)
                 })
                 .collect();
             entity::queries(text, &queries)
@@ -129,7 +129,7 @@ fn source_description(engine: &Engine, stream: &SourceDef, extended: bool) -> Re
     let running = |queries: &[crate::catalog::QueryDef]| -> Vec<Value> {
         queries
             .iter()
-            .map(|q| entity::running_query(q, engine.queries.status(&q.id).as_deref()))
+            .map(|q| entity::running_query(q, &engine.query_states(&q.id)))
             .collect()
     };
     let fields = entity::fields(&stream.columns);

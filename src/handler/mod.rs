@@ -105,7 +105,7 @@ impl Engine {
             replay_failures: parking_lot::Mutex::new(Vec::new()),
         });
         engine.replay().await?;
-        engine.placement.membership.beat(false).await?;
+        engine.placement.membership.beat(false, BTreeMap::new()).await?;
         engine.placement.membership.settle().await?;
         tokio::spawn(beat(Arc::downgrade(&engine)));
         engine.place().await;
@@ -378,7 +378,8 @@ async fn beat(engine: Weak<Engine>) {
         if engine.placement.is_leaving() {
             return;
         }
-        if let Err(e) = engine.placement.membership.beat(false).await {
+        let queries = engine.local_query_states();
+        if let Err(e) = engine.placement.membership.beat(false, queries).await {
             warn!(error = %e, "could not send a heartbeat");
         }
     }

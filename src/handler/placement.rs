@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use super::{Engine, ddl};
 use crate::{
     catalog::CatalogState,
-    cluster::{Holders, Membership, assignment::assign},
+    cluster::{Holders, Membership, assignment::assign, membership::host_port},
     error::Result,
 };
 
@@ -212,6 +212,36 @@ impl Engine {
         }
     }
 
+    /// The state of each query running here, by id, as this server's heartbeat reports it.
+    pub fn local_query_states(&self) -> BTreeMap<String, String> {
+        self.placement
+            .running
+            .lock()
+            .iter()
+            .filter_map(|task| match task {
+                Task::Query(id) => Some(id.clone()),
+                Task::Connector(_) => None,
+            })
+            .filter_map(|id| Some((id.clone(), self.queries.status(&id)?.state().name().to_string())))
+            .collect()
+    }
+
+    /// How query `id` is on each server alive that runs it (`host:port` → `RUNNING`, `ERROR`,
+    /// …; ksqlDB's `ksqlHostQueryStatus`): here from its status, elsewhere as that server's
+    /// last heartbeat said. A query paused shows PAUSED here.
+    pub fn query_states(&self, id: &str) -> BTreeMap<String, String> {
+        let membership = &self.placement.membership;
+        let mut states: BTreeMap<String, String> = membership
+            .live_heartbeats()
+            .into_iter()
+            .filter_map(|heartbeat| Some((host_port(&heartbeat.server), heartbeat.queries.get(id)?.clone())))
+            .collect();
+        if let Some(status) = self.queries.status(id) {
+            states.insert(host_port(membership.me()), status.state().name().to_string());
+        }
+        states
+    }
+
     /// Takes hold of a task if it can: claimed when nobody holds it, taken over when its
     /// holder has stopped beating, already held here; false while another server holds it.
     async fn hold(&self, task: &str) -> Result<bool> {
@@ -221,6 +251,9 @@ impl Engine {
             None => placement.holders.claim(task, hold.epoch).await,
             Some(holder) if holder == placement.membership.me() => Ok(true),
             Some(holder) if !placement.membership.is_live(holder) => {
+                if !placement.membership.confirmed_gone(holder).await? {
+                    return Ok(false);
+                }
                 info!(task, holder, "taking over from a server that stopped beating");
                 placement.holders.take_over(task, holder, hold.epoch).await
             }
@@ -245,7 +278,7 @@ impl Engine {
                 }
             }
         }
-        if let Err(e) = placement.membership.beat(true).await {
+        if let Err(e) = placement.membership.beat(true, BTreeMap::new()).await {
             warn!(error = %e, "could not say this server is leaving");
         }
     }

@@ -5,6 +5,7 @@ use axum::{Json, extract::State};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
+use crate::cluster::membership::host_port;
 
 pub async fn cluster_status(State(state): State<AppState>) -> Json<Value> {
     let engine = &state.engine;
@@ -25,6 +26,7 @@ pub async fn cluster_status(State(state): State<AppState>) -> Json<Value> {
             server: membership.me().to_string(),
             at: crate::cluster::membership::now_ms(),
             leaving: false,
+            queries: Default::default(),
         });
     }
     let mut status = Map::new();
@@ -56,9 +58,4 @@ pub async fn cluster_status(State(state): State<AppState>) -> Json<Value> {
         );
     }
     Json(json!({"clusterStatus": status}))
-}
-
-/// A server's name as ksqlDB keys hosts: `host:port`, without the scheme.
-fn host_port(server: &str) -> String {
-    server.split_once("://").map_or(server, |(_, rest)| rest).trim_end_matches('/').to_string()
 }

@@ -13,7 +13,7 @@ use std::{
 
 use common::{
     CREATE_INGESTION, SluiceServer, TestBroker, check_routed_exactly_once, create_ingestion_topic, feed_sensors, hdfs::HdfsCluster,
-    latest_per_key,
+    latest_per_key, produce, producer, read_topic,
 };
 use serde_json::{Value, json};
 
@@ -71,6 +71,17 @@ async fn a_statement_sent_to_one_server_is_applied_on_every_server_of_the_servic
         body["message"],
         format!("Timed out while waiting for a previous command to execute. command sequence number: {}", seq + 1000)
     );
+
+    // PAUSE and RESUME in one request, to each server in turn: on the server that only
+    // follows them, the query runs again too, and routes what arrives after.
+    for server in [&a, &b] {
+        server.ksql_ok(&format!("PAUSE {query_id}; RESUME {query_id};")).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let producer = producer(&broker.bootstrap);
+    produce(&producer, "readings", "r1", r#"{"WATTS": 500}"#).await;
+    let high = read_topic(&broker.bootstrap, "HIGH", 1, Duration::from_secs(60));
+    assert_eq!(high.len(), 1, "the resumed query routes the reading once: {high:?}");
 
     // Two servers accepting the same name at once: the statement logged first wins on both,
     // the other is refused to its sender, and both servers describe the winner.

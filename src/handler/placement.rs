@@ -124,11 +124,18 @@ impl Engine {
         for task in running {
             let hold = placement.holders.hold(&task.name());
             let held = hold.server.as_deref() == Some(me.as_str());
-            if held && mine(&task) && task.wanted(&catalog) {
+            let keep = held && mine(&task) && task.wanted(&catalog);
+            if keep && self.runs_here(&task) {
                 continue;
             }
             self.stop_task(&task, &catalog, held).await;
             placement.running.lock().remove(&task);
+            if keep {
+                // Stopped by statements since the last pass (a PAUSE and a RESUME, a connector
+                // dropped and created again): still this server's, started again below as it
+                // is defined now.
+                continue;
+            }
             if held {
                 info!(task = %task.name(), "letting a task go");
                 if let Err(e) = placement.holders.release(&task.name(), hold.epoch).await {
@@ -161,6 +168,15 @@ impl Engine {
                     continue;
                 }
             }
+            // Where the last holder left it; Kafka not answering is tried again next pass.
+            let committed = match task {
+                Task::Query(_) => self.queries.offsets().reload().await,
+                Task::Connector(_) => self.connectors.reload_offsets().await,
+            };
+            if let Err(e) = committed {
+                warn!(task = %task.name(), error = %e, "could not read the committed positions; trying again");
+                continue;
+            }
             match self.start_task(&task, &catalog).await {
                 Ok(()) => {
                     placement.running.lock().insert(task);
@@ -177,20 +193,26 @@ impl Engine {
         }
     }
 
-    /// Starts a task this server holds where its last holder left it: from the positions and
-    /// offsets committed, read again for what another server committed.
+    /// Starts a task this server holds from the positions and offsets committed.
     async fn start_task(&self, task: &Task, catalog: &CatalogState) -> Result<()> {
         match task {
             Task::Query(id) => {
                 let Some(query) = catalog.queries.get(id) else { return Ok(()) };
-                self.queries.offsets().reload().await?;
                 self.queries.forget_paused(id);
                 ddl::start_query(self, query).await
             }
             Task::Connector(name) => {
                 let Some(connector) = catalog.connectors.get(name) else { return Ok(()) };
-                self.connectors.resume(connector).await
+                self.connectors.start(connector).await
             }
+        }
+    }
+
+    /// Whether a task placement started here still runs (a statement may have stopped it).
+    fn runs_here(&self, task: &Task) -> bool {
+        match task {
+            Task::Query(id) => self.queries.is_running(id),
+            Task::Connector(name) => self.connectors.is_running(name),
         }
     }
 

@@ -83,11 +83,10 @@ impl ConnectorManager {
         Ok(())
     }
 
-    /// Starts a connector another server may have run before: from the source offsets
-    /// committed by whichever server ran it last.
-    pub async fn resume(&self, connector: &ConnectorDef) -> Result<()> {
-        self.source_offsets.reload().await?;
-        self.start(connector).await
+    /// Reads the source offsets again, as whichever server ran each connector last committed
+    /// them, before a connector another server may have run starts here.
+    pub async fn reload_offsets(&self) -> Result<()> {
+        self.source_offsets.reload().await
     }
 
     /// Whether `name` runs here.

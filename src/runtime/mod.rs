@@ -286,6 +286,11 @@ impl QueryManager {
         }
     }
 
+    /// Whether persistent query `id` runs here (in a scan, failing or not).
+    pub fn is_running(&self, id: &str) -> bool {
+        self.placement.lock().contains_key(id)
+    }
+
     /// Drops the PAUSED status of a query about to start here, which another server paused
     /// and resumed: it starts with counts of its own.
     pub fn forget_paused(&self, id: &str) {

@@ -194,7 +194,11 @@ async fn run_case(case: &Value) -> Result<(), String> {
             rounded = outputs.iter().map(round_doubles).collect::<Vec<_>>();
             &rounded
         };
-        check_outputs(&broker.bootstrap, outputs, &schemas, shift, exact).await?;
+        // ksqlDB's test driver runs every query in one thread, record by record; Sluice runs each
+        // query on its own, so records two queries write to one topic (a query and an
+        // `INSERT INTO … SELECT`) may interleave either way.
+        let interleaved = statements.iter().any(|s| inserts_a_query(s));
+        check_outputs(&broker.bootstrap, outputs, &schemas, shift, exact, interleaved).await?;
     }
     if let Some(responses) = case["responses"].as_array() {
         let ordered = case["outputConditions"]["verifyOrder"].as_bool().unwrap_or(false);
@@ -473,7 +477,16 @@ fn round_doubles(value: &Value) -> Value {
     }
 }
 
-async fn check_outputs(bootstrap: &str, outputs: &[Value], schemas: &BTreeMap<String, TopicSchema>, shift: i64, exact: bool) -> Result<(), String> {
+/// Checks each topic's records against the expected ones: in order, or in any order when
+/// `interleaved`.
+async fn check_outputs(
+    bootstrap: &str,
+    outputs: &[Value],
+    schemas: &BTreeMap<String, TopicSchema>,
+    shift: i64,
+    exact: bool,
+    interleaved: bool,
+) -> Result<(), String> {
     let mut by_topic: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
     for output in outputs {
         by_topic.entry(output["topic"].as_str().unwrap()).or_default().push(output);
@@ -501,20 +514,38 @@ async fn check_outputs(bootstrap: &str, outputs: &[Value], schemas: &BTreeMap<St
                 json!({"key": key, "value": value, "timestamp": timestamp - shift, "window": window, "headers": headers})
             })
             .collect();
+        let record_matches = |g: &Value, e: &Value| {
+            same(&g["key"], &e["key"])
+                && same_columns(&g["value"], &e["value"])
+                && e.get("timestamp").is_none_or(|t| same(&g["timestamp"], t))
+                && e.get("window").is_none_or(|w| same(&g["window"], w))
+                && e.get("headers").is_none_or(|h| same(&g["headers"], h))
+        };
         let matches = got.len() == expected.len()
-            && got.iter().zip(&expected).all(|(g, e)| {
-                same(&g["key"], &e["key"])
-                    && same_columns(&g["value"], &e["value"])
-                    && e.get("timestamp").is_none_or(|t| same(&g["timestamp"], t))
-                    && e.get("window").is_none_or(|w| same(&g["window"], w))
-                    && e.get("headers").is_none_or(|h| same(&g["headers"], h))
-            });
+            && if interleaved {
+                let mut unmatched: Vec<&Value> = got.iter().collect();
+                expected.iter().all(|e| match unmatched.iter().position(|g| record_matches(g, e)) {
+                    Some(i) => {
+                        unmatched.remove(i);
+                        true
+                    }
+                    None => false,
+                })
+            } else {
+                got.iter().zip(&expected).all(|(g, e)| record_matches(g, e))
+            };
         if !matches {
             let wanted: Vec<&Value> = expected.iter().map(|e| *e).collect();
             return Err(format!("topic {topic}: expected {}\ngot {}", json!(wanted), json!(got)));
         }
     }
     Ok(())
+}
+
+/// Whether a statement starts a query writing into an existing stream (`INSERT INTO … SELECT`).
+fn inserts_a_query(statement: &str) -> bool {
+    let words: Vec<String> = statement.split_whitespace().take(4).map(str::to_ascii_uppercase).collect();
+    words.len() == 4 && words[0] == "INSERT" && words[1] == "INTO" && words[3] == "SELECT"
 }
 
 /// Appends an input's window to its key, as Kafka Streams' windowed serializers write it.

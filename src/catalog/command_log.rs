@@ -6,9 +6,8 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use serde::{Deserialize, Serialize};
-
 use rdkafka::Message;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     connectors::kafka::{KafkaCluster, PartitionRange, offsets::Checkpoint},

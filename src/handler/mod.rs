@@ -105,9 +105,9 @@ impl Engine {
             replay_failures: parking_lot::Mutex::new(Vec::new()),
         });
         engine.replay().await?;
-        engine.placement.membership.beat(false, BTreeMap::new()).await?;
+        engine.beat().await?;
         engine.placement.membership.settle().await?;
-        tokio::spawn(beat(Arc::downgrade(&engine)));
+        tokio::spawn(keep_beating(Arc::downgrade(&engine)));
         engine.place().await;
         tokio::spawn(follow(Arc::downgrade(&engine)));
         Ok(engine)
@@ -371,15 +371,14 @@ async fn follow(engine: Weak<Engine>) {
 }
 
 /// Says every [`HEARTBEAT_INTERVAL`] that this server is alive, until it leaves.
-async fn beat(engine: Weak<Engine>) {
+async fn keep_beating(engine: Weak<Engine>) {
     loop {
         tokio::time::sleep(HEARTBEAT_INTERVAL).await;
         let Some(engine) = engine.upgrade() else { return };
         if engine.placement.is_leaving() {
             return;
         }
-        let queries = engine.local_query_states();
-        if let Err(e) = engine.placement.membership.beat(false, queries).await {
+        if let Err(e) = engine.beat().await {
             warn!(error = %e, "could not send a heartbeat");
         }
     }

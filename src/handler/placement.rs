@@ -73,6 +73,8 @@ pub struct Placement {
     failed: Mutex<BTreeMap<Task, String>>,
     /// One pass at a time.
     pass: tokio::sync::Mutex<()>,
+    /// One heartbeat at a time: none goes out after the one saying this server is leaving.
+    beating: tokio::sync::Mutex<()>,
     /// Set on shutdown: no more passes.
     leaving: AtomicBool,
 }
@@ -85,6 +87,7 @@ impl Placement {
             running: Mutex::default(),
             failed: Mutex::default(),
             pass: tokio::sync::Mutex::new(()),
+            beating: tokio::sync::Mutex::new(()),
             leaving: AtomicBool::new(false),
         }
     }
@@ -234,6 +237,15 @@ impl Engine {
         }
     }
 
+    /// Says this server is alive and how its queries are, unless it is leaving.
+    pub async fn beat(&self) -> Result<()> {
+        let _beating = self.placement.beating.lock().await;
+        if self.placement.is_leaving() {
+            return Ok(());
+        }
+        self.placement.membership.beat(false, self.local_query_states()).await
+    }
+
     /// The state of each query running here, by id, as this server's heartbeat reports it.
     pub fn local_query_states(&self) -> BTreeMap<String, String> {
         self.placement
@@ -300,6 +312,7 @@ impl Engine {
                 }
             }
         }
+        let _beating = placement.beating.lock().await;
         if let Err(e) = placement.membership.beat(true, BTreeMap::new()).await {
             warn!(error = %e, "could not say this server is leaving");
         }

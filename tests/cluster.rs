@@ -201,8 +201,15 @@ async fn three_servers_share_the_routing_queries_and_take_over_a_killed_ones_sha
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for (query, host) in &holders {
-        let explained = servers[1].ksql_ok(&format!("EXPLAIN {query};")).await;
-        assert_eq!(explained[0]["queryDescription"]["ksqlHostQueryStatus"], json!({host: "RUNNING"}), "{explained}");
+        let started = Instant::now();
+        loop {
+            let explained = servers[1].ksql_ok(&format!("EXPLAIN {query};")).await;
+            if explained[0]["queryDescription"]["ksqlHostQueryStatus"] == json!({host: "RUNNING"}) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "{explained}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     let feeding = feed_sensors(&broker.bootstrap, SENSORS, PER_SENSOR);

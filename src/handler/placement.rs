@@ -224,7 +224,12 @@ impl Engine {
     async fn stop_task(&self, task: &Task, catalog: &CatalogState, held: bool) {
         match task {
             Task::Query(id) => match catalog.queries.get(id) {
-                Some(query) if query.paused => {}
+                // A PAUSE stops it, unless it was applied while this server was starting it.
+                Some(query) if query.paused => {
+                    if self.queries.is_running(id) {
+                        self.queries.pause(id);
+                    }
+                }
                 Some(_) => self.queries.stop_persistent(id),
                 None => {
                     self.queries.stop_persistent(id);

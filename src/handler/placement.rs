@@ -159,27 +159,38 @@ impl Engine {
             }
         }
 
+        let mut to_start = Vec::new();
         for task in tasks {
             if !mine(&task) || placement.running.lock().contains(&task) || placement.failed.lock().contains_key(&task) {
                 continue;
             }
             match self.hold(&task.name()).await {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    warn!(task = %task.name(), error = %e, "could not take hold of a task");
-                    continue;
-                }
+                Ok(true) => to_start.push(task),
+                Ok(false) => {}
+                Err(e) => warn!(task = %task.name(), error = %e, "could not take hold of a task"),
             }
-            // Where the last holder left it; Kafka not answering is tried again next pass.
-            let committed = match task {
-                Task::Query(_) => self.queries.offsets().reload().await,
-                Task::Connector(_) => self.connectors.reload_offsets().await,
-            };
-            if let Err(e) = committed {
-                warn!(task = %task.name(), error = %e, "could not read the committed positions; trying again");
-                continue;
+        }
+        if to_start.is_empty() {
+            return;
+        }
+        // Where the last holders left them, read once all are held (each holder committed
+        // before it let go); Kafka not answering is tried again next pass.
+        let queries = to_start.iter().any(|t| matches!(t, Task::Query(_)));
+        let connectors = to_start.iter().any(|t| matches!(t, Task::Connector(_)));
+        let committed = async {
+            if queries {
+                self.queries.offsets().reload().await?;
             }
+            if connectors {
+                self.connectors.reload_offsets().await?;
+            }
+            Ok::<_, crate::error::SluiceError>(())
+        };
+        if let Err(e) = committed.await {
+            warn!(error = %e, "could not read the committed positions; trying again");
+            return;
+        }
+        for task in to_start {
             match self.start_task(&task, &catalog).await {
                 Ok(()) => {
                     placement.running.lock().insert(task);

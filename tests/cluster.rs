@@ -2,7 +2,8 @@
 //! every other, in command-log order, and statements two servers accept at once resolve the
 //! same way on both; the servers share the persistent queries and connectors, and a killed
 //! server's share moves to the others with every record routed, counted and landed in HDFS
-//! exactly once.
+//! exactly once; a pull query is answered by the server running its table's query, or by the
+//! server asked when that one is gone.
 
 mod common;
 
@@ -47,7 +48,7 @@ async fn ksql_after(server: &SluiceServer, sql: &str, seq: i64) -> (u16, Value) 
 async fn a_statement_sent_to_one_server_is_applied_on_every_server_of_the_service() {
     let broker = TestBroker::start().await;
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = SluiceServer::start(&broker.bootstrap, a_dir.path().to_path_buf()).await;
+    let mut a = SluiceServer::start(&broker.bootstrap, a_dir.path().to_path_buf()).await;
     let mut b = SluiceServer::start(&broker.bootstrap, b_dir.path().to_path_buf()).await;
 
     a.ksql_ok("CREATE STREAM READINGS (ID STRING KEY, WATTS INTEGER) WITH (KAFKA_TOPIC='readings', VALUE_FORMAT='JSON', PARTITIONS=2);").await;
@@ -113,6 +114,62 @@ async fn a_statement_sent_to_one_server_is_applied_on_every_server_of_the_servic
     let streams = b.ksql_ok("SHOW STREAMS;").await;
     let names: Vec<&str> = streams[0]["streams"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"READINGS") && !names.contains(&"HIGH"), "{streams}");
+
+    // A pull query sent to either server is answered by the one running the table's query,
+    // once that query has counted what was written before it; with that server gone, the
+    // other answers from its own copy of the table.
+    let created = b.ksql_ok("CREATE TABLE WATTS_PER_ID AS SELECT ID, SUM(WATTS) AS TOTAL FROM READINGS GROUP BY ID;").await;
+    let table_query = created[0]["commandStatus"]["queryId"].as_str().unwrap().to_string();
+    let started = Instant::now();
+    let holder = loop {
+        let holders: Vec<String> = shares(&a).await.into_iter().filter(|(_, q)| q.contains(&table_query)).map(|(h, _)| h).collect();
+        if let [holder] = holders.as_slice() {
+            break holder.clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no server runs {table_query}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    loop {
+        let shown = a.ksql_ok("SHOW QUERIES;").await;
+        let queries = shown[0]["queries"].as_array().unwrap();
+        if queries.iter().any(|q| q["id"] == table_query.as_str() && q["statusCount"] == json!({"RUNNING": 1})) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{table_query} never ran: {shown}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (n, watts) in [(1, 40), (2, 2)] {
+        produce(&producer, "readings", "r2", &format!(r#"{{"WATTS": {watts}}}"#)).await;
+        for server in [&a, &b] {
+            let rows = pull_with_source(server, "SELECT * FROM WATTS_PER_ID WHERE ID = 'r2';").await;
+            assert_eq!(rows, [(json!(["r2", if n == 1 { 40 } else { 42 }]), holder.clone())], "through {}", server.url);
+        }
+    }
+    let (victim, survivor) = if a.url.ends_with(&holder) { (&mut a, &b) } else { (&mut b, &a) };
+    victim.kill();
+    let rows = pull_with_source(survivor, "SELECT * FROM WATTS_PER_ID WHERE ID = 'r2';").await;
+    assert_eq!(rows, [(json!(["r2", 42]), survivor.url.trim_start_matches("http://").to_string())]);
+}
+
+/// The rows of a pull query through `/query` with ksqlDB's debug flag, each with the
+/// `host:port` of the server that read it.
+async fn pull_with_source(server: &SluiceServer, sql: &str) -> Vec<(Value, String)> {
+    let response = server
+        .client()
+        .post(format!("{}/query", server.url))
+        .header("Accept", "application/vnd.ksql.v1+json")
+        .json(&json!({"ksql": sql, "requestProperties": {"request.ksql.debug.request": true}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{sql}");
+    let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    body.as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row.get("row").is_some())
+        .map(|row| (row["row"]["columns"].clone(), format!("{}:{}", row["sourceHost"]["host"].as_str().unwrap(), row["sourceHost"]["port"])))
+        .collect()
 }
 
 /// `/clusterStatus` on `server`: the queries each live server runs, by `host:port`.

@@ -7,6 +7,7 @@ mod cluster;
 mod connect;
 mod console;
 mod error;
+mod forward;
 #[cfg(test)]
 mod fuzz;
 mod inserts;
@@ -34,12 +35,15 @@ pub struct AppState {
     pub push_queries: Arc<Mutex<BTreeMap<String, CancellationToken>>>,
     /// What `/metrics` shows.
     pub metrics: Arc<metrics::Metrics>,
+    /// How this server reaches the others of its service.
+    pub peers: reqwest::Client,
 }
 
 /// The API's routes; with a guard, every request must pass it first.
-pub fn router(engine: Arc<Engine>, guard: Option<Arc<auth::Guard>>) -> Router {
+pub fn router(engine: Arc<Engine>, guard: Option<Arc<auth::Guard>>) -> Result<Router> {
     let state = AppState {
         metrics: Arc::new(metrics::Metrics::new(engine.clone())),
+        peers: forward::peer_client(engine.config.tls.as_ref())?,
         engine,
         push_queries: Arc::new(Mutex::new(BTreeMap::new())),
     };
@@ -64,10 +68,10 @@ pub fn router(engine: Arc<Engine>, guard: Option<Arc<auth::Guard>>) -> Router {
         .merge(console::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests))
         .with_state(state);
-    match guard {
+    Ok(match guard {
         Some(guard) => router.layer(axum::middleware::from_fn_with_state(guard, auth::require)),
         None => router,
-    }
+    })
 }
 
 /// Serves the API until `shutdown` is cancelled, then drains for at most five seconds; with a
@@ -80,7 +84,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(address).await?;
-    let app = router(engine, guard);
+    let app = router(engine, guard)?;
     match tls {
         None => {
             info!(%address, "HTTP API listening");

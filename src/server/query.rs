@@ -17,7 +17,12 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{AppError, AppState, body::KsqlBody, ksql::property_text};
+use super::{
+    AppError, AppState,
+    body::KsqlBody,
+    forward::{self, Routing},
+    ksql::property_text,
+};
 use crate::{
     catalog::types::SqlType,
     parser::{KsqlParser, Statement, variables::substitute},
@@ -82,7 +87,8 @@ pub async fn query(State(state): State<AppState>, headers: HeaderMap, KsqlBody(b
     };
     super::ksql::await_command(&state, request.command_sequence_number).await?;
     let sql = substitute(&request.ksql, &property_text(&request.session_variables));
-    run(state, &sql, property_text(&request.streams_properties), layout).await
+    let routing = Routing::of("/query", &headers, &body);
+    run(state, &sql, property_text(&request.streams_properties), layout, routing).await
 }
 
 pub async fn query_stream(State(state): State<AppState>, headers: HeaderMap, KsqlBody(body): KsqlBody) -> Result<Response, AppError> {
@@ -94,7 +100,8 @@ pub async fn query_stream(State(state): State<AppState>, headers: HeaderMap, Ksq
         _ => Layout::Delimited,
     };
     let sql = substitute(&request.sql, &property_text(&request.session_variables));
-    run(state, &sql, property_text(&request.properties), layout).await
+    let routing = Routing::of("/query-stream", &headers, &body);
+    run(state, &sql, property_text(&request.properties), layout, routing).await
 }
 
 pub async fn close_query(State(state): State<AppState>, KsqlBody(body): KsqlBody) -> Result<Response, AppError> {
@@ -109,7 +116,7 @@ pub async fn close_query(State(state): State<AppState>, KsqlBody(body): KsqlBody
     }
 }
 
-async fn run(state: AppState, sql: &str, properties: BTreeMap<String, String>, layout: Layout) -> Result<Response, AppError> {
+async fn run(state: AppState, sql: &str, properties: BTreeMap<String, String>, layout: Layout, routing: Routing) -> Result<Response, AppError> {
     let mut properties = properties::normalize(&properties).map_err(|e| AppError::from(e).with_statement(sql))?;
     let statements = KsqlParser::parse_with_types(sql, &state.engine.catalog.types()).map_err(|e| AppError::from(e).with_statement(sql))?;
     let mut select = None;
@@ -167,6 +174,19 @@ async fn run(state: AppState, sql: &str, properties: BTreeMap<String, String>, l
         .iter()
         .map(|key| if *key && pulls_table { " KEY" } else { "" })
         .collect();
+    if pulls_table
+        && let Some(origin) = &routing.origin
+        && let Some(owner) = forward::owner(&engine, &plan.source.name)
+        && let Some(response) = forward::forward(&state.peers, &owner, origin).await
+    {
+        return Ok(response);
+    }
+    // A debug request's rows name the server that read them, as ksqlDB's `sourceHost`.
+    let source_host = (routing.debug && pulls_table).then(|| {
+        let me = crate::cluster::membership::host_port(engine.placement.membership.me());
+        let (host, port) = me.rsplit_once(':').unwrap_or((me.as_str(), "0"));
+        json!({"host": host, "port": port.parse::<u16>().unwrap_or(0)}).to_string()
+    });
     if state.push_queries.lock().len() >= engine.config.max_push_queries {
         return Err(AppError::TooManyPushQueries);
     }
@@ -242,7 +262,12 @@ async fn run(state: AppState, sql: &str, properties: BTreeMap<String, String>, l
                     if row.tombstone {
                         c.extend_from_slice(b",\"tombstone\":true");
                     }
-                    c.extend_from_slice(b"}}");
+                    c.push(b'}');
+                    if let Some(host) = &source_host {
+                        c.extend_from_slice(b",\"sourceHost\":");
+                        c.extend_from_slice(host.as_bytes());
+                    }
+                    c.push(b'}');
                     c
                 }
                 Layout::Delimited => {

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod connectors;
 pub mod config;
 pub mod error;
+pub mod fault;
 pub mod format;
 pub mod handler;
 pub mod functions;

@@ -1,6 +1,7 @@
 //! Connectors to the systems Sluice reads from and writes to, and what a running connector
 //! is: a task with a status and a token that stops it.
 
+pub mod cdc;
 pub mod config_keys;
 pub mod hdfs;
 pub mod jdbc;

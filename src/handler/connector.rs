@@ -10,7 +10,7 @@ use super::Engine;
 use crate::{
     catalog::ConnectorDef,
     connectors::{
-        jdbc,
+        cdc, jdbc,
         status::{ConnectorState, ConnectorStatus},
         text,
     },
@@ -35,7 +35,7 @@ pub fn from_config(name: &str, kind: ConnectorKind, config: impl IntoIterator<It
 /// Whether a config posted to Connect's REST API is a source or a sink, by its class.
 pub fn kind_of(config: &BTreeMap<String, String>) -> ConnectorKind {
     match config.get("connector.class") {
-        Some(class) if jdbc::config::is_connector_class(class) || text::kind_of_class(class).is_some() => {
+        Some(class) if jdbc::config::is_connector_class(class) || cdc::config::is_connector_class(class) || text::kind_of_class(class).is_some() => {
             ConnectorKind::Source
         }
         _ => ConnectorKind::Sink,

@@ -9,6 +9,7 @@ use crate::{
     catalog::{Catalog, ConnectorDef},
     connectors::{
         RunningConnector,
+        cdc::{self, CdcConfig},
         hdfs::{self, HdfsSinkConfig},
         jdbc::{self, JdbcSourceConfig},
         kafka::{KafkaCluster, source_offsets::SourceOffsets},
@@ -22,6 +23,7 @@ use crate::{
 /// A connector's config, checked, by the kind of connector it is.
 pub enum ConnectorConfig {
     HdfsSink(HdfsSinkConfig),
+    ChangeCapture(CdcConfig),
     JdbcSource(JdbcSourceConfig),
     TextSource(TextSourceConfig),
 }
@@ -50,13 +52,17 @@ impl ConnectorManager {
             ConnectorKind::Source if jdbc::config::is_connector_class(connector.class()) => {
                 Ok(ConnectorConfig::JdbcSource(JdbcSourceConfig::from_map(&connector.config)?))
             }
+            ConnectorKind::Source if cdc::config::is_connector_class(connector.class()) => {
+                Ok(ConnectorConfig::ChangeCapture(CdcConfig::from_map(&connector.config)?))
+            }
             ConnectorKind::Source if text::kind_of_class(connector.class()).is_some() => {
                 Ok(ConnectorConfig::TextSource(TextSourceConfig::from_map(&connector.config)?))
             }
             ConnectorKind::Source => Err(SluiceError::NotImplemented(format!(
-                "source connector class '{}'; Sluice runs {}, {}, {}, {} and {}",
+                "source connector class '{}'; Sluice runs {}, {}, {}, {}, {} and {}",
                 connector.class(),
                 jdbc::CONNECTOR_CLASS,
+                cdc::CONNECTOR_CLASS,
                 text::config::FILE_STREAM,
                 text::config::SPOOL_DIR,
                 text::config::HTTP,
@@ -71,6 +77,9 @@ impl ConnectorManager {
             ConnectorConfig::HdfsSink(config) => hdfs::start(&connector.name, config, self.cluster.clone(), self.catalog.clone()),
             ConnectorConfig::JdbcSource(config) => {
                 jdbc::start(&connector.name, config, self.cluster.clone(), self.source_offsets.clone())
+            }
+            ConnectorConfig::ChangeCapture(config) => {
+                cdc::start(&connector.name, config, self.cluster.clone(), self.source_offsets.clone())
             }
             ConnectorConfig::TextSource(config) => {
                 text::start(&connector.name, config, self.cluster.clone(), self.source_offsets.clone())

@@ -4,7 +4,6 @@
 pub mod aggregate;
 pub mod connectors;
 pub mod explode;
-pub mod fault;
 pub mod idle;
 pub mod join;
 pub mod operator;

@@ -37,7 +37,7 @@ use tracing::{info, warn};
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::{
-    QueryState, QueryStatus, aggregate::Aggregator, fault, idle::IdleClose, join::{self, TableLookup}, operator,
+    QueryState, QueryStatus, aggregate::Aggregator, idle::IdleClose, join::{self, TableLookup}, operator,
     origin::{self, Guarantee, Written},
     shared::SharedExprs,
     sink::QuerySink,
@@ -755,7 +755,7 @@ impl Scan {
             }
             return Ok(());
         }
-        fault::panic_if_injected(&records);
+        crate::fault::panic_if_injected(&records);
         let mut span: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
         for record in &records {
             span.entry(record.partition)

@@ -118,7 +118,7 @@ impl Querier {
             text.and_then(|t| t.parse().ok()).ok_or_else(|| unreadable("incrementing"))
         };
         let timestamp = |text: Option<&str>| -> Result<i64> {
-            text.and_then(super::record::timestamp_micros).ok_or_else(|| unreadable("timestamp"))
+            text.and_then(crate::connectors::postgres::timestamp_micros).ok_or_else(|| unreadable("timestamp"))
         };
         Ok(match (&self.mode, offsets) {
             (Mode::Incrementing { .. }, [inc]) => Position { timestamp: None, incrementing: Some(incrementing(*inc)?) },

@@ -4,6 +4,7 @@
 mod columns;
 mod copy_text;
 mod jdbc_url;
+mod text_values;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -14,6 +15,7 @@ use crate::error::{Result, SluiceError};
 pub use columns::{Column, ColumnKind, describe};
 pub use copy_text::{CopyRow, CopyTextRows, SESSION_SETTINGS};
 pub use jdbc_url::JdbcUrl;
+pub use text_values::{bytea, days_since_epoch, timestamp_micros, unscaled_bytes};
 
 /// Opens a connection; the connection's I/O runs on its own task until the client is dropped.
 pub async fn connect(url: &JdbcUrl) -> Result<Client> {

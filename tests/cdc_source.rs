@@ -95,6 +95,18 @@ async fn the_snapshot_then_every_change_arrives_in_debeziums_envelope() {
     assert_eq!(update["source"]["txId"], delete["source"]["txId"], "one transaction");
     assert_eq!(all[7], (json!({"id": 2}), Value::Null), "a tombstone follows the delete");
 
+    // A table declared over the topic mirrors the database's table: the latest row per key,
+    // the deleted one gone.
+    server
+        .ksql_ok(
+            "CREATE SOURCE TABLE TELEMETRY_MIRROR (ID STRUCT<`id` INT> PRIMARY KEY, `after` STRUCT<`name` STRING, `wattage` INT>) \
+             WITH (KAFKA_TOPIC='grid.public.telemetry', KEY_FORMAT='JSON', VALUE_FORMAT='JSON');",
+        )
+        .await;
+    let mut mirrored = server.pull_rows("SELECT ID->`id`, `after`->`name`, `after`->`wattage` FROM TELEMETRY_MIRROR;").await;
+    mirrored.sort_by_key(|row| row[0].as_i64());
+    assert_eq!(mirrored, [json!([1, "Node1", 1]), json!([3, "Node3", 60000]), json!([4, "Node4", 80000]), json!([5, "Node5", 70000])]);
+
     // The slot is moved past what is in Kafka, so PostgreSQL can let it go.
     let pending = postgres.psql(
         "telemetry",

@@ -139,7 +139,7 @@ async fn the_powergrid_walkthrough_in_the_console_alone() {
         assert!(names.iter().any(|n| path.ends_with(&format!("/{n}"))), "{path} not in HDFS: {names:?}");
     }
     files[0].click().await.unwrap();
-    browser.text_until("#preview-lines", "the file's first line", |t| t.contains("\"correlation_id\":\"03-00000")).await;
+    browser.text_until("#preview-lines", "the file's first line", |t| t.contains("\"CORRELATION_ID\":\"03-00000")).await;
     browser.screenshot("6-connector-files").await;
 
     // A syntax error after a comment line is shown at its line and column in the editor.

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{CREATE_INGESTION, SluiceServer, TestBroker, hdfs::HdfsCluster, powergrid_record, produce, producer};
+use common::{CREATE_INGESTION, SluiceServer, TestBroker, hdfs::HdfsCluster, powergrid_record, produce, producer, routed_record};
 use serde_json::{Value, json};
 
 /// The seed's `curl -X POST …/connectors` body for one sensor, as written but for the NameNode.
@@ -204,8 +204,8 @@ async fn seed_connectors_by_sql_and_by_curl_land_the_seed_folder_tree_exactly_on
             ]
         );
         let content = hdfs.shell(&["-cat", &format!("{partition_dir}/*")]);
-        let mut got: Vec<&str> = content.lines().collect();
-        let mut want: Vec<&str> = expected[&sensor].iter().map(String::as_str).collect();
+        let mut got: Vec<String> = content.lines().map(|l| serde_json::from_str::<Value>(l).unwrap().to_string()).collect();
+        let mut want: Vec<String> = expected[&sensor].iter().map(|r| routed_record(r).to_string()).collect();
         got.sort();
         want.sort();
         assert_eq!(got, want, "sensor {sensor}: every record exactly once");

@@ -63,8 +63,8 @@ async fn main() {
     let mut failed = 0;
     for file in &files {
         let mut runner = sqllogictest::Runner::new(|| async {
-            let ctx = SessionContext::new();
-            sluice::functions::register_all(&ctx, Default::default()).map_err(|e| DataFusionError::External(Box::new(e)))?;
+            let mut ctx = SessionContext::new();
+            sluice::functions::register_all(&mut ctx, Default::default()).map_err(|e| DataFusionError::External(Box::new(e)))?;
             Ok(Functions { ctx })
         });
         match runner.run_file_async(file).await {

@@ -34,6 +34,9 @@ pub struct DecodedBatch {
     /// For each row, whether its record had no value: a table's tombstone, a stream's null row.
     /// Its value columns are NULL. Empty when no record of the batch lacked one.
     pub no_value: Vec<bool>,
+    /// Every decoded record's value is as Sluice would write its columns again (see
+    /// [`RecordDecoder::canonical`]): a query passing the columns on unchanged may forward it.
+    pub canonical: bool,
 }
 
 /// Decodes records of one stream. Built once per stream, reused for every batch.
@@ -52,6 +55,9 @@ pub struct RecordDecoder {
     window: Option<SourceWindow>,
     /// `WRAP_SINGLE_VALUE=false`: the value is the one value column's own, even a JSON object.
     unwrapped: bool,
+    /// Whether a record's value can be as Sluice (and ksqlDB) would write its columns: always
+    /// in the KAFKA format; in JSON, for an object of primitive columns only, checked per record.
+    canonical: bool,
 }
 
 struct ColumnSpec {
@@ -107,6 +113,13 @@ impl RecordDecoder {
                 header: c.header.clone(),
             })
             .collect();
+        let canonical = match stream.value_format {
+            Format::Kafka => true,
+            Format::Json => {
+                stream.wrap_single_value && columns.iter().filter(|c| c.in_value()).all(|c| native_json_kind(&c.data_type).is_some())
+            }
+            Format::Delimited | Format::None => false,
+        };
         let timestamp_column = stream
             .timestamp_column
             .as_ref()
@@ -127,6 +140,7 @@ impl RecordDecoder {
             keyed: stream.is_table(),
             window: stream.window,
             unwrapped: !stream.wrap_single_value,
+            canonical,
         })
     }
 
@@ -149,6 +163,7 @@ impl RecordDecoder {
         let mut no_value: Option<Vec<bool>> = None;
         let mut cells: Vec<Cell> = Vec::with_capacity(self.columns.len());
         let mut scratch = String::new();
+        let mut canonical = self.canonical;
         for (index, record) in records.iter().enumerate() {
             if self.keyed && record.key.is_none() {
                 errors.push((index, "the record has no key, and a table's rows are identified by their key".into()));
@@ -170,10 +185,12 @@ impl RecordDecoder {
             cells.clear();
             cells.resize(self.columns.len(), Cell::Null);
             scratch.clear();
-            if let Err(reason) = self.decode_record(&record, &mut cells, &mut scratch) {
+            let mut exact = true;
+            if let Err(reason) = self.decode_record(&record, &mut cells, &mut scratch, &mut exact) {
                 errors.push((index, reason));
                 continue;
             }
+            canonical &= exact;
             let mut failed = None;
             for (column, cell) in self.columns.iter().zip(&cells) {
                 if let Err(reason) = check_range(&column.data_type, cell) {
@@ -226,6 +243,7 @@ impl RecordDecoder {
             rows,
             errors,
             no_value: no_value.unwrap_or_default(),
+            canonical,
         })
     }
 
@@ -253,11 +271,14 @@ impl RecordDecoder {
         checked(instant.timestamp_millis())
     }
 
+    /// Decodes one record into `cells`; clears `exact` when its JSON value is not as Sluice
+    /// would write the columns again.
     fn decode_record<'a>(
         &self,
         record: &RawRecord<'a>,
         cells: &mut [Cell<'a>],
         scratch: &mut String,
+        exact: &mut bool,
     ) -> Result<(), String> {
         if let Some(key) = record.key {
             self.decode_key(key, cells, scratch)?;
@@ -267,7 +288,7 @@ impl RecordDecoder {
             return Ok(());
         };
         match self.value_format {
-            Format::Json => self.decode_json(value, cells, scratch),
+            Format::Json => self.decode_json(value, cells, scratch, exact),
             Format::Kafka => {
                 if let Some(i) = self.columns.iter().position(ColumnSpec::in_value) {
                     cells[i] = kafka_cell(&self.columns[i].data_type, value)?;
@@ -321,6 +342,7 @@ impl RecordDecoder {
         value: &'a [u8],
         cells: &mut [Cell<'a>],
         scratch: &mut String,
+        exact: &mut bool,
     ) -> Result<(), String> {
         // Validated once here, so serde_json's text reader checks no string's UTF-8 again.
         let value = std::str::from_utf8(value).map_err(|e| format!("Invalid JSON: the value is not UTF-8 text ({e})"))?;
@@ -328,15 +350,21 @@ impl RecordDecoder {
         let single_value = self.columns.iter().filter(|c| c.in_value()).count() == 1;
         let first = value.bytes().find(|b| !b.is_ascii_whitespace());
         if first == Some(b'{') && !self.unwrapped {
+            let mut matched = 0;
             deserializer
                 .deserialize_map(RowVisitor {
                     decoder: self,
                     cells,
                     scratch,
+                    exact: &mut *exact,
+                    matched: &mut matched,
                 })
                 .map_err(|e| format!("Invalid JSON: {e}"))?;
+            // A missing field is written back as an explicit null.
+            *exact &= matched == self.columns.iter().filter(|c| c.in_value()).count();
             deserializer.end().map_err(|e| format!("Invalid JSON: {e}"))
         } else if single_value {
+            *exact = false;
             let i = self.columns.iter().position(ColumnSpec::in_value).unwrap_or(0);
             let raw: &RawValue = serde_json::from_str(value).map_err(|e| format!("Invalid JSON: {e}"))?;
             cells[i] = json_cell(&self.columns[i].data_type, raw, scratch)?;
@@ -416,6 +444,11 @@ struct RowVisitor<'d, 'c, 'a> {
     decoder: &'d RecordDecoder,
     cells: &'c mut [Cell<'a>],
     scratch: &'c mut String,
+    /// Cleared by a field whose name differs in case from its column's, a field no column
+    /// reads (both are not written again), or a value of another JSON kind than its column's.
+    exact: &'c mut bool,
+    /// Fields that matched a column.
+    matched: &'c mut usize,
 }
 
 impl<'de, 'd, 'c> Visitor<'de> for RowVisitor<'d, 'c, 'de> {
@@ -435,16 +468,43 @@ impl<'de, 'd, 'c> Visitor<'de> for RowVisitor<'d, 'c, 'de> {
             match column {
                 Some(i) => {
                     let raw: &'de RawValue = map.next_value()?;
-                    self.cells[i] = json_cell(&self.decoder.columns[i].data_type, raw, self.scratch)
-                        .map_err(de::Error::custom)?;
+                    let column = &self.decoder.columns[i];
+                    *self.matched += 1;
+                    *self.exact &= column.name == key && is_native_json(&column.data_type, raw.get());
+                    self.cells[i] = json_cell(&column.data_type, raw, self.scratch).map_err(de::Error::custom)?;
                 }
                 None => {
+                    *self.exact = false;
                     map.next_value::<de::IgnoredAny>()?;
                 }
             }
         }
         Ok(())
     }
+}
+
+/// The kinds of JSON a column of `data_type` is written as: how its value's text starts, and
+/// whether a number holds a fraction or an exponent. `None` for types written in forms a
+/// value may not be in already (DECIMAL's scale, nested types' field names).
+fn native_json_kind(data_type: &SqlType) -> Option<(&'static [u8], Option<bool>)> {
+    const NUMBER: &[u8] = b"-0123456789";
+    Some(match data_type {
+        SqlType::Boolean => (b"tf", None),
+        SqlType::Integer | SqlType::Bigint | SqlType::Timestamp | SqlType::Date | SqlType::Time => (NUMBER, Some(false)),
+        SqlType::Double => (NUMBER, Some(true)),
+        SqlType::String | SqlType::Bytes => (b"\"", None),
+        SqlType::Decimal { .. } | SqlType::Array(_) | SqlType::Map(_) | SqlType::Struct(_) => return None,
+    })
+}
+
+/// Whether the JSON text `raw` is null or of the kind a column of `data_type` is written as.
+fn is_native_json(data_type: &SqlType, raw: &str) -> bool {
+    let Some((starts, fractional)) = native_json_kind(data_type) else { return false };
+    let Some(first) = raw.bytes().next() else { return false };
+    if first == b'n' {
+        return true;
+    }
+    starts.contains(&first) && fractional.is_none_or(|fractional| raw.contains(['.', 'e', 'E']) == fractional)
 }
 
 /// Converts one JSON value to a cell of the column's type, coercing as ksqlDB does. A STRING
@@ -719,7 +779,34 @@ impl Builder {
 
 #[cfg(test)]
 mod tests {
-    use super::{unescape, whole_part};
+    use super::{RecordDecoder, unescape, whole_part};
+    use crate::{catalog::SourceDef, format::RawRecord};
+
+    fn canonical(create: &str, values: &[&str]) -> bool {
+        let decoder = RecordDecoder::new(&SourceDef::from_create(create).unwrap()).unwrap();
+        let records: Vec<RawRecord> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| RawRecord { partition: 0, offset: i as i64, timestamp: 0, key: None, value: Some(v.as_bytes()), headers: None })
+            .collect();
+        decoder.decode(&records).unwrap().canonical
+    }
+
+    #[test]
+    fn a_value_is_canonical_only_as_it_would_be_written_again() {
+        let stream = "CREATE STREAM S (ID STRING, N INT, D DOUBLE, B BOOLEAN) WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON');";
+        assert!(canonical(stream, &[r#"{"ID": "a", "N": 1, "D": 1.5, "B": true}"#, r#"{"ID": null, "N": null, "D": 2e3, "B": false}"#]));
+        assert!(!canonical(stream, &[r#"{"id": "a", "N": 1, "D": 1.5, "B": true}"#]), "a name in another case");
+        assert!(!canonical(stream, &[r#"{"ID": "a", "N": 1, "D": 1.5}"#]), "a field missing");
+        assert!(!canonical(stream, &[r#"{"ID": "a", "N": 1, "D": 1.5, "B": true, "X": 0}"#]), "a field no column reads");
+        assert!(!canonical(stream, &[r#"{"ID": "a", "N": "1", "D": 1.5, "B": true}"#]), "a number in a string");
+        assert!(!canonical(stream, &[r#"{"ID": "a", "N": 1, "D": 1, "B": true}"#]), "a DOUBLE written without a fraction");
+        assert!(!canonical(stream, &[r#"{"ID": "a", "N": 1.5, "D": 1.5, "B": true}"#]), "an INT with a fraction");
+        let nested = "CREATE STREAM S (A STRUCT<X INT>) WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON');";
+        assert!(!canonical(nested, &[r#"{"A": {"X": 1}}"#]), "nested field names are not checked");
+        let kafka = "CREATE STREAM S (N INT) WITH (KAFKA_TOPIC='s', VALUE_FORMAT='KAFKA');";
+        assert!(canonical(kafka, &["\0\0\0\x01"]));
+    }
 
     #[test]
     fn fractional_numbers_in_whole_number_columns_are_truncated() {

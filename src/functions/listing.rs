@@ -57,8 +57,8 @@ pub struct FunctionInfo {
 
 /// Every callable function, by name.
 pub fn all() -> Result<Vec<FunctionInfo>> {
-    let ctx = SessionContext::new();
-    super::register_all(&ctx, Default::default())?;
+    let mut ctx = SessionContext::new();
+    super::register_all(&mut ctx, Default::default())?;
     let state = ctx.state();
     let own: Vec<String> = super::scalar_functions()
         .iter()

@@ -26,6 +26,7 @@ pub mod maps;
 pub mod math;
 pub mod row_function;
 pub mod series;
+pub mod string_plus;
 pub mod strings;
 pub mod sum;
 pub mod sum_list;
@@ -63,7 +64,9 @@ pub fn report_row_error(row: usize, message: impl FnOnce() -> String) {
 }
 
 /// Registers ksqlDB's functions, and ksqlDB's names for DataFusion's own, in a session.
-pub fn register_all(ctx: &SessionContext, limits: collect::CollectLimits) -> Result<()> {
+pub fn register_all(ctx: &mut SessionContext, limits: collect::CollectLimits) -> Result<()> {
+    ctx.register_expr_planner(Arc::new(string_plus::StringPlus))?;
+    let ctx: &SessionContext = ctx;
     for udf in scalar_functions() {
         ctx.register_udf(udf);
     }

@@ -129,8 +129,8 @@ fn build(stream: &SourceDef, insert: &InsertValues) -> Result<Inserted> {
             insert.values.len()
         )));
     }
-    let ctx = SessionContext::new();
-    functions::register_all(&ctx, Default::default())?;
+    let mut ctx = SessionContext::new();
+    functions::register_all(&mut ctx, Default::default())?;
     ctx.register_udf(crate::planner::cast::udf());
     let named = names
         .iter()

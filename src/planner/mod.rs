@@ -297,8 +297,8 @@ impl QueryPlanner {
     pub async fn plan_with(catalog: &Catalog, select: &Select, limits: CollectLimits) -> Result<ContinuousPlan> {
         let rewritten = rewrite::rewrite(catalog, select)?;
         let source = rewritten.source;
-        let ctx = SessionContext::new();
-        functions::register_all(&ctx, limits)?;
+        let mut ctx = SessionContext::new();
+        functions::register_all(&mut ctx, limits)?;
         ctx.register_udf(cast::udf());
         let mut row_schema = source.row_schema();
         if select.window.is_some() {

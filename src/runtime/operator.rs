@@ -56,6 +56,8 @@ pub struct Evaluated {
     /// For each output row of an aggregation, the decoded rows its state took in (see
     /// [`super::aggregate::Aggregated::contributors`]); else empty.
     pub contributors: Vec<Vec<usize>>,
+    /// The rows' values are their records' own, forwarded unchanged; `columns` is empty.
+    pub forwarded: bool,
 }
 
 impl Evaluated {
@@ -124,7 +126,9 @@ fn timestamp_at(column: &ArrayRef, row: usize, stamp: &OutputTimestamp) -> std::
 /// Runs `plan` over `batch`, considering only the rows `eligible` marks (all when `None`).
 /// `filter` replaces the plan's filter when the scan rewrote it to read shared columns;
 /// `no_value` marks the rows whose record had no value. `aggregator` comes with each row's
-/// floor of stream time (see [`Aggregator::process`]).
+/// floor of stream time (see [`Aggregator::process`]). A plan that passes every column on
+/// unchanged forwards its records' values only when `canonical` (see
+/// [`crate::format::DecodedBatch::canonical`]); otherwise its columns are written again.
 pub fn evaluate(
     plan: &ContinuousPlan,
     filter: Option<&Arc<dyn PhysicalExpr>>,
@@ -132,7 +136,9 @@ pub fn evaluate(
     eligible: Option<&BooleanArray>,
     no_value: Option<&BooleanArray>,
     aggregator: Option<(&mut Aggregator, &[i64])>,
+    canonical: bool,
 ) -> Result<Evaluated> {
+    let forwarded = plan.forwards_value && canonical;
     let mut errors = Vec::new();
     let passed = match filter.or(plan.filter.as_ref()) {
         Some(filter) => {
@@ -197,7 +203,7 @@ pub fn evaluate(
         (exploded, records)
     };
     let mut columns = Vec::with_capacity(plan.projection.len());
-    if !plan.forwards_value {
+    if !forwarded {
         for column in &plan.projection {
             let (array, column_errors) = evaluate_rows(&column.expr, &filtered)?;
             errors.extend(column_errors.into_iter().map(|(i, m)| (rows[i], m)));
@@ -254,6 +260,7 @@ pub fn evaluate(
         timestamps,
         windows: Vec::new(),
         contributors: Vec::new(),
+        forwarded,
     })
 }
 
@@ -338,6 +345,7 @@ fn project(plan: &ContinuousPlan, aggregated: super::aggregate::Aggregated, rows
         timestamps: aggregated.timestamps,
         windows: aggregated.windows,
         contributors: aggregated.contributors.iter().map(|c| c.iter().map(|r| rows[*r]).collect()).collect(),
+        forwarded: false,
     })
 }
 
@@ -476,7 +484,7 @@ mod tests {
             limit: None,
             output_timestamp: None,
         };
-        let evaluated = evaluate(&plan, None, &batch(), None, None, None).unwrap();
+        let evaluated = evaluate(&plan, None, &batch(), None, None, None, true).unwrap();
         assert_eq!(evaluated.rows, vec![0, 2]);
         assert_eq!(evaluated.columns[0].as_string::<i32>().iter().collect::<Vec<_>>(), vec![Some("1"), Some("3")]);
         assert_eq!(evaluated.errors.iter().map(|(r, _)| *r).collect::<Vec<_>>(), vec![1]);

@@ -56,7 +56,7 @@ pub fn run(table: &TableState, mut plan: ContinuousPlan, mut sink: QuerySink) ->
             })
             .collect();
         let decoded = decoder.decode(&records)?;
-        let evaluated = operator::evaluate(&plan, None, &decoded.batch, None, None, None)?;
+        let evaluated = operator::evaluate(&plan, None, &decoded.batch, None, None, None, false)?;
         let mut rows = evaluated.output_rows(&records, &decoded.rows);
         if let Some(limit) = plan.limit {
             rows.truncate(limit.saturating_sub(emitted) as usize);

@@ -828,7 +828,8 @@ impl Scan {
             let filter = self.filters.get(index).and_then(Option::as_ref);
             let no_value = if paired.is_some() { tombstones.as_ref() } else { no_value.as_ref() };
             let floors = query.floors(&records, &row_records);
-            let evaluated = operator::evaluate(&query.plan, filter, input, eligible_rows.as_ref(), no_value, query.aggregator.as_mut().map(|a| (a, floors.as_slice())))?;
+            let aggregator = query.aggregator.as_mut().map(|a| (a, floors.as_slice()));
+            let evaluated = operator::evaluate(&query.plan, filter, input, eligible_rows.as_ref(), no_value, aggregator, decoded.canonical)?;
             let shared_errors = shared.iter().flat_map(|s| {
                 s.errors
                     .iter()
@@ -909,7 +910,7 @@ impl Scan {
                 rows.truncate(limit.saturating_sub(query.emitted) as usize);
             }
             let origin = query.exactly_once().then_some(query.id.as_str());
-            let unwritten = match query.sink.write(&rows, &evaluated.columns, (&evaluated.keys, &evaluated.key_names, evaluated.keys_read_again), query.plan.forwards_value, origin, &deliveries) {
+            let unwritten = match query.sink.write(&rows, &evaluated.columns, (&evaluated.keys, &evaluated.key_names, evaluated.keys_read_again), evaluated.forwarded, origin, &deliveries) {
                 Ok(unwritten) => unwritten,
                 Err(SluiceError::Execution(_)) if !query.persistent => {
                     query.status.set_state(QueryState::Terminated);
@@ -984,7 +985,7 @@ impl Scan {
             let records = [RawRecord { partition, offset, timestamp: target, key: None, value: None, headers: None }];
             let rows = evaluated.output_rows(&records, &[0]);
             let keys = (evaluated.keys.as_slice(), evaluated.key_names.as_slice(), evaluated.keys_read_again);
-            let unwritten = query.sink.write(&rows, &evaluated.columns, keys, query.plan.forwards_value, origin.as_deref(), &deliveries)?;
+            let unwritten = query.sink.write(&rows, &evaluated.columns, keys, evaluated.forwarded, origin.as_deref(), &deliveries)?;
             for (_, kind, message) in &unwritten {
                 record_error(&query.status, *kind, message, &self.topic, &records[0]);
             }

@@ -90,6 +90,7 @@ impl TwoSources {
             } else {
                 Vec::new()
             },
+            canonical: false,
         })
     }
 }

@@ -512,6 +512,14 @@ pub fn powergrid_record(sensor: u32, n: u32) -> String {
     .to_string()
 }
 
+/// A PowerGrid record as a routing query (`SELECT *` over `STREAM_INGESTION`) writes it, as
+/// ksqlDB does: the columns under their names as declared (upper case), each value as read.
+pub fn routed_record(record: &str) -> Value {
+    let read: Value = serde_json::from_str(record).unwrap();
+    let columns = read.as_object().unwrap().iter().map(|(name, value)| (name.to_ascii_uppercase(), value.clone()));
+    Value::Object(columns.collect())
+}
+
 /// Reads `topic` from the beginning until `expected` records arrived or `timeout` passed.
 pub fn read_topic(bootstrap: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<(Option<String>, String)> {
     let consumer: BaseConsumer = ClientConfig::new()

@@ -84,6 +84,31 @@ async fn a_statement_sent_to_one_server_is_applied_on_every_server_of_the_servic
     let high = read_topic(&broker.bootstrap, "HIGH", 1, Duration::from_secs(60));
     assert_eq!(high.len(), 1, "the resumed query routes the reading once: {high:?}");
 
+    // `/clusterStatus` on either server shows how far the query has read on its server, per
+    // partition of its source: the reading's partition read to its end.
+    for server in [&a, &b] {
+        let started = Instant::now();
+        loop {
+            let status: Value = server.client().get(format!("{}/clusterStatus", server.url)).send().await.unwrap().json().await.unwrap();
+            let lags: Vec<Value> = status["clusterStatus"]
+                .as_object()
+                .unwrap()
+                .values()
+                .filter_map(|host| host["hostStoreLags"]["stateStoreLags"].get(format!("{query_id}#readings")).cloned())
+                .collect();
+            let caught_up = lags.len() == 1 && {
+                let partitions = lags[0]["lagByPartition"].as_object().unwrap();
+                let ends: i64 = partitions.values().map(|p| p["endOffsetPosition"].as_i64().unwrap()).sum();
+                partitions.len() == 2 && ends == 1 && partitions.values().all(|p| p["offsetLag"] == 0)
+            };
+            if caught_up {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "{status}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
     // Two servers accepting the same name at once: the statement logged first wins on both,
     // the other is refused to its sender, and both servers describe the winner.
     for round in 0..6 {

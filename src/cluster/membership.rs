@@ -36,6 +36,9 @@ pub struct Heartbeat {
     /// The state of each query the server runs (`RUNNING`, `ERROR`, …), by query id.
     #[serde(default)]
     pub queries: BTreeMap<String, String>,
+    /// Per query the server runs, the next offset it reads of each source partition.
+    #[serde(default)]
+    pub positions: BTreeMap<String, BTreeMap<i32, i64>>,
 }
 
 pub struct Membership {
@@ -82,9 +85,10 @@ impl Membership {
         }
     }
 
-    /// Says this server is alive, or leaving, and how the queries it runs are.
-    pub async fn beat(&self, leaving: bool, queries: BTreeMap<String, String>) -> Result<()> {
-        let heartbeat = Heartbeat { server: self.me.clone(), at: now_ms(), leaving, queries };
+    /// Says this server is alive, or leaving, and how the queries it runs are: their states
+    /// and how far each has read.
+    pub async fn beat(&self, leaving: bool, queries: BTreeMap<String, String>, positions: BTreeMap<String, BTreeMap<i32, i64>>) -> Result<()> {
+        let heartbeat = Heartbeat { server: self.me.clone(), at: now_ms(), leaving, queries, positions };
         let value = serde_json::to_vec(&heartbeat)?;
         self.cluster.producer().send(&self.topic, Some(0), Some(self.me.as_bytes()), Some(&value), None).await?;
         Ok(())
@@ -162,7 +166,7 @@ mod tests {
 
     #[test]
     fn a_server_is_alive_until_its_heartbeat_is_older_than_the_timeout_or_it_leaves() {
-        let beat = |at, leaving| Heartbeat { server: "http://a:1".into(), at, leaving, queries: BTreeMap::new() };
+        let beat = |at, leaving| Heartbeat { server: "http://a:1".into(), at, leaving, queries: BTreeMap::new(), positions: BTreeMap::new() };
         let timeout = Duration::from_secs(10);
         assert!(alive(&beat(1_000, false), 11_000, timeout));
         assert!(!alive(&beat(1_000, false), 11_001, timeout));

@@ -259,11 +259,19 @@ impl Engine {
         if self.placement.is_leaving() {
             return Ok(());
         }
-        self.placement.membership.beat(false, self.local_query_states()).await
+        self.placement.membership.beat(false, self.local_query_states(), self.local_query_positions()).await
     }
 
-    /// The state of each query running here, by id, as this server's heartbeat reports it.
-    pub fn local_query_states(&self) -> BTreeMap<String, String> {
+    /// How far each query running here has read: per source partition, the next offset.
+    pub fn local_query_positions(&self) -> BTreeMap<String, BTreeMap<i32, i64>> {
+        self.local_queries()
+            .into_iter()
+            .filter_map(|id| Some((id.clone(), self.queries.status(&id)?.progress.read())))
+            .collect()
+    }
+
+    /// The persistent queries running here.
+    fn local_queries(&self) -> Vec<String> {
         self.placement
             .running
             .lock()
@@ -272,6 +280,13 @@ impl Engine {
                 Task::Query(id) => Some(id.clone()),
                 Task::Connector(_) => None,
             })
+            .collect()
+    }
+
+    /// The state of each query running here, by id, as this server's heartbeat reports it.
+    pub fn local_query_states(&self) -> BTreeMap<String, String> {
+        self.local_queries()
+            .into_iter()
             .filter_map(|id| Some((id.clone(), self.queries.status(&id)?.state().name().to_string())))
             .collect()
     }
@@ -329,7 +344,7 @@ impl Engine {
             }
         }
         let _beating = placement.beating.lock().await;
-        if let Err(e) = placement.membership.beat(true, BTreeMap::new()).await {
+        if let Err(e) = placement.membership.beat(true, BTreeMap::new(), BTreeMap::new()).await {
             warn!(error = %e, "could not say this server is leaving");
         }
     }

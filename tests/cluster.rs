@@ -107,6 +107,15 @@ async fn a_statement_sent_to_one_server_is_applied_on_every_server_of_the_servic
             assert!(started.elapsed() < Duration::from_secs(15), "{status}");
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
+        // EXPLAIN shows the same as ksqlDB's tasks: one per source partition.
+        let explained = server.ksql_ok(&format!("EXPLAIN {query_id};")).await;
+        let tasks = explained[0]["queryDescription"]["tasksMetadata"].as_array().unwrap().clone();
+        let ids: Vec<&str> = tasks.iter().map(|t| t["taskId"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["0_0", "0_1"], "{explained}");
+        let offsets: Vec<&Value> = tasks.iter().flat_map(|t| t["topicOffsets"].as_array().unwrap()).collect();
+        let committed: i64 = offsets.iter().map(|o| o["committedOffset"].as_i64().unwrap()).sum();
+        let ends: i64 = offsets.iter().map(|o| o["endOffset"].as_i64().unwrap()).sum();
+        assert_eq!((committed, ends), (1, 1), "{explained}");
     }
 
     // Two servers accepting the same name at once: the statement logged first wins on both,

@@ -28,6 +28,7 @@ pub async fn explain(engine: &Engine, parsed: &ParsedStatement, explain: &Explai
             description["state"] = json!(state);
             description["statusCount"] = json!(counts);
             description["ksqlHostQueryStatus"] = json!(states);
+            description["tasksMetadata"] = tasks_metadata(engine, &query);
             description
         }
         Explain::Statement(statement) => {
@@ -42,6 +43,28 @@ pub async fn explain(engine: &Engine, parsed: &ParsedStatement, explain: &Explai
         }
     };
     Ok(json!({"@type": "queryDescription", "statementText": parsed.text, "queryDescription": description, "warnings": []}))
+}
+
+/// ksqlDB's `tasksMetadata`: a task per source partition (`0_<partition>`, the partitions of
+/// every source topic together, as Kafka Streams groups co-partitioned inputs), with how far the
+/// query has read each on the server running it and the partition's end; empty while no server
+/// runs it.
+fn tasks_metadata(engine: &Engine, query: &crate::catalog::QueryDef) -> Value {
+    let Some(read) = engine.query_positions(&query.id) else { return json!([]) };
+    let catalog = engine.catalog.snapshot();
+    let lags = engine.source_lags(&catalog, query, Some(&read), &mut Default::default());
+    let mut tasks: std::collections::BTreeMap<i32, Vec<Value>> = std::collections::BTreeMap::new();
+    for p in lags {
+        tasks.entry(p.partition).or_default().push(json!({
+            "topicPartitionEntity": {"topic": p.topic, "partition": p.partition},
+            "endOffset": p.end,
+            "committedOffset": p.current,
+        }));
+    }
+    tasks
+        .into_iter()
+        .map(|(partition, offsets)| json!({"taskId": format!("0_{partition}"), "topicOffsets": offsets, "timeCurrentIdlingStarted": null}))
+        .collect()
 }
 
 /// The `SELECT` a query-running statement runs.

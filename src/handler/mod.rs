@@ -7,6 +7,7 @@ pub mod ddl;
 pub mod entity;
 pub mod explain;
 pub mod insert;
+pub mod lag;
 pub mod metadata;
 pub mod placement;
 

@@ -8,10 +8,7 @@ use axum::{Json, extract::State};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use crate::{
-    cluster::membership::host_port,
-    connectors::source::source_partition,
-};
+use crate::{cluster::membership::host_port, handler::lag::Ends};
 
 pub async fn cluster_status(State(state): State<AppState>) -> Json<Value> {
     let engine = &state.engine;
@@ -35,36 +32,23 @@ pub async fn cluster_status(State(state): State<AppState>) -> Json<Value> {
         queries: Default::default(),
         positions: engine.local_query_positions(),
     });
-    // Each source topic's partitions and their ends, read once.
-    let mut ends: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut ends = Ends::default();
     let mut status = Map::new();
     for heartbeat in servers {
         let mut queries = Map::new();
         let mut lags = Map::new();
         for (id, _) in holders.iter().filter(|(_, holder)| *holder == heartbeat.server) {
             let Some(query) = catalog.queries.get(id) else { continue };
-            let topics: Vec<String> = std::iter::once(&query.source)
-                .chain(&query.joined)
-                .filter_map(|name| catalog.streams.get(name).map(|s| s.topic.clone()))
-                .collect();
-            let read = heartbeat.positions.get(id);
-            let mut partitions = Vec::new();
-            for (index, topic) in topics.iter().enumerate() {
-                if !ends.contains_key(topic) {
-                    let count = engine.cluster.topic(topic).ok().flatten().map_or(0, |t| t.partitions);
-                    let marks = engine.cluster.watermarks(topic, count).unwrap_or_default();
-                    ends.insert(topic.clone(), marks.into_iter().map(|(_, high)| high).collect());
-                }
-                let mut by_partition = Map::new();
-                for (partition, end) in ends[topic].iter().enumerate() {
-                    let partition = partition as i32;
-                    partitions.push(json!({"topic": topic, "partition": partition}));
-                    let current = read.and_then(|r| r.get(&source_partition(index, partition))).copied().unwrap_or(0);
-                    by_partition.insert(
-                        partition.to_string(),
-                        json!({"currentOffsetPosition": current, "endOffsetPosition": end, "offsetLag": (end - current).max(0)}),
-                    );
-                }
+            let read = engine.source_lags(&catalog, query, heartbeat.positions.get(id), &mut ends);
+            let partitions: Vec<Value> = read.iter().map(|p| json!({"topic": p.topic, "partition": p.partition})).collect();
+            let mut by_topic: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+            for p in &read {
+                by_topic.entry(&p.topic).or_default().insert(
+                    p.partition.to_string(),
+                    json!({"currentOffsetPosition": p.current, "endOffsetPosition": p.end, "offsetLag": p.lag()}),
+                );
+            }
+            for (topic, by_partition) in by_topic {
                 lags.insert(format!("{id}#{topic}"), json!({"lagByPartition": by_partition}));
             }
             queries.insert(

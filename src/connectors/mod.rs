@@ -67,7 +67,7 @@ where
         let outcome = AssertUnwindSafe(session())
             .catch_unwind()
             .await
-            .unwrap_or_else(|panic| Err(SluiceError::Internal(format!("the connector's task panicked: {}", panic_message(&panic)))));
+            .unwrap_or_else(|panic| Err(SluiceError::Internal(format!("the connector's task panicked: {}", panic_message(&*panic)))));
         match outcome {
             Ok(()) => break,
             Err(SluiceError::BadRecord(reason)) => {

@@ -17,6 +17,7 @@ use crate::{
             offsets::OutputPositions,
             source_offsets::{SourceCheckpoint, SourceOffsets},
         },
+        RunningConnector,
         status::ConnectorStatus,
     },
     error::{Result, SluiceError},
@@ -40,6 +41,21 @@ pub struct SourceContext {
     pub offsets: Arc<SourceOffsets>,
     pub status: Arc<ConnectorStatus>,
     pub cancel: CancellationToken,
+}
+
+impl SourceContext {
+    /// Starts source connector `name` as a task of its own: `run`, given the connector's
+    /// context, runs until the context's token is cancelled.
+    pub fn start<F, T>(name: &str, cluster: Arc<KafkaCluster>, offsets: Arc<SourceOffsets>, run: F) -> RunningConnector
+    where
+        F: FnOnce(SourceContext) -> T,
+        T: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let status = Arc::new(ConnectorStatus::default());
+        let cancel = CancellationToken::new();
+        let context = SourceContext { connector: name.to_string(), cluster, offsets, status: status.clone(), cancel: cancel.clone() };
+        RunningConnector::spawn(status, cancel, run(context))
+    }
 }
 
 /// The writer of one source partition (a table, a file) into one topic.

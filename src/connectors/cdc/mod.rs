@@ -13,28 +13,15 @@ mod task;
 
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
 pub use config::{CONNECTOR_CLASS, CdcConfig};
 
 use crate::connectors::{
     RunningConnector,
     kafka::{KafkaCluster, source_offsets::SourceOffsets},
     source_writer::SourceContext,
-    status::ConnectorStatus,
 };
 
 /// Starts the source as a task of its own.
 pub fn start(name: &str, config: CdcConfig, cluster: Arc<KafkaCluster>, offsets: Arc<SourceOffsets>) -> RunningConnector {
-    let status = Arc::new(ConnectorStatus::default());
-    let cancel = CancellationToken::new();
-    let context = SourceContext {
-        connector: name.to_string(),
-        cluster,
-        offsets,
-        status: status.clone(),
-        cancel: cancel.clone(),
-    };
-    let task = task::CdcTask { config, context };
-    RunningConnector::spawn(status, cancel, task.run())
+    SourceContext::start(name, cluster, offsets, |context| task::CdcTask { config, context }.run())
 }

@@ -10,7 +10,6 @@ mod listener;
 use std::sync::Arc;
 
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 pub use config::{TextSource, TextSourceConfig, kind_of_class};
 
@@ -18,7 +17,6 @@ use crate::connectors::{
     RunningConnector,
     kafka::{KafkaCluster, source_offsets::SourceOffsets},
     source_writer::SourceContext,
-    status::ConnectorStatus,
     supervise,
 };
 use config::LineValue;
@@ -28,13 +26,9 @@ const RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Starts the source as a task of its own.
 pub fn start(name: &str, config: TextSourceConfig, cluster: Arc<KafkaCluster>, offsets: Arc<SourceOffsets>) -> RunningConnector {
-    let status = Arc::new(ConnectorStatus::default());
-    let cancel = CancellationToken::new();
-    let context = SourceContext { connector: name.to_string(), cluster, offsets, status: status.clone(), cancel: cancel.clone() };
-    let task = async move {
+    SourceContext::start(name, cluster, offsets, |context| async move {
         supervise(&context.connector, &context.status, &context.cancel, RETRY_BACKOFF, || run(&context, &config)).await;
-    };
-    RunningConnector::spawn(status, cancel, task)
+    })
 }
 
 async fn run(context: &SourceContext, config: &TextSourceConfig) -> crate::Result<()> {

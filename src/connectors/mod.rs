@@ -89,3 +89,35 @@ where
     }
     status.set_state(ConnectorState::Stopped);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_session_shows_its_message_and_is_run_again() {
+        let status = Arc::new(ConnectorStatus::default());
+        let cancel = CancellationToken::new();
+        let seen: Arc<Mutex<Vec<ConnectorState>>> = Arc::default();
+        let mut sessions = 0;
+        supervise("c", &status, &cancel, Duration::from_millis(1), || {
+            sessions += 1;
+            let (first, status, cancel, seen) = (sessions == 1, status.clone(), cancel.clone(), seen.clone());
+            async move {
+                if first {
+                    panic!("the disk is {}", "full");
+                }
+                seen.lock().unwrap().push(status.state());
+                cancel.cancel();
+                Ok(())
+            }
+        })
+        .await;
+        let seen = seen.lock().unwrap().clone();
+        let [ConnectorState::Failed(reason)] = seen.as_slice() else { panic!("{seen:?}") };
+        assert!(reason.starts_with("Internal error: the connector's task panicked: the disk is full"), "{reason}");
+        assert_eq!((status.failures(), status.state()), (1, ConnectorState::Stopped));
+    }
+}

@@ -150,7 +150,11 @@ impl CdcTask {
         client.batch_execute(postgres::SESSION_SETTINGS).await?;
         let mut shapes = self.captured_tables(&client).await?;
         self.ensure_publication(&client, &shapes).await?;
-        let slot_made = self.ensure_slot(&client).await?;
+        // A snapshot alone decodes nothing: no slot is made to hold the server's log back.
+        let slot_made = match self.config.snapshot_mode {
+            SnapshotMode::InitialOnly => false,
+            _ => self.ensure_slot(&client).await?,
+        };
         let mut progress = self.progress();
         if slot_made && progress.snapshot_done {
             info!(connector = %self.context.connector, slot = %self.config.slot, "the replication slot was gone; reading the tables again");

@@ -3,7 +3,21 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
+use regex::Regex;
+
 use crate::error::{Result, SluiceError};
+
+/// A comma-separated list of `key`'s patterns, each anchored at both ends as Connect's
+/// include and exclude lists are.
+pub fn anchored_patterns(key: &str, text: &str) -> Result<Vec<Regex>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            Regex::new(&format!("^(?:{p})$")).map_err(|e| SluiceError::Config(format!("{key} pattern '{p}' is not a valid regex: {e}")))
+        })
+        .collect()
+}
 
 /// Reads keys of a config, remembering which were read.
 pub struct Keys<'a> {

@@ -6,7 +6,10 @@ use std::{collections::BTreeMap, time::Duration};
 use regex::Regex;
 
 use crate::{
-    connectors::{config_keys::Keys, postgres::JdbcUrl},
+    connectors::{
+        config_keys::{Keys, anchored_patterns},
+        postgres::JdbcUrl,
+    },
     error::{Result, SluiceError},
 };
 
@@ -75,15 +78,9 @@ const INERT_KEYS: [&str; 9] = [
     "errors.log.include.messages",
 ];
 
-/// A comma-separated list of anchored patterns.
+/// `key`'s comma-separated anchored patterns; none when it is not set.
 fn patterns(keys: &mut Keys, key: &str) -> Result<Vec<Regex>> {
-    keys.get(key)
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| Regex::new(&format!("^(?:{p})$")).map_err(|e| SluiceError::Config(format!("{key}: '{p}' is not a pattern: {e}"))))
-        .collect()
+    anchored_patterns(key, &keys.get(key).unwrap_or_default())
 }
 
 impl CdcConfig {

@@ -6,7 +6,10 @@ use std::{collections::BTreeMap, time::Duration};
 use regex::Regex;
 
 use crate::{
-    connectors::{config_keys::Keys, postgres::JdbcUrl},
+    connectors::{
+        config_keys::{Keys, anchored_patterns},
+        postgres::JdbcUrl,
+    },
     error::{Result, SluiceError},
 };
 
@@ -169,16 +172,6 @@ fn list(text: &str) -> Vec<String> {
     text.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect()
 }
 
-fn patterns(key: &str, text: &str) -> Result<Vec<Regex>> {
-    list(text)
-        .iter()
-        .map(|p| {
-            Regex::new(&format!("^(?:{p})$"))
-                .map_err(|e| SluiceError::Config(format!("{key} pattern '{p}' is not a valid regex: {e}")))
-        })
-        .collect()
-}
-
 fn selection(keys: &mut Keys) -> Result<Selection> {
     let query = keys.get("query").filter(|q| !q.is_empty());
     let whitelist = keys.get("table.whitelist");
@@ -207,8 +200,8 @@ fn selection(keys: &mut Keys) -> Result<Selection> {
         (Some(names), _, _) => Selection::Names(list(&names)),
         (None, Some(names), _) => Selection::AllBut(list(&names)),
         (None, None, Some(include)) => Selection::Patterns {
-            include: patterns("table.include.list", &include)?,
-            exclude: exclude.map(|e| patterns("table.exclude.list", &e)).transpose()?.unwrap_or_default(),
+            include: anchored_patterns("table.include.list", &include)?,
+            exclude: exclude.map(|e| anchored_patterns("table.exclude.list", &e)).transpose()?.unwrap_or_default(),
         },
         (None, None, None) => Selection::AllBut(Vec::new()),
     })

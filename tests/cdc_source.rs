@@ -164,3 +164,45 @@ async fn a_kill_9_while_changes_flow_neither_repeats_nor_skips_one() {
     let wanted: Vec<i64> = (1..=4).chain((0..TRANSACTIONS * PER_TRANSACTION).map(|n| 100 + n as i64)).collect();
     assert_eq!(ids, wanted, "every row once, in commit order");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn initial_only_reads_the_tables_once_and_no_data_only_what_changes() {
+    let broker = TestBroker::start().await;
+    let postgres = PostgresServer::start("telemetry");
+    postgres.psql("telemetry", SEED);
+    let data = tempfile::tempdir().unwrap();
+    let mut server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    let plain = [("key.converter.schemas.enable", "false"), ("value.converter.schemas.enable", "false")];
+    let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> { plain.iter().chain(extra).copied().collect() };
+    server
+        .ksql_ok(&connector("once", &postgres, &with(&[("topic.prefix", "once"), ("snapshot.mode", "initial_only"), ("slot.name", "once_slot")])))
+        .await;
+    server
+        .ksql_ok(&connector("changes", &postgres, &with(&[("topic.prefix", "changes"), ("snapshot.mode", "no_data"), ("slot.name", "changes_slot")])))
+        .await;
+    let snapshot = changes(&broker.bootstrap, "once.public.telemetry", 4).await;
+    assert_eq!(snapshot.len(), 4, "initial_only reads the table: {snapshot:?}");
+    // The change-only connector's slot exists once it runs; rows written after it are its own.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while postgres.psql("telemetry", "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'changes_slot'").trim() != "1" {
+        assert!(std::time::Instant::now() < deadline, "the no_data connector made no slot");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    postgres.psql("telemetry", "INSERT INTO telemetry (name, wattage) VALUES ('Node5', 70000)");
+    let changed = changes(&broker.bootstrap, "changes.public.telemetry", 1).await;
+    let ids: Vec<(Value, &str)> = changed.iter().map(|(_, v)| (v["after"]["id"].clone(), v["op"].as_str().unwrap())).collect();
+    assert_eq!(ids, [(json!(5), "c")], "no_data: no snapshot, then the insert");
+
+    // A restart reads nothing again: the snapshot is done, and initial_only never decodes.
+    server.kill();
+    server.start_again().await;
+    postgres.psql("telemetry", "INSERT INTO telemetry (name, wattage) VALUES ('Node6', 71000)");
+    let changed = changes(&broker.bootstrap, "changes.public.telemetry", 2).await;
+    assert_eq!(changed.len(), 2);
+    assert_eq!(changed[1].1["after"]["id"], 6);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let snapshot = changes(&broker.bootstrap, "once.public.telemetry", 4).await;
+    assert_eq!(snapshot.len(), 4, "initial_only wrote the table once and no change after it: {snapshot:?}");
+    let slots = postgres.psql("telemetry", "SELECT slot_name FROM pg_replication_slots ORDER BY slot_name");
+    assert_eq!(slots.trim(), "changes_slot", "initial_only holds no slot");
+}

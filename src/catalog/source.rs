@@ -139,6 +139,18 @@ impl SourceWindow {
     }
 }
 
+/// A DELIMITED format's delimiter from property `name` (`VALUE_DELIMITER`, `KEY_DELIMITER`): one
+/// character, or `TAB` or `SPACE`; a comma when absent.
+fn delimiter(properties: &Properties, name: &str) -> Result<u8> {
+    match properties.get(name).map(|d| d.as_text()) {
+        None => Ok(b','),
+        Some(d) if d.eq_ignore_ascii_case("TAB") => Ok(b'\t'),
+        Some(d) if d.eq_ignore_ascii_case("SPACE") => Ok(b' '),
+        Some(d) if d.len() == 1 => Ok(d.as_bytes()[0]),
+        Some(d) => Err(SluiceError::Plan(format!("{name} '{d}' must be a single character, TAB or SPACE"))),
+    }
+}
+
 /// A declared or query-created stream or table.
 #[derive(Debug, Clone)]
 pub struct SourceDef {
@@ -154,6 +166,8 @@ pub struct SourceDef {
     pub key_format: Format,
     pub value_format: Format,
     pub value_delimiter: u8,
+    /// `KEY_DELIMITER`: what separates the fields of a DELIMITED key.
+    pub key_delimiter: u8,
     /// A single value column is written as its bare value (`WRAP_SINGLE_VALUE=false`), not an
     /// object holding it. Reading takes either.
     pub wrap_single_value: bool,
@@ -195,7 +209,7 @@ impl SourceDef {
         default_topic: Option<&str>,
         statement: &str,
     ) -> Result<SourceDef> {
-        const KNOWN: [&str; 13] = [
+        const KNOWN: [&str; 14] = [
             "KAFKA_TOPIC",
             "VALUE_FORMAT",
             "KEY_FORMAT",
@@ -205,6 +219,7 @@ impl SourceDef {
             "TIMESTAMP",
             "TIMESTAMP_FORMAT",
             "VALUE_DELIMITER",
+            "KEY_DELIMITER",
             "WRAP_SINGLE_VALUE",
             "RETENTION_MS",
             "WINDOW_TYPE",
@@ -247,17 +262,8 @@ impl SourceDef {
             Some(f) => Format::parse(&f)?,
             None => Format::Kafka,
         };
-        let value_delimiter = match properties.get("VALUE_DELIMITER").map(|d| d.as_text()) {
-            None => b',',
-            Some(d) if d.eq_ignore_ascii_case("TAB") => b'\t',
-            Some(d) if d.eq_ignore_ascii_case("SPACE") => b' ',
-            Some(d) if d.len() == 1 => d.as_bytes()[0],
-            Some(d) => {
-                return Err(SluiceError::Plan(format!(
-                    "VALUE_DELIMITER '{d}' must be a single character, TAB or SPACE"
-                )));
-            }
-        };
+        let value_delimiter = delimiter(properties, "VALUE_DELIMITER")?;
+        let key_delimiter = delimiter(properties, "KEY_DELIMITER")?;
         let mut seen = std::collections::HashSet::new();
         for column in &columns {
             if !seen.insert(column.name.clone()) {
@@ -364,6 +370,7 @@ impl SourceDef {
             key_format,
             value_format,
             value_delimiter,
+            key_delimiter,
             wrap_single_value,
             timestamp_column,
             timestamp_format,
@@ -378,7 +385,7 @@ impl SourceDef {
     pub fn source_identity(&self) -> String {
         format!(
             "{:?}",
-            (self.kind, &self.topic, &self.columns, self.key_format, self.value_format, self.value_delimiter, &self.timestamp_column, &self.timestamp_format, self.window)
+            (self.kind, &self.topic, &self.columns, self.key_format, self.value_format, self.value_delimiter, self.key_delimiter, &self.timestamp_column, &self.timestamp_format, self.window)
         )
     }
 

@@ -46,6 +46,7 @@ pub struct RecordDecoder {
     key_format: Format,
     value_format: Format,
     delimiter: u8,
+    key_delimiter: u8,
     timestamp_column: Option<usize>,
     /// `TIMESTAMP_FORMAT`: how a STRING timestamp column is read.
     timestamp_pattern: Option<Pattern>,
@@ -130,6 +131,7 @@ impl RecordDecoder {
             key_format: stream.key_format,
             value_format: stream.value_format,
             delimiter: stream.value_delimiter,
+            key_delimiter: stream.key_delimiter,
             timestamp_column,
             timestamp_pattern: stream
                 .timestamp_format
@@ -301,7 +303,7 @@ impl RecordDecoder {
     }
 
     /// The key columns from the record's key in the key format: KAFKA (one column), JSON (one
-    /// column's value, or an object of several) or DELIMITED (comma-separated fields).
+    /// column's value, or an object of several) or DELIMITED (fields separated by `KEY_DELIMITER`).
     fn decode_key<'a>(&self, key: &'a [u8], cells: &mut [Cell<'a>], scratch: &mut String) -> Result<(), String> {
         let keys: Vec<usize> = (0..self.columns.len()).filter(|i| self.columns[*i].key).collect();
         let text = || std::str::from_utf8(key).map_err(|e| format!("the key is not UTF-8 text ({e})"));
@@ -323,7 +325,7 @@ impl RecordDecoder {
                 }
             }
             (Format::Delimited, _) => {
-                let fields = split_delimited(text()?, ',');
+                let fields = split_delimited(text()?, self.key_delimiter as char);
                 if fields.len() != keys.len() {
                     return Err(format!("Unexpected field count in the key, csvFields:{} schemaFields:{}", fields.len(), keys.len()));
                 }

@@ -232,12 +232,12 @@ pub fn encode_value(
 }
 
 /// Writes one key column's value in the key format: KAFKA's bytes, JSON's value or DELIMITED's
-/// field.
-pub fn encode_key(format: Format, column: &ColumnWriter, row: usize, out: &mut Vec<u8>) -> Result<()> {
+/// field (quoted if it holds `delimiter`).
+pub fn encode_key(format: Format, delimiter: u8, column: &ColumnWriter, row: usize, out: &mut Vec<u8>) -> Result<()> {
     match format {
         Format::Kafka => encode_kafka_value(column, row, out)?,
         Format::Json => column.write_json(row, out),
-        Format::Delimited => write_delimited_field(column, row, b',', true, out),
+        Format::Delimited => write_delimited_field(column, row, delimiter, true, out),
         Format::None => {}
     }
     Ok(())
@@ -245,10 +245,11 @@ pub fn encode_key(format: Format, column: &ColumnWriter, row: usize, out: &mut V
 
 /// Writes a key of one or several columns in the key format: one column as [`encode_key`]
 /// does; several as a JSON object of the columns named `names`, or DELIMITED fields, in the
-/// order of `order` (the sink's key columns; `names` in their own order when they differ).
-pub fn encode_keys(format: Format, order: &[String], names: &[String], columns: &[ColumnWriter], row: usize, out: &mut Vec<u8>) -> Result<()> {
+/// order of `order` (the sink's key columns; `names` in their own order when they differ),
+/// separated by `delimiter`.
+pub fn encode_keys(format: Format, delimiter: u8, order: &[String], names: &[String], columns: &[ColumnWriter], row: usize, out: &mut Vec<u8>) -> Result<()> {
     if let [single] = columns {
-        return encode_key(format, single, row, out);
+        return encode_key(format, delimiter, single, row, out);
     }
     let mut positions: Vec<usize> = order.iter().filter_map(|o| names.iter().position(|n| n == o)).collect();
     if positions.len() != columns.len() {
@@ -270,9 +271,9 @@ pub fn encode_keys(format: Format, order: &[String], names: &[String], columns: 
         Format::Delimited => {
             for (i, position) in positions.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(b',');
+                    out.push(delimiter);
                 }
-                write_delimited_field(&columns[position], row, b',', i == 0, out);
+                write_delimited_field(&columns[position], row, delimiter, i == 0, out);
             }
         }
         Format::Kafka => {

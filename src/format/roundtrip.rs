@@ -89,6 +89,7 @@ pub(crate) fn stream(format: Format, key: Option<SqlType>, values: &[SqlType]) -
         key_format: format,
         value_format: format,
         value_delimiter: b',',
+        key_delimiter: b',',
         wrap_single_value: true,
         timestamp_column: None,
         timestamp_format: None,
@@ -109,7 +110,7 @@ fn round_trip(stream: &SourceDef, columns: &[ArrayRef]) -> Result<Vec<ArrayRef>,
         let key = match writers.first() {
             Some(w) if keyed == 1 && !w.is_null(row) => {
                 let mut key = Vec::new();
-                encode_key(stream.key_format, w, row, &mut key).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                encode_key(stream.key_format, stream.key_delimiter, w, row, &mut key).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 Some(key)
             }
             _ => None,

@@ -481,6 +481,7 @@ fn start_planned(engine: &Engine, query: &QueryDef, mut plan: ContinuousPlan, st
     let output = QuerySink::Topic(TopicSink {
         destination,
         key_format: sink.key_format,
+        key_delimiter: sink.key_delimiter,
         key_names: sink.key_columns().map(|c| c.name.clone()).collect(),
         format: sink.value_format,
         delimiter: sink.value_delimiter,
@@ -802,6 +803,22 @@ fn reserved_names_refused(select: &Select, columns: &[String]) -> Result<()> {
 /// The stream or table a CSAS or CTAS creates, with the partitions and replicas asked for.
 /// `settings` are the query's properties: `ksql.output.topic.name.prefix` names a topic the
 /// statement does not, and `ksql.persistence.wrap.single.values` wraps a single value column.
+/// A DELIMITED key or value (`side`) of a sink whose source's is DELIMITED too keeps the
+/// source's delimiter unless the statement names one.
+fn inherit_delimiter(properties: &mut crate::parser::Properties, side: &str, source_format: Format, source_delimiter: u8) {
+    let delimited = |v: Option<&crate::parser::PropertyValue>| v.is_some_and(|f| f.as_text().eq_ignore_ascii_case("DELIMITED"));
+    let property = format!("{side}_DELIMITER");
+    let sink_delimited = delimited(properties.get(&format!("{side}_FORMAT"))) || delimited(properties.get("FORMAT"));
+    if sink_delimited && source_format == Format::Delimited && properties.get(&property).is_none() {
+        let delimiter = match source_delimiter {
+            b' ' => "SPACE".to_string(),
+            b'\t' => "TAB".to_string(),
+            other => char::from(other).to_string(),
+        };
+        properties.0.push((property, crate::parser::PropertyValue::String(delimiter)));
+    }
+}
+
 pub(super) fn sink_source(
     csas: &CreateAsSelect,
     plan: &ContinuousPlan,
@@ -815,17 +832,7 @@ pub(super) fn sink_source(
             crate::parser::PropertyValue::String(plan.source.value_format.name().into()),
         ));
     }
-    // A DELIMITED sink of a DELIMITED source keeps its delimiter unless the statement names one.
-    let delimited = |v: Option<&crate::parser::PropertyValue>| v.is_some_and(|f| f.as_text().eq_ignore_ascii_case("DELIMITED"));
-    let sink_delimited = delimited(properties.get("VALUE_FORMAT")) || delimited(properties.get("FORMAT"));
-    if sink_delimited && plan.source.value_format == Format::Delimited && properties.get("VALUE_DELIMITER").is_none() {
-        let delimiter = match plan.source.value_delimiter {
-            b' ' => "SPACE".to_string(),
-            b'\t' => "TAB".to_string(),
-            other => char::from(other).to_string(),
-        };
-        properties.0.push(("VALUE_DELIMITER".into(), crate::parser::PropertyValue::String(delimiter)));
-    }
+    inherit_delimiter(&mut properties, "VALUE", plan.source.value_format, plan.source.value_delimiter);
     // The key keeps its source's format unless the statement names one, as in ksqlDB; a
     // result with key columns over a source keyed in NONE takes the default key format.
     if properties.get("KEY_FORMAT").is_none() && properties.get("FORMAT").is_none() {
@@ -837,6 +844,7 @@ pub(super) fn sink_source(
         };
         properties.0.push(("KEY_FORMAT".into(), crate::parser::PropertyValue::String(inherited.to_string())));
     }
+    inherit_delimiter(&mut properties, "KEY", plan.source.key_format, plan.source.key_delimiter);
     let columns = plan
         .output_schema
         .fields()

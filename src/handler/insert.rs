@@ -21,7 +21,7 @@ use crate::{
         types::SqlType,
     },
     error::{Result, SluiceError},
-    format::{ColumnWriter, encode::normalize_array, encode_key, encode_value},
+    format::{ColumnWriter, encode::normalize_array, encode_keys, encode_value},
     functions,
     parser::{ColumnDef, InsertValues},
     planner,
@@ -171,15 +171,19 @@ fn record_of(stream: &SourceDef, named: Vec<(String, ArrayRef)>) -> Result<Inser
         .map(|(value, column)| value.unwrap_or_else(|| new_null_array(&column.data_type.to_arrow(), 1)))
         .collect();
     let writers: Vec<(&ColumnDef, ColumnWriter)> = stream.columns.iter().zip(columns.iter().map(ColumnWriter::new)).collect();
-    let mut key = None;
-    if let Some((_, writer)) = writers.iter().find(|(c, _)| c.key) {
-        if !writer.is_null(0) {
+    let (keys, others): (Vec<_>, Vec<_>) = writers.into_iter().partition(|(c, _)| c.key);
+    // A key of one column that is NULL is no key; a key of several is written whole.
+    let key = match keys.as_slice() {
+        [] => None,
+        [(_, single)] if single.is_null(0) => None,
+        _ => {
+            let (names, columns): (Vec<String>, Vec<ColumnWriter>) = keys.into_iter().map(|(c, w)| (c.name.clone(), w)).unzip();
             let mut bytes = Vec::new();
-            encode_key(stream.key_format, writer, 0, &mut bytes)?;
-            key = Some(bytes);
+            encode_keys(stream.key_format, stream.key_delimiter, &names, &names, &columns, 0, &mut bytes)?;
+            Some(bytes)
         }
-    }
-    let (names, values): (Vec<String>, Vec<ColumnWriter>) = writers
+    };
+    let (names, values): (Vec<String>, Vec<ColumnWriter>) = others
         .into_iter()
         .filter(|(c, _)| c.in_value())
         .map(|(c, w)| (c.name.clone(), w))

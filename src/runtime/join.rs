@@ -56,6 +56,7 @@ pub struct TableJoiner {
     name: String,
     /// How the table's keys are written: the join key is written so to look it up.
     key_format: Format,
+    key_delimiter: u8,
     versions: Arc<TableVersions>,
     decoder: RecordDecoder,
 }
@@ -147,6 +148,7 @@ impl TableJoiner {
         Ok(Self {
             name: step.table.name.clone(),
             key_format: step.table.key_format,
+            key_delimiter: step.table.key_delimiter,
             decoder: RecordDecoder::new(&step.table)?,
             versions,
         })
@@ -184,7 +186,7 @@ impl TableJoiner {
                 continue;
             }
             key.clear();
-            if let Err(e) = encode_key(self.key_format, &writer, row, &mut key) {
+            if let Err(e) = encode_key(self.key_format, self.key_delimiter, &writer, row, &mut key) {
                 errors.push((row, format!("the join key cannot be encoded as the table's key: {e}")));
                 picks.push(None);
                 joins.push(false);

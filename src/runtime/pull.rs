@@ -97,7 +97,7 @@ pub fn pinned_keys(plan: &ContinuousPlan) -> Result<Option<Vec<Vec<u8>>>> {
         }
         let array = value.to_array()?;
         let mut bytes = Vec::new();
-        encode_key(Format::Kafka, &ColumnWriter::new(&array), 0, &mut bytes)?;
+        encode_key(Format::Kafka, b',', &ColumnWriter::new(&array), 0, &mut bytes)?;
         if seen.insert(bytes.clone()) {
             encoded.push(bytes);
         }

@@ -74,6 +74,8 @@ pub struct TopicSink {
     pub destination: Destination,
     /// How the sink's key is written.
     pub key_format: Format,
+    /// What separates the fields of a DELIMITED key.
+    pub key_delimiter: u8,
     /// The sink's key columns, in order: a key of several is written in this order.
     pub key_names: Vec<String>,
     pub format: Format,
@@ -314,7 +316,7 @@ impl TopicSink {
                 None
             } else {
                 key.clear();
-                if let Err(e) = encode_keys(self.key_format, &self.key_names, key_names, &key_writers, out.row, &mut key) {
+                if let Err(e) = encode_keys(self.key_format, self.key_delimiter, &self.key_names, key_names, &key_writers, out.row, &mut key) {
                     failed.push((index, ErrorKind::Serialization, format!("Error serializing key: {e}")));
                     continue;
                 }

@@ -10,13 +10,13 @@
 #[path = "../tests/common/hdfs.rs"]
 #[allow(dead_code)]
 mod hdfs;
+#[path = "common/server.rs"]
+mod server;
 
 use std::{
     borrow::Cow,
     collections::BTreeMap,
-    net::TcpListener,
-    path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -27,15 +27,10 @@ use rdkafka::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
+use server::{Server, cpu_seconds, free_port, peak_rss_mb, run_broker, start_broker, wait_for_records};
 use sluice::connectors::kafka::KafkaCluster;
 
 const SENSORS: u32 = 6;
-/// Linux's clock tick, the unit of `/proc/<pid>/stat` CPU times.
-const TICKS_PER_SECOND: f64 = 100.0;
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
@@ -48,17 +43,6 @@ fn main() {
         Some("read") => run_read(&args[1], args[2].parse().unwrap(), &args[3]),
         _ => tokio::runtime::Runtime::new().unwrap().block_on(orchestrate()),
     }
-}
-
-/// The broker process: embedded Tansu until killed.
-fn run_broker(address: &str, dir: &str) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let _broker = sluice::broker::EmbeddedBroker::start(address.parse().unwrap(), Path::new(dir))
-            .await
-            .unwrap();
-        std::future::pending::<()>().await
-    });
 }
 
 #[derive(Deserialize)]
@@ -149,24 +133,6 @@ fn reader_from_start(bootstrap: &str, group: &str, topic: &str) -> BaseConsumer 
     consumer
 }
 
-/// User + system CPU seconds of a process (`self` or a pid).
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / TICKS_PER_SECOND
-}
-
-fn peak_rss_mb(pid: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// One measured run.
 struct Run {
     name: &'static str,
@@ -205,32 +171,6 @@ impl Run {
     }
 }
 
-/// The sum of the log ends of `topics` (all partitions).
-fn records_in(cluster: &KafkaCluster, topics: &[String]) -> u64 {
-    topics
-        .iter()
-        .map(|t| match cluster.topic(t) {
-            Ok(Some(info)) => cluster
-                .watermarks(t, info.partitions)
-                .map_or(0, |marks| marks.iter().map(|(_, high)| *high as u64).sum()),
-            _ => 0,
-        })
-        .sum()
-}
-
-fn wait_for_records(cluster: &KafkaCluster, topics: &[String], expected: u64, timeout: Duration) -> Instant {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let count = records_in(cluster, topics);
-        if count >= expected {
-            assert_eq!(count, expected, "{topics:?} hold more records than were routed to them");
-            return Instant::now();
-        }
-        assert!(Instant::now() < deadline, "{topics:?} reached {count} of {expected} records");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A PowerGrid record as the seed's producer writes it.
 fn powergrid_record(sensor: u32, n: u64) -> String {
     let payload = format!(
@@ -258,61 +198,6 @@ fn send(producer: &BaseProducer, topic: &str, key: &str, value: &str) {
         record = rejected;
     }
     producer.poll(Duration::ZERO);
-}
-
-struct Server {
-    child: Child,
-    url: String,
-    client: reqwest::Client,
-}
-
-impl Server {
-    async fn start(bootstrap: &str, service_id: &str, dir: &Path) -> Server {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice-server"))
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--bootstrap-servers", bootstrap, "--service-id", service_id])
-            .arg("--data-dir")
-            .arg(dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("sluice-server starts");
-        let server = Server { child, url: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new() };
-        for _ in 0..600 {
-            if server.client.get(format!("{}/info", server.url)).send().await.is_ok() {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("sluice-server did not start");
-    }
-
-    async fn ksql(&self, sql: &str, offset_reset: &str) -> Value {
-        self.ksql_with(sql, json!({"auto.offset.reset": offset_reset})).await
-    }
-
-    async fn ksql_with(&self, sql: &str, properties: Value) -> Value {
-        let response = self
-            .client
-            .post(format!("{}/ksql", self.url))
-            .json(&json!({"ksql": sql, "streamsProperties": properties}))
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{sql}");
-        response.json().await.unwrap()
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 const CREATE_INGESTION: &str = "CREATE STREAM STREAM_INGESTION (payload STRING, correlation_id STRING, created_at DOUBLE, schema_version INTEGER) WITH (KAFKA_TOPIC = '{topic}', VALUE_FORMAT = 'JSON');";
@@ -430,8 +315,7 @@ async fn two_servers_run(bootstrap: &str, cluster: &KafkaCluster, records: u64) 
         broker_cpu: 0.0,
     };
     let mut killed = servers.pop().unwrap();
-    let _ = killed.child.kill();
-    let _ = killed.child.wait();
+    killed.kill();
     let killed_at = Instant::now();
     let producer = producer(bootstrap);
     for sensor in 1..=SENSORS {
@@ -604,14 +488,8 @@ async fn orchestrate() {
     let records: u64 = std::env::var("SLUICE_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let records = records / SENSORS as u64 * SENSORS as u64;
     let broker_dir = tempfile::tempdir().unwrap();
-    let bootstrap = format!("127.0.0.1:{}", free_port());
-    let mut broker = Command::new(std::env::current_exe().unwrap())
-        .args(["broker", &bootstrap, broker_dir.path().to_str().unwrap()])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut broker, bootstrap) = start_broker(broker_dir.path()).await;
     let broker_pid = broker.id().to_string();
-    tokio::time::sleep(Duration::from_secs(2)).await;
     let cluster = KafkaCluster::connect(&bootstrap).unwrap();
     cluster.ensure_topic("INGESTION", 3, 1, &[]).await.unwrap();
 

@@ -800,9 +800,6 @@ fn reserved_names_refused(select: &Select, columns: &[String]) -> Result<()> {
     }
 }
 
-/// The stream or table a CSAS or CTAS creates, with the partitions and replicas asked for.
-/// `settings` are the query's properties: `ksql.output.topic.name.prefix` names a topic the
-/// statement does not, and `ksql.persistence.wrap.single.values` wraps a single value column.
 /// A DELIMITED key or value (`side`) of a sink whose source's is DELIMITED too keeps the
 /// source's delimiter unless the statement names one.
 fn inherit_delimiter(properties: &mut crate::parser::Properties, side: &str, source_format: Format, source_delimiter: u8) {
@@ -819,6 +816,9 @@ fn inherit_delimiter(properties: &mut crate::parser::Properties, side: &str, sou
     }
 }
 
+/// The stream or table a CSAS or CTAS creates, with the partitions and replicas asked for.
+/// `settings` are the query's properties: `ksql.output.topic.name.prefix` names a topic the
+/// statement does not, and `ksql.persistence.wrap.single.values` wraps a single value column.
 pub(super) fn sink_source(
     csas: &CreateAsSelect,
     plan: &ContinuousPlan,

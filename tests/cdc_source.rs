@@ -170,6 +170,11 @@ async fn initial_only_reads_the_tables_once_and_no_data_only_what_changes() {
     let broker = TestBroker::start().await;
     let postgres = PostgresServer::start("telemetry");
     postgres.psql("telemetry", SEED);
+    postgres.psql(
+        "telemetry",
+        "CREATE TABLE tagged (id INT PRIMARY KEY, tags TEXT[], readings INT[], every INTERVAL);
+         INSERT INTO tagged VALUES (1, '{north,\"rack 7\",NULL}', '{1,2}', '1 day 00:00:01.5');",
+    );
     let data = tempfile::tempdir().unwrap();
     let mut server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
     let plain = [("key.converter.schemas.enable", "false"), ("value.converter.schemas.enable", "false")];
@@ -182,6 +187,12 @@ async fn initial_only_reads_the_tables_once_and_no_data_only_what_changes() {
         .await;
     let snapshot = changes(&broker.bootstrap, "once.public.telemetry", 4).await;
     assert_eq!(snapshot.len(), 4, "initial_only reads the table: {snapshot:?}");
+    // Arrays as arrays of their elements, intervals as Debezium's MicroDuration.
+    let tagged = changes(&broker.bootstrap, "once.public.tagged", 1).await;
+    assert_eq!(
+        tagged[0].1["after"],
+        json!({"id": 1, "tags": ["north", "rack 7", null], "readings": [1, 2], "every": 86_401_500_000i64})
+    );
     // The change-only connector's slot exists once it runs; rows written after it are its own.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while postgres.psql("telemetry", "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'changes_slot'").trim() != "1" {

@@ -1,5 +1,6 @@
 //! Debezium's change events for PostgreSQL: each column typed as Debezium maps it by default
-//! (`decimal.handling.mode=precise`, `time.precision.mode=adaptive`), the key as a struct of
+//! (`decimal.handling.mode=precise`, `time.precision.mode=adaptive`, `interval.handling.mode=numeric`,
+//! one-dimensional arrays as arrays of their elements), the key as a struct of
 //! the replica-identity columns, and the value in Debezium's envelope (`before`, `after`,
 //! `source`, `op`, `ts_ms`), inside JsonConverter's `{"schema", "payload"}` when schemas are on.
 
@@ -8,7 +9,7 @@ use chrono::{DateTime, NaiveTime, Timelike};
 use serde_json::{Map, Value, json};
 
 use super::pgoutput::Datum;
-use crate::connectors::postgres::{bytea, days_since_epoch, timestamp_micros, unscaled_bytes};
+use crate::connectors::postgres::{array_elements, bytea, days_since_epoch, interval_micros, timestamp_micros, unscaled_bytes};
 
 /// What Debezium writes for a TOASTed text value a change left as it was.
 const UNAVAILABLE: &str = "__debezium_unavailable_value";
@@ -219,9 +220,47 @@ fn precision(modifier: i32) -> i32 {
     if modifier < 0 { 6 } else { modifier }
 }
 
+/// The element type of a one-dimensional array type Debezium maps to a Connect `ARRAY`.
+fn array_element(type_oid: u32) -> Option<u32> {
+    Some(match type_oid {
+        1000 => 16,
+        1001 => 17,
+        1005 => 21,
+        1007 => 23,
+        1016 => 20,
+        1021 => 700,
+        1022 => 701,
+        1009 => 25,
+        1014 => 1042,
+        1015 => 1043,
+        1231 => 1700,
+        1182 => 1082,
+        1183 => 1083,
+        1115 => 1114,
+        1185 => 1184,
+        1187 => 1186,
+        199 => 114,
+        3807 => 3802,
+        2951 => 2950,
+        _ => return None,
+    })
+}
+
+/// An array column's elements as a column of their own (the array's modifier is theirs).
+fn element_column(column: &ColumnShape, element_oid: u32) -> ColumnShape {
+    ColumnShape { name: column.name.clone(), type_oid: element_oid, type_modifier: column.type_modifier, key: false, optional: true }
+}
+
 /// The Connect schema of a column's values, as Debezium types it.
 fn field_schema(column: &ColumnShape, optional: bool, field: &str) -> Value {
     let named = |ty: &str, name: &str| json!({"type": ty, "optional": optional, "name": name, "version": 1, "field": field});
+    if let Some(element) = array_element(column.type_oid) {
+        let mut items = field_schema(&element_column(column, element), true, "");
+        if let Some(items) = items.as_object_mut() {
+            items.remove("field");
+        }
+        return json!({"type": "array", "items": items, "optional": optional, "field": field});
+    }
     match column.type_oid {
         16 => json!({"type": "boolean", "optional": optional, "field": field}),
         21 => json!({"type": "int16", "optional": optional, "field": field}),
@@ -248,6 +287,7 @@ fn field_schema(column: &ColumnShape, optional: bool, field: &str) -> Value {
         1114 if precision(column.type_modifier) <= 3 => named("int64", "io.debezium.time.Timestamp"),
         1114 => named("int64", "io.debezium.time.MicroTimestamp"),
         1184 => named("string", "io.debezium.time.ZonedTimestamp"),
+        1186 => named("int64", "io.debezium.time.MicroDuration"),
         114 | 3802 => named("string", "io.debezium.data.Json"),
         2950 => named("string", "io.debezium.data.Uuid"),
         _ => json!({"type": "string", "optional": optional, "field": field}),
@@ -266,6 +306,14 @@ fn datum_value(column: &ColumnShape, datum: &Datum) -> Value {
 
 fn typed(column: &ColumnShape, text: &str) -> Option<Value> {
     let base64 = |bytes: Vec<u8>| json!(base64::engine::general_purpose::STANDARD.encode(bytes));
+    if let Some(element) = array_element(column.type_oid) {
+        let element = element_column(column, element);
+        let values = array_elements(text)?
+            .iter()
+            .map(|e| e.as_deref().map_or(Some(Value::Null), |text| typed(&element, text)))
+            .collect::<Option<Vec<Value>>>()?;
+        return Some(Value::Array(values));
+    }
     Some(match column.type_oid {
         16 => json!(text == "t"),
         21 | 23 | 20 | 26 => json!(text.parse::<i64>().ok()?),
@@ -288,6 +336,7 @@ fn typed(column: &ColumnShape, text: &str) -> Option<Value> {
             let micros = timestamp_micros(text)?;
             if precision(column.type_modifier) <= 3 { json!(micros.div_euclid(1000)) } else { json!(micros) }
         }
+        1186 => json!(interval_micros(text)?),
         1184 => {
             // Java's ISO_OFFSET_DATE_TIME: as many fractional digits as the value needs.
             let at = DateTime::from_timestamp_micros(timestamp_micros(text)?)?;
@@ -374,6 +423,15 @@ mod tests {
         assert_eq!(typed(&column("b", 16, -1, false, true), "t").unwrap(), json!(true));
         assert_eq!(typed(&column("raw", 17, -1, false, true), "\\x0aff").unwrap(), json!("Cv8="));
         assert_eq!(typed(&column("time", 1083, -1, false, true), "00:00:02.25").unwrap(), json!(2_250_000));
+        assert_eq!(typed(&column("i", 1186, -1, false, true), "00:00:01.5").unwrap(), json!(1_500_000));
+        assert_eq!(typed(&column("a", 1007, -1, false, true), "{1,NULL,3}").unwrap(), json!([1, null, 3]));
+        assert_eq!(typed(&column("a", 1009, -1, false, true), r#"{a,"b c"}"#).unwrap(), json!(["a", "b c"]));
+        assert_eq!(typed(&column("a", 1182, -1, false, true), "{1970-01-11}").unwrap(), json!([10]));
+        assert_eq!(
+            field_schema(&column("a", 1007, -1, false, true), true, "a"),
+            json!({"type": "array", "items": {"type": "int32", "optional": true}, "optional": true, "field": "a"})
+        );
+        assert_eq!(field_schema(&column("i", 1186, -1, false, false), false, "i")["name"], "io.debezium.time.MicroDuration");
         assert_eq!(datum_value(&column("s", 25, -1, false, true), &Datum::Unchanged), json!(UNAVAILABLE));
         assert_eq!(datum_value(&column("n", 23, -1, false, true), &Datum::Unchanged), Value::Null);
     }

@@ -15,7 +15,7 @@ use crate::error::{Result, SluiceError};
 pub use columns::{Column, ColumnKind, describe};
 pub use copy_text::{CopyRow, CopyTextRows, SESSION_SETTINGS};
 pub use jdbc_url::JdbcUrl;
-pub use text_values::{bytea, days_since_epoch, timestamp_micros, unscaled_bytes};
+pub use text_values::{array_elements, bytea, days_since_epoch, interval_micros, timestamp_micros, unscaled_bytes};
 
 /// Opens a connection; the connection's I/O runs on its own task until the client is dropped.
 pub async fn connect(url: &JdbcUrl) -> Result<Client> {

@@ -23,11 +23,11 @@ use std::{
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer},
-    producer::{BaseProducer, BaseRecord, Producer},
+    producer::{BaseRecord, Producer},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use server::{Server, cpu_seconds, free_port, peak_rss_mb, run_broker, start_broker, wait_for_records};
+use server::{Server, cpu_seconds, free_port, peak_rss_mb, producer, run_broker, send, start_broker, wait_for_records};
 use sluice::connectors::kafka::KafkaCluster;
 
 const SENSORS: u32 = 6;
@@ -181,25 +181,6 @@ fn powergrid_record(sensor: u32, n: u64) -> String {
         .to_string()
 }
 
-fn producer(bootstrap: &str) -> BaseProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "5")
-        .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .unwrap()
-}
-
-fn send(producer: &BaseProducer, topic: &str, key: &str, value: &str) {
-    let mut record = BaseRecord::to(topic).key(key).payload(value);
-    while let Err((_, rejected)) = producer.send(record) {
-        producer.poll(Duration::from_millis(5));
-        record = rejected;
-    }
-    producer.poll(Duration::ZERO);
-}
-
 const CREATE_INGESTION: &str = "CREATE STREAM STREAM_INGESTION (payload STRING, correlation_id STRING, created_at DOUBLE, schema_version INTEGER) WITH (KAFKA_TOPIC = '{topic}', VALUE_FORMAT = 'JSON');";
 
 fn route(name: &str, sensor: u32) -> String {
@@ -319,7 +300,7 @@ async fn two_servers_run(bootstrap: &str, cluster: &KafkaCluster, records: u64) 
     let killed_at = Instant::now();
     let producer = producer(bootstrap);
     for sensor in 1..=SENSORS {
-        send(&producer, "INGESTION", &sensor.to_string(), &powergrid_record(sensor, records + sensor as u64));
+        send(&producer, "INGESTION", Some(sensor.to_string().as_bytes()), powergrid_record(sensor, records + sensor as u64).as_bytes());
     }
     producer.flush(Duration::from_secs(30)).unwrap();
     let flowing = wait_for_records(cluster, &topics, records + SENSORS as u64, Duration::from_secs(120));
@@ -411,7 +392,7 @@ async fn latency(bootstrap: &str, rate: u64, seconds: u64, hop: Hop) -> (f64, f6
             std::thread::sleep(wait);
         }
         let sensor = (n % SENSORS as u64) as u32 + 1;
-        send(&producer, input, &sensor.to_string(), &powergrid_record(sensor, n));
+        send(&producer, input, Some(sensor.to_string().as_bytes()), powergrid_record(sensor, n).as_bytes());
     }
     producer.flush(Duration::from_secs(30)).unwrap();
     let mut latencies = reader.join().unwrap();
@@ -501,7 +482,7 @@ async fn orchestrate() {
         let sensor = (n % SENSORS as u64) as u32 + 1;
         let value = powergrid_record(sensor, n);
         bytes += value.len() as u64 + 1;
-        send(&preload, "INGESTION", &sensor.to_string(), &value);
+        send(&preload, "INGESTION", Some(sensor.to_string().as_bytes()), value.as_bytes());
     }
     preload.flush(Duration::from_secs(300)).unwrap();
     wait_for_records(&cluster, &["INGESTION".to_string()], records, Duration::from_secs(600));

@@ -22,13 +22,10 @@ use std::{
 
 use futures::StreamExt;
 use postgres::{PASSWORD, PostgresServer, USER};
-use rdkafka::{
-    ClientConfig,
-    producer::{BaseProducer, BaseRecord, Producer},
-};
+use rdkafka::producer::Producer;
 use serde::Serialize;
 use serde_json::{Value, json};
-use server::{Server, cpu_seconds, free_port, peak_rss_mb, run_broker, start_broker, wait_for_records};
+use server::{Server, cpu_seconds, free_port, peak_rss_mb, producer, run_broker, send, start_broker, wait_for_records};
 use sluice::connectors::kafka::KafkaCluster;
 
 /// Files the spooled lines are split into.
@@ -52,25 +49,6 @@ struct Row<'a> {
     id: i64,
     name: &'a str,
     wattage: i64,
-}
-
-fn producer(bootstrap: &str) -> BaseProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "5")
-        .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .unwrap()
-}
-
-fn send(producer: &BaseProducer, topic: &str, value: &[u8]) {
-    let mut record = BaseRecord::<(), [u8]>::to(topic).payload(value);
-    while let Err((_, rejected)) = producer.send(record) {
-        producer.poll(Duration::from_millis(1));
-        record = rejected;
-    }
-    producer.poll(Duration::ZERO);
 }
 
 /// The baseline for the database sources: `COPY` every row of `table` out of PostgreSQL (at
@@ -101,7 +79,7 @@ async fn copy_rows(bootstrap: &str, port: u16, table: &str, topic: &str) {
             let (id, name, wattage) = (next().parse().unwrap(), next(), next().parse().unwrap());
             value.clear();
             serde_json::to_writer(&mut value, &Row { id, name, wattage }).unwrap();
-            send(&producer, topic, &value);
+            send(&producer, topic, None, &value);
         }
         partial.drain(..complete);
     }
@@ -127,7 +105,7 @@ fn copy_lines(bootstrap: &str, dir: &Path, topic: &str) {
             if reader.read_until(b'\n', &mut line).unwrap() == 0 {
                 break;
             }
-            send(&producer, topic, line.strip_suffix(b"\n").unwrap_or(&line));
+            send(&producer, topic, None, line.strip_suffix(b"\n").unwrap_or(&line));
         }
     }
     producer.flush(Duration::from_secs(120)).unwrap();

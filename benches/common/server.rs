@@ -9,6 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use rdkafka::{
+    ClientConfig,
+    producer::{BaseProducer, BaseRecord},
+};
 use serde_json::{Value, json};
 use sluice::connectors::kafka::KafkaCluster;
 
@@ -36,6 +40,30 @@ pub fn peak_rss_mb(pid: &str) -> f64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A producer for loading records fast: batched, with a deep queue.
+pub fn producer(bootstrap: &str) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap()
+}
+
+/// Queues a record, waiting while the producer's queue is full.
+pub fn send(producer: &BaseProducer, topic: &str, key: Option<&[u8]>, value: &[u8]) {
+    let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(value);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    while let Err((_, rejected)) = producer.send(record) {
+        producer.poll(Duration::from_millis(1));
+        record = rejected;
+    }
+    producer.poll(Duration::ZERO);
 }
 
 /// The broker process's body: embedded Tansu at `address`, storing in `dir`, until killed.

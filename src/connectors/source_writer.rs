@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     connectors::{
         kafka::{
-            KafkaCluster, PartitionRange,
+            KafkaCluster, PartitionRange, REQUEST_BYTES,
             delivery::{BatchDeliveries, ORIGIN_HEADER, OutputRecord, OutputTopic},
             offsets::OutputPositions,
             source_offsets::{SourceCheckpoint, SourceOffsets},
@@ -22,6 +22,10 @@ use crate::{
     },
     error::{Result, SluiceError},
 };
+
+/// Bytes a record takes in a request besides its key, value and identity: the batch framing
+/// and the origin header's name and prefix.
+const RECORD_FRAMING: usize = 96;
 
 /// How often an unsettled batch's delivery is looked at.
 const DELIVERY_CHECK: Duration = Duration::from_millis(2);
@@ -78,7 +82,7 @@ impl SourceWriter {
         let checkpoint = context.offsets.get(&context.connector, &partition).unwrap_or_default();
         let mut writer = SourceWriter {
             origin: format!("source\u{1f}{}\u{1f}{partition}\u{1f}", context.connector),
-            topic: context.cluster.output_producer().topic(topic_name)?,
+            topic: context.cluster.source_output_producer().topic(topic_name)?,
             topic_name: topic_name.to_string(),
             output: checkpoint.output,
             landed: HashSet::new(),
@@ -108,11 +112,23 @@ impl SourceWriter {
     }
 
     /// Sends `records` and waits until Kafka has all of them; `false` when the source was
-    /// stopped first (what was sent may or may not land; a restart reads it back).
+    /// stopped first (what was sent may or may not land; a restart reads it back). They go out
+    /// one request's worth at a time: the idempotent producer sends one request per partition
+    /// at a time, and records queued behind it keep its thread polling.
     pub async fn write(&mut self, records: &[SourceRecord]) -> Result<bool> {
-        if records.is_empty() {
-            return Ok(true);
+        let mut rest = records;
+        while !rest.is_empty() {
+            let (request, later) = rest.split_at(request_share(rest));
+            if !self.send(request).await? {
+                return Ok(false);
+            }
+            rest = later;
         }
+        Ok(true)
+    }
+
+    /// Sends `records` and waits until Kafka has them all, or the source is stopped (`false`).
+    async fn send(&mut self, records: &[SourceRecord]) -> Result<bool> {
         let deliveries = Arc::new(BatchDeliveries::default());
         let timestamp = chrono::Utc::now().timestamp_millis();
         let origins: Vec<Vec<u8>> = records.iter().map(|r| format!("{}{}", self.origin, r.identity).into_bytes()).collect();
@@ -189,5 +205,41 @@ impl SourceWriter {
         })
         .await
         .map_err(|e| SluiceError::Internal(e.to_string()))?
+    }
+}
+
+/// How many of `records` (at least one) fit one produce request, counting each record's
+/// framing and origin header as [`RECORD_FRAMING`] bytes. That framing alone keeps a request
+/// under librdkafka's record count (`batch.num.messages`).
+fn request_share(records: &[SourceRecord]) -> usize {
+    let mut bytes = 0;
+    let fitting = records.iter().position(|r| {
+        bytes += r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len) + r.identity.len() + RECORD_FRAMING;
+        bytes > REQUEST_BYTES
+    });
+    fitting.unwrap_or(records.len()).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::kafka::REQUEST_RECORDS;
+
+    fn records(count: usize, value_bytes: usize) -> Vec<SourceRecord> {
+        (0..count).map(|i| SourceRecord { key: None, value: Some(vec![b'x'; value_bytes]), identity: format!("{i:04}") }).collect()
+    }
+
+    #[test]
+    fn a_request_takes_at_most_its_bytes_and_record_count() {
+        assert_eq!(request_share(&records(3, 10)), 3);
+        assert!(request_share(&records(REQUEST_RECORDS + 5, 0)) < REQUEST_RECORDS);
+        let per_record = 1000 + RECORD_FRAMING + 4;
+        let share = request_share(&records(5000, 1000));
+        assert!(share * per_record <= REQUEST_BYTES && (share + 1) * per_record > REQUEST_BYTES, "{share}");
+    }
+
+    #[test]
+    fn a_record_larger_than_a_request_goes_alone() {
+        assert_eq!(request_share(&records(2, REQUEST_BYTES * 2)), 1);
     }
 }

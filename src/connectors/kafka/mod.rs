@@ -29,6 +29,13 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// statement fails, so no statement hangs while Kafka is away. Query output waits as long as it
 /// takes: it is never dropped.
 const RECORD_TIMEOUT_MS: &str = "20000";
+/// How long query output waits to fill a request (see [`KafkaCluster::connect_with`]).
+const QUERY_LINGER_MS: &str = "100";
+/// The most records one produce request carries (librdkafka's `batch.num.messages`).
+pub const REQUEST_RECORDS: usize = 10_000;
+/// Record bytes that fit one produce request under librdkafka's `batch.size` (1,000,000 bytes
+/// with the records' framing).
+pub const REQUEST_BYTES: usize = 900_000;
 
 /// The Kafka cluster Sluice runs against, and the clients shared by every part of the server.
 pub struct KafkaCluster {
@@ -39,6 +46,7 @@ pub struct KafkaCluster {
     metadata: BaseConsumer,
     producer: RecordProducer,
     output: Arc<BatchProducer>,
+    source_output: Arc<BatchProducer>,
     traffic: Arc<Traffic>,
 }
 
@@ -76,12 +84,24 @@ impl KafkaCluster {
             security: security.clone(),
             admin: client_config(bootstrap_servers).create()?,
             metadata: client_config(bootstrap_servers).create()?,
-            // Query output is idempotent (no duplicate from the client's own retries, order
-            // kept per partition: what exactly-once output stands on) and never times out, so an
-            // outage never makes the idempotent producer fatal. The single-record producer times
-            // out instead, and so stays non-idempotent.
+            // Query and source output is idempotent (no duplicate from the client's own
+            // retries, order kept per partition: what exactly-once output stands on) and never
+            // times out, so an outage never makes the idempotent producer fatal. The
+            // single-record producer times out instead, and so stays non-idempotent.
             producer: RecordProducer::new(producer_config(bootstrap_servers).set("message.timeout.ms", RECORD_TIMEOUT_MS))?,
-            output: Arc::new(BatchProducer::new(producer_config(bootstrap_servers).set("enable.idempotence", "true"), traffic.clone())?),
+            // librdkafka's idempotent producer keeps one request in flight per partition (it
+            // caps the partition's in-flight *messages* at five) and, while one is, polls
+            // without sleeping once the oldest queued record is older than `linger.ms`. Queries
+            // keep several batches in flight, so their records wait behind a request: a linger
+            // above the broker's answer time keeps that wait asleep. 100 ms is what Kafka
+            // Streams gives ksqlDB's producers.
+            output: Arc::new(BatchProducer::new(
+                producer_config(bootstrap_servers).set("enable.idempotence", "true").set("linger.ms", QUERY_LINGER_MS),
+                traffic.clone(),
+            )?),
+            // Source connectors send a batch no larger than one request and wait for it, so
+            // nothing queues behind a request and a short linger costs no spin.
+            source_output: Arc::new(BatchProducer::new(producer_config(bootstrap_servers).set("enable.idempotence", "true"), traffic.clone())?),
             traffic,
         })
     }
@@ -116,6 +136,12 @@ impl KafkaCluster {
     /// The producer shared by the queries that write to topics.
     pub fn output_producer(&self) -> &Arc<BatchProducer> {
         &self.output
+    }
+
+    /// The producer shared by source connectors, which send at most one request's worth
+    /// ([`REQUEST_RECORDS`], [`REQUEST_BYTES`]) at a time.
+    pub fn source_output_producer(&self) -> &Arc<BatchProducer> {
+        &self.source_output
     }
 
     /// The topic's partitions, or `None` when it does not exist.
@@ -291,7 +317,7 @@ fn client_config(bootstrap_servers: &str, security: &BTreeMap<String, String>) -
 fn producer_config(mut config: ClientConfig) -> ClientConfig {
     config
         .set("linger.ms", "5")
-        .set("batch.num.messages", "10000")
+        .set("batch.num.messages", &REQUEST_RECORDS.to_string())
         .set("queue.buffering.max.messages", "500000")
         .set("message.timeout.ms", "0")
         .set("enable.idempotence", "false")

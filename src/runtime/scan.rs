@@ -60,8 +60,11 @@ const MAX_BATCH: usize = 8192;
 const POLL_WAIT: Duration = Duration::from_millis(100);
 /// How often a scan looks for partitions added to its source.
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
-/// Batches whose output may be waiting for delivery reports at once.
-const MAX_IN_FLIGHT: usize = 4;
+/// Batches whose output may be waiting for delivery reports at once. One: librdkafka's
+/// idempotent producer sends one request per partition at a time, and while records of a next
+/// batch wait behind it past `linger.ms` its broker thread polls without sleeping — on a slow
+/// broker, most of the server's CPU. The next batch is read and evaluated once this one landed.
+const MAX_IN_FLIGHT: usize = 1;
 const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 /// A failing scan (Kafka unreachable, say) retries after this, doubling up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(500);

@@ -91,10 +91,10 @@ impl KafkaCluster {
             producer: RecordProducer::new(producer_config(bootstrap_servers).set("message.timeout.ms", RECORD_TIMEOUT_MS))?,
             // librdkafka's idempotent producer keeps one request in flight per partition (it
             // caps the partition's in-flight *messages* at five) and, while one is, polls
-            // without sleeping once the oldest queued record is older than `linger.ms`. Queries
-            // keep several batches in flight, so their records wait behind a request: a linger
-            // above the broker's answer time keeps that wait asleep. 100 ms is what Kafka
-            // Streams gives ksqlDB's producers.
+            // without sleeping once the oldest record queued behind it is older than
+            // `linger.ms`. A query sends one batch and waits for it (`runtime::scan`); a 100 ms
+            // linger, what Kafka Streams gives ksqlDB's producers, lets all of a batch's records
+            // for a partition be queued before its request leaves.
             output: Arc::new(BatchProducer::new(
                 producer_config(bootstrap_servers).set("enable.idempotence", "true").set("linger.ms", QUERY_LINGER_MS),
                 traffic.clone(),

@@ -82,7 +82,7 @@ impl SourceWriter {
         let checkpoint = context.offsets.get(&context.connector, &partition).unwrap_or_default();
         let mut writer = SourceWriter {
             origin: format!("source\u{1f}{}\u{1f}{partition}\u{1f}", context.connector),
-            topic: context.cluster.source_output_producer().topic(topic_name)?,
+            topic: context.cluster.output_producer().topic(topic_name)?,
             topic_name: topic_name.to_string(),
             output: checkpoint.output,
             landed: HashSet::new(),

@@ -452,10 +452,14 @@ impl QueryManager {
     }
 
     /// Waits up to `limit` until persistent query `id` has its output in Kafka for everything
-    /// in `topic`, its source, as the topic is now; whether it has.
-    pub fn wait_for_query(&self, id: &str, topic: &str, limit: Duration) -> Result<bool> {
+    /// in `topics`, the topics its scan reads in order, as they are now; whether it has.
+    pub fn wait_for_query(&self, id: &str, topics: &[String], limit: Duration) -> Result<bool> {
         let Some(status) = self.status(id) else { return Ok(false) };
-        let (_, ends) = self.log_bounds(topic)?;
+        let mut ends = PartitionOffsets::new();
+        for (index, topic) in topics.iter().enumerate() {
+            let (_, topic_ends) = self.log_bounds(topic)?;
+            ends.extend(topic_ends.into_iter().map(|(partition, end)| (source_partition(index, partition), end)));
+        }
         Ok(status.progress.wait_for(&ends, limit))
     }
 

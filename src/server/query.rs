@@ -303,14 +303,33 @@ async fn run(state: AppState, sql: &str, properties: BTreeMap<String, String>, l
         .map_err(|e| AppError::Server(e.to_string()))
 }
 
-/// Waits (up to [`PULL_CATCH_UP`]) until the queries writing `table` have their output in Kafka
-/// for everything their sources hold now, so a pull query sees what was written before it.
-/// Blocking.
+/// Waits (up to [`PULL_CATCH_UP`] each) until the queries writing `table` have their output in
+/// Kafka for everything their sources hold now — the queries writing those sources first — so
+/// a pull query sees what was written before it. Blocking.
 fn caught_up_writers(engine: &crate::handler::Engine, table: &str) -> crate::error::Result<()> {
-    let (_, writers) = engine.catalog.queries_of(table);
+    catch_up(engine, table, &mut std::collections::HashSet::new())
+}
+
+/// [`caught_up_writers`] of `name`, skipping sources already caught up in `done`.
+fn catch_up(engine: &crate::handler::Engine, name: &str, done: &mut std::collections::HashSet<String>) -> crate::error::Result<()> {
+    if !done.insert(name.to_string()) {
+        return Ok(());
+    }
+    let (_, writers) = engine.catalog.queries_of(name);
     for writer in writers {
+        for upstream in std::iter::once(&writer.source).chain(&writer.joined) {
+            catch_up(engine, upstream, done)?;
+        }
         let source = engine.catalog.stream(&writer.source)?;
-        engine.queries.wait_for_query(&writer.id, &source.topic, PULL_CATCH_UP)?;
+        let mut topics = vec![source.topic.clone()];
+        // A join of two streams or of two tables reads both in its one scan.
+        if let [joined] = writer.joined.as_slice() {
+            let right = engine.catalog.stream(joined)?;
+            if right.kind == source.kind {
+                topics.push(right.topic);
+            }
+        }
+        engine.queries.wait_for_query(&writer.id, &topics, PULL_CATCH_UP)?;
     }
     Ok(())
 }

@@ -29,8 +29,6 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// statement fails, so no statement hangs while Kafka is away. Query output waits as long as it
 /// takes: it is never dropped.
 const RECORD_TIMEOUT_MS: &str = "20000";
-/// How long query output waits to fill a request (see [`KafkaCluster::connect_with`]).
-const QUERY_LINGER_MS: &str = "100";
 /// The most records one produce request carries (librdkafka's `batch.num.messages`).
 pub const REQUEST_RECORDS: usize = 10_000;
 /// Record bytes that fit one produce request under librdkafka's `batch.size` (1,000,000 bytes
@@ -46,7 +44,6 @@ pub struct KafkaCluster {
     metadata: BaseConsumer,
     producer: RecordProducer,
     output: Arc<BatchProducer>,
-    source_output: Arc<BatchProducer>,
     traffic: Arc<Traffic>,
 }
 
@@ -88,20 +85,13 @@ impl KafkaCluster {
             // retries, order kept per partition: what exactly-once output stands on) and never
             // times out, so an outage never makes the idempotent producer fatal. The
             // single-record producer times out instead, and so stays non-idempotent.
-            producer: RecordProducer::new(producer_config(bootstrap_servers).set("message.timeout.ms", RECORD_TIMEOUT_MS))?,
             // librdkafka's idempotent producer keeps one request in flight per partition (it
             // caps the partition's in-flight *messages* at five) and, while one is, polls
             // without sleeping once the oldest record queued behind it is older than
-            // `linger.ms`. A query sends one batch and waits for it (`runtime::scan`); a 100 ms
-            // linger, what Kafka Streams gives ksqlDB's producers, lets all of a batch's records
-            // for a partition be queued before its request leaves.
-            output: Arc::new(BatchProducer::new(
-                producer_config(bootstrap_servers).set("enable.idempotence", "true").set("linger.ms", QUERY_LINGER_MS),
-                traffic.clone(),
-            )?),
-            // Source connectors send a batch no larger than one request and wait for it, so
-            // nothing queues behind a request and a short linger costs no spin.
-            source_output: Arc::new(BatchProducer::new(producer_config(bootstrap_servers).set("enable.idempotence", "true"), traffic.clone())?),
+            // `linger.ms`: so its users send one batch (a query) or one request's worth (a
+            // source connector) and wait for it before sending more.
+            producer: RecordProducer::new(producer_config(bootstrap_servers).set("message.timeout.ms", RECORD_TIMEOUT_MS))?,
+            output: Arc::new(BatchProducer::new(producer_config(bootstrap_servers).set("enable.idempotence", "true"), traffic.clone())?),
             traffic,
         })
     }
@@ -136,12 +126,6 @@ impl KafkaCluster {
     /// The producer shared by the queries that write to topics.
     pub fn output_producer(&self) -> &Arc<BatchProducer> {
         &self.output
-    }
-
-    /// The producer shared by source connectors, which send at most one request's worth
-    /// ([`REQUEST_RECORDS`], [`REQUEST_BYTES`]) at a time.
-    pub fn source_output_producer(&self) -> &Arc<BatchProducer> {
-        &self.source_output
     }
 
     /// The topic's partitions, or `None` when it does not exist.

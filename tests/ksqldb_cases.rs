@@ -158,11 +158,18 @@ async fn run_case(case: &Value) -> Result<(), String> {
         // does this one.
         // The tables a stream-stream join goes on to join are read apart from its scan, up to
         // their end before each batch: their records are not waited for.
+        // A join of more than two such sources runs as queries one after another (the joins
+        // before the last as a stage of their own): each record is waited for through all.
         Some((sink, streams_only)) => {
             let tables = table_topics(&statements);
+            let staged = persistent_queries(&server).await > 1;
             let mut read = 0;
             for input in &inputs {
                 produce_inputs(&broker.bootstrap, std::slice::from_ref(input), &schemas, shift).await?;
+                if staged {
+                    wait_until_caught_up(&server).await?;
+                    continue;
+                }
                 if streams_only && tables.iter().any(|t| input["topic"].as_str() == Some(t.as_str())) {
                     continue;
                 }
@@ -412,6 +419,35 @@ async fn wait_until_read(server: &SluiceServer, sink: &str, count: usize) -> Res
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Err(format!("the query writing {sink} did not read its record {count} in time"))
+}
+
+/// How many persistent queries the server runs.
+async fn persistent_queries(server: &SluiceServer) -> usize {
+    let (_, body) = ksql(server, "SHOW QUERIES;", &BTreeMap::new()).await;
+    body[0]["queries"].as_array().map_or(0, Vec::len)
+}
+
+/// Waits until every persistent query has read its sources to their ends, as `/clusterStatus`
+/// shows them (a query's position moves once its output is in Kafka).
+async fn wait_until_caught_up(server: &SluiceServer) -> Result<(), String> {
+    let mut status = Value::Null;
+    for _ in 0..300 {
+        status = server.client().get(format!("{}/clusterStatus", server.url)).send().await.unwrap().json().await.unwrap();
+        let lags: Vec<&Value> = status["clusterStatus"]
+            .as_object()
+            .into_iter()
+            .flat_map(|hosts| hosts.values())
+            .filter_map(|host| host["hostStoreLags"]["stateStoreLags"].as_object())
+            .flat_map(|by_topic| by_topic.values())
+            .filter_map(|topic| topic["lagByPartition"].as_object())
+            .flat_map(|by_partition| by_partition.values())
+            .collect();
+        if !lags.is_empty() && lags.iter().all(|lag| lag["offsetLag"].as_i64() == Some(0)) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(format!("the queries did not read every record in time: {status}"))
 }
 
 /// How far a case's records are moved in time. librdkafka stamps a record produced at timestamp

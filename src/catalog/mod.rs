@@ -28,7 +28,8 @@ pub struct QueryDef {
     pub id: String,
     pub statement: String,
     pub source: String,
-    /// The tables the query joins its source with.
+    /// The sources the query joins its source with: a stream-stream or table-table join's
+    /// other side first, then the tables it looks rows up in.
     pub joined: Vec<String>,
     pub sink: String,
     pub sink_topic: String,
@@ -42,6 +43,17 @@ pub struct QueryDef {
     /// Where it starts when it has committed no checkpoint yet, as the server that accepted
     /// it set (`None` in commands logged before it was set: from `auto.offset.reset` then).
     pub initial: Option<Checkpoint>,
+}
+
+impl QueryDef {
+    /// The sources the query's scan reads, in the order it numbers their partitions: its
+    /// source, and a stream-stream or table-table join's other side (the tables it looks rows
+    /// up in are read apart).
+    pub fn scanned_sources(&self, streams: &BTreeMap<String, SourceDef>) -> Vec<String> {
+        let kind = |name: &str| streams.get(name).map(|s| s.kind);
+        let pair = self.joined.first().filter(|right| kind(right).is_some() && kind(right) == kind(&self.source));
+        std::iter::once(&self.source).chain(pair).cloned().collect()
+    }
 }
 
 #[derive(Debug, Default, Clone)]

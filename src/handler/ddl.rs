@@ -290,7 +290,7 @@ pub async fn apply(
                 id: format!("{prefix}_{}_{seq}", csas.name),
                 statement: text.clone(),
                 source: plan.source.name.clone(),
-                joined: plan.join.iter().flat_map(|j| j.tables()).map(|t| t.name.clone()).collect(),
+                joined: plan.joined_sources(),
                 sink: sink.name.clone(),
                 sink_topic: sink.topic.clone(),
                 properties: properties.clone(),
@@ -317,7 +317,7 @@ pub async fn apply(
                 id: format!("INSERTQUERY_{seq}"),
                 statement: text.clone(),
                 source: plan.source.name.clone(),
-                joined: plan.join.iter().flat_map(|j| j.tables()).map(|t| t.name.clone()).collect(),
+                joined: plan.joined_sources(),
                 sink: target.name.clone(),
                 sink_topic: target.topic.clone(),
                 properties: properties.clone(),
@@ -533,10 +533,29 @@ async fn drop_source(engine: &Engine, drop: &DropSource, text: &str, seq: i64, m
     }
     engine.catalog.remove_stream(&drop.name);
     engine.queries.dematerialize(&drop.name);
+    drop_stages(engine, &drop.name, mode).await?;
     if mode == Mode::Accepted && drop.delete_topic {
         engine.cluster.delete_topic(&stream.topic).await?;
     }
     Ok(entity::command_done(text, command_id, &format!("Source `{}` (topic: {}) was dropped.", drop.name, stream.topic), seq))
+}
+
+/// Drops the join stages of `sink`'s query (see [`crate::planner::stages`]) that no other
+/// query reads, and theirs.
+async fn drop_stages(engine: &Engine, sink: &str, mode: Mode) -> Result<()> {
+    for stage in crate::planner::stages::stages_of(&engine.catalog, sink) {
+        let (reads, writes) = engine.catalog.queries_of(&stage);
+        if !reads.is_empty() {
+            continue;
+        }
+        for query in writes {
+            terminate_query(engine, &query.id, mode).await?;
+        }
+        engine.catalog.remove_stream(&stage);
+        engine.queries.dematerialize(&stage);
+        Box::pin(drop_stages(engine, &stage, mode)).await?;
+    }
+    Ok(())
 }
 
 /// The output columns a topic template reads, by position; an error names a missing one.

@@ -43,9 +43,10 @@ impl Ends {
 impl Engine {
     /// `query`'s source partitions as read by a server whose positions for it are `read`.
     pub fn source_lags(&self, catalog: &CatalogState, query: &QueryDef, read: Option<&BTreeMap<i32, i64>>, ends: &mut Ends) -> Vec<PartitionLag> {
-        let topics = std::iter::once(&query.source)
-            .chain(&query.joined)
-            .filter_map(|name| catalog.streams.get(name).map(|s| s.topic.clone()));
+        let topics = query
+            .scanned_sources(&catalog.streams)
+            .into_iter()
+            .filter_map(|name| catalog.streams.get(&name).map(|s| s.topic.clone()));
         let mut lags = Vec::new();
         for (index, topic) in topics.enumerate() {
             for (partition, end) in ends.of(self, &topic).iter().enumerate() {

@@ -34,7 +34,8 @@ use crate::{
     config::ServerConfig,
     connectors::kafka::{KafkaCluster, offsets::OffsetStore, source_offsets::SourceOffsets},
     error::{Result, SluiceError},
-    parser::{KsqlParser, ParsedStatement, Statement, variables},
+    parser::{CreateAsSelect, DropSource, KsqlParser, ParsedStatement, Statement, variables},
+    planner::stages::Staged,
     properties,
     runtime::{
         QueryManager,
@@ -318,34 +319,74 @@ impl Engine {
             Statement::Select(_) | Statement::Print(_) => Err(SluiceError::Plan(
                 "The following statement types should be issued to the websocket endpoint '/query': SELECT, PRINT".into(),
             )),
-            _ => {
-                let applied = {
-                    let _guard = self.write.lock().await;
-                    self.follow_to(self.commands.end().await?).await?;
-                    ddl::validate(self, parsed, properties).await?;
-                    let start = ddl::prepare(self, parsed, properties).await?;
-                    let seq = self
-                        .commands
-                        .append(&Command {
-                            statement: parsed.text.clone(),
-                            properties: properties.clone(),
-                            start: start.clone(),
-                        })
-                        .await?;
-                    // Another server may have logged statements between this one's validation
-                    // and its place in the log: they are applied first, and this one checked again.
-                    self.follow_to(seq).await?;
-                    let applied = match ddl::check_logged(self, parsed) {
-                        Ok(()) => ddl::apply(self, parsed, properties, seq, Mode::Accepted, start).await,
-                        Err(refusal) => Err(refusal),
-                    };
-                    self.next_command.store(seq + 1, Ordering::SeqCst);
-                    applied
-                };
-                self.place().await;
-                applied.map(Some)
+            Statement::CreateAsSelect(csas) if !(csas.if_not_exists && self.catalog.has_stream(&csas.name)) => {
+                match crate::planner::stages::split(&self.catalog, &csas.name, &csas.select)? {
+                    Some(staged) => self.execute_staged(parsed, csas, staged, session).await,
+                    None => self.apply_statement(parsed, properties).await,
+                }
+            }
+            _ => self.apply_statement(parsed, properties).await,
+        }
+    }
+
+    /// Runs a statement whose joins need a stage: the stage first, as a statement of its own
+    /// (itself staged when it needs one), then the statement reading it, answered with the
+    /// statement's own text; the stage is dropped again when the statement fails.
+    async fn execute_staged(&self, parsed: &ParsedStatement, csas: &CreateAsSelect, staged: Staged, session: &mut Session<'_>) -> Result<Option<Value>> {
+        let location = parsed.location;
+        let stage = ParsedStatement {
+            text: format!("{};", staged.stage),
+            statement: Statement::CreateAsSelect(staged.stage.clone()),
+            location,
+        };
+        Box::pin(self.execute_one(&stage, session)).await?;
+        let reading = CreateAsSelect { select: staged.select, ..csas.clone() };
+        let reading = ParsedStatement { text: format!("{reading};"), statement: Statement::CreateAsSelect(reading), location };
+        match Box::pin(self.execute_one(&reading, session)).await {
+            Ok(entity) => Ok(entity.map(|mut entity| {
+                if let Some(text) = entity.get_mut("statementText") {
+                    *text = Value::String(parsed.text.clone());
+                }
+                entity
+            })),
+            Err(error) => {
+                let drop = DropSource { kind: staged.stage.kind, if_exists: true, name: staged.stage.name.clone(), delete_topic: false };
+                let undo = ParsedStatement { text: format!("{drop};"), statement: Statement::DropSource(drop), location };
+                if let Err(e) = Box::pin(self.execute_one(&undo, session)).await {
+                    warn!(stage = %staged.stage.name, error = %e, "could not drop the join stage of a statement that failed");
+                }
+                Err(error)
             }
         }
+    }
+
+    /// Validates, logs and applies a statement that changes the catalog.
+    async fn apply_statement(&self, parsed: &ParsedStatement, properties: &BTreeMap<String, String>) -> Result<Option<Value>> {
+        let applied = {
+            let _guard = self.write.lock().await;
+            self.follow_to(self.commands.end().await?).await?;
+            ddl::validate(self, parsed, properties).await?;
+            let start = ddl::prepare(self, parsed, properties).await?;
+            let seq = self
+                .commands
+                .append(&Command {
+                    statement: parsed.text.clone(),
+                    properties: properties.clone(),
+                    start: start.clone(),
+                })
+                .await?;
+            // Another server may have logged statements between this one's validation
+            // and its place in the log: they are applied first, and this one checked again.
+            self.follow_to(seq).await?;
+            let applied = match ddl::check_logged(self, parsed) {
+                Ok(()) => ddl::apply(self, parsed, properties, seq, Mode::Accepted, start).await,
+                Err(refusal) => Err(refusal),
+            };
+            self.next_command.store(seq + 1, Ordering::SeqCst);
+            applied
+        };
+        self.place().await;
+        applied.map(Some)
     }
 }
 

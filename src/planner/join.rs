@@ -28,11 +28,14 @@ const NO_WITHIN: &str = "Stream-Stream joins must have a WITHIN clause specified
 pub struct JoinSide {
     pub source: SourceDef,
     pub qualifier: String,
+    /// A join stage's key (see [`super::stages`]): what holds it, as a join of all the sources
+    /// would have it.
+    pub stage_key: super::stages::StageKey,
 }
 
 impl JoinSide {
     /// Every column a query can name: declared ones, then the pseudo-columns.
-    fn has_column(&self, name: &str) -> bool {
+    pub(super) fn has_column(&self, name: &str) -> bool {
         self.source.columns.iter().any(|c| c.name == name) || [ROWTIME, ROWPARTITION, ROWOFFSET].contains(&name)
     }
 
@@ -76,7 +79,8 @@ pub fn resolve(catalog: &Catalog, relation: &mut TableFactor) -> Result<JoinSide
         }
         None => source.name.clone(),
     };
-    Ok(JoinSide { source, qualifier })
+    let stage_key = super::stages::stage_key(catalog, &source.name)?;
+    Ok(JoinSide { source, qualifier, stage_key })
 }
 
 /// How the rows of two sources are matched.
@@ -208,6 +212,16 @@ impl Joins {
         Ok(Joins { sides, clauses })
     }
 
+    /// The last join after the first whose records of both sides make output — a stream
+    /// joined within a window, or a table joined with what tables made — which one scan cannot
+    /// run after another join: the sources before it are joined in a stage of their own.
+    pub fn staged_clause(&self) -> Option<usize> {
+        (1..self.clauses.len()).rev().find(|i| {
+            let clause = &self.clauses[*i];
+            clause.within.is_some() || self.sides[..=*i + 1].iter().all(|s| s.source.is_table())
+        })
+    }
+
     /// Whether more than one source has a column named `name`: ksqlDB then names a selected
     /// `Q.NAME` `Q_NAME`.
     fn clashes(&self, name: &str) -> bool {
@@ -289,10 +303,17 @@ impl Joins {
             if clause.kind == JoinKind::Full {
                 break;
             }
-            for side in [&clause.right_expr, &clause.left_expr] {
-                if let Expr::CompoundIdentifier(parts) = side {
-                    columns.push((parts[0].value.clone(), parts[1].value.clone()));
-                }
+            if let Expr::CompoundIdentifier(parts) = &clause.right_expr {
+                columns.push((parts[0].value.clone(), parts[1].value.clone()));
+            }
+            if let Expr::CompoundIdentifier(parts) = &clause.left_expr {
+                columns.push((parts[0].value.clone(), parts[1].value.clone()));
+            }
+            // A stage joined on its key: every column of it the key equals is a key column, in
+            // the order the joins it ran have them.
+            if clause.left.stage_key.is_read_by(&clause.left_expr) {
+                let stage = &clause.left.qualifier;
+                columns.extend(clause.left.stage_key.columns.iter().rev().map(|c| (stage.clone(), c.clone())));
             }
         }
         columns.reverse();
@@ -351,18 +372,15 @@ fn check_join(before: &[JoinSide], right: &JoinSide, condition: ReadCondition, w
             "Invalid join order: table-stream joins are not supported; only stream-table joins. {got}"
         ))),
         (false, false) if within.is_none() => Err(SluiceError::Plan(NO_WITHIN.into())),
-        (false, false) if before.len() > 1 => Err(SluiceError::NotImplemented(
-            "a stream-stream join after another join; join the two streams first".into(),
-        )),
         (false, false) => Ok(clause),
-        (true, true) => check_table_table(clause, before.len(), flipped),
+        (true, true) => check_table_table(clause, flipped),
     }
 }
 
-/// Two tables joined: not windowed, first in the query, on the right table's primary key; on
+/// Two tables joined: not windowed, on the right table's primary key; on
 /// the left's too, or on any expression over the left's columns (a foreign-key join, INNER or
 /// LEFT).
-fn check_table_table(clause: JoinClause, before: usize, flipped: bool) -> Result<JoinClause> {
+fn check_table_table(clause: JoinClause, flipped: bool) -> Result<JoinClause> {
     if clause.within.is_some() {
         return Err(SluiceError::Plan(
             "A window definition was provided for a Table-Table join. These joins are not windowed. Please drop the window definition (i.e. the WITHIN clause) and try to execute your Table-Table join again.".into(),
@@ -374,9 +392,6 @@ fn check_table_table(clause: JoinClause, before: usize, flipped: bool) -> Result
         return Err(SluiceError::Plan(format!(
             "Invalid join condition: table-table joins require to join on the primary key of the right input table. Got {first} = {second}."
         )));
-    }
-    if before > 1 {
-        return Err(SluiceError::NotImplemented("a table-table join after another join".into()));
     }
     if clause.foreign_key() {
         if clause.left.source.key_columns().count() > 1 {

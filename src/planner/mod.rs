@@ -17,6 +17,7 @@ mod pseudo_time;
 mod structs;
 mod type_check;
 mod rewrite;
+pub mod stages;
 
 use std::sync::Arc;
 
@@ -123,6 +124,14 @@ impl ContinuousPlan {
         let mut topics = vec![self.source.topic.clone()];
         topics.extend(self.pair_join().map(|w| w.right.topic.clone()));
         topics
+    }
+
+    /// The sources the query joins its source with: a stream-stream or table-table join's
+    /// other side first, then each table it looks rows up in.
+    pub fn joined_sources(&self) -> Vec<String> {
+        let pair = self.pair_join().map(|p| p.right.name.clone());
+        let tables = self.join.iter().flat_map(|j| j.tables()).map(|t| t.name.clone());
+        pair.into_iter().chain(tables).collect()
     }
 }
 
@@ -565,6 +574,12 @@ fn plan_joins(
     projected: &[Option<(Option<String>, String)>],
     synthetic: &[String],
 ) -> Result<(JoinPlan, Option<usize>)> {
+    if let Some(at) = joins.staged_clause() {
+        return Err(SluiceError::NotImplemented(format!(
+            "joining {} after another join here: only CREATE STREAM|TABLE … AS SELECT runs the joins before it as a stage of their own",
+            joins.clauses[at].right.source.name
+        )));
+    }
     let stream_width = field_position(joined, &joins.clauses[0].right.qualifier)?;
     let paired = joins.clauses[0].within.is_some() || joins.sides.iter().all(|s| s.source.is_table());
     let nullable = Schema::new(

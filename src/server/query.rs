@@ -316,19 +316,16 @@ fn catch_up(engine: &crate::handler::Engine, name: &str, done: &mut std::collect
         return Ok(());
     }
     let (_, writers) = engine.catalog.queries_of(name);
+    let streams = engine.catalog.snapshot().streams;
     for writer in writers {
         for upstream in std::iter::once(&writer.source).chain(&writer.joined) {
             catch_up(engine, upstream, done)?;
         }
-        let source = engine.catalog.stream(&writer.source)?;
-        let mut topics = vec![source.topic.clone()];
-        // A join of two streams or of two tables reads both in its one scan.
-        if let [joined] = writer.joined.as_slice() {
-            let right = engine.catalog.stream(joined)?;
-            if right.kind == source.kind {
-                topics.push(right.topic);
-            }
-        }
+        let topics: Vec<String> = writer
+            .scanned_sources(&streams)
+            .iter()
+            .map(|name| engine.catalog.stream(name).map(|s| s.topic))
+            .collect::<crate::error::Result<_>>()?;
         engine.queries.wait_for_query(&writer.id, &topics, PULL_CATCH_UP)?;
     }
     Ok(())

@@ -261,3 +261,55 @@ async fn push_queries_stream_joins_of_two_sources_and_of_two_tables() {
         .await;
     assert_eq!(sited, vec![json!(["3", "north", "dam"])]);
 }
+
+/// Three tables joined: the first two as a stage of their own (`NODE_INFO_STAGE1`), which the
+/// command log brings back after kill -9 and `DROP TABLE` takes away with its table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_tables_joined_through_a_stage_survive_kill_9_and_drop_together() {
+    let broker = TestBroker::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
+    let statement = "CREATE TABLE NODE_INFO AS SELECT N.SENSOR_ID, N.NODE, S.SITE, O.OWNER FROM NODES N \
+                     JOIN SITES S ON N.SENSOR_ID = S.SENSOR_ID JOIN OWNERS O ON N.SENSOR_ID = O.SENSOR_ID;";
+    server
+        .ksql_ok(
+            "CREATE TABLE NODES (SENSOR_ID STRING PRIMARY KEY, NODE STRING) \
+             WITH (KAFKA_TOPIC = 'NODES', VALUE_FORMAT = 'JSON', PARTITIONS = 1);\
+             CREATE TABLE SITES (SENSOR_ID STRING PRIMARY KEY, SITE STRING) \
+             WITH (KAFKA_TOPIC = 'SITES', VALUE_FORMAT = 'JSON', PARTITIONS = 1);\
+             CREATE TABLE OWNERS (SENSOR_ID STRING PRIMARY KEY, OWNER STRING) \
+             WITH (KAFKA_TOPIC = 'OWNERS', VALUE_FORMAT = 'JSON', PARTITIONS = 1);",
+        )
+        .await;
+    let created = server.ksql_ok(statement).await;
+    assert_eq!(created[0]["statementText"], statement, "answered with the statement as sent: {created}");
+    let (_, queries) = server.ksql("SHOW QUERIES;").await;
+    let mut sinks: Vec<&str> = queries[0]["queries"].as_array().unwrap().iter().map(|q| q["sinks"][0].as_str().unwrap()).collect();
+    sinks.sort();
+    assert_eq!(sinks, ["NODE_INFO", "NODE_INFO_STAGE1"], "{queries}");
+
+    let updates = producer(&broker.bootstrap);
+    produce(&updates, "NODES", "3", &json!({"NODE": "north"}).to_string()).await;
+    produce(&updates, "SITES", "3", &json!({"SITE": "dam"}).to_string()).await;
+    produce(&updates, "OWNERS", "3", &json!({"OWNER": "grid"}).to_string()).await;
+    let pulled = server.pull_rows("SELECT * FROM NODE_INFO;").await;
+    assert_eq!(pulled, vec![json!(["3", "north", "dam", "grid"])]);
+
+    server.kill();
+    server.start_again().await;
+    produce(&updates, "SITES", "3", &json!({"SITE": "weir"}).to_string()).await;
+    let pulled = server.pull_rows("SELECT N_SENSOR_ID, SITE FROM NODE_INFO;").await;
+    assert_eq!(pulled, vec![json!(["3", "weir"])], "the stage and the join read again after the kill");
+    let records = read_topic(&broker.bootstrap, "NODE_INFO", 3, Duration::from_secs(5));
+    assert_eq!(records.len(), 2, "each row written once across the kill: {records:?}");
+
+    let (status, refused) = server.ksql("DROP TABLE SITES;").await;
+    assert_eq!(status, 400, "the stage reads SITES: {refused}");
+    server.ksql_ok("DROP TABLE NODE_INFO;").await;
+    let (_, tables) = server.ksql("SHOW TABLES;").await;
+    let names: Vec<&str> = tables[0]["tables"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(!names.iter().any(|n| n.starts_with("NODE_INFO")), "the table and its stage are gone: {names:?}");
+    let (_, queries) = server.ksql("SHOW QUERIES;").await;
+    assert_eq!(queries[0]["queries"], json!([]), "both queries ended");
+    server.ksql_ok("DROP TABLE SITES;").await;
+}

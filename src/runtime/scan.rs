@@ -93,6 +93,9 @@ pub struct ScanQuery {
     output: Option<OutputPositions>,
     /// Input past `next` whose output a read-back found already written: skipped.
     written: Written,
+    /// A table-table join's keys with a row written on the replay of input whose output was
+    /// partly written: their rows are written from then on, whatever was.
+    diverged: HashSet<String>,
     /// False until the query's output is read back after a (re)start; it processes nothing
     /// before.
     restored: bool,
@@ -263,6 +266,7 @@ impl ScanQuery {
             guarantee,
             output: durability.and_then(|d| d.output),
             written: Written::default(),
+            diverged: HashSet::new(),
             emitted: 0,
             dirty: false,
             aggregator,
@@ -901,10 +905,29 @@ impl Scan {
                 let replayed = |row: &usize| query.replayed(&records[row_records[*row]]);
                 rows.retain(|row| !evaluated.contributors.get(row.row).is_some_and(|c| c.iter().all(replayed)));
                 let before = |(partition, offset): (i32, i64)| offset < query.replay_until.get(&partition).copied().unwrap_or(0);
+                // A replay may read a table-table join's topics in another order than the run
+                // that wrote, and so make a row that run did not: its key's rows are written
+                // from then on, so the key ends as its input says, though it may repeat a row.
+                let tables_join = query.plan.pair_join().is_some_and(|p| p.within.is_none() && !p.foreign);
+                let (written, diverged) = (&query.written, &mut query.diverged);
                 rows.retain(|row| match row.identity {
                     Some((first, second)) if evaluated.contributors.is_empty() => {
-                        let replayed = before(first) && second.is_none_or(before);
-                        !replayed && !query.written.contains_row((first, second))
+                        if before(first) && second.is_none_or(before) {
+                            return false;
+                        }
+                        let key = || evaluated.keys.first().and_then(|k| array_value_to_string(k, row.row).ok()).unwrap_or_default();
+                        if tables_join && !written.is_empty() {
+                            let key = key();
+                            if diverged.contains(&key) {
+                                return true;
+                            }
+                            if !written.contains_row((first, second)) {
+                                diverged.insert(key);
+                                return true;
+                            }
+                            return false;
+                        }
+                        !written.contains_row((first, second))
                     }
                     _ => true,
                 });
@@ -945,6 +968,9 @@ impl Scan {
             }
             if !query.written.is_empty() {
                 query.written.forget_before(&query.sent);
+                if query.written.is_empty() {
+                    query.diverged.clear();
+                }
             }
             query.repeat_idle_advances()?;
             query.sink.progress(&query.sent);

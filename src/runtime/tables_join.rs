@@ -32,6 +32,8 @@ struct Latest {
     batch: u64,
     row: usize,
     timestamp: i64,
+    /// Its record's source partition and offset.
+    position: (i32, i64),
 }
 
 /// An input row as a foreign-key join takes it.
@@ -148,12 +150,20 @@ impl TablesJoiner {
                 self.rows[side].remove(key)
             } else {
                 self.retain(batch_id);
-                self.rows[side].insert(key.clone(), Latest { batch: batch_id, row, timestamp: times[row] })
+                self.rows[side].insert(key.clone(), Latest { batch: batch_id, row, timestamp: times[row], position: positions[row] })
             };
             if let Some(old) = replaced {
                 self.release(old.batch);
             }
-            let identity = (positions[row], None);
+            // A row names the record of each side it shows — this update's, and the other
+            // side's latest — whichever of them came second: a replay that reads the two topics
+            // in another order makes the same row of the same pair.
+            let other = self.rows[1 - side].get(key).map(|l| l.position);
+            let identity = match (side, other) {
+                (0, right) => (positions[row], right),
+                (_, Some(left)) => (left, Some(positions[row])),
+                (_, None) => (positions[row], None),
+            };
             if self.has_result(key) {
                 let (left, right) = (self.rows[0].get(key).copied(), self.rows[1].get(key).copied());
                 // The missing side's columns are NULL in the other side's own row.
@@ -209,7 +219,7 @@ impl TablesJoiner {
             return;
         }
         self.retain(update.batch);
-        self.rows[0].insert(own.clone(), Latest { batch: update.batch, row: update.row, timestamp: update.timestamp });
+        self.rows[0].insert(own.clone(), Latest { batch: update.batch, row: update.row, timestamp: update.timestamp, position: update.identity.0 });
         if let Some(names) = &names {
             let foreign = self.foreign.as_mut().expect("a foreign-key join");
             foreign.names.insert(own.clone(), names.clone());
@@ -232,7 +242,7 @@ impl TablesJoiner {
         }
         if !update.tombstone {
             self.retain(update.batch);
-            self.rows[1].insert(key.to_vec(), Latest { batch: update.batch, row: update.row, timestamp: update.timestamp });
+            self.rows[1].insert(key.to_vec(), Latest { batch: update.batch, row: update.row, timestamp: update.timestamp, position: update.identity.0 });
         }
         let foreign = self.foreign.as_ref().expect("a foreign-key join");
         let Some(left_rows) = foreign.named_by.get(key) else { return };

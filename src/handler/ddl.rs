@@ -704,24 +704,7 @@ fn check_join_key(sink: &str, plan: &ContinuousPlan, join: &crate::planner::Join
         )));
     }
     if !plan.key_outputs.iter().any(|k| *k) {
-        let expressions = &join.key_expressions;
-        let (plural, listed) = match expressions.as_slice() {
-            [one] => ("", one.clone()),
-            [init @ .., last] => ("s", format!("{} or {last}", init.join(", "))),
-            [] => ("", String::new()),
-        };
-        let (see, synthetic) = if join.synthetic_key {
-            (
-                "See https://cnfl.io/2LV7ouS.",
-                "\nROWKEY was added as a synthetic key column because the join criteria did not match any source column. This expression must be included in the projection and may be aliased. ",
-            )
-        } else {
-            ("", "")
-        };
-        return Err(SluiceError::Plan(format!(
-            "Key missing from projection (ie, SELECT). {see}\nThe query used to build `{sink}` must include the join expression{plural} {listed} in its projection (eg, SELECT {}...).{synthetic}",
-            expressions.first().map_or("", String::as_str)
-        )));
+        return Err(crate::planner::join_key_missing(sink, &join.key_expressions, join.synthetic_key));
     }
     if let [_, _, ..] = join.key_aliases.as_slice() {
         let key = plan

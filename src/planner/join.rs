@@ -373,14 +373,14 @@ fn check_join(before: &[JoinSide], right: &JoinSide, condition: ReadCondition, w
         ))),
         (false, false) if within.is_none() => Err(SluiceError::Plan(NO_WITHIN.into())),
         (false, false) => Ok(clause),
-        (true, true) => check_table_table(clause, flipped),
+        (true, true) => check_table_table(clause, before.len(), flipped),
     }
 }
 
-/// Two tables joined: not windowed, on the right table's primary key; on
-/// the left's too, or on any expression over the left's columns (a foreign-key join, INNER or
-/// LEFT).
-fn check_table_table(clause: JoinClause, flipped: bool) -> Result<JoinClause> {
+/// Two tables joined: not windowed, on the right table's primary key; on the left's too, or on
+/// any expression over the left's columns (a foreign-key join, INNER or LEFT, only as the first
+/// join, as ksqlDB allows it).
+fn check_table_table(clause: JoinClause, before: usize, flipped: bool) -> Result<JoinClause> {
     if clause.within.is_some() {
         return Err(SluiceError::Plan(
             "A window definition was provided for a Table-Table join. These joins are not windowed. Please drop the window definition (i.e. the WITHIN clause) and try to execute your Table-Table join again.".into(),
@@ -394,6 +394,13 @@ fn check_table_table(clause: JoinClause, flipped: bool) -> Result<JoinClause> {
         )));
     }
     if clause.foreign_key() {
+        if before > 1 {
+            return Err(SluiceError::Plan(format!(
+                "Invalid join condition: foreign-key table-table joins are not supported as part of n-way joins. Got {} = {}.",
+                display(&clause.left_expr),
+                display(&clause.right_expr)
+            )));
+        }
         if clause.left.source.key_columns().count() > 1 {
             return Err(SluiceError::NotImplemented(
                 "a foreign-key join of a table whose key has several columns".into(),
@@ -586,6 +593,28 @@ fn resolve_column(expr: &Expr, sides: &[&JoinSide]) -> Result<Option<(usize, Exp
         }
     };
     Ok(Some((side, Expr::CompoundIdentifier(vec![quoted(&sides[side].qualifier), quoted(&column)]))))
+}
+
+/// ksqlDB's refusal of a join's result whose projection lacks the key: one of `expressions`, the
+/// join expressions the key equals, or the synthetic `ROWKEY`.
+pub fn key_missing(sink: &str, expressions: &[String], synthetic_key: bool) -> SluiceError {
+    let (plural, listed) = match expressions {
+        [one] => ("", one.clone()),
+        [init @ .., last] => ("s", format!("{} or {last}", init.join(", "))),
+        [] => ("", String::new()),
+    };
+    let (see, synthetic) = if synthetic_key {
+        (
+            "See https://cnfl.io/2LV7ouS.",
+            "\nROWKEY was added as a synthetic key column because the join criteria did not match any source column. This expression must be included in the projection and may be aliased. ",
+        )
+    } else {
+        ("", "")
+    };
+    SluiceError::Plan(format!(
+        "Key missing from projection (ie, SELECT). {see}\nThe query used to build `{sink}` must include the join expression{plural} {listed} in its projection (eg, SELECT {}...).{synthetic}",
+        expressions.first().map_or("", String::as_str)
+    ))
 }
 
 /// `expr` as ksqlDB prints it in messages: identifiers upper-cased, unquoted.

@@ -49,7 +49,7 @@ use crate::{
 
 pub use explain::{Operator, SinkTarget};
 pub use explode::{TableFunction, element_column as explode_column};
-pub use join::JoinKind;
+pub use join::{JoinKind, key_missing as join_key_missing};
 pub use partition::PartitionBy;
 pub use rewrite::{WINDOW_BOUNDS, literal_value};
 

@@ -74,6 +74,20 @@ pub fn split(catalog: &Catalog, sink: &str, select: &Select) -> Result<Option<St
             other => projection.push(other),
         }
     }
+    // ksqlDB's refusal names the join expressions of every source, not the stage's.
+    let grouped = !matches!(&body.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
+    let candidates = joins.key_columns();
+    let projects_key = projection.iter().any(|item| match item {
+        SelectItem::ExprWithAlias { expr: Expr::CompoundIdentifier(parts), .. } => match parts.as_slice() {
+            [qualifier, column] => candidates.contains(&(normalize_ident(qualifier), normalize_ident(column))),
+            _ => false,
+        },
+        _ => false,
+    });
+    if !grouped && select.partition_by.is_none() && !candidates.is_empty() && !projects_key {
+        let expressions: Vec<String> = candidates.iter().map(|(q, c)| format!("{q}.{c}")).collect();
+        return Err(join::key_missing(sink, &expressions, false));
+    }
     body.projection = projection;
     if let TableFactor::Table { name: relation, alias, .. } = &mut from.relation {
         *relation = ObjectName::from(vec![quoted(&name)]);

@@ -27,7 +27,7 @@ impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "line {}: expected {}, but found {}",
+            "line {}: Syntax Error: expected {}, but found {}",
             self.location, self.expected, self.found
         )
     }
@@ -35,9 +35,9 @@ impl fmt::Display for ParseError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SluiceError {
-    /// The SQL text is not valid in the dialect ("Syntax Error", as ksqlDB words it and its
-    /// clients look for).
-    #[error("Syntax Error at {0}")]
+    /// The SQL text is not valid in the dialect: `line L:C: Syntax Error`, as ksqlDB words it
+    /// and its clients look for, then what was expected.
+    #[error("{0}")]
     Parse(ParseError),
     /// The statement is valid SQL but cannot be applied to the catalog as it stands.
     #[error("{0}")]

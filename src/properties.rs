@@ -27,6 +27,8 @@ pub const DEFAULT_VALUE_FORMAT: &str = "ksql.persistence.default.format.value";
 /// The key format of a `CREATE STREAM` or `CREATE TABLE` that names none (else KAFKA).
 pub const DEFAULT_KEY_FORMAT: &str = "ksql.persistence.default.format.key";
 /// `false`: a query's sink with one value column writes it unwrapped unless it says otherwise.
+/// ksqlDB's switch for `LIMIT` in pull queries (on unless set `false`).
+pub const PULL_LIMIT_CLAUSE_ENABLED: &str = "ksql.query.pull.limit.clause.enabled";
 pub const WRAP_SINGLE_VALUES: &str = "ksql.persistence.wrap.single.values";
 
 /// How long (ms) an `EMIT FINAL` windowed aggregation's input must be idle before its stream
@@ -46,6 +48,11 @@ pub const DEFAULTS: [(&str, &str); 3] = [
 /// latest per group per batch.
 pub fn per_record_updates(properties: &BTreeMap<String, String>) -> bool {
     properties.get(CACHE_MAX_BYTES_BUFFERING).is_some_and(|v| v.trim() == "0")
+}
+
+/// Whether a pull query may have a `LIMIT` (`ksql.query.pull.limit.clause.enabled`).
+pub fn pull_limit_enabled(properties: &BTreeMap<String, String>) -> bool {
+    properties.get(PULL_LIMIT_CLAUSE_ENABLED).is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"))
 }
 
 /// How long an `EMIT FINAL` windowed aggregation waits on idle input before the wall clock

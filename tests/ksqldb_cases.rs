@@ -180,7 +180,7 @@ async fn run_case(case: &Value) -> Result<(), String> {
         None => produce_inputs(&broker.bootstrap, &inputs, &schemas, shift).await?,
     }
     for statement in statements.iter().filter(|s| is_query(s)) {
-        match query(&server, statement).await {
+        match query(&server, statement, &properties).await {
             Ok(response) => answers.push(json!({"query": response})),
             Err(body) => {
                 return match expected_error {
@@ -232,12 +232,16 @@ async fn ksql(server: &SluiceServer, statement: &str, properties: &BTreeMap<Stri
 
 /// A query's response through `/query` (ksqlDB's StreamedRow array): header, rows, and for a
 /// push query everything up to its LIMIT.
-async fn query(server: &SluiceServer, statement: &str) -> Result<Vec<Value>, Value> {
+async fn query(server: &SluiceServer, statement: &str, properties: &BTreeMap<String, Value>) -> Result<Vec<Value>, Value> {
+    let mut streams_properties = json!({"auto.offset.reset": "earliest"});
+    for (k, v) in properties {
+        streams_properties[k] = v.clone();
+    }
     let response = server
         .client()
         .post(format!("{}/query", server.url))
         .header("Accept", "application/vnd.ksql.v1+json")
-        .json(&json!({"ksql": statement, "streamsProperties": {"auto.offset.reset": "earliest"}}))
+        .json(&json!({"ksql": statement, "streamsProperties": streams_properties}))
         .send()
         .await
         .unwrap();

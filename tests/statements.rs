@@ -274,7 +274,7 @@ async fn variables_from_the_request_and_define_are_substituted_and_shown() {
     // into the request's text.
     let (status, body) = server.ksql("CREATE STREAM NEVER (V STRING) WITH (KAFKA_TOPIC='never', VALUE_FORMAT='JSON', PARTITIONS=1);\nSHOW STREAMZ;").await;
     assert_eq!(status, 400);
-    assert!(body["message"].as_str().unwrap().starts_with("Syntax Error at line 2:6"), "{body}");
+    assert!(body["message"].as_str().unwrap().starts_with("line 2:6: Syntax Error"), "{body}");
     let streams = server.ksql_ok("SHOW STREAMS;").await;
     assert_eq!(streams[0]["streams"].as_array().unwrap().len(), 1, "{streams}");
 }

@@ -35,7 +35,7 @@ async fn a_script_runs_until_its_first_error_and_names_file_line_and_column() {
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(stdout.contains("Stream created"), "{stdout}");
     assert!(
-        stderr.starts_with(&format!("{}:6:3: Syntax Error at line 2:3: expected SELECT, but found 'SELEC'", script.display())),
+        stderr.starts_with(&format!("{}:6:3: line 2:3: Syntax Error: expected SELECT, but found 'SELEC'", script.display())),
         "{stderr}"
     );
 

@@ -128,6 +128,9 @@ pub async fn validate(
         }
         Statement::CreateAsSelect(csas) => {
             check_logged(engine, parsed)?;
+            if csas.select.limit.is_some() {
+                return Err(SluiceError::Plan(format!("CREATE {} AS SELECT statements don't support LIMIT clause.", csas.kind)));
+            }
             OffsetReset::from_properties(properties)?;
             Guarantee::from_properties(properties)?;
             let plan = QueryPlanner::plan_with(&engine.catalog, &csas.select, collect_limits(engine, properties)?).await?;

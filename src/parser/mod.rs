@@ -33,7 +33,7 @@ pub use connector::{ConnectorKind, CreateConnector, DescribeConnector, DropConne
 pub use casts::{KSQL_CAST, parse_column_type};
 pub use cursor::Cursor;
 pub use custom_type::{CreateType, DropType};
-pub use query::{InsertSelect, InsertValues, JoinWithin, Select};
+pub use query::{InsertSelect, InsertValues, JoinWithin, PULL_QUERY_HELP, Select};
 pub use window::{WindowKind, WindowSpec};
 pub use stream::{ColumnDef, CreateAsSelect, CreateSource, DropSource, HeaderColumn, Properties, PropertyValue, SourceKind};
 

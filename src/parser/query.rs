@@ -38,6 +38,9 @@ pub struct Select {
     pub limit: Option<u64>,
 }
 
+/// What ksqlDB adds to its refusals of a pull query (`PullQueryValidator.java`).
+pub const PULL_QUERY_HELP: &str = " See https://cnfl.io/queries for more info.\nAdd EMIT CHANGES if you intended to issue a push query.";
+
 /// How far apart in time the records of two joined streams may be, and how late one may
 /// arrive: `WITHIN before_and_after` or `WITHIN (before, after)`, `[GRACE PERIOD grace]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,6 +336,14 @@ fn split_ksql_clauses(tokens: Vec<TokenWithSpan>) -> Result<KsqlClauses> {
                 match tokens.get(i + 1).map(|t| &t.token) {
                     Some(Token::Number(n, _)) if n.parse::<u64>().is_ok() => {
                         clauses.limit = n.parse().ok();
+                    }
+                    Some(Token::Number(n, _)) if n.parse::<f64>().is_ok() => {
+                        return Err(SluiceError::Plan("Failed to prepare statement: Value must be integer for command: LIMIT".into()));
+                    }
+                    Some(Token::Minus) if !clauses.emit_changes && matches!(tokens.get(i + 2).map(|t| &t.token), Some(Token::Number(..))) => {
+                        return Err(SluiceError::Plan(format!(
+                            "Pull queries don't support negative integers in the LIMIT clause.{PULL_QUERY_HELP}"
+                        )));
                     }
                     _ => {
                         let mut rest = Cursor::new(tokens[i + 1..].to_vec());

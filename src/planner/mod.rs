@@ -17,6 +17,7 @@ mod pseudo_time;
 mod structs;
 mod type_check;
 mod rewrite;
+pub mod pull_rules;
 pub mod stages;
 
 use std::sync::Arc;

@@ -146,14 +146,15 @@ async fn run(state: AppState, sql: &str, properties: BTreeMap<String, String>, l
             entities: Vec::new(),
         });
     };
+    if !select.emit_changes {
+        let limit_enabled = crate::properties::pull_limit_enabled(&properties);
+        crate::planner::pull_rules::check(&select, limit_enabled).map_err(|e| AppError::from(e).with_statement(&text))?;
+    }
     let engine = state.engine.clone();
     let limits = crate::handler::ddl::collect_limits(&engine, &properties).map_err(|e| AppError::from(e).with_statement(&text))?;
     let plan = QueryPlanner::plan_with(&engine.catalog, &select, limits)
         .await
         .map_err(|e| AppError::from(e).with_statement(&text))?;
-    if plan.join.is_some() && !select.emit_changes {
-        return Err(AppError::from(crate::error::SluiceError::Plan("Pull queries don't support JOIN clauses.".into())).with_statement(&text));
-    }
     let reset = OffsetReset::from_properties(&properties).map_err(|e| AppError::from(e).with_statement(&text))?;
     let mut plan = plan;
     plan.per_record_updates = crate::properties::per_record_updates(&properties);

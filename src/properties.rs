@@ -26,9 +26,9 @@ pub const OUTPUT_TOPIC_PREFIX: &str = "ksql.output.topic.name.prefix";
 pub const DEFAULT_VALUE_FORMAT: &str = "ksql.persistence.default.format.value";
 /// The key format of a `CREATE STREAM` or `CREATE TABLE` that names none (else KAFKA).
 pub const DEFAULT_KEY_FORMAT: &str = "ksql.persistence.default.format.key";
-/// `false`: a query's sink with one value column writes it unwrapped unless it says otherwise.
 /// ksqlDB's switch for `LIMIT` in pull queries (on unless set `false`).
 pub const PULL_LIMIT_CLAUSE_ENABLED: &str = "ksql.query.pull.limit.clause.enabled";
+/// `false`: a query's sink with one value column writes it unwrapped unless it says otherwise.
 pub const WRAP_SINGLE_VALUES: &str = "ksql.persistence.wrap.single.values";
 
 /// How long (ms) an `EMIT FINAL` windowed aggregation's input must be idle before its stream

@@ -915,9 +915,8 @@ impl Scan {
                         if before(first) && second.is_none_or(before) {
                             return false;
                         }
-                        let key = || evaluated.keys.first().and_then(|k| array_value_to_string(k, row.row).ok()).unwrap_or_default();
                         if tables_join && !written.is_empty() {
-                            let key = key();
+                            let key = evaluated.keys.first().and_then(|k| array_value_to_string(k, row.row).ok()).unwrap_or_default();
                             if diverged.contains(&key) {
                                 return true;
                             }

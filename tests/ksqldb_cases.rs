@@ -233,8 +233,11 @@ async fn ksql(server: &SluiceServer, statement: &str, properties: &BTreeMap<Stri
 /// A query's response through `/query` (ksqlDB's StreamedRow array): header, rows, and for a
 /// push query everything up to its LIMIT.
 async fn query(server: &SluiceServer, statement: &str, properties: &BTreeMap<String, Value>) -> Result<Vec<Value>, Value> {
+    // The case's other properties apply; its records are produced before its queries run, so
+    // a query reads them from the start, whatever offset reset the case names for a query
+    // started before them (a scalable push query's `latest`).
     let mut streams_properties = json!({"auto.offset.reset": "earliest"});
-    for (k, v) in properties {
+    for (k, v) in properties.iter().filter(|(k, _)| !k.ends_with("auto.offset.reset")) {
         streams_properties[k] = v.clone();
     }
     let response = server

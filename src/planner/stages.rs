@@ -78,8 +78,8 @@ pub fn split(catalog: &Catalog, sink: &str, select: &Select) -> Result<Option<St
     let grouped = !matches!(&body.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
     let candidates = joins.key_columns();
     let projects_key = projection.iter().any(|item| match item {
-        SelectItem::ExprWithAlias { expr: Expr::CompoundIdentifier(parts), .. } => match parts.as_slice() {
-            [qualifier, column] => candidates.contains(&(normalize_ident(qualifier), normalize_ident(column))),
+        SelectItem::ExprWithAlias { expr, .. } | SelectItem::UnnamedExpr(expr) => match reference(expr, &joins.sides) {
+            Some((side, column, [])) => candidates.contains(&(joins.sides[side].qualifier.clone(), column)),
             _ => false,
         },
         _ => false,

@@ -14,6 +14,12 @@ const SENSORS: u32 = 6;
 const PER_SENSOR: u32 = 300;
 const KILLS: usize = 5;
 
+/// Each sensor's node and each sensor's site, as tables.
+const NODES_AND_SITES: &str = "CREATE TABLE NODES (SENSOR_ID STRING PRIMARY KEY, NODE STRING) \
+     WITH (KAFKA_TOPIC = 'NODES', VALUE_FORMAT = 'JSON', PARTITIONS = 1);\
+     CREATE TABLE SITES (SENSOR_ID STRING PRIMARY KEY, SITE STRING) \
+     WITH (KAFKA_TOPIC = 'SITES', VALUE_FORMAT = 'JSON', PARTITIONS = 1);";
+
 /// A movie row as its table's topic holds it: an INTEGER key, big-endian.
 async fn produce_movie(bootstrap: &str, id: i32, title: &str) {
     let value = json!({"TITLE": title, "RELEASE_YEAR": 1986}).to_string();
@@ -190,14 +196,10 @@ async fn two_tables_joined_keep_their_rows_across_kill_9() {
     let data = tempfile::tempdir().unwrap();
     let mut server = SluiceServer::start(&broker.bootstrap, data.path().to_path_buf()).await;
     server
-        .ksql_ok(
-            "CREATE TABLE NODES (SENSOR_ID STRING PRIMARY KEY, NODE STRING) \
-             WITH (KAFKA_TOPIC = 'NODES', VALUE_FORMAT = 'JSON', PARTITIONS = 1);\
-             CREATE TABLE SITES (SENSOR_ID STRING PRIMARY KEY, SITE STRING) \
-             WITH (KAFKA_TOPIC = 'SITES', VALUE_FORMAT = 'JSON', PARTITIONS = 1);\
-             CREATE TABLE NODE_SITES AS SELECT N.SENSOR_ID, N.NODE, S.SITE \
-             FROM NODES N LEFT JOIN SITES S ON N.SENSOR_ID = S.SENSOR_ID;",
-        )
+        .ksql_ok(&format!(
+            "{NODES_AND_SITES}CREATE TABLE NODE_SITES AS SELECT N.SENSOR_ID, N.NODE, S.SITE \
+             FROM NODES N LEFT JOIN SITES S ON N.SENSOR_ID = S.SENSOR_ID;"
+        ))
         .await;
     let updates = producer(&broker.bootstrap);
     let read = |count: usize, wait: u64| {
@@ -272,14 +274,10 @@ async fn three_tables_joined_through_a_stage_survive_kill_9_and_drop_together() 
     let statement = "CREATE TABLE NODE_INFO AS SELECT N.SENSOR_ID, N.NODE, S.SITE, O.OWNER FROM NODES N \
                      JOIN SITES S ON N.SENSOR_ID = S.SENSOR_ID JOIN OWNERS O ON N.SENSOR_ID = O.SENSOR_ID;";
     server
-        .ksql_ok(
-            "CREATE TABLE NODES (SENSOR_ID STRING PRIMARY KEY, NODE STRING) \
-             WITH (KAFKA_TOPIC = 'NODES', VALUE_FORMAT = 'JSON', PARTITIONS = 1);\
-             CREATE TABLE SITES (SENSOR_ID STRING PRIMARY KEY, SITE STRING) \
-             WITH (KAFKA_TOPIC = 'SITES', VALUE_FORMAT = 'JSON', PARTITIONS = 1);\
-             CREATE TABLE OWNERS (SENSOR_ID STRING PRIMARY KEY, OWNER STRING) \
-             WITH (KAFKA_TOPIC = 'OWNERS', VALUE_FORMAT = 'JSON', PARTITIONS = 1);",
-        )
+        .ksql_ok(&format!(
+            "{NODES_AND_SITES}CREATE TABLE OWNERS (SENSOR_ID STRING PRIMARY KEY, OWNER STRING) \
+             WITH (KAFKA_TOPIC = 'OWNERS', VALUE_FORMAT = 'JSON', PARTITIONS = 1);"
+        ))
         .await;
     let created = server.ksql_ok(statement).await;
     assert_eq!(created[0]["statementText"], statement, "answered with the statement as sent: {created}");

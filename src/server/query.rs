@@ -308,22 +308,28 @@ async fn run(state: AppState, sql: &str, properties: BTreeMap<String, String>, l
 /// Kafka for everything their sources hold now — the queries writing those sources first — so
 /// a pull query sees what was written before it. Blocking.
 fn caught_up_writers(engine: &crate::handler::Engine, table: &str) -> crate::error::Result<()> {
-    catch_up(engine, table, &mut std::collections::HashSet::new())
+    let streams = engine.catalog.snapshot().streams;
+    catch_up(engine, &streams, table, &mut std::collections::HashSet::new())
 }
 
-/// [`caught_up_writers`] of `name`, skipping sources already caught up in `done`.
-fn catch_up(engine: &crate::handler::Engine, name: &str, done: &mut std::collections::HashSet<String>) -> crate::error::Result<()> {
+/// [`caught_up_writers`] of `name`, skipping sources already caught up in `done`; `streams`
+/// are the catalog's.
+fn catch_up(
+    engine: &crate::handler::Engine,
+    streams: &BTreeMap<String, crate::catalog::SourceDef>,
+    name: &str,
+    done: &mut std::collections::HashSet<String>,
+) -> crate::error::Result<()> {
     if !done.insert(name.to_string()) {
         return Ok(());
     }
     let (_, writers) = engine.catalog.queries_of(name);
-    let streams = engine.catalog.snapshot().streams;
     for writer in writers {
         for upstream in std::iter::once(&writer.source).chain(&writer.joined) {
-            catch_up(engine, upstream, done)?;
+            catch_up(engine, streams, upstream, done)?;
         }
         let topics: Vec<String> = writer
-            .scanned_sources(&streams)
+            .scanned_sources(streams)
             .iter()
             .map(|name| engine.catalog.stream(name).map(|s| s.topic))
             .collect::<crate::error::Result<_>>()?;

@@ -707,6 +707,12 @@ fn check_join_key(sink: &str, plan: &ContinuousPlan, join: &crate::planner::Join
         )));
     }
     if !plan.key_outputs.iter().any(|k| *k) {
+        if join.keys.len() > 1 {
+            return Err(SluiceError::Plan(format!(
+                "Key missing from projection (ie, SELECT).\nThe query used to build `{sink}` must include a join expression of each condition of its join in its projection: the result's key has a column per condition (eg, SELECT {}...).",
+                join.key_expressions.join(", ")
+            )));
+        }
         return Err(crate::planner::join_key_missing(sink, &join.key_expressions, join.synthetic_key));
     }
     if let [_, _, ..] = join.key_aliases.as_slice() {

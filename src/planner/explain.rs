@@ -68,7 +68,7 @@ impl ContinuousPlan {
         }
         if let Some(aggregation) = &self.aggregation {
             let mut details = vec![
-                ("Group by", aggregation.group_by.iter().map(expr_text).collect::<Vec<_>>().join(", ")),
+                ("Group by", exprs_text(&aggregation.group_by)),
                 ("Aggregates", aggregation.aggregates.iter().map(|a| aggregate_text(a)).collect::<Vec<_>>().join(", ")),
             ];
             if let Some(window) = &aggregation.window {
@@ -117,7 +117,7 @@ impl ContinuousPlan {
         for step in self.join.iter().flat_map(|j| &j.steps) {
             top = Operator::new(
                 "STREAM-TABLE JOIN",
-                vec![("Kind", kind_text(step.kind).into()), ("Stream key", expr_text(&step.stream_key))],
+                vec![("Kind", kind_text(step.kind).into()), ("Stream key", exprs_text(&step.stream_keys))],
                 vec![top, source_operator(&step.table)],
             );
         }
@@ -132,8 +132,8 @@ fn pair_operator(pair: &PairJoin, left: Operator) -> Operator {
         (None, false) => "TABLE-TABLE JOIN",
     };
     let mut details = vec![("Kind", kind_text(pair.kind).to_string())];
-    details.push(("Left key", expr_text(&pair.left_key)));
-    details.push(("Right key", expr_text(&pair.right_key)));
+    details.push(("Left key", exprs_text(&pair.left_keys)));
+    details.push(("Right key", exprs_text(&pair.right_keys)));
     if let Some(within) = pair.within {
         details.push(("Window", within.to_string()));
     }
@@ -171,6 +171,11 @@ fn kind_text(kind: JoinKind) -> &'static str {
 
 fn expr_text(expr: &Arc<dyn PhysicalExpr>) -> String {
     fmt_sql(expr.as_ref()).to_string()
+}
+
+/// Expressions a join compares, one per equality of its condition.
+fn exprs_text(exprs: &[Arc<dyn PhysicalExpr>]) -> String {
+    exprs.iter().map(expr_text).collect::<Vec<_>>().join(", ")
 }
 
 /// `NAME(argument, …)`, as a user writes an aggregate call.

@@ -39,10 +39,17 @@ impl JoinSide {
         self.source.columns.iter().any(|c| c.name == name) || [ROWTIME, ROWPARTITION, ROWOFFSET].contains(&name)
     }
 
-    /// Whether `expr` is this source's one key column.
-    fn is_key(&self, expr: &Expr) -> bool {
+    /// Whether `exprs` are this source's key columns, each once, in any order.
+    fn keyed_by(&self, exprs: &[&Expr]) -> bool {
         let keys: Vec<&str> = self.source.key_columns().map(|c| c.name.as_str()).collect();
-        matches!((expr, keys.as_slice()), (Expr::CompoundIdentifier(parts), [key]) if parts[1].value == *key)
+        keys.len() == exprs.len()
+            && keys.iter().all(|key| {
+                exprs
+                    .iter()
+                    .filter(|e| matches!(e, Expr::CompoundIdentifier(parts) if parts.len() == 2 && parts[1].value == *key))
+                    .count()
+                    == 1
+            })
     }
 
     /// What `*` selects: key columns, then value columns, as ksqlDB orders them.
@@ -118,29 +125,78 @@ pub struct JoinClause {
     /// The joined source's side of the condition, its columns qualified: a table's primary key
     /// column, or any expression over a stream's columns.
     pub right_expr: Expr,
+    /// The condition's further equalities, as (earlier source's side, joined source's side):
+    /// `ON a = b AND c = d` matches rows where all hold (beyond ksqlDB, which joins on one).
+    pub further: Vec<(Expr, Expr)>,
     /// A stream joined with a stream: how far apart in time their records may be.
     pub within: Option<JoinWithin>,
 }
 
 impl JoinClause {
-    /// The condition as the planner reads it: the earlier side, equal to the table's key.
+    /// The condition as the planner reads it: each earlier side equal to the joined source's.
     pub fn condition(&self) -> Expr {
-        Expr::BinaryOp {
-            left: Box::new(self.left_expr.clone()),
+        let equal = |left: &Expr, right: &Expr| Expr::BinaryOp {
+            left: Box::new(left.clone()),
             op: BinaryOperator::Eq,
-            right: Box::new(self.right_expr.clone()),
-        }
+            right: Box::new(right.clone()),
+        };
+        self.further.iter().fold(equal(&self.left_expr, &self.right_expr), |all, (left, right)| Expr::BinaryOp {
+            left: Box::new(all),
+            op: BinaryOperator::And,
+            right: Box::new(equal(left, right)),
+        })
     }
 
-    /// Whether the condition's other side is its source's key column: then both sides must be
+    /// Every equality of the condition, the first first, as (earlier side, joined side).
+    pub fn equalities(&self) -> impl Iterator<Item = (&Expr, &Expr)> {
+        std::iter::once((&self.left_expr, &self.right_expr)).chain(self.further.iter().map(|(l, r)| (l, r)))
+    }
+
+    /// Whether the condition is more than one equality.
+    pub fn is_composite(&self) -> bool {
+        !self.further.is_empty()
+    }
+
+    /// The equalities, in the order of the joined source's key columns (as the condition has
+    /// them when that side is not keyed by them).
+    pub fn equalities_by_right_key(&self) -> Vec<(&Expr, &Expr)> {
+        let mut pairs: Vec<(&Expr, &Expr)> = self.equalities().collect();
+        let position = |expr: &Expr| match expr {
+            Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
+                self.right.source.key_columns().position(|k| k.name == parts[1].value).unwrap_or(usize::MAX)
+            }
+            _ => usize::MAX,
+        };
+        pairs.sort_by_key(|(_, right)| position(right));
+        pairs
+    }
+
+    /// Whether the condition's other side is its source's key columns: then both sides must be
     /// partitioned alike, as ksqlDB checks.
     pub fn joins_keys(&self) -> bool {
-        self.left.is_key(&self.left_expr)
+        let lefts: Vec<&Expr> = self.equalities().map(|(l, _)| l).collect();
+        self.left.keyed_by(&lefts)
+    }
+
+    /// Whether the joined source's side of the condition is its key columns.
+    fn joins_right_key(&self) -> bool {
+        let rights: Vec<&Expr> = self.equalities().map(|(_, r)| r).collect();
+        self.right.keyed_by(&rights)
     }
 
     /// Whether both sides of the condition are their sources' key columns.
     pub fn joins_both_keys(&self) -> bool {
-        self.joins_keys() && self.right.is_key(&self.right_expr)
+        self.joins_keys() && self.joins_right_key()
+    }
+
+    /// The condition as ksqlDB's refusals quote it: `A = B`, or each equality in parentheses.
+    fn quoted_condition(&self, flipped: bool) -> String {
+        let (left, right) = (display(&self.left_expr), display(&self.right_expr));
+        if !self.is_composite() {
+            let (first, second) = if flipped { (right, left) } else { (left, right) };
+            return format!("{first} = {second}");
+        }
+        parenthesized(&self.condition())
     }
 
     /// A foreign-key join: two tables, the left's side of the condition not its key.
@@ -260,10 +316,10 @@ impl Joins {
     /// empty): ksqlDB's synthetic `ROWKEY`, the last join's expression, taken from the side that
     /// has one.
     pub fn synthetic_key(&self) -> Option<Expr> {
-        if !self.key_columns().is_empty() {
+        let last = self.clauses.last()?;
+        if !self.key_columns().is_empty() || last.is_composite() {
             return None;
         }
-        let last = self.clauses.last()?;
         let argument = |expr: &Expr| FunctionArg::Unnamed(FunctionArgExpr::Expr(expr.clone()));
         Some(Expr::Function(Function {
             name: ObjectName::from(vec![Ident::new("COALESCE")]),
@@ -292,11 +348,14 @@ impl Joins {
         {
             return clause.left.source.key_columns().map(|k| (clause.left.qualifier.clone(), k.name.clone())).collect();
         }
+        if self.clauses.last().is_some_and(JoinClause::is_composite) {
+            return self.key_parts().concat();
+        }
         let mut columns = Vec::new();
         for (i, clause) in self.clauses.iter().enumerate().rev() {
+            // An earlier join on several equalities keys its rows by all of them, not by one.
             if let Some(next) = self.clauses.get(i + 1)
-                && next.left_expr != clause.left_expr
-                && next.left_expr != clause.right_expr
+                && (clause.is_composite() || (next.left_expr != clause.left_expr && next.left_expr != clause.right_expr))
             {
                 break;
             }
@@ -325,6 +384,33 @@ impl Joins {
         }
         unique
     }
+
+    /// The result's key, one part per key column: for each, the join expressions that are
+    /// columns and equal it, in the order [`Joins::key_columns`] gives. A last join on several
+    /// equalities keys its rows by each of them: one part per equality, its columns, the
+    /// earlier side's first.
+    pub fn key_parts(&self) -> Vec<Vec<(String, String)>> {
+        match self.clauses.last() {
+            Some(last) if last.is_composite() => last
+                .equalities()
+                .map(|(left, right)| [left, right].into_iter().filter_map(qualified_column).collect())
+                .collect(),
+            _ => vec![self.key_columns()],
+        }
+    }
+
+    /// Whether any join is on several equalities.
+    pub fn has_composite(&self) -> bool {
+        self.clauses.iter().any(JoinClause::is_composite)
+    }
+}
+
+/// The (qualifier, column) a qualified column reference reads.
+fn qualified_column(expr: &Expr) -> Option<(String, String)> {
+    match expr {
+        Expr::CompoundIdentifier(parts) if parts.len() == 2 => Some((parts[0].value.clone(), parts[1].value.clone())),
+        _ => None,
+    }
 }
 
 /// A join's condition read: how the sources are matched (ksqlDB's words for it), the operand
@@ -337,6 +423,8 @@ struct ReadCondition {
     right_expr: Expr,
     /// The condition was written with the joined source's side first.
     flipped: bool,
+    /// Equalities after the first (`… AND c = d`), as (earlier side, joined side).
+    further: Vec<(Expr, Expr)>,
 }
 
 /// Reads the condition of `join`, whose table is the last of `sides`.
@@ -352,18 +440,55 @@ fn read_condition(sides: &[JoinSide], join: &mut Join) -> Result<ReadCondition> 
         return Err(SluiceError::Plan("A join needs an ON clause: JOIN … ON left.column = right.column".into()));
     };
     let all: Vec<&JoinSide> = sides.iter().collect();
-    let split = split_condition(condition, &all)?;
-    let (left_expr, left_side, right_expr) = split.operands;
-    Ok(ReadCondition { kind_text, kind, left_expr, left_side, right_expr, flipped: split.flipped })
+    let mut equalities = Vec::new();
+    conjuncts(condition, &mut equalities);
+    let whole = parenthesized(condition);
+    let composite = equalities.len() > 1;
+    let mut splits = Vec::with_capacity(equalities.len());
+    for mut equality in equalities {
+        if composite && !matches!(&equality, Expr::BinaryOp { op: BinaryOperator::Eq, .. }) {
+            return Err(SluiceError::Plan(format!(
+                "Invalid join condition: each condition of a join on several conditions must be an equality of an expression over the joined source and one over a source before it; a filter belongs in WHERE. Got {}.",
+                display(&equality)
+            )));
+        }
+        let split = split_condition(&mut equality, &all)?;
+        let (left, side, right) = split.operands;
+        if splits.first().is_some_and(|(_, first_side, _, _): &(Expr, usize, Expr, bool)| *first_side != side) {
+            return Err(SluiceError::Plan(format!(
+                "Invalid join condition: the conditions of one join must all compare the same two sources. Got {whole}."
+            )));
+        }
+        if !splits.iter().any(|(l, _, r, _)| *l == left && *r == right) {
+            splits.push((left, side, right, split.flipped));
+        }
+    }
+    let mut splits = splits.into_iter();
+    let (left_expr, left_side, right_expr, flipped) = splits.next().ok_or_else(|| SluiceError::Internal("a join condition without an equality".into()))?;
+    let further = splits.map(|(left, _, right, _)| (left, right)).collect();
+    Ok(ReadCondition { kind_text, kind, left_expr, left_side, right_expr, flipped, further })
+}
+
+/// The conditions `condition` joins with `AND`, in order.
+fn conjuncts(condition: &Expr, out: &mut Vec<Expr>) {
+    match condition {
+        Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
+            conjuncts(left, out);
+            conjuncts(right, out);
+        }
+        Expr::Nested(inner) => conjuncts(inner, out),
+        other => out.push(other.clone()),
+    }
 }
 
 /// The join of `right` with `before`, refused where ksqlDB refuses it.
 fn check_join(before: &[JoinSide], right: &JoinSide, condition: ReadCondition, within: Option<JoinWithin>) -> Result<JoinClause> {
-    let ReadCondition { kind_text, kind, left_expr, left_side, right_expr, flipped } = condition;
+    let ReadCondition { kind_text, kind, left_expr, left_side, right_expr, flipped, further } = condition;
     let left = &before[left_side];
     let got = format!("Got {} {kind_text} {}.", left.source.name, right.source.name);
-    let clause = JoinClause { left: left.clone(), right: right.clone(), kind, left_expr, right_expr, within };
+    let clause = JoinClause { left: left.clone(), right: right.clone(), kind, left_expr, right_expr, further, within };
     check_windows(&clause)?;
+    check_composite(&clause)?;
     // What the sources before make is a table only when every one of them is.
     let left_is_table = before.iter().all(|s| s.source.is_table());
     match (left_is_table, right.source.is_table()) {
@@ -386,14 +511,16 @@ fn check_table_table(clause: JoinClause, before: usize, flipped: bool) -> Result
             "A window definition was provided for a Table-Table join. These joins are not windowed. Please drop the window definition (i.e. the WITHIN clause) and try to execute your Table-Table join again.".into(),
         ));
     }
-    if !clause.right.is_key(&clause.right_expr) {
-        let (left, right) = (display(&clause.left_expr), display(&clause.right_expr));
-        let (first, second) = if flipped { (right, left) } else { (left, right) };
+    if !clause.joins_right_key() {
         return Err(SluiceError::Plan(format!(
-            "Invalid join condition: table-table joins require to join on the primary key of the right input table. Got {first} = {second}."
+            "Invalid join condition: table-table joins require to join on the primary key of the right input table. Got {}.",
+            clause.quoted_condition(flipped)
         )));
     }
     if clause.foreign_key() {
+        if clause.is_composite() {
+            return Err(SluiceError::NotImplemented("a foreign-key join on several conditions".into()));
+        }
         if before > 1 {
             return Err(SluiceError::Plan(format!(
                 "Invalid join condition: foreign-key table-table joins are not supported as part of n-way joins. Got {} = {}.",
@@ -468,14 +595,35 @@ fn check_stream_table(clause: JoinClause, got: &str) -> Result<JoinClause> {
             )));
         }
     }
-    if clause.right.is_key(&clause.right_expr) {
+    if clause.joins_right_key() {
         return Ok(clause);
     }
     Err(SluiceError::Plan(format!(
-        "Invalid join condition: stream-table joins require to join on the table's primary key. Got {} = {}.",
-        display(&clause.left_expr),
-        display(&clause.right_expr)
+        "Invalid join condition: stream-table joins require to join on the table's primary key. Got {}.",
+        clause.quoted_condition(false)
     )))
+}
+
+/// What a join on several equalities needs: a column on one side of each, which the result's
+/// key is made of, a key column per equality; under `FULL OUTER JOIN` either side may be NULL,
+/// and ksqlDB's synthetic key is one column.
+fn check_composite(clause: &JoinClause) -> Result<()> {
+    if !clause.is_composite() {
+        return Ok(());
+    }
+    if clause.kind == JoinKind::Full {
+        return Err(SluiceError::NotImplemented(
+            "a FULL OUTER JOIN on several conditions: its result would need a synthetic key of several columns".into(),
+        ));
+    }
+    match clause.equalities().find(|(left, right)| qualified_column(left).is_none() && qualified_column(right).is_none()) {
+        Some((left, right)) => Err(SluiceError::NotImplemented(format!(
+            "a join on several conditions where one compares no column ({} = {}): the result's key has a column per condition, named after a column it compares",
+            display(left),
+            display(right)
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// A condition's operands: the one reading an earlier source, which source that is, and the one
@@ -490,15 +638,7 @@ struct Split {
 fn split_condition(condition: &mut Expr, sides: &[&JoinSide]) -> Result<Split> {
     let whole = display(condition);
     let Expr::BinaryOp { left, op: BinaryOperator::Eq, right } = condition else {
-        let multiple = matches!(condition, Expr::BinaryOp { op: BinaryOperator::And, .. });
-        return Err(SluiceError::Plan(if multiple {
-            format!(
-                "Invalid join condition: joins on multiple conditions are not yet supported. Got {}.",
-                parenthesized(condition)
-            )
-        } else {
-            format!("Unsupported join expression: {whole}. Only equality conditions are supported.")
-        }));
+        return Err(SluiceError::Plan(format!("Unsupported join expression: {whole}. Only equality conditions are supported.")));
     };
     let first = qualify(left, sides)?;
     let second = qualify(right, sides)?;

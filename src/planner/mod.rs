@@ -155,17 +155,14 @@ pub struct JoinPlan {
     pub synthetic_key: bool,
     /// A foreign-key join: the left table (its name) whose key the result's is.
     pub foreign_key_of: Option<String>,
+    /// The result's key, one expression per key column: the last join's expression, or each
+    /// of its equalities' when it has several.
+    pub keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// With several key columns, the output column each of [`JoinPlan::keys`] is written as.
+    pub key_names: Vec<String>,
 }
 
 impl JoinPlan {
-    /// The result's key: the last join's expression.
-    pub fn key(&self) -> &Arc<dyn PhysicalExpr> {
-        match (self.steps.last(), &self.pair) {
-            (Some(step), _) => &step.stream_key,
-            (None, Some(pair)) => &pair.key,
-            (None, None) => unreachable!("a join plan joins something"),
-        }
-    }
 
     /// The tables joined, in order.
     pub fn tables(&self) -> impl Iterator<Item = &SourceDef> {
@@ -184,11 +181,13 @@ pub struct PairJoin {
     pub kind: JoinKind,
     /// Two streams' window; `None` for two tables.
     pub within: Option<JoinWithin>,
-    /// Each side's join expression, over [`PairJoin::schema`].
-    pub left_key: Arc<dyn PhysicalExpr>,
-    pub right_key: Arc<dyn PhysicalExpr>,
-    /// The result's key: the left's join expression, or the right's where the left is NULL.
-    pub key: Arc<dyn PhysicalExpr>,
+    /// Each side's join expressions (one per equality of the condition), over
+    /// [`PairJoin::schema`].
+    pub left_keys: Vec<Arc<dyn PhysicalExpr>>,
+    pub right_keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// The result's key, one per equality: the left's join expression, or the right's where
+    /// the left is NULL; a foreign-key join's, the left's key column.
+    pub keys: Vec<Arc<dyn PhysicalExpr>>,
     /// The two streams' rows side by side, every column nullable: how the scan decodes a
     /// record of either, NULLs in the other's columns.
     pub schema: SchemaRef,
@@ -197,7 +196,7 @@ pub struct PairJoin {
     /// The condition joins both sources' key columns: then both must have as many partitions,
     /// as ksqlDB checks.
     pub keyed: bool,
-    /// A foreign-key join of two tables: `left_key` is an expression over the left's columns,
+    /// A foreign-key join of two tables: `left_keys` is an expression over the left's columns,
     /// equal to the right's key; the result's rows and key are the left table's.
     pub foreign: bool,
 }
@@ -208,8 +207,9 @@ pub struct JoinStep {
     pub table: SourceDef,
     pub kind: JoinKind,
     /// The other side of the condition, over the row so far (whose columns come first in
-    /// every later row, so it evaluates over any of them).
-    pub stream_key: Arc<dyn PhysicalExpr>,
+    /// every later row, so it evaluates over any of them): one per key column of the table, in
+    /// its order.
+    pub stream_keys: Vec<Arc<dyn PhysicalExpr>>,
     /// The row this step makes: the row so far, then the table's columns, nullable (a row may
     /// have no match).
     pub schema: SchemaRef,
@@ -435,7 +435,7 @@ impl QueryPlanner {
             Some(joins) => {
                 let (plan, key) = plan_joins(&ctx, joins, df_schema, &fields, &projected_columns, &rewritten.synthetic_key_names)?;
                 if aggregation.is_none() {
-                    key_outputs = (0..fields.len()).map(|i| Some(i) == key).collect();
+                    key_outputs = (0..fields.len()).map(|i| key.contains(&i)).collect();
                 }
                 Some(Arc::new(plan))
             }
@@ -564,9 +564,10 @@ fn split_plan(plan: &LogicalPlan) -> Result<PlanParts> {
     }
 }
 
-/// The runtime's view of `joins` over the joined row `joined`, with the output column that is
-/// the result's key: the first that projects a join expression equal to the key (`projected`
-/// holds each output column's source column, if it is one).
+/// The runtime's view of `joins` over the joined row `joined`, with the output columns that are
+/// the result's key: per key column, the first that projects a join expression equal to it
+/// (`projected` holds each output column's source column, if it is one); none unless every key
+/// column is projected.
 fn plan_joins(
     ctx: &SessionContext,
     joins: join::Joins,
@@ -574,7 +575,7 @@ fn plan_joins(
     fields: &[Field],
     projected: &[Option<(Option<String>, String)>],
     synthetic: &[String],
-) -> Result<(JoinPlan, Option<usize>)> {
+) -> Result<(JoinPlan, Vec<usize>)> {
     if let Some(at) = joins.staged_clause() {
         return Err(SluiceError::NotImplemented(format!(
             "joining {} after another join here: only CREATE STREAM|TABLE … AS SELECT runs the joins before it as a stage of their own",
@@ -606,26 +607,37 @@ fn plan_joins(
         }
         steps.push(plan_join_step(ctx, clause, joined, &nullable, width, end)?);
     }
-    let candidates = joins.key_columns();
+    let last = joins.clauses.last().ok_or_else(|| SluiceError::Internal("a join plan without a join".into()))?;
+    let keys = match (steps.last(), &pair) {
+        (Some(_), _) if last.is_composite() => {
+            last.equalities().map(|(left, _)| physical(ctx, &left.to_string(), joined)).collect::<Result<Vec<_>>>()?
+        }
+        (Some(step), _) => step.stream_keys.clone(),
+        (None, Some(pair)) => pair.keys.clone(),
+        (None, None) => return Err(SluiceError::Internal("a join plan joins nothing".into())),
+    };
     let reads = |output: &Option<(Option<String>, String)>, (qualifier, name): &(String, String)| {
         output.as_ref().is_some_and(|(q, n)| n == name && q.as_deref() == Some(qualifier.as_str()))
     };
-    // The first join expression the projection has is the key, wherever it has it.
-    let key = candidates.iter().find_map(|c| projected.iter().position(|p| reads(p, c)));
-    let key_aliases = key
-        .and_then(|k| candidates.iter().find(|c| reads(&projected[k], c)))
-        .map(|candidate| {
-            let mut names: Vec<String> = projected
-                .iter()
-                .zip(fields)
-                .filter(|(p, _)| reads(p, candidate))
-                .map(|(_, f)| f.name().clone())
-                .collect();
+    let parts = joins.key_parts();
+    // Each part's first join expression the projection has is its key column, wherever it has
+    // it.
+    let part_keys: Vec<Option<usize>> =
+        parts.iter().map(|candidates| candidates.iter().find_map(|c| projected.iter().position(|p| reads(p, c)))).collect();
+    let key_aliases = parts
+        .iter()
+        .zip(&part_keys)
+        .filter_map(|(candidates, key)| {
+            let key = (*key)?;
+            let candidate = candidates.iter().find(|c| reads(&projected[key], c))?;
+            let mut names: Vec<String> =
+                projected.iter().zip(fields).filter(|(p, _)| reads(p, candidate)).map(|(_, f)| f.name().clone()).collect();
             names.sort();
-            names
+            Some(names)
         })
+        .find(|names| names.len() > 1)
         .unwrap_or_default();
-    if candidates.is_empty() {
+    if parts.iter().all(Vec::is_empty) {
         let key = fields.iter().position(|f| synthetic.contains(f.name()));
         let plan = JoinPlan {
             pair,
@@ -634,19 +646,33 @@ fn plan_joins(
             key_aliases: if synthetic.len() > 1 { synthetic.to_vec() } else { Vec::new() },
             synthetic_key: true,
             foreign_key_of: None,
+            keys,
+            key_names: Vec::new(),
         };
-        return Ok((plan, key));
+        return Ok((plan, key.into_iter().collect()));
     }
     let foreign_key_of = pair.as_ref().filter(|p| p.foreign).map(|_| joins.clauses[0].left.source.name.clone());
+    // Every part must be projected for the key to be whole: the key columns are known only then.
+    let projected_keys: Vec<usize> = part_keys.iter().copied().collect::<Option<_>>().unwrap_or_default();
+    let key_names = match projected_keys.as_slice() {
+        [_, _, ..] => projected_keys.iter().map(|k| fields[*k].name().clone()).collect(),
+        _ => Vec::new(),
+    };
+    let key_expressions = match parts.as_slice() {
+        [candidates] => candidates.iter().map(|(q, c)| format!("{q}.{c}")).collect(),
+        _ => parts.iter().filter_map(|candidates| candidates.first()).map(|(q, c)| format!("{q}.{c}")).collect(),
+    };
     let plan = JoinPlan {
         pair,
         steps,
-        key_expressions: candidates.iter().map(|(q, c)| format!("{q}.{c}")).collect(),
+        key_expressions,
         key_aliases,
         synthetic_key: false,
         foreign_key_of,
+        keys,
+        key_names,
     };
-    Ok((plan, key))
+    Ok((plan, projected_keys))
 }
 
 /// Where the columns of the source qualified `qualifier` start in the joined row.
@@ -687,21 +713,25 @@ fn plan_pair_join(
     width: usize,
     end: usize,
 ) -> Result<PairJoin> {
-    let left_key = physical(ctx, &clause.left_expr.to_string(), joined)?;
-    let right_key = physical(ctx, &clause.right_expr.to_string(), joined)?;
-    check_join_types(clause, &sql_type(&left_key, joined)?, &sql_type(&right_key, joined)?)?;
+    let (mut left_keys, mut right_keys, mut keys) = (Vec::new(), Vec::new(), Vec::new());
     let foreign = clause.foreign_key();
-    let key = match clause.left_key_column().filter(|_| foreign) {
-        Some(left_key) => physical(ctx, &left_key.to_string(), joined)?,
-        None => physical(ctx, &format!("COALESCE({}, {})", clause.left_expr, clause.right_expr), joined)?,
-    };
+    for (left, right) in clause.equalities() {
+        let (left_key, right_key) = (physical(ctx, &left.to_string(), joined)?, physical(ctx, &right.to_string(), joined)?);
+        check_join_types((left, &sql_type(&left_key, joined)?), (right, &sql_type(&right_key, joined)?))?;
+        left_keys.push(left_key);
+        right_keys.push(right_key);
+        keys.push(match clause.left_key_column().filter(|_| foreign) {
+            Some(left_key) => physical(ctx, &left_key.to_string(), joined)?,
+            None => physical(ctx, &format!("COALESCE({left}, {right})"), joined)?,
+        });
+    }
     Ok(PairJoin {
         right: clause.right.source.clone(),
         kind: clause.kind,
         within: clause.within,
-        left_key,
-        right_key,
-        key,
+        left_keys,
+        right_keys,
+        keys,
         schema: Arc::new(Schema::new(nullable.fields()[..end].to_vec())),
         left_width: width,
         keyed: clause.joins_both_keys(),
@@ -709,15 +739,18 @@ fn plan_pair_join(
     })
 }
 
-/// ksqlDB's check that both sides of a join condition are of one type.
-fn check_join_types(clause: &join::JoinClause, left: &crate::catalog::types::SqlType, right: &crate::catalog::types::SqlType) -> Result<()> {
-    if left == right {
+/// ksqlDB's check that both sides of an equality of a join's condition are of one type.
+fn check_join_types(
+    (left, left_type): (&sqlparser::ast::Expr, &crate::catalog::types::SqlType),
+    (right, right_type): (&sqlparser::ast::Expr, &crate::catalog::types::SqlType),
+) -> Result<()> {
+    if left_type == right_type {
         return Ok(());
     }
     Err(SluiceError::Plan(format!(
-        "Invalid join condition: types don't match. Got {}{{{left}}} = {}{{{right}}}.",
-        join::display(&clause.left_expr),
-        join::display(&clause.right_expr)
+        "Invalid join condition: types don't match. Got {}{{{left_type}}} = {}{{{right_type}}}.",
+        join::display(left),
+        join::display(right)
     )))
 }
 
@@ -731,20 +764,20 @@ fn plan_join_step(
     width: usize,
     end: usize,
 ) -> Result<JoinStep> {
-    let stream_key = physical(ctx, &clause.left_expr.to_string(), joined)?;
-    let stream_type = sql_type(&stream_key, joined)?;
-    let table_type = clause
-        .right
-        .source
-        .key_columns()
-        .next()
-        .map(|k| k.data_type.clone())
-        .ok_or_else(|| SluiceError::Internal("a table without a key column".into()))?;
-    check_join_types(clause, &stream_type, &table_type)?;
+    let mut stream_keys = Vec::new();
+    let key_columns: Vec<_> = clause.right.source.key_columns().collect();
+    for ((left, right), key) in clause.equalities_by_right_key().into_iter().zip(&key_columns) {
+        let stream_key = physical(ctx, &left.to_string(), joined)?;
+        check_join_types((left, &sql_type(&stream_key, joined)?), (right, &key.data_type))?;
+        stream_keys.push(stream_key);
+    }
+    if stream_keys.is_empty() {
+        return Err(SluiceError::Internal("a table without a key column".into()));
+    }
     Ok(JoinStep {
         table: clause.right.source.clone(),
         kind: clause.kind,
-        stream_key,
+        stream_keys,
         schema: Arc::new(Schema::new(nullable.fields()[..end].to_vec())),
         stream_width: width,
         keyed_with: clause.joins_keys().then(|| clause.left.source.clone()),

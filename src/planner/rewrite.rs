@@ -196,7 +196,8 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
     }
     // The join conditions as the query now reads them.
     for clause in joins.iter_mut().flat_map(|j| j.clauses.iter_mut()) {
-        for side in [&mut clause.left_expr, &mut clause.right_expr] {
+        let further = clause.further.iter_mut().flat_map(|(left, right)| [left, right]);
+        for side in [&mut clause.left_expr, &mut clause.right_expr].into_iter().chain(further) {
             if let ControlFlow::Break(error) = visit_expressions_mut(side, as_ksqldb_reads) {
                 return Err(error);
             }

@@ -46,6 +46,11 @@ pub fn split(catalog: &Catalog, sink: &str, select: &Select) -> Result<Option<St
     let first = join::resolve(catalog, &mut from.relation.clone())?;
     let joins = Joins::analyze(catalog, first, &mut analyzed, &select.withins)?;
     let Some(at) = joins.staged_clause() else { return Ok(None) };
+    if joins.has_composite() {
+        return Err(SluiceError::NotImplemented(
+            "a join on several conditions in a statement whose joins run in stages (a stream joined within a window, or tables joined, after another join)".into(),
+        ));
+    }
     let name = format!("{sink}{STAGE}{at}");
     let stage = stage_statement(catalog, &name, &joins, select, at)?;
 

@@ -26,7 +26,7 @@ use crate::{
     catalog::{Format, source::ROWTIME},
     connectors::kafka::{KafkaCluster, offsets::PartitionOffsets},
     error::{Result, SluiceError},
-    format::{ColumnWriter, RawRecord, RecordDecoder, encode_key},
+    format::{ColumnWriter, RawRecord, RecordDecoder, encode_keys},
     planner::{JoinKind, JoinPlan, JoinStep},
 };
 
@@ -57,6 +57,8 @@ pub struct TableJoiner {
     /// How the table's keys are written: the join key is written so to look it up.
     key_format: Format,
     key_delimiter: u8,
+    /// The table's key columns, in order: a key of several is written naming them.
+    key_names: Vec<String>,
     versions: Arc<TableVersions>,
     decoder: RecordDecoder,
 }
@@ -149,6 +151,7 @@ impl TableJoiner {
             name: step.table.name.clone(),
             key_format: step.table.key_format,
             key_delimiter: step.table.key_delimiter,
+            key_names: step.table.key_columns().map(|c| c.name.clone()).collect(),
             decoder: RecordDecoder::new(&step.table)?,
             versions,
         })
@@ -158,9 +161,16 @@ impl TableJoiner {
     /// for its key as of the row's `ROWTIME`.
     pub fn join(&self, step: &JoinStep, stream: &RecordBatch, active: Option<&BooleanArray>) -> Result<Joined> {
         let rows = stream.num_rows();
-        let (keys, mut errors) = evaluate_rows(&step.stream_key, stream)?;
+        let mut errors = Vec::new();
+        let mut keys = Vec::with_capacity(step.stream_keys.len());
+        for expr in &step.stream_keys {
+            let (key, key_errors) = evaluate_rows(expr, stream)?;
+            let new: Vec<(usize, String)> = key_errors.into_iter().filter(|(row, _)| !errors.iter().any(|(r, _)| r == row)).collect();
+            errors.extend(new);
+            keys.push(key);
+        }
         let failed: std::collections::HashSet<usize> = errors.iter().map(|(row, _)| *row).collect();
-        let writer = ColumnWriter::new(&keys);
+        let writers: Vec<ColumnWriter> = keys.iter().map(ColumnWriter::new).collect();
         let rowtime = stream
             .column_by_name(ROWTIME)
             .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
@@ -175,7 +185,7 @@ impl TableJoiner {
                 joins.push(false);
                 continue;
             }
-            if writer.is_null(row) {
+            if writers.iter().any(|w| w.is_null(row)) {
                 // Under LEFT JOIN the row goes on without a match, as Kafka Streams does since
                 // KIP-962; an inner join drops it.
                 if step.kind == JoinKind::Inner {
@@ -186,7 +196,7 @@ impl TableJoiner {
                 continue;
             }
             key.clear();
-            if let Err(e) = encode_key(self.key_format, self.key_delimiter, &writer, row, &mut key) {
+            if let Err(e) = encode_keys(self.key_format, self.key_delimiter, &self.key_names, &self.key_names, &writers, row, &mut key) {
                 errors.push((row, format!("the join key cannot be encoded as the table's key: {e}")));
                 picks.push(None);
                 joins.push(false);

@@ -214,7 +214,7 @@ pub fn evaluate(
     // join expression), else the source's own key columns written again in the sink's key format,
     // as ksqlDB writes every key it read (`"22"` read from a DELIMITED key is written `22`).
     let mut keys_read_again = false;
-    let (keys, key_names) = match (&plan.partition_by, plan.join.as_ref().map(|j| j.key())) {
+    let (keys, key_names) = match (&plan.partition_by, plan.join.as_deref()) {
         (Some(partition), _) if partition.keys == 0 => {
             (vec![new_null_array(&arrow::datatypes::DataType::Null, filtered.num_rows())], Vec::new())
         }
@@ -222,10 +222,14 @@ pub fn evaluate(
             columns[..partition.keys].to_vec(),
             plan.projection[..partition.keys].iter().map(|c| c.name.clone()).collect(),
         ),
-        (None, Some(expr)) => {
-            let (keys, key_errors) = evaluate_rows(expr, &filtered)?;
-            errors.extend(key_errors.into_iter().map(|(i, m)| (rows[i], m)));
-            (vec![keys], Vec::new())
+        (None, Some(join)) => {
+            let mut keys = Vec::with_capacity(join.keys.len());
+            for expr in &join.keys {
+                let (key, key_errors) = evaluate_rows(expr, &filtered)?;
+                errors.extend(key_errors.into_iter().map(|(i, m)| (rows[i], m)));
+                keys.push(key);
+            }
+            (keys, join.key_names.clone())
         }
         (None, None) => match rewritten_keys(plan, &filtered) {
             Some(rewritten) => {

@@ -184,34 +184,38 @@ impl KeyReader {
                 .map(|i| i + from)
                 .ok_or_else(|| SluiceError::Internal("a joined source without ROWTIME".into()))
         };
-        Ok(Self {
-            converter: RowConverter::new(vec![SortField::new(plan.left_key.data_type(&plan.schema)?)])?,
-            rowtime: [rowtime(0)?, rowtime(plan.left_width)?],
-        })
+        let fields = plan
+            .left_keys
+            .iter()
+            .map(|key| Ok(SortField::new(key.data_type(&plan.schema)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { converter: RowConverter::new(fields)?, rowtime: [rowtime(0)?, rowtime(plan.left_width)?] })
     }
 
     pub fn read(&self, plan: &PairJoin, batch: &RecordBatch, right: &[bool]) -> Result<RowKeys> {
-        let (left_keys, mut errors) = evaluate_rows(&plan.left_key, batch)?;
-        let (right_keys, right_errors) = evaluate_rows(&plan.right_key, batch)?;
-        errors.retain(|(row, _)| !right[*row]);
-        errors.extend(right_errors.into_iter().filter(|(row, _)| right[*row]));
-        let right_keys = if right_keys.data_type() == left_keys.data_type() {
-            right_keys
-        } else {
-            cast(&right_keys, left_keys.data_type())?
-        };
+        let mut errors: Vec<(usize, String)> = Vec::new();
+        let (mut left_keys, mut right_keys) = (Vec::new(), Vec::new());
+        for (left, right_key) in plan.left_keys.iter().zip(&plan.right_keys) {
+            let (left_key, left_errors) = evaluate_rows(left, batch)?;
+            let (right_key, right_errors) = evaluate_rows(right_key, batch)?;
+            // A row's error is its own side's, and one per row.
+            let own = left_errors.into_iter().filter(|(row, _)| !right[*row]).chain(right_errors.into_iter().filter(|(row, _)| right[*row]));
+            let new: Vec<(usize, String)> = own.filter(|(row, _)| !errors.iter().any(|(r, _)| r == row)).collect();
+            errors.extend(new);
+            let right_key = if right_key.data_type() == left_key.data_type() { right_key } else { cast(&right_key, left_key.data_type())? };
+            left_keys.push(left_key);
+            right_keys.push(right_key);
+        }
         let failed: std::collections::HashSet<usize> = errors.iter().map(|(row, _)| *row).collect();
-        let rows = [
-            self.converter.convert_columns(std::slice::from_ref(&left_keys))?,
-            self.converter.convert_columns(std::slice::from_ref(&right_keys))?,
-        ];
+        let rows = [self.converter.convert_columns(&left_keys)?, self.converter.convert_columns(&right_keys)?];
         let arrays = [left_keys, right_keys];
         let times = [self.times(batch, 0)?, self.times(batch, 1)?];
         let mut keys = Vec::with_capacity(batch.num_rows());
         let mut row_times = Vec::with_capacity(batch.num_rows());
         for (row, is_right) in right.iter().enumerate().take(batch.num_rows()) {
             let side = usize::from(*is_right);
-            let valid = !failed.contains(&row) && !arrays[side].is_null(row);
+            // A NULL on either side of any equality matches nothing.
+            let valid = !failed.contains(&row) && arrays[side].iter().all(|key| !key.is_null(row));
             keys.push(valid.then(|| rows[side].row(row).as_ref().to_vec()));
             row_times.push(times[side].value(row));
         }

@@ -10,7 +10,10 @@
 //! tombstone; a right update or tombstone, the row of every left row naming it (INNER: a
 //! tombstone for each when the right row is deleted).
 
-use std::collections::{BTreeSet, HashMap};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use arrow::{
     array::{Array, BooleanArray, RecordBatch},
@@ -21,8 +24,10 @@ use super::{
     operator::evaluate_rows,
     pair_join::{KeyReader, Origin, PairJoined, Pick, RowKeys},
 };
+use datafusion::physical_expr::PhysicalExpr;
+
 use crate::{
-    error::Result,
+    error::{Result, SluiceError},
     planner::{JoinKind, PairJoin},
 };
 
@@ -82,7 +87,7 @@ impl TablesJoiner {
     pub fn new(plan: &PairJoin) -> Result<Self> {
         let foreign = match plan.foreign {
             true => Some(ForeignKeys {
-                converter: RowConverter::new(vec![SortField::new(plan.key.data_type(&plan.schema)?)])?,
+                converter: RowConverter::new(vec![SortField::new(foreign_key(plan)?.data_type(&plan.schema)?)])?,
                 names: HashMap::new(),
                 named_by: HashMap::new(),
             }),
@@ -116,7 +121,7 @@ impl TablesJoiner {
         self.batches.insert(batch_id, (batch.clone(), 0));
         let mut picks = Vec::new();
         if self.foreign.is_some() {
-            let (left_keys, key_errors) = evaluate_rows(&plan.key, batch)?;
+            let (left_keys, key_errors) = evaluate_rows(foreign_key(plan)?, batch)?;
             errors.extend(key_errors.into_iter().filter(|(row, _)| !right[*row]));
             let converter = &self.foreign.as_ref().expect("a foreign-key join").converter;
             let converted = converter.convert_columns(std::slice::from_ref(&left_keys))?;
@@ -281,6 +286,11 @@ impl TablesJoiner {
             *rows -= 1;
         }
     }
+}
+
+/// A foreign-key join's left key column: the result's one key.
+fn foreign_key(plan: &PairJoin) -> Result<&Arc<dyn PhysicalExpr>> {
+    plan.keys.first().ok_or_else(|| SluiceError::Internal("a foreign-key join without a key".into()))
 }
 
 #[cfg(test)]

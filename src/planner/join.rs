@@ -5,7 +5,7 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, Join,
+    AccessExpr, BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, Join,
     JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, SelectItem, TableFactor, visit_expressions_mut,
 };
 
@@ -673,6 +673,10 @@ fn split_condition(condition: &mut Expr, sides: &[&JoinSide]) -> Result<Split> {
 /// Qualifies every column `operand` reads; the one source they all belong to, `None` when
 /// they read none or several.
 fn qualify(operand: &mut Expr, sides: &[&JoinSide]) -> Result<Option<usize>> {
+    let _ = visit_expressions_mut(operand, |expr| {
+        qualified_root(expr, sides);
+        ControlFlow::<()>::Continue(())
+    });
     let mut read = std::collections::BTreeSet::new();
     let mut failure = None;
     let _ = visit_expressions_mut(operand, |expr| {
@@ -696,6 +700,25 @@ fn qualify(operand: &mut Expr, sides: &[&JoinSide]) -> Result<Option<usize>> {
         1 => read.first().copied(),
         _ => None,
     })
+}
+
+/// A struct field or element read through a qualified column (`Q.C->F`, `Q.C[1]`, which the
+/// parser hands over as `Q` accessed by `.C`, then the rest) made to read the column `Q.C`, as
+/// an unqualified `C->F` reads `C`.
+fn qualified_root(expr: &mut Expr, sides: &[&JoinSide]) {
+    let Expr::CompoundFieldAccess { root, access_chain } = expr else { return };
+    let (Expr::Identifier(qualifier), Some(AccessExpr::Dot(Expr::Identifier(column)))) = (root.as_ref(), access_chain.first()) else {
+        return;
+    };
+    if !sides.iter().any(|s| s.qualifier == normalize_ident(qualifier)) {
+        return;
+    }
+    let column = Expr::CompoundIdentifier(vec![qualifier.clone(), column.clone()]);
+    access_chain.remove(0);
+    *expr = match access_chain.is_empty() {
+        true => column,
+        false => Expr::CompoundFieldAccess { root: Box::new(column), access_chain: std::mem::take(access_chain) },
+    };
 }
 
 /// The source a column reference reads and the reference qualified; `None` for anything else.

@@ -610,7 +610,7 @@ fn plan_joins(
     let last = joins.clauses.last().ok_or_else(|| SluiceError::Internal("a join plan without a join".into()))?;
     let keys = match (steps.last(), &pair) {
         (Some(_), _) if last.is_composite() => {
-            last.equalities().map(|(left, _)| physical(ctx, &left.to_string(), joined)).collect::<Result<Vec<_>>>()?
+            last.equalities().map(|(left, _)| physical(ctx, &structs::as_text(left), joined)).collect::<Result<Vec<_>>>()?
         }
         (Some(step), _) => step.stream_keys.clone(),
         (None, Some(pair)) => pair.keys.clone(),
@@ -716,13 +716,13 @@ fn plan_pair_join(
     let (mut left_keys, mut right_keys, mut keys) = (Vec::new(), Vec::new(), Vec::new());
     let foreign = clause.foreign_key();
     for (left, right) in clause.equalities() {
-        let (left_key, right_key) = (physical(ctx, &left.to_string(), joined)?, physical(ctx, &right.to_string(), joined)?);
+        let (left_key, right_key) = (physical(ctx, &structs::as_text(left), joined)?, physical(ctx, &structs::as_text(right), joined)?);
         check_join_types((left, &sql_type(&left_key, joined)?), (right, &sql_type(&right_key, joined)?))?;
         left_keys.push(left_key);
         right_keys.push(right_key);
         keys.push(match clause.left_key_column().filter(|_| foreign) {
             Some(left_key) => physical(ctx, &left_key.to_string(), joined)?,
-            None => physical(ctx, &format!("COALESCE({left}, {right})"), joined)?,
+            None => physical(ctx, &format!("COALESCE({}, {})", structs::as_text(left), structs::as_text(right)), joined)?,
         });
     }
     Ok(PairJoin {
@@ -767,7 +767,7 @@ fn plan_join_step(
     let mut stream_keys = Vec::new();
     let key_columns: Vec<_> = clause.right.source.key_columns().collect();
     for ((left, right), key) in clause.equalities_by_right_key().into_iter().zip(&key_columns) {
-        let stream_key = physical(ctx, &left.to_string(), joined)?;
+        let stream_key = physical(ctx, &structs::as_text(left), joined)?;
         check_join_types((left, &sql_type(&stream_key, joined)?), (right, &key.data_type))?;
         stream_keys.push(stream_key);
     }

@@ -85,6 +85,23 @@ pub fn expand_all_fields(expr: &Expr, sides: &[JoinSide]) -> Result<Option<Vec<S
     Ok(Some(reads))
 }
 
+/// `expr` as text DataFusion's parser reads back as the same expression: a struct field read
+/// (`s["F"]` in the tree, which a double-quoted name would read as a column) written `s['F']`.
+pub fn as_text(expr: &Expr) -> String {
+    let mut text = expr.clone();
+    let _ = sqlparser::ast::visit_expressions_mut(&mut text, |e| {
+        if let Expr::CompoundFieldAccess { access_chain, .. } = e {
+            for access in access_chain.iter_mut() {
+                if let Some(field) = field_of(access).map(str::to_string) {
+                    *access = AccessExpr::Subscript(Subscript::Index { index: Expr::value(Value::SingleQuotedString(field)) });
+                }
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    text.to_string()
+}
+
 fn field_access(field: &str) -> AccessExpr {
     AccessExpr::Subscript(Subscript::Index { index: Expr::Value(Value::DoubleQuotedString(field.to_string()).into()) })
 }

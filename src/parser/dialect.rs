@@ -6,6 +6,7 @@ use std::any::TypeId;
 
 use sqlparser::{
     dialect::{Dialect, GenericDialect},
+    keywords::Keyword,
     tokenizer::{Token, TokenWithSpan},
 };
 
@@ -81,6 +82,22 @@ pub fn lambda_arrows(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         .into_iter()
         .map(|t| match t.token {
             Token::RArrow => TokenWithSpan::new(Token::Arrow, t.span),
+            _ => t,
+        })
+        .collect()
+}
+
+/// The words the generic dialect reads as functions called without parentheses (`USER`,
+/// `CURRENT_USER`, …): ksqlDB has no such functions, so `i.user` is a column, as it is there.
+pub fn niladic_words_as_names(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    const NILADIC: [Keyword; 4] = [Keyword::USER, Keyword::CURRENT_USER, Keyword::SESSION_USER, Keyword::CURRENT_CATALOG];
+    tokens
+        .into_iter()
+        .map(|t| match t.token {
+            Token::Word(mut word) if NILADIC.contains(&word.keyword) => {
+                word.keyword = Keyword::NoKeyword;
+                TokenWithSpan::new(Token::Word(word), t.span)
+            }
             _ => t,
         })
         .collect()

@@ -121,7 +121,7 @@ impl KsqlParser {
     /// Parses every statement of `sql`, whose column types may name `types` and the types its
     /// own `CREATE TYPE`s name before them.
     pub fn parse_with_types(sql: &str, types: &CustomTypes) -> Result<Vec<ParsedStatement>> {
-        let tokens = dialect::lambda_arrows(struct_field_reads(tokenize(sql)?));
+        let tokens = dialect::lambda_arrows(dialect::niladic_words_as_names(struct_field_reads(tokenize(sql)?)));
         let mut cursor = Cursor::new(tokens).with_types(types.clone());
         let mut statements = Vec::new();
         loop {

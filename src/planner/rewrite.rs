@@ -198,6 +198,11 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
     for clause in joins.iter_mut().flat_map(|j| j.clauses.iter_mut()) {
         let further = clause.further.iter_mut().flat_map(|(left, right)| [left, right]);
         for side in [&mut clause.left_expr, &mut clause.right_expr].into_iter().chain(further) {
+            // Its type is checked against the other side's, as ksqlDB types it.
+            let _ = visit_expressions_mut(side, |e| {
+                narrow_integer(e);
+                ControlFlow::<()>::Continue(())
+            });
             if let ControlFlow::Break(error) = visit_expressions_mut(side, as_ksqldb_reads) {
                 return Err(error);
             }

@@ -162,14 +162,13 @@ impl TableJoiner {
     pub fn join(&self, step: &JoinStep, stream: &RecordBatch, active: Option<&BooleanArray>) -> Result<Joined> {
         let rows = stream.num_rows();
         let mut errors = Vec::new();
+        let mut failed = std::collections::HashSet::new();
         let mut keys = Vec::with_capacity(step.stream_keys.len());
         for expr in &step.stream_keys {
             let (key, key_errors) = evaluate_rows(expr, stream)?;
-            let new: Vec<(usize, String)> = key_errors.into_iter().filter(|(row, _)| !errors.iter().any(|(r, _)| r == row)).collect();
-            errors.extend(new);
+            errors.extend(key_errors.into_iter().filter(|(row, _)| failed.insert(*row)));
             keys.push(key);
         }
-        let failed: std::collections::HashSet<usize> = errors.iter().map(|(row, _)| *row).collect();
         let writers: Vec<ColumnWriter> = keys.iter().map(ColumnWriter::new).collect();
         let rowtime = stream
             .column_by_name(ROWTIME)

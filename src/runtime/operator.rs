@@ -224,9 +224,11 @@ pub fn evaluate(
         ),
         (None, Some(join)) => {
             let mut keys = Vec::with_capacity(join.keys.len());
+            let mut failed = std::collections::HashSet::new();
             for expr in &join.keys {
                 let (key, key_errors) = evaluate_rows(expr, &filtered)?;
-                errors.extend(key_errors.into_iter().map(|(i, m)| (rows[i], m)));
+                // A row whose key fails is counted once, however many of its columns fail.
+                errors.extend(key_errors.into_iter().filter(|(i, _)| failed.insert(*i)).map(|(i, m)| (rows[i], m)));
                 keys.push(key);
             }
             (keys, join.key_names.clone())

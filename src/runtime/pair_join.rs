@@ -194,19 +194,18 @@ impl KeyReader {
 
     pub fn read(&self, plan: &PairJoin, batch: &RecordBatch, right: &[bool]) -> Result<RowKeys> {
         let mut errors: Vec<(usize, String)> = Vec::new();
+        let mut failed = std::collections::HashSet::new();
         let (mut left_keys, mut right_keys) = (Vec::new(), Vec::new());
         for (left, right_key) in plan.left_keys.iter().zip(&plan.right_keys) {
             let (left_key, left_errors) = evaluate_rows(left, batch)?;
             let (right_key, right_errors) = evaluate_rows(right_key, batch)?;
             // A row's error is its own side's, and one per row.
             let own = left_errors.into_iter().filter(|(row, _)| !right[*row]).chain(right_errors.into_iter().filter(|(row, _)| right[*row]));
-            let new: Vec<(usize, String)> = own.filter(|(row, _)| !errors.iter().any(|(r, _)| r == row)).collect();
-            errors.extend(new);
+            errors.extend(own.filter(|(row, _)| failed.insert(*row)));
             let right_key = if right_key.data_type() == left_key.data_type() { right_key } else { cast(&right_key, left_key.data_type())? };
             left_keys.push(left_key);
             right_keys.push(right_key);
         }
-        let failed: std::collections::HashSet<usize> = errors.iter().map(|(row, _)| *row).collect();
         let rows = [self.converter.convert_columns(&left_keys)?, self.converter.convert_columns(&right_keys)?];
         let arrays = [left_keys, right_keys];
         let times = [self.times(batch, 0)?, self.times(batch, 1)?];

@@ -29,6 +29,11 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// statement fails, so no statement hangs while Kafka is away. Query output waits as long as it
 /// takes: it is never dropped.
 const RECORD_TIMEOUT_MS: &str = "20000";
+/// How long query output lingers before its request leaves: Kafka Streams' default for
+/// ksqlDB's producers, so a batch's records for a partition are all enqueued before its request
+/// does (behind an idempotent producer's request in flight, librdkafka polls without sleeping
+/// once the oldest queued record is older than this).
+const OUTPUT_LINGER_MS: &str = "100";
 /// The most records one produce request carries (librdkafka's `batch.num.messages`).
 pub const REQUEST_RECORDS: usize = 10_000;
 /// Record bytes that fit one produce request under librdkafka's `batch.size` (1,000,000 bytes
@@ -91,7 +96,10 @@ impl KafkaCluster {
             // `linger.ms`: so its users send one batch (a query) or one request's worth (a
             // source connector) and wait for it before sending more.
             producer: RecordProducer::new(producer_config(bootstrap_servers).set("message.timeout.ms", RECORD_TIMEOUT_MS))?,
-            output: Arc::new(BatchProducer::new(producer_config(bootstrap_servers).set("enable.idempotence", "true"), traffic.clone())?),
+            output: Arc::new(BatchProducer::new(
+                producer_config(bootstrap_servers).set("enable.idempotence", "true").set("linger.ms", OUTPUT_LINGER_MS),
+                traffic.clone(),
+            )?),
             traffic,
         })
     }

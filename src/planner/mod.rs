@@ -146,7 +146,8 @@ pub struct JoinPlan {
     pub pair: Option<PairJoin>,
     /// One per table, in order; each extends the row the one before made.
     pub steps: Vec<JoinStep>,
-    /// The join expressions a projection may keep as the result's key, as ksqlDB words them.
+    /// The join expressions a projection may keep as the result's key, as ksqlDB words them;
+    /// with a key of several columns, the first of each column's.
     pub key_expressions: Vec<String>,
     /// The output columns that project the result's key: more than one is refused.
     pub key_aliases: Vec<String>,

@@ -81,14 +81,20 @@ pub enum SluiceError {
 impl SluiceError {
     /// True when the user can fix the cause by changing the statement or request.
     pub fn is_user_error(&self) -> bool {
-        matches!(
-            self,
+        use datafusion::error::DataFusionError;
+        match self {
             SluiceError::Parse(_)
-                | SluiceError::Plan(_)
-                | SluiceError::NotFound(_)
-                | SluiceError::NotImplemented(_)
-                | SluiceError::Config(_)
-        )
+            | SluiceError::Plan(_)
+            | SluiceError::NotFound(_)
+            | SluiceError::NotImplemented(_)
+            | SluiceError::Config(_) => true,
+            // DataFusion refusing to plan a statement: the statement's fault, not Sluice's.
+            SluiceError::DataFusion(e) => matches!(
+                e.find_root(),
+                DataFusionError::Plan(_) | DataFusionError::SchemaError(..) | DataFusionError::NotImplemented(_)
+            ),
+            _ => false,
+        }
     }
 }
 

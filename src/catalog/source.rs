@@ -146,8 +146,13 @@ fn delimiter(properties: &Properties, name: &str) -> Result<u8> {
         None => Ok(b','),
         Some(d) if d.eq_ignore_ascii_case("TAB") => Ok(b'\t'),
         Some(d) if d.eq_ignore_ascii_case("SPACE") => Ok(b' '),
+        Some(d) if d.trim().is_empty() => Err(SluiceError::Plan(format!(
+            "Configuration {name} is invalid: Delimiter cannot be empty, if you meant to have a tab or space for delimiter, please use the special values 'TAB' or 'SPACE'\nExample valid value: ';'"
+        ))),
         Some(d) if d.len() == 1 => Ok(d.as_bytes()[0]),
-        Some(d) => Err(SluiceError::Plan(format!("{name} '{d}' must be a single character, TAB or SPACE"))),
+        Some(d) => Err(SluiceError::Plan(format!(
+            "Configuration {name} is invalid: Invalid delimiter value: '{d}'. Delimiter must be a single character or TAB,SPACE\nExample valid value: ';'"
+        ))),
     }
 }
 
@@ -193,6 +198,14 @@ impl SourceDef {
     /// The stream or table a `CREATE STREAM|TABLE (…)` declares; a table needs a PRIMARY KEY.
     pub fn declared(create: &CreateSource, statement: &str) -> Result<SourceDef> {
         let mut source = Self::from_declaration(&create.name, create.columns.clone(), &create.properties, None, statement)?;
+        // ksqlDB reads the columns of a declaration without any from a schema registry, which
+        // none of Sluice's formats has.
+        if create.columns.is_empty() {
+            return Err(SluiceError::Plan("No columns supplied.".into()));
+        }
+        if source.window.is_some() && source.key_columns().next().is_none() {
+            return Err(SluiceError::Plan("Windowed sources require a key column.".into()));
+        }
         if create.kind == SourceKind::Table && source.key_columns().next().is_none() {
             return Err(SluiceError::Plan("Tables require a PRIMARY KEY. Please define the PRIMARY KEY.".into()));
         }
@@ -264,6 +277,11 @@ impl SourceDef {
         };
         let value_delimiter = delimiter(properties, "VALUE_DELIMITER")?;
         let key_delimiter = delimiter(properties, "KEY_DELIMITER")?;
+        for (format, property) in [(value_format, "VALUE_DELIMITER"), (key_format, "KEY_DELIMITER")] {
+            if format != Format::Delimited && properties.get(property).is_some() {
+                return Err(SluiceError::Plan(format!("{} does not support the following configs: [delimiter]", format.name())));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for column in &columns {
             if !seen.insert(column.name.clone()) {
@@ -280,10 +298,7 @@ impl SourceDef {
             }
         }
         if let Some(column) = columns.iter().find(|c| c.key && c.data_type.has_map()) {
-            return Err(SluiceError::Plan(format!(
-                "Map keys, including types that contain maps, are not supported as they may lead to unexpected behavior due to inconsistent serialization. Key column name: `{}`. Column type: {}. See https://github.com/confluentinc/ksql/issues/6621 for more.",
-                column.name, column.data_type
-            )));
+            return Err(map_key_refused(&column.name, &column.data_type));
         }
         for (format, key) in [(key_format, true), (value_format, false)] {
             let held: Vec<String> = columns.iter().filter(|c| c.key == key).map(|c| format!("`{}` {}{}", c.name, c.data_type, if key { " KEY" } else { "" })).collect();
@@ -435,4 +450,11 @@ impl SourceDef {
         }
         Arc::new(Schema::new(fields))
     }
+}
+
+/// ksqlDB's refusal of a key column `name` whose type holds a map.
+pub fn map_key_refused(name: &str, data_type: &SqlType) -> SluiceError {
+    SluiceError::Plan(format!(
+        "Map keys, including types that contain maps, are not supported as they may lead to unexpected behavior due to inconsistent serialization. Key column name: `{name}`. Column type: {data_type}. See https://github.com/confluentinc/ksql/issues/6621 for more."
+    ))
 }

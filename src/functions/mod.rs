@@ -79,10 +79,13 @@ pub fn register_all(ctx: &mut SessionContext, limits: collect::CollectLimits) ->
     // ksqlDB's COUNT_DISTINCT is a HyperLogLog of 2^14 registers, as DataFusion's.
     let approx_distinct = ctx.udaf("approx_distinct")?;
     ctx.register_udaf(approx_distinct.as_ref().clone().with_aliases(["count_distinct"]));
-    let aliases: [(&str, &[&str]); 3] = [
+    // IFNULL is COALESCE of two: DataFusion's own IFNULL (NVL) takes only primitive types and
+    // turns an ARRAY into its text.
+    let aliases: [(&str, &[&str]); 4] = [
         ("upper", &["ucase"]),
         ("lower", &["lcase"]),
         ("character_length", &["len"]),
+        ("coalesce", &["ifnull"]),
     ];
     for (name, extra) in aliases {
         let existing: Arc<ScalarUDF> = ctx.udf(name)?;

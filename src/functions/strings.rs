@@ -1,7 +1,7 @@
 //! ksqlDB's string functions that DataFusion lacks or gives other meanings: ELT, FIELD, INSTR
-//! (with a position and an occurrence), INITCAP (words split at whitespace only),
-//! REGEXP_EXTRACT, REGEXP_EXTRACT_ALL, SPLIT, REGEXP_SPLIT_TO_ARRAY, SPLIT_TO_MAP, and the math
-//! functions SIGN and GEO_DISTANCE.
+//! (with a position and an occurrence), SUBSTRING (positions from 1 or from the end), INITCAP
+//! (words split at whitespace only), REGEXP_EXTRACT, REGEXP_EXTRACT_ALL, SPLIT,
+//! REGEXP_SPLIT_TO_ARRAY, SPLIT_TO_MAP, and the math functions SIGN and GEO_DISTANCE.
 
 use std::{cell::RefCell, sync::Arc};
 
@@ -53,6 +53,23 @@ pub fn functions() -> Vec<ScalarUDF> {
             },
         )
         .udf(),
+        RowFunction::new(
+            "substr",
+            one_of(
+                vec![vec![Utf8, Int64], vec![Utf8, Int64, Int64], vec![DataType::Binary, Int64], vec![DataType::Binary, Int64, Int64]],
+                Volatility::Immutable,
+            ),
+            |types| Ok(if types.first() == Some(&DataType::Binary) { DataType::Binary } else { Utf8 }),
+            substring,
+            Doc {
+                section: SECTION,
+                description: "The part of a STRING (or BYTES) from a position (from 1; counted from the end when negative), of a length or to the end.",
+                syntax: "substring(text, position [, length])",
+                arguments: &[("text", "A STRING or BYTES."), ("position", "Where the part starts."), ("length", "How long it is (to the end by default).")],
+            },
+        )
+        .udf()
+        .with_aliases(["substring"]),
         RowFunction::new("initcap", one_of(vec![strings(1)], Volatility::Immutable), |_| Ok(Utf8), initcap, Doc {
             section: SECTION,
             description: "Each word (split at whitespace) with its first letter upper-cased and the rest lower-cased.",
@@ -175,6 +192,33 @@ fn instr(args: &[ScalarValue]) -> Result<ScalarValue, String> {
         if start < 0 { None } else { (0..=start as usize).rev().filter(|i| matches_at(*i)).nth(occurrence - 1) }
     };
     Ok(ScalarValue::Int32(Some(found.map_or(0, |i| i as i32 + 1))))
+}
+
+/// ksqlDB's SUBSTRING: a position counts from 1 (0 is 1), or back from the end when negative;
+/// the part is cut at the value's end. Characters of a STRING, bytes of BYTES.
+fn substring(args: &[ScalarValue]) -> Result<ScalarValue, String> {
+    let position = args.get(1).and_then(integer).ok_or("the position is not an integer")?;
+    let length = match args.get(2) {
+        Some(length) => Some(integer(length).ok_or("the length is not an integer")?),
+        None => None,
+    };
+    let bounds = |len: usize| {
+        let len = len as i64;
+        let start = if position < 0 { (len + position).max(0) } else { (position - 1).clamp(0, len) };
+        let end = length.map_or(len, |length| start.saturating_add(length).min(len).max(start));
+        (start as usize, end as usize)
+    };
+    match &args[0] {
+        ScalarValue::Binary(Some(bytes)) | ScalarValue::LargeBinary(Some(bytes)) | ScalarValue::BinaryView(Some(bytes)) => {
+            let (start, end) = bounds(bytes.len());
+            Ok(ScalarValue::Binary(Some(bytes[start..end].to_vec())))
+        }
+        other => {
+            let chars: Vec<char> = text(other).ok_or("the value is not a STRING")?.chars().collect();
+            let (start, end) = bounds(chars.len());
+            Ok(ScalarValue::Utf8(Some(chars[start..end].iter().collect())))
+        }
+    }
 }
 
 fn initcap(args: &[ScalarValue]) -> Result<ScalarValue, String> {

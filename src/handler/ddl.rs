@@ -133,6 +133,7 @@ pub async fn validate(
             }
             OffsetReset::from_properties(properties)?;
             Guarantee::from_properties(properties)?;
+            reserved_names_refused(&csas.select)?;
             let plan = QueryPlanner::plan_with(&engine.catalog, &csas.select, collect_limits(engine, properties)?).await?;
             check_result_kind(csas, &plan)?;
             check_copartitioned(engine, &plan)?;
@@ -156,8 +157,9 @@ pub async fn validate(
             writable_stream(&target, "insert into")?;
             OffsetReset::from_properties(properties)?;
             Guarantee::from_properties(properties)?;
+            reserved_names_refused(&insert.select)?;
             let plan = QueryPlanner::plan_with(&engine.catalog, &insert.select, collect_limits(engine, properties)?).await?;
-            reserved_names_refused(&insert.select, &plan.output_schema.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>())?;
+            reserved_columns_refused(&plan.output_schema.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>())?;
             check_copartitioned(engine, &plan)?;
             check_insert_schema(&target, &plan)
         }
@@ -643,8 +645,9 @@ fn check_result_kind(csas: &CreateAsSelect, plan: &ContinuousPlan) -> Result<()>
     check_source_key(csas, plan)
 }
 
-/// ksqlDB's rule that a query which keeps its source's key projects every key column (after
-/// the sink's properties are checked, as ksqlDB checks them first for a stream).
+/// ksqlDB's rules that a query which keeps its source's key projects every key column (after
+/// the sink's properties are checked, as ksqlDB checks them first for a stream), and at least
+/// one value column.
 fn check_source_key(csas: &CreateAsSelect, plan: &ContinuousPlan) -> Result<()> {
     if plan.partition_by.is_some() || plan.join.is_some() || plan.aggregation.is_some() {
         return Ok(());
@@ -660,10 +663,13 @@ fn check_source_key(csas: &CreateAsSelect, plan: &ContinuousPlan) -> Result<()> 
                     .is_some_and(|c| c.name() == key)
         })
     };
-    if keys.iter().all(projected) {
-        return Ok(());
+    if !keys.iter().all(projected) {
+        return Err(keys_missing(&csas.name, "key column", &keys));
     }
-    Err(keys_missing(&csas.name, "key column", &keys))
+    if !plan.key_outputs.is_empty() && plan.key_outputs.iter().all(|k| *k) {
+        return Err(SluiceError::Plan("The projection contains no value columns.".into()));
+    }
+    Ok(())
 }
 
 /// ksqlDB's rules for the projection of an aggregation: each grouping expression in it once (it
@@ -789,26 +795,51 @@ fn capitalized(word: &str) -> String {
     chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
 }
 
-/// ksqlDB's refusals of a query whose output would have a column of a reserved name: one the
-/// query names so (`x AS ROWTIME`), or one it selects unnamed (`SELECT ROWTIME`).
-fn reserved_names_refused(select: &Select, columns: &[String]) -> Result<()> {
-    use crate::catalog::source::{ROWOFFSET, ROWPARTITION, ROWTIME, is_reserved};
+/// ksqlDB's refusals of a persistent query projecting a column under a reserved name: one it
+/// names so (`x AS ROWTIME`), or a pseudo column it selects under its own name (`SELECT
+/// ROWTIME`, `l.WINDOWSTART AS WINDOWSTART`) — the window bounds only a windowed aggregation
+/// projects. A join names a source's column it selects unaliased after the source when another
+/// has it too (`S1_ROWTIME`): [`reserved_columns_refused`] checks those once named.
+fn reserved_names_refused(select: &Select) -> Result<()> {
+    use crate::catalog::source::is_reserved;
+    use sqlparser::ast::{Expr, SelectItem};
     let sqlparser::ast::SetExpr::Select(body) = select.query.body.as_ref() else { return Ok(()) };
-    let aliases: Vec<String> = body
-        .projection
-        .iter()
-        .filter_map(|item| match item {
-            sqlparser::ast::SelectItem::ExprWithAlias { alias, .. } => Some(crate::parser::normalize_ident(alias)),
+    let joined = body.from.iter().any(|from| !from.joins.is_empty());
+    for item in &body.projection {
+        let (expr, alias) = match item {
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(_)) if joined => continue,
+            SelectItem::UnnamedExpr(expr) => (expr, None),
+            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(crate::parser::normalize_ident(alias))),
+            _ => continue,
+        };
+        let read = match expr {
+            Expr::Identifier(ident) => Some(crate::parser::normalize_ident(ident)),
+            Expr::CompoundIdentifier(parts) => parts.last().map(crate::parser::normalize_ident),
             _ => None,
-        })
-        .collect();
-    if let Some(alias) = aliases.iter().find(|a| is_reserved(a)) {
-        return Err(SluiceError::Plan(format!("`{alias}` is a reserved column name. You cannot use it as an alias for a column.")));
+        };
+        let Some(name) = alias.clone().or_else(|| read.clone()).filter(|name| is_reserved(name)) else { continue };
+        if read.as_deref() != Some(name.as_str()) {
+            return Err(SluiceError::Plan(format!("`{name}` is a reserved column name. You cannot use it as an alias for a column.")));
+        }
+        if !(select.window.is_some() && crate::planner::WINDOW_BOUNDS.contains(&name.as_str())) {
+            return Err(reserved_in_select(&name));
+        }
     }
+    Ok(())
+}
+
+/// ksqlDB's refusal of an output column a query names after a pseudo column (`columns`, the
+/// output's names but for the key columns PARTITION BY adds).
+fn reserved_columns_refused(columns: &[String]) -> Result<()> {
+    use crate::catalog::source::{ROWOFFSET, ROWPARTITION, ROWTIME};
     match columns.iter().find(|c| [ROWTIME, ROWPARTITION, ROWOFFSET].contains(&c.as_str())) {
-        Some(column) => Err(SluiceError::Plan(format!("Reserved column name in select: `{column}`. Please remove or alias the column."))),
+        Some(column) => Err(reserved_in_select(column)),
         None => Ok(()),
     }
+}
+
+fn reserved_in_select(name: &str) -> SluiceError {
+    SluiceError::Plan(format!("Reserved column name in select: `{name}`. Please remove or alias the column."))
 }
 
 /// A DELIMITED key or value (`side`) of a sink whose source's is DELIMITED too keeps the
@@ -856,7 +887,7 @@ pub(super) fn sink_source(
         properties.0.push(("KEY_FORMAT".into(), crate::parser::PropertyValue::String(inherited.to_string())));
     }
     inherit_delimiter(&mut properties, "KEY", plan.source.key_format, plan.source.key_delimiter);
-    let columns = plan
+    let mut columns = plan
         .output_schema
         .fields()
         .iter()
@@ -868,9 +899,15 @@ pub(super) fn sink_source(
             Ok(if *is_key { ColumnDef::key(f.name(), data_type) } else { ColumnDef::value(f.name(), data_type) })
         })
         .collect::<Result<Vec<_>>>()?;
+    // An aggregation's key columns are in its GROUP BY's order, as ksqlDB orders them.
+    if let Some(aggregation) = &plan.aggregation {
+        let group = |c: &ColumnDef| aggregation.group_outputs.iter().position(|outputs| outputs.contains(&c.name));
+        columns.sort_by_key(|c| if c.key { group(c) } else { None }.unwrap_or(usize::MAX));
+    }
+    reserved_names_refused(&csas.select)?;
     // A key column PARTITION BY adds is named after what it reads, `ROWTIME` included.
     let named: Vec<String> = columns.iter().filter(|c| !(c.key && plan.partition_by.is_some())).map(|c| c.name.clone()).collect();
-    reserved_names_refused(&csas.select, &named)?;
+    reserved_columns_refused(&named)?;
     let names_key_format = csas.properties.get("KEY_FORMAT").is_some_and(|f| !f.as_text().eq_ignore_ascii_case("NONE"));
     if plan.partition_by.as_ref().is_some_and(|p| p.keys == 0) && names_key_format {
         return Err(SluiceError::Plan("Key format specified for stream without key columns.".into()));

@@ -254,13 +254,10 @@ impl fmt::Display for CreateSource {
                 _ => c.to_string(),
             })
             .collect();
-        write!(
-            f,
-            "{} ({}) {}",
-            display_ident(&self.name),
-            columns.join(", "),
-            self.properties
-        )
+        match columns.is_empty() {
+            true => write!(f, "{} {}", display_ident(&self.name), self.properties),
+            false => write!(f, "{} ({}) {}", display_ident(&self.name), columns.join(", "), self.properties),
+        }
     }
 }
 
@@ -354,6 +351,10 @@ pub(super) fn parse_create(cursor: &mut Cursor) -> Result<Statement> {
     } else {
         Properties::default()
     };
+    // A declaration without columns parses, as in ksqlDB, to be refused for having none.
+    if !properties.0.is_empty() && cursor.peek().is_none_or(|t| t.token == Token::SemiColon) {
+        return Ok(Statement::CreateSource(CreateSource { or_replace, read_only, kind, if_not_exists, name, columns: Vec::new(), properties }));
+    }
     if !cursor.eat_word("AS") {
         return Err(cursor.error("a column list in parentheses, or AS SELECT"));
     }

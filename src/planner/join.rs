@@ -5,8 +5,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AccessExpr, BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, Join,
-    JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, SelectItem, TableFactor, visit_expressions_mut,
+    AccessExpr, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, Ident, Join, JoinConstraint, JoinOperator, ObjectName,
+    ObjectNamePart, SelectItem, TableFactor, visit_expressions_mut,
 };
 
 use crate::{
@@ -321,20 +321,27 @@ impl Joins {
             return None;
         }
         let argument = |expr: &Expr| FunctionArg::Unnamed(FunctionArgExpr::Expr(expr.clone()));
-        Some(Expr::Function(Function {
-            name: ObjectName::from(vec![Ident::new("COALESCE")]),
-            uses_odbc_syntax: false,
-            parameters: FunctionArguments::None,
-            args: FunctionArguments::List(FunctionArgumentList {
-                duplicate_treatment: None,
-                args: vec![argument(&last.left_expr), argument(&last.right_expr)],
-                clauses: Vec::new(),
-            }),
-            filter: None,
-            null_treatment: None,
-            over: None,
-            within_group: Vec::new(),
-        }))
+        Some(super::rewrite::function_call("COALESCE", vec![argument(&last.left_expr), argument(&last.right_expr)]))
+    }
+
+    /// The name ksqlDB gives the synthetic key: `ROWKEY`, or `ROWKEY_n` for the least `n` no
+    /// source's column takes (a column `ROWKEY` taking 0; a join stage's key columns are the
+    /// join's own, not a source's).
+    pub fn synthetic_key_name(&self) -> String {
+        let taken: std::collections::HashSet<u64> = self
+            .sides
+            .iter()
+            .flat_map(|side| side.source.columns.iter().filter(|c| !(c.key && super::stages::is_stage(&side.source.name))))
+            .filter_map(|column| match column.name.strip_prefix(SYNTHETIC_KEY) {
+                Some("") => Some(0),
+                Some(rest) => rest.strip_prefix('_').filter(|n| n.bytes().all(|b| b.is_ascii_digit())).and_then(|n| n.parse().ok()),
+                None => None,
+            })
+            .collect();
+        match (0..).find(|n| !taken.contains(n)) {
+            Some(0) | None => SYNTHETIC_KEY.to_string(),
+            Some(n) => format!("{SYNTHETIC_KEY}_{n}"),
+        }
     }
 
     /// The join expressions that are columns and equal the result's key, in join order, as
@@ -487,7 +494,7 @@ fn check_join(before: &[JoinSide], right: &JoinSide, condition: ReadCondition, w
     let left = &before[left_side];
     let got = format!("Got {} {kind_text} {}.", left.source.name, right.source.name);
     let clause = JoinClause { left: left.clone(), right: right.clone(), kind, left_expr, right_expr, further, within };
-    check_windows(&clause)?;
+    check_windows(before, &clause)?;
     check_composite(&clause)?;
     // What the sources before make is a table only when every one of them is.
     let left_is_table = before.iter().all(|s| s.source.is_table());
@@ -542,9 +549,10 @@ fn check_table_table(clause: JoinClause, before: usize, flipped: bool) -> Result
     Ok(clause)
 }
 
-/// ksqlDB's rules for sources whose keys are windowed: both or neither, of compatible kinds;
-/// and joined only on their keys with windows alike, which Sluice does not run yet.
-fn check_windows(clause: &JoinClause) -> Result<()> {
+/// ksqlDB's rules for sources whose keys are windowed: both or neither, of compatible kinds,
+/// joined on their keys with windows alike (a row matches the other side's rows of the same key
+/// and window). Sluice joins two such sources, not more yet.
+fn check_windows(before: &[JoinSide], clause: &JoinClause) -> Result<()> {
     let (left, right) = (&clause.left, &clause.right);
     match (left.source.window, right.source.window) {
         (None, None) => Ok(()),
@@ -570,7 +578,10 @@ fn check_windows(clause: &JoinClause) -> Result<()> {
                     "Implicit repartitioning of windowed sources is not supported. See https://github.com/confluentinc/ksql/issues/4385.".into(),
                 ));
             }
-            Err(SluiceError::NotImplemented("joining sources whose keys are windowed".into()))
+            if before.len() > 1 {
+                return Err(SluiceError::NotImplemented("joining more than two sources whose keys are windowed".into()));
+            }
+            Ok(())
         }
     }
 }
@@ -758,8 +769,11 @@ fn resolve_column(expr: &Expr, sides: &[&JoinSide]) -> Result<Option<(usize, Exp
     Ok(Some((side, Expr::CompoundIdentifier(vec![quoted(&sides[side].qualifier), quoted(&column)]))))
 }
 
+/// What ksqlDB names a join's synthetic key, when no source has a column of that name.
+pub const SYNTHETIC_KEY: &str = "ROWKEY";
+
 /// ksqlDB's refusal of a join's result whose projection lacks the key: one of `expressions`, the
-/// join expressions the key equals, or the synthetic `ROWKEY`.
+/// join expressions the key equals, or the synthetic key (its name alone).
 pub fn key_missing(sink: &str, expressions: &[String], synthetic_key: bool) -> SluiceError {
     let (plural, listed) = match expressions {
         [one] => ("", one.clone()),
@@ -769,10 +783,10 @@ pub fn key_missing(sink: &str, expressions: &[String], synthetic_key: bool) -> S
     let (see, synthetic) = if synthetic_key {
         (
             "See https://cnfl.io/2LV7ouS.",
-            "\nROWKEY was added as a synthetic key column because the join criteria did not match any source column. This expression must be included in the projection and may be aliased. ",
+            format!("\n{listed} was added as a synthetic key column because the join criteria did not match any source column. This expression must be included in the projection and may be aliased. "),
         )
     } else {
-        ("", "")
+        ("", String::new())
     };
     SluiceError::Plan(format!(
         "Key missing from projection (ie, SELECT). {see}\nThe query used to build `{sink}` must include the join expression{plural} {listed} in its projection (eg, SELECT {}...).{synthetic}",
@@ -796,6 +810,27 @@ pub fn display(expr: &Expr) -> String {
         ControlFlow::<()>::Continue(())
     });
     plain.to_string()
+}
+
+/// `expr` as ksqlDB prints an expression: names upper-cased, columns unqualified, each binary
+/// operation in parentheses (`(F1 * SUM(F2))`).
+pub fn ksql_text(expr: &Expr) -> String {
+    let mut plain = expr.clone();
+    let _ = visit_expressions_mut(&mut plain, |e| {
+        match e {
+            Expr::CompoundIdentifier(parts) => {
+                if let Some(last) = parts.last().cloned() {
+                    *e = Expr::Identifier(last);
+                }
+            }
+            Expr::Function(function) => {
+                function.name = ObjectName::from(vec![Ident::new(function.name.to_string().to_uppercase())]);
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    parenthesized(&plain)
 }
 
 /// `expr` as ksqlDB prints a condition: each binary operation in parentheses.

@@ -6,6 +6,7 @@
 
 pub mod cast;
 mod comparison;
+mod df_errors;
 mod explain;
 mod explode;
 mod in_list;
@@ -200,6 +201,18 @@ pub struct PairJoin {
     /// A foreign-key join of two tables: `left_keys` is an expression over the left's columns,
     /// equal to the right's key; the result's rows and key are the left table's.
     pub foreign: bool,
+    /// Two sources whose keys are windowed: the window is part of the join key (the last two of
+    /// `left_keys` and `right_keys` are its bounds), and of the result's key.
+    pub window: Option<JoinWindow>,
+}
+
+/// The window of a join of two windowed sources' rows: the side's the row has.
+#[derive(Debug)]
+pub struct JoinWindow {
+    pub start: Arc<dyn PhysicalExpr>,
+    pub end: Arc<dyn PhysicalExpr>,
+    /// Session windows: the key holds both bounds.
+    pub session: bool,
 }
 
 /// One table joined with the row made so far.
@@ -643,7 +656,7 @@ fn plan_joins(
         let plan = JoinPlan {
             pair,
             steps,
-            key_expressions: vec![rewrite::ROWKEY.to_string()],
+            key_expressions: vec![joins.synthetic_key_name()],
             key_aliases: if synthetic.len() > 1 { synthetic.to_vec() } else { Vec::new() },
             synthetic_key: true,
             foreign_key_of: None,
@@ -726,6 +739,20 @@ fn plan_pair_join(
             None => physical(ctx, &format!("COALESCE({}, {})", structs::as_text(left), structs::as_text(right)), joined)?,
         });
     }
+    // Windowed keys match only with their windows alike, as ksqlDB compares the keys' bytes.
+    let window = match clause.left.source.window {
+        Some(source_window) => {
+            let bound = |side: &join::JoinSide, name: &str| format!("\"{}\".\"{name}\"", side.qualifier);
+            for name in WINDOW_BOUNDS {
+                left_keys.push(physical(ctx, &bound(&clause.left, name), joined)?);
+                right_keys.push(physical(ctx, &bound(&clause.right, name), joined)?);
+            }
+            let either =
+                |name: &str| physical(ctx, &format!("COALESCE({}, {})", bound(&clause.left, name), bound(&clause.right, name)), joined);
+            Some(JoinWindow { start: either(WINDOW_BOUNDS[0])?, end: either(WINDOW_BOUNDS[1])?, session: source_window.session })
+        }
+        None => None,
+    };
     Ok(PairJoin {
         right: clause.right.source.clone(),
         kind: clause.kind,
@@ -737,14 +764,24 @@ fn plan_pair_join(
         left_width: width,
         keyed: clause.joins_both_keys(),
         foreign,
+        window,
     })
 }
 
-/// ksqlDB's check that both sides of an equality of a join's condition are of one type.
+/// ksqlDB's checks of an equality of a join's condition: both sides of one type, not holding a
+/// map (a join expression is a key, the join repartitioning by it under the name ksqlDB gives a
+/// column its source's name before it, `L_L0`).
 fn check_join_types(
     (left, left_type): (&sqlparser::ast::Expr, &crate::catalog::types::SqlType),
     (right, right_type): (&sqlparser::ast::Expr, &crate::catalog::types::SqlType),
 ) -> Result<()> {
+    if left_type == right_type && left_type.has_map() {
+        let name = match left {
+            sqlparser::ast::Expr::CompoundIdentifier(parts) => parts.iter().map(crate::parser::normalize_ident).collect::<Vec<_>>().join("_"),
+            other => join::display(other),
+        };
+        return Err(crate::catalog::source::map_key_refused(&name, left_type));
+    }
     if left_type == right_type {
         return Ok(());
     }
@@ -963,6 +1000,11 @@ fn names_column<T: sqlparser::ast::Visit>(node: &T, name: &str) -> bool {
 /// aggregate function, or a column neither grouped nor aggregated.
 fn grouping_error(ctx: &SessionContext, query: &sqlparser::ast::Query, error: &datafusion::error::DataFusionError) -> Option<SluiceError> {
     let message = error.strip_backtrace();
+    if let Some(at) = message.find("Column in HAVING must be in GROUP BY or an aggregate function") {
+        let column = message[at..].split('"').nth(1)?;
+        let column = column.rsplit('.').next().unwrap_or(column);
+        return Some(SluiceError::Plan(format!("Non-aggregate HAVING expression not part of GROUP BY: {column}")));
+    }
     let at = message.find("Column in SELECT must be in GROUP BY or an aggregate function")?;
     let grouped = matches!(query.body.as_ref(), sqlparser::ast::SetExpr::Select(select)
         if !matches!(&select.group_by, sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty()));
@@ -976,10 +1018,56 @@ fn grouping_error(ctx: &SessionContext, query: &sqlparser::ast::Query, error: &d
     if grouped && !aggregates {
         return Some(SluiceError::Plan("GROUP BY requires aggregate functions in either the SELECT or HAVING clause.".into()));
     }
-    // "… column \"S.ID\" must appear in the GROUP BY clause …": the column, unqualified.
-    let column = message[at..].split('"').nth(1)?;
-    let column = column.rsplit('.').next().unwrap_or(column);
-    Some(SluiceError::Plan(format!("Non-aggregate SELECT expression(s) not part of GROUP BY: {column}")))
+    // The projection's expressions that read a column outside every grouping expression and
+    // aggregate; else DataFusion's "… column \"S.ID\" must appear in the GROUP BY clause …".
+    let ungrouped = ungrouped_projections(ctx, query);
+    let listed = match ungrouped.is_empty() {
+        true => {
+            let column = message[at..].split('"').nth(1)?;
+            column.rsplit('.').next().unwrap_or(column).to_string()
+        }
+        false => ungrouped.join(", "),
+    };
+    Some(SluiceError::Plan(format!(
+        "Non-aggregate SELECT expression(s) not part of GROUP BY: {listed}\nEither add the column(s) to the GROUP BY or remove them from the SELECT."
+    )))
+}
+
+/// The projected expressions of a grouped query that read a column other than through a
+/// grouping expression or an aggregate function, as ksqlDB prints them (`(F1 - F2)`).
+fn ungrouped_projections(ctx: &SessionContext, query: &sqlparser::ast::Query) -> Vec<String> {
+    use sqlparser::ast::{Expr as Sql, GroupByExpr, SelectItem, SetExpr};
+    let SetExpr::Select(select) = query.body.as_ref() else { return Vec::new() };
+    let GroupByExpr::Expressions(groups, _) = &select.group_by else { return Vec::new() };
+    let groups: Vec<String> = groups.iter().map(join::ksql_text).collect();
+    let reads_ungrouped = |expr: &Sql| {
+        // Bottom up, each grouping expression and aggregate call becomes a NULL: a column left
+        // is read outside all of them.
+        let mut rest = expr.clone();
+        let _ = sqlparser::ast::visit_expressions_mut(&mut rest, |e| {
+            let aggregate = matches!(e, Sql::Function(f)
+                if datafusion::execution::FunctionRegistry::udaf(ctx, &f.name.to_string().to_ascii_lowercase()).is_ok());
+            if aggregate || groups.contains(&join::ksql_text(e)) {
+                *e = Sql::value(sqlparser::ast::Value::Null);
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        sqlparser::ast::visit_expressions(&rest, |e| match e {
+            Sql::Identifier(_) | Sql::CompoundIdentifier(_) => std::ops::ControlFlow::Break(()),
+            _ => std::ops::ControlFlow::Continue(()),
+        })
+        .is_break()
+    };
+    select
+        .projection
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => Some(expr),
+            _ => None,
+        })
+        .filter(|expr| reads_ungrouped(expr))
+        .map(join::ksql_text)
+        .collect()
 }
 
 /// ksqlDB's refusal of the query's `WHERE` when it is not BOOLEAN.
@@ -996,5 +1084,5 @@ fn plan_error(e: datafusion::error::DataFusionError) -> SluiceError {
     let message = message
         .trim_start_matches("Error during planning: ")
         .trim_start_matches("Schema error: ");
-    SluiceError::Plan(message.to_string())
+    SluiceError::Plan(df_errors::ksql_text(message).unwrap_or_else(|| message.to_string()))
 }

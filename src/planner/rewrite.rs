@@ -46,12 +46,10 @@ pub struct Rewritten {
     pub explode: Vec<(super::explode::TableFunction, Expr)>,
     /// The tables the stream is joined with, and how.
     pub joins: Option<Joins>,
-    /// The output columns that project a join's synthetic key (`ROWKEY`).
+    /// The output columns that project a join's synthetic key (`ROWKEY`, or `ROWKEY_n` when a
+    /// source has a column `ROWKEY`).
     pub synthetic_key_names: Vec<String>,
 }
-
-/// The name ksqlDB gives a join's synthetic key.
-pub const ROWKEY: &str = "ROWKEY";
 
 pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
     super::literals::check(&select.query)?;
@@ -99,8 +97,9 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
     let is_star = body.projection.len() == 1 && matches!(body.projection[0], SelectItem::Wildcard(_));
     let has_star = body.projection.iter().any(|item| matches!(item, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)));
     let synthetic_key = joins.as_ref().and_then(Joins::synthetic_key);
+    let synthetic_name = joins.as_ref().map(Joins::synthetic_key_name).unwrap_or_default();
     let mut synthetic_key_names = Vec::new();
-    let is_rowkey = |expr: &Expr| matches!(expr, Expr::Identifier(ident) if normalize_ident(ident) == ROWKEY);
+    let is_rowkey = |expr: &Expr| matches!(expr, Expr::Identifier(ident) if normalize_ident(ident) == synthetic_name);
     let mut projection = Vec::new();
     let mut unnamed = 0;
     let sides = match &joins {
@@ -112,14 +111,14 @@ pub fn rewrite(catalog: &Catalog, select: &Select) -> Result<Rewritten> {
         match item {
             SelectItem::Wildcard(_) if joins.is_some() => {
                 if let Some(key) = &synthetic_key {
-                    projection.push(SelectItem::ExprWithAlias { expr: key.clone(), alias: quoted(ROWKEY) });
-                    synthetic_key_names.push(ROWKEY.to_string());
+                    projection.push(SelectItem::ExprWithAlias { expr: key.clone(), alias: quoted(&synthetic_name) });
+                    synthetic_key_names.push(synthetic_name.clone());
                 }
                 projection.extend(joins.as_ref().expect("joins").expand_star(None)?);
             }
             SelectItem::UnnamedExpr(expr) if synthetic_key.is_some() && is_rowkey(&expr) => {
-                projection.push(SelectItem::ExprWithAlias { expr: synthetic_key.clone().expect("a key"), alias: quoted(ROWKEY) });
-                synthetic_key_names.push(ROWKEY.to_string());
+                projection.push(SelectItem::ExprWithAlias { expr: synthetic_key.clone().expect("a key"), alias: quoted(&synthetic_name) });
+                synthetic_key_names.push(synthetic_name.clone());
             }
             SelectItem::ExprWithAlias { expr, alias } if synthetic_key.is_some() && is_rowkey(&expr) => {
                 let alias = normalize_ident(&alias);
@@ -269,6 +268,8 @@ fn as_ksqldb_reads(expr: &mut Expr) -> ControlFlow<SluiceError> {
         return ControlFlow::Break(error);
     }
     time_unit_argument(expr);
+    substring_call(expr);
+    star_argument(expr);
     super::in_list::decimal_literals(expr);
     if let Err(error) = super::pseudo_time::compared_with_text(expr) {
         return ControlFlow::Break(error);
@@ -283,6 +284,46 @@ fn as_ksqldb_reads(expr: &mut Expr) -> ControlFlow<SluiceError> {
         narrow_integer(right);
     }
     ControlFlow::Continue(())
+}
+
+/// `f(*)` as ksqlDB reads it, a call without arguments, but for `COUNT(*)`.
+fn star_argument(expr: &mut Expr) {
+    let Expr::Function(function) = expr else { return };
+    if function.name.to_string().eq_ignore_ascii_case("COUNT") {
+        return;
+    }
+    if let FunctionArguments::List(list) = &mut function.args
+        && let [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] = list.args.as_slice()
+    {
+        list.args.clear();
+    }
+}
+
+/// ksqlDB's `SUBSTRING(text, position[, length])` as a call of Sluice's function of that name:
+/// DataFusion plans SQL's SUBSTRING syntax as its own, which counts positions otherwise and
+/// takes no BYTES.
+fn substring_call(expr: &mut Expr) {
+    let Expr::Substring { expr: value, substring_from, substring_for, .. } = expr else { return };
+    let arguments = std::iter::once(value.as_ref())
+        .chain(substring_from.as_deref())
+        .chain(substring_for.as_deref())
+        .map(|argument| FunctionArg::Unnamed(FunctionArgExpr::Expr(argument.clone())))
+        .collect();
+    *expr = function_call("substring", arguments);
+}
+
+/// A call of the function `name` with `arguments`.
+pub(super) fn function_call(name: &str, arguments: Vec<FunctionArg>) -> Expr {
+    Expr::Function(sqlparser::ast::Function {
+        name: sqlparser::ast::ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(sqlparser::ast::FunctionArgumentList { duplicate_treatment: None, args: arguments, clauses: Vec::new() }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
 }
 
 /// The columns of a window's bounds, grouped by after the query's own grouping expressions.

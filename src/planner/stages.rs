@@ -14,7 +14,7 @@ use sqlparser::ast::{
 
 use super::{
     join::{self, JoinSide, Joins},
-    rewrite::{self, ROWKEY},
+    rewrite,
 };
 use crate::{
     catalog::Catalog,
@@ -59,7 +59,7 @@ pub fn split(catalog: &Catalog, sink: &str, select: &Select) -> Result<Option<St
         match item {
             SelectItem::Wildcard(_) => {
                 if joins.synthetic_key().is_some() {
-                    projection.push(SelectItem::UnnamedExpr(Expr::Identifier(Ident::new(ROWKEY))));
+                    projection.push(SelectItem::UnnamedExpr(Expr::Identifier(Ident::new(joins.synthetic_key_name()))));
                 }
                 projection.extend(joins.expand_star(None)?);
             }
@@ -232,6 +232,11 @@ fn reference<'a>(expr: &'a Expr, sides: &[JoinSide]) -> Option<(usize, String, &
     }
 }
 
+/// Whether the stream `name` is a join stage (`<sink>_STAGE<n>`).
+pub fn is_stage(name: &str) -> bool {
+    name.rsplit_once(STAGE).is_some_and(|(sink, n)| !sink.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// A join stage's key: its columns that hold it (those its query projects from the join
 /// expressions equal to the key) and the expressions over its columns that compute it (its last
 /// join's), as a join of all the sources has them. Empty for any other source.
@@ -253,10 +258,7 @@ impl StageKey {
 
 /// The key of stage `name`, read from the query writing it.
 pub fn stage_key(catalog: &Catalog, name: &str) -> Result<StageKey> {
-    let is_stage = name
-        .rsplit_once(STAGE)
-        .is_some_and(|(sink, n)| !sink.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-    if !is_stage {
+    if !is_stage(name) {
         return Ok(StageKey::default());
     }
     let (_, writers) = catalog.queries_of(name);

@@ -29,7 +29,7 @@ use crate::{
     format::{RawRecord, WindowKey, encode::normalize_array},
     functions,
     java_time::Zone,
-    planner::{ContinuousPlan, OutputTimestamp},
+    planner::{ContinuousPlan, JoinWindow, OutputTimestamp},
 };
 
 /// The rows a query produces from one batch.
@@ -241,6 +241,10 @@ pub fn evaluate(
             None => (Vec::new(), Vec::new()),
         },
     };
+    let windows = match plan.join.as_deref().and_then(|join| join.pair.as_ref()).and_then(|pair| pair.window.as_ref()) {
+        Some(window) => join_windows(window, &filtered)?,
+        None => Vec::new(),
+    };
     let tombstones = match tombstone {
         Some(tombstone) if tombstone.true_count() > 0 => rows.iter().map(|r| tombstone.value(*r)).collect(),
         _ => Vec::new(),
@@ -264,10 +268,28 @@ pub fn evaluate(
         errors,
         tombstones,
         timestamps,
-        windows: Vec::new(),
+        windows,
         contributors: Vec::new(),
         forwarded,
     })
+}
+
+/// Each joined row's window, of a join of two windowed sources: its sides' (they are alike).
+fn join_windows(window: &JoinWindow, batch: &RecordBatch) -> Result<Vec<WindowKey>> {
+    let bound = |expr: &Arc<dyn PhysicalExpr>| -> Result<arrow::array::Int64Array> {
+        let array = expr.evaluate(batch)?.into_array(batch.num_rows())?;
+        array
+            .as_primitive_opt::<arrow::datatypes::Int64Type>()
+            .cloned()
+            .ok_or_else(|| crate::error::SluiceError::Internal("a window bound is not a BIGINT".into()))
+    };
+    let (starts, ends) = (bound(&window.start)?, bound(&window.end)?);
+    Ok(starts
+        .values()
+        .iter()
+        .zip(ends.values())
+        .map(|(start, end)| WindowKey { start: *start, end: *end, session: window.session })
+        .collect())
 }
 
 /// Updates `aggregator` with the rows `selected` and `eligible` keep — over a table, with each

@@ -27,6 +27,7 @@ fn production(statement: &Statement) -> &'static str {
         Statement::DescribeConnector(_) => "describe_connector",
         Statement::CreateType(_) => "create_type",
         Statement::DropType(_) => "drop_type",
+        Statement::AlterSource(_) => "alter_source",
     }
 }
 
@@ -50,10 +51,10 @@ fn every_grammar_example_parses_to_its_production_and_round_trips() {
         files += 1;
     }
     let ebnf = std::fs::read_to_string(dir.parent().unwrap().join("ksql.ebnf")).unwrap();
-    for statement in ["create_source", "create_as_select", "insert_select", "insert_values", "select", "show", "describe", "drop_source", "query_control", "explain", "print", "set", "unset", "define", "undefine", "create_connector", "drop_connector", "describe_connector", "create_type", "drop_type"] {
+    for statement in ["create_source", "create_as_select", "insert_select", "insert_values", "select", "show", "describe", "drop_source", "query_control", "explain", "print", "set", "unset", "define", "undefine", "create_connector", "drop_connector", "describe_connector", "create_type", "drop_type", "alter_source"] {
         assert!(ebnf.contains(&format!("\n{statement} ")), "ksql.ebnf lacks {statement}");
     }
-    assert_eq!(files, 20, "one example file per production");
+    assert_eq!(files, 21, "one example file per production");
 }
 
 #[test]

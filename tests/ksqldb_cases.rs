@@ -239,8 +239,9 @@ async fn ksql(server: &SluiceServer, statement: &str, properties: &BTreeMap<Stri
 async fn query(server: &SluiceServer, statement: &str, properties: &BTreeMap<String, Value>) -> Result<Vec<Value>, Value> {
     // The case's other properties apply; its records are produced before its queries run, so
     // a query reads them from the start, whatever offset reset the case names for a query
-    // started before them (a scalable push query's `latest`).
-    let mut streams_properties = json!({"auto.offset.reset": "earliest"});
+    // started before them (a scalable push query's `latest`). Read in one batch, they would
+    // update an aggregation once: every update is asked for, as ksqlDB's harness shows them.
+    let mut streams_properties = json!({"auto.offset.reset": "earliest", "cache.max.bytes.buffering": 0});
     for (k, v) in properties.iter().filter(|(k, _)| !k.ends_with("auto.offset.reset")) {
         streams_properties[k] = v.clone();
     }

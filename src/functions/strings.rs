@@ -1,6 +1,6 @@
 //! ksqlDB's string functions that DataFusion lacks or gives other meanings: ELT, FIELD, INSTR
 //! (with a position and an occurrence), SUBSTRING (positions from 1 or from the end), INITCAP
-//! (words split at whitespace only), REGEXP_EXTRACT, REGEXP_EXTRACT_ALL, SPLIT,
+//! (words split at whitespace only), REGEXP_EXTRACT, REGEXP_EXTRACT_ALL, SPLIT (of STRING or BYTES),
 //! REGEXP_SPLIT_TO_ARRAY, SPLIT_TO_MAP, and the math functions SIGN and GEO_DISTANCE.
 
 use std::{cell::RefCell, sync::Arc};
@@ -103,12 +103,18 @@ pub fn functions() -> Vec<ScalarUDF> {
             },
         )
         .udf(),
-        RowFunction::new("split", one_of(vec![strings(2)], Volatility::Immutable), |_| Ok(string_list()), split, Doc {
-            section: SECTION,
-            description: "A STRING split at each occurrence of a delimiter, as an ARRAY (empty parts kept); an empty delimiter splits every character.",
-            syntax: "split(text, delimiter)",
-            arguments: &[("text", "The STRING to split."), ("delimiter", "The STRING to split at.")],
-        })
+        RowFunction::new(
+            "split",
+            one_of(vec![strings(2), vec![DataType::Binary; 2]], Volatility::Immutable),
+            |types| Ok(if types.first() == Some(&DataType::Binary) { bytes_list() } else { string_list() }),
+            split,
+            Doc {
+                section: SECTION,
+                description: "A STRING (or BYTES) split at each occurrence of a delimiter, as an ARRAY (empty parts kept); an empty delimiter splits every character (or byte).",
+                syntax: "split(text, delimiter)",
+                arguments: &[("text", "The STRING or BYTES to split."), ("delimiter", "The STRING or BYTES to split at.")],
+            },
+        )
         .udf(),
         RowFunction::new("regexp_split_to_array", one_of(vec![strings(2)], Volatility::Immutable), |_| Ok(string_list()), regexp_split, Doc {
             section: SECTION,
@@ -153,6 +159,10 @@ const GROUP: (&str, &str) = ("group", "Which group to return: 0, the default, is
 
 fn string_list() -> DataType {
     DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+}
+
+fn bytes_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Binary, true)))
 }
 
 fn string_map() -> DataType {
@@ -283,13 +293,49 @@ fn regexp_extract_all(args: &[ScalarValue]) -> Result<ScalarValue, String> {
 }
 
 fn split(args: &[ScalarValue]) -> Result<ScalarValue, String> {
+    if let (Some(bytes), Some(delimiter)) = (binary(&args[0]), binary(&args[1])) {
+        let parts: Vec<ScalarValue> = split_bytes(bytes, delimiter).into_iter().map(|p| ScalarValue::Binary(Some(p.to_vec()))).collect();
+        return Ok(ScalarValue::List(ScalarValue::new_list_nullable(&parts, &DataType::Binary)));
+    }
     let (text, delimiter) = (arg(args, 0)?, arg(args, 1)?);
-    let parts = if delimiter.is_empty() {
+    // As Java's `"".split("")`, an empty text is one empty part.
+    let parts = if text.is_empty() {
+        vec![String::new()]
+    } else if delimiter.is_empty() {
         text.chars().map(String::from).collect()
     } else {
         text.split(delimiter).map(str::to_string).collect()
     };
     Ok(list(parts))
+}
+
+/// `bytes` split at each occurrence of `delimiter`, empty parts kept; every byte apart when
+/// `delimiter` is empty.
+fn split_bytes<'b>(bytes: &'b [u8], delimiter: &[u8]) -> Vec<&'b [u8]> {
+    if delimiter.is_empty() {
+        // As Java's `"".split("")`, an empty value is one empty part.
+        return if bytes.is_empty() { vec![bytes] } else { bytes.chunks(1).collect() };
+    }
+    let mut parts = Vec::new();
+    let (mut start, mut at) = (0, 0);
+    while at + delimiter.len() <= bytes.len() {
+        if &bytes[at..at + delimiter.len()] == delimiter {
+            parts.push(&bytes[start..at]);
+            at += delimiter.len();
+            start = at;
+        } else {
+            at += 1;
+        }
+    }
+    parts.push(&bytes[start..]);
+    parts
+}
+
+fn binary(value: &ScalarValue) -> Option<&[u8]> {
+    match value {
+        ScalarValue::Binary(Some(bytes)) | ScalarValue::LargeBinary(Some(bytes)) | ScalarValue::BinaryView(Some(bytes)) => Some(bytes),
+        _ => None,
+    }
 }
 
 /// Splits as Java's `String.split(pattern, -1)`, ksqlDB's: trailing empty parts kept.
@@ -402,9 +448,22 @@ mod tests {
     fn split_keeps_empty_parts_and_an_empty_delimiter_splits_characters() {
         assert_eq!(split(&[s(".abc."), s(".")]).unwrap(), list(vec!["".into(), "abc".into(), "".into()]));
         assert_eq!(split(&[s("ab"), s("")]).unwrap(), list(vec!["a".into(), "b".into()]));
+        assert_eq!(split(&[s(""), s("")]).unwrap(), list(vec!["".into()]));
         let map = split_to_map(&[s("apple:green/banana:yellow"), s("&&"), s(":")]).unwrap();
         let ScalarValue::Map(map) = map else { panic!("a map") };
         assert_eq!(map.value(0).column(1).as_ref(), &arrow::array::StringArray::from(vec!["green/banana"]) as &dyn arrow::array::Array);
+    }
+
+    #[test]
+    fn bytes_split_at_a_delimiter_of_several_bytes_or_byte_by_byte() {
+        assert_eq!(split_bytes(b"a$$b.c$$", b"$$"), [&b"a"[..], b"b.c", b""]);
+        assert_eq!(split_bytes(b"ab", b""), [&b"a"[..], b"b"]);
+        assert_eq!(split_bytes(b"", b","), [&b""[..]]);
+        assert_eq!(split_bytes(b"", b""), [&b""[..]]);
+        let bytes = |b: &[u8]| ScalarValue::Binary(Some(b.to_vec()));
+        let parts = split(&[bytes(b".a"), bytes(b".")]).unwrap();
+        let expected = ScalarValue::List(ScalarValue::new_list_nullable(&[bytes(b""), bytes(b"a")], &DataType::Binary));
+        assert_eq!(parts, expected);
     }
 
     #[test]

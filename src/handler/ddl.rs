@@ -14,7 +14,7 @@ use crate::{
     error::{Result, SluiceError},
     functions::collect::CollectLimits,
     parser::{
-        ColumnDef, CreateAsSelect, CreateSource, DropSource, KsqlParser, ParsedStatement, Select, SourceKind,
+        AlterSource, ColumnDef, CreateAsSelect, CreateSource, DropSource, KsqlParser, ParsedStatement, Select, SourceKind,
         QueryAction, QueryControl, QueryTarget, Statement,
     },
     planner::{ContinuousPlan, QueryPlanner},
@@ -94,6 +94,7 @@ pub fn check_logged(engine: &Engine, parsed: &ParsedStatement) -> Result<()> {
             }
             Ok(())
         }
+        Statement::AlterSource(alter) => altered(engine, alter, &parsed.text).map(|_| ()),
         Statement::CreateConnector(create) if engine.catalog.connector(&create.name).is_some() && !create.if_not_exists => {
             Err(SluiceError::Plan(format!("Connector {} already exists", create.name)))
         }
@@ -193,6 +194,11 @@ pub async fn validate(
             None if drop.if_exists => Ok(()),
             None => Err(SluiceError::NotFound(format!("Connector {} does not exist.", drop.name))),
         },
+        Statement::AlterSource(alter) => {
+            let source = altered(engine, alter, &parsed.text)?;
+            crate::format::RecordDecoder::new(&source)?;
+            Ok(())
+        }
         Statement::CreateType(create) => match engine.catalog.types().get(&create.name) {
             Some(existing) if !create.if_not_exists => Err(SluiceError::Plan(format!(
                 "Cannot register custom type '{}' since it is already registered with type: {existing}",
@@ -378,6 +384,13 @@ pub async fn apply(
                 engine.connectors.stop(&existing.name).await;
             }
             Ok(connector::dropped(text, &drop.name))
+        }
+        Statement::AlterSource(alter) => {
+            let source = altered(engine, alter, text)?;
+            let message = format!("{} {} altered.", capitalized(source.kind.word()), source.name);
+            let command_id = format!("{}/`{}`/alter", source.kind.word(), source.name);
+            engine.catalog.put_stream(source);
+            Ok(entity::command_done(text, command_id, &message, seq))
         }
         Statement::CreateType(create) => {
             let message = if engine.catalog.put_type(&create.name, create.data_type.clone()) {
@@ -583,6 +596,48 @@ fn template_columns(template: &TopicTemplate, plan: &ContinuousPlan) -> Result<V
 
 /// Whether a CREATE of `kind` named `name` may go ahead given the source of that name, if any:
 /// ksqlDB's refusals of a name taken, of a kind changed, and of replacing a read-only source.
+/// The source `alter` names with its new value columns after its others, or ksqlDB's refusal:
+/// a source it does not name, of the other kind, a `CREATE SOURCE` or `CREATE … AS SELECT`
+/// one, or a column whose name is taken or reserved. Its statement becomes `text`, as ksqlDB's
+/// does.
+fn altered(engine: &Engine, alter: &AlterSource, text: &str) -> Result<SourceDef> {
+    let word = alter.kind.word();
+    let existing = engine.catalog.stream(&alter.name).ok();
+    if existing.as_ref().is_some_and(|e| e.read_only) {
+        return Err(SluiceError::Plan(format!(
+            "Cannot alter {word} '{}': ALTER operations are not supported on source {word}s.",
+            alter.name
+        )));
+    }
+    let Some(mut source) = existing else {
+        return Err(SluiceError::Plan(format!("Source {} does not exist.", alter.name)));
+    };
+    if source.kind != alter.kind {
+        return Err(SluiceError::Plan(format!(
+            "Incompatible data source type is {}, but statement was ALTER {}",
+            source.kind, alter.kind
+        )));
+    }
+    if source.created_by_query {
+        return Err(SluiceError::Plan("ALTER command is not supported for CREATE ... AS statements.".into()));
+    }
+    for (name, data_type) in &alter.columns {
+        if crate::catalog::source::is_reserved(name) {
+            return Err(SluiceError::Plan(format!(
+                "'{name}' is a reserved column name. You cannot use it as a name for a column."
+            )));
+        }
+        if source.columns.iter().any(|c| &c.name == name) {
+            return Err(SluiceError::Plan(format!(
+                "Cannot add column `{name}` to schema. A column with the same name already exists."
+            )));
+        }
+        source.columns.push(ColumnDef { name: name.clone(), data_type: data_type.clone(), key: false, header: None });
+    }
+    source.statement = text.to_string();
+    Ok(source)
+}
+
 fn check_replace(
     kind: SourceKind,
     name: &str,

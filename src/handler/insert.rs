@@ -122,11 +122,17 @@ fn build(stream: &SourceDef, insert: &InsertValues) -> Result<Inserted> {
     if !headers.is_empty() {
         return Err(SluiceError::Plan(format!("Cannot insert into HEADER columns: {}", headers.join(", "))));
     }
+    // ksqlDB refuses these while it prepares the statement, and says so.
     if names.len() != insert.values.len() {
         return Err(SluiceError::Plan(format!(
-            "Expected number columns and values to match: {}, {}",
+            "Failed to prepare statement: Expected number columns and values to match: {}, {}",
             names.len(),
             insert.values.len()
+        )));
+    }
+    if let Some(qualifier) = insert.values.iter().find_map(qualifier) {
+        return Err(SluiceError::Plan(format!(
+            "Failed to prepare statement: '{qualifier}' is not a valid stream/table name or alias."
         )));
     }
     let mut ctx = SessionContext::new();
@@ -195,6 +201,22 @@ fn record_of(stream: &SourceDef, named: Vec<(String, ArrayRef)>) -> Result<Inser
         value: present.then_some(value),
         timestamp,
     })
+}
+
+/// The qualifier of the first qualified column `expr` reads (`FOO` of `foo.bar`): a value
+/// reads no source.
+fn qualifier(expr: &Expr) -> Option<String> {
+    let mut found = None;
+    let _ = sqlparser::ast::visit_expressions(expr, |e| {
+        if let Expr::CompoundIdentifier(parts) = e
+            && let Some(first) = parts.first()
+        {
+            found = Some(crate::parser::normalize_ident(first));
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    found
 }
 
 /// Evaluates a value's expression (no column may be named) to a one-row array.

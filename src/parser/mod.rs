@@ -5,6 +5,7 @@
 //! expression are handed to sqlparser. Words that are not sqlparser keywords are matched by value.
 
 mod admin;
+mod alter;
 mod casts;
 mod connector;
 mod cursor;
@@ -29,6 +30,7 @@ pub use admin::{
     DefineVariable, Describe, DescribeTarget, Explain, Print, QueryAction, QueryControl, QueryTarget, SetProperty, Show,
     ShowKind, UndefineVariable, UnsetProperty,
 };
+pub use alter::AlterSource;
 pub use connector::{ConnectorKind, CreateConnector, DescribeConnector, DropConnector};
 pub use casts::{KSQL_CAST, parse_column_type};
 pub use cursor::Cursor;
@@ -65,6 +67,7 @@ pub enum Statement {
     DescribeConnector(DescribeConnector),
     CreateType(CreateType),
     DropType(DropType),
+    AlterSource(AlterSource),
 }
 
 impl fmt::Display for Statement {
@@ -90,6 +93,7 @@ impl fmt::Display for Statement {
             Statement::DescribeConnector(s) => s.fmt(f),
             Statement::CreateType(s) => s.fmt(f),
             Statement::DropType(s) => s.fmt(f),
+            Statement::AlterSource(s) => s.fmt(f),
         }
     }
 }
@@ -239,11 +243,10 @@ impl KsqlParser {
             "UNSET" => admin::parse_unset(cursor),
             "DEFINE" => admin::parse_define(cursor),
             "UNDEFINE" => admin::parse_undefine(cursor),
-            "ALTER" | "ASSERT" => {
-                Err(SluiceError::NotImplemented(format!("{word} statements")))
-            }
+            "ALTER" => alter::parse_alter(cursor),
+            "ASSERT" => Err(SluiceError::NotImplemented("ASSERT statements".into())),
             _ => Err(cursor.error(
-                "a statement such as CREATE, SELECT, INSERT, SHOW, DESCRIBE, EXPLAIN, DROP, TERMINATE, PAUSE, RESUME, PRINT, SET or DEFINE",
+                "a statement such as CREATE, SELECT, INSERT, SHOW, DESCRIBE, EXPLAIN, DROP, ALTER, TERMINATE, PAUSE, RESUME, PRINT, SET or DEFINE",
             )),
         }
     }

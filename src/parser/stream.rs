@@ -377,7 +377,7 @@ pub(super) fn parse_create(cursor: &mut Cursor) -> Result<Statement> {
 }
 
 /// `STREAM` or `TABLE`; anything else is a syntax error saying `expected`.
-fn parse_kind(cursor: &mut Cursor, expected: &str) -> Result<SourceKind> {
+pub(super) fn parse_kind(cursor: &mut Cursor, expected: &str) -> Result<SourceKind> {
     if cursor.eat_word("STREAM") {
         Ok(SourceKind::Stream)
     } else if cursor.eat_word("TABLE") {

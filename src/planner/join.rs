@@ -289,7 +289,7 @@ impl Joins {
     pub fn expand_star(&self, only: Option<&str>) -> Result<Vec<SelectItem>> {
         let sides: Vec<&JoinSide> = self.sides.iter().filter(|s| only.is_none_or(|q| s.qualifier == q)).collect();
         if let (Some(qualifier), []) = (only, sides.as_slice()) {
-            return Err(SluiceError::Plan(format!("'{qualifier}' is not a valid stream/table name or alias.")));
+            return Err(SluiceError::Plan(format!("Failed to prepare statement: '{qualifier}' is not a valid stream/table name or alias.")));
         }
         Ok(sides
             .into_iter()
@@ -573,6 +573,9 @@ fn check_windows(before: &[JoinSide], clause: &JoinClause) -> Result<()> {
                     l.type_name, r.type_name
                 )));
             }
+            if clause.foreign_key() {
+                return Err(SluiceError::Plan("Foreign-key table-table joins are not supported on windowed tables.".into()));
+            }
             if !clause.joins_both_keys() || l.size_ms != r.size_ms {
                 return Err(SluiceError::Plan(
                     "Implicit repartitioning of windowed sources is not supported. See https://github.com/confluentinc/ksql/issues/4385.".into(),
@@ -744,7 +747,7 @@ fn resolve_column(expr: &Expr, sides: &[&JoinSide]) -> Result<Option<(usize, Exp
             let side = sides
                 .iter()
                 .position(|s| s.qualifier == *qualifier)
-                .ok_or_else(|| SluiceError::Plan(format!("'{qualifier}' is not a valid stream/table name or alias.")))?;
+                .ok_or_else(|| SluiceError::Plan(format!("Failed to prepare statement: '{qualifier}' is not a valid stream/table name or alias.")))?;
             if !sides[side].has_column(&column) {
                 return Err(SluiceError::Plan(format!("JOIN ON column '{qualifier}.{column}' cannot be resolved.")));
             }
@@ -799,6 +802,8 @@ pub fn display(expr: &Expr) -> String {
     let mut plain = expr.clone();
     let _ = visit_expressions_mut(&mut plain, |e| {
         match e {
+            // ksqlDB prints a NULL literal in lower case.
+            Expr::Value(value) if value.value == sqlparser::ast::Value::Null => *e = Expr::Identifier(Ident::new("null")),
             Expr::Identifier(ident) => *ident = Ident::new(normalize_ident(ident)),
             Expr::CompoundIdentifier(parts) => {
                 for ident in parts.iter_mut() {

@@ -21,7 +21,17 @@ use crate::{
 pub fn check(plan: &LogicalPlan) -> Result<()> {
     let joined = plan.exists(|node| Ok(matches!(node, LogicalPlan::Join(_)))).unwrap_or(false);
     let mut failure = None;
+    let mut outermost = true;
     let _ = plan.apply(|node| {
+        // A projected column typed NULL is refused once its expressions pass their own checks.
+        if let LogicalPlan::Projection(projection) = node
+            && std::mem::take(&mut outermost)
+            && projection.expr.iter().all(|e| check_comparisons(e, projection.input.schema(), &Printer { joined, aggregate: None }).is_ok())
+            && let Err(refusal) = check_projected_types(&projection.expr, projection.input.schema())
+        {
+            failure = Some(refusal);
+            return Ok(TreeNodeRecursion::Stop);
+        }
         let outcome = match node {
             LogicalPlan::Filter(filter) => {
                 let (clause, aggregate) = match filter.input.as_ref() {
@@ -58,7 +68,9 @@ pub fn check(plan: &LogicalPlan) -> Result<()> {
 
 /// A filter's refusal, naming its clause (`WHERE` or `HAVING`) as ksqlDB does.
 fn check_filter(clause: &str, predicate: &Expr, schema: &DFSchema, printer: &Printer) -> std::result::Result<(), String> {
-    check_comparisons(predicate, schema, printer).map_err(|message| format!("Error in {clause} expression: {message}"))?;
+    // ksqlDB's REST answer names the whole filter after the reason, as its `Statement`.
+    check_comparisons(predicate, schema, printer)
+        .map_err(|message| format!("Error in {clause} expression: {message}\nStatement: {}", printer.text(predicate)))?;
     match type_of(predicate, schema) {
         Some(SqlType::Boolean) | None => Ok(()),
         Some(other) => Err(format!(
@@ -74,21 +86,102 @@ pub fn where_not_boolean(predicate: &Expr, schema: &DFSchema) -> Option<SluiceEr
     check_filter("WHERE", predicate, schema, &Printer { joined: false, aggregate: None }).err().map(SluiceError::Plan)
 }
 
-/// The first comparison in `expr` of types ksqlDB cannot compare.
+/// The first comparison in `expr` of types ksqlDB cannot compare, or with a bare `NULL`, or
+/// arithmetic on a bare `NULL`, or a `CASE` all of whose results are bare `NULL`s (ksqlDB types
+/// a `NULL` literal nothing: it must be cast).
 fn check_comparisons(expr: &Expr, schema: &DFSchema, printer: &Printer) -> std::result::Result<(), String> {
     let mut failure = None;
     let _ = expr.apply(|e| {
-        if let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e
-            && let Some(name) = comparison_name(*op)
-            && let (Some(l), Some(r)) = (type_of(left, schema), type_of(right, schema))
-            && !comparable(&l, *op, &r)
+        if let Expr::Case(case) = e
+            && case.when_then_expr.iter().all(|(_, then)| is_null(then, schema))
+            && case.else_expr.as_ref().is_none_or(|otherwise| is_null(otherwise, schema))
         {
-            failure = Some(format!("Cannot compare {} ({l}) to {} ({r}) with {name}.", printer.text(left), printer.text(right)));
+            failure = Some("Invalid Case expression. All case branches have NULL type".to_string());
             return Ok(TreeNodeRecursion::Stop);
         }
-        Ok(TreeNodeRecursion::Continue)
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else { return Ok(TreeNodeRecursion::Continue) };
+        let refusal = if let Some(name) = comparison_name(*op) {
+            match (type_of(left, schema), type_of(right, schema)) {
+                (Some(l), Some(r)) if !comparable(&l, *op, &r) => {
+                    Some(format!("Cannot compare {} ({l}) to {} ({r}) with {name}.", printer.text(left), printer.text(right)))
+                }
+                (l, r) if is_null(left, schema) || is_null(right, schema) => Some(format!(
+                    "Comparison with NULL not supported: {} {} {}\nUse 'IS NULL' or 'IS NOT NULL' instead.",
+                    l.as_ref().map_or("NULL", base_type),
+                    symbol(*op),
+                    r.as_ref().map_or("NULL", base_type)
+                )),
+                _ => None,
+            }
+        } else if is_arithmetic(*op) && (is_null(left, schema) || is_null(right, schema)) {
+            let name = |side: &Expr| type_of(side, schema).map_or("null".to_string(), |t| t.to_string());
+            Some(format!(
+                "Error processing expression: {}. Arithmetic on types {} and {} are not supported.",
+                printer.text(e),
+                name(left),
+                name(right)
+            ))
+        } else {
+            None
+        };
+        match refusal {
+            Some(refusal) => {
+                failure = Some(refusal);
+                Ok(TreeNodeRecursion::Stop)
+            }
+            None => Ok(TreeNodeRecursion::Continue),
+        }
     });
     failure.map_or(Ok(()), Err)
+}
+
+/// Whether `expr` is typed NULL: a `NULL` literal no cast gave a type.
+fn is_null(expr: &Expr, schema: &DFSchema) -> bool {
+    expr.get_type(schema).is_ok_and(|t| t == arrow::datatypes::DataType::Null)
+}
+
+/// An operator as ksqlDB prints it.
+fn symbol(op: Operator) -> String {
+    match op {
+        Operator::NotEq => "<>".into(),
+        Operator::IsDistinctFrom => "IS DISTINCT FROM".into(),
+        Operator::IsNotDistinctFrom => "IS NOT DISTINCT FROM".into(),
+        other => other.to_string(),
+    }
+}
+
+fn is_arithmetic(op: Operator) -> bool {
+    matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide | Operator::Modulo)
+}
+
+/// ksqlDB's base type name of `data_type` (`DECIMAL` without its precision, `ARRAY` without its
+/// element type).
+fn base_type(data_type: &SqlType) -> &'static str {
+    match data_type {
+        SqlType::Boolean => "BOOLEAN",
+        SqlType::Integer => "INTEGER",
+        SqlType::Bigint => "BIGINT",
+        SqlType::Double => "DOUBLE",
+        SqlType::Decimal { .. } => "DECIMAL",
+        SqlType::String => "STRING",
+        SqlType::Bytes => "BYTES",
+        SqlType::Timestamp => "TIMESTAMP",
+        SqlType::Date => "DATE",
+        SqlType::Time => "TIME",
+        SqlType::Array(_) => "ARRAY",
+        SqlType::Map(_) => "MAP",
+        SqlType::Struct(_) => "STRUCT",
+    }
+}
+
+/// ksqlDB's refusal of a projected column typed NULL (a bare `NULL` selected).
+fn check_projected_types(exprs: &[Expr], schema: &DFSchema) -> Result<()> {
+    match exprs.iter().any(|e| is_null(e, schema)) {
+        true => Err(SluiceError::Plan(
+            "Can't infer a type of null. Please explicitly cast it to a required type, e.g. CAST(null AS VARCHAR).".into(),
+        )),
+        false => Ok(()),
+    }
 }
 
 /// The type of `expr`, unless it is NULL or DataFusion cannot tell it yet.
@@ -179,7 +272,7 @@ impl Printer<'_> {
             }
             Expr::Literal(value, _) => literal(value),
             Expr::Alias(alias) => self.text(&alias.expr),
-            Expr::BinaryExpr(BinaryExpr { left, op, right }) => format!("({} {op} {})", self.text(left), self.text(right)),
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => format!("({} {} {})", self.text(left), symbol(*op), self.text(right)),
             Expr::Not(inner) => format!("(NOT {})", self.text(inner)),
             Expr::Negative(inner) => format!("-{}", self.text(inner)),
             Expr::ScalarFunction(call) => match call.name() {
@@ -223,6 +316,10 @@ impl Printer<'_> {
                 [Expr::Literal(..)] if call.func.name() == "count" => "COUNT(*)".to_string(),
                 args => format!("{}({})", call.func.name().to_uppercase(), self.list(args)),
             },
+            // An integer literal typed INTEGER, as ksqlDB types one that fits, prints bare.
+            Expr::Cast(cast) if matches!(cast.expr.as_ref(), Expr::Literal(ScalarValue::Int64(Some(_)), _)) && cast.field.data_type() == &arrow::datatypes::DataType::Int32 => {
+                self.text(&cast.expr)
+            }
             Expr::Cast(cast) => match SqlType::from_arrow(cast.field.data_type()) {
                 Ok(to) => format!("CAST({} AS {to})", self.text(&cast.expr)),
                 Err(_) => expr.to_string(),

@@ -352,6 +352,9 @@ impl QueryManager {
         bounded: bool,
     ) -> Result<ScanHandle> {
         plan.forwards_value = false;
+        // A push query shows a table's changes as they come: a row its filter drops is left
+        // out, not written as a tombstone (no earlier output of the key needs taking back).
+        plan.changelog = false;
         let (start, until) = if bounded {
             let (earliest, latest) = self.plan_bounds(&plan)?;
             (earliest, Some(latest))

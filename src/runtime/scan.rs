@@ -931,6 +931,7 @@ impl Scan {
                     _ => true,
                 });
             }
+            rows.retain(|row| query.sink.shows(row));
             if let Some(limit) = query.plan.limit {
                 rows.truncate(limit.saturating_sub(query.emitted) as usize);
             }
@@ -1195,7 +1196,7 @@ mod tests {
         let scan = ScanHandle::spawn(&stream.topic, decoder, Box::new(source), cluster, None, runtime).unwrap();
         let (rows, mut received) = tokio_mpsc::channel(16);
         let status = Arc::new(QueryStatus::new("push", processing_log));
-        let sink = QuerySink::Rows(RowsSink { sender: rows, key_outputs: Vec::new() });
+        let sink = QuerySink::Rows(RowsSink { sender: rows, key_outputs: Vec::new(), tombstones: false });
         let query = ScanQuery::new("push", plan, sink, status, BTreeMap::from([(0, 0)]), None).unwrap();
         scan.add(query);
 

@@ -61,6 +61,9 @@ pub struct RowsSink {
     pub sender: mpsc::Sender<PushRow>,
     /// For each output column, whether it is a key column: a tombstone keeps only those.
     pub key_outputs: Vec<bool>,
+    /// Whether a row without value is shown, as a tombstone: it is in a table's changes; a
+    /// stream's record without value is no row.
+    pub tombstones: bool,
 }
 
 /// One row of a push or pull query: its columns as a JSON array.
@@ -166,6 +169,15 @@ impl QuerySink {
             QuerySink::Table(table) => table.progress.advance(positions),
             QuerySink::Versions(table) => table.progress.advance(positions),
             QuerySink::Topic(_) | QuerySink::Rows(_) => {}
+        }
+    }
+
+    /// Whether `row` is output at all: a push query over a stream shows no record without
+    /// value.
+    pub fn shows(&self, row: &OutputRow<'_>) -> bool {
+        match self {
+            QuerySink::Rows(sink) => sink.tombstones || !row.tombstone,
+            _ => true,
         }
     }
 

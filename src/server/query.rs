@@ -195,6 +195,7 @@ async fn run(state: AppState, sql: &str, properties: BTreeMap<String, String>, l
     let sink = QuerySink::Rows(RowsSink {
         sender,
         key_outputs: plan.key_outputs.clone(),
+        tombstones: plan.source.is_table() || plan.aggregation.is_some(),
     });
     let scan = if pulls_table {
         let table_name = plan.source.name.clone();

@@ -594,8 +594,6 @@ fn template_columns(template: &TopicTemplate, plan: &ContinuousPlan) -> Result<V
         .collect()
 }
 
-/// Whether a CREATE of `kind` named `name` may go ahead given the source of that name, if any:
-/// ksqlDB's refusals of a name taken, of a kind changed, and of replacing a read-only source.
 /// The source `alter` names with its new value columns after its others, or ksqlDB's refusal:
 /// a source it does not name, of the other kind, a `CREATE SOURCE` or `CREATE … AS SELECT`
 /// one, or a column whose name is taken or reserved. Its statement becomes `text`, as ksqlDB's
@@ -638,6 +636,8 @@ fn altered(engine: &Engine, alter: &AlterSource, text: &str) -> Result<SourceDef
     Ok(source)
 }
 
+/// Whether a CREATE of `kind` named `name` may go ahead given the source of that name, if any:
+/// ksqlDB's refusals of a name taken, of a kind changed, and of replacing a read-only source.
 fn check_replace(
     kind: SourceKind,
     name: &str,
